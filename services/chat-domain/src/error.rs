@@ -1,0 +1,173 @@
+//! Error and close codes of the protocol, stable strings and numbers that clients branch on.
+
+use serde::Serialize;
+
+/// A stable, machine-readable error code. The same codes appear in websocket `error`
+/// frames, in HTTP JSON error bodies and (mapped) as gRPC statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not a JSON object, or a field has the wrong JSON type.
+    InvalidJson,
+    /// The frame's `type` is not one the protocol knows.
+    UnknownType,
+    /// A required field is absent.
+    MissingField,
+    /// The room name breaks the naming rules.
+    InvalidRoom,
+    /// The message text is empty, too long or holds forbidden characters.
+    InvalidText,
+    /// The `client_msg_id` breaks its rules.
+    InvalidClientMsgId,
+    /// A display name breaks its rules.
+    InvalidName,
+    /// A request parameter (limit, cursor …) is out of range.
+    InvalidArgument,
+    /// Binary websocket frames are not part of the protocol.
+    BinaryFrame,
+    /// The connection is already in as many rooms as allowed.
+    TooManyRooms,
+    /// The frame names a room this connection has not joined.
+    NotJoined,
+    /// The connection has already joined this room.
+    AlreadyJoined,
+    /// The room does not exist.
+    NotFound,
+    /// No valid session: log in or create a session first.
+    Unauthorized,
+    /// The request came from an origin that is not allowed.
+    Forbidden,
+    /// Too many requests; slow down.
+    RateLimited,
+    /// A dependency (database, message service) is down; retry later. Nothing was stored.
+    Unavailable,
+    /// An unexpected server error. Details are in the server log, never in the reply.
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::UnknownType => "unknown_type",
+            Self::MissingField => "missing_field",
+            Self::InvalidRoom => "invalid_room",
+            Self::InvalidText => "invalid_text",
+            Self::InvalidClientMsgId => "invalid_client_msg_id",
+            Self::InvalidName => "invalid_name",
+            Self::InvalidArgument => "invalid_argument",
+            Self::BinaryFrame => "binary_frame",
+            Self::TooManyRooms => "too_many_rooms",
+            Self::NotJoined => "not_joined",
+            Self::AlreadyJoined => "already_joined",
+            Self::NotFound => "not_found",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// Parses a code from its wire string, as sent across gRPC status details.
+    pub fn from_wire(s: &str) -> Option<Self> {
+        ALL_CODES.iter().copied().find(|c| c.as_str() == s)
+    }
+
+    /// The HTTP status the JSON API answers with for this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidJson
+            | Self::UnknownType
+            | Self::MissingField
+            | Self::InvalidRoom
+            | Self::InvalidText
+            | Self::InvalidClientMsgId
+            | Self::InvalidName
+            | Self::InvalidArgument
+            | Self::BinaryFrame
+            | Self::TooManyRooms
+            | Self::NotJoined
+            | Self::AlreadyJoined => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::RateLimited => 429,
+            Self::Unavailable => 503,
+            Self::Internal => 500,
+        }
+    }
+}
+
+const ALL_CODES: [ErrorCode; 18] = [
+    ErrorCode::InvalidJson,
+    ErrorCode::UnknownType,
+    ErrorCode::MissingField,
+    ErrorCode::InvalidRoom,
+    ErrorCode::InvalidText,
+    ErrorCode::InvalidClientMsgId,
+    ErrorCode::InvalidName,
+    ErrorCode::InvalidArgument,
+    ErrorCode::BinaryFrame,
+    ErrorCode::TooManyRooms,
+    ErrorCode::NotJoined,
+    ErrorCode::AlreadyJoined,
+    ErrorCode::NotFound,
+    ErrorCode::Unauthorized,
+    ErrorCode::Forbidden,
+    ErrorCode::RateLimited,
+    ErrorCode::Unavailable,
+    ErrorCode::Internal,
+];
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Websocket close codes the server uses. Standard codes where one fits, 4xxx otherwise.
+/// `docs/protocol.md` documents each one and what a client should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum CloseCode {
+    /// The server is shutting down or draining: reconnect (to another gateway) and resume.
+    ServiceRestart = 1012,
+    /// A frame exceeded the maximum frame size.
+    MessageTooBig = 1009,
+    /// The connection could not keep up: its outbound queue filled. Reconnect and resume
+    /// with `since_seq`.
+    SlowConsumer = 4008,
+    /// The session expired or was revoked: authenticate again.
+    SessionEnded = 4001,
+}
+
+impl CloseCode {
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::ServiceRestart => "server restarting, reconnect",
+            Self::MessageTooBig => "frame too large",
+            Self::SlowConsumer => "slow consumer, reconnect and resume",
+            Self::SessionEnded => "session ended",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_through_its_wire_string() {
+        for code in ALL_CODES {
+            assert_eq!(ErrorCode::from_wire(code.as_str()), Some(code));
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+        assert_eq!(ErrorCode::from_wire("nope"), None);
+    }
+}
