@@ -1,0 +1,188 @@
+//! The in-process bus of the all-in-one binary: a bounded log in memory with the same
+//! semantics as the Redis Streams bus (ids, readers from their last id, trimming).
+
+use crate::{Bus, BusError, BusEvent, BusItem, BusReader};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// A bounded append-only log. Like a stream trimmed with `MAXLEN`, the oldest entries go
+/// once it is full; a reader that falls that far behind gets [`BusItem::Resync`].
+#[derive(Clone)]
+pub struct InProcessBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    log: Mutex<Log>,
+    /// The id of the newest entry; readers wait on it changing.
+    newest: watch::Sender<u64>,
+}
+
+struct Log {
+    /// Entries with contiguous ids, the first one's id is `first_id`.
+    entries: VecDeque<BusEvent>,
+    first_id: u64,
+    capacity: usize,
+}
+
+impl InProcessBus {
+    pub fn new(capacity: usize) -> Self {
+        let (newest, _) = watch::channel(0);
+        Self {
+            inner: Arc::new(Inner {
+                log: Mutex::new(Log {
+                    entries: VecDeque::with_capacity(capacity.min(4096)),
+                    first_id: 1,
+                    capacity: capacity.max(1),
+                }),
+                newest,
+            }),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Bus for InProcessBus {
+    async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
+        let newest = {
+            let mut log = self.inner.log.lock().expect("bus lock poisoned");
+            for event in events {
+                if log.entries.len() == log.capacity {
+                    log.entries.pop_front();
+                    log.first_id += 1;
+                }
+                log.entries.push_back(event.clone());
+            }
+            log.first_id + log.entries.len() as u64 - 1
+        };
+        self.inner.newest.send_replace(newest);
+        Ok(())
+    }
+
+    async fn subscribe(&self) -> Result<Box<dyn BusReader>, BusError> {
+        let receiver = self.inner.newest.subscribe();
+        let last_id = *receiver.borrow();
+        Ok(Box::new(InProcessReader {
+            inner: self.inner.clone(),
+            receiver,
+            last_id,
+        }))
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+struct InProcessReader {
+    inner: Arc<Inner>,
+    receiver: watch::Receiver<u64>,
+    last_id: u64,
+}
+
+/// At most this many entries per batch, so one reader never holds the lock for long.
+const MAX_BATCH: usize = 1024;
+
+impl InProcessReader {
+    fn take_available(&mut self) -> Vec<BusItem> {
+        let log = self.inner.log.lock().expect("bus lock poisoned");
+        let mut items = Vec::new();
+        let mut next = self.last_id + 1;
+        if next < log.first_id {
+            // Trimmed past our position: entries were lost to this reader.
+            items.push(BusItem::Resync);
+            next = log.first_id;
+        }
+        let start = (next - log.first_id) as usize;
+        items.extend(
+            log.entries
+                .iter()
+                .skip(start)
+                .take(MAX_BATCH)
+                .cloned()
+                .map(BusItem::Event),
+        );
+        let taken = items.iter().filter(|i| matches!(i, BusItem::Event(_))).count() as u64;
+        self.last_id = next + taken - 1;
+        items
+    }
+}
+
+#[async_trait::async_trait]
+impl BusReader for InProcessReader {
+    async fn next_batch(&mut self) -> Vec<BusItem> {
+        loop {
+            // Mark the current value seen before reading, so a publish in between wakes us.
+            self.receiver.borrow_and_update();
+            let items = self.take_available();
+            if !items.is_empty() {
+                return items;
+            }
+            if self.receiver.changed().await.is_err() {
+                // The bus is gone (process shutting down): nothing more will come.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use chat_domain::RoomName;
+
+    fn event(seq: u64) -> BusEvent {
+        BusEvent {
+            room: RoomName::parse("r").unwrap(),
+            seq,
+            payload: Bytes::from(format!("{{\"seq\":{seq}}}")),
+            traceparent: None,
+        }
+    }
+
+    fn seqs(items: &[BusItem]) -> Vec<u64> {
+        items
+            .iter()
+            .filter_map(|i| match i {
+                BusItem::Event(e) => Some(e.seq),
+                BusItem::Resync => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn readers_see_everything_after_they_subscribed_in_order() {
+        let bus = InProcessBus::new(100);
+        bus.publish(&[event(1)]).await.unwrap();
+        let mut a = bus.subscribe().await.unwrap();
+        let mut b = bus.subscribe().await.unwrap();
+        bus.publish(&[event(2), event(3)]).await.unwrap();
+        bus.publish(&[event(4)]).await.unwrap();
+        assert_eq!(seqs(&a.next_batch().await), vec![2, 3, 4]);
+        assert_eq!(seqs(&b.next_batch().await), vec![2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reader_wakes_on_publish() {
+        let bus = InProcessBus::new(100);
+        let mut reader = bus.subscribe().await.unwrap();
+        let waiting = tokio::spawn(async move { reader.next_batch().await });
+        tokio::task::yield_now().await;
+        bus.publish(&[event(1)]).await.unwrap();
+        assert_eq!(seqs(&waiting.await.unwrap()), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn a_reader_trimmed_past_gets_resync_then_what_is_left() {
+        let bus = InProcessBus::new(3);
+        let mut reader = bus.subscribe().await.unwrap();
+        bus.publish(&[event(1), event(2), event(3), event(4), event(5)]).await.unwrap();
+        let items = reader.next_batch().await;
+        assert_eq!(items[0], BusItem::Resync);
+        assert_eq!(seqs(&items), vec![3, 4, 5]);
+        bus.publish(&[event(6)]).await.unwrap();
+        assert_eq!(reader.next_batch().await, vec![BusItem::Event(event(6))]);
+    }
+}

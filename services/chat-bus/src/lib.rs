@@ -1,0 +1,109 @@
+//! The bus: how a committed message gets from the message service that stored it to every
+//! gateway, which then fans it out to its local members of the room.
+//!
+//! # Layout
+//! * [`Bus`] and [`BusReader`]: the one interface, with the semantics both backends keep.
+//! * [`redis_streams`]: sharded Redis Streams, for the scaled topology.
+//! * [`in_process`]: a bounded in-memory log, for the all-in-one binary.
+//!
+//! # Semantics
+//! * Every reader sees every event published after it subscribed, in publish order per
+//!   shard. There are no consumer groups: each gateway needs every entry of its rooms.
+//! * Delivery is at-least-once *towards the gateway's ordering layer*, which drops anything
+//!   it has already delivered by `seq`. The bus never needs to be perfect: when a reader
+//!   may have missed entries (a reconnect, a position trimmed away), it yields
+//!   [`BusItem::Resync`], and the gateway catches its rooms up from the database.
+
+pub mod in_process;
+pub mod redis_streams;
+
+use bytes::Bytes;
+use chat_domain::RoomName;
+
+/// One committed message on its way to the gateways.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusEvent {
+    pub room: RoomName,
+    pub seq: u64,
+    /// The frame exactly as clients receive it, serialized once by the publisher.
+    pub payload: Bytes,
+    /// W3C `traceparent` of the publish, so each gateway's fan-out span links to it.
+    pub traceparent: Option<String>,
+}
+
+/// What a reader yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusItem {
+    Event(BusEvent),
+    /// Entries may have been missed; the consumer must catch up from the database.
+    Resync,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("invalid bus configuration: {0}")]
+    Config(String),
+}
+
+impl BusError {
+    /// Whether retrying later may succeed (the backend is down, not misused).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Redis(e) => e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal(),
+            Self::Config(_) => false,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Appends events in order. On error none, some or all may have been appended; the
+    /// caller retries, and readers drop repeats by `seq`.
+    async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError>;
+
+    /// A reader positioned at the current end of the bus.
+    async fn subscribe(&self) -> Result<Box<dyn BusReader>, BusError>;
+
+    /// Cheap health check for `/readyz`.
+    async fn ping(&self) -> Result<(), BusError>;
+}
+
+#[async_trait::async_trait]
+pub trait BusReader: Send {
+    /// Waits for the next items. Never fails: a broken backend connection is retried
+    /// inside, and yields [`BusItem::Resync`] once it is back. Cancel-safe: dropping the
+    /// future loses nothing that was not yet returned.
+    async fn next_batch(&mut self) -> Vec<BusItem>;
+}
+
+/// The shard of a room's stream. A stable hash (FNV-1a), so that every process agrees.
+pub fn shard_of(room: &RoomName, shards: u32) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in room.as_str().bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % shards.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_stable_and_in_range() {
+        let room = RoomName::parse("lobby").unwrap();
+        assert_eq!(shard_of(&room, 16), shard_of(&room, 16));
+        // Pinned: every process, every version, must put a room on the same shard.
+        assert_eq!(shard_of(&room, 1_000_000), 475_664_083 % 1_000_000);
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..200 {
+            let s = shard_of(&RoomName::parse(&format!("room-{i}")).unwrap(), 8);
+            assert!(s < 8);
+            seen.insert(s);
+        }
+        assert_eq!(seen.len(), 8, "200 rooms should spread over all 8 shards");
+    }
+}

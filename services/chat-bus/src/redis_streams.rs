@@ -1,0 +1,268 @@
+//! The scaled bus: `S` sharded Redis Streams (`{prefix}:events:{shard}`), shard chosen by a
+//! stable hash of the room. Publishers pipeline `XADD … MAXLEN ~ N`; every gateway reads
+//! all shards with one `XREAD BLOCK` from its last seen ids, and after a lost connection
+//! resumes from those same ids.
+
+use crate::{Bus, BusError, BusEvent, BusItem, BusReader, shard_of};
+use bytes::Bytes;
+use chat_domain::RoomName;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::streams::{StreamRangeReply, StreamReadReply};
+use redis::{AsyncConnectionConfig, Client, Value};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct RedisStreamsConfig {
+    pub url: String,
+    /// Prefix of every key, so deployments (and tests) can share one Redis.
+    pub key_prefix: String,
+    /// Number of streams. More shards spread load across a Redis Cluster; one Redis is
+    /// served well by a few.
+    pub shards: u32,
+    /// Approximate length each stream is trimmed to (`MAXLEN ~`). It bounds Redis memory and
+    /// how far behind a gateway may fall before it must resync from the database.
+    pub max_len: u64,
+    /// How long one `XREAD BLOCK` waits before it is issued again.
+    pub block: Duration,
+}
+
+impl RedisStreamsConfig {
+    pub fn new(url: impl Into<String>, key_prefix: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key_prefix: key_prefix.into(),
+            shards: 8,
+            max_len: 100_000,
+            block: Duration::from_secs(2),
+        }
+    }
+
+    fn key(&self, shard: u32) -> String {
+        format!("{}:events:{shard}", self.key_prefix)
+    }
+}
+
+pub struct RedisStreamsBus {
+    config: RedisStreamsConfig,
+    client: Client,
+    /// Reconnects by itself after Redis restarts.
+    publisher: ConnectionManager,
+}
+
+impl RedisStreamsBus {
+    /// Connects the publishing connection. Fails when Redis cannot be reached now.
+    pub async fn connect(config: RedisStreamsConfig) -> Result<Self, BusError> {
+        if config.shards == 0 {
+            return Err(BusError::Config("shards must be at least 1".into()));
+        }
+        let client = Client::open(config.url.as_str())?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(2);
+        let publisher = ConnectionManager::new_with_config(client.clone(), manager_config).await?;
+        Ok(Self {
+            config,
+            client,
+            publisher,
+        })
+    }
+
+    pub fn config(&self) -> &RedisStreamsConfig {
+        &self.config
+    }
+}
+
+#[async_trait::async_trait]
+impl Bus for RedisStreamsBus {
+    async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for event in events {
+            let cmd = pipe
+                .cmd("XADD")
+                .arg(self.config.key(shard_of(&event.room, self.config.shards)))
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.config.max_len)
+                .arg("*")
+                .arg("r")
+                .arg(event.room.as_str())
+                .arg("s")
+                .arg(event.seq)
+                .arg("p")
+                .arg(event.payload.as_ref());
+            if let Some(tp) = &event.traceparent {
+                cmd.arg("t").arg(tp.as_str());
+            }
+            cmd.ignore();
+        }
+        let mut conn = self.publisher.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self) -> Result<Box<dyn BusReader>, BusError> {
+        let keys: Vec<String> = (0..self.config.shards).map(|s| self.config.key(s)).collect();
+        let mut reader = RedisReader {
+            client: self.client.clone(),
+            config: self.config.clone(),
+            conn: None,
+            last_ids: Vec::new(),
+            keys,
+            missed: false,
+        };
+        let mut conn = reader.connect().await?;
+        reader.last_ids = current_ends(&mut conn, &reader.keys).await?;
+        reader.conn = Some(conn);
+        Ok(Box::new(reader))
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        let mut conn = self.publisher.clone();
+        redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+}
+
+/// The id of the newest entry of each stream, `0-0` for one that does not exist yet.
+async fn current_ends(conn: &mut MultiplexedConnection, keys: &[String]) -> Result<Vec<String>, BusError> {
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.cmd("XREVRANGE").arg(key).arg("+").arg("-").arg("COUNT").arg(1);
+    }
+    let replies: Vec<StreamRangeReply> = pipe.query_async(conn).await?;
+    Ok(replies
+        .into_iter()
+        .map(|r| r.ids.into_iter().next().map_or_else(|| "0-0".to_string(), |e| e.id))
+        .collect())
+}
+
+struct RedisReader {
+    client: Client,
+    config: RedisStreamsConfig,
+    /// A connection of its own: `XREAD BLOCK` holds it for the length of the block.
+    conn: Option<MultiplexedConnection>,
+    keys: Vec<String>,
+    /// Last id seen per shard, in `keys` order: where reading resumes.
+    last_ids: Vec<String>,
+    /// The connection broke since the last batch: entries may have been missed.
+    missed: bool,
+}
+
+/// Entries per `XREAD`; bounds one batch's memory.
+const READ_COUNT: usize = 1000;
+
+impl RedisReader {
+    async fn connect(&self) -> Result<MultiplexedConnection, BusError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(self.config.block + Duration::from_secs(5)));
+        let mut conn = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+        // Named so that operators (and tests) can find the readers in CLIENT LIST.
+        redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(format!("{}-reader", self.config.key_prefix.replace(' ', "_")))
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(conn)
+    }
+
+    async fn reconnect(&mut self) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.connect().await {
+                Ok(conn) => {
+                    tracing::info!(prefix = %self.config.key_prefix, "bus reader reconnected to redis");
+                    self.conn = Some(conn);
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "bus reader cannot reach redis");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    fn parse(&mut self, reply: StreamReadReply) -> Vec<BusItem> {
+        let mut items = Vec::new();
+        for stream in reply.keys {
+            let Some(index) = self.keys.iter().position(|k| *k == stream.key) else {
+                continue;
+            };
+            for entry in stream.ids {
+                match parse_entry(&entry.map) {
+                    Some(event) => items.push(BusItem::Event(event)),
+                    None => tracing::warn!(key = %stream.key, id = %entry.id, "skipping malformed bus entry"),
+                }
+                self.last_ids[index] = entry.id;
+            }
+        }
+        items
+    }
+}
+
+fn field_bytes(map: &std::collections::HashMap<String, Value>, name: &str) -> Option<Vec<u8>> {
+    match map.get(name)? {
+        Value::BulkString(bytes) => Some(bytes.clone()),
+        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        _ => None,
+    }
+}
+
+fn parse_entry(map: &std::collections::HashMap<String, Value>) -> Option<BusEvent> {
+    let room = String::from_utf8(field_bytes(map, "r")?).ok()?;
+    let seq = std::str::from_utf8(&field_bytes(map, "s")?).ok()?.parse().ok()?;
+    let payload = Bytes::from(field_bytes(map, "p")?);
+    let traceparent = field_bytes(map, "t").and_then(|t| String::from_utf8(t).ok());
+    Some(BusEvent {
+        room: RoomName::parse(&room).ok()?,
+        seq,
+        payload,
+        traceparent,
+    })
+}
+
+#[async_trait::async_trait]
+impl BusReader for RedisReader {
+    async fn next_batch(&mut self) -> Vec<BusItem> {
+        loop {
+            if self.conn.is_none() {
+                self.reconnect().await;
+            }
+            if self.missed {
+                self.missed = false;
+                return vec![BusItem::Resync];
+            }
+            let conn = self.conn.as_mut().expect("connected above");
+            let result = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(READ_COUNT)
+                .arg("BLOCK")
+                .arg(self.config.block.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(&self.keys)
+                .arg(&self.last_ids)
+                .query_async::<Option<StreamReadReply>>(conn)
+                .await;
+            match result {
+                Ok(Some(reply)) => {
+                    let items = self.parse(reply);
+                    if !items.is_empty() {
+                        return items;
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "bus reader lost its redis connection");
+                    self.conn = None;
+                    self.missed = true;
+                }
+            }
+        }
+    }
+}
