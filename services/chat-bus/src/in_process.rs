@@ -103,7 +103,10 @@ impl InProcessReader {
                 .cloned()
                 .map(BusItem::Event),
         );
-        let taken = items.iter().filter(|i| matches!(i, BusItem::Event(_))).count() as u64;
+        let taken = items
+            .iter()
+            .filter(|i| matches!(i, BusItem::Event(_)))
+            .count() as u64;
         self.last_id = next + taken - 1;
         items
     }
@@ -178,7 +181,9 @@ mod tests {
     async fn a_reader_trimmed_past_gets_resync_then_what_is_left() {
         let bus = InProcessBus::new(3);
         let mut reader = bus.subscribe().await.unwrap();
-        bus.publish(&[event(1), event(2), event(3), event(4), event(5)]).await.unwrap();
+        bus.publish(&[event(1), event(2), event(3), event(4), event(5)])
+            .await
+            .unwrap();
         let items = reader.next_batch().await;
         assert_eq!(items[0], BusItem::Resync);
         assert_eq!(seqs(&items), vec![3, 4, 5]);

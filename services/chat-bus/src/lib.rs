@@ -51,7 +51,12 @@ impl BusError {
     /// Whether retrying later may succeed (the backend is down, not misused).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Redis(e) => e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal(),
+            Self::Redis(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+            }
             Self::Config(_) => false,
         }
     }

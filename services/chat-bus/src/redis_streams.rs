@@ -11,7 +11,7 @@ use redis::streams::{StreamRangeReply, StreamReadReply};
 use redis::{AsyncConnectionConfig, Client, Value};
 use std::time::Duration;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct RedisStreamsConfig {
     pub url: String,
     /// Prefix of every key, so deployments (and tests) can share one Redis.
@@ -22,8 +22,8 @@ pub struct RedisStreamsConfig {
     /// Approximate length each stream is trimmed to (`MAXLEN ~`). It bounds Redis memory and
     /// how far behind a gateway may fall before it must resync from the database.
     pub max_len: u64,
-    /// How long one `XREAD BLOCK` waits before it is issued again.
-    pub block: Duration,
+    /// How long one `XREAD BLOCK` waits, in milliseconds, before it is issued again.
+    pub block_ms: u64,
 }
 
 impl RedisStreamsConfig {
@@ -33,8 +33,12 @@ impl RedisStreamsConfig {
             key_prefix: key_prefix.into(),
             shards: 8,
             max_len: 100_000,
-            block: Duration::from_secs(2),
+            block_ms: 2000,
         }
+    }
+
+    fn block(&self) -> Duration {
+        Duration::from_millis(self.block_ms)
     }
 
     fn key(&self, shard: u32) -> String {
@@ -105,7 +109,9 @@ impl Bus for RedisStreamsBus {
     }
 
     async fn subscribe(&self) -> Result<Box<dyn BusReader>, BusError> {
-        let keys: Vec<String> = (0..self.config.shards).map(|s| self.config.key(s)).collect();
+        let keys: Vec<String> = (0..self.config.shards)
+            .map(|s| self.config.key(s))
+            .collect();
         let mut reader = RedisReader {
             client: self.client.clone(),
             config: self.config.clone(),
@@ -128,15 +134,28 @@ impl Bus for RedisStreamsBus {
 }
 
 /// The id of the newest entry of each stream, `0-0` for one that does not exist yet.
-async fn current_ends(conn: &mut MultiplexedConnection, keys: &[String]) -> Result<Vec<String>, BusError> {
+async fn current_ends(
+    conn: &mut MultiplexedConnection,
+    keys: &[String],
+) -> Result<Vec<String>, BusError> {
     let mut pipe = redis::pipe();
     for key in keys {
-        pipe.cmd("XREVRANGE").arg(key).arg("+").arg("-").arg("COUNT").arg(1);
+        pipe.cmd("XREVRANGE")
+            .arg(key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
     }
     let replies: Vec<StreamRangeReply> = pipe.query_async(conn).await?;
     Ok(replies
         .into_iter()
-        .map(|r| r.ids.into_iter().next().map_or_else(|| "0-0".to_string(), |e| e.id))
+        .map(|r| {
+            r.ids
+                .into_iter()
+                .next()
+                .map_or_else(|| "0-0".to_string(), |e| e.id)
+        })
         .collect())
 }
 
@@ -159,12 +178,18 @@ impl RedisReader {
     async fn connect(&self) -> Result<MultiplexedConnection, BusError> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(self.config.block + Duration::from_secs(5)));
-        let mut conn = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+            .set_response_timeout(Some(self.config.block() + Duration::from_secs(5)));
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
         // Named so that operators (and tests) can find the readers in CLIENT LIST.
         redis::cmd("CLIENT")
             .arg("SETNAME")
-            .arg(format!("{}-reader", self.config.key_prefix.replace(' ', "_")))
+            .arg(format!(
+                "{}-reader",
+                self.config.key_prefix.replace(' ', "_")
+            ))
             .query_async::<()>(&mut conn)
             .await?;
         Ok(conn)
@@ -197,7 +222,9 @@ impl RedisReader {
             for entry in stream.ids {
                 match parse_entry(&entry.map) {
                     Some(event) => items.push(BusItem::Event(event)),
-                    None => tracing::warn!(key = %stream.key, id = %entry.id, "skipping malformed bus entry"),
+                    None => {
+                        tracing::warn!(key = %stream.key, id = %entry.id, "skipping malformed bus entry")
+                    }
                 }
                 self.last_ids[index] = entry.id;
             }
@@ -216,7 +243,10 @@ fn field_bytes(map: &std::collections::HashMap<String, Value>, name: &str) -> Op
 
 fn parse_entry(map: &std::collections::HashMap<String, Value>) -> Option<BusEvent> {
     let room = String::from_utf8(field_bytes(map, "r")?).ok()?;
-    let seq = std::str::from_utf8(&field_bytes(map, "s")?).ok()?.parse().ok()?;
+    let seq = std::str::from_utf8(&field_bytes(map, "s")?)
+        .ok()?
+        .parse()
+        .ok()?;
     let payload = Bytes::from(field_bytes(map, "p")?);
     let traceparent = field_bytes(map, "t").and_then(|t| String::from_utf8(t).ok());
     Some(BusEvent {
@@ -243,7 +273,7 @@ impl BusReader for RedisReader {
                 .arg("COUNT")
                 .arg(READ_COUNT)
                 .arg("BLOCK")
-                .arg(self.config.block.as_millis() as u64)
+                .arg(self.config.block_ms)
                 .arg("STREAMS")
                 .arg(&self.keys)
                 .arg(&self.last_ids)

@@ -12,9 +12,12 @@ fn redis_url() -> String {
 }
 
 fn config() -> RedisStreamsConfig {
-    let mut config = RedisStreamsConfig::new(redis_url(), format!("test-{}", uuid::Uuid::new_v4().simple()));
+    let mut config = RedisStreamsConfig::new(
+        redis_url(),
+        format!("test-{}", uuid::Uuid::new_v4().simple()),
+    );
     config.shards = 4;
-    config.block = Duration::from_millis(200);
+    config.block_ms = 200;
     config
 }
 
@@ -23,7 +26,9 @@ fn event(room: &str, seq: u64) -> BusEvent {
         room: RoomName::parse(room).unwrap(),
         seq,
         payload: Bytes::from(format!("{{\"room\":\"{room}\",\"seq\":{seq}}}")),
-        traceparent: (seq % 2 == 0).then(|| format!("00-{:032x}-{:016x}-01", seq, seq)),
+        traceparent: seq
+            .is_multiple_of(2)
+            .then(|| format!("00-{:032x}-{:016x}-01", seq, seq)),
     }
 }
 
@@ -65,11 +70,20 @@ async fn every_reader_gets_every_event_with_per_room_order_and_intact_fields() {
         let (events, resyncs) = read_events(reader, published.len()).await;
         assert_eq!(resyncs, 0);
         assert_eq!(events.len(), published.len(), "no event lost or repeated");
-        assert!(events.iter().all(|e| e.room.as_str() != "before"), "subscribed at the end");
+        assert!(
+            events.iter().all(|e| e.room.as_str() != "before"),
+            "subscribed at the end"
+        );
         for room in ["alpha", "beta", "gamma", "delta", "epsilon"] {
             let mine: Vec<&BusEvent> = events.iter().filter(|e| e.room.as_str() == room).collect();
-            let expected: Vec<&BusEvent> = published.iter().filter(|e| e.room.as_str() == room).collect();
-            assert_eq!(mine, expected, "room {room} in publish order with payload and traceparent");
+            let expected: Vec<&BusEvent> = published
+                .iter()
+                .filter(|e| e.room.as_str() == room)
+                .collect();
+            assert_eq!(
+                mine, expected,
+                "room {room} in publish order with payload and traceparent"
+            );
         }
     }
 }
@@ -98,15 +112,24 @@ async fn a_reader_resumes_from_its_last_id_after_its_connection_is_killed() {
         .await
         .unwrap();
     assert_eq!(killed, 1);
-    bus.publish(&[event("room", 2), event("room", 3)]).await.unwrap();
+    bus.publish(&[event("room", 2), event("room", 3)])
+        .await
+        .unwrap();
 
     let (events, resyncs) = read_events(&mut reader, 2).await;
-    assert_eq!(resyncs, 1, "a reconnect is reported so the gateway can catch up");
+    assert_eq!(
+        resyncs, 1,
+        "a reconnect is reported so the gateway can catch up"
+    );
     assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
 }
 
 async fn reader_client_id(admin: &mut redis::aio::MultiplexedConnection, name: &str) -> i64 {
-    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(admin).await.unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(admin)
+        .await
+        .unwrap();
     list.lines()
         .find(|line| line.split(' ').any(|f| f == format!("name={name}")))
         .and_then(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
@@ -132,7 +155,10 @@ async fn streams_are_trimmed_to_about_max_len() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(len < 500, "stream of 2000 entries trimmed near 100, got {len}");
+    assert!(
+        len < 500,
+        "stream of 2000 entries trimmed near 100, got {len}"
+    );
     let _: () = redis::cmd("DEL")
         .arg(format!("{}:events:0", config.key_prefix))
         .query_async(&mut conn)

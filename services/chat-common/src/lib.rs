@@ -1,0 +1,13 @@
+//! What every Super Channels service shares.
+//!
+//! # Layout
+//! * [`settings`]: layered configuration (built-in defaults, an optional file, environment
+//!   variables), with errors that name the offending key.
+//! * [`telemetry`]: log setup, text for people and JSON for machines.
+//! * [`shutdown`]: one cancellation token driven by ctrl-c and SIGTERM.
+//! * [`ops`]: `/healthz`, `/readyz` and `/metrics`, the same on every service.
+
+pub mod ops;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;

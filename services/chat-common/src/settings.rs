@@ -1,0 +1,122 @@
+//! Layered configuration with the `config` crate: built-in defaults, then an optional file,
+//! then environment variables `SC_<KEY>`, with `__` between nested keys
+//! (`SC_DATABASE__URL`). Later layers win. `docs/configuration.md` lists every key.
+
+use config::{Config, Environment, File, FileFormat};
+use serde::de::DeserializeOwned;
+use std::path::Path;
+
+/// The environment variable prefix of every service.
+pub const ENV_PREFIX: &str = "SC";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A missing file, bad syntax, or a value of the wrong type; the message names the key.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] config::ConfigError),
+    /// A value of the right type that breaks a rule.
+    #[error("invalid configuration: `{key}` {problem}")]
+    Rule { key: &'static str, problem: String },
+}
+
+/// Loads settings from `defaults` (TOML), the optional `file`, and the environment.
+pub fn load<T: DeserializeOwned>(defaults: &str, file: Option<&Path>) -> Result<T, SettingsError> {
+    load_with_env(defaults, file, std::env::vars())
+}
+
+/// [`load`] with an explicit environment, so tests need not touch the process's own.
+pub fn load_with_env<T: DeserializeOwned>(
+    defaults: &str,
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, SettingsError> {
+    let mut builder = Config::builder().add_source(File::from_str(defaults, FileFormat::Toml));
+    if let Some(file) = file {
+        builder = builder.add_source(File::from(file).required(true));
+    }
+    let env = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("SC_"))
+        .collect();
+    builder = builder.add_source(
+        Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("_")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("message_service.endpoints")
+            .with_list_parse_key("gateway.allowed_origins")
+            .try_parsing(true)
+            .source(Some(env)),
+    );
+    Ok(builder.build()?.try_deserialize()?)
+}
+
+/// A rule violation for `key`, for the checks `try_deserialize` cannot make.
+pub fn rule(key: &'static str, problem: impl Into<String>) -> SettingsError {
+    SettingsError::Rule {
+        key,
+        problem: problem.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    struct Settings {
+        port: u16,
+        name: String,
+        database: Database,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Database {
+        url: String,
+    }
+
+    const DEFAULTS: &str = "port = 80\nname = \"default\"\n[database]\nurl = \"sqlite://x\"\n";
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_environment_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "port = 81\nname = \"file\"\n").unwrap();
+        let s: Settings = load_with_env(
+            DEFAULTS,
+            Some(&file),
+            env(&[("SC_NAME", "env"), ("OTHER_PORT", "1")]),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.port, s.name.as_str(), s.database.url.as_str()),
+            (81, "env", "sqlite://x")
+        );
+        let s: Settings = load_with_env(
+            DEFAULTS,
+            None,
+            env(&[("SC_DATABASE__URL", "postgres://db")]),
+        )
+        .unwrap();
+        assert_eq!(s.database.url, "postgres://db");
+    }
+
+    #[test]
+    fn an_invalid_value_names_its_key() {
+        let err =
+            load_with_env::<Settings>(DEFAULTS, None, env(&[("SC_PORT", "eighty")])).unwrap_err();
+        assert!(err.to_string().contains("port"), "{err}");
+        let err =
+            load_with_env::<Settings>(DEFAULTS, Some(Path::new("/nonexistent/c.toml")), env(&[]))
+                .unwrap_err();
+        assert!(err.to_string().contains("nonexistent"), "{err}");
+    }
+}

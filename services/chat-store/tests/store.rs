@@ -1,0 +1,724 @@
+//! One suite, run against both backends: every test is written once and the macros at the
+//! bottom generate a `#[tokio::test]` per backend.
+//!
+//! SQLite tests get a fresh file in a temporary directory. PostgreSQL tests get a fresh
+//! database `store_test_<uuid>` on the server named by `DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), dropped again when the test ends, even
+//! when it fails.
+
+use chat_domain::{
+    Author, ChatMessage, ClientMsgId, DisplayName, MessageKind, MessageText, RoomName, UserId,
+};
+use chat_store::{AppendOutcome, ConnectOptions, NewMessage, Store, StoreError};
+use sqlx::Connection;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+// ---------------------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------------------
+
+enum Kind {
+    Sqlite { _dir: tempfile::TempDir },
+    Postgres { admin_url: String, name: String },
+}
+
+/// A fresh, empty database for one test.
+struct TestDb {
+    url: String,
+    kind: Kind,
+}
+
+impl TestDb {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A directory that does not exist yet: connecting must create it.
+        let url = format!(
+            "sqlite:{}",
+            dir.path().join("nested").join("chat.db").display()
+        );
+        Self {
+            url,
+            kind: Kind::Sqlite { _dir: dir },
+        }
+    }
+
+    async fn postgres() -> Self {
+        let admin_url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("store_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("PostgreSQL at DATABASE_URL");
+        sqlx::query(&format!(r#"CREATE DATABASE "{name}""#))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        Self {
+            url: with_database(&admin_url, &name),
+            kind: Kind::Postgres { admin_url, name },
+        }
+    }
+
+    /// A newly connected store: a pool of its own, as a separate process would have.
+    async fn store(&self) -> Arc<dyn Store> {
+        let mut options = ConnectOptions::new(&self.url);
+        // Tests run in parallel against one server: stay well under its connection limit.
+        options.max_connections = 4;
+        chat_store::connect(&options).await.expect("connect")
+    }
+
+    /// Runs SQL behind the store's back, to set up failures the API cannot cause.
+    async fn execute(&self, sql: &str) {
+        match self.kind {
+            Kind::Sqlite { .. } => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+                conn.close().await.ok();
+            }
+            Kind::Postgres { .. } => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+                conn.close().await.ok();
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Kind::Postgres { admin_url, name } = &self.kind else {
+            return;
+        };
+        let (admin_url, name) = (admin_url.clone(), name.clone());
+        // Best effort, and on a thread of its own: Drop cannot await, and this may run
+        // while a failing test unwinds inside the test's runtime.
+        let dropper = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await.ok()?;
+                sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))
+                    .execute(&mut admin)
+                    .await
+                    .ok()
+            })
+        });
+        let _ = dropper.join();
+    }
+}
+
+/// The admin URL with its database replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let path_start = url[authority_start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| authority_start + i);
+    let query_start = url[path_start..]
+        .find('?')
+        .map_or(url.len(), |i| path_start + i);
+    format!("{}/{}{}", &url[..path_start], name, &url[query_start..])
+}
+
+fn room(name: &str) -> RoomName {
+    RoomName::parse(name).unwrap()
+}
+
+fn author(id: &str) -> Author {
+    Author {
+        id: UserId::parse(id).unwrap(),
+        name: DisplayName::parse(&format!("Name of {id}")).unwrap(),
+    }
+}
+
+fn msg(room_name: &str, author_id: &str, cmid: &str, text: &str) -> NewMessage {
+    NewMessage {
+        room: room(room_name),
+        author: author(author_id),
+        text: MessageText::parse(text.to_owned()).unwrap(),
+        client_msg_id: ClientMsgId::parse(cmid).unwrap(),
+        kind: MessageKind::Text,
+    }
+}
+
+async fn enter(store: &Arc<dyn Store>, names: &[&str]) {
+    for name in names {
+        store.enter_room(&room(name)).await.unwrap();
+    }
+}
+
+fn stored(outcome: &AppendOutcome) -> &ChatMessage {
+    match outcome {
+        AppendOutcome::Stored(m) => m,
+        other => panic!("expected Stored, got {other:?}"),
+    }
+}
+
+fn duplicate(outcome: &AppendOutcome) -> &ChatMessage {
+    match outcome {
+        AppendOutcome::Duplicate(m) => m,
+        other => panic!("expected Duplicate, got {other:?}"),
+    }
+}
+
+async fn all_history(store: &Arc<dyn Store>, name: &str) -> Vec<ChatMessage> {
+    store.history_after(&room(name), 0, u32::MAX).await.unwrap()
+}
+
+fn seqs(messages: &[ChatMessage]) -> Vec<u64> {
+    messages.iter().map(|m| m.seq).collect()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests taking a store
+// ---------------------------------------------------------------------------------------
+
+async fn enter_room_creates_once_and_lists_by_cursor(store: Arc<dyn Store>) {
+    let before = now_ms();
+    let (first, created) = store.enter_room(&room("lobby")).await.unwrap();
+    assert!(created);
+    assert_eq!(first.name, room("lobby"));
+    assert_eq!(first.last_seq, 0);
+    // Database clock vs. ours: allow for a little skew.
+    assert!(
+        (before - 60_000..now_ms() + 60_000).contains(&first.created_at_ms),
+        "{first:?}"
+    );
+
+    let (again, created) = store.enter_room(&room("Lobby")).await.unwrap();
+    assert!(!created, "entering an existing room must not create it");
+    assert_eq!(again, first);
+    assert_eq!(store.room(&room("lobby")).await.unwrap(), Some(first));
+    assert_eq!(store.room(&room("nowhere")).await.unwrap(), None);
+
+    // Byte order: '-' < '.' < digits < '_' < letters.
+    enter(&store, &["b", "a-1", "a", "a_1", "c", "a.1"]).await;
+    let names = |rooms: Vec<chat_store::RoomInfo>| {
+        rooms
+            .into_iter()
+            .map(|r| r.name.into_string())
+            .collect::<Vec<_>>()
+    };
+    let page1 = store.list_rooms(None, 3).await.unwrap();
+    assert_eq!(names(page1.clone()), ["a", "a-1", "a.1"]);
+    let page2 = store.list_rooms(Some(&page1[2].name), 3).await.unwrap();
+    assert_eq!(names(page2.clone()), ["a_1", "b", "c"]);
+    let page3 = store.list_rooms(Some(&page2[2].name), 3).await.unwrap();
+    assert_eq!(names(page3.clone()), ["lobby"]);
+    assert!(
+        store
+            .list_rooms(Some(&page3[0].name), 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.list_rooms(None, 0).await.unwrap().is_empty());
+    // A cursor need not be an existing room.
+    assert_eq!(
+        names(store.list_rooms(Some(&room("bb")), 10).await.unwrap()),
+        ["c", "lobby"]
+    );
+    store.ping().await.unwrap();
+}
+
+async fn a_batch_over_several_rooms_gets_gapless_seqs_in_input_order(store: Arc<dyn Store>) {
+    enter(&store, &["red", "green", "blue"]).await;
+    let before = now_ms();
+    let batch = vec![
+        msg("red", "u1", "r1", "red one"),
+        msg("green", "u1", "g1", "green one"),
+        msg("red", "u2", "r2", "red two"),
+        msg("blue", "u1", "b1", "blue one"),
+        msg("red", "u1", "r3", "red three"),
+        msg("green", "u2", "g2", "green two"),
+    ];
+    let outcomes = store.append_batch(&batch).await.unwrap();
+    assert_eq!(outcomes.len(), batch.len());
+    let got: Vec<(String, u64)> = outcomes
+        .iter()
+        .map(stored)
+        .map(|m| (m.room.to_string(), m.seq))
+        .collect();
+    let expect = [
+        ("red", 1),
+        ("green", 1),
+        ("red", 2),
+        ("blue", 1),
+        ("red", 3),
+        ("green", 2),
+    ];
+    assert_eq!(got, expect.map(|(r, s)| (r.to_string(), s)));
+    for (outcome, input) in outcomes.iter().zip(&batch) {
+        let m = stored(outcome);
+        assert_eq!(m.text, input.text.as_str());
+        assert_eq!(m.author, input.author);
+        assert_eq!(m.client_msg_id, input.client_msg_id);
+        assert_eq!(m.kind, MessageKind::Text);
+        assert!(
+            (before - 60_000..now_ms() + 60_000).contains(&m.sent_at_ms),
+            "{m:?}"
+        );
+    }
+    let ids: BTreeSet<i64> = outcomes.iter().map(|o| stored(o).id).collect();
+    assert_eq!(ids.len(), batch.len(), "every message gets its own id");
+
+    assert_eq!(store.room(&room("red")).await.unwrap().unwrap().last_seq, 3);
+    assert_eq!(
+        store.room(&room("green")).await.unwrap().unwrap().last_seq,
+        2
+    );
+    assert_eq!(
+        store.room(&room("blue")).await.unwrap().unwrap().last_seq,
+        1
+    );
+
+    // History returns exactly what the append returned.
+    let red = all_history(&store, "red").await;
+    let red_stored: Vec<ChatMessage> = [0, 2, 4]
+        .iter()
+        .map(|&i| stored(&outcomes[i]).clone())
+        .collect();
+    assert_eq!(red, red_stored);
+
+    // The next batch continues where the last one stopped.
+    let next = store
+        .append_batch(&[msg("red", "u1", "r4", "red four")])
+        .await
+        .unwrap();
+    assert_eq!(stored(&next[0]).seq, 4);
+    assert_eq!(seqs(&all_history(&store, "red").await), [1, 2, 3, 4]);
+    assert!(store.append_batch(&[]).await.unwrap().is_empty());
+}
+
+async fn a_large_batch_over_many_rooms(store: Arc<dyn Store>) {
+    let names: Vec<String> = (0..50).map(|i| format!("room-{i:02}")).collect();
+    for name in &names {
+        store.enter_room(&room(name)).await.unwrap();
+    }
+    // 1500 messages, 30 per room: more than one SQLite statement chunk.
+    let batch: Vec<NewMessage> = (0..1500)
+        .map(|i| msg(&names[i % 50], "u1", &format!("m{i}"), &format!("text {i}")))
+        .collect();
+    let outcomes = store.append_batch(&batch).await.unwrap();
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let m = stored(outcome);
+        assert_eq!(m.room.as_str(), names[i % 50]);
+        assert_eq!(m.seq, (i / 50 + 1) as u64);
+        assert_eq!(m.text, format!("text {i}"));
+    }
+    for name in &names {
+        assert_eq!(
+            seqs(&all_history(&store, name).await),
+            (1..=30).collect::<Vec<_>>()
+        );
+    }
+    // Resending all of it stores nothing and answers with the originals.
+    let again = store.append_batch(&batch).await.unwrap();
+    for (first, second) in outcomes.iter().zip(&again) {
+        assert_eq!(stored(first), duplicate(second));
+    }
+    assert_eq!(
+        store
+            .room(&room("room-07"))
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seq,
+        30
+    );
+}
+
+async fn a_repeated_client_msg_id_within_a_batch_is_stored_once(store: Arc<dyn Store>) {
+    enter(&store, &["lobby"]).await;
+    let batch = [
+        msg("lobby", "ann", "x", "first try"),
+        msg("lobby", "ann", "y", "other"),
+        msg("lobby", "ann", "x", "second try, different text"),
+    ];
+    let outcomes = store.append_batch(&batch).await.unwrap();
+    let original = stored(&outcomes[0]);
+    assert_eq!(original.seq, 1);
+    assert_eq!(stored(&outcomes[1]).seq, 2);
+    assert_eq!(
+        duplicate(&outcomes[2]),
+        original,
+        "the duplicate is the original message"
+    );
+    let history = all_history(&store, "lobby").await;
+    assert_eq!(history.len(), 2, "one row per distinct client_msg_id");
+    assert_eq!(history[0].text, "first try");
+    assert_eq!(
+        store.room(&room("lobby")).await.unwrap().unwrap().last_seq,
+        2
+    );
+}
+
+async fn a_repeated_client_msg_id_across_batches_returns_the_original(store: Arc<dyn Store>) {
+    enter(&store, &["lobby"]).await;
+    let first = store
+        .append_batch(&[msg("lobby", "ann", "x", "hello")])
+        .await
+        .unwrap();
+    let original = stored(&first[0]).clone();
+
+    let retry = store
+        .append_batch(&[
+            msg("lobby", "ann", "x", "hello again"),
+            msg("lobby", "ann", "z", "new"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        duplicate(&retry[0]),
+        &original,
+        "same id, seq, text and time as the first"
+    );
+    assert_eq!(stored(&retry[1]).seq, 2, "a duplicate consumes no seq");
+    let history = all_history(&store, "lobby").await;
+    assert_eq!(seqs(&history), [1, 2]);
+    assert_eq!(history[0], original);
+}
+
+async fn the_same_client_msg_id_from_two_authors_is_two_messages(store: Arc<dyn Store>) {
+    enter(&store, &["lobby", "other"]).await;
+    let outcomes = store
+        .append_batch(&[
+            msg("lobby", "ann", "guessable", "from ann"),
+            msg("lobby", "bob", "guessable", "from bob"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(stored(&outcomes[0]).seq, 1);
+    assert_eq!(stored(&outcomes[1]).seq, 2);
+    // In separate batches too, and across rooms for the same author.
+    let later = store
+        .append_batch(&[
+            msg("lobby", "cat", "guessable", "from cat"),
+            msg("other", "ann", "guessable", "ann elsewhere"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(stored(&later[0]).seq, 3);
+    assert_eq!(stored(&later[1]).seq, 1);
+    let texts: Vec<String> = all_history(&store, "lobby")
+        .await
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["from ann", "from bob", "from cat"]);
+}
+
+async fn a_missing_room_fails_only_its_own_messages(store: Arc<dyn Store>) {
+    enter(&store, &["lobby"]).await;
+    let outcomes = store
+        .append_batch(&[
+            msg("lobby", "ann", "a", "one"),
+            msg("ghost", "ann", "b", "boo"),
+            msg("lobby", "ann", "c", "two"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(stored(&outcomes[0]).seq, 1);
+    assert_eq!(outcomes[1], AppendOutcome::RoomNotFound);
+    assert_eq!(stored(&outcomes[2]).seq, 2);
+    assert_eq!(
+        store.room(&room("ghost")).await.unwrap(),
+        None,
+        "appending never creates a room"
+    );
+    assert!(all_history(&store, "ghost").await.is_empty());
+    // A batch of nothing but missing rooms.
+    let outcomes = store
+        .append_batch(&[msg("ghost", "ann", "d", "boo")])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [AppendOutcome::RoomNotFound]);
+}
+
+async fn history_pages_forward_and_back(store: Arc<dyn Store>) {
+    enter(&store, &["lobby", "quiet"]).await;
+    let batch: Vec<NewMessage> = (1..=10)
+        .map(|i| msg("lobby", "ann", &format!("m{i}"), &format!("text {i}")))
+        .collect();
+    store.append_batch(&batch).await.unwrap();
+    let lobby = room("lobby");
+    let after = |after, limit| {
+        let store = store.clone();
+        let lobby = lobby.clone();
+        async move { seqs(&store.history_after(&lobby, after, limit).await.unwrap()) }
+    };
+    assert_eq!(after(0, 3).await, [1, 2, 3]);
+    assert_eq!(after(3, 3).await, [4, 5, 6]);
+    assert_eq!(after(9, 5).await, [10]);
+    assert_eq!(after(10, 5).await, Vec::<u64>::new());
+    assert_eq!(after(100, 5).await, Vec::<u64>::new());
+    assert_eq!(after(u64::MAX, 5).await, Vec::<u64>::new());
+    assert_eq!(after(0, 0).await, Vec::<u64>::new());
+    assert_eq!(after(0, u32::MAX).await, (1..=10).collect::<Vec<_>>());
+
+    let before = |before, limit| {
+        let store = store.clone();
+        let lobby = lobby.clone();
+        async move { seqs(&store.history_before(&lobby, before, limit).await.unwrap()) }
+    };
+    assert_eq!(
+        before(u64::MAX, 3).await,
+        [8, 9, 10],
+        "the newest page, ascending"
+    );
+    assert_eq!(before(11, 3).await, [8, 9, 10]);
+    assert_eq!(before(8, 3).await, [5, 6, 7]);
+    assert_eq!(before(4, 10).await, [1, 2, 3]);
+    assert_eq!(before(2, 10).await, [1]);
+    assert_eq!(before(1, 10).await, Vec::<u64>::new());
+    assert_eq!(before(0, 10).await, Vec::<u64>::new());
+    assert_eq!(before(5, 0).await, Vec::<u64>::new());
+
+    let page = store.history_before(&lobby, u64::MAX, 2).await.unwrap();
+    assert_eq!(page[1].text, "text 10");
+    assert_eq!(page[1].room, lobby);
+    assert!(
+        store
+            .history_after(&room("quiet"), 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .history_before(&room("nowhere"), u64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests taking the database (reconnecting, several stores, SQL behind the store's back)
+// ---------------------------------------------------------------------------------------
+
+async fn history_survives_a_reconnect(db: &TestDb) {
+    let store = db.store().await;
+    enter(&store, &["lobby"]).await;
+    let outcomes = store
+        .append_batch(&[
+            msg("lobby", "ann", "a", "kept"),
+            msg("lobby", "bob", "b", "also kept"),
+        ])
+        .await
+        .unwrap();
+    let written: Vec<ChatMessage> = outcomes.iter().map(|o| stored(o).clone()).collect();
+    drop(store);
+
+    let store = db.store().await;
+    assert_eq!(all_history(&store, "lobby").await, written);
+    let (info, created) = store.enter_room(&room("lobby")).await.unwrap();
+    assert!(!created);
+    assert_eq!(info.last_seq, 2);
+    // Idempotency survives too, and numbering continues.
+    let again = store
+        .append_batch(&[
+            msg("lobby", "ann", "a", "kept"),
+            msg("lobby", "ann", "c", "third"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(duplicate(&again[0]), &written[0]);
+    assert_eq!(stored(&again[1]).seq, 3);
+}
+
+async fn concurrent_writers_share_one_gapless_sequence(db: &TestDb) {
+    // Two pools: as two message-service processes would append.
+    let stores = [db.store().await, db.store().await];
+    enter(&stores[0], &["busy"]).await;
+    let mut tasks = Vec::new();
+    for (s, store) in stores.iter().enumerate() {
+        for b in 0..10 {
+            let store = store.clone();
+            let batch: Vec<NewMessage> = (0..50)
+                .map(|i| {
+                    msg(
+                        "busy",
+                        &format!("writer-{s}"),
+                        &format!("b{b}-m{i}"),
+                        &format!("{s}/{b}/{i}"),
+                    )
+                })
+                .collect();
+            tasks.push(tokio::spawn(
+                async move { store.append_batch(&batch).await },
+            ));
+        }
+    }
+    let mut returned = Vec::new();
+    for task in futures::future::join_all(tasks).await {
+        let outcomes = task.expect("task").expect("append");
+        let batch_seqs: Vec<u64> = outcomes.iter().map(|o| stored(o).seq).collect();
+        assert!(
+            batch_seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "a batch to one room is contiguous"
+        );
+        returned.extend(batch_seqs);
+    }
+    returned.sort_unstable();
+    assert_eq!(
+        returned,
+        (1..=1000).collect::<Vec<u64>>(),
+        "returned seqs: no gap, no duplicate"
+    );
+
+    let history = all_history(&stores[1], "busy").await;
+    assert_eq!(
+        seqs(&history),
+        (1..=1000).collect::<Vec<u64>>(),
+        "stored seqs: no gap, no duplicate"
+    );
+    let distinct: BTreeSet<&str> = history.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(distinct.len(), 1000);
+    assert_eq!(
+        stores[0]
+            .room(&room("busy"))
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seq,
+        1000
+    );
+}
+
+async fn a_failing_batch_commits_nothing(db: &TestDb) {
+    let store = db.store().await;
+    enter(&store, &["lobby", "side"]).await;
+    // A rule the store does not know about, so that the insert fails mid-batch.
+    let poison = match db.kind {
+        Kind::Sqlite { .. } => {
+            "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.body = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poison'); END;"
+        }
+        Kind::Postgres { .. } => {
+            "ALTER TABLE messages ADD CONSTRAINT poison CHECK (body <> 'poison')"
+        }
+    };
+    db.execute(poison).await;
+    let err = store
+        .append_batch(&[
+            msg("lobby", "ann", "a", "fine"),
+            msg("side", "ann", "b", "fine too"),
+            msg("lobby", "ann", "c", "poison"),
+        ])
+        .await
+        .expect_err("the batch must fail");
+    assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+    assert!(!err.is_unavailable());
+    assert!(
+        all_history(&store, "lobby").await.is_empty(),
+        "nothing of the batch is committed"
+    );
+    assert!(all_history(&store, "side").await.is_empty());
+    assert_eq!(
+        store.room(&room("lobby")).await.unwrap().unwrap().last_seq,
+        0
+    );
+    // The connection is usable afterwards (the transaction was rolled back) and the ids are free.
+    let outcomes = store
+        .append_batch(&[msg("lobby", "ann", "a", "fine")])
+        .await
+        .unwrap();
+    assert_eq!(stored(&outcomes[0]).seq, 1);
+}
+
+async fn a_corrupt_row_is_reported_not_trusted(db: &TestDb) {
+    let store = db.store().await;
+    enter(&store, &["lobby"]).await;
+    store
+        .append_batch(&[msg("lobby", "ann", "a", "hello")])
+        .await
+        .unwrap();
+    db.execute("UPDATE messages SET kind = 'hologram'").await;
+    let err = store
+        .history_after(&room("lobby"), 0, 10)
+        .await
+        .expect_err("corrupt kind");
+    assert!(
+        matches!(err, StoreError::Corrupt(ref why) if why.contains("kind")),
+        "{err:?}"
+    );
+    // The duplicate lookup reads rows too.
+    let err = store
+        .append_batch(&[msg("lobby", "ann", "a", "hello")])
+        .await
+        .expect_err("corrupt kind");
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// One test per backend for each of the above
+// ---------------------------------------------------------------------------------------
+
+macro_rules! suite {
+    (store: [$($store_test:ident),* $(,)?], db: [$($db_test:ident),* $(,)?] $(,)?) => {
+        suite!(@backend sqlite, sqlite, [$($store_test),*], [$($db_test),*]);
+        suite!(@backend postgres, postgres, [$($store_test),*], [$($db_test),*]);
+    };
+    (@backend $module:ident, $make:ident, [$($store_test:ident),*], [$($db_test:ident),*]) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $store_test() {
+                    let db = super::TestDb::$make().await;
+                    super::$store_test(db.store().await).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $db_test() {
+                    let db = super::TestDb::$make().await;
+                    super::$db_test(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+suite! {
+    store: [
+        enter_room_creates_once_and_lists_by_cursor,
+        a_batch_over_several_rooms_gets_gapless_seqs_in_input_order,
+        a_large_batch_over_many_rooms,
+        a_repeated_client_msg_id_within_a_batch_is_stored_once,
+        a_repeated_client_msg_id_across_batches_returns_the_original,
+        the_same_client_msg_id_from_two_authors_is_two_messages,
+        a_missing_room_fails_only_its_own_messages,
+        history_pages_forward_and_back,
+    ],
+    db: [
+        history_survives_a_reconnect,
+        concurrent_writers_share_one_gapless_sequence,
+        a_failing_batch_commits_nothing,
+        a_corrupt_row_is_reported_not_trusted,
+    ],
+}
+
+#[test]
+fn with_database_replaces_only_the_path() {
+    assert_eq!(
+        with_database("postgres://u@h:5432/postgres", "t"),
+        "postgres://u@h:5432/t"
+    );
+    assert_eq!(
+        with_database("postgres://u@h/postgres?sslmode=disable", "t"),
+        "postgres://u@h/t?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://u@h", "t"), "postgres://u@h/t");
+}

@@ -1,0 +1,183 @@
+//! The websocket gateway.
+//!
+//! # Layout
+//! * [`settings`]: typed configuration with its defaults.
+//! * [`app`]: shared state and the router (websocket, API, static files, security headers).
+//! * [`ws`]: one websocket connection: reader, in-order sender, batching writer.
+//! * [`rooms`]: which local connections are in which room, and in-order, exactly-once
+//!   delivery with gap fill.
+//! * [`outbox`]: a connection's bounded outbound queue and its close codes.
+//! * [`upstream`]: the gRPC client balanced over every message service.
+//! * [`api`]: the JSON HTTP API.
+//! * [`auth`]: session tokens, the only source of a message's author.
+//! * [`metrics`]: Prometheus metrics.
+//!
+//! [`Gateway::start`] is the one function that builds the running gateway.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod metrics;
+pub mod outbox;
+pub mod rooms;
+pub mod settings;
+pub mod upstream;
+pub mod ws;
+
+use app::AppState;
+use chat_bus::{Bus, BusItem};
+use chat_common::ops::{self, Readiness};
+use prometheus_client::registry::Registry;
+use settings::Settings;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot subscribe to the bus: {0}")]
+    Bus(#[from] chat_bus::BusError),
+}
+
+/// A running gateway.
+pub struct Gateway {
+    /// The public address: websocket, API, static files.
+    pub addr: SocketAddr,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub ops_addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+struct Ready {
+    bus: Arc<dyn Bus>,
+    shutdown: CancellationToken,
+}
+
+#[async_trait::async_trait]
+impl Readiness for Ready {
+    async fn ready(&self) -> Result<(), String> {
+        if self.shutdown.is_cancelled() {
+            return Err("draining".into());
+        }
+        self.bus.ping().await.map_err(|e| format!("bus: {e}"))
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    Ok((listener, local))
+}
+
+impl Gateway {
+    /// Binds both listeners (port 0 picks a free port), subscribes to the bus and serves
+    /// until `shutdown` is cancelled; then every socket gets close code 1012 after its
+    /// queued frames, within `drain_timeout_secs`.
+    pub async fn start(
+        settings: Settings,
+        bus: Arc<dyn Bus>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StartError> {
+        settings
+            .validate()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let (listener, addr) = bind(settings.listen).await?;
+        let (ops_listener, ops_addr) = bind(settings.ops_listen).await?;
+
+        let mut registry = Registry::default();
+        let metrics = metrics::Metrics::register(&mut registry);
+        let upstream =
+            upstream::Upstream::new(&settings.message_service).map_err(StartError::Config)?;
+        let rooms = rooms::Rooms::new(
+            upstream.clone(),
+            Duration::from_millis(settings.gateway.gap_fill_after_ms),
+            settings.gateway.outbound_queue,
+            metrics.clone(),
+        );
+        let mut reader = bus.subscribe().await?;
+        let drain = Duration::from_secs(settings.drain_timeout_secs);
+        let state = AppState::new(
+            settings,
+            upstream,
+            rooms.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+
+        let fan_out = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                loop {
+                    let items = tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        items = reader.next_batch() => items,
+                    };
+                    for item in items {
+                        match item {
+                            BusItem::Event(event) => rooms.deliver(event),
+                            BusItem::Resync => {
+                                metrics.bus_resyncs.inc();
+                                rooms.resync_all();
+                            }
+                        }
+                    }
+                }
+            }
+        });
+
+        let ops = ops::router(
+            Arc::new(Ready {
+                bus,
+                shutdown: shutdown.clone(),
+            }),
+            Arc::new(registry),
+        );
+        let ops_task = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                let _ = axum::serve(ops_listener, ops)
+                    .with_graceful_shutdown(shutdown.cancelled_owned())
+                    .await;
+            }
+        });
+
+        let app = app::router(state);
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "gateway server failed");
+            }
+            // Upgraded sockets outlive the HTTP server; each one closes itself on the same
+            // signal. Give them the drain bound.
+            let _ = tokio::time::timeout(drain, fan_out).await;
+            let _ = ops_task.await;
+            tracing::info!("gateway stopped");
+        });
+        tracing::info!(%addr, %ops_addr, "gateway listening");
+        Ok(Self {
+            addr,
+            ops_addr,
+            task,
+        })
+    }
+
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}

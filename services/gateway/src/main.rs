@@ -1,0 +1,35 @@
+//! `gateway`: the websocket gateway of the scaled topology.
+
+use anyhow::Context;
+use chat_bus::redis_streams::RedisStreamsBus;
+use chat_common::shutdown::{CancellationToken, cancel_on_signal};
+use clap::Parser;
+use gateway::{Gateway, settings::Settings};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(version, about = "Super Channels websocket gateway")]
+struct Args {
+    /// A TOML file layered over the built-in defaults; `SC_*` environment variables win over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let settings =
+        Settings::load(args.config.as_deref()).context("failed to load configuration")?;
+    chat_common::telemetry::init(&settings.log);
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
+    let bus = RedisStreamsBus::connect(settings.redis.clone())
+        .await
+        .context("failed to connect to redis")?;
+    let gateway = Gateway::start(settings, Arc::new(bus), shutdown)
+        .await
+        .context("failed to start")?;
+    gateway.wait().await;
+    Ok(())
+}

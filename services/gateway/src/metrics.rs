@@ -1,0 +1,101 @@
+//! The gateway's Prometheus metrics.
+
+use chat_domain::ErrorCode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    pub code: &'static str,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub connections: Gauge,
+    pub rooms: Gauge,
+    pub frames_in: Counter,
+    pub deliveries: Counter,
+    pub acks: Counter,
+    pub errors: Family<CodeLabel, Counter>,
+    pub slow_consumer_closes: Counter,
+    pub gap_fills: Counter,
+    pub bus_resyncs: Counter,
+    pub send_seconds: Histogram,
+}
+
+impl Metrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            connections: Gauge::default(),
+            rooms: Gauge::default(),
+            frames_in: Counter::default(),
+            deliveries: Counter::default(),
+            acks: Counter::default(),
+            errors: Family::default(),
+            slow_consumer_closes: Counter::default(),
+            gap_fills: Counter::default(),
+            bus_resyncs: Counter::default(),
+            send_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
+        };
+        let r = registry.sub_registry_with_prefix("sc_gateway");
+        r.register(
+            "connections",
+            "Open websocket connections",
+            m.connections.clone(),
+        );
+        r.register(
+            "rooms",
+            "Rooms with at least one local member",
+            m.rooms.clone(),
+        );
+        r.register(
+            "frames_in",
+            "Websocket frames received",
+            m.frames_in.clone(),
+        );
+        r.register(
+            "deliveries",
+            "Message frames queued to sockets by the fan-out",
+            m.deliveries.clone(),
+        );
+        r.register("acks", "Sends acknowledged", m.acks.clone());
+        r.register(
+            "errors",
+            "Error frames and responses sent, by code",
+            m.errors.clone(),
+        );
+        r.register(
+            "slow_consumer_closes",
+            "Sockets closed because their outbound queue was full",
+            m.slow_consumer_closes.clone(),
+        );
+        r.register(
+            "gap_fills",
+            "History reads made to fill gaps or resync",
+            m.gap_fills.clone(),
+        );
+        r.register(
+            "bus_resyncs",
+            "Times the bus reader reported possible loss",
+            m.bus_resyncs.clone(),
+        );
+        r.register(
+            "send_seconds",
+            "Send frame received to ack queued",
+            m.send_seconds.clone(),
+        );
+        m
+    }
+
+    pub fn error(&self, code: ErrorCode) {
+        self.errors
+            .get_or_create(&CodeLabel {
+                code: code.as_str(),
+            })
+            .inc();
+    }
+}

@@ -1,0 +1,87 @@
+//! A connection's outbound side as the rest of the gateway sees it: a bounded queue of
+//! ready-to-send frames, and a way to close the socket with a code.
+
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use chat_domain::CloseCode;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Turns server-built JSON (always UTF-8) into a websocket text payload without copying.
+pub fn text(frame: Bytes) -> Utf8Bytes {
+    Utf8Bytes::try_from(frame).expect("server frames are serialized JSON, always UTF-8")
+}
+
+/// Why and when a connection is to be closed. The first reason wins.
+#[derive(Default)]
+pub struct Closer {
+    code: OnceLock<CloseCode>,
+    token: CancellationToken,
+}
+
+impl Closer {
+    pub fn code(&self) -> Option<CloseCode> {
+        self.code.get().copied()
+    }
+
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+}
+
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::Sender<Utf8Bytes>,
+    closer: Arc<Closer>,
+}
+
+/// What [`Outbox::push`] did with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    /// The queue was full: the connection is being closed as a slow consumer.
+    SlowConsumer,
+    /// The connection is already gone.
+    Gone,
+}
+
+impl Outbox {
+    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<Utf8Bytes>, Arc<Closer>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let closer = Arc::new(Closer::default());
+        (
+            Self {
+                tx,
+                closer: closer.clone(),
+            },
+            rx,
+            closer,
+        )
+    }
+
+    /// Queues a frame without waiting. A full queue means the client is not reading fast
+    /// enough: rather than buffer without bound, the connection is closed with
+    /// [`CloseCode::SlowConsumer`] and the client resumes with `since_seq`.
+    pub fn push(&self, frame: Utf8Bytes) -> Pushed {
+        match self.tx.try_send(frame) {
+            Ok(()) => Pushed::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close(CloseCode::SlowConsumer);
+                Pushed::SlowConsumer
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Pushed::Gone,
+        }
+    }
+
+    /// Closes the socket now with `code`, dropping frames still queued.
+    pub fn close(&self, code: CloseCode) {
+        let _ = self.closer.code.set(code);
+        self.closer.token.cancel();
+    }
+
+    /// Closes with `code` once every queued frame is written (a graceful drain).
+    pub fn close_after_queue(&self, code: CloseCode) {
+        let _ = self.closer.code.set(code);
+    }
+}

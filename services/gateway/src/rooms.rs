@@ -1,0 +1,332 @@
+//! The registry of rooms with local members, and the ordering layer of the fan-out.
+//!
+//! Each room with at least one member on this gateway has a [`Hub`]. Events from the bus
+//! enter through [`Rooms::deliver`]; the hub delivers them to its members strictly in `seq`
+//! order, exactly once: anything below the next expected seq is a repeat and is dropped,
+//! anything above waits in `pending`. A gap that the bus does not fill within
+//! `gap_fill_after` is filled from history over gRPC, through the same path.
+//!
+//! Joining is a handshake that makes history and live messages meet without a gap or an
+//! overlap: the member is registered first (so nothing published meanwhile is missed),
+//! the hub's position fixes the cut (`from`), history is read up to the cut, and then the
+//! `joined` frame and whatever arrived meanwhile are queued together under the hub's lock.
+
+use crate::metrics::Metrics;
+use crate::outbox::{Outbox, Pushed, text};
+use crate::upstream::Upstream;
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use chat_bus::BusEvent;
+use chat_domain::RoomName;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub type ConnId = u64;
+
+/// Most messages fetched per history call while filling a gap.
+const FILL_PAGE: u32 = 500;
+
+#[derive(Clone)]
+pub struct Rooms {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    hubs: Mutex<HashMap<RoomName, Arc<Hub>>>,
+    upstream: Upstream,
+    gap_fill_after: Duration,
+    /// Frames a joining member may collect before its `joined` frame is sent.
+    join_buffer: usize,
+    metrics: Metrics,
+}
+
+pub struct Hub {
+    room: RoomName,
+    state: Mutex<HubState>,
+}
+
+#[derive(Default)]
+struct HubState {
+    /// The seq to deliver next; `None` until the first join learned the room's last seq.
+    next_seq: Option<u64>,
+    /// Events that arrived ahead of `next_seq`.
+    pending: BTreeMap<u64, Utf8Bytes>,
+    members: HashMap<ConnId, Member>,
+    /// A gap fill or catch-up is scheduled or running.
+    filling: bool,
+}
+
+struct Member {
+    outbox: Outbox,
+    /// Deliver only seqs at or above this; set when the join fixes its cut.
+    from: u64,
+    /// `Some` while joining: frames collected until `joined` is sent.
+    joining: Option<Vec<Utf8Bytes>>,
+}
+
+impl Rooms {
+    pub fn new(
+        upstream: Upstream,
+        gap_fill_after: Duration,
+        join_buffer: usize,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                hubs: Mutex::new(HashMap::new()),
+                upstream,
+                gap_fill_after,
+                join_buffer,
+                metrics,
+            }),
+        }
+    }
+
+    /// Rooms with at least one local member (or a join in progress).
+    pub fn len(&self) -> usize {
+        self.inner.hubs.lock().expect("rooms lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Step 1 of a join: registers `conn` as a joining member, so that from now on every
+    /// event of the room is kept for it.
+    pub fn begin_join(&self, room: &RoomName, conn: ConnId, outbox: Outbox) -> Arc<Hub> {
+        let mut hubs = self.inner.hubs.lock().expect("rooms lock");
+        let hub = hubs
+            .entry(room.clone())
+            .or_insert_with(|| {
+                Arc::new(Hub {
+                    room: room.clone(),
+                    state: Mutex::new(HubState::default()),
+                })
+            })
+            .clone();
+        hub.state.lock().expect("hub lock").members.insert(
+            conn,
+            Member {
+                outbox,
+                from: u64::MAX,
+                joining: Some(Vec::new()),
+            },
+        );
+        self.inner.metrics.rooms.set(hubs.len() as i64);
+        hub
+    }
+
+    /// Step 2: fixes the member's cut. `last_seq` is the room's last seq as the database
+    /// reported it after step 1. Returns `from`: history must cover everything below it
+    /// (and above `since_seq`), live delivery covers it and everything after.
+    pub fn fix_cut(
+        &self,
+        hub: &Arc<Hub>,
+        conn: ConnId,
+        last_seq: u64,
+        since_seq: Option<u64>,
+    ) -> u64 {
+        let mut state = hub.state.lock().expect("hub lock");
+        if state.next_seq.is_none() {
+            state.next_seq = Some(last_seq + 1);
+            state.pending = state.pending.split_off(&(last_seq + 1));
+            self.drain(hub, &mut state);
+        }
+        let next = state.next_seq.expect("set above");
+        // A client that has already seen further (through another gateway) must not get
+        // those messages again.
+        let from = since_seq.map_or(next, |s| next.max(s + 1));
+        if let Some(member) = state.members.get_mut(&conn) {
+            member.from = from;
+        }
+        next
+    }
+
+    /// Step 3: queues `joined`, then what arrived since the cut, and makes the member live.
+    /// Returns false if the member is gone (it left, or was closed meanwhile).
+    pub fn activate(&self, hub: &Arc<Hub>, conn: ConnId, joined: Bytes) -> bool {
+        let mut state = hub.state.lock().expect("hub lock");
+        let Some(member) = state.members.get_mut(&conn) else {
+            return false;
+        };
+        let buffered = member.joining.take().unwrap_or_default();
+        if member.outbox.push(text(joined)) != Pushed::Queued {
+            return false;
+        }
+        for frame in buffered {
+            if member.outbox.push(frame) != Pushed::Queued {
+                self.inner.metrics.slow_consumer_closes.inc();
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Removes a member; a room left without members is forgotten.
+    pub fn leave(&self, room: &RoomName, conn: ConnId) {
+        let mut hubs = self.inner.hubs.lock().expect("rooms lock");
+        if let Some(hub) = hubs.get(room) {
+            let mut state = hub.state.lock().expect("hub lock");
+            state.members.remove(&conn);
+            if state.members.is_empty() {
+                drop(state);
+                hubs.remove(room);
+            }
+        }
+        self.inner.metrics.rooms.set(hubs.len() as i64);
+    }
+
+    /// An event from the bus. Rooms without local members are skipped at once.
+    pub fn deliver(&self, event: BusEvent) {
+        let Some(hub) = self.hub(&event.room) else {
+            return;
+        };
+        let frame = match Utf8Bytes::try_from(event.payload) {
+            Ok(frame) => frame,
+            Err(_) => {
+                tracing::error!(room = %event.room, seq = event.seq, "bus event is not UTF-8; dropped");
+                return;
+            }
+        };
+        self.accept(&hub, event.seq, frame);
+    }
+
+    /// After the bus may have lost events: catch every local room up from the database.
+    pub fn resync_all(&self) {
+        let hubs: Vec<Arc<Hub>> = self
+            .inner
+            .hubs
+            .lock()
+            .expect("rooms lock")
+            .values()
+            .cloned()
+            .collect();
+        tracing::info!(rooms = hubs.len(), "resyncing rooms from the database");
+        for hub in hubs {
+            self.schedule_fill(hub, Duration::ZERO, true);
+        }
+    }
+
+    fn hub(&self, room: &RoomName) -> Option<Arc<Hub>> {
+        self.inner
+            .hubs
+            .lock()
+            .expect("rooms lock")
+            .get(room)
+            .cloned()
+    }
+
+    fn accept(&self, hub: &Arc<Hub>, seq: u64, frame: Utf8Bytes) {
+        let mut state = hub.state.lock().expect("hub lock");
+        if state.next_seq.is_some_and(|next| seq < next) {
+            return; // already delivered: a repeat from a retry, a resync or a gap fill
+        }
+        state.pending.insert(seq, frame);
+        self.drain(hub, &mut state);
+    }
+
+    /// Delivers every pending event that is next in line; schedules a fill if a gap remains.
+    fn drain(&self, hub: &Arc<Hub>, state: &mut HubState) {
+        let Some(mut next) = state.next_seq else {
+            return; // not initialised yet: keep everything until the first join fixes the cut
+        };
+        while let Some(frame) = state.pending.remove(&next) {
+            self.fan_out(state, next, &frame);
+            next += 1;
+        }
+        state.next_seq = Some(next);
+        if !state.pending.is_empty() && !state.filling {
+            state.filling = true;
+            self.schedule_fill(hub.clone(), self.inner.gap_fill_after, false);
+        }
+    }
+
+    fn fan_out(&self, state: &mut HubState, seq: u64, frame: &Utf8Bytes) {
+        let mut delivered = 0u64;
+        for member in state.members.values_mut() {
+            if seq < member.from {
+                continue;
+            }
+            match &mut member.joining {
+                Some(buffer) if buffer.len() < self.inner.join_buffer => buffer.push(frame.clone()),
+                Some(_) => {
+                    member.outbox.close(chat_domain::CloseCode::SlowConsumer);
+                    self.inner.metrics.slow_consumer_closes.inc();
+                }
+                None => match member.outbox.push(frame.clone()) {
+                    Pushed::Queued => delivered += 1,
+                    Pushed::SlowConsumer => {
+                        self.inner.metrics.slow_consumer_closes.inc();
+                    }
+                    Pushed::Gone => {}
+                },
+            }
+        }
+        self.inner.metrics.deliveries.inc_by(delivered);
+    }
+
+    /// Fills the room's gap (or, with `always`, catches it up) from history after `delay`.
+    fn schedule_fill(&self, hub: Arc<Hub>, delay: Duration, always: bool) {
+        let rooms = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            rooms.fill(&hub, always).await;
+        });
+    }
+
+    async fn fill(&self, hub: &Arc<Hub>, always: bool) {
+        loop {
+            if self
+                .hub(&hub.room)
+                .is_none_or(|current| !Arc::ptr_eq(&current, hub))
+            {
+                return; // the room has no local members any more
+            }
+            let after = {
+                let mut state = hub.state.lock().expect("hub lock");
+                let Some(next) = state.next_seq else {
+                    state.filling = false;
+                    return;
+                };
+                if !always && state.pending.is_empty() {
+                    state.filling = false;
+                    return; // the bus filled the gap in time
+                }
+                next - 1
+            };
+            let page = match self
+                .inner
+                .upstream
+                .history_after(&hub.room, after, FILL_PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::warn!(room = %hub.room, %error, "gap fill failed; retrying");
+                    tokio::time::sleep(self.inner.gap_fill_after.max(Duration::from_millis(100)))
+                        .await;
+                    continue;
+                }
+            };
+            self.inner.metrics.gap_fills.inc();
+            let full_page = page.messages.len() == FILL_PAGE as usize;
+            for message in page.messages {
+                self.accept(hub, message.seq, text(message.to_frame()));
+            }
+            if full_page {
+                continue; // more to catch up
+            }
+            let mut state = hub.state.lock().expect("hub lock");
+            state.filling = false;
+            if !state.pending.is_empty() {
+                // What is still missing was not in the database a moment ago: look again
+                // after the usual delay.
+                state.filling = true;
+                drop(state);
+                self.schedule_fill(hub.clone(), self.inner.gap_fill_after, false);
+            }
+            return;
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The gateway's settings. Defaults are in [`DEFAULTS`]; every key is documented in
+//! `docs/configuration.md`.
+
+use chat_bus::redis_streams::RedisStreamsConfig;
+use chat_common::settings::{SettingsError, rule};
+use chat_common::telemetry::LogSettings;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULTS: &str = r#"
+listen = "127.0.0.1:8080"
+ops_listen = "127.0.0.1:9090"
+static_dir = "static"
+drain_timeout_secs = 10
+
+[message_service]
+endpoints = ["http://127.0.0.1:50051"]
+timeout_ms = 5000
+connect_timeout_ms = 1000
+
+[auth]
+# Required: the key that signs session tokens. Same value on every gateway.
+secret = ""
+session_ttl_secs = 86400
+cookie_secure = false
+
+[gateway]
+allowed_origins = []
+max_frame_bytes = 65536
+max_rooms_per_connection = 100
+outbound_queue = 1024
+send_queue = 64
+history_on_join = 50
+max_history = 500
+gap_fill_after_ms = 200
+
+[redis]
+url = "redis://127.0.0.1:6379"
+key_prefix = "sc"
+shards = 8
+max_len = 100000
+block_ms = 2000
+
+[log]
+format = "text"
+level = "info"
+"#;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Public address: websocket, HTTP API and static files.
+    pub listen: SocketAddr,
+    /// Internal address: `/healthz`, `/readyz`, `/metrics`.
+    pub ops_listen: SocketAddr,
+    /// The browser client's files.
+    pub static_dir: PathBuf,
+    /// How long a shutdown may take to close sockets and finish in-flight sends.
+    pub drain_timeout_secs: u64,
+    pub message_service: UpstreamSettings,
+    pub auth: AuthSettings,
+    pub gateway: Limits,
+    pub redis: RedisStreamsConfig,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UpstreamSettings {
+    /// Every message-service instance; calls are balanced over all of them.
+    pub endpoints: Vec<String>,
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct AuthSettings {
+    /// Signs session tokens. At least 32 bytes. Never logged.
+    pub secret: String,
+    pub session_ttl_secs: u64,
+    /// Mark the session cookie `Secure` (set when served over HTTPS).
+    pub cookie_secure: bool,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("secret", &"[redacted]")
+            .field("session_ttl_secs", &self.session_ttl_secs)
+            .field("cookie_secure", &self.cookie_secure)
+            .finish()
+    }
+}
+
+/// Per-connection bounds. `docs/protocol.md` documents each.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Limits {
+    /// Origins (`scheme://host[:port]`) allowed to open `/ws` besides the gateway's own.
+    pub allowed_origins: Vec<String>,
+    /// Largest websocket frame or message accepted; larger closes the socket with 1009.
+    pub max_frame_bytes: usize,
+    pub max_rooms_per_connection: usize,
+    /// Frames waiting to be written to one socket; a full queue closes it with 4008.
+    pub outbound_queue: usize,
+    /// Sends waiting for their ack on one socket; past it sends get `rate_limited`.
+    pub send_queue: usize,
+    /// Messages sent with `joined` when the join has no `since_seq`.
+    pub history_on_join: u32,
+    /// Most messages `joined` carries for a `since_seq` resume; beyond, `has_more` is set.
+    pub max_history: u32,
+    /// How long a gap in a room's sequence may wait for the bus before it is filled from
+    /// the database.
+    pub gap_fill_after_ms: u64,
+}
+
+impl Settings {
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let settings: Self = chat_common::settings::load(DEFAULTS, file)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Defaults only; the caller must still provide `auth.secret`.
+    pub fn defaults() -> Self {
+        chat_common::settings::load_with_env(DEFAULTS, None, std::iter::empty())
+            .expect("built-in defaults are valid")
+    }
+
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.auth.secret.len() < 32 {
+            return Err(rule(
+                "auth.secret",
+                "must be set, at least 32 bytes (SC_AUTH__SECRET)",
+            ));
+        }
+        if self.message_service.endpoints.is_empty() {
+            return Err(rule(
+                "message_service.endpoints",
+                "must list at least one endpoint",
+            ));
+        }
+        let g = &self.gateway;
+        if g.max_frame_bytes < 1024 {
+            return Err(rule("gateway.max_frame_bytes", "must be at least 1024"));
+        }
+        if g.max_rooms_per_connection == 0 || g.outbound_queue == 0 || g.send_queue == 0 {
+            return Err(rule(
+                "gateway",
+                "max_rooms_per_connection, outbound_queue and send_queue must be at least 1",
+            ));
+        }
+        if g.max_history == 0 {
+            return Err(rule("gateway.max_history", "must be at least 1"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,242 @@
+//! The gateway's client of the message services: one gRPC channel balanced over every
+//! configured endpoint, answers converted to domain types, failures to [`UpstreamError`].
+
+use crate::settings::UpstreamSettings;
+use chat_domain::{
+    Author, ChatMessage, ClientMsgId, ErrorCode, MessageKind, MessageText, RoomName,
+};
+use chat_proto::v1::chat_service_client::ChatServiceClient;
+use chat_proto::v1::{self, read_history_request::Position};
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+/// A failed call, with the code to show the client. The message is safe to show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct UpstreamError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl From<tonic::Status> for UpstreamError {
+    fn from(status: tonic::Status) -> Self {
+        let code = chat_proto::error_code(&status);
+        let message = match code {
+            // Transport failures carry low-level text; clients get a stable sentence.
+            ErrorCode::Unavailable => "message service unavailable, retry later".to_owned(),
+            ErrorCode::Internal => "internal error".to_owned(),
+            _ => status.message().to_owned(),
+        };
+        if matches!(code, ErrorCode::Unavailable | ErrorCode::Internal) {
+            tracing::warn!(grpc_code = ?status.code(), status = %status.message(), "message service call failed");
+        }
+        Self { code, message }
+    }
+}
+
+fn corrupt(e: chat_proto::ConversionError) -> UpstreamError {
+    tracing::error!(error = %e, "message service sent an invalid message");
+    UpstreamError {
+        code: ErrorCode::Internal,
+        message: "internal error".into(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RoomInfo {
+    pub name: RoomName,
+    pub last_seq: u64,
+    pub created_at_ms: i64,
+}
+
+/// A page of history, oldest first, with the room's last seq when it was read.
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    pub messages: Vec<ChatMessage>,
+    pub last_seq: u64,
+}
+
+#[derive(Clone)]
+pub struct Upstream {
+    client: ChatServiceClient<Channel>,
+}
+
+/// Transport-level failures are retried this many times: every call is idempotent (sends
+/// through their `client_msg_id`), and a retry may reach another instance.
+const RETRIES: usize = 2;
+
+impl Upstream {
+    /// Builds the balanced channel. Connects lazily: a message service that is down now is
+    /// tried again on each call.
+    pub fn new(settings: &UpstreamSettings) -> Result<Self, String> {
+        let endpoints = settings
+            .endpoints
+            .iter()
+            .map(|url| {
+                Endpoint::from_shared(url.clone())
+                    .map(|e| {
+                        e.connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
+                            .timeout(Duration::from_millis(settings.timeout_ms))
+                            .tcp_nodelay(true)
+                            .http2_keep_alive_interval(Duration::from_secs(20))
+                    })
+                    .map_err(|e| format!("invalid message_service endpoint `{url}`: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let channel = Channel::balance_list(endpoints.into_iter());
+        Ok(Self {
+            client: ChatServiceClient::new(channel),
+        })
+    }
+
+    async fn call<T, F, Fut>(&self, mut f: F) -> Result<T, UpstreamError>
+    where
+        F: FnMut(ChatServiceClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match f(self.client.clone()).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) if attempt < RETRIES && retryable(&status) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(25 * attempt as u64)).await;
+                }
+                Err(status) => return Err(status.into()),
+            }
+        }
+    }
+
+    pub async fn enter_room(&self, room: &RoomName) -> Result<RoomInfo, UpstreamError> {
+        let request = v1::EnterRoomRequest {
+            room: room.as_str().to_owned(),
+        };
+        let response = self
+            .call(|mut c| {
+                let request = request.clone();
+                async move { c.enter_room(request).await }
+            })
+            .await?;
+        room_info(response.room.unwrap_or_default())
+    }
+
+    pub async fn send(
+        &self,
+        room: &RoomName,
+        author: &Author,
+        text: &MessageText,
+        client_msg_id: &ClientMsgId,
+        kind: MessageKind,
+    ) -> Result<(ChatMessage, bool), UpstreamError> {
+        let request = v1::SendMessageRequest {
+            room: room.as_str().to_owned(),
+            author: Some(author.into()),
+            text: text.as_str().to_owned(),
+            client_msg_id: client_msg_id.as_str().to_owned(),
+            kind: chat_proto::kind_to_wire(kind) as i32,
+        };
+        let response = self
+            .call(|mut c| {
+                let request = request.clone();
+                async move { c.send_message(request).await }
+            })
+            .await?;
+        let message = response.message.ok_or_else(|| UpstreamError {
+            code: ErrorCode::Internal,
+            message: "internal error".into(),
+        })?;
+        Ok((message.try_into().map_err(corrupt)?, response.duplicate))
+    }
+
+    async fn history(
+        &self,
+        room: &RoomName,
+        position: Option<Position>,
+        limit: u32,
+    ) -> Result<HistoryPage, UpstreamError> {
+        let request = v1::ReadHistoryRequest {
+            room: room.as_str().to_owned(),
+            position,
+            limit,
+        };
+        let response = self
+            .call(|mut c| {
+                let request = request.clone();
+                async move { c.read_history(request).await }
+            })
+            .await?;
+        Ok(HistoryPage {
+            messages: response
+                .messages
+                .into_iter()
+                .map(ChatMessage::try_from)
+                .collect::<Result<_, _>>()
+                .map_err(corrupt)?,
+            last_seq: response.last_seq,
+        })
+    }
+
+    /// Messages with seq > `after_seq`, oldest first.
+    pub async fn history_after(
+        &self,
+        room: &RoomName,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<HistoryPage, UpstreamError> {
+        self.history(room, Some(Position::AfterSeq(after_seq)), limit)
+            .await
+    }
+
+    /// The newest messages with seq < `before_seq`, oldest first.
+    pub async fn history_before(
+        &self,
+        room: &RoomName,
+        before_seq: u64,
+        limit: u32,
+    ) -> Result<HistoryPage, UpstreamError> {
+        self.history(room, Some(Position::BeforeSeq(before_seq)), limit)
+            .await
+    }
+
+    pub async fn list_rooms(
+        &self,
+        after: Option<&RoomName>,
+        limit: u32,
+    ) -> Result<(Vec<RoomInfo>, Option<String>), UpstreamError> {
+        let request = v1::ListRoomsRequest {
+            after: after.map(|r| r.as_str().to_owned()).unwrap_or_default(),
+            limit,
+        };
+        let response = self
+            .call(|mut c| {
+                let request = request.clone();
+                async move { c.list_rooms(request).await }
+            })
+            .await?;
+        let rooms = response
+            .rooms
+            .into_iter()
+            .map(room_info)
+            .collect::<Result<_, _>>()?;
+        Ok((rooms, Some(response.next_after).filter(|n| !n.is_empty())))
+    }
+}
+
+fn retryable(status: &tonic::Status) -> bool {
+    // Only failures before the service could act: a refused or broken connection.
+    status.code() == tonic::Code::Unavailable
+        && status.metadata().get(chat_proto::ERROR_CODE_KEY).is_none()
+}
+
+fn room_info(room: v1::Room) -> Result<RoomInfo, UpstreamError> {
+    Ok(RoomInfo {
+        name: RoomName::parse(&room.name).map_err(|e| {
+            corrupt(chat_proto::ConversionError {
+                field: "room",
+                reason: e.to_string(),
+            })
+        })?,
+        last_seq: room.last_seq,
+        created_at_ms: room.created_at_ms,
+    })
+}

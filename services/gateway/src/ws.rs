@@ -1,0 +1,348 @@
+//! `GET /ws`: one websocket connection speaking protocol v1.
+//!
+//! Three tasks per connection: the reader (this module's loop: parses frames, handles
+//! joins and leaves, queues sends), the sender (sends in order, one at a time, so a
+//! person's messages keep their order), and the writer (writes queued frames in batches,
+//! and the close frame). They share the connection's [`Outbox`].
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::outbox::{Closer, Outbox, text};
+use crate::rooms::{ConnId, Hub};
+use crate::upstream::UpstreamError;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
+use chat_domain::protocol::{ClientFrame, FrameError, error_frame, joined_frame, left_frame};
+use chat_domain::{ClientMsgId, CloseCode, ErrorCode, MessageKind, MessageText, RoomName};
+use futures::SinkExt;
+use futures::stream::{SplitSink, StreamExt};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+struct SendRequest {
+    room: RoomName,
+    text: MessageText,
+    client_msg_id: ClientMsgId,
+    received: Instant,
+}
+
+struct Connection {
+    app: AppState,
+    id: ConnId,
+    outbox: Outbox,
+    joined: HashSet<RoomName>,
+    sends: mpsc::Sender<SendRequest>,
+}
+
+/// Runs one upgraded connection until either side closes it or the gateway shuts down.
+pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
+    let limits = &app.settings().gateway;
+    let (outbox, outbound, closer) = Outbox::new(limits.outbound_queue);
+    let (sends, send_queue) = mpsc::channel(limits.send_queue);
+    let (sink, mut stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, outbound, closer.clone()));
+    let sender = tokio::spawn(send_loop(
+        app.clone(),
+        principal,
+        outbox.clone(),
+        send_queue,
+    ));
+    let metrics = app.metrics().clone();
+    metrics.connections.inc();
+
+    let mut conn = Connection {
+        id: app.next_conn_id(),
+        app: app.clone(),
+        outbox,
+        joined: HashSet::new(),
+        sends,
+    };
+    let shutdown = app.shutdown().clone();
+    loop {
+        tokio::select! {
+            biased;
+            _ = closer.token().cancelled() => break,
+            _ = shutdown.cancelled() => {
+                conn.outbox.close_after_queue(CloseCode::ServiceRestart);
+                break;
+            }
+            message = stream.next() => match message {
+                Some(Ok(Message::Text(frame))) => {
+                    metrics.frames_in.inc();
+                    conn.on_text(&frame).await;
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    metrics.frames_in.inc();
+                    conn.error(FrameError::new(ErrorCode::BinaryFrame, "binary frames are not supported; send JSON text frames"));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Err(error)) => {
+                    if is_too_big(&error) {
+                        conn.outbox.close(CloseCode::MessageTooBig);
+                    } else {
+                        tracing::debug!(%error, "websocket read failed");
+                    }
+                    break;
+                }
+            },
+        }
+    }
+
+    for room in conn.joined.drain() {
+        app.rooms().leave(&room, conn.id);
+    }
+    // Sends already queued still get their ack (or error) before the socket closes, within
+    // the drain bound; then the writer sees its queue end and closes the socket.
+    let Connection { outbox, sends, .. } = conn;
+    drop(sends);
+    let _ = tokio::time::timeout(app.drain_timeout(), sender).await;
+    drop(outbox);
+    // A client that stopped reading must not hold the socket open past the bound.
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(app.drain_timeout(), writer)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
+    metrics.connections.dec();
+}
+
+fn is_too_big(error: &axum::Error) -> bool {
+    // axum hides tungstenite's error type; its capacity errors read "Space limit exceeded"
+    // or "Message too long".
+    let text =
+        std::error::Error::source(error).map_or_else(|| error.to_string(), |e| e.to_string());
+    text.contains("Space limit exceeded")
+        || text.contains("too long")
+        || text.contains("Message too big")
+}
+
+impl Connection {
+    fn push(&self, frame: Bytes) {
+        self.outbox.push(text(frame));
+    }
+
+    fn error(&self, error: FrameError) {
+        self.app.metrics().error(error.code);
+        self.push(error.to_frame());
+    }
+
+    async fn on_text(&mut self, frame: &str) {
+        let frame = match ClientFrame::parse(frame) {
+            Ok(frame) => frame,
+            Err(error) => return self.error(error),
+        };
+        match frame {
+            ClientFrame::Join { room, since_seq } => self.join(room, since_seq).await,
+            ClientFrame::Leave { room } => {
+                if self.joined.remove(&room) {
+                    self.app.rooms().leave(&room, self.id);
+                    self.push(left_frame(&room));
+                } else {
+                    self.error(not_joined(&room));
+                }
+            }
+            ClientFrame::Send {
+                room,
+                text,
+                client_msg_id,
+            } => {
+                if !self.joined.contains(&room) {
+                    return self
+                        .error(not_joined(&room).with_ref(Some(client_msg_id.into_string())));
+                }
+                let request = SendRequest {
+                    room,
+                    text,
+                    client_msg_id,
+                    received: Instant::now(),
+                };
+                if let Err(mpsc::error::TrySendError::Full(request)) = self.sends.try_send(request)
+                {
+                    self.error(
+                        FrameError::new(
+                            ErrorCode::RateLimited,
+                            "too many sends waiting for their ack; wait for acks",
+                        )
+                        .with_ref(Some(request.client_msg_id.into_string())),
+                    );
+                }
+            }
+        }
+    }
+
+    async fn join(&mut self, room: RoomName, since_seq: Option<u64>) {
+        let reference = Some(room.as_str().to_owned());
+        if self.joined.contains(&room) {
+            return self.error(
+                FrameError::new(ErrorCode::AlreadyJoined, "already joined this room")
+                    .with_ref(reference),
+            );
+        }
+        let max = self.app.settings().gateway.max_rooms_per_connection;
+        if self.joined.len() >= max {
+            return self.error(
+                FrameError::new(
+                    ErrorCode::TooManyRooms,
+                    format!("a connection may join at most {max} rooms"),
+                )
+                .with_ref(reference),
+            );
+        }
+        let hub = self
+            .app
+            .rooms()
+            .begin_join(&room, self.id, self.outbox.clone());
+        self.joined.insert(room.clone());
+        if let Err(error) = self.complete_join(&hub, &room, since_seq).await {
+            self.joined.remove(&room);
+            self.app.rooms().leave(&room, self.id);
+            self.error(FrameError::new(error.code, error.message).with_ref(reference));
+        }
+    }
+
+    async fn complete_join(
+        &self,
+        hub: &Arc<Hub>,
+        room: &RoomName,
+        since_seq: Option<u64>,
+    ) -> Result<(), UpstreamError> {
+        let upstream = self.app.upstream();
+        let limits = &self.app.settings().gateway;
+        let info = upstream.enter_room(room).await?;
+        let from = self
+            .app
+            .rooms()
+            .fix_cut(hub, self.id, info.last_seq, since_seq);
+        // History is everything below the cut; live delivery starts at it.
+        let below = from - 1;
+        let (history, has_more) = match since_seq {
+            Some(seen) if seen >= below => (Vec::new(), false),
+            Some(seen) => {
+                let missed = below - seen;
+                if missed > u64::from(limits.max_history) {
+                    (
+                        upstream
+                            .history_before(room, from, limits.max_history)
+                            .await?
+                            .messages,
+                        true,
+                    )
+                } else {
+                    (
+                        upstream
+                            .history_after(room, seen, missed as u32)
+                            .await?
+                            .messages,
+                        false,
+                    )
+                }
+            }
+            None if below == 0 || limits.history_on_join == 0 => (Vec::new(), below > 0),
+            None => {
+                let page = upstream
+                    .history_before(room, from, limits.history_on_join)
+                    .await?;
+                let has_more = page.messages.first().is_some_and(|m| m.seq > 1);
+                (page.messages, has_more)
+            }
+        };
+        let history: Vec<_> = history.into_iter().filter(|m| m.seq < from).collect();
+        let joined = joined_frame(room, info.last_seq.max(below), &history, has_more);
+        self.app.rooms().activate(hub, self.id, joined);
+        Ok(())
+    }
+}
+
+fn not_joined(room: &RoomName) -> FrameError {
+    FrameError::new(
+        ErrorCode::NotJoined,
+        "join the room before sending to or leaving it",
+    )
+    .with_ref(Some(room.as_str().to_owned()))
+}
+
+/// Sends one at a time, in the order the client sent them, so that a person's messages
+/// keep their order; acks come back on the same socket.
+async fn send_loop(
+    app: AppState,
+    principal: Principal,
+    outbox: Outbox,
+    mut queue: mpsc::Receiver<SendRequest>,
+) {
+    let metrics = app.metrics().clone();
+    while let Some(request) = queue.recv().await {
+        let result = app
+            .upstream()
+            .send(
+                &request.room,
+                &principal.author,
+                &request.text,
+                &request.client_msg_id,
+                MessageKind::Text,
+            )
+            .await;
+        let frame = match result {
+            Ok((message, duplicate)) => {
+                metrics.acks.inc();
+                metrics
+                    .send_seconds
+                    .observe(request.received.elapsed().as_secs_f64());
+                chat_domain::protocol::ack_frame(&message, duplicate)
+            }
+            Err(error) => {
+                metrics.error(error.code);
+                error_frame(
+                    error.code,
+                    &error.message,
+                    Some(request.client_msg_id.as_str()),
+                )
+            }
+        };
+        outbox.push(text(frame));
+    }
+}
+
+/// Writes queued frames, as many as are ready per flush, and the close frame at the end.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbound: mpsc::Receiver<Utf8Bytes>,
+    closer: Arc<Closer>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = closer.token().cancelled() => break,
+            frame = outbound.recv() => {
+                let Some(frame) = frame else { break };
+                if sink.feed(Message::Text(frame)).await.is_err() {
+                    return;
+                }
+                while let Ok(frame) = outbound.try_recv() {
+                    if sink.feed(Message::Text(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let close = closer.code().map_or(
+        CloseFrame {
+            code: axum::extract::ws::close_code::NORMAL,
+            reason: Utf8Bytes::from_static(""),
+        },
+        |code| CloseFrame {
+            code: code.code(),
+            reason: Utf8Bytes::from_static(code.reason()),
+        },
+    );
+    let _ = sink.send(Message::Close(Some(close))).await;
+    let _ = sink.close().await;
+}

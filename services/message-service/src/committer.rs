@@ -1,0 +1,148 @@
+//! Group commit. Sends queue up while a transaction is in flight; the next transaction
+//! takes all of them (up to `max_batch`), so throughput grows with load instead of
+//! collapsing into one transaction per message. Each sender is answered after the commit,
+//! then the committed messages go to the publisher.
+
+use crate::metrics::Metrics;
+use crate::settings::CommitSettings;
+use chat_bus::BusEvent;
+use chat_domain::ChatMessage;
+use chat_store::{AppendOutcome, NewMessage, Store};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// A committed send.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub message: ChatMessage,
+    /// The `client_msg_id` was stored before: this is the original message.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    #[error("room does not exist")]
+    RoomNotFound,
+    #[error("too many sends waiting for the database")]
+    Overloaded,
+    #[error("the database is unavailable")]
+    Unavailable,
+    #[error("the message service is shutting down")]
+    ShuttingDown,
+    #[error("internal error")]
+    Internal,
+}
+
+struct Request {
+    message: NewMessage,
+    reply: oneshot::Sender<Result<Committed, CommitError>>,
+}
+
+/// Submits sends to the committer. Cloned into every gRPC handler; when the last clone is
+/// dropped the committer finishes what is queued and stops.
+#[derive(Clone)]
+pub struct CommitHandle {
+    tx: mpsc::Sender<Request>,
+}
+
+impl CommitHandle {
+    pub async fn commit(&self, message: NewMessage) -> Result<Committed, CommitError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .try_send(Request { message, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => CommitError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => CommitError::ShuttingDown,
+            })?;
+        // The committer always answers unless it died, which only happens at shutdown.
+        answer.await.unwrap_or(Err(CommitError::ShuttingDown))
+    }
+}
+
+/// Starts the committer task. It runs until every [`CommitHandle`] is dropped and the queue
+/// is empty, then drops `publish`, which lets the publisher drain in turn.
+pub fn spawn(
+    store: Arc<dyn Store>,
+    publish: mpsc::Sender<Vec<BusEvent>>,
+    settings: &CommitSettings,
+    metrics: Metrics,
+) -> (CommitHandle, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(settings.queue);
+    let task = tokio::spawn(run(store, rx, publish, settings.max_batch, metrics));
+    (CommitHandle { tx }, task)
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Request>,
+    publish: mpsc::Sender<Vec<BusEvent>>,
+    max_batch: usize,
+    metrics: Metrics,
+) {
+    let mut batch: Vec<Request> = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        let messages: Vec<NewMessage> = batch.iter().map(|r| r.message.clone()).collect();
+        metrics.batch_size.observe(messages.len() as f64);
+        let started = Instant::now();
+        let result = store.append_batch(&messages).await;
+        metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(outcomes) => {
+                let mut events = Vec::with_capacity(outcomes.len());
+                for (request, outcome) in batch.drain(..).zip(outcomes) {
+                    let answer = match outcome {
+                        AppendOutcome::Stored(message) => {
+                            metrics.committed.inc();
+                            Ok(Committed {
+                                message,
+                                duplicate: false,
+                            })
+                        }
+                        AppendOutcome::Duplicate(message) => {
+                            metrics.duplicates.inc();
+                            Ok(Committed {
+                                message,
+                                duplicate: true,
+                            })
+                        }
+                        AppendOutcome::RoomNotFound => Err(CommitError::RoomNotFound),
+                    };
+                    if let Ok(committed) = &answer {
+                        // Duplicates are published again too: if the first publish was lost
+                        // (a crash between commit and publish), the retry repairs delivery,
+                        // and gateways drop the repeat by seq.
+                        events.push(BusEvent {
+                            room: committed.message.room.clone(),
+                            seq: committed.message.seq,
+                            payload: committed.message.to_frame(),
+                            traceparent: None,
+                        });
+                    }
+                    // The sender may have given up (deadline); the commit stands regardless.
+                    let _ = request.reply.send(answer);
+                }
+                if !events.is_empty() && publish.send(events).await.is_err() {
+                    tracing::error!("publisher stopped before the committer; events not published");
+                }
+            }
+            Err(error) => {
+                metrics.store_errors.inc();
+                let answer = if error.is_unavailable() {
+                    tracing::warn!(%error, batch = batch.len(), "group commit failed: database unavailable");
+                    CommitError::Unavailable
+                } else {
+                    tracing::error!(error = ?error, batch = batch.len(), "group commit failed");
+                    CommitError::Internal
+                };
+                for request in batch.drain(..) {
+                    let _ = request.reply.send(Err(answer));
+                }
+            }
+        }
+    }
+    tracing::debug!("committer drained");
+}

@@ -1,0 +1,186 @@
+//! The message service: the one place that writes messages.
+//!
+//! # Layout
+//! * [`settings`]: typed configuration with its defaults.
+//! * [`grpc`]: the `chat.v1.ChatService` handlers.
+//! * [`committer`]: group commit; a send is acknowledged only after its transaction commits.
+//! * [`publisher`]: publishes committed messages to the bus, in order, with retry.
+//! * [`metrics`]: Prometheus metrics.
+//!
+//! [`MessageService::start`] is the one function that builds the running service; the
+//! binary, the all-in-one and the tests all start it the same way.
+
+pub mod committer;
+pub mod grpc;
+pub mod metrics;
+pub mod publisher;
+pub mod settings;
+
+use chat_bus::Bus;
+use chat_bus::redis_streams::RedisStreamsBus;
+use chat_common::ops::{self, Readiness};
+use chat_proto::v1::chat_service_server::ChatServiceServer;
+use chat_store::{ConnectOptions, Store};
+use prometheus_client::registry::Registry;
+use settings::Settings;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Store(#[from] chat_store::StoreError),
+    #[error("cannot connect to the bus: {0}")]
+    Bus(#[from] chat_bus::BusError),
+}
+
+/// Connects the store (applying migrations) and the Redis Streams bus named in `settings`.
+pub async fn connect_dependencies(
+    settings: &Settings,
+) -> Result<(Arc<dyn Store>, Arc<dyn Bus>), StartError> {
+    let store = connect_store(&settings.database).await?;
+    let bus = RedisStreamsBus::connect(settings.redis.clone()).await?;
+    Ok((store, Arc::new(bus)))
+}
+
+pub async fn connect_store(
+    settings: &settings::DatabaseSettings,
+) -> Result<Arc<dyn Store>, StartError> {
+    let mut options = ConnectOptions::new(settings.url.clone());
+    options.max_connections = settings.max_connections;
+    options.acquire_timeout = Duration::from_millis(settings.acquire_timeout_ms);
+    Ok(chat_store::connect(&options).await?)
+}
+
+/// A running message service.
+pub struct MessageService {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+struct Ready {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    shutdown: CancellationToken,
+}
+
+#[async_trait::async_trait]
+impl Readiness for Ready {
+    async fn ready(&self) -> Result<(), String> {
+        if self.shutdown.is_cancelled() {
+            return Err("shutting down".into());
+        }
+        self.store
+            .ping()
+            .await
+            .map_err(|e| format!("database: {e}"))?;
+        self.bus.ping().await.map_err(|e| format!("bus: {e}"))?;
+        Ok(())
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+impl MessageService {
+    /// Binds both listeners (port 0 picks a free port) and starts serving. Stops when
+    /// `shutdown` is cancelled: no new calls, in-flight batches commit and publish, within
+    /// `drain_timeout_secs`.
+    pub async fn start(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StartError> {
+        let grpc_listener = bind(settings.grpc_listen).await?;
+        let http_listener = bind(settings.http_listen).await?;
+        let grpc_addr = grpc_listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: settings.grpc_listen,
+                source,
+            })?;
+        let http_addr = http_listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: settings.http_listen,
+                source,
+            })?;
+
+        let mut registry = Registry::default();
+        let metrics = metrics::Metrics::register(&mut registry);
+        let give_up = CancellationToken::new();
+        let (publish, publisher) = publisher::spawn(bus.clone(), metrics.clone(), give_up.clone());
+        let (commits, committer) =
+            committer::spawn(store.clone(), publish, &settings.commit, metrics);
+        let service = grpc::ChatGrpc::new(store.clone(), commits, settings.history.clone());
+
+        let ops = ops::router(
+            Arc::new(Ready {
+                store,
+                bus,
+                shutdown: shutdown.clone(),
+            }),
+            Arc::new(registry),
+        );
+        let http_shutdown = shutdown.clone();
+        let http = tokio::spawn(async move {
+            let _ = axum::serve(http_listener, ops)
+                .with_graceful_shutdown(http_shutdown.cancelled_owned())
+                .await;
+        });
+
+        let drain = Duration::from_secs(settings.drain_timeout_secs);
+        let task = tokio::spawn(async move {
+            let grpc = tonic::transport::Server::builder()
+                .add_service(ChatServiceServer::new(service))
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(grpc_listener),
+                    shutdown.clone().cancelled_owned(),
+                );
+            if let Err(error) = grpc.await {
+                tracing::error!(%error, "grpc server failed");
+            }
+            // The server is gone, and with it every CommitHandle: the committer drains its
+            // queue, then the publisher drains, bounded by the drain deadline.
+            let deadline = tokio::spawn({
+                let give_up = give_up.clone();
+                async move {
+                    tokio::time::sleep(drain).await;
+                    give_up.cancel();
+                }
+            });
+            let _ = committer.await;
+            let _ = publisher.await;
+            deadline.abort();
+            let _ = http.await;
+            tracing::info!("message service stopped");
+        });
+        tracing::info!(%grpc_addr, %http_addr, "message service listening");
+        Ok(Self {
+            grpc_addr,
+            http_addr,
+            task,
+        })
+    }
+
+    /// Waits until the service has stopped and drained.
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}

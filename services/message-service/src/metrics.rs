@@ -1,0 +1,67 @@
+//! The message service's Prometheus metrics.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub committed: Counter,
+    pub duplicates: Counter,
+    pub refused: Counter,
+    pub store_errors: Counter,
+    pub publish_errors: Counter,
+    pub batch_size: Histogram,
+    pub commit_seconds: Histogram,
+}
+
+impl Metrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            committed: Counter::default(),
+            duplicates: Counter::default(),
+            refused: Counter::default(),
+            store_errors: Counter::default(),
+            publish_errors: Counter::default(),
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
+            commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+        };
+        let r = registry.sub_registry_with_prefix("sc_message_service");
+        r.register(
+            "messages_committed",
+            "Messages stored",
+            metrics.committed.clone(),
+        );
+        r.register(
+            "send_duplicates",
+            "Sends answered from an earlier commit of the same client_msg_id",
+            metrics.duplicates.clone(),
+        );
+        r.register(
+            "sends_refused",
+            "Sends refused before reaching the database (invalid, unknown room, overloaded)",
+            metrics.refused.clone(),
+        );
+        r.register(
+            "store_errors",
+            "Group-commit transactions that failed",
+            metrics.store_errors.clone(),
+        );
+        r.register(
+            "publish_errors",
+            "Bus publishes that failed and were retried",
+            metrics.publish_errors.clone(),
+        );
+        r.register(
+            "commit_batch_size",
+            "Sends per group-commit transaction",
+            metrics.batch_size.clone(),
+        );
+        r.register(
+            "commit_seconds",
+            "Time of one group-commit transaction",
+            metrics.commit_seconds.clone(),
+        );
+        metrics
+    }
+}

@@ -1,0 +1,58 @@
+//! Publishes committed messages to the bus, in commit order, after the commit. A failed
+//! publish is retried with backoff: the messages are already durable, so giving up early
+//! would only make gateways fill the gap from the database later.
+
+use crate::metrics::Metrics;
+use chat_bus::{Bus, BusEvent};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Batches waiting to be published. Bounded: when the bus is down for long, commits wait
+/// here rather than growing memory without limit.
+pub const QUEUE_BATCHES: usize = 1024;
+
+/// Starts the publisher. It runs until every sender is dropped and the queue is published,
+/// or until `give_up` is cancelled (the drain deadline), whichever comes first.
+pub fn spawn(
+    bus: Arc<dyn Bus>,
+    metrics: Metrics,
+    give_up: CancellationToken,
+) -> (mpsc::Sender<Vec<BusEvent>>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
+    (tx, tokio::spawn(run(bus, rx, metrics, give_up)))
+}
+
+async fn run(
+    bus: Arc<dyn Bus>,
+    mut rx: mpsc::Receiver<Vec<BusEvent>>,
+    metrics: Metrics,
+    give_up: CancellationToken,
+) {
+    let mut batches = Vec::new();
+    while rx.recv_many(&mut batches, 64).await > 0 {
+        // Coalesce whatever queued into one pipelined round trip.
+        let events: Vec<BusEvent> = batches.drain(..).flatten().collect();
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            match bus.publish(&events).await {
+                Ok(()) => break,
+                Err(error) => {
+                    metrics.publish_errors.inc();
+                    tracing::warn!(%error, events = events.len(), retry_in_ms = backoff.as_millis() as u64, "publish failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = give_up.cancelled() => {
+                            tracing::error!(events = events.len(), "drain deadline passed: unpublished events are left for gateways to fill from the database");
+                            return;
+                        }
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+    tracing::debug!("publisher drained");
+}

@@ -1,0 +1,118 @@
+//! The message service's settings. Defaults are in [`DEFAULTS`]; every key is documented
+//! in `docs/configuration.md`.
+
+use chat_bus::redis_streams::RedisStreamsConfig;
+use chat_common::settings::{SettingsError, rule};
+use chat_common::telemetry::LogSettings;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+
+pub const DEFAULTS: &str = r#"
+grpc_listen = "127.0.0.1:50051"
+http_listen = "127.0.0.1:9091"
+drain_timeout_secs = 10
+
+[database]
+url = "sqlite://./data/chat.db"
+max_connections = 16
+acquire_timeout_ms = 3000
+
+[redis]
+url = "redis://127.0.0.1:6379"
+key_prefix = "sc"
+shards = 8
+max_len = 100000
+block_ms = 2000
+
+[commit]
+max_batch = 512
+queue = 20000
+
+[history]
+default_limit = 50
+max_limit = 500
+
+[log]
+format = "text"
+level = "info"
+"#;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Where the gRPC server listens.
+    pub grpc_listen: SocketAddr,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub http_listen: SocketAddr,
+    /// How long shutdown may take to finish in-flight batches and publishes.
+    pub drain_timeout_secs: u64,
+    pub database: DatabaseSettings,
+    pub redis: RedisStreamsConfig,
+    pub commit: CommitSettings,
+    pub history: HistorySettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// `postgres://…` or `sqlite://path`. May hold a password: never logged.
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommitSettings {
+    /// Most sends one transaction commits (group commit).
+    pub max_batch: usize,
+    /// Sends waiting for a commit; past it, sends are refused as `unavailable`.
+    pub queue: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HistorySettings {
+    /// Page size when a request asks for none.
+    pub default_limit: u32,
+    /// Largest page a request may get.
+    pub max_limit: u32,
+}
+
+impl Settings {
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let settings: Self = chat_common::settings::load(DEFAULTS, file)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.commit.max_batch == 0 {
+            return Err(rule("commit.max_batch", "must be at least 1"));
+        }
+        if self.commit.queue == 0 {
+            return Err(rule("commit.queue", "must be at least 1"));
+        }
+        if self.history.max_limit == 0 || self.history.default_limit > self.history.max_limit {
+            return Err(rule(
+                "history.default_limit",
+                "must be at most history.max_limit, which must be at least 1",
+            ));
+        }
+        if self.redis.shards == 0 {
+            return Err(rule("redis.shards", "must be at least 1"));
+        }
+        if !(self.database.url.starts_with("postgres") || self.database.url.starts_with("sqlite:"))
+        {
+            return Err(rule(
+                "database.url",
+                "must start with postgres:// or sqlite:",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Defaults only, for tests and embedding.
+    pub fn defaults() -> Self {
+        chat_common::settings::load_with_env(DEFAULTS, None, std::iter::empty())
+            .expect("built-in defaults are valid")
+    }
+}
