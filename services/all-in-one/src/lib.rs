@@ -1,0 +1,163 @@
+//! The all-in-one server: the gateway and the message service in one process, with SQLite
+//! in a local file and the in-process bus instead of Redis. The same code paths as the
+//! scaled topology: the gateway still reaches the message service over gRPC (on a loopback
+//! port of its own), and fan-out still reads the bus.
+
+use chat_bus::in_process::InProcessBus;
+use chat_common::settings::{SettingsError, rule};
+use chat_common::telemetry::LogSettings;
+use gateway::Gateway;
+use message_service::MessageService;
+use rand::RngCore;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub const DEFAULTS: &str = r#"
+listen = "127.0.0.1:8080"
+ops_listen = "127.0.0.1:9090"
+data_dir = "./data"
+static_dir = "static"
+database_url = ""
+auth_secret = ""
+bus_capacity = 100000
+
+[log]
+format = "text"
+level = "info"
+"#;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Public address: browser client, websocket and API.
+    pub listen: SocketAddr,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub ops_listen: SocketAddr,
+    /// Where the SQLite database and the generated session key live.
+    pub data_dir: PathBuf,
+    pub static_dir: PathBuf,
+    /// Empty: `sqlite://<data_dir>/chat.db`. A `postgres://` URL works too.
+    pub database_url: String,
+    /// Empty: a random key is generated once and kept in `<data_dir>/session.key`.
+    pub auth_secret: String,
+    /// Events the in-process bus keeps for readers that fall behind.
+    pub bus_capacity: usize,
+    pub log: LogSettings,
+}
+
+impl Settings {
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let settings: Self = chat_common::settings::load(DEFAULTS, file)?;
+        if settings.bus_capacity == 0 {
+            return Err(rule("bus_capacity", "must be at least 1"));
+        }
+        Ok(settings)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot use the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    MessageService(#[from] message_service::StartError),
+    #[error(transparent)]
+    Gateway(#[from] gateway::StartError),
+}
+
+pub struct AllInOne {
+    pub addr: SocketAddr,
+    pub ops_addr: SocketAddr,
+    gateway: Gateway,
+    service: MessageService,
+}
+
+/// The session key: configured, or generated once and kept beside the database so that
+/// sessions survive a restart.
+fn session_secret(settings: &Settings) -> Result<String, StartError> {
+    if !settings.auth_secret.is_empty() {
+        return Ok(settings.auth_secret.clone());
+    }
+    let path = settings.data_dir.join("session.key");
+    let io = |source| StartError::DataDir {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(key) if key.trim().len() >= 32 => return Ok(key.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &key).map_err(io)?;
+    Ok(key)
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+/// Starts both services. Stops when `shutdown` is cancelled.
+pub async fn start(
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<AllInOne, StartError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
+        path: settings.data_dir.clone(),
+        source,
+    })?;
+    let secret = session_secret(&settings)?;
+    let database_url = if settings.database_url.is_empty() {
+        format!("sqlite://{}", settings.data_dir.join("chat.db").display())
+    } else {
+        settings.database_url.clone()
+    };
+
+    let mut service_settings = message_service::settings::Settings::defaults();
+    service_settings.grpc_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    service_settings.http_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    service_settings.database.url = database_url;
+    service_settings.log = settings.log.clone();
+    let store = message_service::connect_store(&service_settings.database).await?;
+    let bus = Arc::new(InProcessBus::new(settings.bus_capacity));
+    let service =
+        MessageService::start(&service_settings, store, bus.clone(), shutdown.clone()).await?;
+
+    let mut gateway_settings = gateway::settings::Settings::defaults();
+    gateway_settings.listen = settings.listen;
+    gateway_settings.ops_listen = settings.ops_listen;
+    gateway_settings.static_dir = settings.static_dir.clone();
+    gateway_settings.auth.secret = secret;
+    gateway_settings.message_service.endpoints = vec![format!("http://{}", service.grpc_addr)];
+    gateway_settings.log = settings.log;
+    let gateway = Gateway::start(gateway_settings, bus, shutdown).await?;
+    Ok(AllInOne {
+        addr: gateway.addr,
+        ops_addr: gateway.ops_addr,
+        gateway,
+        service,
+    })
+}
+
+impl AllInOne {
+    /// Waits until both services have stopped; the gateway first, so that its in-flight
+    /// sends still reach the message service.
+    pub async fn wait(self) {
+        self.gateway.wait().await;
+        self.service.wait().await;
+    }
+}

@@ -1,0 +1,215 @@
+//! A cluster of real gateways and message services in this process, each on its own
+//! loopback port, sharing a fresh Postgres database and a fresh Redis key prefix.
+
+use chat_bus::redis_streams::{RedisStreamsBus, RedisStreamsConfig};
+use gateway::Gateway;
+use message_service::MessageService;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub fn database_admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A database of its own for one test, dropped when the test ends.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let admin = database_admin_url();
+        let name = format!("it_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx_connect(&admin).await;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let url = replace_database(&admin, &name);
+        Self { name, url }
+    }
+
+    /// Rows in `messages`, straight from Postgres.
+    pub async fn message_rows(&self) -> Vec<(String, i64, String, String)> {
+        let mut conn = sqlx_connect(&self.url).await;
+        sqlx::query_as(
+            "SELECT r.name, m.seq, m.author_id, m.body FROM messages m JOIN rooms r ON r.id = m.room_id ORDER BY r.name, m.seq",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("read messages")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = database_admin_url();
+        let name = self.name.clone();
+        // Drop runs outside async; a short-lived runtime on its own thread does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let mut conn = sqlx_connect(&admin).await;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+async fn sqlx_connect(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to Postgres (set DATABASE_URL)")
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+pub struct TestCluster {
+    pub db: TestDb,
+    pub redis_prefix: String,
+    pub gateways: Vec<Gateway>,
+    pub services: Vec<MessageService>,
+    pub shutdown: CancellationToken,
+    http: reqwest::Client,
+}
+
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+impl TestCluster {
+    /// `services` message services and `gateways` gateways, every gateway balanced over
+    /// every message service.
+    pub async fn start(gateways: usize, services: usize) -> Self {
+        Self::start_with(gateways, services, |_| {}).await
+    }
+
+    pub async fn start_with(
+        gateways: usize,
+        services: usize,
+        tweak: impl Fn(&mut gateway::settings::Settings),
+    ) -> Self {
+        let db = TestDb::create().await;
+        let redis_prefix = format!("it-{}", uuid::Uuid::new_v4().simple());
+        let shutdown = CancellationToken::new();
+        let mut redis = RedisStreamsConfig::new(redis_url(), redis_prefix.clone());
+        redis.shards = 4;
+        redis.block_ms = 500;
+
+        let mut running_services = Vec::new();
+        for _ in 0..services {
+            let mut settings = message_service::settings::Settings::defaults();
+            settings.grpc_listen = "127.0.0.1:0".parse().unwrap();
+            settings.http_listen = "127.0.0.1:0".parse().unwrap();
+            settings.database.url = db.url.clone();
+            settings.database.max_connections = 4;
+            settings.redis = redis.clone();
+            let store = message_service::connect_store(&settings.database)
+                .await
+                .expect("store");
+            let bus = Arc::new(
+                RedisStreamsBus::connect(redis.clone())
+                    .await
+                    .expect("redis"),
+            );
+            running_services.push(
+                MessageService::start(&settings, store, bus, shutdown.clone())
+                    .await
+                    .expect("message service"),
+            );
+        }
+        let endpoints: Vec<String> = running_services
+            .iter()
+            .map(|s| format!("http://{}", s.grpc_addr))
+            .collect();
+
+        let mut running_gateways = Vec::new();
+        for _ in 0..gateways {
+            let mut settings = gateway::settings::Settings::defaults();
+            settings.listen = "127.0.0.1:0".parse().unwrap();
+            settings.ops_listen = "127.0.0.1:0".parse().unwrap();
+            settings.auth.secret = SECRET.into();
+            settings.message_service.endpoints = endpoints.clone();
+            settings.redis = redis.clone();
+            settings.static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../static").into();
+            tweak(&mut settings);
+            let bus = Arc::new(
+                RedisStreamsBus::connect(redis.clone())
+                    .await
+                    .expect("redis"),
+            );
+            running_gateways.push(
+                Gateway::start(settings, bus, shutdown.clone())
+                    .await
+                    .expect("gateway"),
+            );
+        }
+        Self {
+            db,
+            redis_prefix,
+            gateways: running_gateways,
+            services: running_services,
+            shutdown,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn gateway(&self, i: usize) -> SocketAddr {
+        self.gateways[i].addr
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// A guest session on gateway `i`; returns its token.
+    pub async fn session(&self, i: usize, name: &str) -> String {
+        let response = self
+            .http
+            .post(format!("http://{}/api/v1/sessions", self.gateway(i)))
+            .json(&serde_json::json!({"name": name}))
+            .send()
+            .await
+            .expect("create session");
+        assert_eq!(response.status(), 201);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A websocket client with a fresh guest session, on gateway `i`.
+    pub async fn client(&self, i: usize, name: &str) -> crate::WsClient {
+        let token = self.session(i, name).await;
+        crate::WsClient::connect(self.gateway(i), &token).await
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

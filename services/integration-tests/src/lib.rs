@@ -1,0 +1,8 @@
+//! Test support: start the real services on port 0 against a fresh Postgres database and a
+//! fresh Redis key prefix, and talk to them as clients do (websocket, HTTP).
+
+pub mod cluster;
+pub mod ws;
+
+pub use cluster::{TestCluster, TestDb};
+pub use ws::WsClient;

@@ -1,0 +1,134 @@
+//! A websocket client speaking protocol v1, as a browser would.
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for an expected frame before failing. Not a sleep: frames that
+/// arrive sooner return at once.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct WsClient {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What ended a read.
+#[derive(Debug)]
+pub enum Event {
+    Frame(Value),
+    Closed(Option<CloseFrame>),
+}
+
+impl WsClient {
+    pub async fn connect(addr: SocketAddr, token: &str) -> Self {
+        Self::try_connect(addr, Some(token), None)
+            .await
+            .expect("websocket handshake")
+    }
+
+    /// The raw handshake, for tests that expect it to be refused.
+    pub async fn try_connect(
+        addr: SocketAddr,
+        token: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let mut request = format!("ws://{addr}/ws").into_client_request()?;
+        if let Some(token) = token {
+            request.headers_mut().insert(
+                "cookie",
+                HeaderValue::from_str(&format!("sc_session={token}")).unwrap(),
+            );
+        }
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", HeaderValue::from_str(origin).unwrap());
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Self { stream })
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.stream.send(message).await.expect("websocket send");
+    }
+
+    pub async fn send_json(&mut self, frame: Value) {
+        self.send_raw(Message::Text(frame.to_string().into())).await;
+    }
+
+    /// The next frame or the close; fails the test after [`FRAME_TIMEOUT`].
+    pub async fn next_event(&mut self) -> Event {
+        loop {
+            let message = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
+                .await
+                .expect("timed out waiting for a frame");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    return Event::Frame(
+                        serde_json::from_str(&text).expect("server frames are JSON"),
+                    );
+                }
+                Some(Ok(Message::Close(frame))) => return Event::Closed(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Event::Closed(None),
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> Value {
+        match self.next_event().await {
+            Event::Frame(frame) => frame,
+            Event::Closed(close) => {
+                panic!("connection closed while a frame was expected: {close:?}")
+            }
+        }
+    }
+
+    /// The next frame of type `ty`; frames of other types are returned too, in order.
+    pub async fn recv_until(&mut self, ty: &str) -> (Value, Vec<Value>) {
+        let mut skipped = Vec::new();
+        loop {
+            let frame = self.recv().await;
+            if frame["type"] == ty {
+                return (frame, skipped);
+            }
+            skipped.push(frame);
+        }
+    }
+
+    /// The close code the server ends the connection with.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            if let Event::Closed(close) = self.next_event().await {
+                return close.map(|c| c.code.into());
+            }
+        }
+    }
+
+    pub async fn join(&mut self, room: &str, since_seq: Option<u64>) -> Value {
+        let mut frame = json!({"type": "join", "room": room});
+        if let Some(since) = since_seq {
+            frame["since_seq"] = json!(since);
+        }
+        self.send_json(frame).await;
+        let (joined, _) = self.recv_until("joined").await;
+        joined
+    }
+
+    pub async fn send_text(&mut self, room: &str, text: &str, client_msg_id: &str) {
+        self.send_json(
+            json!({"type": "send", "room": room, "text": text, "client_msg_id": client_msg_id}),
+        )
+        .await;
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
