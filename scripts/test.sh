@@ -98,9 +98,9 @@ log "DATABASE_URL=$DATABASE_URL"
 log "REDIS_URL=$REDIS_URL"
 
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast "$@"
-  # nextest does not run doctests.
+  # nextest does not run doctests; run them first so nextest's summary closes the output.
   cargo test --workspace --doc --quiet
+  cargo nextest run --workspace --no-fail-fast "$@"
 else
   cargo test --workspace --no-fail-fast "$@"
 fi

@@ -39,7 +39,9 @@ pub enum ErrorCode {
     Forbidden,
     /// Too many requests; slow down.
     RateLimited,
-    /// A dependency (database, message service) is down; retry later. Nothing was stored.
+    /// A dependency (database, message service) is down or did not answer in time; retry
+    /// later. A send may or may not have been stored: retrying it with the same
+    /// `client_msg_id` is safe and never stores it twice.
     Unavailable,
     /// An unexpected server error. Details are in the server log, never in the reply.
     Internal,

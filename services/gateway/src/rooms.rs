@@ -117,9 +117,11 @@ impl Rooms {
         hub
     }
 
-    /// Step 2: fixes the member's cut. `last_seq` is the room's last seq as the database
-    /// reported it after step 1. Returns `from`: history must cover everything below it
-    /// (and above `since_seq`), live delivery covers it and everything after.
+    /// Step 2: fixes the cut between history and live delivery. `last_seq` is the room's
+    /// last seq as the database reported it after step 1. Returns the cut: the seq this
+    /// gateway delivers next. History must cover everything below it (and above
+    /// `since_seq`); live delivery covers the cut and everything after it, except what the
+    /// client has already seen (`since_seq`).
     pub fn fix_cut(
         &self,
         hub: &Arc<Hub>,
@@ -133,14 +135,13 @@ impl Rooms {
             state.pending = state.pending.split_off(&(last_seq + 1));
             self.drain(hub, &mut state);
         }
-        let next = state.next_seq.expect("set above");
+        let cut = state.next_seq.expect("set above");
         // A client that has already seen further (through another gateway) must not get
         // those messages again.
-        let from = since_seq.map_or(next, |s| next.max(s + 1));
         if let Some(member) = state.members.get_mut(&conn) {
-            member.from = from;
+            member.from = since_seq.map_or(cut, |s| cut.max(s + 1));
         }
-        next
+        cut
     }
 
     /// Step 3: queues `joined`, then what arrived since the cut, and makes the member live.

@@ -43,6 +43,7 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
     let (sends, send_queue) = mpsc::channel(limits.send_queue);
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, outbound, closer.clone()));
+    let expires_at = principal.expires_at;
     let sender = tokio::spawn(send_loop(
         app.clone(),
         principal,
@@ -60,10 +61,16 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
         sends,
     };
     let shutdown = app.shutdown().clone();
+    let session_end = tokio::time::sleep(until(expires_at));
+    tokio::pin!(session_end);
     loop {
         tokio::select! {
             biased;
             _ = closer.token().cancelled() => break,
+            _ = &mut session_end => {
+                conn.outbox.close_after_queue(CloseCode::SessionEnded);
+                break;
+            }
             _ = shutdown.cancelled() => {
                 conn.outbox.close_after_queue(CloseCode::ServiceRestart);
                 break;
@@ -109,6 +116,14 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
         abort.abort();
     }
     metrics.connections.dec();
+}
+
+/// How long from now until a Unix time in seconds; zero if it has passed.
+fn until(unix_secs: u64) -> std::time::Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    std::time::Duration::from_secs(unix_secs).saturating_sub(now)
 }
 
 fn is_too_big(error: &axum::Error) -> bool {
@@ -214,48 +229,59 @@ impl Connection {
         let upstream = self.app.upstream();
         let limits = &self.app.settings().gateway;
         let info = upstream.enter_room(room).await?;
-        let from = self
+        let cut = self
             .app
             .rooms()
             .fix_cut(hub, self.id, info.last_seq, since_seq);
         // History is everything below the cut; live delivery starts at it.
-        let below = from - 1;
+        let below = cut - 1;
         let (history, has_more) = match since_seq {
             Some(seen) if seen >= below => (Vec::new(), false),
-            Some(seen) => {
-                let missed = below - seen;
-                if missed > u64::from(limits.max_history) {
-                    (
-                        upstream
-                            .history_before(room, from, limits.max_history)
-                            .await?
-                            .messages,
-                        true,
-                    )
-                } else {
-                    (
-                        upstream
-                            .history_after(room, seen, missed as u32)
-                            .await?
-                            .messages,
-                        false,
-                    )
-                }
-            }
+            Some(seen) if below - seen > u64::from(limits.max_history) => (
+                upstream
+                    .history_before(room, cut, limits.max_history)
+                    .await?
+                    .messages,
+                true,
+            ),
+            Some(seen) => (missed_messages(upstream, room, seen, below).await?, false),
             None if below == 0 || limits.history_on_join == 0 => (Vec::new(), below > 0),
             None => {
                 let page = upstream
-                    .history_before(room, from, limits.history_on_join)
+                    .history_before(room, cut, limits.history_on_join)
                     .await?;
                 let has_more = page.messages.first().is_some_and(|m| m.seq > 1);
                 (page.messages, has_more)
             }
         };
-        let history: Vec<_> = history.into_iter().filter(|m| m.seq < from).collect();
+        let history: Vec<_> = history.into_iter().filter(|m| m.seq < cut).collect();
         let joined = joined_frame(room, info.last_seq.max(below), &history, has_more);
         self.app.rooms().activate(hub, self.id, joined);
         Ok(())
     }
+}
+
+/// Every message with `seen < seq <= below`, paging as the message service's page size
+/// requires: a resume must not come back short.
+async fn missed_messages(
+    upstream: &crate::upstream::Upstream,
+    room: &RoomName,
+    seen: u64,
+    below: u64,
+) -> Result<Vec<chat_domain::ChatMessage>, UpstreamError> {
+    let mut messages = Vec::new();
+    let mut after = seen;
+    while after < below {
+        let page = upstream
+            .history_after(room, after, (below - after) as u32)
+            .await?;
+        let Some(last) = page.messages.last() else {
+            break;
+        };
+        after = last.seq;
+        messages.extend(page.messages);
+    }
+    Ok(messages)
 }
 
 fn not_joined(room: &RoomName) -> FrameError {

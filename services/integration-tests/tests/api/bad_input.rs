@@ -175,3 +175,11 @@ async fn the_author_is_the_session_whatever_the_frame_claims() {
         "stored author is the session's: {rows:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_is_closed_with_4001_when_its_session_expires() {
+    let cluster = TestCluster::start_with(1, 1, |s| s.auth.session_ttl_secs = 2).await;
+    let mut client = cluster.client(0, "Brief").await;
+    client.join("short", None).await;
+    assert_eq!(client.expect_close().await, Some(4001));
+}

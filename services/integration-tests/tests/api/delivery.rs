@@ -204,3 +204,116 @@ async fn rejoining_with_since_seq_returns_exactly_the_missed_messages_then_live_
         (1..=8).collect::<Vec<_>>()
     );
 }
+
+/// Commits messages straight into the database, bypassing the bus, as if their publish
+/// had been lost.
+async fn commit_unpublished(
+    cluster: &TestCluster,
+    room: &str,
+    texts: &[&str],
+) -> Vec<chat_domain::ChatMessage> {
+    use chat_domain::{
+        Author, ClientMsgId, DisplayName, MessageKind, MessageText, RoomName, UserId,
+    };
+    let store = chat_store::connect(&chat_store::ConnectOptions::new(cluster.db.url.clone()))
+        .await
+        .unwrap();
+    let batch: Vec<chat_store::NewMessage> = texts
+        .iter()
+        .map(|text| chat_store::NewMessage {
+            room: RoomName::parse(room).unwrap(),
+            author: Author {
+                id: UserId::parse("guest:ghost").unwrap(),
+                name: DisplayName::parse("Ghost").unwrap(),
+            },
+            text: MessageText::parse(text.to_string()).unwrap(),
+            client_msg_id: ClientMsgId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
+            kind: MessageKind::Text,
+        })
+        .collect();
+    store
+        .append_batch(&batch)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|outcome| match outcome {
+            chat_store::AppendOutcome::Stored(m) => m,
+            other => panic!("expected a stored message, got {other:?}"),
+        })
+        .collect()
+}
+
+async fn raw_bus(cluster: &TestCluster) -> chat_bus::redis_streams::RedisStreamsBus {
+    let mut config = chat_bus::redis_streams::RedisStreamsConfig::new(
+        integration_tests::cluster::redis_url(),
+        cluster.redis_prefix.clone(),
+    );
+    config.shards = 4;
+    chat_bus::redis_streams::RedisStreamsBus::connect(config)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_published_out_of_order_are_delivered_in_seq_order() {
+    use chat_bus::Bus;
+    let cluster = TestCluster::start(1, 1).await;
+    let mut member = cluster.client(0, "Member").await;
+    member.join("order", None).await;
+    let committed = commit_unpublished(&cluster, "order", &["first", "second", "third"]).await;
+    let event = |m: &chat_domain::ChatMessage| chat_bus::BusEvent {
+        room: m.room.clone(),
+        seq: m.seq,
+        payload: m.to_frame(),
+        traceparent: None,
+    };
+    // As two message services racing to publish would: 3, then 1, then 2, then 1 again.
+    let bus = raw_bus(&cluster).await;
+    bus.publish(&[event(&committed[2]), event(&committed[0])])
+        .await
+        .unwrap();
+    bus.publish(&[event(&committed[1]), event(&committed[0])])
+        .await
+        .unwrap();
+    let (messages, _) = collect(&mut member, 3, 0).await;
+    assert_eq!(seqs(&messages), vec![1, 2, 3]);
+    assert_eq!(messages[0]["text"], "first");
+    // Nothing more is queued: the next message is seq 4.
+    member.send_text("order", "fourth", "m-4").await;
+    let (messages, _) = collect(&mut member, 1, 1).await;
+    assert_eq!(seqs(&messages), vec![4]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_the_bus_never_fills_is_filled_from_the_database() {
+    let cluster = TestCluster::start(2, 1).await;
+    let mut near = cluster.client(0, "Near").await;
+    let mut far = cluster.client(1, "Far").await;
+    near.join("gappy", None).await;
+    far.join("gappy", None).await;
+    // Seqs 1 and 2 are committed but never published; seq 3 comes through the bus.
+    commit_unpublished(&cluster, "gappy", &["lost one", "lost two"]).await;
+    near.send_text("gappy", "three", "n-3").await;
+    for client in [&mut near, &mut far] {
+        let (messages, _) = collect(client, 3, 0).await;
+        assert_eq!(seqs(&messages), vec![1, 2, 3]);
+        assert_eq!(messages[0]["text"], "lost one");
+        assert_eq!(messages[2]["text"], "three");
+    }
+    let metrics = cluster
+        .http()
+        .get(format!("http://{}/metrics", cluster.gateways[0].ops_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let fills: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sc_gateway_gap_fills_total "))
+        .expect("gap fill counter")
+        .parse()
+        .unwrap();
+    assert!(fills >= 1.0, "the gap was filled from history: {fills}");
+}
