@@ -1,5 +1,5 @@
 //! The JSON HTTP API under `/api/v1`. Errors are `{"error": {"code", "message"}}` with the
-//! status that fits the code; `docs/api.md` gives curl examples.
+//! status that fits the code; `docs/protocol.md` (section 10) documents every endpoint.
 
 use crate::app::AppState;
 use crate::auth::{AuthError, Principal};
