@@ -32,6 +32,24 @@ fn event(room: &str, seq: u64) -> BusEvent {
     }
 }
 
+/// Deletes the test's streams so that repeated runs leave a shared Redis clean.
+async fn cleanup(config: &RedisStreamsConfig) {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", config.key_prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
 /// Reads until `n` events arrived (or a generous deadline passes, failing the test).
 async fn read_events(reader: &mut Box<dyn BusReader>, n: usize) -> (Vec<BusEvent>, usize) {
     let mut events = Vec::new();
@@ -53,7 +71,8 @@ async fn read_events(reader: &mut Box<dyn BusReader>, n: usize) -> (Vec<BusEvent
 
 #[tokio::test]
 async fn every_reader_gets_every_event_with_per_room_order_and_intact_fields() {
-    let bus = RedisStreamsBus::connect(config()).await.unwrap();
+    let config = config();
+    let bus = RedisStreamsBus::connect(config.clone()).await.unwrap();
     bus.publish(&[event("before", 1)]).await.unwrap();
     let mut a = bus.subscribe().await.unwrap();
     let mut b = bus.subscribe().await.unwrap();
@@ -86,6 +105,7 @@ async fn every_reader_gets_every_event_with_per_room_order_and_intact_fields() {
             );
         }
     }
+    cleanup(&config).await;
 }
 
 #[tokio::test]
@@ -122,6 +142,7 @@ async fn a_reader_resumes_from_its_last_id_after_its_connection_is_killed() {
         "a reconnect is reported so the gateway can catch up"
     );
     assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+    cleanup(&config).await;
 }
 
 async fn reader_client_id(admin: &mut redis::aio::MultiplexedConnection, name: &str) -> i64 {
@@ -159,9 +180,5 @@ async fn streams_are_trimmed_to_about_max_len() {
         len < 500,
         "stream of 2000 entries trimmed near 100, got {len}"
     );
-    let _: () = redis::cmd("DEL")
-        .arg(format!("{}:events:0", config.key_prefix))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    cleanup(&config).await;
 }

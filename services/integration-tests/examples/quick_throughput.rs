@@ -47,10 +47,10 @@ async fn main() {
             .await
             .unwrap();
             loop {
-                if let Some(Ok(Message::Text(t))) = ws.next().await {
-                    if serde_json::from_str::<Value>(&t).unwrap()["type"] == "joined" {
-                        break;
-                    }
+                if let Some(Ok(Message::Text(t))) = ws.next().await
+                    && serde_json::from_str::<Value>(&t).unwrap()["type"] == "joined"
+                {
+                    break;
                 }
             }
             clients.push((room, gateway, ws));

@@ -211,5 +211,20 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        delete_redis_keys(&self.redis_prefix);
     }
+}
+
+/// Deletes every key under `prefix`, so that repeated runs leave a shared Redis clean.
+pub fn delete_redis_keys(prefix: &str) {
+    let pattern = format!("{prefix}:*");
+    let _ = std::thread::spawn(move || -> redis::RedisResult<()> {
+        let mut conn = redis::Client::open(redis_url())?.get_connection()?;
+        let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn)?;
+        if !keys.is_empty() {
+            redis::cmd("DEL").arg(keys).query::<()>(&mut conn)?;
+        }
+        Ok(())
+    })
+    .join();
 }
