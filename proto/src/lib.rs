@@ -12,9 +12,7 @@ pub mod v1 {
     tonic::include_proto!("chat.v1");
 }
 
-use chat_domain::{
-    Author, ChatMessage, ClientMsgId, DisplayName, ErrorCode, MessageKind, RoomName, UserId,
-};
+use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, ErrorCode, MessageKind, RoomName, UserId};
 use tonic::{Code, Status};
 
 /// gRPC metadata key that carries the stable [`ErrorCode`] of a failed call.
@@ -36,10 +34,9 @@ pub fn grpc_code(code: ErrorCode) -> Code {
 /// A status that carries our error code in metadata beside the message.
 pub fn status(code: ErrorCode, message: impl Into<String>) -> Status {
     let mut status = Status::new(grpc_code(code), message);
-    status.metadata_mut().insert(
-        ERROR_CODE_KEY,
-        code.as_str().parse().expect("error codes are ASCII"),
-    );
+    status
+        .metadata_mut()
+        .insert(ERROR_CODE_KEY, code.as_str().parse().expect("error codes are ASCII"));
     status
 }
 
@@ -56,15 +53,11 @@ pub fn error_code(status: &Status) -> ErrorCode {
     }
     match status.code() {
         Code::NotFound => ErrorCode::NotFound,
-        Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
-            ErrorCode::InvalidArgument
-        }
+        Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => ErrorCode::InvalidArgument,
         Code::Unauthenticated => ErrorCode::Unauthorized,
         Code::PermissionDenied => ErrorCode::Forbidden,
         Code::ResourceExhausted => ErrorCode::RateLimited,
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => {
-            ErrorCode::Unavailable
-        }
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => ErrorCode::Unavailable,
         _ => ErrorCode::Internal,
     }
 }
@@ -140,13 +133,9 @@ impl TryFrom<v1::ChatMessage> for ChatMessage {
             id: m.id,
             room: RoomName::parse(&m.room).map_err(|e| invalid("room", e))?,
             seq: m.seq,
-            author: m
-                .author
-                .ok_or_else(|| invalid("author", "missing"))?
-                .try_into()?,
+            author: m.author.ok_or_else(|| invalid("author", "missing"))?.try_into()?,
             text: m.text,
-            client_msg_id: ClientMsgId::parse(&m.client_msg_id)
-                .map_err(|e| invalid("client_msg_id", e))?,
+            client_msg_id: ClientMsgId::parse(&m.client_msg_id).map_err(|e| invalid("client_msg_id", e))?,
             kind: kind_from_wire(m.kind)?,
             sent_at_ms: m.sent_at_ms,
         })
@@ -167,10 +156,7 @@ mod tests {
         ] {
             assert_eq!(error_code(&status(code, "x")), code);
         }
-        assert_eq!(
-            error_code(&Status::unavailable("conn refused")),
-            ErrorCode::Unavailable
-        );
+        assert_eq!(error_code(&Status::unavailable("conn refused")), ErrorCode::Unavailable);
         assert_eq!(error_code(&Status::unknown("?")), ErrorCode::Internal);
     }
 }

@@ -30,6 +30,7 @@ level = "info"
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Public address: browser client, websocket and API.
     pub listen: SocketAddr,
@@ -112,10 +113,7 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 /// Starts both services. Stops when `shutdown` is cancelled.
-pub async fn start(
-    settings: Settings,
-    shutdown: CancellationToken,
-) -> Result<AllInOne, StartError> {
+pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<AllInOne, StartError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
         path: settings.data_dir.clone(),
         source,
@@ -134,8 +132,7 @@ pub async fn start(
     service_settings.log = settings.log.clone();
     let store = message_service::connect_store(&service_settings.database).await?;
     let bus = Arc::new(InProcessBus::new(settings.bus_capacity));
-    let service =
-        MessageService::start(&service_settings, store, bus.clone(), shutdown.clone()).await?;
+    let service = MessageService::start(&service_settings, store, bus.clone(), shutdown.clone()).await?;
 
     let mut gateway_settings = gateway::settings::Settings::defaults();
     gateway_settings.listen = settings.listen;

@@ -14,19 +14,24 @@ struct Args {
     /// A TOML file layered over the built-in defaults; `SC_*` environment variables win over it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Ask a running instance's `/readyz` and exit 0 if it is ready (a container health check).
+    #[arg(long)]
+    probe_ready: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let settings = all_in_one::Settings::load(args.config.as_deref())
-        .context("failed to load configuration")?;
+    let settings = all_in_one::Settings::load(args.config.as_deref()).context("failed to load configuration")?;
+    if args.probe_ready {
+        return chat_common::ops::probe(settings.ops_listen, "/readyz")
+            .await
+            .map_err(anyhow::Error::msg);
+    }
     chat_common::telemetry::init(&settings.log);
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
-    let server = all_in_one::start(settings, shutdown)
-        .await
-        .context("failed to start")?;
+    let server = all_in_one::start(settings, shutdown).await.context("failed to start")?;
     // The one line scripts and tests wait for; also what a person wants to see.
     println!("Super Channels is running on http://{}", server.addr);
     server.wait().await;

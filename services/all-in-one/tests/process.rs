@@ -21,10 +21,7 @@ impl Server {
             .env("SC_LISTEN", "127.0.0.1:0")
             .env("SC_OPS_LISTEN", "127.0.0.1:0")
             .env("SC_DATA_DIR", data_dir)
-            .env(
-                "SC_STATIC_DIR",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../../static"),
-            )
+            .env("SC_STATIC_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../../static"))
             .env("SC_LOG__LEVEL", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -70,9 +67,7 @@ impl Drop for Server {
 }
 
 async fn next_of(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     ty: &str,
 ) -> Value {
     loop {
@@ -105,24 +100,22 @@ async fn chat_survives_a_restart_of_the_all_in_one_process() {
         .unwrap();
     let token = session["token"].as_str().unwrap().to_owned();
 
-    let mut request = format!("ws://{}/ws", server.addr)
-        .into_client_request()
-        .unwrap();
+    let mut request = format!("ws://{}/ws", server.addr).into_client_request().unwrap();
     request
         .headers_mut()
         .insert("cookie", format!("sc_session={token}").parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     ws.send(Message::Text(
-        json!({"type": "join", "room": "brand-new"})
-            .to_string()
-            .into(),
+        json!({"type": "join", "room": "brand-new"}).to_string().into(),
     ))
     .await
     .unwrap();
     let joined = next_of(&mut ws, "joined").await;
     assert_eq!(joined["last_seq"], 0);
     ws.send(Message::Text(
-        json!({"type": "send", "room": "brand-new", "text": "hello, me", "client_msg_id": "solo-1"}).to_string().into(),
+        json!({"type": "send", "room": "brand-new", "text": "hello, me", "client_msg_id": "solo-1"})
+            .to_string()
+            .into(),
     ))
     .await
     .unwrap();
@@ -134,11 +127,7 @@ async fn chat_survives_a_restart_of_the_all_in_one_process() {
     assert_eq!(message["user"]["name"], "Solo");
 
     // The index page is served too.
-    let index = http
-        .get(format!("http://{}/", server.addr))
-        .send()
-        .await
-        .unwrap();
+    let index = http.get(format!("http://{}/", server.addr)).send().await.unwrap();
     assert_eq!(index.status(), 200);
     assert!(
         index.headers()["content-security-policy"]
@@ -165,10 +154,7 @@ async fn chat_survives_a_restart_of_the_all_in_one_process() {
     // session still valid (its key is kept beside the database).
     let server = Server::start(data.path());
     let history: Value = http
-        .get(format!(
-            "http://{}/api/v1/rooms/brand-new/messages",
-            server.addr
-        ))
+        .get(format!("http://{}/api/v1/rooms/brand-new/messages", server.addr))
         .bearer_auth(&token)
         .send()
         .await
@@ -176,11 +162,7 @@ async fn chat_survives_a_restart_of_the_all_in_one_process() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        history["messages"].as_array().unwrap().len(),
-        1,
-        "{history}"
-    );
+    assert_eq!(history["messages"].as_array().unwrap().len(), 1, "{history}");
     assert_eq!(history["messages"][0]["text"], "hello, me");
     server.stop();
 }

@@ -103,10 +103,7 @@ impl InProcessReader {
                 .cloned()
                 .map(BusItem::Event),
         );
-        let taken = items
-            .iter()
-            .filter(|i| matches!(i, BusItem::Event(_)))
-            .count() as u64;
+        let taken = items.iter().filter(|i| matches!(i, BusItem::Event(_))).count() as u64;
         self.last_id = next + taken - 1;
         items
     }

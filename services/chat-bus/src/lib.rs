@@ -52,10 +52,7 @@ impl BusError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Redis(e) => {
-                e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
+                e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
             }
             Self::Config(_) => false,
         }

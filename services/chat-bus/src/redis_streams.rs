@@ -12,6 +12,7 @@ use redis::{AsyncConnectionConfig, Client, Value};
 use std::time::Duration;
 
 #[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RedisStreamsConfig {
     pub url: String,
     /// Prefix of every key, so deployments (and tests) can share one Redis.
@@ -109,9 +110,7 @@ impl Bus for RedisStreamsBus {
     }
 
     async fn subscribe(&self) -> Result<Box<dyn BusReader>, BusError> {
-        let keys: Vec<String> = (0..self.config.shards)
-            .map(|s| self.config.key(s))
-            .collect();
+        let keys: Vec<String> = (0..self.config.shards).map(|s| self.config.key(s)).collect();
         let mut reader = RedisReader {
             client: self.client.clone(),
             config: self.config.clone(),
@@ -134,28 +133,15 @@ impl Bus for RedisStreamsBus {
 }
 
 /// The id of the newest entry of each stream, `0-0` for one that does not exist yet.
-async fn current_ends(
-    conn: &mut MultiplexedConnection,
-    keys: &[String],
-) -> Result<Vec<String>, BusError> {
+async fn current_ends(conn: &mut MultiplexedConnection, keys: &[String]) -> Result<Vec<String>, BusError> {
     let mut pipe = redis::pipe();
     for key in keys {
-        pipe.cmd("XREVRANGE")
-            .arg(key)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1);
+        pipe.cmd("XREVRANGE").arg(key).arg("+").arg("-").arg("COUNT").arg(1);
     }
     let replies: Vec<StreamRangeReply> = pipe.query_async(conn).await?;
     Ok(replies
         .into_iter()
-        .map(|r| {
-            r.ids
-                .into_iter()
-                .next()
-                .map_or_else(|| "0-0".to_string(), |e| e.id)
-        })
+        .map(|r| r.ids.into_iter().next().map_or_else(|| "0-0".to_string(), |e| e.id))
         .collect())
 }
 
@@ -186,10 +172,7 @@ impl RedisReader {
         // Named so that operators (and tests) can find the readers in CLIENT LIST.
         redis::cmd("CLIENT")
             .arg("SETNAME")
-            .arg(format!(
-                "{}-reader",
-                self.config.key_prefix.replace(' ', "_")
-            ))
+            .arg(format!("{}-reader", self.config.key_prefix.replace(' ', "_")))
             .query_async::<()>(&mut conn)
             .await?;
         Ok(conn)
@@ -243,10 +226,7 @@ fn field_bytes(map: &std::collections::HashMap<String, Value>, name: &str) -> Op
 
 fn parse_entry(map: &std::collections::HashMap<String, Value>) -> Option<BusEvent> {
     let room = String::from_utf8(field_bytes(map, "r")?).ok()?;
-    let seq = std::str::from_utf8(&field_bytes(map, "s")?)
-        .ok()?
-        .parse()
-        .ok()?;
+    let seq = std::str::from_utf8(&field_bytes(map, "s")?).ok()?.parse().ok()?;
     let payload = Bytes::from(field_bytes(map, "p")?);
     let traceparent = field_bytes(map, "t").and_then(|t| String::from_utf8(t).ok());
     Some(BusEvent {

@@ -12,10 +12,7 @@ fn redis_url() -> String {
 }
 
 fn config() -> RedisStreamsConfig {
-    let mut config = RedisStreamsConfig::new(
-        redis_url(),
-        format!("test-{}", uuid::Uuid::new_v4().simple()),
-    );
+    let mut config = RedisStreamsConfig::new(redis_url(), format!("test-{}", uuid::Uuid::new_v4().simple()));
     config.shards = 4;
     config.block_ms = 200;
     config
@@ -42,11 +39,7 @@ async fn cleanup(config: &RedisStreamsConfig) {
         .await
         .unwrap();
     if !keys.is_empty() {
-        let _: () = redis::cmd("DEL")
-            .arg(keys)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await.unwrap();
     }
 }
 
@@ -95,10 +88,7 @@ async fn every_reader_gets_every_event_with_per_room_order_and_intact_fields() {
         );
         for room in ["alpha", "beta", "gamma", "delta", "epsilon"] {
             let mine: Vec<&BusEvent> = events.iter().filter(|e| e.room.as_str() == room).collect();
-            let expected: Vec<&BusEvent> = published
-                .iter()
-                .filter(|e| e.room.as_str() == room)
-                .collect();
+            let expected: Vec<&BusEvent> = published.iter().filter(|e| e.room.as_str() == room).collect();
             assert_eq!(
                 mine, expected,
                 "room {room} in publish order with payload and traceparent"
@@ -132,25 +122,16 @@ async fn a_reader_resumes_from_its_last_id_after_its_connection_is_killed() {
         .await
         .unwrap();
     assert_eq!(killed, 1);
-    bus.publish(&[event("room", 2), event("room", 3)])
-        .await
-        .unwrap();
+    bus.publish(&[event("room", 2), event("room", 3)]).await.unwrap();
 
     let (events, resyncs) = read_events(&mut reader, 2).await;
-    assert_eq!(
-        resyncs, 1,
-        "a reconnect is reported so the gateway can catch up"
-    );
+    assert_eq!(resyncs, 1, "a reconnect is reported so the gateway can catch up");
     assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
     cleanup(&config).await;
 }
 
 async fn reader_client_id(admin: &mut redis::aio::MultiplexedConnection, name: &str) -> i64 {
-    let list: String = redis::cmd("CLIENT")
-        .arg("LIST")
-        .query_async(admin)
-        .await
-        .unwrap();
+    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(admin).await.unwrap();
     list.lines()
         .find(|line| line.split(' ').any(|f| f == format!("name={name}")))
         .and_then(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
@@ -176,9 +157,6 @@ async fn streams_are_trimmed_to_about_max_len() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(
-        len < 500,
-        "stream of 2000 entries trimmed near 100, got {len}"
-    );
+    assert!(len < 500, "stream of 2000 entries trimmed near 100, got {len}");
     cleanup(&config).await;
 }

@@ -5,9 +5,12 @@
 //!   variables), with errors that name the offending key.
 //! * [`telemetry`]: log setup, text for people and JSON for machines.
 //! * [`shutdown`]: one cancellation token driven by ctrl-c and SIGTERM.
-//! * [`ops`]: `/healthz`, `/readyz` and `/metrics`, the same on every service.
+//! * [`startup`]: waiting for dependencies, so services start in any order.
+//! * [`ops`]: `/healthz`, `/readyz` and `/metrics`, the same on every service, and the probe
+//!   that asks them.
 
 pub mod ops;
 pub mod settings;
 pub mod shutdown;
+pub mod startup;
 pub mod telemetry;

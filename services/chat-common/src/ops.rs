@@ -31,10 +31,7 @@ pub fn router(readiness: Arc<dyn Readiness>, registry: Arc<Registry>) -> Router 
         )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(OpsState {
-            readiness,
-            registry,
-        })
+        .with_state(OpsState { readiness, registry })
 }
 
 async fn readyz(State(state): State<OpsState>) -> Response {
@@ -62,4 +59,35 @@ async fn metrics(State(state): State<OpsState>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Asks a service's own ops endpoint whether it answers 200: the container health check,
+/// with no curl in the image. An unspecified listen address (`0.0.0.0`) is probed on
+/// loopback.
+pub async fn probe(addr: std::net::SocketAddr, path: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(std::time::Duration::from_secs(3), exchange)
+        .await
+        .map_err(|_| format!("{addr}{path}: no answer within 3 s"))?
+        .map_err(|e| format!("{addr}{path}: {e}"))?;
+    let status_line = response.split(|&b| b == b'\n').next().unwrap_or_default();
+    let status_line = String::from_utf8_lossy(status_line);
+    if status_line.split_whitespace().nth(1) == Some("200") {
+        Ok(())
+    } else {
+        Err(format!("{addr}{path}: {}", status_line.trim()))
+    }
 }

@@ -34,10 +34,7 @@ pub fn load_with_env<T: DeserializeOwned>(
     if let Some(file) = file {
         builder = builder.add_source(File::from(file).required(true));
     }
-    let env = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with("SC_"))
-        .collect();
+    let env = env.into_iter().filter(|(k, _)| k.starts_with("SC_")).collect();
     builder = builder.add_source(
         Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("_")
@@ -65,6 +62,7 @@ mod tests {
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Settings {
         port: u16,
         name: String,
@@ -79,10 +77,7 @@ mod tests {
     const DEFAULTS: &str = "port = 80\nname = \"default\"\n[database]\nurl = \"sqlite://x\"\n";
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -90,33 +85,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "port = 81\nname = \"file\"\n").unwrap();
-        let s: Settings = load_with_env(
-            DEFAULTS,
-            Some(&file),
-            env(&[("SC_NAME", "env"), ("OTHER_PORT", "1")]),
-        )
-        .unwrap();
+        let s: Settings =
+            load_with_env(DEFAULTS, Some(&file), env(&[("SC_NAME", "env"), ("OTHER_PORT", "1")])).unwrap();
         assert_eq!(
             (s.port, s.name.as_str(), s.database.url.as_str()),
             (81, "env", "sqlite://x")
         );
-        let s: Settings = load_with_env(
-            DEFAULTS,
-            None,
-            env(&[("SC_DATABASE__URL", "postgres://db")]),
-        )
-        .unwrap();
+        let s: Settings = load_with_env(DEFAULTS, None, env(&[("SC_DATABASE__URL", "postgres://db")])).unwrap();
         assert_eq!(s.database.url, "postgres://db");
     }
 
     #[test]
     fn an_invalid_value_names_its_key() {
-        let err =
-            load_with_env::<Settings>(DEFAULTS, None, env(&[("SC_PORT", "eighty")])).unwrap_err();
+        let err = load_with_env::<Settings>(DEFAULTS, None, env(&[("SC_PORT", "eighty")])).unwrap_err();
         assert!(err.to_string().contains("port"), "{err}");
-        let err =
-            load_with_env::<Settings>(DEFAULTS, Some(Path::new("/nonexistent/c.toml")), env(&[]))
-                .unwrap_err();
+        let err = load_with_env::<Settings>(DEFAULTS, None, env(&[("SC_PROT", "80")])).unwrap_err();
+        assert!(
+            err.to_string().contains("prot"),
+            "a mistyped key is refused by name: {err}"
+        );
+        let err = load_with_env::<Settings>(DEFAULTS, Some(Path::new("/nonexistent/c.toml")), env(&[])).unwrap_err();
         assert!(err.to_string().contains("nonexistent"), "{err}");
     }
 }

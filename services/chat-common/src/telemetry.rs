@@ -12,6 +12,7 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub format: LogFormat,
     /// An `EnvFilter` directive, for example `info` or `info,gateway=debug`.
@@ -21,8 +22,7 @@ pub struct LogSettings {
 /// Installs the global subscriber. Safe to call more than once (tests): later calls keep
 /// the first subscriber.
 pub fn init(settings: &LogSettings) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match settings.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

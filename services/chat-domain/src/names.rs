@@ -63,9 +63,10 @@ impl RoomName {
         if !bytes[0].is_ascii_alphanumeric() {
             return Err(NameError("room name must start with a letter or a digit"));
         }
-        if !bytes.iter().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
-        }) {
+        if !bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'))
+        {
             return Err(NameError(
                 "room name may only hold letters a-z, digits, '_', '.' and '-'",
             ));

@@ -102,15 +102,11 @@ impl ClientFrame {
             "leave" => Ok(Self::Leave { room: room()? }),
             "send" => {
                 let room = room()?;
-                let client_msg_id = raw
-                    .client_msg_id
-                    .as_deref()
-                    .ok_or_else(|| missing("client_msg_id"))?;
+                let client_msg_id = raw.client_msg_id.as_deref().ok_or_else(|| missing("client_msg_id"))?;
                 let client_msg_id = ClientMsgId::parse(client_msg_id)
                     .map_err(|e| FrameError::new(ErrorCode::InvalidClientMsgId, e.0))?;
                 let text = raw.text.ok_or_else(|| missing("text"))?;
-                let text = MessageText::parse(text)
-                    .map_err(|e| FrameError::new(ErrorCode::InvalidText, e.0))?;
+                let text = MessageText::parse(text).map_err(|e| FrameError::new(ErrorCode::InvalidText, e.0))?;
                 Ok(Self::Send {
                     room,
                     text,
@@ -119,10 +115,7 @@ impl ClientFrame {
             }
             other => Err(FrameError::new(
                 ErrorCode::UnknownType,
-                format!(
-                    "unknown frame type `{}`",
-                    other.chars().take(32).collect::<String>()
-                ),
+                format!("unknown frame type `{}`", other.chars().take(32).collect::<String>()),
             )),
         }
     }
@@ -139,12 +132,7 @@ fn to_bytes<T: Serialize>(frame: &T) -> Bytes {
 /// `joined`: the room's `last_seq` when the join took effect and the history the client
 /// needs before live messages. `has_more` says older messages exist beyond `history`
 /// (page them over HTTP).
-pub fn joined_frame(
-    room: &RoomName,
-    last_seq: u64,
-    history: &[ChatMessage],
-    has_more: bool,
-) -> Bytes {
+pub fn joined_frame(room: &RoomName, last_seq: u64, history: &[ChatMessage], has_more: bool) -> Bytes {
     #[derive(Serialize)]
     struct Joined<'a> {
         #[serde(rename = "type")]
@@ -242,10 +230,7 @@ mod tests {
                 room: RoomName::parse("lobby").unwrap()
             }
         );
-        let send = ClientFrame::parse(
-            r#"{"type":"send","room":"lobby","text":"hi","client_msg_id":"a1"}"#,
-        )
-        .unwrap();
+        let send = ClientFrame::parse(r#"{"type":"send","room":"lobby","text":"hi","client_msg_id":"a1"}"#).unwrap();
         assert!(matches!(send, ClientFrame::Send { ref text, .. } if text.as_str() == "hi"));
     }
 
@@ -260,10 +245,7 @@ mod tests {
         assert_eq!(code_of(r#"{"room":"x"}"#), ErrorCode::MissingField);
         assert_eq!(code_of(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
         assert_eq!(code_of(r#"{"type":"join"}"#), ErrorCode::MissingField);
-        assert_eq!(
-            code_of(r#"{"type":"join","room":"no spaces"}"#),
-            ErrorCode::InvalidRoom
-        );
+        assert_eq!(code_of(r#"{"type":"join","room":"no spaces"}"#), ErrorCode::InvalidRoom);
         assert_eq!(
             code_of(r#"{"type":"send","room":"x","client_msg_id":"a"}"#),
             ErrorCode::MissingField
@@ -280,9 +262,7 @@ mod tests {
 
     #[test]
     fn a_refused_send_references_its_client_msg_id() {
-        let err =
-            ClientFrame::parse(r#"{"type":"send","room":"x","text":" ","client_msg_id":"m-9"}"#)
-                .unwrap_err();
+        let err = ClientFrame::parse(r#"{"type":"send","room":"x","text":" ","client_msg_id":"m-9"}"#).unwrap_err();
         assert_eq!(err.reference.as_deref(), Some("m-9"));
         let frame: serde_json::Value = serde_json::from_slice(&err.to_frame()).unwrap();
         assert_eq!(frame["type"], "error");

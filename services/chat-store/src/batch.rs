@@ -80,18 +80,13 @@ impl<'a> Plan<'a> {
 
     /// Numbers the new messages, given the stored messages that match [`Plan::keys`].
     pub fn assign(mut self, stored: Vec<MessageRow>) -> Result<Assigned<'a>, StoreError> {
-        let names_by_id: HashMap<i64, &RoomName> =
-            self.rooms.iter().map(|(n, r)| (r.id, *n)).collect();
+        let names_by_id: HashMap<i64, &RoomName> = self.rooms.iter().map(|(n, r)| (r.id, *n)).collect();
         let mut known: HashMap<(i64, String, String), Known> = HashMap::with_capacity(stored.len());
         for row in stored {
-            let room = names_by_id.get(&row.room_id).ok_or_else(|| {
-                StoreError::Corrupt(format!("messages row {} matched no locked room", row.id))
-            })?;
-            let key = (
-                row.room_id,
-                row.author_id.clone(),
-                row.client_msg_id.clone(),
-            );
+            let room = names_by_id
+                .get(&row.room_id)
+                .ok_or_else(|| StoreError::Corrupt(format!("messages row {} matched no locked room", row.id)))?;
+            let key = (row.room_id, row.author_id.clone(), row.client_msg_id.clone());
             known.insert(key, Known::Stored(row.into_message((*room).clone())?));
         }
 
@@ -116,9 +111,8 @@ impl<'a> Plan<'a> {
                     let index = rows.len();
                     rows.push(PendingRow {
                         room_id: room.id,
-                        seq: i64::try_from(room.last_seq).map_err(|_| {
-                            StoreError::Corrupt(format!("room {} ran out of seqs", room.name))
-                        })?,
+                        seq: i64::try_from(room.last_seq)
+                            .map_err(|_| StoreError::Corrupt(format!("room {} ran out of seqs", room.name)))?,
                         message,
                     });
                     known.insert(key, Known::New(index));
@@ -175,10 +169,8 @@ impl Assigned<'_> {
     /// failure here leaves nothing committed, as `append_batch` promises.
     pub fn finish(self, inserted: Vec<InsertedRow>) -> Result<Vec<AppendOutcome>, StoreError> {
         // RETURNING order is not guaranteed to be input order: match on (room_id, seq).
-        let mut by_key: HashMap<(i64, i64), InsertedRow> = inserted
-            .into_iter()
-            .map(|r| ((r.room_id, r.seq), r))
-            .collect();
+        let mut by_key: HashMap<(i64, i64), InsertedRow> =
+            inserted.into_iter().map(|r| ((r.room_id, r.seq), r)).collect();
         let mut stored = Vec::with_capacity(self.rows.len());
         for row in &self.rows {
             let ins = by_key.remove(&(row.room_id, row.seq)).ok_or_else(|| {

@@ -46,9 +46,7 @@ impl From<MigrateError> for StoreError {
     /// that goes away later, so the caller can treat start-up retries the same way.
     fn from(error: MigrateError) -> Self {
         match error {
-            MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)
-                if is_unavailable(&e) =>
-            {
+            MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) if is_unavailable(&e) => {
                 Self::Unavailable(e)
             }
             other => Self::Migrate(other),
@@ -116,20 +114,16 @@ mod tests {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap();
-        let mut options =
-            crate::ConnectOptions::new(format!("postgres://postgres@127.0.0.1:{port}/x"));
+        let mut options = crate::ConnectOptions::new(format!("postgres://postgres@127.0.0.1:{port}/x"));
         options.acquire_timeout = std::time::Duration::from_millis(300);
-        let err = crate::connect(&options)
-            .await
-            .err()
-            .expect("nothing listens there");
+        let err = crate::connect(&options).await.err().expect("nothing listens there");
         assert!(err.is_unavailable(), "{err:?}");
     }
 
     #[tokio::test]
     async fn a_terminated_postgres_session_is_unavailable() {
-        let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let url =
+            std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
         // The server ends our own session with 57P01, as it does on a fast shutdown.
         let err = sqlx::query("SELECT pg_terminate_backend(pg_backend_pid())")
@@ -147,29 +141,16 @@ mod tests {
             .filename(dir.path().join("busy.db"))
             .create_if_missing(true)
             .busy_timeout(std::time::Duration::from_millis(50));
-        let mut a = sqlx::SqliteConnection::connect_with(&options)
-            .await
-            .unwrap();
-        let mut b = sqlx::SqliteConnection::connect_with(&options)
-            .await
-            .unwrap();
+        let mut a = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+        let mut b = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
         sqlx::query("CREATE TABLE t (x INTEGER UNIQUE)")
             .execute(&mut a)
             .await
             .unwrap();
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut a)
-            .await
-            .unwrap();
-        let busy = sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut b)
-            .await
-            .unwrap_err();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut a).await.unwrap();
+        let busy = sqlx::query("BEGIN IMMEDIATE").execute(&mut b).await.unwrap_err();
         assert!(StoreError::from(busy).is_unavailable());
-        sqlx::query("INSERT INTO t VALUES (1)")
-            .execute(&mut a)
-            .await
-            .unwrap();
+        sqlx::query("INSERT INTO t VALUES (1)").execute(&mut a).await.unwrap();
         let dup = sqlx::query("INSERT INTO t VALUES (1)")
             .execute(&mut a)
             .await

@@ -73,9 +73,7 @@ fn redact_password(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };
-    let authority_end = url[scheme_end..]
-        .find(['/', '?'])
-        .map_or(url.len(), |i| scheme_end + i);
+    let authority_end = url[scheme_end..].find(['/', '?']).map_or(url.len(), |i| scheme_end + i);
     let authority = &url[scheme_end..authority_end];
     match (authority.rfind('@'), authority.find(':')) {
         (Some(at), Some(colon)) if colon < at => {
@@ -97,10 +95,7 @@ enum Backend {
 
 impl Backend {
     fn of(url: &str) -> Result<Self, StoreError> {
-        let has_scheme = |scheme: &str| {
-            url.get(..scheme.len())
-                .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
-        };
+        let has_scheme = |scheme: &str| url.get(..scheme.len()).is_some_and(|s| s.eq_ignore_ascii_case(scheme));
         if has_scheme("postgres://") || has_scheme("postgresql://") {
             Ok(Self::Postgres)
         } else if has_scheme("sqlite:") {
@@ -129,10 +124,7 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_scheme_is_an_invalid_url() {
         for url in ["mysql://localhost/x", "chat.db", ""] {
-            let err = connect(&ConnectOptions::new(url))
-                .await
-                .err()
-                .expect("refused");
+            let err = connect(&ConnectOptions::new(url)).await.err().expect("refused");
             assert!(matches!(err, StoreError::InvalidUrl(_)), "{url}: {err:?}");
         }
     }
@@ -146,13 +138,7 @@ mod tests {
             shown.contains("postgres://app:***@db:5432/chat?sslmode=require"),
             "{shown}"
         );
-        assert_eq!(
-            redact_password("sqlite:data/chat.db"),
-            "sqlite:data/chat.db"
-        );
-        assert_eq!(
-            redact_password("postgres://app@db/chat"),
-            "postgres://app@db/chat"
-        );
+        assert_eq!(redact_password("sqlite:data/chat.db"), "sqlite:data/chat.db");
+        assert_eq!(redact_password("postgres://app@db/chat"), "postgres://app@db/chat");
     }
 }

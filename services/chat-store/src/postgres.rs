@@ -13,9 +13,7 @@
 use crate::ConnectOptions;
 use crate::batch::{self, Plan};
 use crate::error::StoreError;
-use crate::rows::{
-    InsertedRow, MessageRow, RoomRow, into_messages, message_columns, room_columns, to_db,
-};
+use crate::rows::{InsertedRow, MessageRow, RoomRow, into_messages, message_columns, room_columns, to_db};
 use crate::store::{AppendOutcome, NewMessage, RoomInfo, Store};
 use chat_domain::{ChatMessage, RoomName};
 use sqlx::migrate::Migrator;
@@ -61,14 +59,12 @@ impl PgStore {
     }
 
     async fn fetch_room(&self, name: &RoomName) -> Result<Option<RoomRow>, StoreError> {
-        Ok(sqlx::query_as(concat!(
-            "SELECT ",
-            room_columns!(),
-            " FROM rooms WHERE name = $1"
-        ))
-        .bind(name.as_str())
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(
+            sqlx::query_as(concat!("SELECT ", room_columns!(), " FROM rooms WHERE name = $1"))
+                .bind(name.as_str())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 }
 
@@ -99,17 +95,10 @@ impl Store for PgStore {
     }
 
     async fn room(&self, name: &RoomName) -> Result<Option<RoomInfo>, StoreError> {
-        self.fetch_room(name)
-            .await?
-            .map(RoomRow::into_info)
-            .transpose()
+        self.fetch_room(name).await?.map(RoomRow::into_info).transpose()
     }
 
-    async fn list_rooms(
-        &self,
-        after: Option<&RoomName>,
-        limit: u32,
-    ) -> Result<Vec<RoomInfo>, StoreError> {
+    async fn list_rooms(&self, after: Option<&RoomName>, limit: u32) -> Result<Vec<RoomInfo>, StoreError> {
         let rows: Vec<RoomRow> = match after {
             Some(after) => {
                 sqlx::query_as(concat!(
@@ -178,8 +167,7 @@ impl Store for PgStore {
             Vec::new()
         } else {
             let rows = &assigned.rows;
-            let (update_ids, update_seqs): (Vec<i64>, Vec<i64>) =
-                assigned.room_updates.iter().copied().unzip();
+            let (update_ids, update_seqs): (Vec<i64>, Vec<i64>) = assigned.room_updates.iter().copied().unzip();
             sqlx::query_as(concat!(
                 "WITH inserted AS (
                     INSERT INTO messages
@@ -202,7 +190,11 @@ impl Store for PgStore {
             .bind(rows.iter().map(|r| r.message.author.name.as_str()).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.message.text.as_str()).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.message.kind.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.message.client_msg_id.as_str()).collect::<Vec<_>>())
+            .bind(
+                rows.iter()
+                    .map(|r| r.message.client_msg_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .bind(update_ids)
             .bind(update_seqs)
             .fetch_all(&mut *tx)
@@ -215,12 +207,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(name = "store.history_after", skip_all, fields(db.system = "postgresql", room = %room))]
-    async fn history_after(
-        &self,
-        room: &RoomName,
-        after_seq: u64,
-        limit: u32,
-    ) -> Result<Vec<ChatMessage>, StoreError> {
+    async fn history_after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<ChatMessage>, StoreError> {
         let rows = sqlx::query_as(concat!(
             "SELECT ",
             message_columns!(),

@@ -43,8 +43,7 @@ impl RoomRow {
     }
 
     pub fn last_seq(&self) -> Result<u64, StoreError> {
-        seq_from_db(self.last_seq)
-            .ok_or_else(|| corrupt("rooms", self.id, "last_seq", self.last_seq))
+        seq_from_db(self.last_seq).ok_or_else(|| corrupt("rooms", self.id, "last_seq", self.last_seq))
     }
 
     pub fn into_info(self) -> Result<RoomInfo, StoreError> {
@@ -73,8 +72,7 @@ impl MessageRow {
     /// `room` is passed in rather than joined for: every caller already holds the name.
     pub fn into_message(self, room: RoomName) -> Result<ChatMessage, StoreError> {
         let id = self.id;
-        let bad =
-            |column: &str, value: &dyn std::fmt::Display| corrupt("messages", id, column, value);
+        let bad = |column: &str, value: &dyn std::fmt::Display| corrupt("messages", id, column, value);
         Ok(ChatMessage {
             id,
             room,
@@ -82,10 +80,8 @@ impl MessageRow {
                 .filter(|s| *s > 0)
                 .ok_or_else(|| bad("seq", &self.seq))?,
             author: Author {
-                id: UserId::parse(&self.author_id)
-                    .map_err(|_| bad("author_id", &self.author_id))?,
-                name: DisplayName::parse(&self.author_name)
-                    .map_err(|_| bad("author_name", &self.author_name))?,
+                id: UserId::parse(&self.author_id).map_err(|_| bad("author_id", &self.author_id))?,
+                name: DisplayName::parse(&self.author_name).map_err(|_| bad("author_name", &self.author_name))?,
             },
             client_msg_id: ClientMsgId::parse(&self.client_msg_id)
                 .map_err(|_| bad("client_msg_id", &self.client_msg_id))?,
@@ -97,13 +93,8 @@ impl MessageRow {
 }
 
 /// Converts one room's history rows.
-pub(crate) fn into_messages(
-    room: &RoomName,
-    rows: Vec<MessageRow>,
-) -> Result<Vec<ChatMessage>, StoreError> {
-    rows.into_iter()
-        .map(|r| r.into_message(room.clone()))
-        .collect()
+pub(crate) fn into_messages(room: &RoomName, rows: Vec<MessageRow>) -> Result<Vec<ChatMessage>, StoreError> {
+    rows.into_iter().map(|r| r.into_message(room.clone())).collect()
 }
 
 /// What an insert hands back for each new message: enough to complete the outcome.

@@ -12,15 +12,11 @@
 use crate::ConnectOptions;
 use crate::batch::{self, Plan};
 use crate::error::StoreError;
-use crate::rows::{
-    InsertedRow, MessageRow, RoomRow, into_messages, message_columns, room_columns, to_db,
-};
+use crate::rows::{InsertedRow, MessageRow, RoomRow, into_messages, message_columns, room_columns, to_db};
 use crate::store::{AppendOutcome, NewMessage, RoomInfo, Store};
 use chat_domain::{ChatMessage, RoomName};
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite};
 use std::time::Duration;
 
@@ -88,14 +84,12 @@ impl SqliteStore {
     }
 
     async fn fetch_room(&self, name: &RoomName) -> Result<Option<RoomRow>, StoreError> {
-        Ok(sqlx::query_as(concat!(
-            "SELECT ",
-            room_columns!(),
-            " FROM rooms WHERE name = ?"
-        ))
-        .bind(name.as_str())
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(
+            sqlx::query_as(concat!("SELECT ", room_columns!(), " FROM rooms WHERE name = ?"))
+                .bind(name.as_str())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 }
 
@@ -129,17 +123,10 @@ impl Store for SqliteStore {
     }
 
     async fn room(&self, name: &RoomName) -> Result<Option<RoomInfo>, StoreError> {
-        self.fetch_room(name)
-            .await?
-            .map(RoomRow::into_info)
-            .transpose()
+        self.fetch_room(name).await?.map(RoomRow::into_info).transpose()
     }
 
-    async fn list_rooms(
-        &self,
-        after: Option<&RoomName>,
-        limit: u32,
-    ) -> Result<Vec<RoomInfo>, StoreError> {
+    async fn list_rooms(&self, after: Option<&RoomName>, limit: u32) -> Result<Vec<RoomInfo>, StoreError> {
         let rows: Vec<RoomRow> = match after {
             Some(after) => {
                 sqlx::query_as(concat!(
@@ -153,14 +140,10 @@ impl Store for SqliteStore {
                 .await?
             }
             None => {
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    room_columns!(),
-                    " FROM rooms ORDER BY name LIMIT ?"
-                ))
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
+                sqlx::query_as(concat!("SELECT ", room_columns!(), " FROM rooms ORDER BY name LIMIT ?"))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
             }
         };
         rows.into_iter().map(RoomRow::into_info).collect()
@@ -176,33 +159,22 @@ impl Store for SqliteStore {
 
         let mut locked: Vec<RoomRow> = Vec::new();
         for names in batch::room_names(batch).chunks(CHUNK_ROWS) {
-            let mut query = QueryBuilder::<Sqlite>::new(concat!(
-                "SELECT ",
-                room_columns!(),
-                " FROM rooms WHERE name IN ("
-            ));
+            let mut query =
+                QueryBuilder::<Sqlite>::new(concat!("SELECT ", room_columns!(), " FROM rooms WHERE name IN ("));
             let mut list = query.separated(", ");
             for name in names {
                 list.push_bind(*name);
             }
             query.push(")");
-            locked.extend(
-                query
-                    .build_query_as::<RoomRow>()
-                    .fetch_all(&mut *tx)
-                    .await?,
-            );
+            locked.extend(query.build_query_as::<RoomRow>().fetch_all(&mut *tx).await?);
         }
         let plan = Plan::new(batch, locked)?;
 
         let mut stored: Vec<MessageRow> = Vec::new();
         for keys in plan.keys().chunks(CHUNK_ROWS) {
-            let mut query =
-                QueryBuilder::<Sqlite>::new("WITH k (room_id, author_id, client_msg_id) AS (");
+            let mut query = QueryBuilder::<Sqlite>::new("WITH k (room_id, author_id, client_msg_id) AS (");
             query.push_values(keys, |mut row, &(room_id, author_id, client_msg_id)| {
-                row.push_bind(room_id)
-                    .push_bind(author_id)
-                    .push_bind(client_msg_id);
+                row.push_bind(room_id).push_bind(author_id).push_bind(client_msg_id);
             });
             query.push(concat!(
                 ") SELECT ",
@@ -210,12 +182,7 @@ impl Store for SqliteStore {
                 " FROM k JOIN messages m ON m.room_id = k.room_id AND m.author_id = k.author_id
                                         AND m.client_msg_id = k.client_msg_id"
             ));
-            stored.extend(
-                query
-                    .build_query_as::<MessageRow>()
-                    .fetch_all(&mut *tx)
-                    .await?,
-            );
+            stored.extend(query.build_query_as::<MessageRow>().fetch_all(&mut *tx).await?);
         }
         let assigned = plan.assign(stored)?;
 
@@ -236,16 +203,10 @@ impl Store for SqliteStore {
                     .push(now_ms!());
             });
             query.push(" RETURNING id, room_id, seq, created_at_ms");
-            inserted.extend(
-                query
-                    .build_query_as::<InsertedRow>()
-                    .fetch_all(&mut *tx)
-                    .await?,
-            );
+            inserted.extend(query.build_query_as::<InsertedRow>().fetch_all(&mut *tx).await?);
         }
         for updates in assigned.room_updates.chunks(CHUNK_ROWS) {
-            let mut query =
-                QueryBuilder::<Sqlite>::new("UPDATE rooms SET last_seq = u.column2 FROM (");
+            let mut query = QueryBuilder::<Sqlite>::new("UPDATE rooms SET last_seq = u.column2 FROM (");
             query.push_values(updates, |mut row, &(room_id, last_seq)| {
                 row.push_bind(room_id).push_bind(last_seq);
             });
@@ -259,12 +220,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(name = "store.history_after", skip_all, fields(db.system = "sqlite", room = %room))]
-    async fn history_after(
-        &self,
-        room: &RoomName,
-        after_seq: u64,
-        limit: u32,
-    ) -> Result<Vec<ChatMessage>, StoreError> {
+    async fn history_after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<ChatMessage>, StoreError> {
         let rows = sqlx::query_as(concat!(
             "SELECT ",
             message_columns!(),

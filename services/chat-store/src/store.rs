@@ -52,11 +52,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Rooms whose name sorts after `after`, in byte order of the name, at most `limit`.
     /// Paging by name rather than offset keeps pages stable while rooms are created.
-    async fn list_rooms(
-        &self,
-        after: Option<&RoomName>,
-        limit: u32,
-    ) -> Result<Vec<RoomInfo>, StoreError>;
+    async fn list_rooms(&self, after: Option<&RoomName>, limit: u32) -> Result<Vec<RoomInfo>, StoreError>;
 
     /// Appends a batch in one transaction, the unit of group commit: one outcome per input,
     /// in input order. Each room's new messages get the next seqs in input order, without
@@ -69,12 +65,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Messages with `seq > after_seq`, ascending, at most `limit`: catching up after a
     /// reconnect, and filling gaps in live delivery. Empty for an unknown room.
-    async fn history_after(
-        &self,
-        room: &RoomName,
-        after_seq: u64,
-        limit: u32,
-    ) -> Result<Vec<ChatMessage>, StoreError>;
+    async fn history_after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<ChatMessage>, StoreError>;
 
     /// The newest `limit` messages with `seq < before_seq`, ascending: paging back through
     /// history (`u64::MAX` for the newest page). Empty for an unknown room.

@@ -6,9 +6,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`), dropped again when the test ends, even
 //! when it fails.
 
-use chat_domain::{
-    Author, ChatMessage, ClientMsgId, DisplayName, MessageKind, MessageText, RoomName, UserId,
-};
+use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, MessageKind, MessageText, RoomName, UserId};
 use chat_store::{AppendOutcome, ConnectOptions, NewMessage, Store, StoreError};
 use sqlx::Connection;
 use std::collections::BTreeSet;
@@ -34,10 +32,7 @@ impl TestDb {
     async fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         // A directory that does not exist yet: connecting must create it.
-        let url = format!(
-            "sqlite:{}",
-            dir.path().join("nested").join("chat.db").display()
-        );
+        let url = format!("sqlite:{}", dir.path().join("nested").join("chat.db").display());
         Self {
             url,
             kind: Kind::Sqlite { _dir: dir },
@@ -45,8 +40,8 @@ impl TestDb {
     }
 
     async fn postgres() -> Self {
-        let admin_url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let admin_url =
+            std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let name = format!("store_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = sqlx::PgConnection::connect(&admin_url)
             .await
@@ -118,9 +113,7 @@ fn with_database(url: &str, name: &str) -> String {
     let path_start = url[authority_start..]
         .find(['/', '?'])
         .map_or(url.len(), |i| authority_start + i);
-    let query_start = url[path_start..]
-        .find('?')
-        .map_or(url.len(), |i| path_start + i);
+    let query_start = url[path_start..].find('?').map_or(url.len(), |i| path_start + i);
     format!("{}/{}{}", &url[..path_start], name, &url[query_start..])
 }
 
@@ -174,10 +167,7 @@ fn seqs(messages: &[ChatMessage]) -> Vec<u64> {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 // ---------------------------------------------------------------------------------------
@@ -204,25 +194,14 @@ async fn enter_room_creates_once_and_lists_by_cursor(store: Arc<dyn Store>) {
 
     // Byte order: '-' < '.' < digits < '_' < letters.
     enter(&store, &["b", "a-1", "a", "a_1", "c", "a.1"]).await;
-    let names = |rooms: Vec<chat_store::RoomInfo>| {
-        rooms
-            .into_iter()
-            .map(|r| r.name.into_string())
-            .collect::<Vec<_>>()
-    };
+    let names = |rooms: Vec<chat_store::RoomInfo>| rooms.into_iter().map(|r| r.name.into_string()).collect::<Vec<_>>();
     let page1 = store.list_rooms(None, 3).await.unwrap();
     assert_eq!(names(page1.clone()), ["a", "a-1", "a.1"]);
     let page2 = store.list_rooms(Some(&page1[2].name), 3).await.unwrap();
     assert_eq!(names(page2.clone()), ["a_1", "b", "c"]);
     let page3 = store.list_rooms(Some(&page2[2].name), 3).await.unwrap();
     assert_eq!(names(page3.clone()), ["lobby"]);
-    assert!(
-        store
-            .list_rooms(Some(&page3[0].name), 3)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.list_rooms(Some(&page3[0].name), 3).await.unwrap().is_empty());
     assert!(store.list_rooms(None, 0).await.unwrap().is_empty());
     // A cursor need not be an existing room.
     assert_eq!(
@@ -265,37 +244,22 @@ async fn a_batch_over_several_rooms_gets_gapless_seqs_in_input_order(store: Arc<
         assert_eq!(m.author, input.author);
         assert_eq!(m.client_msg_id, input.client_msg_id);
         assert_eq!(m.kind, MessageKind::Text);
-        assert!(
-            (before - 60_000..now_ms() + 60_000).contains(&m.sent_at_ms),
-            "{m:?}"
-        );
+        assert!((before - 60_000..now_ms() + 60_000).contains(&m.sent_at_ms), "{m:?}");
     }
     let ids: BTreeSet<i64> = outcomes.iter().map(|o| stored(o).id).collect();
     assert_eq!(ids.len(), batch.len(), "every message gets its own id");
 
     assert_eq!(store.room(&room("red")).await.unwrap().unwrap().last_seq, 3);
-    assert_eq!(
-        store.room(&room("green")).await.unwrap().unwrap().last_seq,
-        2
-    );
-    assert_eq!(
-        store.room(&room("blue")).await.unwrap().unwrap().last_seq,
-        1
-    );
+    assert_eq!(store.room(&room("green")).await.unwrap().unwrap().last_seq, 2);
+    assert_eq!(store.room(&room("blue")).await.unwrap().unwrap().last_seq, 1);
 
     // History returns exactly what the append returned.
     let red = all_history(&store, "red").await;
-    let red_stored: Vec<ChatMessage> = [0, 2, 4]
-        .iter()
-        .map(|&i| stored(&outcomes[i]).clone())
-        .collect();
+    let red_stored: Vec<ChatMessage> = [0, 2, 4].iter().map(|&i| stored(&outcomes[i]).clone()).collect();
     assert_eq!(red, red_stored);
 
     // The next batch continues where the last one stopped.
-    let next = store
-        .append_batch(&[msg("red", "u1", "r4", "red four")])
-        .await
-        .unwrap();
+    let next = store.append_batch(&[msg("red", "u1", "r4", "red four")]).await.unwrap();
     assert_eq!(stored(&next[0]).seq, 4);
     assert_eq!(seqs(&all_history(&store, "red").await), [1, 2, 3, 4]);
     assert!(store.append_batch(&[]).await.unwrap().is_empty());
@@ -318,25 +282,14 @@ async fn a_large_batch_over_many_rooms(store: Arc<dyn Store>) {
         assert_eq!(m.text, format!("text {i}"));
     }
     for name in &names {
-        assert_eq!(
-            seqs(&all_history(&store, name).await),
-            (1..=30).collect::<Vec<_>>()
-        );
+        assert_eq!(seqs(&all_history(&store, name).await), (1..=30).collect::<Vec<_>>());
     }
     // Resending all of it stores nothing and answers with the originals.
     let again = store.append_batch(&batch).await.unwrap();
     for (first, second) in outcomes.iter().zip(&again) {
         assert_eq!(stored(first), duplicate(second));
     }
-    assert_eq!(
-        store
-            .room(&room("room-07"))
-            .await
-            .unwrap()
-            .unwrap()
-            .last_seq,
-        30
-    );
+    assert_eq!(store.room(&room("room-07")).await.unwrap().unwrap().last_seq, 30);
 }
 
 async fn a_repeated_client_msg_id_within_a_batch_is_stored_once(store: Arc<dyn Store>) {
@@ -358,25 +311,16 @@ async fn a_repeated_client_msg_id_within_a_batch_is_stored_once(store: Arc<dyn S
     let history = all_history(&store, "lobby").await;
     assert_eq!(history.len(), 2, "one row per distinct client_msg_id");
     assert_eq!(history[0].text, "first try");
-    assert_eq!(
-        store.room(&room("lobby")).await.unwrap().unwrap().last_seq,
-        2
-    );
+    assert_eq!(store.room(&room("lobby")).await.unwrap().unwrap().last_seq, 2);
 }
 
 async fn a_repeated_client_msg_id_across_batches_returns_the_original(store: Arc<dyn Store>) {
     enter(&store, &["lobby"]).await;
-    let first = store
-        .append_batch(&[msg("lobby", "ann", "x", "hello")])
-        .await
-        .unwrap();
+    let first = store.append_batch(&[msg("lobby", "ann", "x", "hello")]).await.unwrap();
     let original = stored(&first[0]).clone();
 
     let retry = store
-        .append_batch(&[
-            msg("lobby", "ann", "x", "hello again"),
-            msg("lobby", "ann", "z", "new"),
-        ])
+        .append_batch(&[msg("lobby", "ann", "x", "hello again"), msg("lobby", "ann", "z", "new")])
         .await
         .unwrap();
     assert_eq!(
@@ -411,11 +355,7 @@ async fn the_same_client_msg_id_from_two_authors_is_two_messages(store: Arc<dyn 
         .unwrap();
     assert_eq!(stored(&later[0]).seq, 3);
     assert_eq!(stored(&later[1]).seq, 1);
-    let texts: Vec<String> = all_history(&store, "lobby")
-        .await
-        .into_iter()
-        .map(|m| m.text)
-        .collect();
+    let texts: Vec<String> = all_history(&store, "lobby").await.into_iter().map(|m| m.text).collect();
     assert_eq!(texts, ["from ann", "from bob", "from cat"]);
 }
 
@@ -439,10 +379,7 @@ async fn a_missing_room_fails_only_its_own_messages(store: Arc<dyn Store>) {
     );
     assert!(all_history(&store, "ghost").await.is_empty());
     // A batch of nothing but missing rooms.
-    let outcomes = store
-        .append_batch(&[msg("ghost", "ann", "d", "boo")])
-        .await
-        .unwrap();
+    let outcomes = store.append_batch(&[msg("ghost", "ann", "d", "boo")]).await.unwrap();
     assert_eq!(outcomes, [AppendOutcome::RoomNotFound]);
 }
 
@@ -472,11 +409,7 @@ async fn history_pages_forward_and_back(store: Arc<dyn Store>) {
         let lobby = lobby.clone();
         async move { seqs(&store.history_before(&lobby, before, limit).await.unwrap()) }
     };
-    assert_eq!(
-        before(u64::MAX, 3).await,
-        [8, 9, 10],
-        "the newest page, ascending"
-    );
+    assert_eq!(before(u64::MAX, 3).await, [8, 9, 10], "the newest page, ascending");
     assert_eq!(before(11, 3).await, [8, 9, 10]);
     assert_eq!(before(8, 3).await, [5, 6, 7]);
     assert_eq!(before(4, 10).await, [1, 2, 3]);
@@ -488,13 +421,7 @@ async fn history_pages_forward_and_back(store: Arc<dyn Store>) {
     let page = store.history_before(&lobby, u64::MAX, 2).await.unwrap();
     assert_eq!(page[1].text, "text 10");
     assert_eq!(page[1].room, lobby);
-    assert!(
-        store
-            .history_after(&room("quiet"), 0, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.history_after(&room("quiet"), 0, 10).await.unwrap().is_empty());
     assert!(
         store
             .history_before(&room("nowhere"), u64::MAX, 10)
@@ -512,10 +439,7 @@ async fn history_survives_a_reconnect(db: &TestDb) {
     let store = db.store().await;
     enter(&store, &["lobby"]).await;
     let outcomes = store
-        .append_batch(&[
-            msg("lobby", "ann", "a", "kept"),
-            msg("lobby", "bob", "b", "also kept"),
-        ])
+        .append_batch(&[msg("lobby", "ann", "a", "kept"), msg("lobby", "bob", "b", "also kept")])
         .await
         .unwrap();
     let written: Vec<ChatMessage> = outcomes.iter().map(|o| stored(o).clone()).collect();
@@ -528,10 +452,7 @@ async fn history_survives_a_reconnect(db: &TestDb) {
     assert_eq!(info.last_seq, 2);
     // Idempotency survives too, and numbering continues.
     let again = store
-        .append_batch(&[
-            msg("lobby", "ann", "a", "kept"),
-            msg("lobby", "ann", "c", "third"),
-        ])
+        .append_batch(&[msg("lobby", "ann", "a", "kept"), msg("lobby", "ann", "c", "third")])
         .await
         .unwrap();
     assert_eq!(duplicate(&again[0]), &written[0]);
@@ -556,9 +477,7 @@ async fn concurrent_writers_share_one_gapless_sequence(db: &TestDb) {
                     )
                 })
                 .collect();
-            tasks.push(tokio::spawn(
-                async move { store.append_batch(&batch).await },
-            ));
+            tasks.push(tokio::spawn(async move { store.append_batch(&batch).await }));
         }
     }
     let mut returned = Vec::new();
@@ -586,15 +505,7 @@ async fn concurrent_writers_share_one_gapless_sequence(db: &TestDb) {
     );
     let distinct: BTreeSet<&str> = history.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(distinct.len(), 1000);
-    assert_eq!(
-        stores[0]
-            .room(&room("busy"))
-            .await
-            .unwrap()
-            .unwrap()
-            .last_seq,
-        1000
-    );
+    assert_eq!(stores[0].room(&room("busy")).await.unwrap().unwrap().last_seq, 1000);
 }
 
 async fn a_failing_batch_commits_nothing(db: &TestDb) {
@@ -606,9 +517,7 @@ async fn a_failing_batch_commits_nothing(db: &TestDb) {
             "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.body = 'poison'
              BEGIN SELECT RAISE(ABORT, 'poison'); END;"
         }
-        Kind::Postgres { .. } => {
-            "ALTER TABLE messages ADD CONSTRAINT poison CHECK (body <> 'poison')"
-        }
+        Kind::Postgres { .. } => "ALTER TABLE messages ADD CONSTRAINT poison CHECK (body <> 'poison')",
     };
     db.execute(poison).await;
     let err = store
@@ -626,25 +535,16 @@ async fn a_failing_batch_commits_nothing(db: &TestDb) {
         "nothing of the batch is committed"
     );
     assert!(all_history(&store, "side").await.is_empty());
-    assert_eq!(
-        store.room(&room("lobby")).await.unwrap().unwrap().last_seq,
-        0
-    );
+    assert_eq!(store.room(&room("lobby")).await.unwrap().unwrap().last_seq, 0);
     // The connection is usable afterwards (the transaction was rolled back) and the ids are free.
-    let outcomes = store
-        .append_batch(&[msg("lobby", "ann", "a", "fine")])
-        .await
-        .unwrap();
+    let outcomes = store.append_batch(&[msg("lobby", "ann", "a", "fine")]).await.unwrap();
     assert_eq!(stored(&outcomes[0]).seq, 1);
 }
 
 async fn a_corrupt_row_is_reported_not_trusted(db: &TestDb) {
     let store = db.store().await;
     enter(&store, &["lobby"]).await;
-    store
-        .append_batch(&[msg("lobby", "ann", "a", "hello")])
-        .await
-        .unwrap();
+    store.append_batch(&[msg("lobby", "ann", "a", "hello")]).await.unwrap();
     db.execute("UPDATE messages SET kind = 'hologram'").await;
     let err = store
         .history_after(&room("lobby"), 0, 10)

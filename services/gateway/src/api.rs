@@ -10,9 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chat_domain::message::format_millis;
-use chat_domain::{
-    ChatMessage, ClientMsgId, DisplayName, ErrorCode, MessageKind, MessageText, RoomName,
-};
+use chat_domain::{ChatMessage, ClientMsgId, DisplayName, ErrorCode, MessageKind, MessageText, RoomName};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -34,8 +32,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (
             status,
             Json(json!({"error": {"code": self.code, "message": self.message}})),
@@ -103,12 +100,9 @@ pub async fn create_session(
     body: Result<Json<CreateSession>, JsonRejection>,
 ) -> ApiResult {
     let Json(body) = body?;
-    let name =
-        DisplayName::parse(&body.name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.0))?;
+    let name = DisplayName::parse(&body.name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.0))?;
     let (token, principal) = app.sessions().create_guest(name);
-    let cookie = app
-        .sessions()
-        .cookie_header(&token, app.settings().auth.cookie_secure);
+    let cookie = app.sessions().cookie_header(&token, app.settings().auth.cookie_secure);
     let mut response = (
         StatusCode::CREATED,
         Json(json!({
@@ -120,8 +114,7 @@ pub async fn create_session(
         .into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_str(&cookie)
-            .map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))?,
+        HeaderValue::from_str(&cookie).map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))?,
     );
     Ok(response)
 }
@@ -207,16 +200,12 @@ pub async fn history(
         }
         (Some(after), None) => app.upstream().history_after(&room, after, limit).await?,
         (None, Some(before)) => app.upstream().history_before(&room, before, limit).await?,
-        (None, None) => {
-            app.upstream()
-                .history_before(&room, u64::MAX, limit)
-                .await?
-        }
+        (None, None) => app.upstream().history_before(&room, u64::MAX, limit).await?,
     };
-    Ok(Json(
-        json!({"room": room, "last_seq": page.last_seq, "messages": messages_json(&page.messages)}),
+    Ok(
+        Json(json!({"room": room, "last_seq": page.last_seq, "messages": messages_json(&page.messages)}))
+            .into_response(),
     )
-    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -236,27 +225,16 @@ pub async fn publish(
     let principal = authenticate(&app, &headers)?;
     let Json(body) = body?;
     let room = room_param(&room)?;
-    let text =
-        MessageText::parse(body.text).map_err(|e| ApiError::new(ErrorCode::InvalidText, e.0))?;
-    let client_msg_id = ClientMsgId::parse(&body.client_msg_id)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidClientMsgId, e.0))?;
+    let text = MessageText::parse(body.text).map_err(|e| ApiError::new(ErrorCode::InvalidText, e.0))?;
+    let client_msg_id =
+        ClientMsgId::parse(&body.client_msg_id).map_err(|e| ApiError::new(ErrorCode::InvalidClientMsgId, e.0))?;
     let (message, duplicate) = app
         .upstream()
-        .send(
-            &room,
-            &principal.author,
-            &text,
-            &client_msg_id,
-            MessageKind::Text,
-        )
+        .send(&room, &principal.author, &text, &client_msg_id, MessageKind::Text)
         .await?;
-    let status = if duplicate {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    let ack: Value = serde_json::from_slice(&chat_domain::protocol::ack_frame(&message, duplicate))
-        .expect("ack frames are JSON");
+    let status = if duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    let ack: Value =
+        serde_json::from_slice(&chat_domain::protocol::ack_frame(&message, duplicate)).expect("ack frames are JSON");
     Ok((status, Json(ack)).into_response())
 }
 

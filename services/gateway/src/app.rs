@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -33,6 +34,8 @@ struct Inner {
     metrics: Metrics,
     shutdown: CancellationToken,
     next_conn: AtomicU64,
+    /// Every websocket task, so that a drain can wait for them to close.
+    connections: TaskTracker,
 }
 
 impl AppState {
@@ -56,6 +59,7 @@ impl AppState {
                 metrics,
                 shutdown,
                 next_conn: AtomicU64::new(1),
+                connections: TaskTracker::new(),
             }),
         }
     }
@@ -81,6 +85,9 @@ impl AppState {
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(self.inner.settings.drain_timeout_secs)
     }
+    pub fn connections(&self) -> &TaskTracker {
+        &self.inner.connections
+    }
     pub fn next_conn_id(&self) -> ConnId {
         self.inner.next_conn.fetch_add(1, Ordering::Relaxed)
     }
@@ -91,16 +98,12 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 pub fn router(app: AppState) -> Router {
-    let static_files =
-        ServeDir::new(&app.settings().static_dir).append_index_html_on_directories(true);
+    let static_files = ServeDir::new(&app.settings().static_dir).append_index_html_on_directories(true);
     let api = Router::new()
         .route("/sessions", post(api::create_session))
         .route("/session", get(api::current_session))
         .route("/rooms", get(api::list_rooms).post(api::enter_room))
-        .route(
-            "/rooms/{room}/messages",
-            get(api::history).post(api::publish),
-        )
+        .route("/rooms/{room}/messages", get(api::history).post(api::publish))
         .fallback(api::not_found);
     Router::new()
         .route("/ws", any(websocket))
@@ -123,11 +126,7 @@ pub fn router(app: AppState) -> Router {
 }
 
 /// `GET /ws`: checks the Origin and the session before upgrading.
-async fn websocket(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-) -> Response {
+async fn websocket(State(app): State<AppState>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
     if !origin_allowed(&headers, &app.settings().gateway.allowed_origins) {
         app.metrics().error(ErrorCode::Forbidden);
         return api::ApiError::new(
@@ -144,14 +143,14 @@ async fn websocket(
         }
     };
     if app.shutdown().is_cancelled() {
-        return api::ApiError::new(ErrorCode::Unavailable, "gateway is shutting down")
-            .into_response();
+        return api::ApiError::new(ErrorCode::Unavailable, "gateway is shutting down").into_response();
     }
     let max = app.settings().gateway.max_frame_bytes;
+    let connections = app.connections().clone();
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| ws::run(app, principal, socket))
+        .on_upgrade(move |socket| connections.track_future(ws::run(app, principal, socket)))
 }
 
 /// A browser always sends `Origin` on a websocket handshake; a cross-site page must not be

@@ -50,9 +50,7 @@ pub struct Sessions {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl Sessions {
@@ -69,8 +67,7 @@ impl Sessions {
 
     /// A new guest identity for `name`, and its token.
     pub fn create_guest(&self, name: DisplayName) -> (String, Principal) {
-        let id = UserId::parse(&format!("guest:{}", uuid::Uuid::new_v4().simple()))
-            .expect("guest ids are valid");
+        let id = UserId::parse(&format!("guest:{}", uuid::Uuid::new_v4().simple())).expect("guest ids are valid");
         let principal = Principal {
             author: Author { id, name },
             expires_at: now() + self.ttl.as_secs(),
@@ -84,8 +81,7 @@ impl Sessions {
             name: principal.author.name.as_str().to_owned(),
             exp: principal.expires_at,
         };
-        let payload =
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialize"));
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialize"));
         let mut mac = self.key.clone();
         mac.update(payload.as_bytes());
         let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
@@ -95,13 +91,10 @@ impl Sessions {
     /// Checks a token's signature and expiry.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let (payload, signature) = token.split_once('.').ok_or(AuthError::Invalid)?;
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| AuthError::Invalid)?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| AuthError::Invalid)?;
         let mut mac = self.key.clone();
         mac.update(payload.as_bytes());
-        mac.verify_slice(&signature)
-            .map_err(|_| AuthError::Invalid)?;
+        mac.verify_slice(&signature).map_err(|_| AuthError::Invalid)?;
         let claims: Claims = URL_SAFE_NO_PAD
             .decode(payload)
             .ok()
@@ -121,9 +114,7 @@ impl Sessions {
 
     /// The caller's principal, from the session cookie or an `Authorization: Bearer` header.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let token = bearer(headers)
-            .or_else(|| cookie(headers))
-            .ok_or(AuthError::Missing)?;
+        let token = bearer(headers).or_else(|| cookie(headers)).ok_or(AuthError::Missing)?;
         self.verify(&token)
     }
 
@@ -170,10 +161,7 @@ mod tests {
         let (token, principal) = s.create_guest(DisplayName::parse("Ann").unwrap());
         assert_eq!(s.verify(&token).unwrap(), principal);
         let mut headers = HeaderMap::new();
-        headers.insert(
-            COOKIE,
-            format!("a=b; {COOKIE_NAME}={token}").parse().unwrap(),
-        );
+        headers.insert(COOKIE, format!("a=b; {COOKIE_NAME}={token}").parse().unwrap());
         assert_eq!(s.authenticate(&headers).unwrap(), principal);
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
@@ -186,8 +174,7 @@ mod tests {
         let s = sessions();
         let (token, _) = s.create_guest(DisplayName::parse("Ann").unwrap());
         // Swap in claims naming someone else, keeping the signature.
-        let forged_claims =
-            URL_SAFE_NO_PAD.encode(br#"{"sub":"guest:x","name":"Bob","exp":99999999999}"#);
+        let forged_claims = URL_SAFE_NO_PAD.encode(br#"{"sub":"guest:x","name":"Bob","exp":99999999999}"#);
         let forged = format!("{forged_claims}.{}", token.split_once('.').unwrap().1);
         assert_eq!(s.verify(&forged), Err(AuthError::Invalid));
         let other = Sessions::new(b"another-secret-another-secret-xx", Duration::from_secs(60));

@@ -88,21 +88,14 @@ impl Gateway {
     /// Binds both listeners (port 0 picks a free port), subscribes to the bus and serves
     /// until `shutdown` is cancelled; then every socket gets close code 1012 after its
     /// queued frames, within `drain_timeout_secs`.
-    pub async fn start(
-        settings: Settings,
-        bus: Arc<dyn Bus>,
-        shutdown: CancellationToken,
-    ) -> Result<Self, StartError> {
-        settings
-            .validate()
-            .map_err(|e| StartError::Config(e.to_string()))?;
+    pub async fn start(settings: Settings, bus: Arc<dyn Bus>, shutdown: CancellationToken) -> Result<Self, StartError> {
+        settings.validate().map_err(|e| StartError::Config(e.to_string()))?;
         let (listener, addr) = bind(settings.listen).await?;
         let (ops_listener, ops_addr) = bind(settings.ops_listen).await?;
 
         let mut registry = Registry::default();
         let metrics = metrics::Metrics::register(&mut registry);
-        let upstream =
-            upstream::Upstream::new(&settings.message_service).map_err(StartError::Config)?;
+        let upstream = upstream::Upstream::new(&settings.message_service).map_err(StartError::Config)?;
         let rooms = rooms::Rooms::new(
             upstream.clone(),
             Duration::from_millis(settings.gateway.gap_fill_after_ms),
@@ -111,13 +104,7 @@ impl Gateway {
         );
         let mut reader = bus.subscribe().await?;
         let drain = Duration::from_secs(settings.drain_timeout_secs);
-        let state = AppState::new(
-            settings,
-            upstream,
-            rooms.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        );
+        let state = AppState::new(settings, upstream, rooms.clone(), metrics.clone(), shutdown.clone());
 
         let fan_out = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -156,25 +143,35 @@ impl Gateway {
             }
         });
 
+        let connections = state.connections().clone();
         let app = app::router(state);
         let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+            let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
             if let Err(error) = serve.await {
                 tracing::error!(%error, "gateway server failed");
             }
-            // Upgraded sockets outlive the HTTP server; each one closes itself on the same
-            // signal. Give them the drain bound.
-            let _ = tokio::time::timeout(drain, fan_out).await;
+            // Upgraded sockets outlive the HTTP server: each one finishes its in-flight sends,
+            // flushes and closes with 1012 on the same signal, within the drain bound.
+            connections.close();
+            let open = connections.len();
+            if open > 0 {
+                tracing::info!(connections = open, "draining websocket connections");
+            }
+            if tokio::time::timeout(drain + Duration::from_secs(1), connections.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    connections = connections.len(),
+                    "drain deadline passed with sockets still open"
+                );
+            }
+            let _ = fan_out.await;
             let _ = ops_task.await;
             tracing::info!("gateway stopped");
         });
         tracing::info!(%addr, %ops_addr, "gateway listening");
-        Ok(Self {
-            addr,
-            ops_addr,
-            task,
-        })
+        Ok(Self { addr, ops_addr, task })
     }
 
     pub async fn wait(self) {

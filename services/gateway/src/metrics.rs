@@ -42,32 +42,16 @@ impl Metrics {
             send_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
         };
         let r = registry.sub_registry_with_prefix("sc_gateway");
-        r.register(
-            "connections",
-            "Open websocket connections",
-            m.connections.clone(),
-        );
-        r.register(
-            "rooms",
-            "Rooms with at least one local member",
-            m.rooms.clone(),
-        );
-        r.register(
-            "frames_in",
-            "Websocket frames received",
-            m.frames_in.clone(),
-        );
+        r.register("connections", "Open websocket connections", m.connections.clone());
+        r.register("rooms", "Rooms with at least one local member", m.rooms.clone());
+        r.register("frames_in", "Websocket frames received", m.frames_in.clone());
         r.register(
             "deliveries",
             "Message frames queued to sockets by the fan-out",
             m.deliveries.clone(),
         );
         r.register("acks", "Sends acknowledged", m.acks.clone());
-        r.register(
-            "errors",
-            "Error frames and responses sent, by code",
-            m.errors.clone(),
-        );
+        r.register("errors", "Error frames and responses sent, by code", m.errors.clone());
         r.register(
             "slow_consumer_closes",
             "Sockets closed because their outbound queue was full",
@@ -92,10 +76,6 @@ impl Metrics {
     }
 
     pub fn error(&self, code: ErrorCode) {
-        self.errors
-            .get_or_create(&CodeLabel {
-                code: code.as_str(),
-            })
-            .inc();
+        self.errors.get_or_create(&CodeLabel { code: code.as_str() }).inc();
     }
 }

@@ -66,12 +66,7 @@ struct Member {
 }
 
 impl Rooms {
-    pub fn new(
-        upstream: Upstream,
-        gap_fill_after: Duration,
-        join_buffer: usize,
-        metrics: Metrics,
-    ) -> Self {
+    pub fn new(upstream: Upstream, gap_fill_after: Duration, join_buffer: usize, metrics: Metrics) -> Self {
         Self {
             inner: Arc::new(Inner {
                 hubs: Mutex::new(HashMap::new()),
@@ -122,13 +117,7 @@ impl Rooms {
     /// gateway delivers next. History must cover everything below it (and above
     /// `since_seq`); live delivery covers the cut and everything after it, except what the
     /// client has already seen (`since_seq`).
-    pub fn fix_cut(
-        &self,
-        hub: &Arc<Hub>,
-        conn: ConnId,
-        last_seq: u64,
-        since_seq: Option<u64>,
-    ) -> u64 {
+    pub fn fix_cut(&self, hub: &Arc<Hub>, conn: ConnId, last_seq: u64, since_seq: Option<u64>) -> u64 {
         let mut state = hub.state.lock().expect("hub lock");
         if state.next_seq.is_none() {
             state.next_seq = Some(last_seq + 1);
@@ -195,14 +184,7 @@ impl Rooms {
 
     /// After the bus may have lost events: catch every local room up from the database.
     pub fn resync_all(&self) {
-        let hubs: Vec<Arc<Hub>> = self
-            .inner
-            .hubs
-            .lock()
-            .expect("rooms lock")
-            .values()
-            .cloned()
-            .collect();
+        let hubs: Vec<Arc<Hub>> = self.inner.hubs.lock().expect("rooms lock").values().cloned().collect();
         tracing::info!(rooms = hubs.len(), "resyncing rooms from the database");
         for hub in hubs {
             self.schedule_fill(hub, Duration::ZERO, true);
@@ -210,12 +192,7 @@ impl Rooms {
     }
 
     fn hub(&self, room: &RoomName) -> Option<Arc<Hub>> {
-        self.inner
-            .hubs
-            .lock()
-            .expect("rooms lock")
-            .get(room)
-            .cloned()
+        self.inner.hubs.lock().expect("rooms lock").get(room).cloned()
     }
 
     fn accept(&self, hub: &Arc<Hub>, seq: u64, frame: Utf8Bytes) {
@@ -278,10 +255,7 @@ impl Rooms {
 
     async fn fill(&self, hub: &Arc<Hub>, always: bool) {
         loop {
-            if self
-                .hub(&hub.room)
-                .is_none_or(|current| !Arc::ptr_eq(&current, hub))
-            {
+            if self.hub(&hub.room).is_none_or(|current| !Arc::ptr_eq(&current, hub)) {
                 return; // the room has no local members any more
             }
             let after = {
@@ -296,17 +270,11 @@ impl Rooms {
                 }
                 next - 1
             };
-            let page = match self
-                .inner
-                .upstream
-                .history_after(&hub.room, after, FILL_PAGE)
-                .await
-            {
+            let page = match self.inner.upstream.history_after(&hub.room, after, FILL_PAGE).await {
                 Ok(page) => page,
                 Err(error) => {
                     tracing::warn!(room = %hub.room, %error, "gap fill failed; retrying");
-                    tokio::time::sleep(self.inner.gap_fill_after.max(Duration::from_millis(100)))
-                        .await;
+                    tokio::time::sleep(self.inner.gap_fill_after.max(Duration::from_millis(100))).await;
                     continue;
                 }
             };

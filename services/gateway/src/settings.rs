@@ -48,6 +48,7 @@ level = "info"
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Public address: websocket, HTTP API and static files.
     pub listen: SocketAddr,
@@ -65,6 +66,7 @@ pub struct Settings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UpstreamSettings {
     /// Every message-service instance; calls are balanced over all of them.
     pub endpoints: Vec<String>,
@@ -73,6 +75,7 @@ pub struct UpstreamSettings {
 }
 
 #[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// Signs session tokens. At least 32 bytes. Never logged.
     pub secret: String,
@@ -93,6 +96,7 @@ impl std::fmt::Debug for AuthSettings {
 
 /// Per-connection bounds. `docs/protocol.md` documents each.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Origins (`scheme://host[:port]`) allowed to open `/ws` besides the gateway's own.
     pub allowed_origins: Vec<String>,
@@ -121,22 +125,15 @@ impl Settings {
 
     /// Defaults only; the caller must still provide `auth.secret`.
     pub fn defaults() -> Self {
-        chat_common::settings::load_with_env(DEFAULTS, None, std::iter::empty())
-            .expect("built-in defaults are valid")
+        chat_common::settings::load_with_env(DEFAULTS, None, std::iter::empty()).expect("built-in defaults are valid")
     }
 
     pub fn validate(&self) -> Result<(), SettingsError> {
         if self.auth.secret.len() < 32 {
-            return Err(rule(
-                "auth.secret",
-                "must be set, at least 32 bytes (SC_AUTH__SECRET)",
-            ));
+            return Err(rule("auth.secret", "must be set, at least 32 bytes (SC_AUTH__SECRET)"));
         }
         if self.message_service.endpoints.is_empty() {
-            return Err(rule(
-                "message_service.endpoints",
-                "must list at least one endpoint",
-            ));
+            return Err(rule("message_service.endpoints", "must list at least one endpoint"));
         }
         let g = &self.gateway;
         if g.max_frame_bytes < 1024 {

@@ -2,12 +2,13 @@
 //! configured endpoint, answers converted to domain types, failures to [`UpstreamError`].
 
 use crate::settings::UpstreamSettings;
-use chat_domain::{
-    Author, ChatMessage, ClientMsgId, ErrorCode, MessageKind, MessageText, RoomName,
-};
+use chat_domain::{Author, ChatMessage, ClientMsgId, ErrorCode, MessageKind, MessageText, RoomName};
 use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::{self, read_history_request::Position};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::time::Duration;
+use tonic::transport::channel::Change;
 use tonic::transport::{Channel, Endpoint};
 
 /// A failed call, with the code to show the client. The message is safe to show.
@@ -59,33 +60,53 @@ pub struct HistoryPage {
 #[derive(Clone)]
 pub struct Upstream {
     client: ChatServiceClient<Channel>,
+    timeout: Duration,
 }
 
 /// Transport-level failures are retried this many times: every call is idempotent (sends
 /// through their `client_msg_id`), and a retry may reach another instance.
 const RETRIES: usize = 2;
 
+/// How often endpoint host names are resolved again, so that instances added behind one
+/// name (a compose service with replicas, a Kubernetes headless service) are found.
+const RESOLVE_EVERY: Duration = Duration::from_secs(10);
+
+/// A configured endpoint, split so that each address its host resolves to becomes an
+/// endpoint of its own.
+struct Target {
+    scheme: String,
+    host_port: String,
+}
+
 impl Upstream {
-    /// Builds the balanced channel. Connects lazily: a message service that is down now is
-    /// tried again on each call.
+    /// Builds a channel balanced over every address the configured endpoints resolve to,
+    /// re-resolved every few seconds. Connects lazily: calls wait (up to the timeout) for a
+    /// first endpoint, and a message service that is down is tried again on each call.
     pub fn new(settings: &UpstreamSettings) -> Result<Self, String> {
-        let endpoints = settings
+        let targets = settings
             .endpoints
             .iter()
             .map(|url| {
-                Endpoint::from_shared(url.clone())
-                    .map(|e| {
-                        e.connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
-                            .timeout(Duration::from_millis(settings.timeout_ms))
-                            .tcp_nodelay(true)
-                            .http2_keep_alive_interval(Duration::from_secs(20))
-                    })
-                    .map_err(|e| format!("invalid message_service endpoint `{url}`: {e}"))
+                let uri: http::Uri = url
+                    .parse()
+                    .map_err(|e| format!("invalid message_service endpoint `{url}`: {e}"))?;
+                let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+                    return Err(format!("message_service endpoint `{url}` needs a scheme and a host"));
+                };
+                let port = authority.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+                Ok(Target {
+                    scheme: scheme.to_owned(),
+                    host_port: format!("{}:{port}", authority.host()),
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let channel = Channel::balance_list(endpoints.into_iter());
+        let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
+        let connect_timeout = Duration::from_millis(settings.connect_timeout_ms);
+        let timeout = Duration::from_millis(settings.timeout_ms);
+        tokio::spawn(discover(targets, changes, connect_timeout, timeout));
         Ok(Self {
             client: ChatServiceClient::new(channel),
+            timeout,
         })
     }
 
@@ -96,7 +117,11 @@ impl Upstream {
     {
         let mut attempt = 0;
         loop {
-            match f(self.client.clone()).await {
+            // The deadline also covers waiting for a first endpoint to be discovered.
+            let result = tokio::time::timeout(self.timeout, f(self.client.clone()))
+                .await
+                .unwrap_or_else(|_| Err(tonic::Status::unavailable("no message service answered in time")));
+            match result {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(status) if attempt < RETRIES && retryable(&status) => {
                     attempt += 1;
@@ -183,8 +208,7 @@ impl Upstream {
         after_seq: u64,
         limit: u32,
     ) -> Result<HistoryPage, UpstreamError> {
-        self.history(room, Some(Position::AfterSeq(after_seq)), limit)
-            .await
+        self.history(room, Some(Position::AfterSeq(after_seq)), limit).await
     }
 
     /// The newest messages with seq < `before_seq`, oldest first.
@@ -194,8 +218,7 @@ impl Upstream {
         before_seq: u64,
         limit: u32,
     ) -> Result<HistoryPage, UpstreamError> {
-        self.history(room, Some(Position::BeforeSeq(before_seq)), limit)
-            .await
+        self.history(room, Some(Position::BeforeSeq(before_seq)), limit).await
     }
 
     pub async fn list_rooms(
@@ -213,19 +236,69 @@ impl Upstream {
                 async move { c.list_rooms(request).await }
             })
             .await?;
-        let rooms = response
-            .rooms
-            .into_iter()
-            .map(room_info)
-            .collect::<Result<_, _>>()?;
+        let rooms = response.rooms.into_iter().map(room_info).collect::<Result<_, _>>()?;
         Ok((rooms, Some(response.next_after).filter(|n| !n.is_empty())))
+    }
+}
+
+/// Keeps the channel's endpoints equal to what the targets resolve to. Ends when the
+/// channel is dropped.
+async fn discover(
+    targets: Vec<Target>,
+    changes: tokio::sync::mpsc::Sender<Change<SocketAddr, Endpoint>>,
+    connect_timeout: Duration,
+    timeout: Duration,
+) {
+    let mut current: HashSet<SocketAddr> = HashSet::new();
+    let mut schemes: HashMap<SocketAddr, &str> = HashMap::new();
+    while !changes.is_closed() {
+        let mut found = HashSet::new();
+        for target in &targets {
+            match tokio::net::lookup_host(&target.host_port).await {
+                Ok(addrs) => {
+                    for addr in addrs {
+                        schemes.insert(addr, &target.scheme);
+                        found.insert(addr);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(endpoint = %target.host_port, %error, "cannot resolve message service");
+                    // Keep what this name resolved to before rather than drop live instances.
+                    found.extend(
+                        current
+                            .iter()
+                            .filter(|a| schemes.get(a) == Some(&target.scheme.as_str())),
+                    );
+                }
+            }
+        }
+        for addr in current.difference(&found) {
+            tracing::info!(%addr, "message service endpoint removed");
+            let _ = changes.send(Change::Remove(*addr)).await;
+        }
+        for addr in found.difference(&current) {
+            let uri = format!("{}://{addr}", schemes[addr]);
+            match Endpoint::from_shared(uri) {
+                Ok(endpoint) => {
+                    let endpoint = endpoint
+                        .connect_timeout(connect_timeout)
+                        .timeout(timeout)
+                        .tcp_nodelay(true)
+                        .http2_keep_alive_interval(Duration::from_secs(20));
+                    tracing::info!(%addr, "message service endpoint added");
+                    let _ = changes.send(Change::Insert(*addr, endpoint)).await;
+                }
+                Err(error) => tracing::error!(%addr, %error, "invalid endpoint"),
+            }
+        }
+        current = found;
+        tokio::time::sleep(RESOLVE_EVERY).await;
     }
 }
 
 fn retryable(status: &tonic::Status) -> bool {
     // Only failures before the service could act: a refused or broken connection.
-    status.code() == tonic::Code::Unavailable
-        && status.metadata().get(chat_proto::ERROR_CODE_KEY).is_none()
+    status.code() == tonic::Code::Unavailable && status.metadata().get(chat_proto::ERROR_CODE_KEY).is_none()
 }
 
 fn room_info(room: v1::Room) -> Result<RoomInfo, UpstreamError> {

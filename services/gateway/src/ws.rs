@@ -44,12 +44,7 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, outbound, closer.clone()));
     let expires_at = principal.expires_at;
-    let sender = tokio::spawn(send_loop(
-        app.clone(),
-        principal,
-        outbox.clone(),
-        send_queue,
-    ));
+    let sender = tokio::spawn(send_loop(app.clone(), principal, outbox.clone(), send_queue));
     let metrics = app.metrics().clone();
     metrics.connections.inc();
 
@@ -109,10 +104,7 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
     drop(outbox);
     // A client that stopped reading must not hold the socket open past the bound.
     let abort = writer.abort_handle();
-    if tokio::time::timeout(app.drain_timeout(), writer)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(app.drain_timeout(), writer).await.is_err() {
         abort.abort();
     }
     metrics.connections.dec();
@@ -129,11 +121,8 @@ fn until(unix_secs: u64) -> std::time::Duration {
 fn is_too_big(error: &axum::Error) -> bool {
     // axum hides tungstenite's error type; its capacity errors read "Space limit exceeded"
     // or "Message too long".
-    let text =
-        std::error::Error::source(error).map_or_else(|| error.to_string(), |e| e.to_string());
-    text.contains("Space limit exceeded")
-        || text.contains("too long")
-        || text.contains("Message too big")
+    let text = std::error::Error::source(error).map_or_else(|| error.to_string(), |e| e.to_string());
+    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Message too big")
 }
 
 impl Connection {
@@ -167,8 +156,7 @@ impl Connection {
                 client_msg_id,
             } => {
                 if !self.joined.contains(&room) {
-                    return self
-                        .error(not_joined(&room).with_ref(Some(client_msg_id.into_string())));
+                    return self.error(not_joined(&room).with_ref(Some(client_msg_id.into_string())));
                 }
                 let request = SendRequest {
                     room,
@@ -176,8 +164,7 @@ impl Connection {
                     client_msg_id,
                     received: Instant::now(),
                 };
-                if let Err(mpsc::error::TrySendError::Full(request)) = self.sends.try_send(request)
-                {
+                if let Err(mpsc::error::TrySendError::Full(request)) = self.sends.try_send(request) {
                     self.error(
                         FrameError::new(
                             ErrorCode::RateLimited,
@@ -193,10 +180,8 @@ impl Connection {
     async fn join(&mut self, room: RoomName, since_seq: Option<u64>) {
         let reference = Some(room.as_str().to_owned());
         if self.joined.contains(&room) {
-            return self.error(
-                FrameError::new(ErrorCode::AlreadyJoined, "already joined this room")
-                    .with_ref(reference),
-            );
+            return self
+                .error(FrameError::new(ErrorCode::AlreadyJoined, "already joined this room").with_ref(reference));
         }
         let max = self.app.settings().gateway.max_rooms_per_connection;
         if self.joined.len() >= max {
@@ -208,10 +193,7 @@ impl Connection {
                 .with_ref(reference),
             );
         }
-        let hub = self
-            .app
-            .rooms()
-            .begin_join(&room, self.id, self.outbox.clone());
+        let hub = self.app.rooms().begin_join(&room, self.id, self.outbox.clone());
         self.joined.insert(room.clone());
         if let Err(error) = self.complete_join(&hub, &room, since_seq).await {
             self.joined.remove(&room);
@@ -229,27 +211,19 @@ impl Connection {
         let upstream = self.app.upstream();
         let limits = &self.app.settings().gateway;
         let info = upstream.enter_room(room).await?;
-        let cut = self
-            .app
-            .rooms()
-            .fix_cut(hub, self.id, info.last_seq, since_seq);
+        let cut = self.app.rooms().fix_cut(hub, self.id, info.last_seq, since_seq);
         // History is everything below the cut; live delivery starts at it.
         let below = cut - 1;
         let (history, has_more) = match since_seq {
             Some(seen) if seen >= below => (Vec::new(), false),
             Some(seen) if below - seen > u64::from(limits.max_history) => (
-                upstream
-                    .history_before(room, cut, limits.max_history)
-                    .await?
-                    .messages,
+                upstream.history_before(room, cut, limits.max_history).await?.messages,
                 true,
             ),
             Some(seen) => (missed_messages(upstream, room, seen, below).await?, false),
             None if below == 0 || limits.history_on_join == 0 => (Vec::new(), below > 0),
             None => {
-                let page = upstream
-                    .history_before(room, cut, limits.history_on_join)
-                    .await?;
+                let page = upstream.history_before(room, cut, limits.history_on_join).await?;
                 let has_more = page.messages.first().is_some_and(|m| m.seq > 1);
                 (page.messages, has_more)
             }
@@ -272,9 +246,7 @@ async fn missed_messages(
     let mut messages = Vec::new();
     let mut after = seen;
     while after < below {
-        let page = upstream
-            .history_after(room, after, (below - after) as u32)
-            .await?;
+        let page = upstream.history_after(room, after, (below - after) as u32).await?;
         let Some(last) = page.messages.last() else {
             break;
         };
@@ -285,21 +257,13 @@ async fn missed_messages(
 }
 
 fn not_joined(room: &RoomName) -> FrameError {
-    FrameError::new(
-        ErrorCode::NotJoined,
-        "join the room before sending to or leaving it",
-    )
-    .with_ref(Some(room.as_str().to_owned()))
+    FrameError::new(ErrorCode::NotJoined, "join the room before sending to or leaving it")
+        .with_ref(Some(room.as_str().to_owned()))
 }
 
 /// Sends one at a time, in the order the client sent them, so that a person's messages
 /// keep their order; acks come back on the same socket.
-async fn send_loop(
-    app: AppState,
-    principal: Principal,
-    outbox: Outbox,
-    mut queue: mpsc::Receiver<SendRequest>,
-) {
+async fn send_loop(app: AppState, principal: Principal, outbox: Outbox, mut queue: mpsc::Receiver<SendRequest>) {
     let metrics = app.metrics().clone();
     while let Some(request) = queue.recv().await {
         let result = app
@@ -315,18 +279,12 @@ async fn send_loop(
         let frame = match result {
             Ok((message, duplicate)) => {
                 metrics.acks.inc();
-                metrics
-                    .send_seconds
-                    .observe(request.received.elapsed().as_secs_f64());
+                metrics.send_seconds.observe(request.received.elapsed().as_secs_f64());
                 chat_domain::protocol::ack_frame(&message, duplicate)
             }
             Err(error) => {
                 metrics.error(error.code);
-                error_frame(
-                    error.code,
-                    &error.message,
-                    Some(request.client_msg_id.as_str()),
-                )
+                error_frame(error.code, &error.message, Some(request.client_msg_id.as_str()))
             }
         };
         outbox.push(text(frame));

@@ -21,17 +21,13 @@ const WINDOW: usize = 32;
 async fn main() {
     let mut args = std::env::args().skip(1);
     let rooms: usize = args.next().map_or(20, |a| a.parse().expect("rooms"));
-    let per_sender: usize = args
-        .next()
-        .map_or(500, |a| a.parse().expect("messages per sender"));
+    let per_sender: usize = args.next().map_or(500, |a| a.parse().expect("messages per sender"));
     let cluster = TestCluster::start(2, 2).await;
 
     let mut clients = Vec::new();
     for room in 0..rooms {
         for gateway in 0..2 {
-            let token = cluster
-                .session(gateway, &format!("c{room}-{gateway}"))
-                .await;
+            let token = cluster.session(gateway, &format!("c{room}-{gateway}")).await;
             let mut request = format!("ws://{}/ws", cluster.gateway(gateway))
                 .into_client_request()
                 .unwrap();

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub fn database_admin_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn redis_url() -> String {
@@ -78,9 +77,7 @@ async fn sqlx_connect(url: &str) -> sqlx::PgConnection {
 }
 
 fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let base = match base.rfind('/') {
         Some(i) if i > "postgres://".len() => &base[..i],
         _ => base,
@@ -129,14 +126,8 @@ impl TestCluster {
             settings.database.url = db.url.clone();
             settings.database.max_connections = 4;
             settings.redis = redis.clone();
-            let store = message_service::connect_store(&settings.database)
-                .await
-                .expect("store");
-            let bus = Arc::new(
-                RedisStreamsBus::connect(redis.clone())
-                    .await
-                    .expect("redis"),
-            );
+            let store = message_service::connect_store(&settings.database).await.expect("store");
+            let bus = Arc::new(RedisStreamsBus::connect(redis.clone()).await.expect("redis"));
             running_services.push(
                 MessageService::start(&settings, store, bus, shutdown.clone())
                     .await
@@ -158,16 +149,8 @@ impl TestCluster {
             settings.redis = redis.clone();
             settings.static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../static").into();
             tweak(&mut settings);
-            let bus = Arc::new(
-                RedisStreamsBus::connect(redis.clone())
-                    .await
-                    .expect("redis"),
-            );
-            running_gateways.push(
-                Gateway::start(settings, bus, shutdown.clone())
-                    .await
-                    .expect("gateway"),
-            );
+            let bus = Arc::new(RedisStreamsBus::connect(redis.clone()).await.expect("redis"));
+            running_gateways.push(Gateway::start(settings, bus, shutdown.clone()).await.expect("gateway"));
         }
         Self {
             db,

@@ -40,10 +40,9 @@ impl WsClient {
     ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
         let mut request = format!("ws://{addr}/ws").into_client_request()?;
         if let Some(token) = token {
-            request.headers_mut().insert(
-                "cookie",
-                HeaderValue::from_str(&format!("sc_session={token}")).unwrap(),
-            );
+            request
+                .headers_mut()
+                .insert("cookie", HeaderValue::from_str(&format!("sc_session={token}")).unwrap());
         }
         if let Some(origin) = origin {
             request
@@ -70,9 +69,7 @@ impl WsClient {
                 .expect("timed out waiting for a frame");
             match message {
                 Some(Ok(Message::Text(text))) => {
-                    return Event::Frame(
-                        serde_json::from_str(&text).expect("server frames are JSON"),
-                    );
+                    return Event::Frame(serde_json::from_str(&text).expect("server frames are JSON"));
                 }
                 Some(Ok(Message::Close(frame))) => return Event::Closed(frame),
                 Some(Ok(_)) => continue,
@@ -122,10 +119,8 @@ impl WsClient {
     }
 
     pub async fn send_text(&mut self, room: &str, text: &str, client_msg_id: &str) {
-        self.send_json(
-            json!({"type": "send", "room": room, "text": text, "client_msg_id": client_msg_id}),
-        )
-        .await;
+        self.send_json(json!({"type": "send", "room": room, "text": text, "client_msg_id": client_msg_id}))
+            .await;
     }
 
     pub async fn close(mut self) {

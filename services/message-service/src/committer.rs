@@ -50,12 +50,10 @@ pub struct CommitHandle {
 impl CommitHandle {
     pub async fn commit(&self, message: NewMessage) -> Result<Committed, CommitError> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .try_send(Request { message, reply })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => CommitError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => CommitError::ShuttingDown,
-            })?;
+        self.tx.try_send(Request { message, reply }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => CommitError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => CommitError::ShuttingDown,
+        })?;
         // The committer always answers unless it died, which only happens at shutdown.
         answer.await.unwrap_or(Err(CommitError::ShuttingDown))
     }
@@ -87,9 +85,7 @@ async fn run(
         metrics.batch_size.observe(messages.len() as f64);
         let started = Instant::now();
         let result = store.append_batch(&messages).await;
-        metrics
-            .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
+        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
         match result {
             Ok(outcomes) => {
                 let mut events = Vec::with_capacity(outcomes.len());

@@ -83,32 +83,25 @@ impl ChatService for ChatGrpc {
             .author
             .ok_or_else(|| status(ErrorCode::MissingField, "missing author"))?
             .try_into()
-            .map_err(|e: chat_proto::ConversionError| {
-                status(ErrorCode::InvalidName, e.to_string())
-            })?;
+            .map_err(|e: chat_proto::ConversionError| status(ErrorCode::InvalidName, e.to_string()))?;
         let message = NewMessage {
             room: room(&request.room)?,
             author,
-            text: MessageText::parse(request.text)
-                .map_err(|e| status(ErrorCode::InvalidText, e.0))?,
+            text: MessageText::parse(request.text).map_err(|e| status(ErrorCode::InvalidText, e.0))?,
             client_msg_id: ClientMsgId::parse(&request.client_msg_id)
                 .map_err(|e| status(ErrorCode::InvalidClientMsgId, e.0))?,
-            kind: kind_from_wire(request.kind)
-                .map_err(|e| status(ErrorCode::InvalidArgument, e.to_string()))?,
+            kind: kind_from_wire(request.kind).map_err(|e| status(ErrorCode::InvalidArgument, e.to_string()))?,
         };
         match self.commits.commit(message).await {
             Ok(committed) => Ok(Response::new(v1::SendMessageResponse {
                 message: Some((&committed.message).into()),
                 duplicate: committed.duplicate,
             })),
-            Err(CommitError::RoomNotFound) => {
-                Err(status(ErrorCode::NotFound, "room does not exist"))
-            }
+            Err(CommitError::RoomNotFound) => Err(status(ErrorCode::NotFound, "room does not exist")),
             Err(CommitError::Internal) => Err(status(ErrorCode::Internal, "internal error")),
-            Err(
-                e
-                @ (CommitError::Overloaded | CommitError::Unavailable | CommitError::ShuttingDown),
-            ) => Err(status(ErrorCode::Unavailable, format!("{e}, retry later"))),
+            Err(e @ (CommitError::Overloaded | CommitError::Unavailable | CommitError::ShuttingDown)) => {
+                Err(status(ErrorCode::Unavailable, format!("{e}, retry later")))
+            }
         }
     }
 
@@ -127,14 +120,8 @@ impl ChatService for ChatGrpc {
             .ok_or_else(|| status(ErrorCode::NotFound, "room does not exist"))?;
         let messages = match request.position {
             Some(Position::AfterSeq(after)) => self.store.history_after(&name, after, limit).await,
-            Some(Position::BeforeSeq(before)) => {
-                self.store.history_before(&name, before, limit).await
-            }
-            None => {
-                self.store
-                    .history_before(&name, info.last_seq + 1, limit)
-                    .await
-            }
+            Some(Position::BeforeSeq(before)) => self.store.history_before(&name, before, limit).await,
+            None => self.store.history_before(&name, info.last_seq + 1, limit).await,
         }
         .map_err(store_status)?;
         Ok(Response::new(v1::ReadHistoryResponse {
@@ -159,10 +146,7 @@ impl ChatService for ChatGrpc {
             .await
             .map_err(store_status)?;
         let next_after = if rooms.len() == limit as usize {
-            rooms
-                .last()
-                .map(|r| r.name.as_str().to_owned())
-                .unwrap_or_default()
+            rooms.last().map(|r| r.name.as_str().to_owned()).unwrap_or_default()
         } else {
             String::new()
         };

@@ -46,17 +46,13 @@ pub enum StartError {
 }
 
 /// Connects the store (applying migrations) and the Redis Streams bus named in `settings`.
-pub async fn connect_dependencies(
-    settings: &Settings,
-) -> Result<(Arc<dyn Store>, Arc<dyn Bus>), StartError> {
+pub async fn connect_dependencies(settings: &Settings) -> Result<(Arc<dyn Store>, Arc<dyn Bus>), StartError> {
     let store = connect_store(&settings.database).await?;
     let bus = RedisStreamsBus::connect(settings.redis.clone()).await?;
     Ok((store, Arc::new(bus)))
 }
 
-pub async fn connect_store(
-    settings: &settings::DatabaseSettings,
-) -> Result<Arc<dyn Store>, StartError> {
+pub async fn connect_store(settings: &settings::DatabaseSettings) -> Result<Arc<dyn Store>, StartError> {
     let mut options = ConnectOptions::new(settings.url.clone());
     options.max_connections = settings.max_connections;
     options.acquire_timeout = Duration::from_millis(settings.acquire_timeout_ms);
@@ -82,10 +78,7 @@ impl Readiness for Ready {
         if self.shutdown.is_cancelled() {
             return Err("shutting down".into());
         }
-        self.store
-            .ping()
-            .await
-            .map_err(|e| format!("database: {e}"))?;
+        self.store.ping().await.map_err(|e| format!("database: {e}"))?;
         self.bus.ping().await.map_err(|e| format!("bus: {e}"))?;
         Ok(())
     }
@@ -109,25 +102,20 @@ impl MessageService {
     ) -> Result<Self, StartError> {
         let grpc_listener = bind(settings.grpc_listen).await?;
         let http_listener = bind(settings.http_listen).await?;
-        let grpc_addr = grpc_listener
-            .local_addr()
-            .map_err(|source| StartError::Bind {
-                addr: settings.grpc_listen,
-                source,
-            })?;
-        let http_addr = http_listener
-            .local_addr()
-            .map_err(|source| StartError::Bind {
-                addr: settings.http_listen,
-                source,
-            })?;
+        let grpc_addr = grpc_listener.local_addr().map_err(|source| StartError::Bind {
+            addr: settings.grpc_listen,
+            source,
+        })?;
+        let http_addr = http_listener.local_addr().map_err(|source| StartError::Bind {
+            addr: settings.http_listen,
+            source,
+        })?;
 
         let mut registry = Registry::default();
         let metrics = metrics::Metrics::register(&mut registry);
         let give_up = CancellationToken::new();
         let (publish, publisher) = publisher::spawn(bus.clone(), metrics.clone(), give_up.clone());
-        let (commits, committer) =
-            committer::spawn(store.clone(), publish, &settings.commit, metrics);
+        let (commits, committer) = committer::spawn(store.clone(), publish, &settings.commit, metrics);
         let service = grpc::ChatGrpc::new(store.clone(), commits, settings.history.clone());
 
         let ops = ops::router(

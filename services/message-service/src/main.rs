@@ -1,10 +1,13 @@
 //! `message-service`: the gRPC service that commits and publishes messages.
 
 use anyhow::Context;
+use chat_bus::redis_streams::RedisStreamsBus;
 use chat_common::shutdown::{CancellationToken, cancel_on_signal};
+use chat_common::startup::wait_for;
 use clap::Parser;
-use message_service::{MessageService, connect_dependencies, settings::Settings};
+use message_service::{MessageService, connect_store, settings::Settings};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(version, about = "Super Channels message service")]
@@ -12,20 +15,30 @@ struct Args {
     /// A TOML file layered over the built-in defaults; `SC_*` environment variables win over it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Ask a running instance's `/readyz` and exit 0 if it is ready (a container health check).
+    #[arg(long)]
+    probe_ready: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let settings =
-        Settings::load(args.config.as_deref()).context("failed to load configuration")?;
+    let settings = Settings::load(args.config.as_deref()).context("failed to load configuration")?;
+    if args.probe_ready {
+        return chat_common::ops::probe(settings.http_listen, "/readyz")
+            .await
+            .map_err(anyhow::Error::msg);
+    }
     chat_common::telemetry::init(&settings.log);
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
-    let (store, bus) = connect_dependencies(&settings)
-        .await
-        .context("failed to start")?;
-    let service = MessageService::start(&settings, store, bus, shutdown)
+    let Some(store) = wait_for("database", &shutdown, || connect_store(&settings.database)).await else {
+        return Ok(());
+    };
+    let Some(bus) = wait_for("redis", &shutdown, || RedisStreamsBus::connect(settings.redis.clone())).await else {
+        return Ok(());
+    };
+    let service = MessageService::start(&settings, store, Arc::new(bus), shutdown)
         .await
         .context("failed to start")?;
     service.wait().await;

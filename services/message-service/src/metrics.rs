@@ -27,11 +27,7 @@ impl Metrics {
             commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
         };
         let r = registry.sub_registry_with_prefix("sc_message_service");
-        r.register(
-            "messages_committed",
-            "Messages stored",
-            metrics.committed.clone(),
-        );
+        r.register("messages_committed", "Messages stored", metrics.committed.clone());
         r.register(
             "send_duplicates",
             "Sends answered from an earlier commit of the same client_msg_id",

@@ -25,12 +25,7 @@ pub fn spawn(
     (tx, tokio::spawn(run(bus, rx, metrics, give_up)))
 }
 
-async fn run(
-    bus: Arc<dyn Bus>,
-    mut rx: mpsc::Receiver<Vec<BusEvent>>,
-    metrics: Metrics,
-    give_up: CancellationToken,
-) {
+async fn run(bus: Arc<dyn Bus>, mut rx: mpsc::Receiver<Vec<BusEvent>>, metrics: Metrics, give_up: CancellationToken) {
     let mut batches = Vec::new();
     while rx.recv_many(&mut batches, 64).await > 0 {
         // Coalesce whatever queued into one pipelined round trip.

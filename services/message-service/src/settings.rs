@@ -39,6 +39,7 @@ level = "info"
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Where the gRPC server listens.
     pub grpc_listen: SocketAddr,
@@ -54,6 +55,7 @@ pub struct Settings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `postgres://…` or `sqlite://path`. May hold a password: never logged.
     pub url: String,
@@ -62,6 +64,7 @@ pub struct DatabaseSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CommitSettings {
     /// Most sends one transaction commits (group commit).
     pub max_batch: usize,
@@ -70,6 +73,7 @@ pub struct CommitSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HistorySettings {
     /// Page size when a request asks for none.
     pub default_limit: u32,
@@ -100,19 +104,14 @@ impl Settings {
         if self.redis.shards == 0 {
             return Err(rule("redis.shards", "must be at least 1"));
         }
-        if !(self.database.url.starts_with("postgres") || self.database.url.starts_with("sqlite:"))
-        {
-            return Err(rule(
-                "database.url",
-                "must start with postgres:// or sqlite:",
-            ));
+        if !(self.database.url.starts_with("postgres") || self.database.url.starts_with("sqlite:")) {
+            return Err(rule("database.url", "must start with postgres:// or sqlite:"));
         }
         Ok(())
     }
 
     /// Defaults only, for tests and embedding.
     pub fn defaults() -> Self {
-        chat_common::settings::load_with_env(DEFAULTS, None, std::iter::empty())
-            .expect("built-in defaults are valid")
+        chat_common::settings::load_with_env(DEFAULTS, None, std::iter::empty()).expect("built-in defaults are valid")
     }
 }

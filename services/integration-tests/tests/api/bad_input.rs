@@ -7,10 +7,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 async fn expect_error(client: &mut integration_tests::WsClient, code: &str) -> serde_json::Value {
     let frame = client.recv().await;
-    assert_eq!(
-        frame["type"], "error",
-        "expected an error frame, got {frame}"
-    );
+    assert_eq!(frame["type"], "error", "expected an error frame, got {frame}");
     assert_eq!(frame["code"], code, "{frame}");
     assert!(!frame["message"].as_str().unwrap_or_default().is_empty());
     frame
@@ -29,9 +26,7 @@ async fn bad_frames_get_error_frames_and_the_connection_stays_usable() {
         .send_json(json!({"type": "join", "room": "x", "since_seq": "soon"}))
         .await;
     expect_error(&mut client, "invalid_json").await;
-    client
-        .send_json(json!({"type": "teleport", "room": "x"}))
-        .await;
+    client.send_json(json!({"type": "teleport", "room": "x"})).await;
     expect_error(&mut client, "unknown_type").await;
     client.send_json(json!({"room": "x"})).await;
     expect_error(&mut client, "missing_field").await;
@@ -59,32 +54,20 @@ async fn bad_frames_get_error_frames_and_the_connection_stays_usable() {
         .await;
     expect_error(&mut client, "missing_field").await;
     client.send_text("room-a", "   ", "c-3").await;
-    assert_eq!(
-        expect_error(&mut client, "invalid_text").await["ref"],
-        "c-3"
-    );
+    assert_eq!(expect_error(&mut client, "invalid_text").await["ref"], "c-3");
     client.send_text("room-a", &"x".repeat(4001), "c-4").await;
     expect_error(&mut client, "invalid_text").await;
     client.send_text("room-a", "nul\u{0}byte", "c-5").await;
     expect_error(&mut client, "invalid_text").await;
-    client
-        .send_text("room-a", "fine", "bad id with spaces")
-        .await;
+    client.send_text("room-a", "fine", "bad id with spaces").await;
     expect_error(&mut client, "invalid_client_msg_id").await;
 
     // Joining twice, and past the per-connection room limit.
-    client
-        .send_json(json!({"type": "join", "room": "room-a"}))
-        .await;
+    client.send_json(json!({"type": "join", "room": "room-a"})).await;
     expect_error(&mut client, "already_joined").await;
     client.join("room-b", None).await;
-    client
-        .send_json(json!({"type": "join", "room": "room-c"}))
-        .await;
-    assert_eq!(
-        expect_error(&mut client, "too_many_rooms").await["ref"],
-        "room-c"
-    );
+    client.send_json(json!({"type": "join", "room": "room-c"})).await;
+    assert_eq!(expect_error(&mut client, "too_many_rooms").await["ref"], "room-c");
 
     assert!(
         cluster.db.message_rows().await.is_empty(),
@@ -131,14 +114,7 @@ async fn the_handshake_needs_a_valid_session_and_an_allowed_origin() {
     );
     let token = cluster.session(0, "Ann").await;
     assert_eq!(
-        status(
-            integration_tests::WsClient::try_connect(
-                addr,
-                Some(&token),
-                Some("https://evil.example")
-            )
-            .await
-        ),
+        status(integration_tests::WsClient::try_connect(addr, Some(&token), Some("https://evil.example")).await),
         403
     );
     let same_origin = format!("http://{addr}");
@@ -162,12 +138,7 @@ async fn the_author_is_the_session_whatever_the_frame_claims() {
         .await;
     let (message, _) = client.recv_until("message").await;
     assert_eq!(message["user"]["name"], "Real Name");
-    assert!(
-        message["user"]["id"]
-            .as_str()
-            .unwrap()
-            .starts_with("guest:")
-    );
+    assert!(message["user"]["id"].as_str().unwrap().starts_with("guest:"));
     let rows = cluster.db.message_rows().await;
     assert_eq!(rows.len(), 1);
     assert!(

@@ -41,10 +41,7 @@ async fn two_gateways_deliver_every_message_to_both_members_once_in_order() {
             .filter(|m| m["user"]["name"] == "Ann")
             .map(|m| m["text"].as_str().unwrap())
             .collect();
-        assert_eq!(
-            anns,
-            (0..10).map(|i| format!("from ann {i}")).collect::<Vec<_>>()
-        );
+        assert_eq!(anns, (0..10).map(|i| format!("from ann {i}")).collect::<Vec<_>>());
     }
     // A sentinel proves nothing more (no duplicate) was queued behind the 20.
     ann.send_text("lobby", "last", "ann-last").await;
@@ -106,10 +103,7 @@ async fn twenty_concurrent_senders_through_both_services_give_one_gapless_sequen
             .filter(|m| m["user"]["name"] == format!("sender {i}"))
             .map(|m| m["text"].as_str().unwrap().to_owned())
             .collect();
-        assert_eq!(
-            mine,
-            (0..EACH).map(|j| format!("{i}:{j}")).collect::<Vec<_>>()
-        );
+        assert_eq!(mine, (0..EACH).map(|j| format!("{i}:{j}")).collect::<Vec<_>>());
     }
     let rows = cluster.db.message_rows().await;
     assert_eq!(rows.len(), SENDERS * EACH);
@@ -140,10 +134,7 @@ async fn a_repeated_client_msg_id_is_stored_once_and_acked_with_the_same_seq() {
     second.send_text("dedupe", "hello", "same-id").await;
     let (_, mut acks) = collect(&mut second, 0, 1).await;
     let ack = acks.remove(0);
-    assert_eq!(
-        (ack["seq"].as_u64(), ack["duplicate"].as_bool()),
-        (Some(1), Some(true))
-    );
+    assert_eq!((ack["seq"].as_u64(), ack["duplicate"].as_bool()), (Some(1), Some(true)));
 
     // Members saw the message once: the next one is seq 2.
     first.send_text("dedupe", "next", "next-id").await;
@@ -199,22 +190,13 @@ async fn rejoining_with_since_seq_returns_exactly_the_missed_messages_then_live_
     // Without since_seq, a join gets the recent history.
     let mut fresh = cluster.client(0, "Fresh").await;
     let joined = fresh.join("resume", None).await;
-    assert_eq!(
-        seqs(joined["history"].as_array().unwrap()),
-        (1..=8).collect::<Vec<_>>()
-    );
+    assert_eq!(seqs(joined["history"].as_array().unwrap()), (1..=8).collect::<Vec<_>>());
 }
 
 /// Commits messages straight into the database, bypassing the bus, as if their publish
 /// had been lost.
-async fn commit_unpublished(
-    cluster: &TestCluster,
-    room: &str,
-    texts: &[&str],
-) -> Vec<chat_domain::ChatMessage> {
-    use chat_domain::{
-        Author, ClientMsgId, DisplayName, MessageKind, MessageText, RoomName, UserId,
-    };
+async fn commit_unpublished(cluster: &TestCluster, room: &str, texts: &[&str]) -> Vec<chat_domain::ChatMessage> {
+    use chat_domain::{Author, ClientMsgId, DisplayName, MessageKind, MessageText, RoomName, UserId};
     let store = chat_store::connect(&chat_store::ConnectOptions::new(cluster.db.url.clone()))
         .await
         .unwrap();
@@ -249,9 +231,7 @@ async fn raw_bus(cluster: &TestCluster) -> chat_bus::redis_streams::RedisStreams
         cluster.redis_prefix.clone(),
     );
     config.shards = 4;
-    chat_bus::redis_streams::RedisStreamsBus::connect(config)
-        .await
-        .unwrap()
+    chat_bus::redis_streams::RedisStreamsBus::connect(config).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

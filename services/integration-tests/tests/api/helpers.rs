@@ -3,11 +3,7 @@ use serde_json::Value;
 
 /// Reads until at least `messages` message frames and `acks` ack frames arrived, and
 /// returns both, in arrival order. Any other frame fails the test.
-pub async fn collect(
-    client: &mut WsClient,
-    messages: usize,
-    acks: usize,
-) -> (Vec<Value>, Vec<Value>) {
+pub async fn collect(client: &mut WsClient, messages: usize, acks: usize) -> (Vec<Value>, Vec<Value>) {
     let mut got_messages = Vec::with_capacity(messages);
     let mut got_acks = Vec::with_capacity(acks);
     while got_messages.len() < messages || got_acks.len() < acks {
@@ -22,8 +18,5 @@ pub async fn collect(
 }
 
 pub fn seqs(messages: &[Value]) -> Vec<u64> {
-    messages
-        .iter()
-        .map(|m| m["seq"].as_u64().expect("seq"))
-        .collect()
+    messages.iter().map(|m| m["seq"].as_u64().expect("seq")).collect()
 }

@@ -24,10 +24,7 @@ async fn the_http_api_round_trips_and_errors_are_json() {
         .send()
         .await
         .unwrap();
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
@@ -47,10 +44,7 @@ async fn the_http_api_round_trips_and_errors_are_json() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["error"]["code"],
-        "invalid_json"
-    );
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "invalid_json");
 
     for name in ["beta", "alpha", "gamma"] {
         let response = http
@@ -129,10 +123,7 @@ async fn the_http_api_round_trips_and_errors_are_json() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        crate::helpers::seqs(page["messages"].as_array().unwrap()),
-        vec![3, 4]
-    );
+    assert_eq!(crate::helpers::seqs(page["messages"].as_array().unwrap()), vec![3, 4]);
     assert_eq!(page["last_seq"], 5);
     let page: Value = http
         .get(format!("{base}/rooms/alpha/messages?after_seq=3"))
@@ -143,40 +134,22 @@ async fn the_http_api_round_trips_and_errors_are_json() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        crate::helpers::seqs(page["messages"].as_array().unwrap()),
-        vec![4, 5]
-    );
+    assert_eq!(crate::helpers::seqs(page["messages"].as_array().unwrap()), vec![4, 5]);
     assert_eq!(page["messages"][0]["user"]["name"], "Ann");
 
     // Errors: unknown room, invalid room, bad query, unknown endpoint, publish to a missing room.
-    let get = |path: String| {
-        http.get(format!("{base}{path}"))
-            .header("authorization", &auth)
-            .send()
-    };
+    let get = |path: String| http.get(format!("{base}{path}")).header("authorization", &auth).send();
     let response = get("/rooms/nowhere/messages".into()).await.unwrap();
     assert_eq!(response.status(), 404);
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["error"]["code"],
-        "not_found"
-    );
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "not_found");
     let response = get("/rooms/Bad%20Name/messages".into()).await.unwrap();
     assert_eq!(response.status(), 400);
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["error"]["code"],
-        "invalid_room"
-    );
-    let response = get("/rooms/alpha/messages?limit=lots".into())
-        .await
-        .unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "invalid_room");
+    let response = get("/rooms/alpha/messages?limit=lots".into()).await.unwrap();
     assert_eq!(response.status(), 400);
     let response = get("/no/such/thing".into()).await.unwrap();
     assert_eq!(response.status(), 404);
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["error"]["code"],
-        "not_found"
-    );
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "not_found");
     let response = http
         .post(format!("{base}/rooms/nowhere/messages"))
         .header("authorization", &auth)
@@ -202,11 +175,7 @@ async fn every_service_serves_health_readiness_and_metrics() {
             200
         );
         assert_eq!(
-            http.get(format!("http://{addr}/readyz"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            http.get(format!("http://{addr}/readyz")).send().await.unwrap().status(),
             200
         );
         let metrics = http
