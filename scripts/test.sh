@@ -94,8 +94,23 @@ if [ -z "${REDIS_URL:-}" ]; then
   fi
 fi
 
+# The cluster tests run scripts/cluster.sh, whose balancer is haproxy. Install it here, once,
+# rather than from tests running in parallel.
+if ! command -v haproxy >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing haproxy (Debian package) for the cluster tests"
+    apt-get install -y -qq haproxy >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
+  else
+    log "haproxy is needed by the cluster tests: apt-get install haproxy"
+    exit 1
+  fi
+fi
+
 log "DATABASE_URL=$DATABASE_URL"
 log "REDIS_URL=$REDIS_URL"
+
+# Process-level tests start the real binaries: build them first.
+cargo build --workspace --bins --quiet
 
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest does not run doctests; run them first so nextest's summary closes the output.

@@ -2,6 +2,7 @@
 //! fresh Redis key prefix, and talk to them as clients do (websocket, HTTP).
 
 pub mod cluster;
+pub mod processes;
 pub mod ws;
 
 pub use cluster::{TestCluster, TestDb};

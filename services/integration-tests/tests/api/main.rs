@@ -2,6 +2,7 @@
 //! concern. Each test starts its own cluster: fresh database, fresh Redis prefix.
 
 mod bad_input;
+mod cluster;
 mod delivery;
 mod helpers;
 mod http_api;

@@ -1,0 +1,180 @@
+//! The topology as real processes: the binaries built from this workspace, and the
+//! `scripts/cluster.sh` that operators use.
+
+use crate::TestDb;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Where the workspace's binaries are: `CLUSTER_BIN_DIR`, or beside this test executable
+/// (`target/<profile>/deps/..`).
+pub fn bin_dir() -> PathBuf {
+    let dir = std::env::var_os("CLUSTER_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            exe.parent()
+                .and_then(|deps| deps.parent())
+                .expect("target dir")
+                .to_path_buf()
+        });
+    for bin in ["gateway", "message-service"] {
+        assert!(
+            dir.join(bin).is_file(),
+            "{} is missing: build the binaries first (cargo build --workspace --bins)",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// A port base `p` such that the cluster's ports (p, p+1…, p+101…, p+201…, p+301…) are
+/// free now.
+pub fn free_port_base(gateways: u16, services: u16) -> u16 {
+    for _ in 0..200 {
+        let base = 20_000 + (rand_u16() % 2_000) * 10;
+        let mut ports = vec![base];
+        ports.extend((1..=gateways).flat_map(|i| [base + i, base + 100 + i]));
+        ports.extend((1..=services).flat_map(|i| [base + 200 + i, base + 300 + i]));
+        if ports.iter().all(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free port range found");
+}
+
+fn rand_u16() -> u16 {
+    (uuid::Uuid::new_v4().as_u128() & 0xffff) as u16
+}
+
+/// A cluster started with `scripts/cluster.sh up`, stopped with `down` when dropped.
+pub struct ScriptCluster {
+    pub port: u16,
+    pub dir: PathBuf,
+    pub db: TestDb,
+    pub redis_prefix: String,
+    down: bool,
+}
+
+impl ScriptCluster {
+    pub async fn up(gateways: u16, services: u16) -> Self {
+        let db = TestDb::create().await;
+        let redis_prefix = format!("it-{}", uuid::Uuid::new_v4().simple());
+        let port = free_port_base(gateways, services);
+        let dir = std::env::temp_dir().join(format!("sc-cluster-{}", uuid::Uuid::new_v4().simple()));
+        let mut cluster = Self {
+            port,
+            dir,
+            db,
+            redis_prefix,
+            down: false,
+        };
+        let status = cluster
+            .script(&[
+                "up",
+                "--gateways",
+                &gateways.to_string(),
+                "--services",
+                &services.to_string(),
+                "--port",
+                &port.to_string(),
+            ])
+            .status()
+            .expect("run scripts/cluster.sh");
+        if !status.success() {
+            cluster.down = true;
+            let _ = cluster.script(&["down"]).status();
+            panic!("cluster.sh up failed: {status}");
+        }
+        cluster
+    }
+
+    fn script(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("bash");
+        command
+            .arg(repo_root().join("scripts/cluster.sh"))
+            .args(args)
+            .env("CLUSTER_DIR", &self.dir)
+            .env("CLUSTER_BIN_DIR", bin_dir())
+            .env("DATABASE_URL", &self.db.url)
+            .env("REDIS_URL", crate::cluster::redis_url())
+            .env("SC_REDIS__KEY_PREFIX", &self.redis_prefix)
+            .env("SC_LOG__LEVEL", "warn");
+        command
+    }
+
+    pub fn balancer(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn gateway(&self, i: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port + i))
+    }
+
+    /// The pid `cluster.sh` recorded for a process (`gateway-1`, `message-service-2` …).
+    pub fn pid(&self, name: &str) -> u32 {
+        std::fs::read_to_string(self.dir.join("pids").join(format!("{name}.pid")))
+            .unwrap_or_else(|_| panic!("no pid file for {name}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Every pid the script recorded, by name.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        std::fs::read_dir(self.dir.join("pids"))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|e| {
+                        let name = e.file_name().to_string_lossy().strip_suffix(".pid")?.to_owned();
+                        let pid = std::fs::read_to_string(e.path()).ok()?.trim().parse().ok()?;
+                        Some((name, pid))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn down(&mut self) {
+        self.down = true;
+        let status = self.script(&["down"]).status().expect("run scripts/cluster.sh down");
+        assert!(status.success(), "cluster.sh down failed: {status}");
+    }
+}
+
+impl Drop for ScriptCluster {
+    fn drop(&mut self) {
+        if !self.down {
+            let _ = self.script(&["down"]).status();
+        }
+        crate::cluster::delete_redis_keys(&self.redis_prefix);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether a process is still running (a zombie counts as gone).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or_default()
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
