@@ -107,8 +107,22 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
     if tokio::time::timeout(app.drain_timeout(), writer).await.is_err() {
         abort.abort();
     }
+    // The closing handshake: read (and drop) what the client still sends until its Close
+    // or EOF. Closing a socket with unread data makes the kernel send RST, and an RST can
+    // destroy our Close frame before the client reads it, losing the close code.
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
     metrics.connections.dec();
 }
+
+/// How long the server waits for the client's answer to its Close frame.
+const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How long from now until a Unix time in seconds; zero if it has passed.
 fn until(unix_secs: u64) -> std::time::Duration {

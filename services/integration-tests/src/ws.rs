@@ -73,7 +73,11 @@ impl WsClient {
                 }
                 Some(Ok(Message::Close(frame))) => return Event::Closed(frame),
                 Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Event::Closed(None),
+                Some(Err(error)) => {
+                    eprintln!("websocket ended with an error: {error}");
+                    return Event::Closed(None);
+                }
+                None => return Event::Closed(None),
             }
         }
     }

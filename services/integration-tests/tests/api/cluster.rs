@@ -103,6 +103,8 @@ struct Peer {
     balancer: SocketAddr,
     seen: Vec<u64>,
     unacked: BTreeMap<String, String>,
+    /// Sends refused as `unavailable`, to be sent again with the same id.
+    retry: Vec<String>,
     closes: Vec<Option<u16>>,
 }
 
@@ -130,11 +132,17 @@ impl Peer {
         let mut sent = 0;
         while sent < quota || !self.unacked.is_empty() || self.seen.last().copied().unwrap_or(0) < total {
             tokio::select! {
-                _ = ticker.tick(), if sent < quota => {
-                    let (id, text) = (format!("{}-{sent}", self.name), format!("{} says {sent}", self.name));
-                    ws.send_text("drain", &text, &id).await;
-                    self.unacked.insert(id, text);
-                    sent += 1;
+                _ = ticker.tick(), if sent < quota || !self.retry.is_empty() => {
+                    if let Some(id) = self.retry.pop() {
+                        if let Some(text) = self.unacked.get(&id) {
+                            ws.send_text("drain", text, &id).await;
+                        }
+                    } else {
+                        let (id, text) = (format!("{}-{sent}", self.name), format!("{} says {sent}", self.name));
+                        ws.send_text("drain", &text, &id).await;
+                        self.unacked.insert(id, text);
+                        sent += 1;
+                    }
                 }
                 event = ws.next_event() => match event {
                     Event::Frame(frame) => match frame["type"].as_str() {
@@ -145,7 +153,9 @@ impl Peer {
                         Some("ack") => {
                             self.unacked.remove(frame["client_msg_id"].as_str().unwrap());
                         }
-                        Some("error") if frame["code"] == "unavailable" => {} // resent after the reconnect
+                        Some("error") if frame["code"] == "unavailable" => {
+                            self.retry.push(frame["ref"].as_str().unwrap().to_owned());
+                        }
                         _ => panic!("{}: unexpected frame {frame}", self.name),
                     },
                     Event::Closed(close) => {
@@ -157,6 +167,7 @@ impl Peer {
                         for message in joined["history"].as_array().unwrap() {
                             self.record(message);
                         }
+                        self.retry.clear();
                         for (id, text) in self.unacked.clone() {
                             ws.send_text("drain", &text, &id).await;
                         }
@@ -169,7 +180,7 @@ impl Peer {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_drained_under_traffic_loses_and_repeats_nothing() {
+async fn a_gateway_and_a_message_service_drained_under_traffic_lose_and_repeat_nothing() {
     const PEERS: usize = 6;
     const QUOTA: usize = 40;
     let total = (PEERS * QUOTA) as u64;
@@ -184,6 +195,7 @@ async fn a_gateway_drained_under_traffic_loses_and_repeats_nothing() {
             balancer: cluster.balancer(),
             seen: Vec::new(),
             unacked: BTreeMap::new(),
+            retry: Vec::new(),
             closes: Vec::new(),
         });
     }
