@@ -154,13 +154,13 @@ cmd_up() {
   local endpoints=()
   for i in $(seq 1 "$services"); do
     SC_DATABASE__URL="$DATABASE_URL" SC_REDIS__URL="$REDIS_URL" \
-      SC_GRPC_LISTEN="127.0.0.1:$((port + 200 + i))" SC_HTTP_LISTEN="127.0.0.1:$((port + 300 + i))" \
+      SC_GRPC_LISTEN="127.0.0.1:$((port + 200 + i))" SC_OPS_LISTEN="127.0.0.1:$((port + 300 + i))" \
       spawn "message-service-$i" "$bin/message-service"
     endpoints+=("http://127.0.0.1:$((port + 200 + i))")
   done
   local joined; joined=$(IFS=,; echo "${endpoints[*]}")
   for i in $(seq 1 "$services"); do
-    SC_DATABASE__URL="$DATABASE_URL" SC_REDIS__URL="$REDIS_URL" SC_HTTP_LISTEN="127.0.0.1:$((port + 300 + i))" \
+    SC_DATABASE__URL="$DATABASE_URL" SC_REDIS__URL="$REDIS_URL" SC_OPS_LISTEN="127.0.0.1:$((port + 300 + i))" \
       wait_until "message-service-$i" 60 "$bin/message-service" --probe-ready 2>/dev/null
   done
   for i in $(seq 1 "$gateways"); do

@@ -127,7 +127,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Al
 
     let mut service_settings = message_service::settings::Settings::defaults();
     service_settings.grpc_listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    service_settings.http_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    service_settings.ops_listen = SocketAddr::from(([127, 0, 0, 1], 0));
     service_settings.database.url = database_url;
     service_settings.log = settings.log.clone();
     let store = message_service::connect_store(&service_settings.database).await?;

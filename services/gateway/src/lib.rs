@@ -134,11 +134,14 @@ impl Gateway {
             }),
             Arc::new(registry),
         );
+        // The ops server outlives the drain: /readyz answers 503 "draining" and /metrics
+        // stays readable until the last socket has closed.
+        let ops_stop = CancellationToken::new();
         let ops_task = tokio::spawn({
-            let shutdown = shutdown.clone();
+            let ops_stop = ops_stop.clone();
             async move {
                 let _ = axum::serve(ops_listener, ops)
-                    .with_graceful_shutdown(shutdown.cancelled_owned())
+                    .with_graceful_shutdown(ops_stop.cancelled_owned())
                     .await;
             }
         });
@@ -167,6 +170,7 @@ impl Gateway {
                 );
             }
             let _ = fan_out.await;
+            ops_stop.cancel();
             let _ = ops_task.await;
             tracing::info!("gateway stopped");
         });

@@ -122,7 +122,7 @@ impl TestCluster {
         for _ in 0..services {
             let mut settings = message_service::settings::Settings::defaults();
             settings.grpc_listen = "127.0.0.1:0".parse().unwrap();
-            settings.http_listen = "127.0.0.1:0".parse().unwrap();
+            settings.ops_listen = "127.0.0.1:0".parse().unwrap();
             settings.database.url = db.url.clone();
             settings.database.max_connections = 4;
             settings.redis = redis.clone();

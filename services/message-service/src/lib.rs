@@ -62,7 +62,7 @@ pub async fn connect_store(settings: &settings::DatabaseSettings) -> Result<Arc<
 /// A running message service.
 pub struct MessageService {
     pub grpc_addr: SocketAddr,
-    pub http_addr: SocketAddr,
+    pub ops_addr: SocketAddr,
     task: JoinHandle<()>,
 }
 
@@ -101,13 +101,13 @@ impl MessageService {
         shutdown: CancellationToken,
     ) -> Result<Self, StartError> {
         let grpc_listener = bind(settings.grpc_listen).await?;
-        let http_listener = bind(settings.http_listen).await?;
+        let ops_listener = bind(settings.ops_listen).await?;
         let grpc_addr = grpc_listener.local_addr().map_err(|source| StartError::Bind {
             addr: settings.grpc_listen,
             source,
         })?;
-        let http_addr = http_listener.local_addr().map_err(|source| StartError::Bind {
-            addr: settings.http_listen,
+        let ops_addr = ops_listener.local_addr().map_err(|source| StartError::Bind {
+            addr: settings.ops_listen,
             source,
         })?;
 
@@ -126,11 +126,16 @@ impl MessageService {
             }),
             Arc::new(registry),
         );
-        let http_shutdown = shutdown.clone();
-        let http = tokio::spawn(async move {
-            let _ = axum::serve(http_listener, ops)
-                .with_graceful_shutdown(http_shutdown.cancelled_owned())
-                .await;
+        // The ops server outlives the drain: /readyz answers 503 and /metrics stays
+        // readable until the last batch is published.
+        let ops_stop = CancellationToken::new();
+        let ops_task = tokio::spawn({
+            let ops_stop = ops_stop.clone();
+            async move {
+                let _ = axum::serve(ops_listener, ops)
+                    .with_graceful_shutdown(ops_stop.cancelled_owned())
+                    .await;
+            }
         });
 
         let drain = Duration::from_secs(settings.drain_timeout_secs);
@@ -156,13 +161,14 @@ impl MessageService {
             let _ = committer.await;
             let _ = publisher.await;
             deadline.abort();
-            let _ = http.await;
+            ops_stop.cancel();
+            let _ = ops_task.await;
             tracing::info!("message service stopped");
         });
-        tracing::info!(%grpc_addr, %http_addr, "message service listening");
+        tracing::info!(%grpc_addr, %ops_addr, "message service listening");
         Ok(Self {
             grpc_addr,
-            http_addr,
+            ops_addr,
             task,
         })
     }

@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings::load(args.config.as_deref()).context("failed to load configuration")?;
     if args.probe_ready {
-        return chat_common::ops::probe(settings.http_listen, "/readyz")
+        return chat_common::ops::probe(settings.ops_listen, "/readyz")
             .await
             .map_err(anyhow::Error::msg);
     }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 pub const DEFAULTS: &str = r#"
 grpc_listen = "127.0.0.1:50051"
-http_listen = "127.0.0.1:9091"
+ops_listen = "127.0.0.1:9091"
 drain_timeout_secs = 10
 
 [database]
@@ -44,7 +44,7 @@ pub struct Settings {
     /// Where the gRPC server listens.
     pub grpc_listen: SocketAddr,
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
-    pub http_listen: SocketAddr,
+    pub ops_listen: SocketAddr,
     /// How long shutdown may take to finish in-flight batches and publishes.
     pub drain_timeout_secs: u64,
     pub database: DatabaseSettings,

@@ -234,7 +234,7 @@ mod tests {
     #[test]
     fn a_mistyped_env_key_fails() {
         let mut repo = Repo::load();
-        repo.edit(DOCKERFILE, "SC_HTTP_LISTEN=0.0.0.0:9091", "SC_HTTP_LISTN=0.0.0.0:9091");
+        repo.edit(DOCKERFILE, "SC_OPS_LISTEN=0.0.0.0:9091", "SC_HTTP_LISTN=0.0.0.0:9091");
         assert_fails(
             runtime_targets(&repo),
             "does not load into the message-service settings",

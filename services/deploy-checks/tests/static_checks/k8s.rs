@@ -806,7 +806,7 @@ mod tests {
     #[test]
     fn a_mistyped_key_in_a_config_map_fails() {
         let mut repo = Repo::load();
-        repo.edit(CONFIG, "SC_OPS_LISTEN:", "SC_OPS_LISTN:");
+        repo.edit(CONFIG, "SC_OPS_LISTEN: 0.0.0.0:9090", "SC_OPS_LISTN: 0.0.0.0:9090");
         assert_fails(
             environments_load(&repo),
             "Deployment gateway: the environment does not load",
@@ -887,7 +887,7 @@ mod tests {
     #[test]
     fn container_ports_and_annotations_must_match_the_settings() {
         let mut repo = Repo::load();
-        repo.edit(CONFIG, "SC_HTTP_LISTEN: 0.0.0.0:9091", "SC_HTTP_LISTEN: 0.0.0.0:9092");
+        repo.edit(CONFIG, "SC_OPS_LISTEN: 0.0.0.0:9091", "SC_OPS_LISTEN: 0.0.0.0:9092");
         let problems = ports_line_up(&repo);
         assert_fails(problems.clone(), "the ops port 9092 is not a containerPort");
         assert_fails(problems, "prometheus.io/port is \"9091\", not the ops port 9092");

@@ -69,7 +69,7 @@ pub struct Facts {
     /// The gateway's (and all-in-one's) `listen`; the message service's `grpc_listen`.
     pub public: SocketAddr,
     /// Where `/healthz`, `/readyz` and `/metrics` are served: `ops_listen`, or the
-    /// message service's `http_listen`.
+    /// message service's `ops_listen`.
     pub ops: SocketAddr,
     pub drain_timeout_secs: u64,
     pub static_dir: Option<PathBuf>,
@@ -124,7 +124,7 @@ pub fn load(service: Component, env: &BTreeMap<String, String>, complete: bool) 
             Ok(Facts {
                 service,
                 public: s.grpc_listen,
-                ops: s.http_listen,
+                ops: s.ops_listen,
                 drain_timeout_secs: s.drain_timeout_secs,
                 static_dir: None,
                 endpoints: Vec::new(),

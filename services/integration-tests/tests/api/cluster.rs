@@ -247,7 +247,7 @@ async fn two_message_services_starting_together_on_an_empty_database_share_one_s
             .env("SC_DATABASE__URL", &db.url)
             .env("SC_REDIS__URL", integration_tests::cluster::redis_url())
             .env("SC_GRPC_LISTEN", format!("127.0.0.1:{}", base + 200 + i))
-            .env("SC_HTTP_LISTEN", format!("127.0.0.1:{}", base + 300 + i))
+            .env("SC_OPS_LISTEN", format!("127.0.0.1:{}", base + 300 + i))
             .env("SC_LOG__LEVEL", "warn")
             .spawn()
             .expect("start message-service")

@@ -165,7 +165,7 @@ async fn the_http_api_round_trips_and_errors_are_json() {
 async fn every_service_serves_health_readiness_and_metrics() {
     let cluster = TestCluster::start(1, 1).await;
     let http = cluster.http();
-    for addr in [cluster.gateways[0].ops_addr, cluster.services[0].http_addr] {
+    for addr in [cluster.gateways[0].ops_addr, cluster.services[0].ops_addr] {
         assert_eq!(
             http.get(format!("http://{addr}/healthz"))
                 .send()
