@@ -5,7 +5,7 @@
 
 use chat_bus::in_process::InProcessBus;
 use chat_common::settings::{SettingsError, rule};
-use chat_common::telemetry::LogSettings;
+use chat_common::telemetry::{LogSettings, TelemetrySettings};
 use gateway::Gateway;
 use message_service::MessageService;
 use rand::RngCore;
@@ -27,6 +27,10 @@ bus_capacity = 100000
 [log]
 format = "text"
 level = "info"
+[telemetry]
+otlp_endpoint = ""
+otlp_protocol = "grpc"
+sampling_ratio = 1.0
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -46,11 +50,13 @@ pub struct Settings {
     /// Events the in-process bus keeps for readers that fall behind.
     pub bus_capacity: usize,
     pub log: LogSettings,
+    pub telemetry: TelemetrySettings,
 }
 
 impl Settings {
     pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
         let settings: Self = chat_common::settings::load(DEFAULTS, file)?;
+        settings.telemetry.validate()?;
         if settings.bus_capacity == 0 {
             return Err(rule("bus_capacity", "must be at least 1"));
         }
@@ -130,6 +136,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Al
     service_settings.ops_listen = SocketAddr::from(([127, 0, 0, 1], 0));
     service_settings.database.url = database_url;
     service_settings.log = settings.log.clone();
+    service_settings.telemetry = settings.telemetry.clone();
     let store = message_service::connect_store(&service_settings.database).await?;
     let bus = Arc::new(InProcessBus::new(settings.bus_capacity));
     let service = MessageService::start(&service_settings, store, bus.clone(), shutdown.clone()).await?;
@@ -141,6 +148,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Al
     gateway_settings.auth.secret = secret;
     gateway_settings.message_service.endpoints = vec![format!("http://{}", service.grpc_addr)];
     gateway_settings.log = settings.log;
+    gateway_settings.telemetry = settings.telemetry;
     let gateway = Gateway::start(gateway_settings, bus, shutdown).await?;
     Ok(AllInOne {
         addr: gateway.addr,

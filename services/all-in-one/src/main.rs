@@ -28,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map_err(anyhow::Error::msg);
     }
-    chat_common::telemetry::init(&settings.log);
+    let _telemetry = chat_common::telemetry::init("super-channels", &settings.log, &settings.telemetry)?;
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     let server = all_in_one::start(settings, shutdown).await.context("failed to start")?;

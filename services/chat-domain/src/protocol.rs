@@ -26,6 +26,9 @@ pub enum ClientFrame {
         room: RoomName,
         text: MessageText,
         client_msg_id: ClientMsgId,
+        /// A W3C `traceparent` from the browser: the send's trace continues it. One that is
+        /// not well formed is ignored, as the W3C specification asks.
+        traceparent: Option<String>,
     },
 }
 
@@ -69,6 +72,7 @@ struct RawFrame {
     text: Option<String>,
     client_msg_id: Option<String>,
     since_seq: Option<u64>,
+    traceparent: Option<String>,
 }
 
 impl ClientFrame {
@@ -111,6 +115,7 @@ impl ClientFrame {
                     room,
                     text,
                     client_msg_id,
+                    traceparent: raw.traceparent.filter(|tp| is_traceparent(tp)),
                 })
             }
             other => Err(FrameError::new(
@@ -119,6 +124,20 @@ impl ClientFrame {
             )),
         }
     }
+}
+
+/// `version-traceid-spanid-flags` in lowercase hex (W3C Trace Context, version 00).
+fn is_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    parts.len() == 4
+        && hex(parts[0], 2)
+        && parts[0] != "ff"
+        && hex(parts[1], 32)
+        && parts[1].bytes().any(|b| b != b'0')
+        && hex(parts[2], 16)
+        && parts[2].bytes().any(|b| b != b'0')
+        && hex(parts[3], 2)
 }
 
 fn missing(field: &str) -> FrameError {
@@ -232,6 +251,27 @@ mod tests {
         );
         let send = ClientFrame::parse(r#"{"type":"send","room":"lobby","text":"hi","client_msg_id":"a1"}"#).unwrap();
         assert!(matches!(send, ClientFrame::Send { ref text, .. } if text.as_str() == "hi"));
+    }
+
+    #[test]
+    fn a_well_formed_traceparent_is_kept_and_a_bad_one_ignored() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let frame = format!(r#"{{"type":"send","room":"x","text":"hi","client_msg_id":"a","traceparent":"{tp}"}}"#);
+        assert!(
+            matches!(ClientFrame::parse(&frame).unwrap(), ClientFrame::Send { traceparent: Some(t), .. } if t == tp)
+        );
+        for bad in [
+            "garbage",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        ] {
+            let frame =
+                format!(r#"{{"type":"send","room":"x","text":"hi","client_msg_id":"a","traceparent":"{bad}"}}"#);
+            assert!(matches!(
+                ClientFrame::parse(&frame).unwrap(),
+                ClientFrame::Send { traceparent: None, .. }
+            ));
+        }
     }
 
     #[test]

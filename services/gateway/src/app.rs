@@ -36,11 +36,13 @@ struct Inner {
     next_conn: AtomicU64,
     /// Every websocket task, so that a drain can wait for them to close.
     connections: TaskTracker,
+    instance: String,
 }
 
 impl AppState {
     pub fn new(
         settings: Settings,
+        instance: String,
         upstream: Upstream,
         rooms: Rooms,
         metrics: Metrics,
@@ -60,6 +62,7 @@ impl AppState {
                 shutdown,
                 next_conn: AtomicU64::new(1),
                 connections: TaskTracker::new(),
+                instance,
             }),
         }
     }
@@ -87,6 +90,10 @@ impl AppState {
     }
     pub fn connections(&self) -> &TaskTracker {
         &self.inner.connections
+    }
+    /// This gateway's public address, naming it in spans and logs.
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
     }
     pub fn next_conn_id(&self) -> ConnId {
         self.inner.next_conn.fetch_add(1, Ordering::Relaxed)

@@ -97,6 +97,7 @@ impl Gateway {
         let metrics = metrics::Metrics::register(&mut registry);
         let upstream = upstream::Upstream::new(&settings.message_service).map_err(StartError::Config)?;
         let rooms = rooms::Rooms::new(
+            addr.to_string(),
             upstream.clone(),
             Duration::from_millis(settings.gateway.gap_fill_after_ms),
             settings.gateway.outbound_queue,
@@ -104,7 +105,14 @@ impl Gateway {
         );
         let mut reader = bus.subscribe().await?;
         let drain = Duration::from_secs(settings.drain_timeout_secs);
-        let state = AppState::new(settings, upstream, rooms.clone(), metrics.clone(), shutdown.clone());
+        let state = AppState::new(
+            settings,
+            addr.to_string(),
+            upstream,
+            rooms.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
 
         let fan_out = tokio::spawn({
             let shutdown = shutdown.clone();

@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map_err(anyhow::Error::msg);
     }
-    chat_common::telemetry::init(&settings.log);
+    let _telemetry = chat_common::telemetry::init("gateway", &settings.log, &settings.telemetry)?;
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     let Some(bus) = wait_for("redis", &shutdown, || RedisStreamsBus::connect(settings.redis.clone())).await else {

@@ -17,6 +17,7 @@ use crate::upstream::Upstream;
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use chat_bus::BusEvent;
+use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
 use chat_domain::RoomName;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,8 @@ pub struct Rooms {
 }
 
 struct Inner {
+    /// This gateway's address, naming it in spans.
+    instance: String,
     hubs: Mutex<HashMap<RoomName, Arc<Hub>>>,
     upstream: Upstream,
     gap_fill_after: Duration,
@@ -66,9 +69,16 @@ struct Member {
 }
 
 impl Rooms {
-    pub fn new(upstream: Upstream, gap_fill_after: Duration, join_buffer: usize, metrics: Metrics) -> Self {
+    pub fn new(
+        instance: String,
+        upstream: Upstream,
+        gap_fill_after: Duration,
+        join_buffer: usize,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                instance,
                 hubs: Mutex::new(HashMap::new()),
                 upstream,
                 gap_fill_after,
@@ -172,6 +182,19 @@ impl Rooms {
         let Some(hub) = self.hub(&event.room) else {
             return;
         };
+        // The fan-out of this entry on this gateway, a child of the publish that the entry's
+        // traceparent names: one trace from the sender to every receiver.
+        let span = tracing::info_span!(
+            target: TRACE_TARGET,
+            "fan-out",
+            room = %event.room,
+            seq = event.seq,
+            gateway = %self.inner.instance,
+        );
+        if let Some(traceparent) = &event.traceparent {
+            set_parent_from_traceparent(&span, traceparent);
+        }
+        let _entered = span.enter();
         let frame = match Utf8Bytes::try_from(event.payload) {
             Ok(frame) => frame,
             Err(_) => {
@@ -221,6 +244,8 @@ impl Rooms {
     }
 
     fn fan_out(&self, state: &mut HubState, seq: u64, frame: &Utf8Bytes) {
+        // One span per room per gateway, not per socket.
+        let _span = tracing::info_span!(target: TRACE_TARGET, "deliver", seq, members = state.members.len()).entered();
         let mut delivered = 0u64;
         for member in state.members.values_mut() {
             if seq < member.from {

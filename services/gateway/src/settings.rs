@@ -3,7 +3,7 @@
 
 use chat_bus::redis_streams::RedisStreamsConfig;
 use chat_common::settings::{SettingsError, rule};
-use chat_common::telemetry::LogSettings;
+use chat_common::telemetry::{LogSettings, TelemetrySettings};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +45,10 @@ block_ms = 2000
 [log]
 format = "text"
 level = "info"
+[telemetry]
+otlp_endpoint = ""
+otlp_protocol = "grpc"
+sampling_ratio = 1.0
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +67,7 @@ pub struct Settings {
     pub gateway: Limits,
     pub redis: RedisStreamsConfig,
     pub log: LogSettings,
+    pub telemetry: TelemetrySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +134,7 @@ impl Settings {
     }
 
     pub fn validate(&self) -> Result<(), SettingsError> {
+        self.telemetry.validate()?;
         if self.auth.secret.len() < 32 {
             return Err(rule("auth.secret", "must be set, at least 32 bytes (SC_AUTH__SECRET)"));
         }

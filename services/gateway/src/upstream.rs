@@ -2,14 +2,17 @@
 //! configured endpoint, answers converted to domain types, failures to [`UpstreamError`].
 
 use crate::settings::UpstreamSettings;
+use chat_common::telemetry::TRACE_TARGET;
 use chat_domain::{Author, ChatMessage, ClientMsgId, ErrorCode, MessageKind, MessageText, RoomName};
 use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::{self, read_history_request::Position};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::channel::Change;
 use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
 
 /// A failed call, with the code to show the client. The message is safe to show.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,9 +60,18 @@ pub struct HistoryPage {
     pub last_seq: u64,
 }
 
+type Client =
+    ChatServiceClient<InterceptedService<Channel, fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>>>;
+
+/// Puts the current span's trace context into each call's metadata.
+fn inject_trace_context(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    chat_common::telemetry::inject_into_metadata(request.metadata_mut());
+    Ok(request)
+}
+
 #[derive(Clone)]
 pub struct Upstream {
-    client: ChatServiceClient<Channel>,
+    client: Client,
     timeout: Duration,
 }
 
@@ -105,20 +117,21 @@ impl Upstream {
         let timeout = Duration::from_millis(settings.timeout_ms);
         tokio::spawn(discover(targets, changes, connect_timeout, timeout));
         Ok(Self {
-            client: ChatServiceClient::new(channel),
+            client: ChatServiceClient::with_interceptor(channel, inject_trace_context as fn(_) -> _),
             timeout,
         })
     }
 
-    async fn call<T, F, Fut>(&self, mut f: F) -> Result<T, UpstreamError>
+    async fn call<T, F, Fut>(&self, method: &'static str, mut f: F) -> Result<T, UpstreamError>
     where
-        F: FnMut(ChatServiceClient<Channel>) -> Fut,
+        F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let mut attempt = 0;
         loop {
             // The deadline also covers waiting for a first endpoint to be discovered.
-            let result = tokio::time::timeout(self.timeout, f(self.client.clone()))
+            let span = tracing::info_span!(target: TRACE_TARGET, "grpc client", rpc.method = method, attempt);
+            let result = tokio::time::timeout(self.timeout, f(self.client.clone()).instrument(span))
                 .await
                 .unwrap_or_else(|_| Err(tonic::Status::unavailable("no message service answered in time")));
             match result {
@@ -137,7 +150,7 @@ impl Upstream {
             room: room.as_str().to_owned(),
         };
         let response = self
-            .call(|mut c| {
+            .call("enter_room", |mut c| {
                 let request = request.clone();
                 async move { c.enter_room(request).await }
             })
@@ -161,7 +174,7 @@ impl Upstream {
             kind: chat_proto::kind_to_wire(kind) as i32,
         };
         let response = self
-            .call(|mut c| {
+            .call("send_message", |mut c| {
                 let request = request.clone();
                 async move { c.send_message(request).await }
             })
@@ -185,7 +198,7 @@ impl Upstream {
             limit,
         };
         let response = self
-            .call(|mut c| {
+            .call("read_history", |mut c| {
                 let request = request.clone();
                 async move { c.read_history(request).await }
             })
@@ -231,7 +244,7 @@ impl Upstream {
             limit,
         };
         let response = self
-            .call(|mut c| {
+            .call("list_rooms", |mut c| {
                 let request = request.clone();
                 async move { c.list_rooms(request).await }
             })

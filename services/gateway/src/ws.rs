@@ -12,6 +12,7 @@ use crate::rooms::{ConnId, Hub};
 use crate::upstream::UpstreamError;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
+use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
 use chat_domain::protocol::{ClientFrame, FrameError, error_frame, joined_frame, left_frame};
 use chat_domain::{ClientMsgId, CloseCode, ErrorCode, MessageKind, MessageText, RoomName};
 use futures::SinkExt;
@@ -20,12 +21,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 struct SendRequest {
     room: RoomName,
     text: MessageText,
     client_msg_id: ClientMsgId,
     received: Instant,
+    /// The `ws receive` span: the root of the message's trace (or a child of the browser's).
+    span: tracing::Span,
 }
 
 struct Connection {
@@ -168,15 +172,27 @@ impl Connection {
                 room,
                 text,
                 client_msg_id,
+                traceparent,
             } => {
                 if !self.joined.contains(&room) {
                     return self.error(not_joined(&room).with_ref(Some(client_msg_id.into_string())));
+                }
+                let span = tracing::info_span!(
+                    target: TRACE_TARGET,
+                    "ws receive",
+                    room = %room,
+                    client_msg_id = %client_msg_id,
+                    gateway = %self.app.instance(),
+                );
+                if let Some(traceparent) = &traceparent {
+                    set_parent_from_traceparent(&span, traceparent);
                 }
                 let request = SendRequest {
                     room,
                     text,
                     client_msg_id,
                     received: Instant::now(),
+                    span,
                 };
                 if let Err(mpsc::error::TrySendError::Full(request)) = self.sends.try_send(request) {
                     self.error(
@@ -289,7 +305,12 @@ async fn send_loop(app: AppState, principal: Principal, outbox: Outbox, mut queu
                 &request.client_msg_id,
                 MessageKind::Text,
             )
+            .instrument(request.span.clone())
             .await;
+        if let Ok((message, _)) = &result {
+            let _in_span = request.span.enter();
+            tracing::debug!(room = %message.room, seq = message.seq, "send acknowledged");
+        }
         let frame = match result {
             Ok((message, duplicate)) => {
                 metrics.acks.inc();

@@ -4,14 +4,19 @@
 //! then the committed messages go to the publisher.
 
 use crate::metrics::Metrics;
+use crate::publisher::Publication;
 use crate::settings::CommitSettings;
 use chat_bus::BusEvent;
+use chat_common::telemetry::{TRACE_TARGET, traceparent};
 use chat_domain::ChatMessage;
 use chat_store::{AppendOutcome, NewMessage, Store};
+use opentelemetry::trace::TraceContextExt;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// A committed send.
 #[derive(Debug, Clone)]
@@ -38,6 +43,9 @@ pub enum CommitError {
 struct Request {
     message: NewMessage,
     reply: oneshot::Sender<Result<Committed, CommitError>>,
+    /// The handler's span: the message's own trace, which the database write and the
+    /// publish join.
+    span: tracing::Span,
 }
 
 /// Submits sends to the committer. Cloned into every gRPC handler; when the last clone is
@@ -50,10 +58,13 @@ pub struct CommitHandle {
 impl CommitHandle {
     pub async fn commit(&self, message: NewMessage) -> Result<Committed, CommitError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.try_send(Request { message, reply }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => CommitError::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => CommitError::ShuttingDown,
-        })?;
+        let span = tracing::Span::current();
+        self.tx
+            .try_send(Request { message, reply, span })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => CommitError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => CommitError::ShuttingDown,
+            })?;
         // The committer always answers unless it died, which only happens at shutdown.
         answer.await.unwrap_or(Err(CommitError::ShuttingDown))
     }
@@ -63,7 +74,7 @@ impl CommitHandle {
 /// is empty, then drops `publish`, which lets the publisher drain in turn.
 pub fn spawn(
     store: Arc<dyn Store>,
-    publish: mpsc::Sender<Vec<BusEvent>>,
+    publish: mpsc::Sender<Publication>,
     settings: &CommitSettings,
     metrics: Metrics,
 ) -> (CommitHandle, JoinHandle<()>) {
@@ -75,7 +86,7 @@ pub fn spawn(
 async fn run(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<Request>,
-    publish: mpsc::Sender<Vec<BusEvent>>,
+    publish: mpsc::Sender<Publication>,
     max_batch: usize,
     metrics: Metrics,
 ) {
@@ -83,12 +94,32 @@ async fn run(
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let messages: Vec<NewMessage> = batch.iter().map(|r| r.message.clone()).collect();
         metrics.batch_size.observe(messages.len() as f64);
+        // One span for the transaction, linked to every message it carries, and a
+        // `db.write` span in each message's own trace for the same time.
+        let batch_span = tracing::info_span!(target: TRACE_TARGET, "group commit", batch_size = messages.len());
+        let writes: Vec<tracing::Span> = if batch_span.is_disabled() {
+            Vec::new()
+        } else {
+            batch
+                .iter()
+                .map(|r| {
+                    let context = r.span.context();
+                    let message_span = context.span();
+                    if message_span.span_context().is_valid() {
+                        batch_span.add_link(message_span.span_context().clone());
+                    }
+                    tracing::info_span!(target: TRACE_TARGET, parent: &r.span, "db.write", batch_size = messages.len())
+                })
+                .collect()
+        };
         let started = Instant::now();
-        let result = store.append_batch(&messages).await;
+        let result = store.append_batch(&messages).instrument(batch_span).await;
+        drop(writes);
         metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
         match result {
             Ok(outcomes) => {
                 let mut events = Vec::with_capacity(outcomes.len());
+                let mut spans = Vec::new();
                 for (request, outcome) in batch.drain(..).zip(outcomes) {
                     let answer = match outcome {
                         AppendOutcome::Stored(message) => {
@@ -111,17 +142,27 @@ async fn run(
                         // Duplicates are published again too: if the first publish was lost
                         // (a crash between commit and publish), the retry repairs delivery,
                         // and gateways drop the repeat by seq.
+                        let publish = tracing::info_span!(
+                            target: TRACE_TARGET,
+                            parent: &request.span,
+                            "xadd",
+                            room = %committed.message.room,
+                            seq = committed.message.seq,
+                        );
                         events.push(BusEvent {
                             room: committed.message.room.clone(),
                             seq: committed.message.seq,
                             payload: committed.message.to_frame(),
-                            traceparent: None,
+                            traceparent: traceparent(&publish),
                         });
+                        if !publish.is_disabled() {
+                            spans.push(publish);
+                        }
                     }
                     // The sender may have given up (deadline); the commit stands regardless.
                     let _ = request.reply.send(answer);
                 }
-                if !events.is_empty() && publish.send(events).await.is_err() {
+                if !events.is_empty() && publish.send(Publication { events, spans }).await.is_err() {
                     tracing::error!("publisher stopped before the committer; events not published");
                 }
             }

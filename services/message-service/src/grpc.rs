@@ -3,6 +3,7 @@
 
 use crate::committer::{CommitError, CommitHandle};
 use crate::settings::HistorySettings;
+use chat_common::telemetry::{TRACE_TARGET, set_parent_from_metadata};
 use chat_domain::{Author, ClientMsgId, ErrorCode, MessageText, RoomName};
 use chat_proto::v1::chat_service_server::ChatService;
 use chat_proto::v1::{self, read_history_request::Position};
@@ -10,6 +11,7 @@ use chat_proto::{kind_from_wire, status};
 use chat_store::{NewMessage, Store, StoreError};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 pub struct ChatGrpc {
     store: Arc<dyn Store>,
@@ -23,6 +25,37 @@ impl ChatGrpc {
             store,
             commits,
             history,
+        }
+    }
+
+    /// Commits one send; runs inside the `grpc server` span.
+    async fn send(&self, request: v1::SendMessageRequest) -> Result<Response<v1::SendMessageResponse>, Status> {
+        let author: Author = request
+            .author
+            .ok_or_else(|| status(ErrorCode::MissingField, "missing author"))?
+            .try_into()
+            .map_err(|e: chat_proto::ConversionError| status(ErrorCode::InvalidName, e.to_string()))?;
+        let message = NewMessage {
+            room: room(&request.room)?,
+            author,
+            text: MessageText::parse(request.text).map_err(|e| status(ErrorCode::InvalidText, e.0))?,
+            client_msg_id: ClientMsgId::parse(&request.client_msg_id)
+                .map_err(|e| status(ErrorCode::InvalidClientMsgId, e.0))?,
+            kind: kind_from_wire(request.kind).map_err(|e| status(ErrorCode::InvalidArgument, e.to_string()))?,
+        };
+        match self.commits.commit(message).await {
+            Ok(committed) => {
+                tracing::debug!(room = %committed.message.room, seq = committed.message.seq, duplicate = committed.duplicate, "message committed");
+                Ok(Response::new(v1::SendMessageResponse {
+                    message: Some((&committed.message).into()),
+                    duplicate: committed.duplicate,
+                }))
+            }
+            Err(CommitError::RoomNotFound) => Err(status(ErrorCode::NotFound, "room does not exist")),
+            Err(CommitError::Internal) => Err(status(ErrorCode::Internal, "internal error")),
+            Err(e @ (CommitError::Overloaded | CommitError::Unavailable | CommitError::ShuttingDown)) => {
+                Err(status(ErrorCode::Unavailable, format!("{e}, retry later")))
+            }
         }
     }
 
@@ -78,31 +111,9 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<v1::SendMessageRequest>,
     ) -> Result<Response<v1::SendMessageResponse>, Status> {
-        let request = request.into_inner();
-        let author: Author = request
-            .author
-            .ok_or_else(|| status(ErrorCode::MissingField, "missing author"))?
-            .try_into()
-            .map_err(|e: chat_proto::ConversionError| status(ErrorCode::InvalidName, e.to_string()))?;
-        let message = NewMessage {
-            room: room(&request.room)?,
-            author,
-            text: MessageText::parse(request.text).map_err(|e| status(ErrorCode::InvalidText, e.0))?,
-            client_msg_id: ClientMsgId::parse(&request.client_msg_id)
-                .map_err(|e| status(ErrorCode::InvalidClientMsgId, e.0))?,
-            kind: kind_from_wire(request.kind).map_err(|e| status(ErrorCode::InvalidArgument, e.to_string()))?,
-        };
-        match self.commits.commit(message).await {
-            Ok(committed) => Ok(Response::new(v1::SendMessageResponse {
-                message: Some((&committed.message).into()),
-                duplicate: committed.duplicate,
-            })),
-            Err(CommitError::RoomNotFound) => Err(status(ErrorCode::NotFound, "room does not exist")),
-            Err(CommitError::Internal) => Err(status(ErrorCode::Internal, "internal error")),
-            Err(e @ (CommitError::Overloaded | CommitError::Unavailable | CommitError::ShuttingDown)) => {
-                Err(status(ErrorCode::Unavailable, format!("{e}, retry later")))
-            }
-        }
+        let span = tracing::info_span!(target: TRACE_TARGET, "grpc server", rpc.method = "SendMessage");
+        set_parent_from_metadata(&span, request.metadata());
+        self.send(request.into_inner()).instrument(span).await
     }
 
     async fn read_history(

@@ -10,6 +10,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// Committed messages to publish, with their `xadd` spans, which end once the entries
+/// are in the bus.
+pub struct Publication {
+    pub events: Vec<BusEvent>,
+    pub spans: Vec<tracing::Span>,
+}
+
 /// Batches waiting to be published. Bounded: when the bus is down for long, commits wait
 /// here rather than growing memory without limit.
 pub const QUEUE_BATCHES: usize = 1024;
@@ -20,16 +27,21 @@ pub fn spawn(
     bus: Arc<dyn Bus>,
     metrics: Metrics,
     give_up: CancellationToken,
-) -> (mpsc::Sender<Vec<BusEvent>>, JoinHandle<()>) {
+) -> (mpsc::Sender<Publication>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
     (tx, tokio::spawn(run(bus, rx, metrics, give_up)))
 }
 
-async fn run(bus: Arc<dyn Bus>, mut rx: mpsc::Receiver<Vec<BusEvent>>, metrics: Metrics, give_up: CancellationToken) {
+async fn run(bus: Arc<dyn Bus>, mut rx: mpsc::Receiver<Publication>, metrics: Metrics, give_up: CancellationToken) {
     let mut batches = Vec::new();
     while rx.recv_many(&mut batches, 64).await > 0 {
         // Coalesce whatever queued into one pipelined round trip.
-        let events: Vec<BusEvent> = batches.drain(..).flatten().collect();
+        let mut events: Vec<BusEvent> = Vec::new();
+        let mut spans = Vec::new();
+        for publication in batches.drain(..) {
+            events.extend(publication.events);
+            spans.extend(publication.spans);
+        }
         let mut backoff = Duration::from_millis(20);
         loop {
             match bus.publish(&events).await {

@@ -3,7 +3,7 @@
 
 use chat_bus::redis_streams::RedisStreamsConfig;
 use chat_common::settings::{SettingsError, rule};
-use chat_common::telemetry::LogSettings;
+use chat_common::telemetry::{LogSettings, TelemetrySettings};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -36,6 +36,10 @@ max_limit = 500
 [log]
 format = "text"
 level = "info"
+[telemetry]
+otlp_endpoint = ""
+otlp_protocol = "grpc"
+sampling_ratio = 1.0
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -52,6 +56,7 @@ pub struct Settings {
     pub commit: CommitSettings,
     pub history: HistorySettings,
     pub log: LogSettings,
+    pub telemetry: TelemetrySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +94,7 @@ impl Settings {
     }
 
     pub fn validate(&self) -> Result<(), SettingsError> {
+        self.telemetry.validate()?;
         if self.commit.max_batch == 0 {
             return Err(rule("commit.max_batch", "must be at least 1"));
         }
