@@ -47,12 +47,17 @@ impl Bus for InProcessBus {
     async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
         let newest = {
             let mut log = self.inner.log.lock().expect("bus lock poisoned");
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
             for event in events {
                 if log.entries.len() == log.capacity {
                     log.entries.pop_front();
                     log.first_id += 1;
                 }
-                log.entries.push_back(event.clone());
+                let mut event = event.clone();
+                event.published_at_ms = Some(now);
+                log.entries.push_back(event);
             }
             log.first_id + log.entries.len() as u64 - 1
         };
@@ -139,6 +144,7 @@ mod tests {
             seq,
             payload: Bytes::from(format!("{{\"seq\":{seq}}}")),
             traceparent: None,
+            published_at_ms: None,
         }
     }
 
@@ -185,6 +191,8 @@ mod tests {
         assert_eq!(items[0], BusItem::Resync);
         assert_eq!(seqs(&items), vec![3, 4, 5]);
         bus.publish(&[event(6)]).await.unwrap();
-        assert_eq!(reader.next_batch().await, vec![BusItem::Event(event(6))]);
+        let items = reader.next_batch().await;
+        assert_eq!(seqs(&items), vec![6]);
+        assert!(matches!(&items[0], BusItem::Event(e) if e.published_at_ms.is_some() && e.payload == event(6).payload));
     }
 }

@@ -29,6 +29,9 @@ pub struct BusEvent {
     pub payload: Bytes,
     /// W3C `traceparent` of the publish, so each gateway's fan-out span links to it.
     pub traceparent: Option<String>,
+    /// When the bus took the event, in Unix milliseconds (a Redis stream id's time), as
+    /// readers see it; publishers leave it `None`. Measures fan-out lag.
+    pub published_at_ms: Option<u64>,
 }
 
 /// What a reader yields.

@@ -204,7 +204,11 @@ impl RedisReader {
             };
             for entry in stream.ids {
                 match parse_entry(&entry.map) {
-                    Some(event) => items.push(BusItem::Event(event)),
+                    Some(mut event) => {
+                        // A stream id is `<milliseconds>-<sequence>`, stamped by Redis at XADD.
+                        event.published_at_ms = entry.id.split('-').next().and_then(|ms| ms.parse().ok());
+                        items.push(BusItem::Event(event));
+                    }
                     None => {
                         tracing::warn!(key = %stream.key, id = %entry.id, "skipping malformed bus entry")
                     }
@@ -234,6 +238,7 @@ fn parse_entry(map: &std::collections::HashMap<String, Value>) -> Option<BusEven
         seq,
         payload,
         traceparent,
+        published_at_ms: None,
     })
 }
 

@@ -26,6 +26,7 @@ fn event(room: &str, seq: u64) -> BusEvent {
         traceparent: seq
             .is_multiple_of(2)
             .then(|| format!("00-{:032x}-{:016x}-01", seq, seq)),
+        published_at_ms: None,
     }
 }
 
@@ -87,8 +88,19 @@ async fn every_reader_gets_every_event_with_per_room_order_and_intact_fields() {
             "subscribed at the end"
         );
         for room in ["alpha", "beta", "gamma", "delta", "epsilon"] {
-            let mine: Vec<&BusEvent> = events.iter().filter(|e| e.room.as_str() == room).collect();
-            let expected: Vec<&BusEvent> = published.iter().filter(|e| e.room.as_str() == room).collect();
+            assert!(
+                events.iter().all(|e| e.published_at_ms.is_some()),
+                "readers see the XADD time"
+            );
+            let mine: Vec<BusEvent> = events
+                .iter()
+                .filter(|e| e.room.as_str() == room)
+                .map(|e| BusEvent {
+                    published_at_ms: None,
+                    ..e.clone()
+                })
+                .collect();
+            let expected: Vec<BusEvent> = published.iter().filter(|e| e.room.as_str() == room).cloned().collect();
             assert_eq!(
                 mine, expected,
                 "room {room} in publish order with payload and traceparent"

@@ -18,7 +18,10 @@ pub struct Metrics {
     pub connections: Gauge,
     pub rooms: Gauge,
     pub frames_in: Counter,
+    pub frames_out: Counter,
     pub deliveries: Counter,
+    pub fanout_lag_seconds: Histogram,
+    pub bus_reader_lag_seconds: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
     pub acks: Counter,
     pub errors: Family<CodeLabel, Counter>,
     pub slow_consumer_closes: Counter,
@@ -33,7 +36,10 @@ impl Metrics {
             connections: Gauge::default(),
             rooms: Gauge::default(),
             frames_in: Counter::default(),
+            frames_out: Counter::default(),
             deliveries: Counter::default(),
+            fanout_lag_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
+            bus_reader_lag_seconds: Default::default(),
             acks: Counter::default(),
             errors: Family::default(),
             slow_consumer_closes: Counter::default(),
@@ -51,6 +57,21 @@ impl Metrics {
             m.deliveries.clone(),
         );
         r.register("acks", "Sends acknowledged", m.acks.clone());
+        r.register(
+            "frames_out",
+            "Websocket frames written to sockets",
+            m.frames_out.clone(),
+        );
+        r.register(
+            "fanout_lag_seconds",
+            "From XADD to the entry's delivery to local sockets",
+            m.fanout_lag_seconds.clone(),
+        );
+        r.register(
+            "bus_reader_lag_seconds",
+            "Age of the newest bus entry when it was read",
+            m.bus_reader_lag_seconds.clone(),
+        );
         r.register("errors", "Error frames and responses sent, by code", m.errors.clone());
         r.register(
             "slow_consumer_closes",

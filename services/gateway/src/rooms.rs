@@ -195,6 +195,14 @@ impl Rooms {
             set_parent_from_traceparent(&span, traceparent);
         }
         let _entered = span.enter();
+        if let Some(published) = event.published_at_ms {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let lag = now.saturating_sub(published) as f64 / 1000.0;
+            self.inner.metrics.fanout_lag_seconds.observe(lag);
+            self.inner.metrics.bus_reader_lag_seconds.set(lag);
+        }
         let frame = match Utf8Bytes::try_from(event.payload) {
             Ok(frame) => frame,
             Err(_) => {

@@ -46,7 +46,12 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
     let (outbox, outbound, closer) = Outbox::new(limits.outbound_queue);
     let (sends, send_queue) = mpsc::channel(limits.send_queue);
     let (sink, mut stream) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, outbound, closer.clone()));
+    let writer = tokio::spawn(write_loop(
+        sink,
+        outbound,
+        closer.clone(),
+        app.metrics().frames_out.clone(),
+    ));
     let expires_at = principal.expires_at;
     let sender = tokio::spawn(send_loop(app.clone(), principal, outbox.clone(), send_queue));
     let metrics = app.metrics().clone();
@@ -331,6 +336,7 @@ async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut outbound: mpsc::Receiver<Utf8Bytes>,
     closer: Arc<Closer>,
+    frames_out: prometheus_client::metrics::counter::Counter,
 ) {
     loop {
         tokio::select! {
@@ -341,7 +347,9 @@ async fn write_loop(
                 if sink.feed(Message::Text(frame)).await.is_err() {
                     return;
                 }
+                frames_out.inc();
                 while let Ok(frame) = outbound.try_recv() {
+                    frames_out.inc();
                     if sink.feed(Message::Text(frame)).await.is_err() {
                         return;
                     }

@@ -2,6 +2,7 @@
 //! fresh Redis key prefix, and talk to them as clients do (websocket, HTTP).
 
 pub mod cluster;
+pub mod otlp;
 pub mod processes;
 pub mod ws;
 

@@ -57,11 +57,17 @@ pub struct ScriptCluster {
     pub dir: PathBuf,
     pub db: TestDb,
     pub redis_prefix: String,
+    env: Vec<(String, String)>,
     down: bool,
 }
 
 impl ScriptCluster {
     pub async fn up(gateways: u16, services: u16) -> Self {
+        Self::up_with_env(gateways, services, &[]).await
+    }
+
+    /// As [`ScriptCluster::up`], with extra environment (settings) for every service.
+    pub async fn up_with_env(gateways: u16, services: u16, env: &[(&str, &str)]) -> Self {
         let db = TestDb::create().await;
         let redis_prefix = format!("it-{}", uuid::Uuid::new_v4().simple());
         let port = free_port_base(gateways, services);
@@ -71,6 +77,7 @@ impl ScriptCluster {
             dir,
             db,
             redis_prefix,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             down: false,
         };
         let status = cluster
@@ -103,7 +110,8 @@ impl ScriptCluster {
             .env("DATABASE_URL", &self.db.url)
             .env("REDIS_URL", crate::cluster::redis_url())
             .env("SC_REDIS__KEY_PREFIX", &self.redis_prefix)
-            .env("SC_LOG__LEVEL", "warn");
+            .env("SC_LOG__LEVEL", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         command
     }
 
@@ -113,6 +121,11 @@ impl ScriptCluster {
 
     pub fn gateway(&self, i: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port + i))
+    }
+
+    /// The log file of one process (`gateway-1`, `message-service-2` …).
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join("logs").join(format!("{name}.log"))).unwrap_or_default()
     }
 
     /// The pid `cluster.sh` recorded for a process (`gateway-1`, `message-service-2` …).

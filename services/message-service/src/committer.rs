@@ -154,6 +154,7 @@ async fn run(
                             seq: committed.message.seq,
                             payload: committed.message.to_frame(),
                             traceparent: traceparent(&publish),
+                            published_at_ms: None,
                         });
                         if !publish.is_disabled() {
                             spans.push(publish);

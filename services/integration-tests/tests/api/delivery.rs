@@ -246,6 +246,7 @@ async fn events_published_out_of_order_are_delivered_in_seq_order() {
         seq: m.seq,
         payload: m.to_frame(),
         traceparent: None,
+        published_at_ms: None,
     };
     // As two message services racing to publish would: 3, then 1, then 2, then 1 again.
     let bus = raw_bus(&cluster).await;

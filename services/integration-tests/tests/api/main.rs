@@ -6,3 +6,4 @@ mod cluster;
 mod delivery;
 mod helpers;
 mod http_api;
+mod observability;
