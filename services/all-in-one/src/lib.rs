@@ -33,7 +33,7 @@ otlp_protocol = "grpc"
 sampling_ratio = 1.0
 "#;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Public address: browser client, websocket and API.
@@ -44,8 +44,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub static_dir: PathBuf,
     /// Empty: `sqlite://<data_dir>/chat.db`. A `postgres://` URL works too.
+    #[serde(serialize_with = "chat_common::settings::serialize_url")]
     pub database_url: String,
     /// Empty: a random key is generated once and kept in `<data_dir>/session.key`.
+    #[serde(serialize_with = "chat_common::settings::serialize_secret")]
     pub auth_secret: String,
     /// Events the in-process bus keeps for readers that fall behind.
     pub bus_capacity: usize,

@@ -48,6 +48,36 @@ pub fn load_with_env<T: DeserializeOwned>(
     Ok(builder.build()?.try_deserialize()?)
 }
 
+/// The effective settings as TOML, for `--print-config`. Secrets are masked by the
+/// settings' own `Serialize` (see [`serialize_secret`] and [`serialize_url`]).
+pub fn to_toml<T: serde::Serialize>(settings: &T) -> String {
+    toml::to_string_pretty(settings).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
+}
+
+/// Serializes a secret as `[redacted]` (or empty when unset).
+pub fn serialize_secret<S: serde::Serializer>(secret: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if secret.is_empty() { "" } else { "[redacted]" })
+}
+
+/// Serializes a URL with its password, if any, masked.
+pub fn serialize_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&mask_password(url))
+}
+
+/// `scheme://user:password@host…` → `scheme://user:[redacted]@host…`.
+pub fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => url.to_owned(),
+    }
+}
+
 /// A rule violation for `key`, for the checks `try_deserialize` cannot make.
 pub fn rule(key: &'static str, problem: impl Into<String>) -> SettingsError {
     SettingsError::Rule {
@@ -93,6 +123,19 @@ mod tests {
         );
         let s: Settings = load_with_env(DEFAULTS, None, env(&[("SC_DATABASE__URL", "postgres://db")])).unwrap();
         assert_eq!(s.database.url, "postgres://db");
+    }
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        assert_eq!(
+            mask_password("postgres://app:s3cret@db:5432/chat"),
+            "postgres://app:[redacted]@db:5432/chat"
+        );
+        assert_eq!(
+            mask_password("redis://:pw@cache:6379"),
+            "redis://:[redacted]@cache:6379"
+        );
+        assert_eq!(mask_password("sqlite://./data/chat.db"), "sqlite://./data/chat.db");
     }
 
     #[test]

@@ -18,12 +18,20 @@ struct Args {
     /// Ask a running instance's `/readyz` and exit 0 if it is ready (a container health check).
     #[arg(long)]
     probe_ready: bool,
+    /// Print the effective settings (defaults, file, environment) as TOML, secrets masked,
+    /// and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings::load(args.config.as_deref()).context("failed to load configuration")?;
+    if args.print_config {
+        print!("{}", chat_common::settings::to_toml(&settings));
+        return Ok(());
+    }
     if args.probe_ready {
         return chat_common::ops::probe(settings.ops_listen, "/readyz")
             .await

@@ -51,7 +51,7 @@ otlp_protocol = "grpc"
 sampling_ratio = 1.0
 "#;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Public address: websocket, HTTP API and static files.
@@ -70,7 +70,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSettings {
     /// Every message-service instance; calls are balanced over all of them.
@@ -79,10 +79,11 @@ pub struct UpstreamSettings {
     pub connect_timeout_ms: u64,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// Signs session tokens. At least 32 bytes. Never logged.
+    #[serde(serialize_with = "chat_common::settings::serialize_secret")]
     pub secret: String,
     pub session_ttl_secs: u64,
     /// Mark the session cookie `Secure` (set when served over HTTPS).
@@ -100,7 +101,7 @@ impl std::fmt::Debug for AuthSettings {
 }
 
 /// Per-connection bounds. `docs/protocol.md` documents each.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Origins (`scheme://host[:port]`) allowed to open `/ws` besides the gateway's own.

@@ -42,7 +42,7 @@ otlp_protocol = "grpc"
 sampling_ratio = 1.0
 "#;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Where the gRPC server listens.
@@ -59,16 +59,17 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `postgres://…` or `sqlite://path`. May hold a password: never logged.
+    #[serde(serialize_with = "chat_common::settings::serialize_url")]
     pub url: String,
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommitSettings {
     /// Most sends one transaction commits (group commit).
@@ -77,7 +78,7 @@ pub struct CommitSettings {
     pub queue: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistorySettings {
     /// Page size when a request asks for none.

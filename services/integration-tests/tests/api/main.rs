@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cluster;
+mod configuration;
 mod delivery;
 mod helpers;
 mod http_api;
