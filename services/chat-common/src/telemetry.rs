@@ -141,8 +141,19 @@ pub fn init(service: &str, log: &LogSettings, telemetry: &TelemetrySettings) -> 
                 .build(),
         }
         .map_err(|e| error(e.to_string()))?;
+        // A message makes about ten spans: at thousands of messages a second the default
+        // queue (2,048 spans) overflows and drops them, so queue more and export sooner.
+        let batch = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
+            .with_batch_config(
+                opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                    .with_max_queue_size(65_536)
+                    .with_max_export_batch_size(4_096)
+                    .with_scheduled_delay(std::time::Duration::from_millis(500))
+                    .build(),
+            )
+            .build();
         let sdk = SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
+            .with_span_processor(batch)
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
                 telemetry.sampling_ratio,
             ))))

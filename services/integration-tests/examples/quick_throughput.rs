@@ -2,7 +2,10 @@
 //! Postgres, Redis Streams), all in this process on loopback. Not the benchmark (that is
 //! the load generator's job); a sanity figure.
 //!
-//! `cargo run --release -p integration-tests --example quick_throughput -- [rooms] [messages_per_sender]`
+//! `cargo run --release -p integration-tests --example quick_throughput -- [rooms] [messages_per_sender] [--traced]`
+//!
+//! With `--traced`, every span of the message path is exported (sampling ratio 1.0) to an
+//! OTLP receiver in this process, to compare against a run without tracing.
 //!
 //! Each room has two members, one on each gateway; both send, keeping up to `WINDOW`
 //! sends in flight, and both receive everything. Prints sends acked per second and
@@ -19,7 +22,26 @@ const WINDOW: usize = 32;
 
 #[tokio::main]
 async fn main() {
-    let mut args = std::env::args().skip(1);
+    let traced = std::env::args().any(|a| a == "--traced");
+    let mut args = std::env::args().skip(1).filter(|a| a != "--traced");
+    let receiver = if traced {
+        Some(integration_tests::otlp::OtlpReceiver::start().await)
+    } else {
+        None
+    };
+    let _telemetry = chat_common::telemetry::init(
+        "quick-throughput",
+        &chat_common::telemetry::LogSettings {
+            format: chat_common::telemetry::LogFormat::Text,
+            level: "warn".into(),
+        },
+        &chat_common::telemetry::TelemetrySettings {
+            otlp_endpoint: receiver.as_ref().map(|r| r.endpoint()).unwrap_or_default(),
+            otlp_protocol: chat_common::telemetry::OtlpProtocol::Grpc,
+            sampling_ratio: 1.0,
+        },
+    )
+    .expect("telemetry");
     let rooms: usize = args.next().map_or(20, |a| a.parse().expect("rooms"));
     let per_sender: usize = args.next().map_or(500, |a| a.parse().expect("messages per sender"));
     let cluster = TestCluster::start(2, 2).await;
@@ -95,7 +117,8 @@ async fn main() {
     let rows = cluster.db.message_rows().await.len();
     assert_eq!(rows, acks, "every acked message stored once");
     println!(
-        "{rooms} rooms x 2 senders x {per_sender} messages: {acks} acked in {elapsed:.2} s = {:.0} msg/s acked, {:.0} deliveries/s; {rows} rows in Postgres",
+        "tracing {}: {rooms} rooms x 2 senders x {per_sender} messages: {acks} acked in {elapsed:.2} s = {:.0} msg/s acked, {:.0} deliveries/s; {rows} rows in Postgres",
+        if traced { "on (ratio 1.0)" } else { "off" },
         acks as f64 / elapsed,
         deliveries as f64 / elapsed
     );
