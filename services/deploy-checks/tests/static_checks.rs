@@ -6,8 +6,10 @@
 //! * `formats`: parsers for Dockerfiles, HAProxy configuration, `.env` and `${…}`;
 //! * `services`: our three services, and an environment loaded into their `Settings`;
 //! * `image`: `deploy/Dockerfile`;
-//! * `compose`: `docker-compose.yml` with HAProxy, Prometheus and the collector;
-//! * `k8s`: `deploy/k8s/`.
+//! * `compose`: `docker-compose.yml` with HAProxy, Prometheus, the collector and Grafana;
+//! * `k8s`: `deploy/k8s/`;
+//! * `grafana`: the starter dashboard, and the metric names `docs/observability.md` quotes,
+//!   against the names the services' registries expose.
 //!
 //! Each check is a function from the files to a list of problems (empty: passed). The test
 //! beside it runs it on the repository's files, and at least one more test breaks a copy
@@ -17,6 +19,8 @@
 mod compose;
 #[path = "static_checks/formats.rs"]
 mod formats;
+#[path = "static_checks/grafana.rs"]
+mod grafana;
 #[path = "static_checks/image.rs"]
 mod image;
 #[path = "static_checks/k8s.rs"]

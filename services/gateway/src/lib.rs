@@ -96,8 +96,16 @@ impl Gateway {
         let mut registry = Registry::default();
         let metrics = metrics::Metrics::register(&mut registry);
         let upstream = upstream::Upstream::new(&settings.message_service).map_err(StartError::Config)?;
+        // Names this gateway in spans: the host (a container or pod name) and the address,
+        // since every container listens on the same 0.0.0.0:8080.
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        let instance = format!("{host}@{addr}");
         let rooms = rooms::Rooms::new(
-            addr.to_string(),
+            instance.clone(),
             upstream.clone(),
             Duration::from_millis(settings.gateway.gap_fill_after_ms),
             settings.gateway.outbound_queue,
@@ -107,7 +115,7 @@ impl Gateway {
         let drain = Duration::from_secs(settings.drain_timeout_secs);
         let state = AppState::new(
             settings,
-            addr.to_string(),
+            instance,
             upstream,
             rooms.clone(),
             metrics.clone(),

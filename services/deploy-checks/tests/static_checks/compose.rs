@@ -1,13 +1,17 @@
 //! `docker-compose.yml` (with `.env.example`), and the files it mounts: the HAProxy,
-//! Prometheus and OpenTelemetry collector configurations.
+//! Prometheus, OpenTelemetry collector and Grafana configurations.
 
 use crate::Problems;
 use crate::formats::{
     compose_secs, entries, haproxy_secs, interpolate, items, port_of, scalar, str_at, u64_at, yaml_documents,
 };
 use crate::image::image_env;
-use crate::repo::{COLLECTOR, COMPOSE, ENV_EXAMPLE, HAPROXY, PROMETHEUS, Repo};
-use crate::services::{Component, Facts, listens_on_all_interfaces, load, url_host_port};
+use crate::repo::{
+    COLLECTOR, COMPOSE, DASHBOARD, ENV_EXAMPLE, GRAFANA_DASHBOARDS, GRAFANA_DATASOURCES, HAPROXY, PROMETHEUS, Repo,
+};
+use crate::services::{
+    Component, Facts, collector_port, listens_on_all_interfaces, load, otlp_endpoint_problems, url_host_port,
+};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
 
@@ -663,6 +667,193 @@ pub fn collector_is_wired(repo: &Repo) -> Problems {
     problems
 }
 
+/// The collector service of the compose file (its image is the OpenTelemetry collector).
+fn collector(all: &BTreeMap<String, &Value>) -> Option<String> {
+    all.iter()
+        .find(|(_, s)| str_at(s, &["image"]).is_some_and(|i| i.starts_with("otel/opentelemetry-collector")))
+        .map(|(name, _)| name.clone())
+}
+
+/// Traces: each of our services in the default topology exports them, to the collector
+/// service, on the port its OTLP receiver has for the protocol, in the shape that protocol
+/// takes; and the collector has a traces pipeline fed by that receiver. (No `depends_on`:
+/// spans are batched and dropped while the collector is away, nothing waits for it.)
+pub fn traces_are_exported(repo: &Repo) -> Problems {
+    let compose = repo.compose();
+    let (facts, _) = facts(repo);
+    let all: BTreeMap<String, &Value> = services(&compose).into_iter().collect();
+    let mut problems = Problems::new();
+    let Some(collector) = collector(&all) else {
+        return vec![format!("{COMPOSE}: no OpenTelemetry collector service")];
+    };
+    let config = match yaml_documents(repo.text(COLLECTOR)) {
+        Ok(mut docs) if docs.len() == 1 => docs.remove(0),
+        _ => return vec![format!("{COLLECTOR}: not one YAML document")],
+    };
+    let fed = entries(config.get("service").and_then(|s| s.get("pipelines")))
+        .into_iter()
+        .any(|(name, spec)| {
+            (name == "traces" || name.starts_with("traces/"))
+                && items(spec.get("receivers"))
+                    .iter()
+                    .filter_map(scalar)
+                    .any(|r| r == "otlp")
+        });
+    if !fed {
+        problems.push(format!("{COLLECTOR}: no traces pipeline takes the `otlp` receiver"));
+    }
+    for (name, f) in &facts {
+        let Some((endpoint, protocol)) = &f.otlp else {
+            if !optional(all[name]) {
+                problems.push(format!(
+                    "{COMPOSE} {name}: exports no traces; set SC_TELEMETRY__OTLP_ENDPOINT to the collector"
+                ));
+            }
+            continue;
+        };
+        let shape = otlp_endpoint_problems(endpoint, *protocol);
+        if !shape.is_empty() {
+            problems.extend(shape.into_iter().map(|p| format!("{COMPOSE} {name}: {p}")));
+            continue;
+        }
+        let Some((host, port)) = url_host_port(endpoint) else {
+            continue;
+        };
+        if host != collector {
+            problems.push(format!(
+                "{COMPOSE} {name}: sends traces to `{host}`, not to the collector service {collector}"
+            ));
+        } else if port != collector_port(&config, *protocol) {
+            problems.push(format!(
+                "{COMPOSE} {name}: sends {protocol:?} OTLP to port {port:?}; {COLLECTOR} receives it on {:?}",
+                collector_port(&config, *protocol)
+            ));
+        }
+    }
+    problems
+}
+
+/// `host path:container path[:mode]` volume mounts, sources relative to the repository.
+fn mounts(service: &Value) -> Vec<(String, String)> {
+    items(service.get("volumes"))
+        .iter()
+        .filter_map(scalar)
+        .filter_map(|v| {
+            let mut parts = v.split(':');
+            let (source, target) = (parts.next()?, parts.next()?);
+            source.starts_with("./").then(|| {
+                (
+                    source.trim_start_matches("./").trim_end_matches('/').to_owned(),
+                    target.to_owned(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Where a file of the repository appears inside a container, through its bind mounts.
+fn container_path(mounts: &[(String, String)], path: &str) -> Option<String> {
+    mounts.iter().find_map(|(source, target)| {
+        if path == source {
+            Some(target.clone())
+        } else {
+            let rest = path.strip_prefix(source.as_str())?.strip_prefix('/')?;
+            Some(format!("{}/{rest}", target.trim_end_matches('/')))
+        }
+    })
+}
+
+/// Grafana: it loads the data source and dashboard provisioning from Grafana's provisioning
+/// folders, the dashboard file sits where the provider looks, the data source is the
+/// compose Prometheus on its port and the default one (the dashboard takes the default
+/// through its `datasource` variable), and Grafana starts after Prometheus.
+pub fn grafana_is_wired(repo: &Repo) -> Problems {
+    let compose = repo.compose();
+    let all: BTreeMap<String, &Value> = services(&compose).into_iter().collect();
+    let Some((name, service)) = all
+        .iter()
+        .find(|(_, s)| str_at(s, &["image"]).is_some_and(|i| i.starts_with("grafana/grafana")))
+    else {
+        return vec![format!("{COMPOSE}: no Grafana service")];
+    };
+    let mut problems = Problems::new();
+    let mounts = mounts(service);
+    let mut at = |file: &str, folder: &str| match container_path(&mounts, file) {
+        Some(path) if path.starts_with(folder) => Some(path),
+        Some(path) => {
+            problems.push(format!(
+                "{COMPOSE} {name}: {file} is at {path}, outside Grafana's {folder}"
+            ));
+            None
+        }
+        None => {
+            problems.push(format!("{COMPOSE} {name}: does not mount {file}"));
+            None
+        }
+    };
+    at(GRAFANA_DATASOURCES, "/etc/grafana/provisioning/datasources/");
+    at(GRAFANA_DASHBOARDS, "/etc/grafana/provisioning/dashboards/");
+    let dashboard = at(DASHBOARD, "/");
+
+    let provider_paths: Vec<String> = yaml_documents(repo.text(GRAFANA_DASHBOARDS))
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|d| items(d.get("providers")).to_vec())
+        .filter_map(|p| str_at(&p, &["options", "path"]).map(|s| s.trim_end_matches('/').to_owned()))
+        .collect();
+    if let Some(dashboard) = dashboard
+        && !provider_paths.iter().any(|p| dashboard.starts_with(&format!("{p}/")))
+    {
+        problems.push(format!(
+            "{GRAFANA_DASHBOARDS}: no provider path {provider_paths:?} holds the dashboard at {dashboard}"
+        ));
+    }
+
+    let prometheus_port = |prometheus: &Value| {
+        items(prometheus.get("command"))
+            .iter()
+            .filter_map(scalar)
+            .find_map(|a| a.strip_prefix("--web.listen-address=").and_then(port_of))
+            .unwrap_or(9090)
+    };
+    let sources: Vec<Value> = yaml_documents(repo.text(GRAFANA_DATASOURCES))
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|d| items(d.get("datasources")).to_vec())
+        .filter(|d| str_at(d, &["type"]) == Some("prometheus"))
+        .collect();
+    match sources.iter().find(|d| d.get("isDefault") == Some(&Value::Bool(true))) {
+        None => problems.push(format!(
+            "{GRAFANA_DATASOURCES}: no default Prometheus data source, which the dashboard's `datasource` variable takes"
+        )),
+        Some(source) => {
+            let url = str_at(source, &["url"]).unwrap_or_default();
+            match url_host_port(url) {
+                Some((host, port)) => match all.get(&host) {
+                    None => problems.push(format!(
+                        "{GRAFANA_DATASOURCES}: {url} is no service of {COMPOSE}"
+                    )),
+                    Some(prometheus) => {
+                        if port.unwrap_or(80) != prometheus_port(prometheus) {
+                            problems.push(format!(
+                                "{GRAFANA_DATASOURCES}: {url} is not {host}'s port {}",
+                                prometheus_port(prometheus)
+                            ));
+                        }
+                        let waits = entries(service.get("depends_on")).iter().any(|(d, _)| *d == host)
+                            || items(service.get("depends_on")).iter().filter_map(scalar).any(|d| d == host);
+                        if !waits {
+                            problems.push(format!("{COMPOSE} {name}: does not start after {host}"));
+                        }
+                    }
+                },
+                None => problems.push(format!("{GRAFANA_DATASOURCES}: cannot read the url {url:?}")),
+            }
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -907,5 +1098,95 @@ mod tests {
         let mut repo = Repo::load();
         repo.edit(COLLECTOR, "exporters: [otlp/jaeger]", "exporters: [otlp/tempo]");
         assert_fails(collector_is_wired(&repo), "uses exporters `otlp/tempo`");
+    }
+
+    #[test]
+    fn traces_are_exported_to_the_collector() {
+        assert_passes(traces_are_exported(&Repo::load()));
+    }
+
+    #[test]
+    fn a_service_without_traces_or_aimed_elsewhere_fails() {
+        let mut repo = Repo::load();
+        repo.edit_after(
+            COMPOSE,
+            GATEWAY,
+            "      SC_TELEMETRY__OTLP_ENDPOINT: http://otel-collector:4317\n",
+            "",
+        );
+        assert_fails(traces_are_exported(&repo), "gateway: exports no traces");
+        let mut repo = Repo::load();
+        repo.edit_after(
+            COMPOSE,
+            MESSAGE_SERVICE,
+            "http://otel-collector:4317",
+            "http://jaeger:4317",
+        );
+        assert_fails(traces_are_exported(&repo), "sends traces to `jaeger`");
+        let mut repo = Repo::load();
+        repo.edit_after(
+            COMPOSE,
+            GATEWAY,
+            "http://otel-collector:4317",
+            "http://otel-collector:4318",
+        );
+        assert_fails(traces_are_exported(&repo), "receives it on Some(4317)");
+        let mut repo = Repo::load();
+        repo.edit_after(
+            COMPOSE,
+            GATEWAY,
+            "http://otel-collector:4317",
+            "http://otel-collector:4317/v1/traces",
+        );
+        assert_fails(traces_are_exported(&repo), "a gRPC endpoint has no path");
+        let mut repo = Repo::load();
+        repo.edit(COLLECTOR, "receivers: [otlp]", "receivers: []");
+        assert_fails(
+            traces_are_exported(&repo),
+            "no traces pipeline takes the `otlp` receiver",
+        );
+    }
+
+    #[test]
+    fn grafana_is_provisioned() {
+        assert_passes(grafana_is_wired(&Repo::load()));
+    }
+
+    #[test]
+    fn grafana_missing_its_files_or_prometheus_fails() {
+        let mut repo = Repo::load();
+        repo.edit(
+            COMPOSE,
+            "      - ./deploy/grafana/provisioning/datasources:/etc/grafana/provisioning/datasources:ro\n",
+            "",
+        );
+        assert_fails(
+            grafana_is_wired(&repo),
+            "does not mount deploy/grafana/provisioning/datasources",
+        );
+        let mut repo = Repo::load();
+        repo.edit(
+            COMPOSE,
+            ":/etc/grafana/dashboards/super-channels.json:ro",
+            ":/var/lib/dashboards/super-channels.json:ro",
+        );
+        assert_fails(grafana_is_wired(&repo), "no provider path");
+        let mut repo = Repo::load();
+        repo.edit(
+            GRAFANA_DATASOURCES,
+            "url: http://prometheus:9090",
+            "url: http://prometheus:9091",
+        );
+        assert_fails(grafana_is_wired(&repo), "is not prometheus's port 9090");
+        let mut repo = Repo::load();
+        repo.edit(
+            GRAFANA_DATASOURCES,
+            "url: http://prometheus:9090",
+            "url: http://victoria:8428",
+        );
+        assert_fails(grafana_is_wired(&repo), "is no service of");
+        let mut repo = Repo::load();
+        repo.edit(GRAFANA_DATASOURCES, "isDefault: true", "isDefault: false");
+        assert_fails(grafana_is_wired(&repo), "no default Prometheus data source");
     }
 }

@@ -8,7 +8,8 @@ use crate::formats::{entries, items, scalar, str_at, u64_at};
 use crate::image::image_env;
 use crate::repo::{K8S_DIR, K8sObject, KUSTOMIZATION, Repo, SECRET_EXAMPLE};
 use crate::services::{
-    Component, Facts, IMAGE_REPOSITORY, image_target, listens_on_all_interfaces, load, url_host_port,
+    Component, Facts, IMAGE_REPOSITORY, image_target, listens_on_all_interfaces, load, otlp_endpoint_problems,
+    url_host_port,
 };
 use serde_yaml::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -497,6 +498,43 @@ pub fn probes_use_ops_endpoints(repo: &Repo) -> Problems {
     problems
 }
 
+/// Traces: every pod says where its spans go (`SC_TELEMETRY__OTLP_ENDPOINT`, set in the
+/// manifests; `""` is a deliberate off), the address has the shape its protocol takes, and
+/// all pods send to the same collector.
+pub fn traces_are_exported(repo: &Repo) -> Problems {
+    let objects = repo.k8s_objects();
+    let (pods, _) = pods(repo, &objects);
+    let mut problems = Problems::new();
+    let mut endpoints = BTreeMap::new();
+    for pod in &pods {
+        if !pod.explicit.contains("SC_TELEMETRY__OTLP_ENDPOINT") {
+            problems.push(format!(
+                "{}: SC_TELEMETRY__OTLP_ENDPOINT is not set; name the collector (or \"\" for no traces)",
+                pod.at()
+            ));
+        }
+        let endpoint = pod.facts.otlp.as_ref().map(|(e, _)| e.clone()).unwrap_or_default();
+        if let Some((endpoint, protocol)) = &pod.facts.otlp {
+            problems.extend(
+                otlp_endpoint_problems(endpoint, *protocol)
+                    .into_iter()
+                    .map(|p| format!("{}: {p}", pod.at())),
+            );
+        }
+        endpoints.insert(pod.at(), endpoint);
+    }
+    if let Some((first, endpoint)) = endpoints.iter().next() {
+        for (at, other) in &endpoints {
+            if other != endpoint {
+                problems.push(format!(
+                    "{at}: sends traces to {other:?}, {first} to {endpoint:?}; one trace needs every hop"
+                ));
+            }
+        }
+    }
+    problems
+}
+
 /// The grace period covers the stop: the preStop pause, then the drain
 /// (`SC_DRAIN_TIMEOUT_SECS`, which must be set explicitly beside it).
 pub fn grace_period_covers_drain(repo: &Repo) -> Problems {
@@ -855,6 +893,42 @@ mod tests {
     #[test]
     fn the_ports_line_up() {
         assert_passes(ports_line_up(&Repo::load()));
+    }
+
+    #[test]
+    fn traces_are_exported() {
+        assert_passes(super::traces_are_exported(&Repo::load()));
+    }
+
+    #[test]
+    fn a_missing_misshapen_or_split_trace_endpoint_fails() {
+        let endpoint = "  SC_TELEMETRY__OTLP_ENDPOINT: http://otel-collector.observability.svc.cluster.local:4317\n";
+        let mut repo = Repo::load();
+        repo.edit(CONFIG, endpoint, "");
+        assert_fails(
+            super::traces_are_exported(&repo),
+            "SC_TELEMETRY__OTLP_ENDPOINT is not set",
+        );
+        let mut repo = Repo::load();
+        repo.edit(
+            CONFIG,
+            "cluster.local:4317\n",
+            "cluster.local:4317\n  SC_TELEMETRY__OTLP_PROTOCOL: http\n",
+        );
+        assert_fails(super::traces_are_exported(&repo), "must end in /v1/traces");
+        let mut repo = Repo::load();
+        repo.edit(CONFIG, endpoint, "");
+        repo.edit(
+            CONFIG,
+            "  SC_GRPC_LISTEN: 0.0.0.0:50051\n",
+            &format!("  SC_GRPC_LISTEN: 0.0.0.0:50051\n{endpoint}"),
+        );
+        repo.edit(
+            CONFIG,
+            "  SC_LISTEN: 0.0.0.0:8080\n",
+            "  SC_LISTEN: 0.0.0.0:8080\n  SC_TELEMETRY__OTLP_ENDPOINT: http://tempo:4317\n",
+        );
+        assert_fails(super::traces_are_exported(&repo), "one trace needs every hop");
     }
 
     #[test]

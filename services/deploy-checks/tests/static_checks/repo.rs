@@ -13,6 +13,11 @@ pub const DOCKERFILE: &str = "deploy/Dockerfile";
 pub const HAPROXY: &str = "deploy/haproxy/haproxy.cfg";
 pub const PROMETHEUS: &str = "deploy/prometheus.yml";
 pub const COLLECTOR: &str = "deploy/otel-collector.yaml";
+pub const DASHBOARD: &str = "deploy/grafana/super-channels.json";
+pub const GRAFANA_DATASOURCES: &str = "deploy/grafana/provisioning/datasources/prometheus.yaml";
+pub const GRAFANA_DASHBOARDS: &str = "deploy/grafana/provisioning/dashboards/super-channels.yaml";
+/// Read for the metric names it quotes.
+pub const OBSERVABILITY: &str = "docs/observability.md";
 pub const K8S_DIR: &str = "deploy/k8s";
 pub const KUSTOMIZATION: &str = "deploy/k8s/kustomization.yaml";
 /// The example Secret: read for its keys, never applied.
@@ -41,9 +46,20 @@ impl Repo {
     /// Reads every deployment file of the repository.
     pub fn load() -> Self {
         let root = Self::root();
-        let mut paths: Vec<String> = [COMPOSE, ENV_EXAMPLE, DOCKERFILE, HAPROXY, PROMETHEUS, COLLECTOR]
-            .map(str::to_owned)
-            .to_vec();
+        let mut paths: Vec<String> = [
+            COMPOSE,
+            ENV_EXAMPLE,
+            DOCKERFILE,
+            HAPROXY,
+            PROMETHEUS,
+            COLLECTOR,
+            DASHBOARD,
+            GRAFANA_DATASOURCES,
+            GRAFANA_DASHBOARDS,
+            OBSERVABILITY,
+        ]
+        .map(str::to_owned)
+        .to_vec();
         let k8s = std::fs::read_dir(root.join(K8S_DIR)).expect("deploy/k8s exists");
         for entry in k8s {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();

@@ -3,7 +3,8 @@
 //! environment), then the same `validate()`. A key the service does not know, or a value it
 //! cannot take, fails here as it would at start-up.
 
-use std::collections::BTreeMap;
+use chat_common::telemetry::{OtlpProtocol, TelemetrySettings};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -78,6 +79,8 @@ pub struct Facts {
     /// `redis.url`, `redis.key_prefix`, `redis.shards`, for the services that use Redis.
     pub redis: Option<(String, String, u32)>,
     pub database_url: Option<String>,
+    /// `telemetry.otlp_endpoint` and its protocol, when trace export is on.
+    pub otlp: Option<(String, OtlpProtocol)>,
 }
 
 impl Facts {
@@ -113,6 +116,7 @@ pub fn load(service: Component, env: &BTreeMap<String, String>, complete: bool) 
                 endpoints: s.message_service.endpoints,
                 redis: Some((s.redis.url, s.redis.key_prefix, s.redis.shards)),
                 database_url: None,
+                otlp: otlp(&s.telemetry),
             })
         }
         Component::MessageService => {
@@ -130,6 +134,7 @@ pub fn load(service: Component, env: &BTreeMap<String, String>, complete: bool) 
                 endpoints: Vec::new(),
                 redis: Some((s.redis.url, s.redis.key_prefix, s.redis.shards)),
                 database_url: Some(s.database.url),
+                otlp: otlp(&s.telemetry),
             })
         }
         Component::AllInOne => {
@@ -149,9 +154,93 @@ pub fn load(service: Component, env: &BTreeMap<String, String>, complete: bool) 
                 endpoints: Vec::new(),
                 redis: None,
                 database_url: Some(s.database_url).filter(|u| !u.is_empty()),
+                otlp: otlp(&s.telemetry),
             })
         }
     }
+}
+
+fn otlp(telemetry: &TelemetrySettings) -> Option<(String, OtlpProtocol)> {
+    Some((telemetry.otlp_endpoint.clone(), telemetry.otlp_protocol)).filter(|(e, _)| !e.is_empty())
+}
+
+/// What is wrong with an OTLP endpoint for its protocol: gRPC takes `http(s)://host:port`
+/// (a path would be ignored or refused), HTTP takes the full URL of the traces resource,
+/// `…/v1/traces`, as it is used verbatim.
+pub fn otlp_endpoint_problems(endpoint: &str, protocol: OtlpProtocol) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some((scheme, rest)) = endpoint.split_once("://") else {
+        return vec![format!("OTLP endpoint {endpoint} is not a URL (http://host:port)")];
+    };
+    if scheme != "http" && scheme != "https" {
+        problems.push(format!(
+            "OTLP endpoint {endpoint}: scheme {scheme}, expected http or https"
+        ));
+    }
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    if url_host_port(endpoint).is_none_or(|(host, port)| host.is_empty() || port.is_none()) {
+        problems.push(format!(
+            "OTLP endpoint {endpoint}: name the port ({authority} has none)"
+        ));
+    }
+    match protocol {
+        OtlpProtocol::Grpc if !path.is_empty() => problems.push(format!(
+            "OTLP endpoint {endpoint}: a gRPC endpoint has no path (/{path})"
+        )),
+        OtlpProtocol::Http if path != "v1/traces" => problems.push(format!(
+            "OTLP endpoint {endpoint}: an HTTP endpoint is used as is and must end in /v1/traces"
+        )),
+        _ => {}
+    }
+    problems
+}
+
+/// The port a collector's OTLP receiver listens on for `protocol`, from its configuration
+/// (`receivers.otlp.protocols.<grpc|http>.endpoint`; the collector's defaults otherwise).
+pub fn collector_port(config: &serde_yaml::Value, protocol: OtlpProtocol) -> Option<u16> {
+    let (key, default) = match protocol {
+        OtlpProtocol::Grpc => ("grpc", 4317),
+        OtlpProtocol::Http => ("http", 4318),
+    };
+    let protocols = config.get("receivers")?.get("otlp")?.get("protocols")?;
+    let receiver = protocols.get(key)?;
+    match receiver.get("endpoint").and_then(|e| e.as_str()) {
+        Some(endpoint) => endpoint.rsplit_once(':')?.1.parse().ok(),
+        None => Some(default),
+    }
+}
+
+/// The sample names our services expose on `/metrics`, from their real registries: a
+/// counter `x` is `x_total`, a histogram `x` is `x_bucket`, `x_sum` and `x_count`.
+pub fn exposed_metrics() -> BTreeSet<String> {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let gateway = gateway::metrics::Metrics::register(&mut registry);
+    // A labelled family is encoded only once it has a member.
+    let _ = gateway
+        .errors
+        .get_or_create(&gateway::metrics::CodeLabel { code: "internal" });
+    let _ = message_service::metrics::Metrics::register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("the registries encode");
+    let mut names = BTreeSet::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let (Some(name), Some(kind)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let suffixes: &[&str] = match kind {
+            "counter" => &["_total"],
+            "histogram" => &["_bucket", "_sum", "_count"],
+            "summary" => &["", "_sum", "_count"],
+            "info" => &["_info"],
+            _ => &[""],
+        };
+        names.extend(suffixes.iter().map(|s| format!("{name}{s}")));
+    }
+    names
 }
 
 /// In a container the listeners must bind every interface, or nothing outside the
@@ -210,5 +299,29 @@ mod tests {
             Some(Component::AllInOne)
         );
         assert_eq!(Component::from_image("jaegertracing/all-in-one:1"), None);
+    }
+
+    #[test]
+    fn otlp_endpoints_fit_their_protocol() {
+        assert!(otlp_endpoint_problems("http://otel-collector:4317", OtlpProtocol::Grpc).is_empty());
+        assert!(otlp_endpoint_problems("https://c.example:4318/v1/traces", OtlpProtocol::Http).is_empty());
+        assert!(!otlp_endpoint_problems("otel-collector:4317", OtlpProtocol::Grpc).is_empty());
+        assert!(!otlp_endpoint_problems("http://otel-collector", OtlpProtocol::Grpc).is_empty());
+        assert!(!otlp_endpoint_problems("http://c:4317/v1/traces", OtlpProtocol::Grpc).is_empty());
+        assert!(!otlp_endpoint_problems("http://c:4318", OtlpProtocol::Http).is_empty());
+    }
+
+    #[test]
+    fn the_exposed_metrics_are_read_from_the_registries() {
+        let names = exposed_metrics();
+        for name in [
+            "sc_gateway_connections",
+            "sc_gateway_acks_total",
+            "sc_gateway_send_seconds_bucket",
+            "sc_message_service_commit_batch_size_count",
+        ] {
+            assert!(names.contains(name), "{name} missing from {names:?}");
+        }
+        assert!(!names.contains("sc_gateway_acks"));
     }
 }
