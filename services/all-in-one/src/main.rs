@@ -1,9 +1,9 @@
 //! `super-channels`: the all-in-one server, the default `cargo run --release`.
 
 use anyhow::Context;
+use chat_common::cli::{OneShot, ServiceArgs};
 use chat_common::shutdown::{CancellationToken, cancel_on_signal};
 use clap::Parser;
-use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
@@ -11,30 +11,17 @@ use std::path::PathBuf;
     about = "Super Channels, all in one process: http://127.0.0.1:8080 by default"
 )]
 struct Args {
-    /// A TOML file layered over the built-in defaults; `SC_*` environment variables win over it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Ask a running instance's `/readyz` and exit 0 if it is ready (a container health check).
-    #[arg(long)]
-    probe_ready: bool,
-    /// Print the effective settings (defaults, file, environment) as TOML, secrets masked,
-    /// and exit.
-    #[arg(long)]
-    print_config: bool,
+    #[command(flatten)]
+    service: ServiceArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let settings = all_in_one::Settings::load(args.config.as_deref()).context("failed to load configuration")?;
-    if args.print_config {
-        print!("{}", chat_common::settings::to_toml(&settings));
-        return Ok(());
-    }
-    if args.probe_ready {
-        return chat_common::ops::probe(settings.ops_listen, "/readyz")
-            .await
-            .map_err(anyhow::Error::msg);
+    let settings =
+        all_in_one::Settings::load(args.service.config.as_deref()).context("failed to load configuration")?;
+    if let OneShot::Done(result) = args.service.one_shot(&settings, settings.ops_listen).await {
+        return result.map_err(anyhow::Error::msg);
     }
     let _telemetry = chat_common::telemetry::init("super-channels", &settings.log, &settings.telemetry)?;
     let shutdown = CancellationToken::new();

@@ -1,6 +1,7 @@
 //! What every Super Channels service shares.
 //!
 //! # Layout
+//! * [`cli`]: the flags every binary shares (`--config`, `--print-config`, `--probe-ready`).
 //! * [`settings`]: layered configuration (built-in defaults, an optional file, environment
 //!   variables), with errors that name the offending key.
 //! * [`telemetry`]: log setup, text for people and JSON for machines.
@@ -9,6 +10,7 @@
 //! * [`ops`]: `/healthz`, `/readyz` and `/metrics`, the same on every service, and the probe
 //!   that asks them.
 
+pub mod cli;
 pub mod ops;
 pub mod settings;
 pub mod shutdown;

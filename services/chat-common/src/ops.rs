@@ -91,3 +91,31 @@ pub async fn probe(addr: std::net::SocketAddr, path: &str) -> Result<(), String>
         Err(format!("{addr}{path}: {}", status_line.trim()))
     }
 }
+
+/// A running ops server. It is stopped explicitly, after the service has drained, so that
+/// `/readyz` (503 while draining) and `/metrics` stay readable through a shutdown.
+pub struct OpsServer {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OpsServer {
+    pub fn spawn(listener: tokio::net::TcpListener, readiness: Arc<dyn Readiness>, registry: Arc<Registry>) -> Self {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let app = router(readiness, registry);
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+            }
+        });
+        Self { stop, task }
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}

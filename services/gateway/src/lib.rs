@@ -143,24 +143,14 @@ impl Gateway {
             }
         });
 
-        let ops = ops::router(
+        let ops = ops::OpsServer::spawn(
+            ops_listener,
             Arc::new(Ready {
                 bus,
                 shutdown: shutdown.clone(),
             }),
             Arc::new(registry),
         );
-        // The ops server outlives the drain: /readyz answers 503 "draining" and /metrics
-        // stays readable until the last socket has closed.
-        let ops_stop = CancellationToken::new();
-        let ops_task = tokio::spawn({
-            let ops_stop = ops_stop.clone();
-            async move {
-                let _ = axum::serve(ops_listener, ops)
-                    .with_graceful_shutdown(ops_stop.cancelled_owned())
-                    .await;
-            }
-        });
 
         let connections = state.connections().clone();
         let app = app::router(state);
@@ -186,8 +176,7 @@ impl Gateway {
                 );
             }
             let _ = fan_out.await;
-            ops_stop.cancel();
-            let _ = ops_task.await;
+            ops.stop().await;
             tracing::info!("gateway stopped");
         });
         tracing::info!(%addr, %ops_addr, "gateway listening");

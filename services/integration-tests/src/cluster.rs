@@ -88,6 +88,19 @@ fn replace_database(url: &str, name: &str) -> String {
     }
 }
 
+/// A guest session from the gateway at `addr`; returns its token.
+pub async fn create_session(addr: SocketAddr, name: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/sessions"))
+        .json(&serde_json::json!({"name": name}))
+        .send()
+        .await
+        .expect("create session");
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
 pub struct TestCluster {
     pub db: TestDb,
     pub redis_prefix: String,
@@ -172,16 +185,7 @@ impl TestCluster {
 
     /// A guest session on gateway `i`; returns its token.
     pub async fn session(&self, i: usize, name: &str) -> String {
-        let response = self
-            .http
-            .post(format!("http://{}/api/v1/sessions", self.gateway(i)))
-            .json(&serde_json::json!({"name": name}))
-            .send()
-            .await
-            .expect("create session");
-        assert_eq!(response.status(), 201);
-        let body: serde_json::Value = response.json().await.unwrap();
-        body["token"].as_str().unwrap().to_owned()
+        create_session(self.gateway(i), name).await
     }
 
     /// A websocket client with a fresh guest session, on gateway `i`.

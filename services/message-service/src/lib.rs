@@ -118,7 +118,8 @@ impl MessageService {
         let (commits, committer) = committer::spawn(store.clone(), publish, &settings.commit, metrics);
         let service = grpc::ChatGrpc::new(store.clone(), commits, settings.history.clone());
 
-        let ops = ops::router(
+        let ops = ops::OpsServer::spawn(
+            ops_listener,
             Arc::new(Ready {
                 store,
                 bus,
@@ -126,17 +127,6 @@ impl MessageService {
             }),
             Arc::new(registry),
         );
-        // The ops server outlives the drain: /readyz answers 503 and /metrics stays
-        // readable until the last batch is published.
-        let ops_stop = CancellationToken::new();
-        let ops_task = tokio::spawn({
-            let ops_stop = ops_stop.clone();
-            async move {
-                let _ = axum::serve(ops_listener, ops)
-                    .with_graceful_shutdown(ops_stop.cancelled_owned())
-                    .await;
-            }
-        });
 
         let drain = Duration::from_secs(settings.drain_timeout_secs);
         let task = tokio::spawn(async move {
@@ -161,8 +151,7 @@ impl MessageService {
             let _ = committer.await;
             let _ = publisher.await;
             deadline.abort();
-            ops_stop.cancel();
-            let _ = ops_task.await;
+            ops.stop().await;
             tracing::info!("message service stopped");
         });
         tracing::info!(%grpc_addr, %ops_addr, "message service listening");

@@ -2,40 +2,26 @@
 
 use anyhow::Context;
 use chat_bus::redis_streams::RedisStreamsBus;
+use chat_common::cli::{OneShot, ServiceArgs};
 use chat_common::shutdown::{CancellationToken, cancel_on_signal};
 use chat_common::startup::wait_for;
 use clap::Parser;
 use message_service::{MessageService, connect_store, settings::Settings};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(version, about = "Super Channels message service")]
 struct Args {
-    /// A TOML file layered over the built-in defaults; `SC_*` environment variables win over it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Ask a running instance's `/readyz` and exit 0 if it is ready (a container health check).
-    #[arg(long)]
-    probe_ready: bool,
-    /// Print the effective settings (defaults, file, environment) as TOML, secrets masked,
-    /// and exit.
-    #[arg(long)]
-    print_config: bool,
+    #[command(flatten)]
+    service: ServiceArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let settings = Settings::load(args.config.as_deref()).context("failed to load configuration")?;
-    if args.print_config {
-        print!("{}", chat_common::settings::to_toml(&settings));
-        return Ok(());
-    }
-    if args.probe_ready {
-        return chat_common::ops::probe(settings.ops_listen, "/readyz")
-            .await
-            .map_err(anyhow::Error::msg);
+    let settings = Settings::load(args.service.config.as_deref()).context("failed to load configuration")?;
+    if let OneShot::Done(result) = args.service.one_shot(&settings, settings.ops_listen).await {
+        return result.map_err(anyhow::Error::msg);
     }
     let _telemetry = chat_common::telemetry::init("message-service", &settings.log, &settings.telemetry)?;
     let shutdown = CancellationToken::new();

@@ -1,6 +1,7 @@
 //! The topology as processes, through `scripts/cluster.sh` and its balancer: delivery
 //! through the balancer, a gateway drained under traffic, and services starting together.
 
+use integration_tests::cluster::create_session as session;
 use integration_tests::processes::{ScriptCluster, bin_dir, process_alive, send_signal};
 use integration_tests::ws::Event;
 use integration_tests::{TestDb, WsClient};
@@ -8,19 +9,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-async fn session(http: &reqwest::Client, addr: SocketAddr, name: &str) -> String {
-    let body: Value = http
-        .post(format!("http://{addr}/api/v1/sessions"))
-        .json(&json!({"name": name}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["token"].as_str().unwrap().to_owned()
-}
 
 /// Connects through the balancer, retrying while a gateway is going away.
 async fn connect_retrying(addr: SocketAddr, token: &str) -> WsClient {
@@ -57,13 +45,13 @@ async fn cluster_script_serves_every_gateway_through_the_balancer_and_down_leave
     let http = reqwest::Client::new();
     let mut members = Vec::new();
     for gateway in 1..=2 {
-        let token = session(&http, cluster.gateway(gateway), &format!("on gateway {gateway}")).await;
+        let token = session(cluster.gateway(gateway), &format!("on gateway {gateway}")).await;
         let mut member = WsClient::connect(cluster.gateway(gateway), &token).await;
         member.join("through", None).await;
         members.push(member);
     }
     // Send through the balancer, over HTTP and over a websocket.
-    let token = session(&http, cluster.balancer(), "sender").await;
+    let token = session(cluster.balancer(), "sender").await;
     let mut sender = WsClient::connect(cluster.balancer(), &token).await;
     sender.join("through", None).await;
     sender.send_text("through", "via the balancer", "b-1").await;
@@ -185,13 +173,12 @@ async fn a_gateway_and_a_message_service_drained_under_traffic_lose_and_repeat_n
     const QUOTA: usize = 40;
     let total = (PEERS * QUOTA) as u64;
     let cluster = ScriptCluster::up(2, 2).await;
-    let http = reqwest::Client::new();
     let mut peers = Vec::new();
     for i in 0..PEERS {
         peers.push(Peer {
             name: format!("peer{i}"),
             // Sessions straight from a gateway, so the balancer alternates the sockets.
-            token: session(&http, cluster.gateway(2), &format!("peer{i}")).await,
+            token: session(cluster.gateway(2), &format!("peer{i}")).await,
             balancer: cluster.balancer(),
             seen: Vec::new(),
             unacked: BTreeMap::new(),

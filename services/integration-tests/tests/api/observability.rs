@@ -1,24 +1,12 @@
 //! Observability: one trace per message across every process, logs that carry its id, and
 //! metrics that match the traffic.
 
+use integration_tests::cluster::create_session as session;
 use integration_tests::otlp::{OtlpReceiver, ReceivedSpan};
 use integration_tests::processes::ScriptCluster;
 use integration_tests::{TestCluster, WsClient};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
-
-async fn session(addr: std::net::SocketAddr, name: &str) -> String {
-    let body: Value = reqwest::Client::new()
-        .post(format!("http://{addr}/api/v1/sessions"))
-        .json(&json!({"name": name}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["token"].as_str().unwrap().to_owned()
-}
 
 fn in_trace<'a>(spans: &'a [ReceivedSpan], trace: &str, name: &str) -> Vec<&'a ReceivedSpan> {
     spans.iter().filter(|s| s.trace_id == trace && s.name == name).collect()
