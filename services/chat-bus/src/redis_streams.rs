@@ -15,7 +15,7 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct RedisStreamsConfig {
     /// May hold a password: masked when printed.
-    #[serde(serialize_with = "mask_url")]
+    #[serde(serialize_with = "chat_common::settings::serialize_url")]
     pub url: String,
     /// Prefix of every key, so deployments (and tests) can share one Redis.
     pub key_prefix: String,
@@ -27,20 +27,6 @@ pub struct RedisStreamsConfig {
     pub max_len: u64,
     /// How long one `XREAD BLOCK` waits, in milliseconds, before it is issued again.
     pub block_ms: u64,
-}
-
-fn mask_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
-    let masked = match url
-        .split_once("://")
-        .and_then(|(scheme, rest)| Some((scheme, rest.split_once('@')?)))
-    {
-        Some((scheme, (credentials, host))) if credentials.contains(':') => {
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:[redacted]@{host}")
-        }
-        _ => url.to_owned(),
-    };
-    s.serialize_str(&masked)
 }
 
 impl RedisStreamsConfig {

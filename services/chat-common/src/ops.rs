@@ -61,6 +61,13 @@ async fn metrics(State(state): State<OpsState>) -> Response {
         .into_response()
 }
 
+/// Binds a listener (port 0 picks a free port) and returns it with the address it got.
+pub async fn listen(addr: std::net::SocketAddr) -> std::io::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
 /// Asks a service's own ops endpoint whether it answers 200: the container health check,
 /// with no curl in the image. An unspecified listen address (`0.0.0.0`) is probed on
 /// loopback.

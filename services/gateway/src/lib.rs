@@ -75,13 +75,9 @@ impl Readiness for Ready {
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
-    let listener = TcpListener::bind(addr)
+    ops::listen(addr)
         .await
-        .map_err(|source| StartError::Bind { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| StartError::Bind { addr, source })?;
-    Ok((listener, local))
+        .map_err(|source| StartError::Bind { addr, source })
 }
 
 impl Gateway {

@@ -48,6 +48,12 @@ struct Request {
     span: tracing::Span,
 }
 
+/// What a sender waits on while its message is in a batch.
+struct Waiter {
+    reply: oneshot::Sender<Result<Committed, CommitError>>,
+    span: tracing::Span,
+}
+
 /// Submits sends to the committer. Cloned into every gRPC handler; when the last clone is
 /// dropped the committer finishes what is queued and stops.
 #[derive(Clone)]
@@ -91,8 +97,14 @@ async fn run(
     metrics: Metrics,
 ) {
     let mut batch: Vec<Request> = Vec::with_capacity(max_batch);
+    let mut messages: Vec<NewMessage> = Vec::with_capacity(max_batch);
+    let mut waiters: Vec<Waiter> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
-        let messages: Vec<NewMessage> = batch.iter().map(|r| r.message.clone()).collect();
+        // The store takes the messages as a slice; each sender keeps its reply and span.
+        for Request { message, reply, span } in batch.drain(..) {
+            messages.push(message);
+            waiters.push(Waiter { reply, span });
+        }
         metrics.batch_size.observe(messages.len() as f64);
         // One span for the transaction, linked to every message it carries, and a
         // `db.write` span in each message's own trace for the same time.
@@ -100,7 +112,7 @@ async fn run(
         let writes: Vec<tracing::Span> = if batch_span.is_disabled() {
             Vec::new()
         } else {
-            batch
+            waiters
                 .iter()
                 .map(|r| {
                     let context = r.span.context();
@@ -114,13 +126,14 @@ async fn run(
         };
         let started = Instant::now();
         let result = store.append_batch(&messages).instrument(batch_span).await;
+        messages.clear();
         drop(writes);
         metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
         match result {
             Ok(outcomes) => {
                 let mut events = Vec::with_capacity(outcomes.len());
                 let mut spans = Vec::new();
-                for (request, outcome) in batch.drain(..).zip(outcomes) {
+                for (request, outcome) in waiters.drain(..).zip(outcomes) {
                     let answer = match outcome {
                         AppendOutcome::Stored(message) => {
                             metrics.committed.inc();
@@ -170,13 +183,13 @@ async fn run(
             Err(error) => {
                 metrics.store_errors.inc();
                 let answer = if error.is_unavailable() {
-                    tracing::warn!(%error, batch = batch.len(), "group commit failed: database unavailable");
+                    tracing::warn!(%error, batch = waiters.len(), "group commit failed: database unavailable");
                     CommitError::Unavailable
                 } else {
-                    tracing::error!(error = ?error, batch = batch.len(), "group commit failed");
+                    tracing::error!(error = ?error, batch = waiters.len(), "group commit failed");
                     CommitError::Internal
                 };
-                for request in batch.drain(..) {
+                for request in waiters.drain(..) {
                     let _ = request.reply.send(Err(answer));
                 }
             }

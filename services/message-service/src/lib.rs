@@ -84,8 +84,8 @@ impl Readiness for Ready {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    ops::listen(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })
 }
@@ -100,16 +100,8 @@ impl MessageService {
         bus: Arc<dyn Bus>,
         shutdown: CancellationToken,
     ) -> Result<Self, StartError> {
-        let grpc_listener = bind(settings.grpc_listen).await?;
-        let ops_listener = bind(settings.ops_listen).await?;
-        let grpc_addr = grpc_listener.local_addr().map_err(|source| StartError::Bind {
-            addr: settings.grpc_listen,
-            source,
-        })?;
-        let ops_addr = ops_listener.local_addr().map_err(|source| StartError::Bind {
-            addr: settings.ops_listen,
-            source,
-        })?;
+        let (grpc_listener, grpc_addr) = bind(settings.grpc_listen).await?;
+        let (ops_listener, ops_addr) = bind(settings.ops_listen).await?;
 
         let mut registry = Registry::default();
         let metrics = metrics::Metrics::register(&mut registry);
