@@ -21,17 +21,10 @@ logs="$state/logs"
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=lib.sh
+. "$root/scripts/lib.sh"
 alive() { [ -f "$pids/$1.pid" ] && kill -0 "$(cat "$pids/$1.pid")" 2>/dev/null; }
 
-find_pg_bin() {
-  command -v "$1" 2>/dev/null && return 0
-  ls /usr/lib/postgresql/*/bin/"$1" 2>/dev/null | sort -V | tail -n 1
-}
-
-as_pg_user() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
 
 # Waits until the command succeeds, up to $2 seconds, while the recorded process $1 lives.
 wait_until() {
@@ -54,14 +47,6 @@ spawn() {
   echo $! >"$pids/$name.pid"
 }
 
-ensure_haproxy() {
-  command -v haproxy >/dev/null 2>&1 && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing haproxy (Debian package)"
-    (apt-get install -y -qq haproxy >/dev/null 2>&1) || (apt-get update -qq && apt-get install -y -qq haproxy >/dev/null)
-  fi
-  command -v haproxy >/dev/null 2>&1 || die "haproxy is needed as the balancer: apt-get install haproxy"
-}
 
 ensure_binaries() {
   bin="${CLUSTER_BIN_DIR:-${CARGO_TARGET_DIR:-$root/target}/release}"
@@ -92,7 +77,7 @@ start_redis() {
   local port=$1
   command -v redis-server >/dev/null 2>&1 || die "Redis is needed: set REDIS_URL or apt-get install redis-server"
   spawn redis redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$state"
-  wait_until redis 10 port_open "$port"
+  wait_until redis 10 port_open 127.0.0.1 "$port"
   export REDIS_URL="redis://127.0.0.1:$port"
 }
 
@@ -146,7 +131,7 @@ cmd_up() {
   if ls "$pids"/*.pid >/dev/null 2>&1; then die "a cluster is already up in $state (run: $0 down)"; fi
   mkdir -p "$pids" "$logs"
   ensure_binaries
-  ensure_haproxy
+  ensure_haproxy || die "no balancer"
   [ -n "${DATABASE_URL:-}" ] || start_postgres $((port + 400))
   [ -n "${REDIS_URL:-}" ] || start_redis $((port + 401))
   local secret="${SC_AUTH__SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
@@ -175,7 +160,7 @@ cmd_up() {
   write_haproxy_config "$port" "$gateways"
   haproxy -c -q -f "$state/haproxy.cfg" || die "invalid haproxy config $state/haproxy.cfg"
   haproxy -D -f "$state/haproxy.cfg" >"$logs/haproxy.log" 2>&1 || { cat "$logs/haproxy.log" >&2; die "haproxy did not start"; }
-  wait_until haproxy 10 port_open "$port"
+  wait_until haproxy 10 port_open 127.0.0.1 "$port"
   log "up: http://127.0.0.1:$port ($gateways gateways, $services message services)"
 }
 

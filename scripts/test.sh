@@ -25,23 +25,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+# shellcheck source=lib.sh
+. scripts/lib.sh
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
     || echo $((20000 + RANDOM % 20000))
 }
 
-find_bin() {
-  local name=$1
-  command -v "$name" 2>/dev/null && return 0
-  ls /usr/lib/postgresql/*/bin/"$name" 2>/dev/null | sort -V | tail -n 1
-}
-
-# initdb refuses to run as root; run the throwaway cluster as the postgres user then.
-as_pg_user() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
 
 ensure_tmp() {
   if [ -z "$tmp_root" ]; then
@@ -54,8 +45,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
   if port_open 127.0.0.1 5432; then
     export DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
   else
-    initdb=$(find_bin initdb || true)
-    pg_ctl=$(find_bin pg_ctl || true)
+    initdb=$(find_pg_bin initdb || true)
+    pg_ctl=$(find_pg_bin pg_ctl || true)
     if [ -z "$initdb" ] || [ -z "$pg_ctl" ]; then
       log "PostgreSQL is needed: set DATABASE_URL, run one on 127.0.0.1:5432, or install the"
       log "server binaries (Debian: apt-get install postgresql) so this script can start one."
@@ -96,15 +87,7 @@ fi
 
 # The cluster tests run scripts/cluster.sh, whose balancer is haproxy. Install it here, once,
 # rather than from tests running in parallel.
-if ! command -v haproxy >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing haproxy (Debian package) for the cluster tests"
-    apt-get install -y -qq haproxy >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
-  else
-    log "haproxy is needed by the cluster tests: apt-get install haproxy"
-    exit 1
-  fi
-fi
+ensure_haproxy || exit 1
 
 log "DATABASE_URL=$DATABASE_URL"
 log "REDIS_URL=$REDIS_URL"
