@@ -122,6 +122,8 @@ impl From<&ChatMessage> for v1::ChatMessage {
             client_msg_id: m.client_msg_id.as_str().to_owned(),
             kind: kind_to_wire(m.kind) as i32,
             sent_at_ms: m.sent_at_ms,
+            attachment_id: m.attachment,
+            deleted: m.deleted,
         }
     }
 }
@@ -138,6 +140,8 @@ impl TryFrom<v1::ChatMessage> for ChatMessage {
             client_msg_id: ClientMsgId::parse(&m.client_msg_id).map_err(|e| invalid("client_msg_id", e))?,
             kind: kind_from_wire(m.kind)?,
             sent_at_ms: m.sent_at_ms,
+            attachment: m.attachment_id,
+            deleted: m.deleted,
         })
     }
 }

@@ -23,6 +23,10 @@ static_dir = "static"
 database_url = ""
 auth_secret = ""
 bus_capacity = 100000
+guests = true
+jwt_secret = ""
+admins = []
+max_upload_bytes = 5242880
 
 [log]
 format = "text"
@@ -51,6 +55,14 @@ pub struct Settings {
     pub auth_secret: String,
     /// Events the in-process bus keeps for readers that fall behind.
     pub bus_capacity: usize,
+    /// Sessions from a display name alone, without an account.
+    pub guests: bool,
+    /// External-token mode (HS256 JWTs signed with this key); empty is off.
+    #[serde(serialize_with = "chat_common::settings::serialize_secret")]
+    pub jwt_secret: String,
+    /// Usernames that are administrators by configuration.
+    pub admins: Vec<String>,
+    pub max_upload_bytes: usize,
     pub log: LogSettings,
     pub telemetry: TelemetrySettings,
 }
@@ -120,6 +132,16 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
+/// The database URL the settings name: the configured one, or the SQLite file in the data
+/// directory.
+pub fn database_url(settings: &Settings) -> String {
+    if settings.database_url.is_empty() {
+        format!("sqlite://{}", settings.data_dir.join("chat.db").display())
+    } else {
+        settings.database_url.clone()
+    }
+}
+
 /// Starts both services. Stops when `shutdown` is cancelled.
 pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<AllInOne, StartError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
@@ -127,11 +149,7 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Al
         source,
     })?;
     let secret = session_secret(&settings)?;
-    let database_url = if settings.database_url.is_empty() {
-        format!("sqlite://{}", settings.data_dir.join("chat.db").display())
-    } else {
-        settings.database_url.clone()
-    };
+    let database_url = database_url(&settings);
 
     let mut service_settings = message_service::settings::Settings::defaults();
     service_settings.grpc_listen = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -139,19 +157,33 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Al
     service_settings.database.url = database_url;
     service_settings.log = settings.log.clone();
     service_settings.telemetry = settings.telemetry.clone();
-    let store = message_service::connect_store(&service_settings.database).await?;
+    // One pool for both services: SQLite has one writer at a time anyway.
+    let database = gateway::connect_database(&service_settings.database)
+        .await
+        .map_err(message_service::StartError::from)?;
     let bus = Arc::new(InProcessBus::new(settings.bus_capacity));
-    let service = MessageService::start(&service_settings, store, bus.clone(), shutdown.clone()).await?;
+    let service = MessageService::start(
+        &service_settings,
+        database.messages.clone(),
+        bus.clone(),
+        shutdown.clone(),
+    )
+    .await?;
 
     let mut gateway_settings = gateway::settings::Settings::defaults();
     gateway_settings.listen = settings.listen;
     gateway_settings.ops_listen = settings.ops_listen;
     gateway_settings.static_dir = settings.static_dir.clone();
     gateway_settings.auth.secret = secret;
+    gateway_settings.auth.guests = settings.guests;
+    gateway_settings.auth.jwt_secret = settings.jwt_secret;
+    gateway_settings.auth.admins = settings.admins;
+    gateway_settings.uploads.max_bytes = settings.max_upload_bytes;
+    gateway_settings.database = service_settings.database.clone();
     gateway_settings.message_service.endpoints = vec![format!("http://{}", service.grpc_addr)];
     gateway_settings.log = settings.log;
     gateway_settings.telemetry = settings.telemetry;
-    let gateway = Gateway::start(gateway_settings, bus, shutdown).await?;
+    let gateway = Gateway::start(gateway_settings, database, bus, shutdown).await?;
     Ok(AllInOne {
         addr: gateway.addr,
         ops_addr: gateway.ops_addr,

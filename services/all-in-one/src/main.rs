@@ -4,6 +4,7 @@ use anyhow::Context;
 use chat_common::cli::{OneShot, ServiceArgs};
 use chat_common::shutdown::{CancellationToken, cancel_on_signal};
 use clap::Parser;
+use gateway::admin_cli::AdminCommand;
 
 #[derive(Parser)]
 #[command(
@@ -13,6 +14,8 @@ use clap::Parser;
 struct Args {
     #[command(flatten)]
     service: ServiceArgs,
+    #[command(subcommand)]
+    command: Option<AdminCommand>,
 }
 
 #[tokio::main]
@@ -22,6 +25,16 @@ async fn main() -> anyhow::Result<()> {
         all_in_one::Settings::load(args.service.config.as_deref()).context("failed to load configuration")?;
     if let OneShot::Done(result) = args.service.one_shot(&settings, settings.ops_listen).await {
         return result.map_err(anyhow::Error::msg);
+    }
+    if let Some(command) = args.command {
+        std::fs::create_dir_all(&settings.data_dir).context("cannot create the data directory")?;
+        let mut database = message_service::settings::Settings::defaults().database;
+        database.url = all_in_one::database_url(&settings);
+        let database = gateway::connect_database(&database)
+            .await
+            .context("cannot open the database")?;
+        println!("{}", command.run(database.directory.as_ref()).await?);
+        return Ok(());
     }
     let _telemetry = chat_common::telemetry::init("super-channels", &settings.log, &settings.telemetry)?;
     let shutdown = CancellationToken::new();

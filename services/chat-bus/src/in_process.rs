@@ -140,6 +140,7 @@ mod tests {
 
     fn event(seq: u64) -> BusEvent {
         BusEvent {
+            kind: crate::EventKind::Message,
             room: RoomName::parse("r").unwrap(),
             seq,
             payload: Bytes::from(format!("{{\"seq\":{seq}}}")),

@@ -20,9 +20,46 @@ pub mod redis_streams;
 use bytes::Bytes;
 use chat_domain::RoomName;
 
-/// One committed message on its way to the gateways.
+/// What an event is, and so how a gateway handles it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventKind {
+    /// A committed message: part of the room's sequence, delivered in `seq` order exactly
+    /// once, and gap-filled from the database.
+    #[default]
+    Message,
+    /// A frame for the room's members now, outside the sequence (`seq` is 0): a message
+    /// deleted, the room deleted. Not replayed; the database already reflects it, so a
+    /// client that missed it sees the same state on its next history read.
+    Notice,
+    /// For the gateways themselves, not clients (`seq` is 0): a JSON instruction such as
+    /// "this user's sessions ended" or "this user left that room". `room` only picks the shard.
+    Control,
+}
+
+impl EventKind {
+    /// The stream entry's `k` field; messages, the bulk of the traffic, carry none.
+    fn wire(self) -> Option<&'static str> {
+        match self {
+            Self::Message => None,
+            Self::Notice => Some("n"),
+            Self::Control => Some("c"),
+        }
+    }
+
+    fn from_wire(value: Option<&[u8]>) -> Option<Self> {
+        match value {
+            None => Some(Self::Message),
+            Some(b"n") => Some(Self::Notice),
+            Some(b"c") => Some(Self::Control),
+            Some(_) => None,
+        }
+    }
+}
+
+/// One event on its way to the gateways: most often a committed message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusEvent {
+    pub kind: EventKind,
     pub room: RoomName,
     pub seq: u64,
     /// The frame exactly as clients receive it, serialized once by the publisher.
@@ -81,6 +118,20 @@ pub trait BusReader: Send {
     /// inside, and yields [`BusItem::Resync`] once it is back. Cancel-safe: dropping the
     /// future loses nothing that was not yet returned.
     async fn next_batch(&mut self) -> Vec<BusItem>;
+}
+
+impl BusEvent {
+    /// A notice or control event: outside every room's sequence.
+    pub fn unsequenced(kind: EventKind, room: RoomName, payload: Bytes) -> Self {
+        Self {
+            kind,
+            room,
+            seq: 0,
+            payload,
+            traceparent: None,
+            published_at_ms: None,
+        }
+    }
 }
 
 /// The shard of a room's stream. A stable hash (FNV-1a), so that every process agrees.

@@ -3,7 +3,7 @@
 //! all shards with one `XREAD BLOCK` from its last seen ids, and after a lost connection
 //! resumes from those same ids.
 
-use crate::{Bus, BusError, BusEvent, BusItem, BusReader, shard_of};
+use crate::{Bus, BusError, BusEvent, BusItem, BusReader, EventKind, shard_of};
 use bytes::Bytes;
 use chat_domain::RoomName;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
@@ -103,6 +103,9 @@ impl Bus for RedisStreamsBus {
                 .arg(event.payload.as_ref());
             if let Some(tp) = &event.traceparent {
                 cmd.arg("t").arg(tp.as_str());
+            }
+            if let Some(kind) = event.kind.wire() {
+                cmd.arg("k").arg(kind);
             }
             cmd.ignore();
         }
@@ -236,6 +239,7 @@ fn parse_entry(map: &std::collections::HashMap<String, Value>) -> Option<BusEven
     let payload = Bytes::from(field_bytes(map, "p")?);
     let traceparent = field_bytes(map, "t").and_then(|t| String::from_utf8(t).ok());
     Some(BusEvent {
+        kind: EventKind::from_wire(field_bytes(map, "k").as_deref())?,
         room: RoomName::parse(&room).ok()?,
         seq,
         payload,

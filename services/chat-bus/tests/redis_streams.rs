@@ -20,6 +20,12 @@ fn config() -> RedisStreamsConfig {
 
 fn event(room: &str, seq: u64) -> BusEvent {
     BusEvent {
+        // Every kind travels: the reader must hand back exactly what was published.
+        kind: match seq % 5 {
+            3 => chat_bus::EventKind::Notice,
+            4 => chat_bus::EventKind::Control,
+            _ => chat_bus::EventKind::Message,
+        },
         room: RoomName::parse(room).unwrap(),
         seq,
         payload: Bytes::from(format!("{{\"room\":\"{room}\",\"seq\":{seq}}}")),

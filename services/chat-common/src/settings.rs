@@ -3,6 +3,7 @@
 //! (`SC_DATABASE__URL`). Later layers win. `docs/configuration.md` lists every key.
 
 use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::path::Path;
 
@@ -83,6 +84,29 @@ pub fn rule(key: &'static str, problem: impl Into<String>) -> SettingsError {
     SettingsError::Rule {
         key,
         problem: problem.into(),
+    }
+}
+
+/// Where a service's database is: shared by every service that opens one.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://…` or `sqlite://path`. May hold a password: never logged.
+    #[serde(serialize_with = "serialize_url")]
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+impl DatabaseSettings {
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if !(self.url.starts_with("postgres") || self.url.starts_with("sqlite:")) {
+            return Err(rule("database.url", "must start with postgres:// or sqlite:"));
+        }
+        if self.max_connections == 0 {
+            return Err(rule("database.max_connections", "must be at least 1"));
+        }
+        Ok(())
     }
 }
 

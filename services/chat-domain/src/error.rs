@@ -23,6 +23,24 @@ pub enum ErrorCode {
     InvalidName,
     /// A request parameter (limit, cursor …) is out of range.
     InvalidArgument,
+    /// A username breaks its rules.
+    InvalidUsername,
+    /// An e-mail address is not shaped like one.
+    InvalidEmail,
+    /// A profile field (first or last name, bio) breaks its rules.
+    InvalidProfile,
+    /// A new password is too short, too long, or contains the username.
+    WeakPassword,
+    /// The username is registered already (usernames are unique regardless of case).
+    UsernameTaken,
+    /// Log-in failed: no such user or wrong password (deliberately not told apart).
+    InvalidCredentials,
+    /// The account has been disabled by an administrator.
+    AccountDisabled,
+    /// An upload or body is larger than allowed.
+    PayloadTooLarge,
+    /// An upload is not one of the accepted image types (judged by its bytes).
+    UnsupportedMediaType,
     /// Binary websocket frames are not part of the protocol.
     BinaryFrame,
     /// The connection is already in as many rooms as allowed.
@@ -58,6 +76,15 @@ impl ErrorCode {
             Self::InvalidClientMsgId => "invalid_client_msg_id",
             Self::InvalidName => "invalid_name",
             Self::InvalidArgument => "invalid_argument",
+            Self::InvalidUsername => "invalid_username",
+            Self::InvalidEmail => "invalid_email",
+            Self::InvalidProfile => "invalid_profile",
+            Self::WeakPassword => "weak_password",
+            Self::UsernameTaken => "username_taken",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::AccountDisabled => "account_disabled",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::BinaryFrame => "binary_frame",
             Self::TooManyRooms => "too_many_rooms",
             Self::NotJoined => "not_joined",
@@ -87,12 +114,19 @@ impl ErrorCode {
             | Self::InvalidClientMsgId
             | Self::InvalidName
             | Self::InvalidArgument
+            | Self::InvalidUsername
+            | Self::InvalidEmail
+            | Self::InvalidProfile
+            | Self::WeakPassword
             | Self::BinaryFrame
             | Self::TooManyRooms
             | Self::NotJoined
             | Self::AlreadyJoined => 400,
-            Self::Unauthorized => 401,
-            Self::Forbidden => 403,
+            Self::Unauthorized | Self::InvalidCredentials => 401,
+            Self::Forbidden | Self::AccountDisabled => 403,
+            Self::UsernameTaken => 409,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
             Self::NotFound => 404,
             Self::RateLimited => 429,
             Self::Unavailable => 503,
@@ -101,7 +135,7 @@ impl ErrorCode {
     }
 }
 
-const ALL_CODES: [ErrorCode; 18] = [
+const ALL_CODES: [ErrorCode; 27] = [
     ErrorCode::InvalidJson,
     ErrorCode::UnknownType,
     ErrorCode::MissingField,
@@ -110,6 +144,15 @@ const ALL_CODES: [ErrorCode; 18] = [
     ErrorCode::InvalidClientMsgId,
     ErrorCode::InvalidName,
     ErrorCode::InvalidArgument,
+    ErrorCode::InvalidUsername,
+    ErrorCode::InvalidEmail,
+    ErrorCode::InvalidProfile,
+    ErrorCode::WeakPassword,
+    ErrorCode::UsernameTaken,
+    ErrorCode::InvalidCredentials,
+    ErrorCode::AccountDisabled,
+    ErrorCode::PayloadTooLarge,
+    ErrorCode::UnsupportedMediaType,
     ErrorCode::BinaryFrame,
     ErrorCode::TooManyRooms,
     ErrorCode::NotJoined,

@@ -8,11 +8,14 @@
 //! * [`protocol`]: client frames (parsed with precise error codes) and server frames.
 //! * [`error`]: the stable error codes and websocket close codes of the protocol.
 
+pub mod account;
 pub mod error;
 pub mod message;
 pub mod names;
 pub mod protocol;
+pub mod upload;
 
+pub use account::{Bio, Email, Password, PersonName, Role, Username};
 pub use error::{CloseCode, ErrorCode};
 pub use message::{Author, ChatMessage, MessageKind};
 pub use names::{ClientMsgId, DisplayName, MessageText, NameError, RoomName, UserId};

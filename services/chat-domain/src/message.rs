@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// What a message carries. Image messages arrive with the accounts and uploads work.
+/// What a message carries: text, or an image (an upload, with the text as its caption).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
@@ -55,6 +55,22 @@ pub struct ChatMessage {
     pub kind: MessageKind,
     /// Commit time, milliseconds since the Unix epoch.
     pub sent_at_ms: i64,
+    /// The upload an image message shows.
+    pub attachment: Option<i64>,
+    /// Deleted by an administrator: a tombstone that keeps its seq (so the room's sequence
+    /// stays gapless for readers) but has no content and is never shown.
+    pub deleted: bool,
+}
+
+/// Where clients fetch an upload; the one place the URL is spelled.
+pub fn upload_url(id: i64) -> String {
+    format!("/api/v1/uploads/{id}")
+}
+
+#[derive(Serialize)]
+pub(crate) struct AttachmentView {
+    id: i64,
+    url: String,
 }
 
 /// The `message` frame's shape, borrowed from a [`ChatMessage`].
@@ -70,6 +86,8 @@ pub(crate) struct MessageView<'a> {
     sent_at: String,
     client_msg_id: &'a ClientMsgId,
     kind: MessageKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attachment: Option<AttachmentView>,
 }
 
 impl ChatMessage {
@@ -84,6 +102,10 @@ impl ChatMessage {
             sent_at: format_millis(self.sent_at_ms),
             client_msg_id: &self.client_msg_id,
             kind: self.kind,
+            attachment: self.attachment.map(|id| AttachmentView {
+                id,
+                url: upload_url(id),
+            }),
         }
     }
 
@@ -116,6 +138,8 @@ mod tests {
             client_msg_id: ClientMsgId::parse("c-1").unwrap(),
             kind: MessageKind::Text,
             sent_at_ms: 1_700_000_000_123,
+            attachment: None,
+            deleted: false,
         }
     }
 
@@ -131,6 +155,21 @@ mod tests {
                 "sent_at": "2023-11-14T22:13:20.123Z",
                 "client_msg_id": "c-1", "kind": "text"
             })
+        );
+    }
+
+    #[test]
+    fn an_image_message_names_its_upload() {
+        let message = ChatMessage {
+            kind: MessageKind::Image,
+            attachment: Some(12),
+            ..sample()
+        };
+        let frame: serde_json::Value = serde_json::from_slice(&message.to_frame()).unwrap();
+        assert_eq!(frame["kind"], "image");
+        assert_eq!(
+            frame["attachment"],
+            serde_json::json!({"id": 12, "url": "/api/v1/uploads/12"})
         );
     }
 }

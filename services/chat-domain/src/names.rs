@@ -89,6 +89,11 @@ impl MessageText {
         if input.trim().is_empty() {
             return Err(NameError("message text is empty"));
         }
+        Self::caption(input)
+    }
+
+    /// The text of an image message: the same rules, but it may be empty.
+    pub fn caption(input: String) -> Result<Self, NameError> {
         // A cheap byte-length bound first: 4 bytes is the widest UTF-8 character.
         if input.len() > Self::MAX_CHARS * 4 || input.chars().count() > Self::MAX_CHARS {
             return Err(NameError("message text is longer than 4000 characters"));

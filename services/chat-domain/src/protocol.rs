@@ -5,7 +5,7 @@
 //! the bytes to send. `docs/protocol.md` is the document of record.
 
 use crate::error::ErrorCode;
-use crate::message::{ChatMessage, MessageView, format_millis};
+use crate::message::{Author, ChatMessage, MessageKind, MessageView, format_millis};
 use crate::names::{ClientMsgId, MessageText, RoomName};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,9 @@ pub enum ClientFrame {
         /// A W3C `traceparent` from the browser: the send's trace continues it. One that is
         /// not well formed is ignored, as the W3C specification asks.
         traceparent: Option<String>,
+        /// An upload of the sender's: the message is an image, and `text` its caption
+        /// (which may then be empty).
+        attachment: Option<i64>,
     },
 }
 
@@ -73,6 +76,7 @@ struct RawFrame {
     client_msg_id: Option<String>,
     since_seq: Option<u64>,
     traceparent: Option<String>,
+    attachment_id: Option<i64>,
 }
 
 impl ClientFrame {
@@ -109,13 +113,27 @@ impl ClientFrame {
                 let client_msg_id = raw.client_msg_id.as_deref().ok_or_else(|| missing("client_msg_id"))?;
                 let client_msg_id = ClientMsgId::parse(client_msg_id)
                     .map_err(|e| FrameError::new(ErrorCode::InvalidClientMsgId, e.0))?;
-                let text = raw.text.ok_or_else(|| missing("text"))?;
-                let text = MessageText::parse(text).map_err(|e| FrameError::new(ErrorCode::InvalidText, e.0))?;
+                let attachment = match raw.attachment_id {
+                    Some(id) if id <= 0 => {
+                        return Err(FrameError::new(
+                            ErrorCode::InvalidArgument,
+                            "attachment_id must be a positive upload id",
+                        ));
+                    }
+                    other => other,
+                };
+                let text = match (raw.text, attachment) {
+                    (Some(text), None) => MessageText::parse(text),
+                    (text, Some(_)) => MessageText::caption(text.unwrap_or_default()),
+                    (None, None) => return Err(missing("text")),
+                }
+                .map_err(|e| FrameError::new(ErrorCode::InvalidText, e.0))?;
                 Ok(Self::Send {
                     room,
                     text,
                     client_msg_id,
                     traceparent: raw.traceparent.filter(|tp| is_traceparent(tp)),
+                    attachment,
                 })
             }
             other => Err(FrameError::new(
@@ -149,7 +167,7 @@ fn to_bytes<T: Serialize>(frame: &T) -> Bytes {
 }
 
 /// `joined`: the room's `last_seq` when the join took effect and the history the client
-/// needs before live messages. `has_more` says older messages exist beyond `history`
+/// needs before live messages (deleted messages left out). `has_more` says older messages exist beyond `history`
 /// (page them over HTTP).
 pub fn joined_frame(room: &RoomName, last_seq: u64, history: &[ChatMessage], has_more: bool) -> Bytes {
     #[derive(Serialize)]
@@ -165,7 +183,7 @@ pub fn joined_frame(room: &RoomName, last_seq: u64, history: &[ChatMessage], has
         ty: "joined",
         room,
         last_seq,
-        history: history.iter().map(ChatMessage::view).collect(),
+        history: history.iter().filter(|m| !m.deleted).map(ChatMessage::view).collect(),
         has_more,
     })
 }
@@ -203,6 +221,63 @@ pub fn ack_frame(message: &ChatMessage, duplicate: bool) -> Bytes {
         id: message.id,
         sent_at: format_millis(message.sent_at_ms),
         duplicate,
+    })
+}
+
+/// `deleted`: an administrator deleted message `id` (seq `seq`) of `room`; clients remove it.
+pub fn deleted_frame(room: &RoomName, id: i64, seq: u64) -> Bytes {
+    #[derive(Serialize)]
+    struct Deleted<'a> {
+        #[serde(rename = "type")]
+        ty: &'static str,
+        room: &'a RoomName,
+        id: i64,
+        seq: u64,
+    }
+    to_bytes(&Deleted {
+        ty: "deleted",
+        room,
+        id,
+        seq,
+    })
+}
+
+/// `room_deleted`: an administrator deleted the room; the socket no longer receives it.
+pub fn room_deleted_frame(room: &RoomName) -> Bytes {
+    #[derive(Serialize)]
+    struct RoomDeleted<'a> {
+        #[serde(rename = "type")]
+        ty: &'static str,
+        room: &'a RoomName,
+    }
+    to_bytes(&RoomDeleted {
+        ty: "room_deleted",
+        room,
+    })
+}
+
+/// Characters of a message's text that a `notify` frame carries.
+pub const PREVIEW_CHARS: usize = 100;
+
+/// `notify`: a new message in a room the user belongs to but has not joined on this socket.
+pub fn notify_frame(room: &RoomName, seq: u64, user: &Author, text: &str, kind: MessageKind) -> Bytes {
+    #[derive(Serialize)]
+    struct Notify<'a> {
+        #[serde(rename = "type")]
+        ty: &'static str,
+        room: &'a RoomName,
+        seq: u64,
+        user: &'a Author,
+        preview: String,
+        kind: MessageKind,
+    }
+    to_bytes(&Notify {
+        ty: "notify",
+        room,
+        seq,
+        user,
+        preview: text.chars().take(PREVIEW_CHARS).collect(),
+        kind,
     })
 }
 

@@ -189,6 +189,8 @@ impl Assigned<'_> {
                 client_msg_id: m.client_msg_id.clone(),
                 kind: m.kind,
                 sent_at_ms: ins.created_at_ms,
+                attachment: m.attachment,
+                deleted: false,
             });
         }
         Ok(self

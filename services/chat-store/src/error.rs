@@ -20,6 +20,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database migration failed")]
     Migrate(#[source] MigrateError),
+    /// A uniqueness rule refused the write (a taken username).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The URL names no backend this store speaks.
     #[error("invalid database url: {0}")]
     InvalidUrl(String),

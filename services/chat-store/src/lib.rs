@@ -23,12 +23,20 @@
 //! * [`error`](StoreError): the error type, and which failures mean "unavailable, retry".
 
 mod batch;
+mod blobs;
+mod directory;
+mod directory_sql;
 mod error;
 mod postgres;
 mod rows;
 mod sqlite;
 mod store;
 
+pub use blobs::{Blob, Blobs};
+pub use directory::{
+    AuditEntry, DeletedMessage, Directory, Entered, MemberRoom, NewAuditEntry, NewUser, ProfileUpdate, RoomMember,
+    Search, SessionLookup, SessionRecord, UserRecord,
+};
 pub use error::StoreError;
 pub use store::{AppendOutcome, NewMessage, RoomInfo, Store};
 
@@ -111,9 +119,43 @@ impl Backend {
 /// Picks PostgreSQL or SQLite by the URL's scheme, connects, and applies pending migrations
 /// before returning, so a store that exists has the schema this code expects.
 pub async fn connect(options: &ConnectOptions) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(open(options).await?.messages)
+}
+
+/// Every view of one database, sharing one pool: the message store (the message service's),
+/// and the directory and uploads (the gateway's HTTP API).
+#[derive(Clone)]
+pub struct Database {
+    pub messages: Arc<dyn Store>,
+    pub directory: Arc<dyn Directory>,
+    pub blobs: Arc<dyn Blobs>,
+}
+
+/// Like [`connect`], with every view of the database.
+pub async fn open(options: &ConnectOptions) -> Result<Database, StoreError> {
     Ok(match Backend::of(&options.url)? {
-        Backend::Postgres => Arc::new(postgres::PgStore::connect(options).await?),
-        Backend::Sqlite => Arc::new(sqlite::SqliteStore::connect(options).await?),
+        Backend::Postgres => {
+            let store = postgres::PgStore::connect(options).await?;
+            let directory = Arc::new(directory_sql::SqlDirectory {
+                pool: store.pool.clone(),
+            });
+            Database {
+                messages: Arc::new(store),
+                directory: directory.clone(),
+                blobs: directory,
+            }
+        }
+        Backend::Sqlite => {
+            let store = sqlite::SqliteStore::connect(options).await?;
+            let directory = Arc::new(directory_sql::SqlDirectory {
+                pool: store.pool.clone(),
+            });
+            Database {
+                messages: Arc::new(store),
+                directory: directory.clone(),
+                blobs: directory,
+            }
+        }
     })
 }
 

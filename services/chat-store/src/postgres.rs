@@ -31,7 +31,7 @@ macro_rules! now_ms {
 }
 
 pub(crate) struct PgStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PgStore {
@@ -59,12 +59,14 @@ impl PgStore {
     }
 
     async fn fetch_room(&self, name: &RoomName) -> Result<Option<RoomRow>, StoreError> {
-        Ok(
-            sqlx::query_as(concat!("SELECT ", room_columns!(), " FROM rooms WHERE name = $1"))
-                .bind(name.as_str())
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            room_columns!(),
+            " FROM rooms WHERE name = $1 AND deleted_at_ms IS NULL"
+        ))
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }
 
@@ -78,7 +80,7 @@ impl Store for PgStore {
             let created: Option<RoomRow> = sqlx::query_as(concat!(
                 "INSERT INTO rooms (name, created_at_ms) VALUES ($1, ",
                 now_ms!(),
-                ") ON CONFLICT (name) DO NOTHING RETURNING ",
+                ") ON CONFLICT (name) DO UPDATE SET deleted_at_ms = NULL WHERE rooms.deleted_at_ms IS NOT NULL RETURNING ",
                 room_columns!()
             ))
             .bind(name.as_str())
@@ -104,7 +106,7 @@ impl Store for PgStore {
                 sqlx::query_as(concat!(
                     "SELECT ",
                     room_columns!(),
-                    " FROM rooms WHERE name > $1 ORDER BY name LIMIT $2"
+                    " FROM rooms WHERE name > $1 AND deleted_at_ms IS NULL ORDER BY name LIMIT $2"
                 ))
                 .bind(after.as_str())
                 .bind(i64::from(limit))
@@ -115,7 +117,7 @@ impl Store for PgStore {
                 sqlx::query_as(concat!(
                     "SELECT ",
                     room_columns!(),
-                    " FROM rooms ORDER BY name LIMIT $1"
+                    " FROM rooms WHERE deleted_at_ms IS NULL ORDER BY name LIMIT $1"
                 ))
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
@@ -135,7 +137,7 @@ impl Store for PgStore {
         let locked: Vec<RoomRow> = sqlx::query_as(concat!(
             "SELECT ",
             room_columns!(),
-            " FROM rooms WHERE name = ANY($1) ORDER BY id FOR UPDATE"
+            " FROM rooms WHERE name = ANY($1) AND deleted_at_ms IS NULL ORDER BY id FOR UPDATE"
         ))
         .bind(batch::room_names(batch))
         .fetch_all(&mut *tx)
@@ -171,11 +173,12 @@ impl Store for PgStore {
             sqlx::query_as(concat!(
                 "WITH inserted AS (
                     INSERT INTO messages
-                        (room_id, seq, author_id, author_name, body, kind, client_msg_id, created_at_ms)
-                    SELECT room_id, seq, author_id, author_name, body, kind, client_msg_id, ",
+                        (room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, created_at_ms)
+                    SELECT room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, ",
                 now_ms!(),
-                " FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-                         AS t(room_id, seq, author_id, author_name, body, kind, client_msg_id)
+                " FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                              $10::bigint[])
+                         AS t(room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id)
                     RETURNING id, room_id, seq, created_at_ms
                 ), grown AS (
                     UPDATE rooms SET last_seq = u.last_seq
@@ -197,6 +200,7 @@ impl Store for PgStore {
             )
             .bind(update_ids)
             .bind(update_seqs)
+            .bind(rows.iter().map(|r| r.message.attachment).collect::<Vec<_>>())
             .fetch_all(&mut *tx)
             .await?
         };

@@ -20,7 +20,8 @@ pub(crate) use room_columns;
 /// The columns of [`MessageRow`], qualified with the table alias `m`.
 macro_rules! message_columns {
     () => {
-        "m.id, m.room_id, m.seq, m.author_id, m.author_name, m.body, m.kind, m.client_msg_id, m.created_at_ms"
+        "m.id, m.room_id, m.seq, m.author_id, m.author_name, m.body, m.kind, m.client_msg_id, m.created_at_ms, \
+         m.attachment_id, m.deleted_at_ms"
     };
 }
 pub(crate) use message_columns;
@@ -66,6 +67,8 @@ pub(crate) struct MessageRow {
     pub kind: String,
     pub client_msg_id: String,
     pub created_at_ms: i64,
+    pub attachment_id: Option<i64>,
+    pub deleted_at_ms: Option<i64>,
 }
 
 impl MessageRow {
@@ -88,6 +91,8 @@ impl MessageRow {
             kind: MessageKind::parse(&self.kind).map_err(|_| bad("kind", &self.kind))?,
             text: self.body,
             sent_at_ms: self.created_at_ms,
+            attachment: self.attachment_id,
+            deleted: self.deleted_at_ms.is_some(),
         })
     }
 }

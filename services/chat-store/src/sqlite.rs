@@ -30,7 +30,7 @@ macro_rules! now_ms {
     };
 }
 
-/// Rows per multi-row statement. The widest row binds 7 parameters; SQLite allows 32766.
+/// Rows per multi-row statement. The widest row binds 8 parameters; SQLite allows 32766.
 const CHUNK_ROWS: usize = 1000;
 
 /// How long a writer waits for another one before giving up with `SQLITE_BUSY`. Long,
@@ -38,7 +38,7 @@ const CHUNK_ROWS: usize = 1000;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -84,12 +84,14 @@ impl SqliteStore {
     }
 
     async fn fetch_room(&self, name: &RoomName) -> Result<Option<RoomRow>, StoreError> {
-        Ok(
-            sqlx::query_as(concat!("SELECT ", room_columns!(), " FROM rooms WHERE name = ?"))
-                .bind(name.as_str())
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            room_columns!(),
+            " FROM rooms WHERE name = ? AND deleted_at_ms IS NULL"
+        ))
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }
 
@@ -106,7 +108,7 @@ impl Store for SqliteStore {
             let created: Option<RoomRow> = sqlx::query_as(concat!(
                 "INSERT INTO rooms (name, created_at_ms) VALUES (?, ",
                 now_ms!(),
-                ") ON CONFLICT (name) DO NOTHING RETURNING ",
+                ") ON CONFLICT (name) DO UPDATE SET deleted_at_ms = NULL WHERE rooms.deleted_at_ms IS NOT NULL RETURNING ",
                 room_columns!()
             ))
             .bind(name.as_str())
@@ -132,7 +134,7 @@ impl Store for SqliteStore {
                 sqlx::query_as(concat!(
                     "SELECT ",
                     room_columns!(),
-                    " FROM rooms WHERE name > ? ORDER BY name LIMIT ?"
+                    " FROM rooms WHERE name > ? AND deleted_at_ms IS NULL ORDER BY name LIMIT ?"
                 ))
                 .bind(after.as_str())
                 .bind(i64::from(limit))
@@ -140,10 +142,14 @@ impl Store for SqliteStore {
                 .await?
             }
             None => {
-                sqlx::query_as(concat!("SELECT ", room_columns!(), " FROM rooms ORDER BY name LIMIT ?"))
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    room_columns!(),
+                    " FROM rooms WHERE deleted_at_ms IS NULL ORDER BY name LIMIT ?"
+                ))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
             }
         };
         rows.into_iter().map(RoomRow::into_info).collect()
@@ -159,8 +165,11 @@ impl Store for SqliteStore {
 
         let mut locked: Vec<RoomRow> = Vec::new();
         for names in batch::room_names(batch).chunks(CHUNK_ROWS) {
-            let mut query =
-                QueryBuilder::<Sqlite>::new(concat!("SELECT ", room_columns!(), " FROM rooms WHERE name IN ("));
+            let mut query = QueryBuilder::<Sqlite>::new(concat!(
+                "SELECT ",
+                room_columns!(),
+                " FROM rooms WHERE deleted_at_ms IS NULL AND name IN ("
+            ));
             let mut list = query.separated(", ");
             for name in names {
                 list.push_bind(*name);
@@ -189,7 +198,7 @@ impl Store for SqliteStore {
         let mut inserted: Vec<InsertedRow> = Vec::with_capacity(assigned.rows.len());
         for rows in assigned.rows.chunks(CHUNK_ROWS) {
             let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO messages (room_id, seq, author_id, author_name, body, kind, client_msg_id, created_at_ms) ",
+                "INSERT INTO messages (room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, created_at_ms) ",
             );
             query.push_values(rows, |mut row, r| {
                 let m = r.message;
@@ -200,6 +209,7 @@ impl Store for SqliteStore {
                     .push_bind(m.text.as_str())
                     .push_bind(m.kind.as_str())
                     .push_bind(m.client_msg_id.as_str())
+                    .push_bind(m.attachment)
                     .push(now_ms!());
             });
             query.push(" RETURNING id, room_id, seq, created_at_ms");

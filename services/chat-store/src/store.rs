@@ -25,6 +25,8 @@ pub struct NewMessage {
     /// Scoped by room and author: the same id from two authors is two messages.
     pub client_msg_id: ClientMsgId,
     pub kind: MessageKind,
+    /// The upload an image message shows; checked to be the author's before it gets here.
+    pub attachment: Option<i64>,
 }
 
 /// What became of one message of a batch.
@@ -64,7 +66,9 @@ pub trait Store: Send + Sync + 'static {
     async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError>;
 
     /// Messages with `seq > after_seq`, ascending, at most `limit`: catching up after a
-    /// reconnect, and filling gaps in live delivery. Empty for an unknown room.
+    /// reconnect, and filling gaps in live delivery. Empty for an unknown room. Deleted
+    /// messages come back as tombstones (`deleted`, text erased) so that readers still see
+    /// every seq; it is for them to leave tombstones out of what people see.
     async fn history_after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<ChatMessage>, StoreError>;
 
     /// The newest `limit` messages with `seq < before_seq`, ascending: paging back through

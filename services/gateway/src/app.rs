@@ -1,8 +1,9 @@
 //! The gateway's shared state and its router: the one place the application is assembled,
 //! used alike by the binary, the all-in-one and the tests.
 
-use crate::auth::Sessions;
+use crate::auth::Auth;
 use crate::metrics::Metrics;
+use crate::people::{Control, People};
 use crate::rooms::{ConnId, Rooms};
 use crate::settings::Settings;
 use crate::upstream::Upstream;
@@ -11,8 +12,11 @@ use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
-use chat_domain::ErrorCode;
+use axum::routing::any;
+use bytes::Bytes;
+use chat_bus::{Bus, BusEvent, EventKind};
+use chat_domain::{ErrorCode, RoomName};
+use chat_store::{Blobs, Database, Directory};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -28,7 +32,10 @@ pub struct AppState {
 
 struct Inner {
     settings: Settings,
-    sessions: Sessions,
+    auth: Auth,
+    database: Database,
+    bus: Arc<dyn Bus>,
+    people: People,
     upstream: Upstream,
     rooms: Rooms,
     metrics: Metrics,
@@ -40,22 +47,26 @@ struct Inner {
 }
 
 impl AppState {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings: Settings,
         instance: String,
+        database: Database,
+        bus: Arc<dyn Bus>,
         upstream: Upstream,
         rooms: Rooms,
+        people: People,
         metrics: Metrics,
         shutdown: CancellationToken,
     ) -> Self {
-        let sessions = Sessions::new(
-            settings.auth.secret.as_bytes(),
-            Duration::from_secs(settings.auth.session_ttl_secs),
-        );
+        let auth = Auth::new(&settings.auth, database.directory.clone());
         Self {
             inner: Arc::new(Inner {
                 settings,
-                sessions,
+                auth,
+                database,
+                bus,
+                people,
                 upstream,
                 rooms,
                 metrics,
@@ -70,8 +81,44 @@ impl AppState {
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }
-    pub fn sessions(&self) -> &Sessions {
-        &self.inner.sessions
+    pub fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+    pub fn directory(&self) -> &Arc<dyn Directory> {
+        &self.inner.database.directory
+    }
+    pub fn blobs(&self) -> &Arc<dyn Blobs> {
+        &self.inner.database.blobs
+    }
+    pub fn people(&self) -> &People {
+        &self.inner.people
+    }
+
+    /// Puts a notice or control event on the bus, for every gateway (this one included).
+    /// A few quick retries; after that the loss is logged: the database already holds the
+    /// change, and what a notice would have shown appears on the next history read.
+    pub async fn publish_unsequenced(&self, kind: EventKind, room: RoomName, payload: Bytes) {
+        let event = [BusEvent::unsequenced(kind, room, payload)];
+        for attempt in 1..=3 {
+            match self.inner.bus.publish(&event).await {
+                Ok(()) => return,
+                Err(error) if attempt < 3 => {
+                    tracing::warn!(%error, attempt, "publishing a notice failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(error) => tracing::error!(%error, ?kind, "publishing a notice failed; dropped"),
+            }
+        }
+    }
+
+    /// Tells every gateway about a change in who may see what.
+    pub async fn announce(&self, control: Control) {
+        let room = match &control {
+            Control::Membership { room, .. } => RoomName::parse(room).expect("membership rooms are valid names"),
+            Control::EndSessions { .. } => RoomName::parse("control").expect("a valid name"),
+        };
+        self.publish_unsequenced(EventKind::Control, room, control.to_json())
+            .await;
     }
     pub fn upstream(&self) -> &Upstream {
         &self.inner.upstream
@@ -106,15 +153,10 @@ connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; 
 
 pub fn router(app: AppState) -> Router {
     let static_files = ServeDir::new(&app.settings().static_dir).append_index_html_on_directories(true);
-    let api = Router::new()
-        .route("/sessions", post(api::create_session))
-        .route("/session", get(api::current_session))
-        .route("/rooms", get(api::list_rooms).post(api::enter_room))
-        .route("/rooms/{room}/messages", get(api::history).post(api::publish))
-        .fallback(api::not_found);
+    let (api, _document) = api::routes();
     Router::new()
         .route("/ws", any(websocket))
-        .nest("/api/v1", api)
+        .merge(api)
         .route("/api/{*rest}", any(api::not_found))
         .fallback_service(static_files)
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -142,11 +184,12 @@ async fn websocket(State(app): State<AppState>, headers: HeaderMap, upgrade: Web
         )
         .into_response();
     }
-    let principal = match app.sessions().authenticate(&headers) {
+    let principal = match app.auth().authenticate(&headers).await {
         Ok(principal) => principal,
         Err(error) => {
-            app.metrics().error(ErrorCode::Unauthorized);
-            return api::ApiError::from(error).into_response();
+            let error = api::ApiError::from(error);
+            app.metrics().error(error.code);
+            return error.into_response();
         }
     };
     if app.shutdown().is_cancelled() {

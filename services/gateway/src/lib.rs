@@ -8,24 +8,29 @@
 //!   delivery with gap fill.
 //! * [`outbox`]: a connection's bounded outbound queue and its close codes.
 //! * [`upstream`]: the gRPC client balanced over every message service.
-//! * [`api`]: the JSON HTTP API.
-//! * [`auth`]: session tokens, the only source of a message's author.
+//! * [`api`]: the JSON HTTP API and its OpenAPI document.
+//! * [`auth`]: sessions, tokens and passwords: the only source of a message's author.
+//! * [`people`]: who is connected here, their rooms (for `notify`) and their sessions.
 //! * [`metrics`]: Prometheus metrics.
+//!
+//! * [`admin_cli`]: the operator's `grant-admin` / `revoke-admin` commands.
 //!
 //! [`Gateway::start`] is the one function that builds the running gateway.
 
+pub mod admin_cli;
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod metrics;
 pub mod outbox;
+pub mod people;
 pub mod rooms;
 pub mod settings;
 pub mod upstream;
 pub mod ws;
 
 use app::AppState;
-use chat_bus::{Bus, BusItem};
+use chat_bus::{Bus, BusEvent, BusItem, EventKind};
 use chat_common::ops::{self, Readiness};
 use prometheus_client::registry::Registry;
 use settings::Settings;
@@ -51,6 +56,16 @@ pub enum StartError {
 }
 
 /// A running gateway.
+/// Opens the gateway's view of the database (accounts, sessions, membership, uploads).
+pub async fn connect_database(
+    settings: &chat_common::settings::DatabaseSettings,
+) -> Result<chat_store::Database, chat_store::StoreError> {
+    let mut options = chat_store::ConnectOptions::new(settings.url.clone());
+    options.max_connections = settings.max_connections;
+    options.acquire_timeout = Duration::from_millis(settings.acquire_timeout_ms);
+    chat_store::open(&options).await
+}
+
 pub struct Gateway {
     /// The public address: websocket, API, static files.
     pub addr: SocketAddr,
@@ -61,6 +76,7 @@ pub struct Gateway {
 
 struct Ready {
     bus: Arc<dyn Bus>,
+    database: chat_store::Database,
     shutdown: CancellationToken,
 }
 
@@ -70,7 +86,29 @@ impl Readiness for Ready {
         if self.shutdown.is_cancelled() {
             return Err("draining".into());
         }
-        self.bus.ping().await.map_err(|e| format!("bus: {e}"))
+        self.bus.ping().await.map_err(|e| format!("bus: {e}"))?;
+        self.database
+            .messages
+            .ping()
+            .await
+            .map_err(|e| format!("database: {e}"))
+    }
+}
+
+/// One event from the bus, to whoever on this gateway it concerns.
+fn dispatch(rooms: &rooms::Rooms, people: &people::People, event: BusEvent) {
+    match event.kind {
+        EventKind::Message => {
+            if people.watches(&event.room) {
+                people.notify(&event.room, event.seq, &event.payload);
+            }
+            rooms.deliver(event);
+        }
+        EventKind::Notice => rooms.notice(&event.room, event.payload),
+        EventKind::Control => match people::Control::parse(&event.payload) {
+            Some(control) => people.apply(control),
+            None => tracing::warn!(room = %event.room, "unknown control event on the bus; ignored"),
+        },
     }
 }
 
@@ -84,7 +122,12 @@ impl Gateway {
     /// Binds both listeners (port 0 picks a free port), subscribes to the bus and serves
     /// until `shutdown` is cancelled; then every socket gets close code 1012 after its
     /// queued frames, within `drain_timeout_secs`.
-    pub async fn start(settings: Settings, bus: Arc<dyn Bus>, shutdown: CancellationToken) -> Result<Self, StartError> {
+    pub async fn start(
+        settings: Settings,
+        database: chat_store::Database,
+        bus: Arc<dyn Bus>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StartError> {
         settings.validate().map_err(|e| StartError::Config(e.to_string()))?;
         let (listener, addr) = bind(settings.listen).await?;
         let (ops_listener, ops_addr) = bind(settings.ops_listen).await?;
@@ -109,11 +152,15 @@ impl Gateway {
         );
         let mut reader = bus.subscribe().await?;
         let drain = Duration::from_secs(settings.drain_timeout_secs);
+        let people = people::People::default();
         let state = AppState::new(
             settings,
             instance,
+            database.clone(),
+            bus.clone(),
             upstream,
             rooms.clone(),
+            people.clone(),
             metrics.clone(),
             shutdown.clone(),
         );
@@ -128,7 +175,7 @@ impl Gateway {
                     };
                     for item in items {
                         match item {
-                            BusItem::Event(event) => rooms.deliver(event),
+                            BusItem::Event(event) => dispatch(&rooms, &people, event),
                             BusItem::Resync => {
                                 metrics.bus_resyncs.inc();
                                 rooms.resync_all();
@@ -143,6 +190,7 @@ impl Gateway {
             ops_listener,
             Arc::new(Ready {
                 bus,
+                database,
                 shutdown: shutdown.clone(),
             }),
             Arc::new(registry),

@@ -6,6 +6,7 @@ use chat_common::cli::{OneShot, ServiceArgs};
 use chat_common::shutdown::{CancellationToken, cancel_on_signal};
 use chat_common::startup::wait_for;
 use clap::Parser;
+use gateway::admin_cli::AdminCommand;
 use gateway::{Gateway, settings::Settings};
 use std::sync::Arc;
 
@@ -14,6 +15,8 @@ use std::sync::Arc;
 struct Args {
     #[command(flatten)]
     service: ServiceArgs,
+    #[command(subcommand)]
+    command: Option<AdminCommand>,
 }
 
 #[tokio::main]
@@ -23,13 +26,23 @@ async fn main() -> anyhow::Result<()> {
     if let OneShot::Done(result) = args.service.one_shot(&settings, settings.ops_listen).await {
         return result.map_err(anyhow::Error::msg);
     }
+    if let Some(command) = args.command {
+        let database = gateway::connect_database(&settings.database)
+            .await
+            .context("cannot open the database")?;
+        println!("{}", command.run(database.directory.as_ref()).await?);
+        return Ok(());
+    }
     let _telemetry = chat_common::telemetry::init("gateway", &settings.log, &settings.telemetry)?;
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
+    let Some(database) = wait_for("database", &shutdown, || gateway::connect_database(&settings.database)).await else {
+        return Ok(());
+    };
     let Some(bus) = wait_for("redis", &shutdown, || RedisStreamsBus::connect(settings.redis.clone())).await else {
         return Ok(());
     };
-    let gateway = Gateway::start(settings, Arc::new(bus), shutdown)
+    let gateway = Gateway::start(settings, database, Arc::new(bus), shutdown)
         .await
         .context("failed to start")?;
     gateway.wait().await;

@@ -53,8 +53,9 @@ pub struct Hub {
 struct HubState {
     /// The seq to deliver next; `None` until the first join learned the room's last seq.
     next_seq: Option<u64>,
-    /// Events that arrived ahead of `next_seq`.
-    pending: BTreeMap<u64, Utf8Bytes>,
+    /// Events that arrived ahead of `next_seq`; `None` holds the place of a deleted
+    /// message (a tombstone from the database), which advances the sequence unseen.
+    pending: BTreeMap<u64, Option<Utf8Bytes>>,
     members: HashMap<ConnId, Member>,
     /// A gap fill or catch-up is scheduled or running.
     filling: bool,
@@ -210,7 +211,35 @@ impl Rooms {
                 return;
             }
         };
-        self.accept(&hub, event.seq, frame);
+        self.accept(&hub, event.seq, Some(frame));
+    }
+
+    /// A notice (a deleted message, a deleted room): to every live member of the room now,
+    /// outside the seq order.
+    pub fn notice(&self, room: &RoomName, payload: Bytes) {
+        let Some(hub) = self.hub(room) else {
+            return;
+        };
+        let Ok(frame) = Utf8Bytes::try_from(payload) else {
+            tracing::error!(%room, "notice is not UTF-8; dropped");
+            return;
+        };
+        let mut state = hub.state.lock().expect("hub lock");
+        for member in state.members.values_mut() {
+            match &mut member.joining {
+                Some(buffer) => buffer.push(frame.clone()),
+                None => {
+                    member.outbox.push(frame.clone());
+                }
+            }
+        }
+    }
+
+    /// The last seq this gateway delivered in `room`, if it has members there.
+    pub fn position(&self, room: &RoomName) -> Option<u64> {
+        let hub = self.hub(room)?;
+        let next = hub.state.lock().expect("hub lock").next_seq?;
+        Some(next - 1)
     }
 
     /// After the bus may have lost events: catch every local room up from the database.
@@ -226,7 +255,7 @@ impl Rooms {
         self.inner.hubs.lock().expect("rooms lock").get(room).cloned()
     }
 
-    fn accept(&self, hub: &Arc<Hub>, seq: u64, frame: Utf8Bytes) {
+    fn accept(&self, hub: &Arc<Hub>, seq: u64, frame: Option<Utf8Bytes>) {
         let mut state = hub.state.lock().expect("hub lock");
         if state.next_seq.is_some_and(|next| seq < next) {
             return; // already delivered: a repeat from a retry, a resync or a gap fill
@@ -241,7 +270,9 @@ impl Rooms {
             return; // not initialised yet: keep everything until the first join fixes the cut
         };
         while let Some(frame) = state.pending.remove(&next) {
-            self.fan_out(state, next, &frame);
+            if let Some(frame) = frame {
+                self.fan_out(state, next, &frame);
+            }
             next += 1;
         }
         state.next_seq = Some(next);
@@ -314,7 +345,8 @@ impl Rooms {
             self.inner.metrics.gap_fills.inc();
             let full_page = page.messages.len() == FILL_PAGE as usize;
             for message in page.messages {
-                self.accept(hub, message.seq, text(message.to_frame()));
+                let frame = (!message.deleted).then(|| text(message.to_frame()));
+                self.accept(hub, message.seq, frame);
             }
             if full_page {
                 continue; // more to catch up

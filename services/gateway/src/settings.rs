@@ -2,7 +2,7 @@
 //! `docs/configuration.md`.
 
 use chat_bus::redis_streams::RedisStreamsConfig;
-use chat_common::settings::{SettingsError, rule};
+use chat_common::settings::{DatabaseSettings, SettingsError, rule};
 use chat_common::telemetry::{LogSettings, TelemetrySettings};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -19,11 +19,25 @@ endpoints = ["http://127.0.0.1:50051"]
 timeout_ms = 5000
 connect_timeout_ms = 1000
 
+[database]
+url = "sqlite://./data/chat.db"
+max_connections = 8
+acquire_timeout_ms = 3000
+
 [auth]
-# Required: the key that signs session tokens. Same value on every gateway.
+# Required: keys the hashes of session tokens. Same value on every gateway.
 secret = ""
-session_ttl_secs = 86400
+session_ttl_secs = 604800
 cookie_secure = false
+# Sessions from a display name alone, without an account.
+guests = true
+# When set (32+ bytes), HS256 JWTs signed with it are accepted as sessions.
+jwt_secret = ""
+# Usernames that are administrators by configuration.
+admins = []
+
+[uploads]
+max_bytes = 5242880
 
 [gateway]
 allowed_origins = []
@@ -63,7 +77,9 @@ pub struct Settings {
     /// How long a shutdown may take to close sockets and finish in-flight sends.
     pub drain_timeout_secs: u64,
     pub message_service: UpstreamSettings,
+    pub database: DatabaseSettings,
     pub auth: AuthSettings,
+    pub uploads: UploadSettings,
     pub gateway: Limits,
     pub redis: RedisStreamsConfig,
     pub log: LogSettings,
@@ -82,12 +98,21 @@ pub struct UpstreamSettings {
 #[derive(Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
-    /// Signs session tokens. At least 32 bytes. Never logged.
+    /// Keys the stored hashes of session tokens, so the sessions table alone cannot be
+    /// used to forge a token. At least 32 bytes. Never logged.
     #[serde(serialize_with = "chat_common::settings::serialize_secret")]
     pub secret: String,
     pub session_ttl_secs: u64,
     /// Mark the session cookie `Secure` (set when served over HTTPS).
     pub cookie_secure: bool,
+    /// Allow sessions from a display name alone (no account).
+    pub guests: bool,
+    /// External-token mode: HS256 JWTs (`sub`, `name`, `exp`) signed with this key are
+    /// sessions. Empty turns the mode off. Never logged.
+    #[serde(serialize_with = "chat_common::settings::serialize_secret")]
+    pub jwt_secret: String,
+    /// Usernames that are administrators by configuration (case-insensitive).
+    pub admins: Vec<String>,
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -96,8 +121,18 @@ impl std::fmt::Debug for AuthSettings {
             .field("secret", &"[redacted]")
             .field("session_ttl_secs", &self.session_ttl_secs)
             .field("cookie_secure", &self.cookie_secure)
+            .field("guests", &self.guests)
+            .field("jwt_secret", &"[redacted]")
+            .field("admins", &self.admins)
             .finish()
     }
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadSettings {
+    /// Largest upload accepted, in bytes.
+    pub max_bytes: usize,
 }
 
 /// Per-connection bounds. `docs/protocol.md` documents each.
@@ -139,6 +174,16 @@ impl Settings {
         if self.auth.secret.len() < 32 {
             return Err(rule("auth.secret", "must be set, at least 32 bytes (SC_AUTH__SECRET)"));
         }
+        if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.len() < 32 {
+            return Err(rule("auth.jwt_secret", "must be empty (off) or at least 32 bytes"));
+        }
+        if self.auth.session_ttl_secs == 0 {
+            return Err(rule("auth.session_ttl_secs", "must be at least 1"));
+        }
+        if self.uploads.max_bytes == 0 {
+            return Err(rule("uploads.max_bytes", "must be at least 1"));
+        }
+        self.database.validate()?;
         if self.message_service.endpoints.is_empty() {
             return Err(rule("message_service.endpoints", "must list at least one endpoint"));
         }

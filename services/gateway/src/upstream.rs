@@ -46,12 +46,8 @@ fn corrupt(e: chat_proto::ConversionError) -> UpstreamError {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct RoomInfo {
-    pub name: RoomName,
-    pub last_seq: u64,
-    pub created_at_ms: i64,
-}
+/// Rooms as the message service reports them: the store's own type, read over gRPC.
+pub use chat_store::RoomInfo;
 
 /// A page of history, oldest first, with the room's last seq when it was read.
 #[derive(Debug, Clone)]
@@ -164,14 +160,20 @@ impl Upstream {
         author: &Author,
         text: &MessageText,
         client_msg_id: &ClientMsgId,
-        kind: MessageKind,
+        attachment: Option<i64>,
     ) -> Result<(ChatMessage, bool), UpstreamError> {
+        let kind = if attachment.is_some() {
+            MessageKind::Image
+        } else {
+            MessageKind::Text
+        };
         let request = v1::SendMessageRequest {
             room: room.as_str().to_owned(),
             author: Some(author.into()),
             text: text.as_str().to_owned(),
             client_msg_id: client_msg_id.as_str().to_owned(),
             kind: chat_proto::kind_to_wire(kind) as i32,
+            attachment_id: attachment,
         };
         let response = self
             .call("send_message", |mut c| {

@@ -8,13 +8,14 @@
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::outbox::{Closer, Outbox, text};
+use crate::people::MAX_WATCHED_ROOMS;
 use crate::rooms::{ConnId, Hub};
 use crate::upstream::UpstreamError;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
 use chat_domain::protocol::{ClientFrame, FrameError, error_frame, joined_frame, left_frame};
-use chat_domain::{ClientMsgId, CloseCode, ErrorCode, MessageKind, MessageText, RoomName};
+use chat_domain::{ClientMsgId, CloseCode, ErrorCode, MessageText, RoomName, UserId};
 use futures::SinkExt;
 use futures::stream::{SplitSink, StreamExt};
 use std::collections::HashSet;
@@ -27,6 +28,7 @@ struct SendRequest {
     room: RoomName,
     text: MessageText,
     client_msg_id: ClientMsgId,
+    attachment: Option<i64>,
     received: Instant,
     /// The `ws receive` span: the root of the message's trace (or a child of the browser's).
     span: tracing::Span,
@@ -38,6 +40,7 @@ struct Connection {
     outbox: Outbox,
     joined: HashSet<RoomName>,
     sends: mpsc::Sender<SendRequest>,
+    principal: Principal,
 }
 
 /// Runs one upgraded connection until either side closes it or the gateway shuts down.
@@ -53,16 +56,37 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
         app.metrics().frames_out.clone(),
     ));
     let expires_at = principal.expires_at;
-    let sender = tokio::spawn(send_loop(app.clone(), principal, outbox.clone(), send_queue));
+    let sender = tokio::spawn(send_loop(app.clone(), principal.clone(), outbox.clone(), send_queue));
     let metrics = app.metrics().clone();
     metrics.connections.inc();
 
+    let id = app.next_conn_id();
+    // The user's rooms, for notifications: read once here, then kept current by the bus.
+    let member_rooms = match app
+        .directory()
+        .member_rooms(principal.author.id.as_str(), None, MAX_WATCHED_ROOMS)
+        .await
+    {
+        Ok(rooms) => rooms.into_iter().map(|r| r.room).collect(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the user's rooms; no notifications on this socket");
+            Vec::new()
+        }
+    };
+    app.people().add(
+        id,
+        principal.author.id.clone(),
+        principal.session_id.clone(),
+        outbox.clone(),
+        member_rooms,
+    );
     let mut conn = Connection {
-        id: app.next_conn_id(),
+        id,
         app: app.clone(),
         outbox,
         joined: HashSet::new(),
         sends,
+        principal,
     };
     let shutdown = app.shutdown().clone();
     let session_end = tokio::time::sleep(until(expires_at));
@@ -102,9 +126,25 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
         }
     }
 
-    for room in conn.joined.drain() {
-        app.rooms().leave(&room, conn.id);
-    }
+    app.people().remove(conn.id);
+    let read_markers: Vec<(RoomName, Option<u64>)> = conn
+        .joined
+        .drain()
+        .map(|room| {
+            let position = app.rooms().position(&room);
+            app.rooms().leave(&room, conn.id);
+            (room, position)
+        })
+        .collect();
+    // What this socket was shown counts as read; written off the socket's path.
+    let (reader_app, user) = (app.clone(), conn.principal.author.id.clone());
+    tokio::spawn(async move {
+        for (room, position) in read_markers {
+            if let Some(seq) = position {
+                mark_read(&reader_app, &user, &room, seq).await;
+            }
+        }
+    });
     // Sends already queued still get their ack (or error) before the socket closes, within
     // the drain bound; then the writer sees its queue end and closes the socket.
     let Connection { outbox, sends, .. } = conn;
@@ -167,7 +207,11 @@ impl Connection {
             ClientFrame::Join { room, since_seq } => self.join(room, since_seq).await,
             ClientFrame::Leave { room } => {
                 if self.joined.remove(&room) {
+                    if let Some(seq) = self.app.rooms().position(&room) {
+                        mark_read(&self.app, &self.principal.author.id, &room, seq).await;
+                    }
                     self.app.rooms().leave(&room, self.id);
+                    self.app.people().left(self.id, &room);
                     self.push(left_frame(&room));
                 } else {
                     self.error(not_joined(&room));
@@ -178,6 +222,7 @@ impl Connection {
                 text,
                 client_msg_id,
                 traceparent,
+                attachment,
             } => {
                 if !self.joined.contains(&room) {
                     return self.error(not_joined(&room).with_ref(Some(client_msg_id.into_string())));
@@ -196,6 +241,7 @@ impl Connection {
                     room,
                     text,
                     client_msg_id,
+                    attachment,
                     received: Instant::now(),
                     span,
                 };
@@ -228,13 +274,24 @@ impl Connection {
                 .with_ref(reference),
             );
         }
+        // Messages from here on, not notifications about them.
+        self.app.people().joined(self.id, &room);
         let hub = self.app.rooms().begin_join(&room, self.id, self.outbox.clone());
         self.joined.insert(room.clone());
-        if let Err(error) = self.complete_join(&hub, &room, since_seq).await {
-            self.joined.remove(&room);
-            self.app.rooms().leave(&room, self.id);
-            self.error(FrameError::new(error.code, error.message).with_ref(reference));
+        let last_seq = match self.complete_join(&hub, &room, since_seq).await {
+            Ok(last_seq) => last_seq,
+            Err(error) => {
+                self.joined.remove(&room);
+                self.app.rooms().leave(&room, self.id);
+                self.app.people().left(self.id, &room);
+                return self.error(FrameError::new(error.code, error.message).with_ref(reference));
+            }
+        };
+        // Entering a room makes you a member; what `joined` showed is read.
+        if let Err(error) = crate::api::rooms::become_member(&self.app, &self.principal, &room).await {
+            tracing::warn!(%room, error = %error.message, "could not record the membership");
         }
+        mark_read(&self.app, &self.principal.author.id, &room, last_seq).await;
     }
 
     async fn complete_join(
@@ -242,7 +299,7 @@ impl Connection {
         hub: &Arc<Hub>,
         room: &RoomName,
         since_seq: Option<u64>,
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<u64, UpstreamError> {
         let upstream = self.app.upstream();
         let limits = &self.app.settings().gateway;
         let info = upstream.enter_room(room).await?;
@@ -264,9 +321,10 @@ impl Connection {
             }
         };
         let history: Vec<_> = history.into_iter().filter(|m| m.seq < cut).collect();
-        let joined = joined_frame(room, info.last_seq.max(below), &history, has_more);
+        let last_seq = info.last_seq.max(below);
+        let joined = joined_frame(room, last_seq, &history, has_more);
         self.app.rooms().activate(hub, self.id, joined);
-        Ok(())
+        Ok(last_seq)
     }
 }
 
@@ -296,22 +354,39 @@ fn not_joined(room: &RoomName) -> FrameError {
         .with_ref(Some(room.as_str().to_owned()))
 }
 
+/// Raises the user's read marker; a failure only costs an unread count, so it is logged.
+async fn mark_read(app: &AppState, user: &UserId, room: &RoomName, seq: u64) {
+    if let Err(error) = app.directory().mark_read(user.as_str(), room, seq).await {
+        tracing::debug!(%room, %error, "could not record what was read");
+    }
+}
+
 /// Sends one at a time, in the order the client sent them, so that a person's messages
 /// keep their order; acks come back on the same socket.
 async fn send_loop(app: AppState, principal: Principal, outbox: Outbox, mut queue: mpsc::Receiver<SendRequest>) {
     let metrics = app.metrics().clone();
     while let Some(request) = queue.recv().await {
-        let result = app
-            .upstream()
-            .send(
-                &request.room,
-                &principal.author,
-                &request.text,
-                &request.client_msg_id,
-                MessageKind::Text,
-            )
-            .instrument(request.span.clone())
-            .await;
+        let result = async {
+            if let Some(id) = request.attachment {
+                crate::api::uploads::require_own_upload(&app, id, principal.author.id.as_str())
+                    .await
+                    .map_err(|e| UpstreamError {
+                        code: e.code,
+                        message: e.message,
+                    })?;
+            }
+            app.upstream()
+                .send(
+                    &request.room,
+                    &principal.author,
+                    &request.text,
+                    &request.client_msg_id,
+                    request.attachment,
+                )
+                .await
+        }
+        .instrument(request.span.clone())
+        .await;
         if let Ok((message, _)) = &result {
             let _in_span = request.span.enter();
             tracing::debug!(room = %message.room, seq = message.seq, "send acknowledged");

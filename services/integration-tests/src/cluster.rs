@@ -161,9 +161,16 @@ impl TestCluster {
             settings.message_service.endpoints = endpoints.clone();
             settings.redis = redis.clone();
             settings.static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../static").into();
+            settings.database.url = db.url.clone();
+            settings.database.max_connections = 4;
             tweak(&mut settings);
+            let database = gateway::connect_database(&settings.database).await.expect("database");
             let bus = Arc::new(RedisStreamsBus::connect(redis.clone()).await.expect("redis"));
-            running_gateways.push(Gateway::start(settings, bus, shutdown.clone()).await.expect("gateway"));
+            running_gateways.push(
+                Gateway::start(settings, database, bus, shutdown.clone())
+                    .await
+                    .expect("gateway"),
+            );
         }
         Self {
             db,

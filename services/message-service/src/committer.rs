@@ -163,6 +163,7 @@ async fn run(
                             seq = committed.message.seq,
                         );
                         events.push(BusEvent {
+                            kind: chat_bus::EventKind::Message,
                             room: committed.message.room.clone(),
                             seq: committed.message.seq,
                             payload: committed.message.to_frame(),

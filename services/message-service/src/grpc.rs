@@ -4,7 +4,7 @@
 use crate::committer::{CommitError, CommitHandle};
 use crate::settings::HistorySettings;
 use chat_common::telemetry::{TRACE_TARGET, set_parent_from_metadata};
-use chat_domain::{Author, ClientMsgId, ErrorCode, MessageText, RoomName};
+use chat_domain::{Author, ClientMsgId, ErrorCode, MessageKind, MessageText, RoomName};
 use chat_proto::v1::chat_service_server::ChatService;
 use chat_proto::v1::{self, read_history_request::Position};
 use chat_proto::{kind_from_wire, status};
@@ -35,13 +35,28 @@ impl ChatGrpc {
             .ok_or_else(|| status(ErrorCode::MissingField, "missing author"))?
             .try_into()
             .map_err(|e: chat_proto::ConversionError| status(ErrorCode::InvalidName, e.to_string()))?;
+        let kind = kind_from_wire(request.kind).map_err(|e| status(ErrorCode::InvalidArgument, e.to_string()))?;
+        // An image is an upload with an optional caption; text is text. Anything else is a
+        // client of this service that got the contract wrong.
+        let text = match (kind, request.attachment_id) {
+            (MessageKind::Text, None) => MessageText::parse(request.text),
+            (MessageKind::Image, Some(id)) if id > 0 => MessageText::caption(request.text),
+            _ => {
+                return Err(status(
+                    ErrorCode::InvalidArgument,
+                    "an image message needs an attachment_id, and only an image message may have one",
+                ));
+            }
+        }
+        .map_err(|e| status(ErrorCode::InvalidText, e.0))?;
         let message = NewMessage {
             room: room(&request.room)?,
             author,
-            text: MessageText::parse(request.text).map_err(|e| status(ErrorCode::InvalidText, e.0))?,
+            text,
             client_msg_id: ClientMsgId::parse(&request.client_msg_id)
                 .map_err(|e| status(ErrorCode::InvalidClientMsgId, e.0))?,
-            kind: kind_from_wire(request.kind).map_err(|e| status(ErrorCode::InvalidArgument, e.to_string()))?,
+            kind,
+            attachment: request.attachment_id,
         };
         match self.commits.commit(message).await {
             Ok(committed) => {

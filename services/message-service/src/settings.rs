@@ -59,15 +59,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseSettings {
-    /// `postgres://…` or `sqlite://path`. May hold a password: never logged.
-    #[serde(serialize_with = "chat_common::settings::serialize_url")]
-    pub url: String,
-    pub max_connections: u32,
-    pub acquire_timeout_ms: u64,
-}
+pub use chat_common::settings::DatabaseSettings;
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -111,9 +103,7 @@ impl Settings {
         if self.redis.shards == 0 {
             return Err(rule("redis.shards", "must be at least 1"));
         }
-        if !(self.database.url.starts_with("postgres") || self.database.url.starts_with("sqlite:")) {
-            return Err(rule("database.url", "must start with postgres:// or sqlite:"));
-        }
+        self.database.validate()?;
         Ok(())
     }
 

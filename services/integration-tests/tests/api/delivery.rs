@@ -211,6 +211,7 @@ async fn commit_unpublished(cluster: &TestCluster, room: &str, texts: &[&str]) -
             text: MessageText::parse(text.to_string()).unwrap(),
             client_msg_id: ClientMsgId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
             kind: MessageKind::Text,
+            attachment: None,
         })
         .collect();
     store
@@ -242,6 +243,7 @@ async fn events_published_out_of_order_are_delivered_in_seq_order() {
     member.join("order", None).await;
     let committed = commit_unpublished(&cluster, "order", &["first", "second", "third"]).await;
     let event = |m: &chat_domain::ChatMessage| chat_bus::BusEvent {
+        kind: chat_bus::EventKind::Message,
         room: m.room.clone(),
         seq: m.seq,
         payload: m.to_frame(),

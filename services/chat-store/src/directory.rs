@@ -1,0 +1,238 @@
+//! People and what hangs off them: accounts, server-side sessions, room membership, the
+//! admin's view of messages, and the audit log. Messages themselves stay with [`crate::Store`]
+//! (the message service's path); this is what the gateway's HTTP API reads and writes.
+//!
+//! One SQL text serves both backends (`$n` placeholders, which SQLite also reads), so the
+//! two cannot drift apart; `directory_sql` instantiates it for each pool type.
+
+use crate::error::StoreError;
+use chat_domain::{Bio, ChatMessage, Email, PersonName, Role, RoomName, Username};
+
+/// A registered user as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    /// The author id messages carry: `u:<uuid>`.
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub bio: String,
+    pub avatar_id: Option<i64>,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at_ms: i64,
+    pub last_login_ms: Option<i64>,
+    /// The argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// A user to create; every field already validated and the password already hashed.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: String,
+    pub username: Username,
+    pub email: Email,
+    pub first_name: PersonName,
+    pub last_name: PersonName,
+    pub password_hash: String,
+    pub role: Role,
+    pub now_ms: i64,
+}
+
+/// Profile fields to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileUpdate {
+    pub email: Option<Email>,
+    pub first_name: Option<PersonName>,
+    pub last_name: Option<PersonName>,
+    pub bio: Option<Bio>,
+    /// `Some(None)` removes the avatar.
+    pub avatar_id: Option<Option<i64>>,
+}
+
+/// A server-side session. The token itself is never stored, only its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    /// Public handle, for listing and revoking.
+    pub id: String,
+    pub token_hash: String,
+    pub user_id: String,
+    /// The guest's display name; for a registered user, the username at creation.
+    pub user_name: String,
+    pub guest: bool,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub user_agent: String,
+}
+
+/// A session found by its token, with what authorisation needs of its user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionLookup {
+    pub session: SessionRecord,
+    /// The name messages carry: the current username, or the guest's name.
+    pub name: String,
+    pub role: Role,
+    pub disabled: bool,
+}
+
+/// A room on someone's panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberRoom {
+    pub room: RoomName,
+    pub last_seq: u64,
+    pub last_read_seq: u64,
+    /// The newest message's time, `None` while the room is empty.
+    pub last_activity_ms: Option<i64>,
+    pub joined_at_ms: i64,
+}
+
+impl MemberRoom {
+    pub fn unread(&self) -> u64 {
+        self.last_seq.saturating_sub(self.last_read_seq)
+    }
+}
+
+/// A member as the room's member list shows them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomMember {
+    pub user_id: String,
+    pub name: String,
+    pub joined_at_ms: i64,
+}
+
+/// What [`Directory::enter`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entered {
+    /// A new member.
+    Joined,
+    /// Was a member already.
+    AlreadyMember,
+    RoomNotFound,
+}
+
+/// A message an admin deleted: what the fan-out needs to tell members.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeletedMessage {
+    pub room: RoomName,
+    pub id: i64,
+    pub seq: u64,
+}
+
+/// One admin action, for the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub actor_id: String,
+    pub actor_name: String,
+    /// A stable verb: `delete_message`, `delete_room`, `disable_user`, `grant_admin` …
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+    pub created_at_ms: i64,
+}
+
+/// A new audit record; `id` and time are assigned on insert.
+#[derive(Debug, Clone)]
+pub struct NewAuditEntry<'a> {
+    pub actor_id: &'a str,
+    pub actor_name: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub detail: &'a str,
+}
+
+/// An admin's search over rooms: name contains `query` (case-insensitive), name-ordered
+/// after `after`.
+#[derive(Debug, Clone, Default)]
+pub struct Search<'a> {
+    pub query: Option<&'a str>,
+    pub after: Option<&'a str>,
+    pub limit: u32,
+}
+
+#[async_trait::async_trait]
+pub trait Directory: Send + Sync + 'static {
+    /// Fails with [`StoreError::Conflict`] when the username is taken in any case.
+    async fn create_user(&self, user: &NewUser) -> Result<UserRecord, StoreError>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// `None` when no such user.
+    async fn update_profile(&self, id: &str, update: &ProfileUpdate) -> Result<Option<UserRecord>, StoreError>;
+    async fn record_login(&self, id: &str, now_ms: i64) -> Result<(), StoreError>;
+    /// Returns false when no such user.
+    async fn set_role(&self, username: &str, role: Role) -> Result<bool, StoreError>;
+    /// Disables (or re-enables) an account; disabling also ends all its sessions.
+    async fn set_disabled(&self, id: &str, disabled: bool, now_ms: i64) -> Result<bool, StoreError>;
+    async fn search_users(&self, search: &Search<'_>) -> Result<Vec<UserRecord>, StoreError>;
+    /// Messages by this author that are not deleted.
+    async fn message_count(&self, user_id: &str) -> Result<u64, StoreError>;
+
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// The unexpired session with this token hash (expired ones are `None`).
+    async fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<SessionLookup>, StoreError>;
+    /// The user's unexpired sessions, newest first, at most `limit`.
+    async fn sessions_of(&self, user_id: &str, now_ms: i64, limit: u32) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Ends one of the user's sessions by its public id; false when there was none.
+    async fn revoke_session(&self, user_id: &str, session_id: &str) -> Result<bool, StoreError>;
+    /// Removes sessions that expired before `now_ms`; returns how many.
+    async fn purge_expired_sessions(&self, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Makes the user a member of the room (a live one; deleted rooms are not found).
+    async fn enter(&self, user_id: &str, name: &str, room: &RoomName, now_ms: i64) -> Result<Entered, StoreError>;
+    /// Returns false when the user was not a member.
+    async fn leave(&self, user_id: &str, room: &RoomName) -> Result<bool, StoreError>;
+    /// Raises the member's read marker to `seq` (capped at the room's last seq).
+    async fn mark_read(&self, user_id: &str, room: &RoomName, seq: u64) -> Result<(), StoreError>;
+    /// The user's rooms in name order after `after`, at most `limit`.
+    async fn member_rooms(
+        &self,
+        user_id: &str,
+        after: Option<&RoomName>,
+        limit: u32,
+    ) -> Result<Vec<MemberRoom>, StoreError>;
+    async fn room_count(&self, user_id: &str) -> Result<u64, StoreError>;
+    /// The room's member count and a page of members in user-id order after `after`.
+    async fn room_members(
+        &self,
+        room: &RoomName,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<(u64, Vec<RoomMember>), StoreError>;
+
+    /// Admin: rooms whose name contains the query.
+    async fn search_rooms(&self, search: &Search<'_>) -> Result<Vec<crate::RoomInfo>, StoreError>;
+    /// Admin: messages (not deleted) whose text contains `query`, optionally in one room,
+    /// newest first, with ids below `before_id`.
+    async fn search_messages(
+        &self,
+        query: Option<&str>,
+        room: Option<&RoomName>,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, StoreError>;
+    /// Admin: erases a message, keeping its seq as a tombstone. `None` when no such
+    /// message, or it was deleted already.
+    async fn delete_message(&self, id: i64, now_ms: i64) -> Result<Option<DeletedMessage>, StoreError>;
+    /// Admin: deletes a room: its messages are erased and its members removed; the name
+    /// can be entered again later, as a new empty room that continues the old seqs.
+    async fn delete_room(&self, room: &RoomName, now_ms: i64) -> Result<bool, StoreError>;
+    async fn audit(&self, entry: &NewAuditEntry<'_>, now_ms: i64) -> Result<i64, StoreError>;
+    /// Newest first, ids below `before_id`.
+    async fn audit_log(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// `%query%` for `LIKE … ESCAPE '\'`, lowercased, with the pattern characters escaped so
+/// that a search for `50%` means the text "50%".
+pub(crate) fn contains_pattern(query: &str) -> String {
+    let mut pattern = String::with_capacity(query.len() + 2);
+    pattern.push('%');
+    for c in query.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}

@@ -1,0 +1,658 @@
+//! [`Directory`] and [`Blobs`] in SQL, one text for both backends.
+//!
+//! Every statement uses `$n` placeholders (which SQLite reads as numbered parameters) and
+//! only what both dialects share (`ON CONFLICT`, `RETURNING`, `LIKE … ESCAPE`, `CASE`), so
+//! a macro can stamp out the same method bodies for `Pool<Postgres>` and `Pool<Sqlite>`.
+//! The suite in `tests/directory.rs` runs against both.
+
+use crate::blobs::{Blob, Blobs};
+use crate::directory::{
+    AuditEntry, DeletedMessage, Directory, Entered, MemberRoom, NewAuditEntry, NewUser, ProfileUpdate, RoomMember,
+    Search, SessionLookup, SessionRecord, UserRecord, contains_pattern,
+};
+use crate::error::StoreError;
+use crate::rows::{MessageRow, RoomRow, message_columns, room_columns, to_db};
+use crate::store::RoomInfo;
+use chat_domain::{ChatMessage, Role, RoomName};
+
+pub(crate) struct SqlDirectory<DB: sqlx::Database> {
+    pub pool: sqlx::Pool<DB>,
+}
+
+const USER_COLUMNS: &str = "id, username, email, first_name, last_name, bio, avatar_id, role, disabled, \
+                            created_at_ms, last_login_ms, password_hash";
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    email: String,
+    first_name: String,
+    last_name: String,
+    bio: String,
+    avatar_id: Option<i64>,
+    role: String,
+    disabled: bool,
+    created_at_ms: i64,
+    last_login_ms: Option<i64>,
+    password_hash: String,
+}
+
+impl UserRow {
+    fn into_record(self) -> Result<UserRecord, StoreError> {
+        let role = Role::parse(&self.role)
+            .map_err(|_| StoreError::Corrupt(format!("users row {}: invalid role {:?}", self.id, self.role)))?;
+        Ok(UserRecord {
+            id: self.id,
+            username: self.username,
+            email: self.email,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            bio: self.bio,
+            avatar_id: self.avatar_id,
+            role,
+            disabled: self.disabled,
+            created_at_ms: self.created_at_ms,
+            last_login_ms: self.last_login_ms,
+            password_hash: self.password_hash,
+        })
+    }
+}
+
+const SESSION_COLUMNS: &str = "s.id, s.token_hash, s.user_id, s.user_name, s.guest, s.created_at_ms, \
+                               s.expires_at_ms, s.user_agent";
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: String,
+    token_hash: String,
+    user_id: String,
+    user_name: String,
+    guest: bool,
+    created_at_ms: i64,
+    expires_at_ms: i64,
+    user_agent: String,
+}
+
+impl From<SessionRow> for SessionRecord {
+    fn from(r: SessionRow) -> Self {
+        Self {
+            id: r.id,
+            token_hash: r.token_hash,
+            user_id: r.user_id,
+            user_name: r.user_name,
+            guest: r.guest,
+            created_at_ms: r.created_at_ms,
+            expires_at_ms: r.expires_at_ms,
+            user_agent: r.user_agent,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionLookupRow {
+    #[sqlx(flatten)]
+    session: SessionRow,
+    username: Option<String>,
+    role: Option<String>,
+    disabled: Option<bool>,
+}
+
+#[derive(sqlx::FromRow)]
+struct MemberRoomRow {
+    name: String,
+    last_seq: i64,
+    last_read_seq: i64,
+    last_activity_ms: Option<i64>,
+    joined_at_ms: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: i64,
+    actor_id: String,
+    actor_name: String,
+    action: String,
+    target: String,
+    detail: String,
+    created_at_ms: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct NamedMessageRow {
+    room_name: String,
+    #[sqlx(flatten)]
+    message: MessageRow,
+}
+
+fn room_name(name: &str) -> Result<RoomName, StoreError> {
+    RoomName::parse(name).map_err(|_| StoreError::Corrupt(format!("rooms: invalid name {name:?}")))
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+macro_rules! sql_directory {
+    ($db:ty) => {
+        #[async_trait::async_trait]
+        impl Directory for SqlDirectory<$db> {
+            async fn create_user(&self, user: &NewUser) -> Result<UserRecord, StoreError> {
+                let row: Result<UserRow, sqlx::Error> = sqlx::query_as(&format!(
+                    "INSERT INTO users (id, username, username_key, email, first_name, last_name, role, \
+                     password_hash, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {USER_COLUMNS}"
+                ))
+                .bind(&user.id)
+                .bind(user.username.as_str())
+                .bind(user.username.key())
+                .bind(user.email.as_str())
+                .bind(user.first_name.as_str())
+                .bind(user.last_name.as_str())
+                .bind(user.role.as_str())
+                .bind(&user.password_hash)
+                .bind(user.now_ms)
+                .fetch_one(&self.pool)
+                .await;
+                match row {
+                    Ok(row) => row.into_record(),
+                    Err(e) if unique_violation(&e) => Err(StoreError::Conflict("username is taken".into())),
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+                let row: Option<UserRow> =
+                    sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1"))
+                        .bind(username.to_ascii_lowercase())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                row.map(UserRow::into_record).transpose()
+            }
+
+            async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+                let row: Option<UserRow> = sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(UserRow::into_record).transpose()
+            }
+
+            async fn update_profile(
+                &self,
+                id: &str,
+                update: &ProfileUpdate,
+            ) -> Result<Option<UserRecord>, StoreError> {
+                // One statement: each field keeps its value unless a new one is given ($n is
+                // NULL for "unchanged"; the avatar has its own flag since NULL is a value).
+                let row: Option<UserRow> = sqlx::query_as(&format!(
+                    "UPDATE users SET
+                        email = COALESCE($2, email),
+                        first_name = COALESCE($3, first_name),
+                        last_name = COALESCE($4, last_name),
+                        bio = COALESCE($5, bio),
+                        avatar_id = CASE WHEN $6 THEN $7 ELSE avatar_id END
+                     WHERE id = $1 RETURNING {USER_COLUMNS}"
+                ))
+                .bind(id)
+                .bind(update.email.as_ref().map(|v| v.as_str()))
+                .bind(update.first_name.as_ref().map(|v| v.as_str()))
+                .bind(update.last_name.as_ref().map(|v| v.as_str()))
+                .bind(update.bio.as_ref().map(|v| v.as_str()))
+                .bind(update.avatar_id.is_some())
+                .bind(update.avatar_id.flatten())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(UserRow::into_record).transpose()
+            }
+
+            async fn record_login(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
+                sqlx::query("UPDATE users SET last_login_ms = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn set_role(&self, username: &str, role: Role) -> Result<bool, StoreError> {
+                let done = sqlx::query("UPDATE users SET role = $2 WHERE username_key = $1")
+                    .bind(username.to_ascii_lowercase())
+                    .bind(role.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn set_disabled(&self, id: &str, disabled: bool, now_ms: i64) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query("UPDATE users SET disabled = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(disabled)
+                    .execute(&mut *tx)
+                    .await?;
+                if disabled {
+                    sqlx::query("DELETE FROM sessions WHERE user_id = $1 OR expires_at_ms < $2")
+                        .bind(id)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn search_users(&self, search: &Search<'_>) -> Result<Vec<UserRecord>, StoreError> {
+                let rows: Vec<UserRow> = sqlx::query_as(&format!(
+                    "SELECT {USER_COLUMNS} FROM users
+                     WHERE username_key > $1 AND ($2 IS NULL OR username_key LIKE $2 ESCAPE '\\'
+                                                  OR lower(email) LIKE $2 ESCAPE '\\')
+                     ORDER BY username_key LIMIT $3"
+                ))
+                .bind(search.after.map(str::to_ascii_lowercase).unwrap_or_default())
+                .bind(search.query.map(contains_pattern))
+                .bind(i64::from(search.limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(UserRow::into_record).collect()
+            }
+
+            async fn message_count(&self, user_id: &str) -> Result<u64, StoreError> {
+                let (n,): (i64,) =
+                    sqlx::query_as("SELECT count(*) FROM messages WHERE author_id = $1 AND deleted_at_ms IS NULL")
+                        .bind(user_id)
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(count(n))
+            }
+
+            async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO sessions (id, token_hash, user_id, user_name, guest, created_at_ms, expires_at_ms, \
+                     user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&s.id)
+                .bind(&s.token_hash)
+                .bind(&s.user_id)
+                .bind(&s.user_name)
+                .bind(s.guest)
+                .bind(s.created_at_ms)
+                .bind(s.expires_at_ms)
+                .bind(&s.user_agent)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<SessionLookup>, StoreError> {
+                let row: Option<SessionLookupRow> = sqlx::query_as(&format!(
+                    "SELECT {SESSION_COLUMNS}, u.username, u.role, u.disabled
+                     FROM sessions s LEFT JOIN users u ON u.id = s.user_id
+                     WHERE s.token_hash = $1 AND s.expires_at_ms > $2"
+                ))
+                .bind(token_hash)
+                .bind(now_ms)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let role = match row.role.as_deref() {
+                    Some(role) => Role::parse(role).map_err(|_| StoreError::Corrupt(format!("users: invalid role {role:?}")))?,
+                    None => Role::User,
+                };
+                Ok(Some(SessionLookup {
+                    name: row.username.unwrap_or_else(|| row.session.user_name.clone()),
+                    session: row.session.into(),
+                    role,
+                    disabled: row.disabled.unwrap_or(false),
+                }))
+            }
+
+            async fn sessions_of(
+                &self,
+                user_id: &str,
+                now_ms: i64,
+                limit: u32,
+            ) -> Result<Vec<SessionRecord>, StoreError> {
+                let rows: Vec<SessionRow> = sqlx::query_as(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.user_id = $1 AND s.expires_at_ms > $2
+                     ORDER BY s.created_at_ms DESC, s.id LIMIT $3"
+                ))
+                .bind(user_id)
+                .bind(now_ms)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn revoke_session(&self, user_id: &str, session_id: &str) -> Result<bool, StoreError> {
+                let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id = $2")
+                    .bind(user_id)
+                    .bind(session_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn purge_expired_sessions(&self, now_ms: i64) -> Result<u64, StoreError> {
+                let done = sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1")
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn enter(
+                &self,
+                user_id: &str,
+                name: &str,
+                room: &RoomName,
+                now_ms: i64,
+            ) -> Result<Entered, StoreError> {
+                let done = sqlx::query(
+                    "INSERT INTO memberships (user_id, room_id, user_name, joined_at_ms)
+                     SELECT $1, id, $2, $3 FROM rooms WHERE name = $4 AND deleted_at_ms IS NULL
+                     ON CONFLICT (user_id, room_id) DO NOTHING",
+                )
+                .bind(user_id)
+                .bind(name)
+                .bind(now_ms)
+                .bind(room.as_str())
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() > 0 {
+                    return Ok(Entered::Joined);
+                }
+                let member: Option<(i64,)> = sqlx::query_as(
+                    "SELECT mb.joined_at_ms FROM memberships mb JOIN rooms r ON r.id = mb.room_id
+                     WHERE mb.user_id = $1 AND r.name = $2 AND r.deleted_at_ms IS NULL",
+                )
+                .bind(user_id)
+                .bind(room.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(if member.is_some() { Entered::AlreadyMember } else { Entered::RoomNotFound })
+            }
+
+            async fn leave(&self, user_id: &str, room: &RoomName) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "DELETE FROM memberships WHERE user_id = $1 AND room_id = (SELECT id FROM rooms WHERE name = $2)",
+                )
+                .bind(user_id)
+                .bind(room.as_str())
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn mark_read(&self, user_id: &str, room: &RoomName, seq: u64) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE memberships SET last_read_seq =
+                        (SELECT CASE WHEN r.last_seq < $3 THEN r.last_seq ELSE $3 END
+                         FROM rooms r WHERE r.id = memberships.room_id)
+                     WHERE user_id = $1 AND room_id = (SELECT id FROM rooms WHERE name = $2)
+                       AND last_read_seq < $3",
+                )
+                .bind(user_id)
+                .bind(room.as_str())
+                .bind(to_db(seq))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn member_rooms(
+                &self,
+                user_id: &str,
+                after: Option<&RoomName>,
+                limit: u32,
+            ) -> Result<Vec<MemberRoom>, StoreError> {
+                let rows: Vec<MemberRoomRow> = sqlx::query_as(
+                    "SELECT r.name, r.last_seq, mb.last_read_seq, mb.joined_at_ms,
+                        (SELECT m.created_at_ms FROM messages m WHERE m.room_id = r.id AND m.seq = r.last_seq)
+                            AS last_activity_ms
+                     FROM memberships mb JOIN rooms r ON r.id = mb.room_id
+                     WHERE mb.user_id = $1 AND r.name > $2 AND r.deleted_at_ms IS NULL
+                     ORDER BY r.name LIMIT $3",
+                )
+                .bind(user_id)
+                .bind(after.map_or("", |r| r.as_str()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|r| {
+                        Ok(MemberRoom {
+                            room: room_name(&r.name)?,
+                            last_seq: count(r.last_seq),
+                            last_read_seq: count(r.last_read_seq),
+                            last_activity_ms: r.last_activity_ms,
+                            joined_at_ms: r.joined_at_ms,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn room_count(&self, user_id: &str) -> Result<u64, StoreError> {
+                let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM memberships WHERE user_id = $1")
+                    .bind(user_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(count(n))
+            }
+
+            async fn room_members(
+                &self,
+                room: &RoomName,
+                after: Option<&str>,
+                limit: u32,
+            ) -> Result<(u64, Vec<RoomMember>), StoreError> {
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT count(*) FROM memberships WHERE room_id = (SELECT id FROM rooms WHERE name = $1)",
+                )
+                .bind(room.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+                let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                    "SELECT user_id, user_name, joined_at_ms FROM memberships
+                     WHERE room_id = (SELECT id FROM rooms WHERE name = $1) AND user_id > $2
+                     ORDER BY user_id LIMIT $3",
+                )
+                .bind(room.as_str())
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                let members = rows
+                    .into_iter()
+                    .map(|(user_id, name, joined_at_ms)| RoomMember {
+                        user_id,
+                        name,
+                        joined_at_ms,
+                    })
+                    .collect();
+                Ok((count(n), members))
+            }
+
+            async fn search_rooms(&self, search: &Search<'_>) -> Result<Vec<RoomInfo>, StoreError> {
+                let rows: Vec<RoomRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    room_columns!(),
+                    " FROM rooms WHERE deleted_at_ms IS NULL AND name > $1 AND ($2 IS NULL OR name LIKE $2 ESCAPE '\\')
+                      ORDER BY name LIMIT $3"
+                ))
+                .bind(search.after.unwrap_or(""))
+                .bind(search.query.map(contains_pattern))
+                .bind(i64::from(search.limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(RoomRow::into_info).collect()
+            }
+
+            async fn search_messages(
+                &self,
+                query: Option<&str>,
+                room: Option<&RoomName>,
+                before_id: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<ChatMessage>, StoreError> {
+                let rows: Vec<NamedMessageRow> = sqlx::query_as(concat!(
+                    "SELECT r.name AS room_name, ",
+                    message_columns!(),
+                    " FROM messages m JOIN rooms r ON r.id = m.room_id
+                      WHERE m.deleted_at_ms IS NULL AND m.id < $1
+                        AND ($2 IS NULL OR lower(m.body) LIKE $2 ESCAPE '\\')
+                        AND ($3 IS NULL OR r.name = $3)
+                      ORDER BY m.id DESC LIMIT $4"
+                ))
+                .bind(before_id.unwrap_or(i64::MAX))
+                .bind(query.map(contains_pattern))
+                .bind(room.map(|r| r.as_str()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|r| r.message.into_message(room_name(&r.room_name)?))
+                    .collect()
+            }
+
+            async fn delete_message(&self, id: i64, now_ms: i64) -> Result<Option<DeletedMessage>, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let found: Option<(String, i64)> = sqlx::query_as(
+                    "SELECT r.name, m.seq FROM messages m JOIN rooms r ON r.id = m.room_id
+                     WHERE m.id = $1 AND m.deleted_at_ms IS NULL",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((room, seq)) = found else { return Ok(None) };
+                sqlx::query(
+                    "UPDATE messages SET body = '', attachment_id = NULL, deleted_at_ms = $2
+                     WHERE id = $1 AND deleted_at_ms IS NULL",
+                )
+                .bind(id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(DeletedMessage {
+                    room: room_name(&room)?,
+                    id,
+                    seq: count(seq),
+                }))
+            }
+
+            async fn delete_room(&self, room: &RoomName, now_ms: i64) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let found: Option<(i64,)> = sqlx::query_as(
+                    "UPDATE rooms SET deleted_at_ms = $2 WHERE name = $1 AND deleted_at_ms IS NULL RETURNING id",
+                )
+                .bind(room.as_str())
+                .bind(now_ms)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((room_id,)) = found else { return Ok(false) };
+                sqlx::query(
+                    "UPDATE messages SET body = '', attachment_id = NULL, deleted_at_ms = $2
+                     WHERE room_id = $1 AND deleted_at_ms IS NULL",
+                )
+                .bind(room_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM memberships WHERE room_id = $1")
+                    .bind(room_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn audit(&self, e: &NewAuditEntry<'_>, now_ms: i64) -> Result<i64, StoreError> {
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO audit_log (actor_id, actor_name, action, target, detail, created_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(e.actor_id)
+                .bind(e.actor_name)
+                .bind(e.action)
+                .bind(e.target)
+                .bind(e.detail)
+                .bind(now_ms)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(id)
+            }
+
+            async fn audit_log(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+                let rows: Vec<AuditRow> = sqlx::query_as(
+                    "SELECT id, actor_id, actor_name, action, target, detail, created_at_ms FROM audit_log
+                     WHERE id < $1 ORDER BY id DESC LIMIT $2",
+                )
+                .bind(before_id.unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| AuditEntry {
+                        id: r.id,
+                        actor_id: r.actor_id,
+                        actor_name: r.actor_name,
+                        action: r.action,
+                        target: r.target,
+                        detail: r.detail,
+                        created_at_ms: r.created_at_ms,
+                    })
+                    .collect())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Blobs for SqlDirectory<$db> {
+            async fn put(&self, owner_id: &str, content_type: &str, bytes: &[u8], now_ms: i64) -> Result<i64, StoreError> {
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO uploads (owner_id, content_type, size_bytes, data, created_at_ms)
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(owner_id)
+                .bind(content_type)
+                .bind(bytes.len() as i64)
+                .bind(bytes)
+                .bind(now_ms)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(id)
+            }
+
+            async fn get(&self, id: i64) -> Result<Option<Blob>, StoreError> {
+                let row: Option<(String, String, Vec<u8>, i64)> =
+                    sqlx::query_as("SELECT owner_id, content_type, data, created_at_ms FROM uploads WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|(owner_id, content_type, bytes, created_at_ms)| Blob {
+                    id,
+                    owner_id,
+                    content_type,
+                    bytes,
+                    created_at_ms,
+                }))
+            }
+
+            async fn owner(&self, id: i64) -> Result<Option<String>, StoreError> {
+                let row: Option<(String,)> = sqlx::query_as("SELECT owner_id FROM uploads WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|(owner,)| owner))
+            }
+        }
+    };
+}
+
+sql_directory!(sqlx::Postgres);
+sql_directory!(sqlx::Sqlite);

@@ -1,0 +1,242 @@
+//! Sign-up, log-in (an account, or a guest name), log-out and the caller's sessions.
+
+use super::schema::{
+    CurrentSession, ErrorBody, LogIn, PrincipalView, SessionCreated, SessionInfo, SessionList, SignUp,
+};
+use super::{ApiError, ApiResult, authenticate};
+use crate::app::AppState;
+use crate::auth::{Auth, IdentityKind, Principal, now_ms};
+use crate::people::Control;
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chat_domain::message::format_millis;
+use chat_domain::{Author, DisplayName, Email, ErrorCode, Password, PersonName, Role, UserId, Username};
+use chat_store::{NewUser, SessionRecord, StoreError};
+
+/// Most sessions listed for one user.
+const MAX_SESSIONS_LISTED: u32 = 100;
+
+fn user_agent(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn with_cookie(mut response: Response, cookie: &str) -> ApiResult {
+    let value = HeaderValue::from_str(cookie).map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))?;
+    response.headers_mut().insert(header::SET_COOKIE, value);
+    Ok(response)
+}
+
+/// A new session's response: 201, the token in the body and in the HttpOnly cookie.
+async fn session_response(app: &AppState, author: Author, kind: IdentityKind, role: Role, ua: &str) -> ApiResult {
+    let auth = app.auth();
+    let (token, record) = auth.start_session(&author, kind == IdentityKind::Guest, ua).await?;
+    let principal = Principal {
+        author,
+        kind,
+        role,
+        session_id: Some(record.id),
+        expires_at: u64::try_from(record.expires_at_ms / 1000).unwrap_or(0),
+    };
+    let body = SessionCreated {
+        token: token.clone(),
+        user: PrincipalView::from(&principal),
+        expires_at: format_millis(record.expires_at_ms),
+    };
+    let cookie = auth.cookie_header(&token, app.settings().auth.cookie_secure);
+    with_cookie((StatusCode::CREATED, Json(body)).into_response(), &cookie)
+}
+
+fn role_of(auth: &Auth, username: &str, stored: Role) -> Role {
+    if auth.admin_by_config(username) {
+        Role::Admin
+    } else {
+        stored
+    }
+}
+
+/// Create an account and log in.
+#[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = SignUp,
+    responses(
+        (status = 201, description = "Account created; the session cookie is set", body = SessionCreated),
+        (status = 400, description = "`invalid_username`, `invalid_email`, `invalid_profile`, `weak_password`", body = ErrorBody),
+        (status = 409, description = "`username_taken`", body = ErrorBody),
+    ))]
+pub async fn sign_up(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<SignUp>, JsonRejection>,
+) -> ApiResult {
+    let Json(body) = body?;
+    let username = Username::parse(&body.username).map_err(|e| ApiError::new(ErrorCode::InvalidUsername, e.0))?;
+    let email = Email::parse(&body.email).map_err(|e| ApiError::new(ErrorCode::InvalidEmail, e.0))?;
+    let first_name = PersonName::parse(&body.first_name).map_err(|e| ApiError::new(ErrorCode::InvalidProfile, e.0))?;
+    let last_name = PersonName::parse(&body.last_name).map_err(|e| ApiError::new(ErrorCode::InvalidProfile, e.0))?;
+    let password =
+        Password::new_for(&body.password, &username).map_err(|e| ApiError::new(ErrorCode::WeakPassword, e.0))?;
+    let auth = app.auth();
+    let user = NewUser {
+        id: format!("u:{}", uuid::Uuid::new_v4().simple()),
+        username,
+        email,
+        first_name,
+        last_name,
+        password_hash: auth.hash_password(password).await,
+        role: Role::User,
+        now_ms: now_ms(),
+    };
+    let created = match app.directory().create_user(&user).await {
+        Ok(created) => created,
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::new(ErrorCode::UsernameTaken, "that username is taken"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    app.directory().record_login(&created.id, now_ms()).await?;
+    let author = account_author(&created.id, &created.username)?;
+    let role = role_of(auth, &created.username, created.role);
+    session_response(&app, author, IdentityKind::Account, role, user_agent(&headers)).await
+}
+
+fn account_author(id: &str, username: &str) -> Result<Author, ApiError> {
+    let corrupt = |_| ApiError::new(ErrorCode::Internal, "internal error");
+    Ok(Author {
+        id: UserId::parse(id).map_err(corrupt)?,
+        name: DisplayName::parse(username).map_err(corrupt)?,
+    })
+}
+
+/// Log in with username and password, or start a guest session with `{"name"}`.
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "accounts", request_body = LogIn,
+    responses(
+        (status = 201, description = "Logged in; the session cookie is set", body = SessionCreated),
+        (status = 400, description = "`invalid_name` (guest name)", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`", body = ErrorBody),
+        (status = 403, description = "`account_disabled`, or `forbidden` when guests are off", body = ErrorBody),
+        (status = 409, description = "`username_taken`: a guest name that is a registered username", body = ErrorBody),
+    ))]
+pub async fn log_in(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<LogIn>, JsonRejection>,
+) -> ApiResult {
+    let Json(body) = body?;
+    let ua = user_agent(&headers);
+    match body {
+        LogIn::Account { username, password } => {
+            let wrong = || ApiError::new(ErrorCode::InvalidCredentials, "wrong username or password");
+            let password = Password::offered(&password).map_err(|_| wrong())?;
+            let user = app.directory().user_by_username(username.trim()).await?;
+            let stored = user.as_ref().map(|u| u.password_hash.clone());
+            if !app.auth().verify_password(password, stored).await {
+                return Err(wrong());
+            }
+            let user = user.ok_or_else(wrong)?;
+            if user.disabled {
+                return Err(ApiError::new(ErrorCode::AccountDisabled, "this account is disabled"));
+            }
+            app.directory().record_login(&user.id, now_ms()).await?;
+            let role = role_of(app.auth(), &user.username, user.role);
+            session_response(
+                &app,
+                account_author(&user.id, &user.username)?,
+                IdentityKind::Account,
+                role,
+                ua,
+            )
+            .await
+        }
+        LogIn::Guest { name } => {
+            if !app.auth().guests_allowed() {
+                return Err(ApiError::forbidden("guest access is off: sign up or log in"));
+            }
+            let name = DisplayName::parse(&name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.0))?;
+            // A guest must not pass for a registered user.
+            if app.directory().user_by_username(name.as_str()).await?.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::UsernameTaken,
+                    "that name belongs to a registered user; choose another",
+                ));
+            }
+            let id = UserId::parse(&format!("guest:{}", uuid::Uuid::new_v4().simple())).expect("guest ids are valid");
+            session_response(&app, Author { id, name }, IdentityKind::Guest, Role::User, ua).await
+        }
+    }
+}
+
+/// Who the caller is.
+#[utoipa::path(get, path = "/api/v1/session", tag = "accounts",
+    responses((status = 200, body = CurrentSession), (status = 401, body = ErrorBody)))]
+pub async fn current_session(State(app): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let principal = authenticate(&app, &headers).await?;
+    Ok(Json(CurrentSession {
+        user: PrincipalView::from(&principal),
+        expires_at: format_millis(principal.expires_at as i64 * 1000),
+    })
+    .into_response())
+}
+
+/// Log out: ends this session (its sockets close too) and clears the cookie.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "accounts",
+    responses((status = 204, description = "Logged out"), (status = 401, body = ErrorBody)))]
+pub async fn log_out(State(app): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let principal = authenticate(&app, &headers).await?;
+    if let Some(session) = &principal.session_id {
+        end_session(&app, &principal, session).await?;
+    }
+    with_cookie(
+        StatusCode::NO_CONTENT.into_response(),
+        &Auth::clear_cookie_header(app.settings().auth.cookie_secure),
+    )
+}
+
+async fn end_session(app: &AppState, principal: &Principal, session: &str) -> Result<bool, ApiError> {
+    let user = principal.author.id.as_str();
+    let ended = app.directory().revoke_session(user, session).await?;
+    if ended {
+        app.announce(Control::EndSessions {
+            user: user.to_owned(),
+            session: Some(session.to_owned()),
+        })
+        .await;
+    }
+    Ok(ended)
+}
+
+/// Your unexpired sessions, newest first.
+#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "accounts",
+    responses((status = 200, body = SessionList), (status = 401, body = ErrorBody)))]
+pub async fn list_sessions(State(app): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let principal = authenticate(&app, &headers).await?;
+    let sessions: Vec<SessionRecord> = app
+        .directory()
+        .sessions_of(principal.author.id.as_str(), now_ms(), MAX_SESSIONS_LISTED)
+        .await?;
+    let current = principal.session_id.as_deref();
+    Ok(Json(SessionList {
+        sessions: sessions.iter().map(|s| SessionInfo::new(s, current)).collect(),
+    })
+    .into_response())
+}
+
+/// Revoke one of your sessions; its sockets close with 4001.
+#[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 204, description = "Revoked"), (status = 404, body = ErrorBody)))]
+pub async fn revoke_session(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let principal = authenticate(&app, &headers).await?;
+    let Path(id) = id?;
+    if !end_session(&app, &principal, &id).await? {
+        return Err(ApiError::not_found("session"));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,228 @@
+//! Administration, for principals with the admin role (granted by the `grant-admin`
+//! command or the `auth.admins` setting, never through this API). Every change is written
+//! to the audit log before it is announced.
+
+use super::schema::{
+    AdminMessagesPage, AuditPage, AuditQuery, AuditView, ErrorBody, MessageSearch, OwnProfile, RoomView, RoomsPage,
+    SearchPage, SetDisabled, UsersPage,
+};
+use super::{ApiError, ApiResult, authenticate, limit, messages_json, room_param};
+use crate::app::AppState;
+use crate::auth::{Principal, now_ms};
+use crate::people::Control;
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use chat_bus::EventKind;
+use chat_domain::protocol::{deleted_frame, room_deleted_frame};
+use chat_store::{NewAuditEntry, Search};
+
+async fn require_admin(app: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let principal = authenticate(app, headers).await?;
+    if !principal.is_admin() {
+        return Err(ApiError::forbidden("this needs the admin role"));
+    }
+    Ok(principal)
+}
+
+async fn audit(app: &AppState, admin: &Principal, action: &str, target: &str, detail: &str) -> Result<(), ApiError> {
+    let entry = NewAuditEntry {
+        actor_id: admin.author.id.as_str(),
+        actor_name: admin.author.name.as_str(),
+        action,
+        target,
+        detail,
+    };
+    app.directory().audit(&entry, now_ms()).await?;
+    tracing::info!(admin = %admin.author.id, action, target, "admin action");
+    Ok(())
+}
+
+/// Search rooms by name.
+#[utoipa::path(get, path = "/api/v1/admin/rooms", tag = "admin", params(SearchPage),
+    responses((status = 200, body = RoomsPage), (status = 403, body = ErrorBody)))]
+pub async fn rooms(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<SearchPage>, QueryRejection>,
+) -> ApiResult {
+    require_admin(&app, &headers).await?;
+    let Query(q) = query?;
+    let limit = limit(q.limit)?;
+    let search = Search {
+        query: q.q.as_deref(),
+        after: q.after.as_deref(),
+        limit,
+    };
+    let rooms = app.directory().search_rooms(&search).await?;
+    let next_after = (rooms.len() == limit as usize)
+        .then(|| rooms.last().map(|r| r.name.as_str().to_owned()))
+        .flatten();
+    Ok(Json(RoomsPage {
+        rooms: rooms.iter().map(RoomView::from).collect(),
+        next_after,
+    })
+    .into_response())
+}
+
+/// Delete a room: its messages are erased and its members removed. Members in it get
+/// `room_deleted`. The name may be entered again later, as a new empty room.
+#[utoipa::path(delete, path = "/api/v1/admin/rooms/{room}", tag = "admin",
+    params(("room" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_room(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    room: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let admin = require_admin(&app, &headers).await?;
+    let Path(room) = room?;
+    let room = room_param(&room)?;
+    if !app.directory().delete_room(&room, now_ms()).await? {
+        return Err(ApiError::not_found("room"));
+    }
+    audit(&app, &admin, "delete_room", room.as_str(), "").await?;
+    app.publish_unsequenced(EventKind::Notice, room.clone(), room_deleted_frame(&room))
+        .await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Search users by username or e-mail.
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(SearchPage),
+    responses((status = 200, body = UsersPage), (status = 403, body = ErrorBody)))]
+pub async fn users(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<SearchPage>, QueryRejection>,
+) -> ApiResult {
+    require_admin(&app, &headers).await?;
+    let Query(q) = query?;
+    let limit = limit(q.limit)?;
+    let search = Search {
+        query: q.q.as_deref(),
+        after: q.after.as_deref(),
+        limit,
+    };
+    let users = app.directory().search_users(&search).await?;
+    let next_after = (users.len() == limit as usize)
+        .then(|| users.last().map(|u| u.username.to_ascii_lowercase()))
+        .flatten();
+    Ok(Json(UsersPage {
+        users: users.iter().map(OwnProfile::from).collect(),
+        next_after,
+    })
+    .into_response())
+}
+
+/// Disable (or re-enable) an account. Disabling ends its sessions and closes its sockets
+/// on every gateway.
+#[utoipa::path(put, path = "/api/v1/admin/users/{username}/disabled", tag = "admin",
+    params(("username" = String, Path)), request_body = SetDisabled,
+    responses((status = 204, description = "Done"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_disabled(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    username: Result<Path<String>, PathRejection>,
+    body: Result<Json<SetDisabled>, JsonRejection>,
+) -> ApiResult {
+    let admin = require_admin(&app, &headers).await?;
+    let Path(username) = username?;
+    let Json(body) = body?;
+    let user = app
+        .directory()
+        .user_by_username(&username)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    if user.id == admin.author.id.as_str() && body.disabled {
+        return Err(ApiError::forbidden("you cannot disable your own account"));
+    }
+    app.directory().set_disabled(&user.id, body.disabled, now_ms()).await?;
+    let action = if body.disabled { "disable_user" } else { "enable_user" };
+    audit(&app, &admin, action, &user.username, "").await?;
+    if body.disabled {
+        app.announce(Control::EndSessions {
+            user: user.id.clone(),
+            session: None,
+        })
+        .await;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Search messages by text, optionally in one room, newest first.
+#[utoipa::path(get, path = "/api/v1/admin/messages", tag = "admin", params(MessageSearch),
+    responses((status = 200, body = AdminMessagesPage), (status = 403, body = ErrorBody)))]
+pub async fn messages(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<MessageSearch>, QueryRejection>,
+) -> ApiResult {
+    require_admin(&app, &headers).await?;
+    let Query(q) = query?;
+    let limit = limit(q.limit)?;
+    let room = q.room.as_deref().map(room_param).transpose()?;
+    let found = app
+        .directory()
+        .search_messages(q.q.as_deref(), room.as_ref(), q.before_id, limit)
+        .await?;
+    let next_before_id = (found.len() == limit as usize)
+        .then(|| found.last().map(|m| m.id))
+        .flatten();
+    Ok(Json(AdminMessagesPage {
+        messages: messages_json(&found),
+        next_before_id,
+    })
+    .into_response())
+}
+
+/// Delete a message: its text is erased for good and every member in the room gets a
+/// `deleted` frame; history no longer returns it.
+#[utoipa::path(delete, path = "/api/v1/admin/messages/{id}", tag = "admin",
+    params(("id" = i64, Path)),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_message(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult {
+    let admin = require_admin(&app, &headers).await?;
+    let Path(id) = id?;
+    let deleted = app
+        .directory()
+        .delete_message(id, now_ms())
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    let detail = format!("room {} seq {}", deleted.room, deleted.seq);
+    audit(&app, &admin, "delete_message", &id.to_string(), &detail).await?;
+    app.publish_unsequenced(
+        EventKind::Notice,
+        deleted.room.clone(),
+        deleted_frame(&deleted.room, deleted.id, deleted.seq),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The audit log, newest first.
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery),
+    responses((status = 200, body = AuditPage), (status = 403, body = ErrorBody)))]
+pub async fn audit_log(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> ApiResult {
+    require_admin(&app, &headers).await?;
+    let Query(q) = query?;
+    let limit = limit(q.limit)?;
+    let entries = app.directory().audit_log(q.before_id, limit).await?;
+    let next_before_id = (entries.len() == limit as usize)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(AuditPage {
+        entries: entries.iter().map(AuditView::from).collect(),
+        next_before_id,
+    })
+    .into_response())
+}

@@ -1,0 +1,92 @@
+//! Profiles: edit your own, view anyone's by username.
+
+use super::schema::{ErrorBody, OwnProfile, ProfilePatch, ProfileView};
+use super::{ApiError, ApiResult, authenticate, require_account};
+use crate::app::AppState;
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use chat_domain::{Bio, Email, ErrorCode, PersonName};
+use chat_store::ProfileUpdate;
+
+/// Your profile (accounts only; guests and external users have none).
+#[utoipa::path(get, path = "/api/v1/me", tag = "profiles",
+    responses((status = 200, body = OwnProfile), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn my_profile(State(app): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let principal = require_account(&app, &headers).await?;
+    let user = app
+        .directory()
+        .user_by_id(principal.author.id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(Json(OwnProfile::from(&user)).into_response())
+}
+
+/// Change your names, e-mail, bio or avatar.
+#[utoipa::path(patch, path = "/api/v1/me", tag = "profiles", request_body = ProfilePatch,
+    responses(
+        (status = 200, body = OwnProfile),
+        (status = 400, description = "`invalid_email`, `invalid_profile`, `invalid_argument` (avatar)", body = ErrorBody),
+    ))]
+pub async fn update_profile(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<ProfilePatch>, JsonRejection>,
+) -> ApiResult {
+    let principal = require_account(&app, &headers).await?;
+    let Json(patch) = body?;
+    let profile = |e: chat_domain::NameError| ApiError::new(ErrorCode::InvalidProfile, e.0);
+    let update = ProfileUpdate {
+        email: patch
+            .email
+            .as_deref()
+            .map(Email::parse)
+            .transpose()
+            .map_err(|e| ApiError::new(ErrorCode::InvalidEmail, e.0))?,
+        first_name: patch
+            .first_name
+            .as_deref()
+            .map(PersonName::parse)
+            .transpose()
+            .map_err(profile)?,
+        last_name: patch
+            .last_name
+            .as_deref()
+            .map(PersonName::parse)
+            .transpose()
+            .map_err(profile)?,
+        bio: patch.bio.as_deref().map(Bio::parse).transpose().map_err(profile)?,
+        avatar_id: patch.avatar_id,
+    };
+    if let Some(Some(avatar)) = update.avatar_id {
+        super::uploads::require_own_upload(&app, avatar, principal.author.id.as_str()).await?;
+    }
+    let user = app
+        .directory()
+        .update_profile(principal.author.id.as_str(), &update)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(Json(OwnProfile::from(&user)).into_response())
+}
+
+/// Anyone's profile, by username (any case).
+#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "profiles",
+    params(("username" = String, Path)),
+    responses((status = 200, body = ProfileView), (status = 404, body = ErrorBody)))]
+pub async fn user_profile(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    username: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    authenticate(&app, &headers).await?;
+    let Path(username) = username?;
+    let user = app
+        .directory()
+        .user_by_username(&username)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(Json(ProfileView::from(&user)).into_response())
+}

@@ -1,0 +1,489 @@
+//! The shapes of request and response bodies. Each derives its OpenAPI schema, so the
+//! document describes what the handlers really send; message bodies are the websocket
+//! `message` frames themselves, documented by [`MessageDoc`] and checked against the real
+//! frame in this module's tests.
+
+use crate::auth::{IdentityKind, Principal};
+use chat_domain::Role;
+use chat_domain::message::{format_millis, upload_url};
+use chat_store::{AuditEntry, MemberRoom, RoomInfo, RoomMember, SessionRecord, UserRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable: clients branch on it (see docs/protocol.md for the list).
+    pub code: String,
+    /// For people; may change.
+    pub message: String,
+}
+
+/// The caller, as sessions see them.
+#[derive(Serialize, ToSchema)]
+pub struct PrincipalView {
+    /// The author id messages carry.
+    pub id: String,
+    pub name: String,
+    #[schema(value_type = String, example = "account")]
+    pub kind: IdentityKind,
+    #[schema(value_type = String, example = "user")]
+    pub role: Role,
+}
+
+impl From<&Principal> for PrincipalView {
+    fn from(p: &Principal) -> Self {
+        Self {
+            id: p.author.id.as_str().to_owned(),
+            name: p.author.name.as_str().to_owned(),
+            kind: p.kind,
+            role: p.role,
+        }
+    }
+}
+
+/// A new session. The token also arrives as the HttpOnly `sc_session` cookie; scripts in
+/// a browser should rely on the cookie and not keep the token.
+#[derive(Serialize, ToSchema)]
+pub struct SessionCreated {
+    pub token: String,
+    pub user: PrincipalView,
+    pub expires_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CurrentSession {
+    pub user: PrincipalView,
+    pub expires_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionInfo {
+    /// Revoke with `DELETE /api/v1/me/sessions/{id}`.
+    pub id: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub user_agent: String,
+    /// This is the session making the request.
+    pub current: bool,
+}
+
+impl SessionInfo {
+    pub fn new(s: &SessionRecord, current: Option<&str>) -> Self {
+        Self {
+            id: s.id.clone(),
+            created_at: format_millis(s.created_at_ms),
+            expires_at: format_millis(s.expires_at_ms),
+            user_agent: s.user_agent.clone(),
+            current: current == Some(s.id.as_str()),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// Anyone's profile, as everyone may see it.
+#[derive(Serialize, ToSchema)]
+pub struct ProfileView {
+    pub id: String,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub bio: String,
+    pub avatar_url: Option<String>,
+    pub joined_at: String,
+    #[schema(value_type = String)]
+    pub role: Role,
+}
+
+impl From<&UserRecord> for ProfileView {
+    fn from(u: &UserRecord) -> Self {
+        Self {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            bio: u.bio.clone(),
+            avatar_url: u.avatar_id.map(upload_url),
+            joined_at: format_millis(u.created_at_ms),
+            role: u.role,
+        }
+    }
+}
+
+/// Your own profile: the public one plus what only you (and admins) see.
+#[derive(Serialize, ToSchema)]
+pub struct OwnProfile {
+    #[serde(flatten)]
+    pub profile: ProfileView,
+    pub email: String,
+    pub last_login: Option<String>,
+    pub disabled: bool,
+}
+
+impl From<&UserRecord> for OwnProfile {
+    fn from(u: &UserRecord) -> Self {
+        Self {
+            profile: u.into(),
+            email: u.email.clone(),
+            last_login: u.last_login_ms.map(format_millis),
+            disabled: u.disabled,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsersPage {
+    pub users: Vec<OwnProfile>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoomView {
+    pub name: String,
+    pub last_seq: u64,
+    pub created_at: String,
+}
+
+impl From<&RoomInfo> for RoomView {
+    fn from(r: &RoomInfo) -> Self {
+        Self {
+            name: r.name.as_str().to_owned(),
+            last_seq: r.last_seq,
+            created_at: format_millis(r.created_at_ms),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoomEntered {
+    pub room: RoomView,
+    /// False when the caller was a member already.
+    pub joined: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoomsPage {
+    pub rooms: Vec<RoomView>,
+    pub next_after: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuthorDoc {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AttachmentDoc {
+    pub id: i64,
+    pub url: String,
+}
+
+/// A message: the websocket `message` frame, exactly.
+#[derive(Serialize, ToSchema)]
+pub struct MessageDoc {
+    #[serde(rename = "type")]
+    #[schema(example = "message")]
+    pub ty: String,
+    pub room: String,
+    pub seq: u64,
+    pub id: i64,
+    pub user: AuthorDoc,
+    pub text: String,
+    pub sent_at: String,
+    pub client_msg_id: String,
+    /// `text` or `image`.
+    pub kind: String,
+    pub attachment: Option<AttachmentDoc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryPage {
+    pub room: String,
+    pub last_seq: u64,
+    /// Oldest first; deleted messages are left out.
+    #[schema(value_type = Vec<MessageDoc>)]
+    pub messages: Vec<Value>,
+}
+
+/// The websocket `ack` frame.
+#[derive(Serialize, ToSchema)]
+pub struct AckDoc {
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub client_msg_id: String,
+    pub room: String,
+    pub seq: u64,
+    pub id: i64,
+    pub sent_at: String,
+    /// True when this `client_msg_id` was stored before: this repeats the original.
+    pub duplicate: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberView {
+    pub user_id: String,
+    pub name: String,
+    pub joined_at: String,
+}
+
+impl From<&RoomMember> for MemberView {
+    fn from(m: &RoomMember) -> Self {
+        Self {
+            user_id: m.user_id.clone(),
+            name: m.name.clone(),
+            joined_at: format_millis(m.joined_at_ms),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MembersPage {
+    pub room: String,
+    pub count: u64,
+    pub members: Vec<MemberView>,
+    pub next_after: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PanelRoom {
+    pub name: String,
+    pub last_seq: u64,
+    pub unread: u64,
+    pub last_activity: Option<String>,
+    pub joined_at: String,
+}
+
+impl From<&MemberRoom> for PanelRoom {
+    fn from(r: &MemberRoom) -> Self {
+        Self {
+            name: r.room.as_str().to_owned(),
+            last_seq: r.last_seq,
+            unread: r.unread(),
+            last_activity: r.last_activity_ms.map(format_millis),
+            joined_at: format_millis(r.joined_at_ms),
+        }
+    }
+}
+
+/// The index page's data.
+#[derive(Serialize, ToSchema)]
+pub struct Panel {
+    pub user: PrincipalView,
+    /// Your profile; absent for guests and external users.
+    pub profile: Option<OwnProfile>,
+    pub message_count: u64,
+    pub room_count: u64,
+    pub last_login: Option<String>,
+    pub joined_at: Option<String>,
+    /// Your rooms in name order, a page at a time.
+    pub rooms: Vec<PanelRoom>,
+    pub next_after: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UploadView {
+    pub id: i64,
+    pub url: String,
+    pub content_type: String,
+    pub size: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AdminMessagesPage {
+    #[schema(value_type = Vec<MessageDoc>)]
+    pub messages: Vec<Value>,
+    /// Pass as `before_id` for the next (older) page.
+    pub next_before_id: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditView {
+    pub id: i64,
+    pub actor_id: String,
+    pub actor_name: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+    pub at: String,
+}
+
+impl From<&AuditEntry> for AuditView {
+    fn from(e: &AuditEntry) -> Self {
+        Self {
+            id: e.id,
+            actor_id: e.actor_id.clone(),
+            actor_name: e.actor_name.clone(),
+            action: e.action.clone(),
+            target: e.target.clone(),
+            detail: e.detail.clone(),
+            at: format_millis(e.created_at_ms),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    pub entries: Vec<AuditView>,
+    pub next_before_id: Option<i64>,
+}
+
+// ----- Requests -----
+
+#[derive(Deserialize, ToSchema)]
+pub struct SignUp {
+    /// 3–32 of `A-Z a-z 0-9 _`, starting with a letter; unique regardless of case.
+    pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// At least 10 characters, not containing the username.
+    pub password: String,
+}
+
+/// Log in with an account, or (when guests are allowed) start a guest session with a
+/// display name alone.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum LogIn {
+    Account { username: String, password: String },
+    Guest { name: String },
+}
+
+/// Fields to change; absent fields stay as they are. `avatar_id: null` removes the avatar.
+#[derive(Deserialize, ToSchema, Default)]
+pub struct ProfilePatch {
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// At most 255 characters.
+    pub bio: Option<String>,
+    /// An upload of yours, or null.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub avatar_id: Option<Option<i64>>,
+}
+
+/// Tells "absent" (outer `None`) from "null" (`Some(None)`).
+fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct EnterRoom {
+    pub name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Publish {
+    /// The text, or an image's caption (then optional).
+    pub text: Option<String>,
+    pub client_msg_id: String,
+    /// An upload of yours: makes this an image message.
+    pub attachment_id: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MarkRead {
+    /// The highest seq read; capped at the room's last seq, never lowered.
+    pub seq: u64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SetDisabled {
+    pub disabled: bool,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// The `next_after` of the previous page.
+    pub after: Option<String>,
+    /// 1–200, default 50.
+    pub limit: Option<u32>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchPage {
+    /// Case-insensitive substring to look for.
+    pub q: Option<String>,
+    pub after: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Messages after this seq (catching up).
+    pub after_seq: Option<u64>,
+    /// Messages before this seq (scrolling back). Without either, the newest page.
+    pub before_seq: Option<u64>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageSearch {
+    pub q: Option<String>,
+    pub room: Option<String>,
+    /// The `next_before_id` of the previous page.
+    pub before_id: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    pub before_id: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, MessageKind, RoomName, UserId};
+    use utoipa::PartialSchema;
+
+    /// The documented message shape has exactly the fields of the real frame.
+    #[test]
+    fn message_doc_matches_the_message_frame() {
+        let message = ChatMessage {
+            id: 1,
+            room: RoomName::parse("r").unwrap(),
+            seq: 1,
+            author: Author {
+                id: UserId::parse("u:1").unwrap(),
+                name: DisplayName::parse("Ann").unwrap(),
+            },
+            text: "hi".into(),
+            client_msg_id: ClientMsgId::parse("c").unwrap(),
+            kind: MessageKind::Image,
+            sent_at_ms: 0,
+            attachment: Some(3),
+            deleted: false,
+        };
+        let frame: Value = serde_json::from_slice(&message.to_frame()).unwrap();
+        let mut frame_keys: Vec<&str> = frame.as_object().unwrap().keys().map(String::as_str).collect();
+        let schema = serde_json::to_value(MessageDoc::schema()).unwrap();
+        let mut doc_keys: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        frame_keys.sort_unstable();
+        doc_keys.sort_unstable();
+        assert_eq!(frame_keys, doc_keys);
+    }
+}

@@ -1,0 +1,115 @@
+//! Images in and out. Uploads are raw request bodies (any client can send a `File` with
+//! `fetch`), limited in size before and while they are read, and typed by sniffing their
+//! bytes. They are served back with the sniffed type, `nosniff`, and a sandboxing CSP, so
+//! no upload can ever run as a page on our origin.
+
+use super::schema::{ErrorBody, UploadView};
+use super::{ApiError, ApiResult, authenticate};
+use crate::app::AppState;
+use crate::auth::now_ms;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use chat_domain::ErrorCode;
+use chat_domain::message::upload_url;
+use chat_domain::upload::{ImageType, sniff_image};
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("uploads are limited to {max} bytes"),
+    )
+}
+
+/// Checks that `id` is an upload of `user`'s: nobody attaches someone else's file.
+pub async fn require_own_upload(app: &AppState, id: i64, user: &str) -> Result<(), ApiError> {
+    match app.blobs().owner(id).await? {
+        Some(owner) if owner == user => Ok(()),
+        _ => Err(ApiError::new(
+            ErrorCode::InvalidArgument,
+            "attachment is not an upload of yours",
+        )),
+    }
+}
+
+/// Upload an image: the request body is the file. PNG, JPEG, GIF or WebP, judged by its
+/// bytes; at most `uploads.max_bytes` (5 MiB by default).
+#[utoipa::path(post, path = "/api/v1/uploads", tag = "uploads",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
+    responses(
+        (status = 201, body = UploadView),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    ))]
+pub async fn upload(State(app): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
+    let principal = authenticate(&app, &headers).await?;
+    let max = app.settings().uploads.max_bytes;
+    // An honest client says how big the file is: refuse before reading a byte of it.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large(max));
+    }
+    // Any other client is cut off as soon as it passes the limit.
+    let bytes = axum::body::to_bytes(body, max).await.map_err(|_| too_large(max))?;
+    let Some(kind) = sniff_image(&bytes) else {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "only PNG, JPEG, GIF and WebP images are accepted",
+        ));
+    };
+    let id = app
+        .blobs()
+        .put(principal.author.id.as_str(), kind.mime(), &bytes, now_ms())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(UploadView {
+            id,
+            url: upload_url(id),
+            content_type: kind.mime().to_owned(),
+            size: bytes.len(),
+        }),
+    )
+        .into_response())
+}
+
+/// An uploaded image. Uploads never change, so they may be cached for a long time.
+#[utoipa::path(get, path = "/api/v1/uploads/{id}", tag = "uploads",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "The image", content_type = "image/*", body = Vec<u8>),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn download(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult {
+    authenticate(&app, &headers).await?;
+    let Path(id) = id?;
+    let blob = app
+        .blobs()
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("upload"))?;
+    // Only ever served as one of the image types it was sniffed as.
+    let kind = ImageType::from_mime(&blob.content_type).ok_or_else(|| ApiError::not_found("upload"))?;
+    let mut response = blob.bytes.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind.mime()));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    Ok(response)
+}

@@ -1,0 +1,247 @@
+//! The people connected to this gateway: which rooms each socket's user belongs to, so that
+//! a new message in one of them becomes a `notify` frame on every socket that has not
+//! joined it; and which sessions hold which sockets, so that ending a session (log-out,
+//! revocation, a disabled account) closes its sockets on every gateway.
+//!
+//! Membership is read from the database once per socket, at connect, and then kept current
+//! by control events on the bus (a member entered or left a room, on any gateway), so a
+//! notification costs no database query.
+
+use crate::outbox::{Outbox, Pushed, text};
+use crate::rooms::ConnId;
+use bytes::Bytes;
+use chat_domain::protocol::notify_frame;
+use chat_domain::{Author, CloseCode, DisplayName, MessageKind, RoomName, UserId};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// Most rooms a socket is notified about: its user's first this many memberships.
+pub const MAX_WATCHED_ROOMS: u32 = 1000;
+
+#[derive(Clone, Default)]
+pub struct People {
+    inner: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    conns: HashMap<ConnId, Conn>,
+    by_user: HashMap<UserId, HashSet<ConnId>>,
+    /// Sockets to notify per room: their user is a member and they have not joined it.
+    watching: HashMap<RoomName, HashSet<ConnId>>,
+}
+
+struct Conn {
+    user: UserId,
+    session: Option<String>,
+    outbox: Outbox,
+    member_of: HashSet<RoomName>,
+    joined: HashSet<RoomName>,
+}
+
+/// An instruction between gateways, carried by the bus as a control event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Control {
+    /// `user` became (or stopped being) a member of `room`.
+    Membership { user: String, room: String, member: bool },
+    /// `user`'s sockets must close: one session's (`Some`), or all of them (a disabled account).
+    EndSessions { user: String, session: Option<String> },
+}
+
+impl Control {
+    pub fn to_json(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).expect("control events serialize"))
+    }
+
+    pub fn parse(payload: &[u8]) -> Option<Self> {
+        serde_json::from_slice(payload).ok()
+    }
+}
+
+/// The parts of a `message` frame a notification needs.
+#[derive(Deserialize)]
+struct MessageSummary {
+    user: AuthorFields,
+    #[serde(default)]
+    text: String,
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct AuthorFields {
+    id: String,
+    name: String,
+}
+
+impl MessageSummary {
+    fn author(&self) -> Option<Author> {
+        Some(Author {
+            id: UserId::parse(&self.user.id).ok()?,
+            name: DisplayName::parse(&self.user.name).ok()?,
+        })
+    }
+}
+
+impl People {
+    pub fn add(&self, conn: ConnId, user: UserId, session: Option<String>, outbox: Outbox, rooms: Vec<RoomName>) {
+        let mut state = self.inner.lock().expect("people lock");
+        for room in &rooms {
+            state.watching.entry(room.clone()).or_default().insert(conn);
+        }
+        state.by_user.entry(user.clone()).or_default().insert(conn);
+        state.conns.insert(
+            conn,
+            Conn {
+                user,
+                session,
+                outbox,
+                member_of: rooms.into_iter().collect(),
+                joined: HashSet::new(),
+            },
+        );
+    }
+
+    pub fn remove(&self, conn: ConnId) {
+        let mut state = self.inner.lock().expect("people lock");
+        let Some(gone) = state.conns.remove(&conn) else {
+            return;
+        };
+        for room in gone.member_of.iter().chain(&gone.joined) {
+            unwatch(&mut state.watching, room, conn);
+        }
+        if let Some(conns) = state.by_user.get_mut(&gone.user) {
+            conns.remove(&conn);
+            if conns.is_empty() {
+                state.by_user.remove(&gone.user);
+            }
+        }
+    }
+
+    /// The socket joined `room`: it is a member now, and gets the room's messages instead
+    /// of notifications.
+    pub fn joined(&self, conn: ConnId, room: &RoomName) {
+        let mut state = self.inner.lock().expect("people lock");
+        if let Some(c) = state.conns.get_mut(&conn) {
+            c.member_of.insert(room.clone());
+            c.joined.insert(room.clone());
+            unwatch(&mut state.watching, room, conn);
+        }
+    }
+
+    /// The socket left `room` (the socket, not the membership): notifications resume.
+    pub fn left(&self, conn: ConnId, room: &RoomName) {
+        let mut state = self.inner.lock().expect("people lock");
+        let watch = state.conns.get_mut(&conn).is_some_and(|c| {
+            c.joined.remove(room);
+            c.member_of.contains(room)
+        });
+        if watch {
+            state.watching.entry(room.clone()).or_default().insert(conn);
+        }
+    }
+
+    /// Applies a control event from the bus.
+    pub fn apply(&self, control: Control) {
+        let mut state = self.inner.lock().expect("people lock");
+        match control {
+            Control::Membership { user, room, member } => {
+                let (Ok(user), Ok(room)) = (UserId::parse(&user), RoomName::parse(&room)) else {
+                    return;
+                };
+                let conns: Vec<ConnId> = state.by_user.get(&user).into_iter().flatten().copied().collect();
+                for conn in conns {
+                    let Some(c) = state.conns.get_mut(&conn) else { continue };
+                    let watch = if member {
+                        c.member_of.insert(room.clone());
+                        !c.joined.contains(&room)
+                    } else {
+                        c.member_of.remove(&room);
+                        false
+                    };
+                    if watch {
+                        state.watching.entry(room.clone()).or_default().insert(conn);
+                    } else {
+                        unwatch(&mut state.watching, &room, conn);
+                    }
+                }
+            }
+            Control::EndSessions { user, session } => {
+                let Ok(user) = UserId::parse(&user) else { return };
+                for conn in state.by_user.get(&user).into_iter().flatten() {
+                    if let Some(c) = state.conns.get(conn)
+                        && (session.is_none() || c.session == session)
+                    {
+                        c.outbox.close(CloseCode::SessionEnded);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether any socket here wants notifications for `room`.
+    pub fn watches(&self, room: &RoomName) -> bool {
+        self.inner.lock().expect("people lock").watching.contains_key(room)
+    }
+
+    /// Sends `notify` for a committed message (its `message` frame) to every watching
+    /// socket except its author's. Returns how many were sent.
+    pub fn notify(&self, room: &RoomName, seq: u64, message_frame: &[u8]) -> usize {
+        let state = self.inner.lock().expect("people lock");
+        let Some(watchers) = state.watching.get(room) else {
+            return 0;
+        };
+        let parsed = serde_json::from_slice::<MessageSummary>(message_frame)
+            .ok()
+            .and_then(|m| Some((m.author()?, MessageKind::parse(&m.kind).ok()?, m.text)));
+        let Some((author, kind, message_text)) = parsed else {
+            tracing::error!(%room, seq, "message frame on the bus does not parse; no notification");
+            return 0;
+        };
+        let frame = text(notify_frame(room, seq, &author, &message_text, kind));
+        let mut sent = 0;
+        for conn in watchers {
+            let Some(c) = state.conns.get(conn) else { continue };
+            if c.user == author.id {
+                continue;
+            }
+            if c.outbox.push(frame.clone()) == Pushed::Queued {
+                sent += 1;
+            }
+        }
+        sent
+    }
+}
+
+fn unwatch(watching: &mut HashMap<RoomName, HashSet<ConnId>>, room: &RoomName, conn: ConnId) {
+    if let Some(conns) = watching.get_mut(room) {
+        conns.remove(&conn);
+        if conns.is_empty() {
+            watching.remove(room);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_events_round_trip_as_json() {
+        for control in [
+            Control::Membership {
+                user: "u:1".into(),
+                room: "a".into(),
+                member: true,
+            },
+            Control::EndSessions {
+                user: "u:1".into(),
+                session: Some("s".into()),
+            },
+        ] {
+            assert_eq!(Control::parse(&control.to_json()), Some(control));
+        }
+        assert_eq!(Control::parse(b"{\"op\":\"unknown\"}"), None);
+    }
+}
