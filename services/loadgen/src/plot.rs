@@ -18,7 +18,7 @@ pub struct Series<'a> {
 const WIDTH: f64 = 800.0;
 const HEIGHT: f64 = 480.0;
 const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
+const RIGHT: f64 = 40.0;
 const TOP: f64 = 50.0;
 const BOTTOM: f64 = 60.0;
 /// The axis ends at 99.999 % unless the data needs less.

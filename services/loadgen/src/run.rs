@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub enum RunError {
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
-    #[error("{failed} of {total} clients could not be set up; the first error: {first}")]
+    #[error("{failed} of {total} clients could not be set up (the first error follows)")]
     Setup {
         failed: usize,
         total: usize,
