@@ -11,7 +11,9 @@ use std::time::Duration;
 async fn main() {
     let seconds: u64 = std::env::args().nth(1).map_or(60, |s| s.parse().expect("seconds"));
     let cluster = integration_tests::TestCluster::start(2, 1).await;
-    let flags: Vec<String> = (0..2).map(|i| format!("--gateway ws://{}", cluster.gateway(i))).collect();
+    let flags: Vec<String> = (0..2)
+        .map(|i| format!("--gateway ws://{}", cluster.gateway(i)))
+        .collect();
     println!("{} --watch-pid cluster={}", flags.join(" "), std::process::id());
     tokio::select! {
         _ = tokio::time::sleep(Duration::from_secs(seconds)) => {}
