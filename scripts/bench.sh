@@ -199,7 +199,12 @@ if [ -z "$only" ] || [ "$only" = cluster ]; then
   watch=""
   for f in "$CLUSTER_DIR"/pids/*.pid; do
     name=$(basename "$f" .pid)
-    [ "$name" = haproxy ] || watch="$watch $name=$(cat "$f")"
+    # Postgres serves each connection from a child process: watch the tree ('+').
+    case $name in
+      haproxy) ;;
+      postgres) watch="$watch $name=$(cat "$f")+" ;;
+      *) watch="$watch $name=$(cat "$f")" ;;
+    esac
   done
   run_scenarios cluster "ws://127.0.0.1:$((port + 1)) ws://127.0.0.1:$((port + 2))" "$watch" gateway-
   summarise "$out/cluster"

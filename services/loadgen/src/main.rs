@@ -48,7 +48,7 @@ struct CommonArgs {
     /// Per connection: handshake plus join.
     #[arg(long, default_value = "30s", value_parser = humantime_like)]
     connect_timeout: Duration,
-    /// Another process to report CPU and RSS for, as NAME=PID; repeatable.
+    /// Another process to report CPU and RSS for, as NAME=PID (NAME=PID+ adds its children); repeatable.
     #[arg(long = "watch-pid")]
     watch: Vec<String>,
     /// No progress line on stderr.

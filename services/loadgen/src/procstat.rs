@@ -55,16 +55,27 @@ fn clock_ticks_per_second() -> f64 {
     if ticks > 0 { ticks as f64 } else { 100.0 }
 }
 
-/// `utime + stime` in clock ticks, from the text of `/proc/PID/stat`. The command name
-/// (field 2) is in parentheses and may hold spaces or parentheses itself, so fields are
-/// counted after the last `)`.
-pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
+/// The fields of `/proc/PID/stat` we use. The command name (field 2) is in parentheses
+/// and may hold spaces or parentheses itself, so fields are counted after the last `)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub ppid: u32,
+    /// `utime + stime`, in clock ticks.
+    pub ticks: u64,
+    /// `cutime + cstime`: children that exited and were waited for.
+    pub reaped_children_ticks: u64,
+}
+
+pub fn parse_stat(stat: &str) -> Option<Stat> {
     let after_name = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_name.split_whitespace();
-    // After the name: state is field 3, utime field 14, stime field 15.
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    // After the name: state is field 3, ppid 4, utime 14, stime 15, cutime 16, cstime 17.
+    let fields: Vec<&str> = after_name.split_whitespace().take(15).collect();
+    let number = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(Stat {
+        ppid: fields.get(1)?.parse().ok()?,
+        ticks: number(11)? + number(12)?,
+        reaped_children_ticks: number(13)? + number(14)?,
+    })
 }
 
 /// A `kB` line of `/proc/PID/status` (`VmRSS:   1234 kB`), in bytes.
@@ -83,7 +94,9 @@ pub fn sample(pid: Pid) -> Result<Sample, ProcError> {
         std::fs::read_to_string(&path).map_err(|source| ProcError::Read { path, source })
     };
     let stat = read("stat")?;
-    let ticks = parse_stat_ticks(&stat).ok_or_else(|| ProcError::Parse { path: dir.join("stat") })?;
+    let ticks = parse_stat(&stat)
+        .ok_or_else(|| ProcError::Parse { path: dir.join("stat") })?
+        .ticks;
     let status = read("status")?;
     let rss = parse_status_kb(&status, "VmRSS").ok_or_else(|| ProcError::Parse {
         path: dir.join("status"),
@@ -95,11 +108,52 @@ pub fn sample(pid: Pid) -> Result<Sample, ProcError> {
     })
 }
 
-/// A process to report on, named for the report (`gateway-1=12345`).
+/// A process and its live children, summed: PostgreSQL serves each connection from a
+/// child of the postmaster, so the postmaster alone shows almost none of the work. Children
+/// that already exited count through the parent's `cutime`/`cstime`.
+pub fn sample_with_children(pid: u32) -> Result<Sample, ProcError> {
+    let own = sample(Pid::Other(pid))?;
+    let path = PathBuf::from(format!("/proc/{pid}/stat"));
+    let stat = std::fs::read_to_string(&path).map_err(|source| ProcError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let reaped = parse_stat(&stat)
+        .ok_or(ProcError::Parse { path })?
+        .reaped_children_ticks;
+    let mut total = Sample {
+        cpu_seconds: own.cpu_seconds + reaped as f64 / clock_ticks_per_second(),
+        ..own
+    };
+    let entries = std::fs::read_dir("/proc").map_err(|source| ProcError::Read {
+        path: "/proc".into(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let is_child = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| parse_stat(&s))
+            .is_some_and(|s| s.ppid == pid);
+        // A child that exits between the two reads is skipped, not an error.
+        if let (true, Ok(s)) = (is_child, sample(Pid::Other(child))) {
+            total.cpu_seconds += s.cpu_seconds;
+            total.rss_bytes += s.rss_bytes;
+            total.rss_peak_bytes += s.rss_peak_bytes;
+        }
+    }
+    Ok(total)
+}
+
+/// A process to report on, named for the report (`gateway-1=12345`; `postgres=678+` to
+/// include its children).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watch {
     pub name: String,
     pub pid: Pid,
+    pub children: bool,
 }
 
 impl Watch {
@@ -108,10 +162,15 @@ impl Watch {
             .split_once('=')
             .filter(|(name, _)| !name.is_empty())
             .ok_or_else(|| ProcError::WatchSpec(spec.into()))?;
-        let pid = pid.trim().parse().map_err(|_| ProcError::WatchSpec(spec.into()))?;
+        let (pid, children) = match pid.trim().strip_suffix('+') {
+            Some(pid) => (pid, true),
+            None => (pid.trim(), false),
+        };
+        let pid = pid.parse().map_err(|_| ProcError::WatchSpec(spec.into()))?;
         Ok(Self {
             name: name.into(),
             pid: Pid::Other(pid),
+            children,
         })
     }
 
@@ -119,6 +178,7 @@ impl Watch {
         Self {
             name: "loadgen".into(),
             pid: Pid::SelfProcess,
+            children: false,
         }
     }
 }
@@ -150,7 +210,11 @@ impl Tracker {
     }
 
     fn take(&mut self) -> Option<Sample> {
-        match sample(self.watch.pid) {
+        let result = match (self.watch.children, self.watch.pid) {
+            (true, Pid::Other(pid)) => sample_with_children(pid),
+            (_, pid) => sample(pid),
+        };
+        match result {
             Ok(s) => {
                 self.first.get_or_insert(s);
                 self.last = Some(s);
@@ -273,10 +337,38 @@ mod tests {
 
     #[test]
     fn cpu_ticks_are_read_after_the_command_name() {
-        let stat = "4242 (my (odd) proc) S 1 4242 4242 0 -1 4194560 1000 0 0 0 150 25 0 0 20 0 8 0 100 1000000 500";
-        assert_eq!(parse_stat_ticks(stat), Some(175));
-        assert_eq!(parse_stat_ticks("garbage"), None);
-        assert_eq!(parse_stat_ticks("1 (x) S 1 2"), None);
+        let stat = "4242 (my (odd) proc) S 17 4242 4242 0 -1 4194560 1000 0 0 0 150 25 7 3 20 0 8 0 100 1000000 500";
+        assert_eq!(
+            parse_stat(stat),
+            Some(Stat {
+                ppid: 17,
+                ticks: 175,
+                reaped_children_ticks: 10
+            })
+        );
+        assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat("1 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn a_process_with_children_sums_them() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let me = std::process::id();
+        let alone = sample(Pid::Other(me)).unwrap();
+        let tree = sample_with_children(me).unwrap();
+        let child_rss = sample(Pid::Other(child.id())).unwrap().rss_bytes;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(child_rss > 0);
+        // This process's RSS may move a little between the reads; the child's share must be there.
+        assert!(
+            tree.rss_bytes >= alone.rss_bytes * 9 / 10 + child_rss,
+            "{tree:?} {alone:?}"
+        );
+        assert!(tree.cpu_seconds >= alone.cpu_seconds);
     }
 
     #[test]
@@ -293,9 +385,11 @@ mod tests {
             Watch::parse("gateway-1=123").unwrap(),
             Watch {
                 name: "gateway-1".into(),
-                pid: Pid::Other(123)
+                pid: Pid::Other(123),
+                children: false
             }
         );
+        assert!(Watch::parse("postgres=77+").unwrap().children);
         assert!(Watch::parse("gateway").is_err());
         assert!(Watch::parse("=12").is_err());
         assert!(Watch::parse("g=abc").is_err());
@@ -326,6 +420,7 @@ mod tests {
         let mut tracker = Tracker::new(Watch {
             name: "gone".into(),
             pid: Pid::Other(u32::MAX - 1),
+            children: true,
         });
         tracker.open();
         tracker.close();

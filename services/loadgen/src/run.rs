@@ -162,12 +162,18 @@ impl Client {
         if !sending {
             self.progress.done_sending.store(true, Ordering::Release);
         }
+        // One timer and one cancellation waiter for the whole run, not one per loop turn (a
+        // turn per delivery): the token is shared by every client, and registering with it
+        // takes its lock.
+        let end_of_sending = tokio::time::sleep_until(send_end);
+        let cancelled = stop.cancelled();
+        tokio::pin!(end_of_sending, cancelled);
         let mut n = 0u64;
         loop {
             tokio::select! {
                 biased;
-                _ = stop.cancelled() => break,
-                _ = tokio::time::sleep_until(send_end), if sending => {
+                _ = &mut cancelled => break,
+                _ = &mut end_of_sending, if sending => {
                     sending = false;
                     self.progress.done_sending.store(true, Ordering::Release);
                 }
