@@ -82,7 +82,9 @@ struct LoadArgs {
     /// Message text length in bytes (at least the stamp, 55).
     #[arg(long, default_value_t = 64)]
     text_bytes: usize,
-    #[arg(long, default_value_t = 16 * 1024)]
+    /// Per-connection read buffer. Small on purpose: tungstenite zeroes the whole buffer
+    /// before every read, and a delivery is one ~300-byte frame per read.
+    #[arg(long, default_value_t = 4096)]
     read_buffer_bytes: usize,
 }
 
