@@ -151,7 +151,9 @@ run_scenarios() {
 
   if [[ " $scenarios " == *" idle "* ]]; then
     local gw_watch=()
-    for w in $watch; do [[ $w == "$gw_prefix"* ]] && { gw_watch=(--watch-pid "$w"); break; }; done
+    for w in $watch; do
+      if [[ $w == "$gw_prefix"* ]]; then gw_watch=(--watch-pid "$w"); break; fi
+    done
     lg "$dir" idle idle "${first_gw_args[@]}" --connections "$idle_connections" --hold "$hold" --source-addrs 8 \
       --connect-concurrency 256 "${gw_watch[@]}" || true
   fi
@@ -175,7 +177,7 @@ summarise() {
       jq -r 'select(.kind == "idle") | "\nidle: \(.open_at_end) of \(.requested) connections open; "
         + ([.processes[1:][] | "\(.name) \((.rss_per_connection_bytes // 0) / 1024 * 100 | round / 100) KiB/connection"] | join(", "))' "$f"
     done
-    [ -s "$dir/results.tsv" ] && { echo; sed 's/\t/: /' "$dir/results.tsv"; }
+    if [ -s "$dir/results.tsv" ]; then echo; sed 's/\t/: /' "$dir/results.tsv"; fi
   } >"$dir/summary.md"
   cat "$dir/summary.md" >&2
 }
@@ -187,7 +189,7 @@ cleanup() {
     scripts/cluster.sh down || true
   fi
   if [ -n "$aio_pid" ]; then kill -TERM "$aio_pid" 2>/dev/null || true; wait "$aio_pid" 2>/dev/null || true; fi
-  [ -n "${aio_dir:-}" ] && rm -rf "$aio_dir"
+  if [ -n "${aio_dir:-}" ]; then rm -rf "$aio_dir"; fi
 }
 trap cleanup EXIT
 
