@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# The standard benchmark scenarios of issue 7, with the load generator (services/loadgen),
+# against the local cluster (scripts/cluster.sh: 2 gateways, 2 message services, Postgres,
+# Redis) and against the all-in-one binary. Results go to bench-results/<timestamp>/.
+#
+#   scripts/bench.sh [--quick] [--only cluster|all-in-one] [--scenarios "light saturation bigroom idle"]
+#                    [--port P] [--idle-connections N]
+#
+#   light       10 rooms x 10 members, 1 sender per room at 10 msg/s
+#   saturation  50 rooms x 4 members, all sending; the rate steps up until p99 > 100 ms or
+#               anything is lost, duplicated or reordered; the highest clean step is reported
+#   bigroom     1 room x 2,000 members over both gateways, 1 sender at 50 msg/s, then higher
+#               while p99 <= 50 ms and clean; reports gateway CPU-seconds per million deliveries
+#   idle        as many connections on one gateway as the file-descriptor limit allows;
+#               reports gateway RSS per connection
+#
+# --quick runs each scenario briefly with smaller steps: a check that everything works,
+# not figures to publish. Every load generator run is bounded by `timeout`.
+# Servers run from release binaries; the load generator connects to the gateways directly
+# (not through haproxy) so that it controls which gateway each client sits on.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+quick=0 only="" scenarios="light saturation bigroom idle" port=18080 idle_connections=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) quick=1; shift ;;
+    --only) only=$2; shift 2 ;;
+    --scenarios) scenarios=$2; shift 2 ;;
+    --port) port=$2; shift 2 ;;
+    --idle-connections) idle_connections=$2; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0" >&2; exit 0 ;;
+    *) die "unknown option $1" ;;
+  esac
+done
+command -v jq >/dev/null 2>&1 || die "jq is needed (apt-get install jq)"
+
+if [ "$quick" = 1 ]; then
+  duration=2s warmup=1s drain=10s hold=2s
+  saturation_rates="5 20"
+  bigroom_members=200 bigroom_rates="50"
+else
+  duration=20s warmup=5s drain=30s hold=15s
+  saturation_rates="5 10 20 40 60 80 100 150 200 300"
+  bigroom_members=2000 bigroom_rates="50 100 200"
+fi
+# Every run: setup + warm-up + window + drain, with room for 2,000 connections.
+run_limit=300
+
+# Idle holds one descriptor per connection in the generator and in the gateway (which
+# inherits this shell's limit through cluster.sh).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+fd_limit=$(ulimit -n); [ "$fd_limit" = unlimited ] && fd_limit=1048576
+if [ -z "$idle_connections" ]; then
+  if [ "$quick" = 1 ]; then idle_connections=2000
+  else idle_connections=$(( fd_limit - 2000 < 100000 ? fd_limit - 2000 : 100000 )); fi
+fi
+
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+log "building release binaries"
+cargo build --release --quiet -p loadgen -p all-in-one -p gateway -p message-service
+loadgen="$target_dir/release/loadgen"
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out="$root/bench-results/$stamp"
+mkdir -p "$out"
+{
+  echo "date: $(date -u +%FT%TZ)"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "quick: $quick"
+  echo "kernel: $(uname -sr)"
+  echo "cpus: $(nproc)"
+  grep -m1 'model name' /proc/cpuinfo 2>/dev/null || true
+  grep -m1 MemTotal /proc/meminfo 2>/dev/null || true
+  echo "open files limit: $fd_limit"
+  echo "postgres: $(psql --version 2>/dev/null || echo '?')"
+  echo "redis: $(redis-server --version 2>/dev/null || echo '?')"
+} >"$out/machine.txt"
+log "results in $out"
+
+# One load generator run, bounded in time; its JSON lands in $dir/$name.json. A failed
+# run is recorded, not fatal: the next scenario still runs.
+lg() {
+  local dir=$1 name=$2; shift 2
+  mkdir -p "$dir"
+  log "$name: loadgen $*"
+  if ! timeout --signal=INT --kill-after=10 "$run_limit" "$loadgen" "$@" --name "$name" --out "$dir/$name.json" \
+      >"$dir/$name.stdout" 2>"$dir/$name.stderr"; then
+    log "$name: FAILED (see $dir/$name.stderr)"; tail -n 3 "$dir/$name.stderr" >&2 || true
+    return 1
+  fi
+  cat "$dir/$name.stdout" >&2
+}
+
+# p99 within $2 ms, nothing lost, duplicated or reordered, pace kept, drain complete.
+clean_within() {
+  jq -e --argjson limit "$2" '.correctness.clean and .drain.completed
+    and .latency.delivery.p99_ms <= $limit
+    and .throughput.sends_per_second >= 0.95 * .throughput.target_sends_per_second' "$1" >/dev/null
+}
+
+# Sum of CPU-seconds of the watched processes whose name starts with $2, per million deliveries.
+cpu_per_million() {
+  jq -r --arg p "$2" '([.processes[] | select(.name | startswith($p)) | .cpu_seconds] | add // 0) as $cpu
+    | if .throughput.delivered > 0 then ($cpu / .throughput.delivered * 1e6 * 1000 | round / 1000) else null end' "$1"
+}
+
+# Runs the chosen scenarios against one target. $1: label; $2: gateway URLs (space
+# separated); $3: --watch-pid arguments; $4: the gateway prefix for CPU accounting.
+run_scenarios() {
+  local label=$1 gateways=$2 watch=$3 gw_prefix=$4
+  local dir="$out/$label" gw_args=() first_gw_args=() watch_args=()
+  for g in $gateways; do gw_args+=(--gateway "$g"); done
+  first_gw_args=(--gateway "${gateways%% *}")
+  for w in $watch; do watch_args+=(--watch-pid "$w"); done
+  local common=(--warmup "$warmup" --duration "$duration" --drain-timeout "$drain" "${watch_args[@]}")
+  mkdir -p "$dir"
+  : >"$dir/results.tsv"
+
+  if [[ " $scenarios " == *" light "* ]]; then
+    lg "$dir" light load "${gw_args[@]}" --clients 100 --rooms 10 --senders-per-room 1 --rate 10 "${common[@]}" || true
+  fi
+
+  if [[ " $scenarios " == *" saturation "* ]]; then
+    local best="" rate
+    for rate in $saturation_rates; do
+      local name="saturation-$rate"
+      lg "$dir" "$name" load "${gw_args[@]}" --clients 200 --rooms 50 --senders-per-room 4 --rate "$rate" \
+        "${common[@]}" || break
+      if clean_within "$dir/$name.json" 100; then best=$name; else log "$name: not clean or p99 > 100 ms; stopping"; break; fi
+    done
+    printf 'saturation_highest_clean_step\t%s\n' "${best:-none}" >>"$dir/results.tsv"
+  fi
+
+  if [[ " $scenarios " == *" bigroom "* ]]; then
+    local best="" rate
+    for rate in $bigroom_rates; do
+      local name="bigroom-$rate"
+      lg "$dir" "$name" load "${gw_args[@]}" --clients "$bigroom_members" --rooms 1 --senders-per-room 1 \
+        --rate "$rate" --connect-concurrency 128 "${common[@]}" || break
+      printf '%s_gateway_cpu_s_per_million_deliveries\t%s\n' "$name" "$(cpu_per_million "$dir/$name.json" "$gw_prefix")" \
+        >>"$dir/results.tsv"
+      if clean_within "$dir/$name.json" 50; then best=$name; else log "$name: not clean or p99 > 50 ms; stopping"; break; fi
+    done
+    printf 'bigroom_highest_step_within_50ms\t%s\n' "${best:-none}" >>"$dir/results.tsv"
+  fi
+
+  if [[ " $scenarios " == *" idle "* ]]; then
+    local gw_watch=()
+    for w in $watch; do
+      if [[ $w == "$gw_prefix"* ]]; then gw_watch=(--watch-pid "$w"); break; fi
+    done
+    lg "$dir" idle idle "${first_gw_args[@]}" --connections "$idle_connections" --hold "$hold" --source-addrs 8 \
+      --connect-concurrency 256 "${gw_watch[@]}" || true
+  fi
+}
+
+# A table of every run of a target, from the JSON reports.
+summarise() {
+  local dir=$1
+  {
+    echo "| run | acked msg/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | clean | loadgen cpu % | server cpu-s/M deliveries |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    for f in "$dir"/*.json; do
+      [ -e "$f" ] || continue
+      jq -r 'select(.kind == "load") | "| \(.name) | \(.throughput.acks_per_second) | \(.throughput.deliveries_per_second)"
+        + " | \(.latency.delivery.p50_ms) | \(.latency.delivery.p99_ms) | \(.latency.delivery.p999_ms)"
+        + " | \(.latency.delivery.max_ms) | \(.correctness.clean) | \(.processes[0].cpu_percent)"
+        + " | \([.processes[1:][] | "\(.name) \(.cpu_seconds_per_million_deliveries)"] | join(", ")) |"' "$f"
+    done
+    for f in "$dir"/*.json; do
+      [ -e "$f" ] || continue
+      jq -r 'select(.kind == "idle") | "\nidle: \(.open_at_end) of \(.requested) connections open; "
+        + ([.processes[1:][] | "\(.name) \((.rss_per_connection_bytes // 0) / 1024 * 100 | round / 100) KiB/connection"] | join(", "))' "$f"
+    done
+    if [ -s "$dir/results.tsv" ]; then echo; sed 's/\t/: /' "$dir/results.tsv"; fi
+  } >"$dir/summary.md"
+  cat "$dir/summary.md" >&2
+}
+
+cluster_up=0 aio_pid=""
+cleanup() {
+  if [ "$cluster_up" = 1 ]; then
+    cp -r "$CLUSTER_DIR/logs" "$out/cluster/logs" 2>/dev/null || true
+    scripts/cluster.sh down || true
+  fi
+  if [ -n "$aio_pid" ]; then kill -TERM "$aio_pid" 2>/dev/null || true; wait "$aio_pid" 2>/dev/null || true; fi
+  if [ -n "${aio_dir:-}" ]; then rm -rf "$aio_dir"; fi
+}
+trap cleanup EXIT
+
+if [ -z "$only" ] || [ "$only" = cluster ]; then
+  export CLUSTER_DIR="$out/.cluster-state"
+  log "cluster: 2 gateways, 2 message services on port $port"
+  CLUSTER_BIN_DIR="$target_dir/release" scripts/cluster.sh up --gateways 2 --services 2 --port "$port"
+  cluster_up=1
+  watch=""
+  for f in "$CLUSTER_DIR"/pids/*.pid; do
+    name=$(basename "$f" .pid)
+    # Postgres serves each connection from a child process: watch the tree ('+').
+    case $name in
+      haproxy) ;;
+      postgres) watch="$watch $name=$(cat "$f")+" ;;
+      *) watch="$watch $name=$(cat "$f")" ;;
+    esac
+  done
+  run_scenarios cluster "ws://127.0.0.1:$((port + 1)) ws://127.0.0.1:$((port + 2))" "$watch" gateway-
+  summarise "$out/cluster"
+  cp -r "$CLUSTER_DIR/logs" "$out/cluster/logs" 2>/dev/null || true
+  scripts/cluster.sh down
+  cluster_up=0
+  rm -rf "$CLUSTER_DIR"
+fi
+
+if [ -z "$only" ] || [ "$only" = all-in-one ]; then
+  aio_dir=$(mktemp -d /tmp/bench-aio.XXXXXX)
+  aio_port=$((port + 500))
+  log "all-in-one on port $aio_port"
+  SC_LISTEN="127.0.0.1:$aio_port" SC_OPS_LISTEN="127.0.0.1:$((aio_port + 1))" SC_DATA_DIR="$aio_dir" \
+    SC_STATIC_DIR="$root/static" SC_LOG__LEVEL=warn \
+    "$target_dir/release/super-channels" >"$aio_dir/stdout" 2>"$out/all-in-one.log" &
+  aio_pid=$!
+  for _ in $(seq 100); do grep -q "running on" "$aio_dir/stdout" 2>/dev/null && break; sleep 0.1; done
+  grep -q "running on" "$aio_dir/stdout" || die "the all-in-one did not start; see $out/all-in-one.log"
+  run_scenarios all-in-one "ws://127.0.0.1:$aio_port" "all-in-one=$aio_pid" all-in-one
+  summarise "$out/all-in-one"
+fi
+
+log "done: $out"

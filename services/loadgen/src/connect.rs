@@ -1,0 +1,312 @@
+//! Sessions and websocket connections.
+//!
+//! Each connection binds its TCP socket to a loopback source address of its own choosing
+//! (127.0.0.1, 127.0.0.2, …) before connecting. The kernel gives each source address its
+//! own ephemeral port range, so one machine can open far more than ~28,000 connections to
+//! one gateway port.
+
+use crate::token::{Claims, JwtKey};
+use futures::StreamExt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("invalid gateway URL {url:?}: {reason}")]
+    Url { url: String, reason: &'static str },
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("session request to {url} failed: {source}")]
+    SessionHttp {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("session request to {url} answered {status}: {body}")]
+    SessionStatus { url: String, status: u16, body: String },
+    #[error("cannot bind to source address {addr}: {source}")]
+    Bind {
+        addr: IpAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TCP connect to {addr} failed: {source}")]
+    Tcp {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("websocket handshake with {url} failed: {source}")]
+    Handshake {
+        url: String,
+        #[source]
+        source: Box<tokio_tungstenite::tungstenite::Error>,
+    },
+    #[error("join of {room} refused: {code}: {message}")]
+    JoinRefused {
+        room: String,
+        code: String,
+        message: String,
+    },
+    #[error("connection closed before {0}")]
+    Closed(&'static str),
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, &'static str),
+}
+
+impl ConnectError {
+    /// A short, stable label for counting failures by kind in a report.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnectError::Url { .. } => "url",
+            ConnectError::Resolve { .. } => "resolve",
+            ConnectError::SessionHttp { .. } | ConnectError::SessionStatus { .. } => "session",
+            ConnectError::Bind { .. } => "bind",
+            ConnectError::Tcp { source, .. } => match source.raw_os_error() {
+                Some(libc::EMFILE) | Some(libc::ENFILE) => "tcp_too_many_open_files",
+                Some(libc::EADDRNOTAVAIL) => "tcp_no_ephemeral_port",
+                Some(libc::ECONNREFUSED) => "tcp_refused",
+                _ => "tcp",
+            },
+            ConnectError::Handshake { .. } => "handshake",
+            ConnectError::JoinRefused { .. } => "join_refused",
+            ConnectError::Closed(_) => "closed",
+            ConnectError::Timeout(..) => "timeout",
+        }
+    }
+}
+
+/// One gateway, resolved once: where to connect, what to put in the request, and where
+/// its HTTP API is.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// As given, for reports.
+    pub url: String,
+    ws_url: String,
+    pub addr: SocketAddr,
+    pub http_base: String,
+}
+
+impl Gateway {
+    /// `ws://host:port[/path]` or `http://host:port`; the path defaults to `/ws`.
+    pub async fn resolve(url: &str) -> Result<Self, ConnectError> {
+        let bad = |reason| ConnectError::Url {
+            url: url.into(),
+            reason,
+        };
+        let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
+        match uri.scheme_str() {
+            Some("ws") | Some("http") => {}
+            Some("wss") | Some("https") => return Err(bad("TLS is not supported; point it at the plain port")),
+            _ => return Err(bad("the scheme must be ws:// or http://")),
+        }
+        let host = uri.host().ok_or_else(|| bad("no host"))?.to_owned();
+        let port = uri.port_u16().unwrap_or(80);
+        let path = match uri.path() {
+            "" | "/" => "/ws",
+            path => path,
+        };
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|source| ConnectError::Resolve {
+                host: host.clone(),
+                source,
+            })?
+            .find(SocketAddr::is_ipv4)
+            .ok_or_else(|| bad("no IPv4 address"))?;
+        Ok(Self {
+            url: url.into(),
+            ws_url: format!("ws://{host}:{port}{path}"),
+            addr,
+            http_base: format!("http://{host}:{port}"),
+        })
+    }
+}
+
+/// How clients authenticate.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// A guest session per client from `POST /api/v1/sessions`.
+    Guest,
+    /// Tokens minted here, for a gateway that trusts this key.
+    Jwt(JwtKey),
+}
+
+impl Auth {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Auth::Guest => "guest",
+            Auth::Jwt(_) => "jwt",
+        }
+    }
+
+    /// A bearer token for a client with user id `id` and display name `name`.
+    pub async fn token(
+        &self,
+        http: &reqwest::Client,
+        gateway: &Gateway,
+        id: &str,
+        name: &str,
+    ) -> Result<String, ConnectError> {
+        match self {
+            Auth::Jwt(key) => {
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                Ok(key.mint(&Claims {
+                    sub: id.into(),
+                    name: name.into(),
+                    exp: now + 24 * 3600,
+                }))
+            }
+            Auth::Guest => guest_session(http, gateway, name).await,
+        }
+    }
+}
+
+async fn guest_session(http: &reqwest::Client, gateway: &Gateway, name: &str) -> Result<String, ConnectError> {
+    let url = format!("{}/api/v1/sessions", gateway.http_base);
+    let response = http
+        .post(&url)
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await
+        .map_err(|source| ConnectError::SessionHttp {
+            url: url.clone(),
+            source,
+        })?;
+    let status = response.status();
+    let body = response.text().await.map_err(|source| ConnectError::SessionHttp {
+        url: url.clone(),
+        source,
+    })?;
+    let token = (status.as_u16() == 201)
+        .then(|| serde_json::from_str::<serde_json::Value>(&body).ok())
+        .flatten()
+        .and_then(|v| v["token"].as_str().map(str::to_owned));
+    token.ok_or(ConnectError::SessionStatus {
+        url,
+        status: status.as_u16(),
+        body: body.chars().take(200).collect(),
+    })
+}
+
+/// The `i`th of `count` loopback source addresses: 127.0.0.1, 127.0.0.2, …
+pub fn source_address(i: usize, count: u8) -> IpAddr {
+    let count = usize::from(count.max(1));
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i % count) as u8))
+}
+
+/// Opens a websocket to `gateway` from `source` with `token` as the bearer. No `Origin`
+/// header: the gateway lets non-browser clients through without one.
+pub async fn open(
+    gateway: &Gateway,
+    source: IpAddr,
+    token: &str,
+    read_buffer_bytes: usize,
+) -> Result<Ws, ConnectError> {
+    let socket = TcpSocket::new_v4().map_err(|source_err| ConnectError::Bind {
+        addr: source,
+        source: source_err,
+    })?;
+    if gateway.addr.ip().is_loopback() {
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .map_err(|source_err| ConnectError::Bind {
+                addr: source,
+                source: source_err,
+            })?;
+    }
+    let stream = socket.connect(gateway.addr).await.map_err(|source| ConnectError::Tcp {
+        addr: gateway.addr,
+        source,
+    })?;
+    let _ = stream.set_nodelay(true);
+    let handshake = |source| ConnectError::Handshake {
+        url: gateway.ws_url.clone(),
+        source: Box::new(source),
+    };
+    let mut request = gateway.ws_url.as_str().into_client_request().map_err(handshake)?;
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).expect("tokens are header-safe"),
+    );
+    let config = WebSocketConfig::default()
+        .read_buffer_size(read_buffer_bytes)
+        .write_buffer_size(0);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+        .await
+        .map_err(handshake)?;
+    Ok(ws)
+}
+
+/// Joins `room` and waits for `joined`; returns the room's `last_seq` at the join, the
+/// point after which this member expects every message.
+pub async fn join(ws: &mut Ws, room: &str, timeout: Duration) -> Result<u64, ConnectError> {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::Text(crate::protocol::join(room).into()))
+        .await
+        .map_err(|_| ConnectError::Closed("joined"))?;
+    let wait = async {
+        while let Some(message) = ws.next().await {
+            let Ok(Message::Text(text)) = message else {
+                if message.is_err() {
+                    break;
+                }
+                continue;
+            };
+            let Ok(frame) = crate::protocol::Incoming::parse(&text) else {
+                continue;
+            };
+            match frame.kind.as_ref() {
+                "joined" => return Ok(frame.last_seq.unwrap_or(0)),
+                "error" => {
+                    return Err(ConnectError::JoinRefused {
+                        room: room.into(),
+                        code: frame.code.unwrap_or_default().into_owned(),
+                        message: frame.message.unwrap_or_default().into_owned(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Err(ConnectError::Closed("joined"))
+    };
+    tokio::time::timeout(timeout, wait)
+        .await
+        .map_err(|_| ConnectError::Timeout(timeout, "joined"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn gateway_urls_default_to_the_ws_path_and_refuse_tls() {
+        let g = Gateway::resolve("ws://127.0.0.1:8081").await.unwrap();
+        assert_eq!(g.ws_url, "ws://127.0.0.1:8081/ws");
+        assert_eq!(g.http_base, "http://127.0.0.1:8081");
+        assert_eq!(g.addr, "127.0.0.1:8081".parse().unwrap());
+        let g = Gateway::resolve("http://localhost:9000/other").await.unwrap();
+        assert_eq!(g.ws_url, "ws://localhost:9000/other");
+        assert!(Gateway::resolve("wss://127.0.0.1:1").await.is_err());
+        assert!(Gateway::resolve("127.0.0.1:1").await.is_err());
+    }
+
+    #[test]
+    fn source_addresses_cycle_over_the_loopback_range() {
+        assert_eq!(source_address(0, 3), "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(source_address(4, 3), "127.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(source_address(7, 0), "127.0.0.1".parse::<IpAddr>().unwrap());
+    }
+}
