@@ -278,20 +278,12 @@ impl Connection {
         self.app.people().joined(self.id, &room);
         let hub = self.app.rooms().begin_join(&room, self.id, self.outbox.clone());
         self.joined.insert(room.clone());
-        let last_seq = match self.complete_join(&hub, &room, since_seq).await {
-            Ok(last_seq) => last_seq,
-            Err(error) => {
-                self.joined.remove(&room);
-                self.app.rooms().leave(&room, self.id);
-                self.app.people().left(self.id, &room);
-                return self.error(FrameError::new(error.code, error.message).with_ref(reference));
-            }
-        };
-        // Entering a room makes you a member; what `joined` showed is read.
-        if let Err(error) = crate::api::rooms::become_member(&self.app, &self.principal, &room).await {
-            tracing::warn!(%room, error = %error.message, "could not record the membership");
+        if let Err(error) = self.complete_join(&hub, &room, since_seq).await {
+            self.joined.remove(&room);
+            self.app.rooms().leave(&room, self.id);
+            self.app.people().left(self.id, &room);
+            self.error(FrameError::new(error.code, error.message).with_ref(reference));
         }
-        mark_read(&self.app, &self.principal.author.id, &room, last_seq).await;
     }
 
     async fn complete_join(
@@ -299,7 +291,7 @@ impl Connection {
         hub: &Arc<Hub>,
         room: &RoomName,
         since_seq: Option<u64>,
-    ) -> Result<u64, UpstreamError> {
+    ) -> Result<(), UpstreamError> {
         let upstream = self.app.upstream();
         let limits = &self.app.settings().gateway;
         let info = upstream.enter_room(room).await?;
@@ -322,9 +314,15 @@ impl Connection {
         };
         let history: Vec<_> = history.into_iter().filter(|m| m.seq < cut).collect();
         let last_seq = info.last_seq.max(below);
+        // Entering a room makes you a member, and what `joined` shows counts as read; both
+        // recorded before `joined` goes out, so the panel agrees once the client sees it.
+        if let Err(error) = crate::api::rooms::become_member(&self.app, &self.principal, room).await {
+            tracing::warn!(%room, error = %error.message, "could not record the membership");
+        }
+        mark_read(&self.app, &self.principal.author.id, room, last_seq).await;
         let joined = joined_frame(room, last_seq, &history, has_more);
         self.app.rooms().activate(hub, self.id, joined);
-        Ok(last_seq)
+        Ok(())
     }
 }
 

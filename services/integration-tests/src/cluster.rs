@@ -35,6 +35,13 @@ impl TestDb {
         Self { name, url }
     }
 
+    /// Runs SQL behind the services' backs: for states the API cannot produce (an expired
+    /// session).
+    pub async fn execute(&self, sql: &str) {
+        let mut conn = sqlx_connect(&self.url).await;
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect("execute");
+    }
+
     /// Rows in `messages`, straight from Postgres.
     pub async fn message_rows(&self) -> Vec<(String, i64, String, String)> {
         let mut conn = sqlx_connect(&self.url).await;
@@ -111,6 +118,8 @@ pub struct TestCluster {
 }
 
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+/// The password [`TestCluster::sign_up`] gives every account.
+pub const PASSWORD: &str = "correct horse battery staple";
 
 impl TestCluster {
     /// `services` message services and `gateways` gateways, every gateway balanced over
@@ -193,6 +202,59 @@ impl TestCluster {
     /// A guest session on gateway `i`; returns its token.
     pub async fn session(&self, i: usize, name: &str) -> String {
         create_session(self.gateway(i), name).await
+    }
+
+    /// Signs up `username` (password [`PASSWORD`]) on gateway `i`; returns the session token.
+    pub async fn sign_up(&self, i: usize, username: &str) -> String {
+        let body = serde_json::json!({
+            "username": username, "email": format!("{username}@example.com"),
+            "first_name": "Test", "last_name": "User", "password": PASSWORD,
+        });
+        let (status, body) = self
+            .call(i, reqwest::Method::POST, "/api/v1/accounts", None, Some(body))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// One API call on gateway `i`: the status and the JSON body (`null` when empty).
+    pub async fn call(
+        &self,
+        i: usize,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.http.request(method, format!("http://{}{path}", self.gateway(i)));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("body");
+        let json = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, json)
+    }
+
+    /// The cluster's database as the services see it (accounts, messages, uploads).
+    pub async fn database(&self) -> chat_store::Database {
+        chat_store::open(&chat_store::ConnectOptions::new(self.db.url.clone()))
+            .await
+            .expect("open database")
+    }
+
+    /// A websocket client on gateway `i` with this session token.
+    pub async fn client_with(&self, i: usize, token: &str) -> crate::WsClient {
+        crate::WsClient::connect(self.gateway(i), token).await
     }
 
     /// A websocket client with a fresh guest session, on gateway `i`.

@@ -1,10 +1,14 @@
 //! End-to-end tests of the scaled topology. One test binary (link time), one module per
 //! concern. Each test starts its own cluster: fresh database, fresh Redis prefix.
 
+mod accounts;
 mod bad_input;
 mod cluster;
 mod configuration;
 mod delivery;
 mod helpers;
 mod http_api;
+mod membership;
 mod observability;
+mod openapi;
+mod uploads;

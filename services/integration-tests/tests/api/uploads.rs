@@ -1,0 +1,170 @@
+//! Uploads: what goes in is sniffed and bounded, what comes out is typed and inert, and an
+//! image message takes the same path as any message.
+
+use integration_tests::TestCluster;
+use reqwest::Method;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A real 1×1 PNG.
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82";
+
+async fn upload(cluster: &TestCluster, token: &str, bytes: Vec<u8>) -> (u16, serde_json::Value) {
+    let response = cluster
+        .http()
+        .post(format!("http://{}/api/v1/uploads?name=cat.png", cluster.gateway(0)))
+        .bearer_auth(token)
+        .header("content-type", "image/png")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_png_round_trips_with_safe_headers_and_html_posing_as_png_is_refused() {
+    let cluster = TestCluster::start(1, 1).await;
+    let token = cluster.sign_up(0, "ann").await;
+    let (status, uploaded) = upload(&cluster, &token, PNG.to_vec()).await;
+    assert_eq!(status, 201, "{uploaded}");
+    assert_eq!(
+        (uploaded["content_type"].as_str(), uploaded["size"].as_u64()),
+        (Some("image/png"), Some(PNG.len() as u64))
+    );
+    let response = cluster
+        .http()
+        .get(format!(
+            "http://{}{}",
+            cluster.gateway(0),
+            uploaded["url"].as_str().unwrap()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+    assert_eq!(header("content-type"), "image/png");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert!(header("cache-control").contains("max-age"));
+    assert!(header("content-security-policy").contains("sandbox"));
+    assert_eq!(response.bytes().await.unwrap().as_ref(), PNG);
+
+    let (status, reply) = upload(&cluster, &token, b"<!doctype html><script>alert(1)</script>".to_vec()).await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let (status, _) = cluster
+        .call(0, Method::GET, "/api/v1/uploads/999999", Some(&token), None)
+        .await;
+    assert_eq!(status, 404);
+    let anonymous = cluster.http().get(format!(
+        "http://{}{}",
+        cluster.gateway(0),
+        uploaded["url"].as_str().unwrap()
+    ));
+    assert_eq!(anonymous.send().await.unwrap().status(), 401, "uploads need a session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_upload_is_refused_without_being_read_whole() {
+    const LIMIT: usize = 64 * 1024;
+    let cluster = TestCluster::start_with(1, 1, |s| s.uploads.max_bytes = LIMIT).await;
+    let token = cluster.sign_up(0, "ann").await;
+
+    // Declared too big: refused from the header alone.
+    let (status, reply) = upload(&cluster, &token, vec![0x89; LIMIT + 1]).await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+
+    // Undeclared (chunked) and endless: cut off soon after the limit. The stream counts
+    // what the server pulled; a server that read it whole would pull all 512 MiB.
+    let produced = Arc::new(AtomicUsize::new(0));
+    let counter = produced.clone();
+    let chunks = futures::stream::iter((0..8192).map(move |_| {
+        counter.fetch_add(64 * 1024, Ordering::Relaxed);
+        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0x89u8; 64 * 1024]))
+    }));
+    let result = cluster
+        .http()
+        .post(format!("http://{}/api/v1/uploads", cluster.gateway(0)))
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await;
+    match result {
+        Ok(response) => assert_eq!(response.status(), 413),
+        // The server may close while the client is still writing; the count below is what
+        // matters.
+        Err(error) => eprintln!("the upload ended with {error}"),
+    }
+    let pulled = produced.load(Ordering::Relaxed);
+    assert!(
+        pulled < 64 * 1024 * 1024,
+        "the server pulled {pulled} bytes of an endless upload"
+    );
+    let database = cluster.database().await;
+    assert!(database.blobs.get(1).await.unwrap().is_none(), "nothing was stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_message_reaches_both_gateways_and_only_your_own_uploads_attach() {
+    let cluster = TestCluster::start(2, 1).await;
+    let ann = cluster.sign_up(0, "ann").await;
+    let bob = cluster.sign_up(1, "bob").await;
+    let (_, uploaded) = upload(&cluster, &ann, PNG.to_vec()).await;
+    let id = uploaded["id"].as_i64().unwrap();
+    let mut ann_ws = cluster.client_with(0, &ann).await;
+    let mut bob_ws = cluster.client_with(1, &bob).await;
+    ann_ws.join("pics", None).await;
+    bob_ws.join("pics", None).await;
+    ann_ws
+        .send_json(json!({"type": "send", "room": "pics", "client_msg_id": "img-1", "attachment_id": id}))
+        .await;
+    for ws in [&mut ann_ws, &mut bob_ws] {
+        let (message, _) = ws.recv_until("message").await;
+        assert_eq!(message["kind"], "image");
+        assert_eq!(
+            message["attachment"],
+            json!({"id": id, "url": format!("/api/v1/uploads/{id}")})
+        );
+        assert_eq!(message["text"], "");
+    }
+    // Bob cannot attach Ann's upload, over the socket or over HTTP.
+    bob_ws
+        .send_json(json!({"type": "send", "room": "pics", "client_msg_id": "img-2", "attachment_id": id}))
+        .await;
+    let (error, _) = bob_ws.recv_until("error").await;
+    assert_eq!(
+        (error["code"].as_str(), error["ref"].as_str()),
+        (Some("invalid_argument"), Some("img-2"))
+    );
+    let body = json!({"client_msg_id": "img-3", "attachment_id": id, "text": "mine now"});
+    let (status, _) = cluster
+        .call(1, Method::POST, "/api/v1/rooms/pics/messages", Some(&bob), Some(body))
+        .await;
+    assert_eq!(status, 400);
+    // As an avatar: only your own.
+    let patch = json!({"avatar_id": id, "bio": "hello"});
+    let (status, _) = cluster
+        .call(1, Method::PATCH, "/api/v1/me", Some(&bob), Some(patch.clone()))
+        .await;
+    assert_eq!(status, 400);
+    let (status, me) = cluster
+        .call(0, Method::PATCH, "/api/v1/me", Some(&ann), Some(patch))
+        .await;
+    assert_eq!(
+        (status, me["avatar_url"].as_str(), me["bio"].as_str()),
+        (200, Some(&*format!("/api/v1/uploads/{id}")), Some("hello"))
+    );
+    let (status, profile) = cluster
+        .call(1, Method::GET, "/api/v1/users/ANN", Some(&bob), None)
+        .await;
+    assert_eq!((status, profile["bio"].as_str()), (200, Some("hello")));
+    assert!(profile.get("email").is_none(), "e-mail is private: {profile}");
+}
