@@ -149,13 +149,13 @@ cmd_up() {
       wait_until "message-service-$i" 60 "$bin/message-service" --probe-ready 2>/dev/null
   done
   for i in $(seq 1 "$gateways"); do
-    SC_REDIS__URL="$REDIS_URL" SC_AUTH__SECRET="$secret" SC_MESSAGE_SERVICE__ENDPOINTS="$joined" \
-      SC_LISTEN="127.0.0.1:$((port + i))" SC_OPS_LISTEN="127.0.0.1:$((port + 100 + i))" \
+    SC_DATABASE__URL="$DATABASE_URL" SC_REDIS__URL="$REDIS_URL" SC_AUTH__SECRET="$secret" \
+      SC_MESSAGE_SERVICE__ENDPOINTS="$joined" SC_LISTEN="127.0.0.1:$((port + i))" SC_OPS_LISTEN="127.0.0.1:$((port + 100 + i))" \
       SC_STATIC_DIR="$root/static" spawn "gateway-$i" "$bin/gateway"
   done
   for i in $(seq 1 "$gateways"); do
-    SC_REDIS__URL="$REDIS_URL" SC_AUTH__SECRET="$secret" SC_OPS_LISTEN="127.0.0.1:$((port + 100 + i))" \
-      wait_until "gateway-$i" 60 "$bin/gateway" --probe-ready 2>/dev/null
+    SC_DATABASE__URL="$DATABASE_URL" SC_REDIS__URL="$REDIS_URL" SC_AUTH__SECRET="$secret" \
+      SC_OPS_LISTEN="127.0.0.1:$((port + 100 + i))" wait_until "gateway-$i" 60 "$bin/gateway" --probe-ready 2>/dev/null
   done
   write_haproxy_config "$port" "$gateways"
   haproxy -c -q -f "$state/haproxy.cfg" || die "invalid haproxy config $state/haproxy.cfg"
