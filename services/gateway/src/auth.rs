@@ -92,7 +92,13 @@ struct Inner {
     /// Verified against when the username does not exist, so that a failed log-in takes
     /// as long whether or not the account exists.
     decoy_hash: String,
+    /// Hashes running at once. Each argon2id hash holds 19 MiB and a core for tens of
+    /// milliseconds: a burst of log-ins must queue, not exhaust memory.
+    hashing: tokio::sync::Semaphore,
 }
+
+/// Password hashes computed at once, per gateway.
+const CONCURRENT_HASHES: usize = 4;
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -120,6 +126,7 @@ impl Auth {
                 admins: settings.admins.iter().map(|a| a.to_ascii_lowercase()).collect(),
                 directory,
                 decoy_hash,
+                hashing: tokio::sync::Semaphore::new(CONCURRENT_HASHES),
             }),
         }
     }
@@ -222,6 +229,12 @@ impl Auth {
 
     /// Hashes a new password with argon2id (a fresh salt each time).
     pub async fn hash_password(&self, password: Password) -> String {
+        let _permit = self
+            .inner
+            .hashing
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         tokio::task::spawn_blocking(move || {
             Argon2::default()
                 .hash_password(password.expose().as_bytes(), &SaltString::generate(&mut OsRng))
@@ -237,6 +250,12 @@ impl Auth {
     pub async fn verify_password(&self, password: Password, stored: Option<String>) -> bool {
         let exists = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.inner.decoy_hash.clone());
+        let _permit = self
+            .inner
+            .hashing
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let matches = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash).is_ok_and(|parsed| {
                 Argon2::default()
@@ -315,7 +334,9 @@ fn verify_jwt(key: &Hmac<Sha256>, token: &str, now: u64) -> Result<Principal, Au
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    value.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
+    // The scheme name is case-insensitive (RFC 9110).
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
 }
 
 fn cookie(headers: &HeaderMap) -> Option<String> {
@@ -393,7 +414,9 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(COOKIE, format!("a=b; {COOKIE_NAME}=tok").parse().unwrap());
         assert_eq!(cookie(&headers).as_deref(), Some("tok"));
-        headers.insert(AUTHORIZATION, "Bearer other".parse().unwrap());
+        headers.insert(AUTHORIZATION, "bearer other".parse().unwrap());
         assert_eq!(bearer(&headers).as_deref(), Some("other"));
+        headers.insert(AUTHORIZATION, "Basic other".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
     }
 }

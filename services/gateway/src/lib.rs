@@ -66,6 +66,9 @@ pub async fn connect_database(
     chat_store::open(&options).await
 }
 
+/// How often a gateway deletes expired sessions.
+const SESSION_PURGE_EVERY: Duration = Duration::from_secs(3600);
+
 pub struct Gateway {
     /// The public address: websocket, API, static files.
     pub addr: SocketAddr,
@@ -181,6 +184,25 @@ impl Gateway {
                                 rooms.resync_all();
                             }
                         }
+                    }
+                }
+            }
+        });
+
+        // Expired sessions are refused anyway; this only keeps the table from growing.
+        tokio::spawn({
+            let (directory, shutdown) = (database.directory.clone(), shutdown.clone());
+            async move {
+                let mut every = tokio::time::interval(SESSION_PURGE_EVERY);
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = every.tick() => {}
+                    }
+                    match directory.purge_expired_sessions(auth::now_ms()).await {
+                        Ok(0) => {}
+                        Ok(purged) => tracing::info!(purged, "expired sessions removed"),
+                        Err(error) => tracing::warn!(%error, "could not remove expired sessions"),
                     }
                 }
             }

@@ -48,6 +48,8 @@ pub enum Control {
     Membership { user: String, room: String, member: bool },
     /// `user`'s sockets must close: one session's (`Some`), or all of them (a disabled account).
     EndSessions { user: String, session: Option<String> },
+    /// An admin deleted `room`: it has no members any more.
+    RoomDeleted { room: String },
 }
 
 impl Control {
@@ -165,6 +167,13 @@ impl People {
                     } else {
                         unwatch(&mut state.watching, &room, conn);
                     }
+                }
+            }
+            Control::RoomDeleted { room } => {
+                let Ok(room) = RoomName::parse(&room) else { return };
+                state.watching.remove(&room);
+                for c in state.conns.values_mut() {
+                    c.member_of.remove(&room);
                 }
             }
             Control::EndSessions { user, session } => {

@@ -203,3 +203,33 @@ impl Settings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_and_switches_come_from_the_environment() {
+        let env = [
+            ("SC_AUTH__SECRET", "0123456789abcdef0123456789abcdef"),
+            ("SC_AUTH__ADMINS", "root,Ann"),
+            ("SC_AUTH__GUESTS", "false"),
+            ("SC_UPLOADS__MAX_BYTES", "1024"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let settings: Settings = chat_common::settings::load_with_env(DEFAULTS, None, env).unwrap();
+        settings.validate().unwrap();
+        assert_eq!(settings.auth.admins, ["root", "Ann"]);
+        assert!(!settings.auth.guests);
+        assert_eq!(settings.uploads.max_bytes, 1024);
+    }
+
+    #[test]
+    fn a_short_jwt_secret_is_refused_by_name() {
+        let mut settings = Settings::defaults();
+        settings.auth.secret = "0123456789abcdef0123456789abcdef".into();
+        settings.auth.jwt_secret = "short".into();
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("auth.jwt_secret"), "{error}");
+    }
+}

@@ -24,7 +24,7 @@ CREATE TABLE users (
 );
 
 CREATE TABLE sessions (
-    -- SHA-256 of the token: a leaked table does not leak usable tokens.
+    -- HMAC-SHA256 of the token under auth.secret: a leaked table does not leak usable tokens.
     token_hash    text PRIMARY KEY,
     -- Public handle for listing and revoking; not usable to authenticate.
     id            text NOT NULL UNIQUE,

@@ -84,6 +84,10 @@ pub async fn delete_room(
         return Err(ApiError::not_found("room"));
     }
     audit(&app, &admin, "delete_room", room.as_str(), "").await?;
+    app.announce(Control::RoomDeleted {
+        room: room.as_str().to_owned(),
+    })
+    .await;
     app.publish_unsequenced(EventKind::Notice, room.clone(), room_deleted_frame(&room))
         .await;
     Ok(StatusCode::NO_CONTENT.into_response())
