@@ -131,30 +131,32 @@ pub struct Database {
     pub blobs: Arc<dyn Blobs>,
 }
 
+impl Database {
+    fn over<DB: sqlx::Database>(store: impl Store, pool: sqlx::Pool<DB>) -> Self
+    where
+        directory_sql::SqlDirectory<DB>: Directory + Blobs,
+    {
+        let directory = Arc::new(directory_sql::SqlDirectory { pool });
+        Self {
+            messages: Arc::new(store),
+            directory: directory.clone(),
+            blobs: directory,
+        }
+    }
+}
+
 /// Like [`connect`], with every view of the database.
 pub async fn open(options: &ConnectOptions) -> Result<Database, StoreError> {
     Ok(match Backend::of(&options.url)? {
         Backend::Postgres => {
             let store = postgres::PgStore::connect(options).await?;
-            let directory = Arc::new(directory_sql::SqlDirectory {
-                pool: store.pool.clone(),
-            });
-            Database {
-                messages: Arc::new(store),
-                directory: directory.clone(),
-                blobs: directory,
-            }
+            let pool = store.pool.clone();
+            Database::over(store, pool)
         }
         Backend::Sqlite => {
             let store = sqlite::SqliteStore::connect(options).await?;
-            let directory = Arc::new(directory_sql::SqlDirectory {
-                pool: store.pool.clone(),
-            });
-            Database {
-                messages: Arc::new(store),
-                directory: directory.clone(),
-                blobs: directory,
-            }
+            let pool = store.pool.clone();
+            Database::over(store, pool)
         }
     })
 }

@@ -227,22 +227,28 @@ impl Auth {
         mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// Hashes a new password with argon2id (a fresh salt each time).
-    pub async fn hash_password(&self, password: Password) -> String {
+    /// Runs password work on the blocking pool, a bounded number at a time.
+    async fn hashing<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {
         let _permit = self
             .inner
             .hashing
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(work)
+            .await
+            .expect("password hashing does not panic")
+    }
+
+    /// Hashes a new password with argon2id (a fresh salt each time).
+    pub async fn hash_password(&self, password: Password) -> String {
+        self.hashing(move || {
             Argon2::default()
                 .hash_password(password.expose().as_bytes(), &SaltString::generate(&mut OsRng))
                 .expect("argon2 hashes with its defaults")
                 .to_string()
         })
         .await
-        .expect("hashing does not panic")
     }
 
     /// Checks a password against a stored hash, or against a decoy when there is no
@@ -250,21 +256,15 @@ impl Auth {
     pub async fn verify_password(&self, password: Password, stored: Option<String>) -> bool {
         let exists = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.inner.decoy_hash.clone());
-        let _permit = self
-            .inner
-            .hashing
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
-        let matches = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash).is_ok_and(|parsed| {
-                Argon2::default()
-                    .verify_password(password.expose().as_bytes(), &parsed)
-                    .is_ok()
+        let matches = self
+            .hashing(move || {
+                PasswordHash::new(&hash).is_ok_and(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.expose().as_bytes(), &parsed)
+                        .is_ok()
+                })
             })
-        })
-        .await
-        .unwrap_or(false);
+            .await;
         exists && matches
     }
 

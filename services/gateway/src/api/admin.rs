@@ -6,7 +6,7 @@ use super::schema::{
     AdminMessagesPage, AuditPage, AuditQuery, AuditView, ErrorBody, MessageSearch, OwnProfile, RoomView, RoomsPage,
     SearchPage, SetDisabled, UsersPage,
 };
-use super::{ApiError, ApiResult, authenticate, limit, messages_json, room_param};
+use super::{ApiError, ApiResult, authenticate, limit, messages_json, next_cursor, room_param};
 use crate::app::AppState;
 use crate::auth::{Principal, now_ms};
 use crate::people::Control;
@@ -57,9 +57,7 @@ pub async fn rooms(
         limit,
     };
     let rooms = app.directory().search_rooms(&search).await?;
-    let next_after = (rooms.len() == limit as usize)
-        .then(|| rooms.last().map(|r| r.name.as_str().to_owned()))
-        .flatten();
+    let next_after = next_cursor(&rooms, limit, |r| r.name.as_str().to_owned());
     Ok(Json(RoomsPage {
         rooms: rooms.iter().map(RoomView::from).collect(),
         next_after,
@@ -110,9 +108,7 @@ pub async fn users(
         limit,
     };
     let users = app.directory().search_users(&search).await?;
-    let next_after = (users.len() == limit as usize)
-        .then(|| users.last().map(|u| u.username.to_ascii_lowercase()))
-        .flatten();
+    let next_after = next_cursor(&users, limit, |u| u.username.to_ascii_lowercase());
     Ok(Json(UsersPage {
         users: users.iter().map(OwnProfile::from).collect(),
         next_after,
@@ -171,9 +167,7 @@ pub async fn messages(
         .directory()
         .search_messages(q.q.as_deref(), room.as_ref(), q.before_id, limit)
         .await?;
-    let next_before_id = (found.len() == limit as usize)
-        .then(|| found.last().map(|m| m.id))
-        .flatten();
+    let next_before_id = next_cursor(&found, limit, |m| m.id);
     Ok(Json(AdminMessagesPage {
         messages: messages_json(&found),
         next_before_id,
@@ -221,9 +215,7 @@ pub async fn audit_log(
     let Query(q) = query?;
     let limit = limit(q.limit)?;
     let entries = app.directory().audit_log(q.before_id, limit).await?;
-    let next_before_id = (entries.len() == limit as usize)
-        .then(|| entries.last().map(|e| e.id))
-        .flatten();
+    let next_before_id = next_cursor(&entries, limit, |e| e.id);
     Ok(Json(AuditPage {
         entries: entries.iter().map(AuditView::from).collect(),
         next_before_id,

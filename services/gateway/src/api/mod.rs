@@ -149,6 +149,16 @@ pub fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
+/// The cursor for the page after `items`: the last item's key when the page is full (there
+/// may be more), none when it came back short (there is not).
+pub fn next_cursor<T, K>(items: &[T], limit: u32, key: impl Fn(&T) -> K) -> Option<K> {
+    if items.len() == limit as usize {
+        items.last().map(key)
+    } else {
+        None
+    }
+}
+
 /// Messages as their `message` frames, deleted ones left out.
 pub fn messages_json(messages: &[ChatMessage]) -> Vec<Value> {
     messages

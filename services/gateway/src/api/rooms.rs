@@ -4,7 +4,7 @@ use super::schema::{
     AckDoc, EnterRoom, ErrorBody, HistoryPage, HistoryQuery, MarkRead, MemberView, MembersPage, OwnProfile, Page,
     Panel, PanelRoom, PrincipalView, Publish, RoomEntered, RoomView, RoomsPage,
 };
-use super::{ApiError, ApiResult, authenticate, limit, messages_json, room_param};
+use super::{ApiError, ApiResult, authenticate, limit, messages_json, next_cursor, room_param};
 use crate::app::AppState;
 use crate::auth::{IdentityKind, Principal, now_ms};
 use crate::people::Control;
@@ -172,9 +172,7 @@ pub async fn members(
         .directory()
         .room_members(&room, page.after.as_deref(), limit)
         .await?;
-    let next_after = (members.len() == limit as usize)
-        .then(|| members.last().map(|m| m.user_id.clone()))
-        .flatten();
+    let next_after = next_cursor(&members, limit, |m| m.user_id.clone());
     Ok(Json(MembersPage {
         room: room.as_str().to_owned(),
         count,
@@ -249,9 +247,7 @@ pub async fn panel(
         IdentityKind::Guest | IdentityKind::External => None,
     };
     let rooms = directory.member_rooms(user, after.as_ref(), limit).await?;
-    let next_after = (rooms.len() == limit as usize)
-        .then(|| rooms.last().map(|r| r.room.as_str().to_owned()))
-        .flatten();
+    let next_after = next_cursor(&rooms, limit, |r| r.room.as_str().to_owned());
     Ok(Json(Panel {
         user: PrincipalView::from(&principal),
         message_count: directory.message_count(user).await?,
