@@ -121,12 +121,11 @@ impl People {
         }
     }
 
-    /// The socket joined `room`: it is a member now, and gets the room's messages instead
-    /// of notifications.
+    /// The socket joined `room`: it gets the room's messages instead of notifications.
+    /// (The membership itself arrives as a control event once it is recorded.)
     pub fn joined(&self, conn: ConnId, room: &RoomName) {
         let mut state = self.inner.lock().expect("people lock");
         if let Some(c) = state.conns.get_mut(&conn) {
-            c.member_of.insert(room.clone());
             c.joined.insert(room.clone());
             unwatch(&mut state.watching, room, conn);
         }
@@ -235,6 +234,66 @@ fn unwatch(watching: &mut HashMap<RoomName, HashSet<ConnId>>, room: &RoomName, c
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message_frame(author: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "type": "message", "room": "b", "seq": 7, "id": 1, "text": "hello",
+            "user": {"id": author, "name": "Bob"}, "kind": "text",
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn notifications_follow_membership_and_the_rooms_a_socket_has_open() {
+        let people = People::default();
+        let (outbox, mut frames, _closer) = Outbox::new(16);
+        let room = RoomName::parse("b").unwrap();
+        let ann = UserId::parse("u:ann").unwrap();
+        people.add(1, ann.clone(), None, outbox, vec![room.clone()]);
+
+        assert_eq!(people.notify(&room, 7, &message_frame("u:bob")), 1);
+        let frame: serde_json::Value = serde_json::from_str(frames.try_recv().unwrap().as_str()).unwrap();
+        assert_eq!(
+            (frame["type"].as_str(), frame["preview"].as_str()),
+            (Some("notify"), Some("hello"))
+        );
+        assert_eq!(
+            people.notify(&room, 8, &message_frame("u:ann")),
+            0,
+            "not for one's own messages"
+        );
+
+        people.joined(1, &room);
+        assert_eq!(
+            people.notify(&room, 9, &message_frame("u:bob")),
+            0,
+            "the room is open: messages, not notices"
+        );
+        people.left(1, &room);
+        assert_eq!(
+            people.notify(&room, 10, &message_frame("u:bob")),
+            1,
+            "closed again: notified"
+        );
+        frames.try_recv().unwrap();
+
+        people.apply(Control::Membership {
+            user: "u:ann".into(),
+            room: "b".into(),
+            member: false,
+        });
+        assert_eq!(people.notify(&room, 11, &message_frame("u:bob")), 0, "left the room");
+        people.apply(Control::Membership {
+            user: "u:ann".into(),
+            room: "b".into(),
+            member: true,
+        });
+        assert_eq!(people.notify(&room, 12, &message_frame("u:bob")), 1, "member again");
+        people.apply(Control::RoomDeleted { room: "b".into() });
+        assert!(!people.watches(&room));
+        people.remove(1);
+        assert!(!people.watches(&room));
+    }
 
     #[test]
     fn control_events_round_trip_as_json() {
