@@ -197,6 +197,21 @@ async fn websocket(State(app): State<AppState>, headers: HeaderMap, upgrade: Web
     if app.shutdown().is_cancelled() {
         return api::ApiError::new(ErrorCode::Unavailable, "gateway is shutting down").into_response();
     }
+    // Admission. A handshake in progress is not counted yet, so a simultaneous burst may
+    // overshoot by the handshakes in flight: a bound on memory, not an exact quota.
+    let limits = &app.settings().gateway;
+    if app.connections().len() >= limits.max_connections {
+        app.metrics().error(ErrorCode::Unavailable);
+        return api::ApiError::new(ErrorCode::Unavailable, "this gateway is full; retry shortly").into_response();
+    }
+    if app.people().connections_of(&principal.author.id) >= limits.max_connections_per_user {
+        app.metrics().error(ErrorCode::RateLimited);
+        return api::ApiError::new(
+            ErrorCode::RateLimited,
+            format!("at most {} connections per user", limits.max_connections_per_user),
+        )
+        .into_response();
+    }
     let max = app.settings().gateway.max_frame_bytes;
     let connections = app.connections().clone();
     upgrade

@@ -7,6 +7,7 @@
 //! * [`rooms`]: which local connections are in which room, and in-order, exactly-once
 //!   delivery with gap fill.
 //! * [`outbox`]: a connection's bounded outbound queue and its close codes.
+//! * [`limits`]: the per-connection send rate (a token bucket).
 //! * [`upstream`]: the gRPC client balanced over every message service.
 //! * [`api`]: the JSON HTTP API and its OpenAPI document.
 //! * [`auth`]: sessions, tokens and passwords: the only source of a message's author.
@@ -21,6 +22,7 @@ pub mod admin_cli;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod people;

@@ -45,6 +45,10 @@ max_frame_bytes = 65536
 max_rooms_per_connection = 100
 outbound_queue = 1024
 send_queue = 64
+send_rate_per_sec = 20.0
+send_burst = 40
+max_connections = 100000
+max_connections_per_user = 20
 history_on_join = 50
 max_history = 500
 gap_fill_after_ms = 200
@@ -148,6 +152,15 @@ pub struct Limits {
     pub outbound_queue: usize,
     /// Sends waiting for their ack on one socket; past it sends get `rate_limited`.
     pub send_queue: usize,
+    /// Sends per second one socket may make on average (a token bucket); faster sends get
+    /// `rate_limited` and are not stored.
+    pub send_rate_per_sec: f64,
+    /// Sends one socket may make at once before the rate applies.
+    pub send_burst: u32,
+    /// Websocket connections this gateway holds at most; past it the handshake gets 503.
+    pub max_connections: usize,
+    /// Websocket connections one user may hold on this gateway; past it the handshake gets 429.
+    pub max_connections_per_user: usize,
     /// Messages sent with `joined` when the join has no `since_seq`.
     pub history_on_join: u32,
     /// Most messages `joined` carries for a `since_seq` resume; beyond, `has_more` is set.
@@ -195,6 +208,18 @@ impl Settings {
             return Err(rule(
                 "gateway",
                 "max_rooms_per_connection, outbound_queue and send_queue must be at least 1",
+            ));
+        }
+        if !(g.send_rate_per_sec > 0.0) || g.send_burst == 0 {
+            return Err(rule(
+                "gateway.send_rate_per_sec",
+                "send_rate_per_sec and send_burst must be above 0",
+            ));
+        }
+        if g.max_connections == 0 || g.max_connections_per_user == 0 {
+            return Err(rule(
+                "gateway.max_connections",
+                "max_connections and max_connections_per_user must be at least 1",
             ));
         }
         if g.max_history == 0 {

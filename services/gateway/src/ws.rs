@@ -7,6 +7,7 @@
 
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::limits::TokenBucket;
 use crate::outbox::{Closer, Outbox, text};
 use crate::people::MAX_WATCHED_ROOMS;
 use crate::rooms::{ConnId, Hub};
@@ -41,6 +42,7 @@ struct Connection {
     joined: HashSet<RoomName>,
     sends: mpsc::Sender<SendRequest>,
     principal: Principal,
+    send_rate: TokenBucket,
 }
 
 /// Runs one upgraded connection until either side closes it or the gateway shuts down.
@@ -87,6 +89,7 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
         joined: HashSet::new(),
         sends,
         principal,
+        send_rate: TokenBucket::new(limits.send_rate_per_sec, limits.send_burst, Instant::now()),
     };
     let shutdown = app.shutdown().clone();
     let session_end = tokio::time::sleep(until(expires_at));
@@ -226,6 +229,16 @@ impl Connection {
             } => {
                 if !self.joined.contains(&room) {
                     return self.error(not_joined(&room).with_ref(Some(client_msg_id.into_string())));
+                }
+                if !self.send_rate.try_take(Instant::now()) {
+                    let rate = self.app.settings().gateway.send_rate_per_sec;
+                    return self.error(
+                        FrameError::new(
+                            ErrorCode::RateLimited,
+                            format!("sending too fast: at most {rate} messages per second; this one was not sent"),
+                        )
+                        .with_ref(Some(client_msg_id.into_string())),
+                    );
                 }
                 let span = tracing::info_span!(
                     target: TRACE_TARGET,

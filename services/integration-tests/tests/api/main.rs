@@ -8,6 +8,7 @@ mod configuration;
 mod delivery;
 mod helpers;
 mod http_api;
+mod limits;
 mod membership;
 mod observability;
 mod openapi;

@@ -1,0 +1,77 @@
+//! The per-connection send rate and the connection limits.
+
+use integration_tests::{TestCluster, WsClient};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Error as WsError;
+
+fn refused_status(result: Result<WsClient, WsError>) -> u16 {
+    match result {
+        Err(WsError::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("refused, but not with an HTTP status: {other}"),
+        Ok(_) => panic!("the handshake was accepted"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_past_the_rate_are_refused_and_not_stored() {
+    // A burst of 2 and a rate so slow that no token comes back during the test.
+    let cluster = TestCluster::start_with(1, 1, |s| {
+        s.gateway.send_burst = 2;
+        s.gateway.send_rate_per_sec = 0.001;
+    })
+    .await;
+    let mut ws = cluster.client(0, "Ann").await;
+    ws.join("lobby", None).await;
+    for i in 0..4 {
+        ws.send_text("lobby", &format!("m{i}"), &format!("c{i}")).await;
+    }
+    let (mut acks, mut refused) = (Vec::new(), Vec::new());
+    while acks.len() + refused.len() < 4 {
+        let frame: Value = ws.recv().await;
+        match frame["type"].as_str() {
+            Some("ack") => acks.push(frame["client_msg_id"].as_str().unwrap().to_owned()),
+            Some("error") => {
+                assert_eq!(frame["code"], "rate_limited", "{frame}");
+                refused.push(frame["ref"].as_str().unwrap().to_owned());
+            }
+            _ => {} // the sender's own messages
+        }
+    }
+    assert_eq!(acks, ["c0", "c1"]);
+    assert_eq!(refused, ["c2", "c3"]);
+    let stored: Vec<String> = cluster.db.message_rows().await.into_iter().map(|r| r.3).collect();
+    assert_eq!(stored, ["m0", "m1"], "refused sends are not stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_bounded_per_user_and_per_gateway() {
+    let cluster = TestCluster::start_with(1, 1, |s| {
+        s.gateway.max_connections_per_user = 2;
+        s.gateway.max_connections = 3;
+    })
+    .await;
+    let ann = cluster.session(0, "Ann").await;
+    let _first = cluster.client_with(0, &ann).await;
+    let second = cluster.client_with(0, &ann).await;
+    assert_eq!(
+        refused_status(WsClient::try_connect(cluster.gateway(0), Some(&ann), None).await),
+        429
+    );
+    let _bob = cluster.client(0, "Bob").await;
+    let carol = cluster.session(0, "Carol").await;
+    assert_eq!(
+        refused_status(WsClient::try_connect(cluster.gateway(0), Some(&carol), None).await),
+        503
+    );
+    // A closed socket frees its place (once the server has seen it close: polled).
+    second.close().await;
+    let mut retry = None;
+    for _ in 0..50 {
+        if let Ok(client) = WsClient::try_connect(cluster.gateway(0), Some(&ann), None).await {
+            retry = Some(client);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(retry.is_some(), "a place came free");
+}
