@@ -21,7 +21,10 @@ pub async fn my_profile(State(app): State<AppState>, headers: HeaderMap) -> ApiR
         .user_by_id(principal.author.id.as_str())
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(Json(OwnProfile::from(&user)).into_response())
+    let mut profile = OwnProfile::from(&user);
+    // The role in effect, which configuration may raise above the stored one.
+    profile.profile.role = principal.role;
+    Ok(Json(profile).into_response())
 }
 
 /// Change your names, e-mail, bio or avatar.

@@ -244,6 +244,8 @@ async fn an_admin_deletes_a_message_everywhere_and_the_audit_log_records_it() {
 async fn disabling_an_account_ends_its_sessions_and_closes_its_sockets() {
     let cluster = TestCluster::start_with(2, 1, |s| s.auth.admins = vec!["Root".into()]).await;
     let root = cluster.sign_up(0, "root").await;
+    let (_, me) = cluster.call(0, Method::GET, "/api/v1/me", Some(&root), None).await;
+    assert_eq!(me["role"], "admin", "the role in effect, from configuration");
     let ann = cluster.sign_up(1, "ann").await;
     let mut ann_ws = cluster.client_with(1, &ann).await;
     ann_ws.join("lobby", None).await;
