@@ -61,6 +61,8 @@ if [ -z "$idle_connections" ]; then
 fi
 
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
+# For the idle scenario: one user per connection, minted by the load generator.
+jwt_secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 log "building release binaries"
 cargo build --release --quiet -p loadgen -p all-in-one -p gateway -p message-service
 loadgen="$target_dir/release/loadgen"
@@ -155,6 +157,7 @@ run_scenarios() {
       if [[ $w == "$gw_prefix"* ]]; then gw_watch=(--watch-pid "$w"); break; fi
     done
     lg "$dir" idle idle "${first_gw_args[@]}" --connections "$idle_connections" --hold "$hold" --source-addrs 8 \
+      --jwt-secret "$jwt_secret" \
       --connect-concurrency 256 "${gw_watch[@]}" || true
   fi
 }
@@ -196,7 +199,11 @@ trap cleanup EXIT
 if [ -z "$only" ] || [ "$only" = cluster ]; then
   export CLUSTER_DIR="$out/.cluster-state"
   log "cluster: 2 gateways, 2 message services on port $port"
-  CLUSTER_BIN_DIR="$target_dir/release" scripts/cluster.sh up --gateways 2 --services 2 --port "$port"
+  # The load generator's senders go past the per-socket rate meant for people; the idle
+  # scenario's users are minted as external tokens.
+  GATEWAY_SC_GATEWAY__SEND_RATE_PER_SEC=1000000 GATEWAY_SC_GATEWAY__SEND_BURST=1000000 \
+    GATEWAY_SC_GATEWAY__MAX_CONNECTIONS=1000000 GATEWAY_SC_AUTH__JWT_SECRET="$jwt_secret" \
+    CLUSTER_BIN_DIR="$target_dir/release" scripts/cluster.sh up --gateways 2 --services 2 --port "$port"
   cluster_up=1
   watch=""
   for f in "$CLUSTER_DIR"/pids/*.pid; do
@@ -221,7 +228,8 @@ if [ -z "$only" ] || [ "$only" = all-in-one ]; then
   aio_port=$((port + 500))
   log "all-in-one on port $aio_port"
   SC_LISTEN="127.0.0.1:$aio_port" SC_OPS_LISTEN="127.0.0.1:$((aio_port + 1))" SC_DATA_DIR="$aio_dir" \
-    SC_STATIC_DIR="$root/static" SC_LOG__LEVEL=warn \
+    SC_STATIC_DIR="$root/static" SC_LOG__LEVEL=warn SC_SEND_RATE_PER_SEC=1000000 SC_SEND_BURST=1000000 \
+    SC_JWT_SECRET="$jwt_secret" \
     "$target_dir/release/super-channels" >"$aio_dir/stdout" 2>"$out/all-in-one.log" &
   aio_pid=$!
   for _ in $(seq 100); do grep -q "running on" "$aio_dir/stdout" 2>/dev/null && break; sleep 0.1; done

@@ -12,7 +12,9 @@
 # gRPC P+201…, their ops P+301…; Postgres P+400 and Redis P+401 when started here.
 # State (pids, logs, generated config) lives in CLUSTER_DIR (default .cluster/).
 # Binaries come from CLUSTER_BIN_DIR (default <target>/release; built when missing).
-# Every other SC_* variable in the environment is passed to the services.
+# Every other SC_* variable in the environment is passed to the services; GATEWAY_SC_*
+# variables go to the gateways only, without the GATEWAY_ prefix (keys that the message
+# services do not know, such as SC_GATEWAY__SEND_RATE_PER_SEC, would stop them).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state="${CLUSTER_DIR:-$root/.cluster}"
@@ -37,6 +39,14 @@ wait_until() {
     fi
     [ "$SECONDS" -lt "$deadline" ] || die "$what did not come up within ${seconds}s; see $logs/"
     sleep 0.1
+  done
+}
+
+# Exports the GATEWAY_SC_* variables of the environment as SC_* ones (in a subshell).
+export_gateway_env() {
+  local name
+  for name in $(compgen -v GATEWAY_SC_ || true); do
+    export "${name#GATEWAY_}=${!name}"
   done
 }
 
@@ -149,9 +159,11 @@ cmd_up() {
       wait_until "message-service-$i" 60 "$bin/message-service" --probe-ready 2>/dev/null
   done
   for i in $(seq 1 "$gateways"); do
-    SC_DATABASE__URL="$DATABASE_URL" SC_REDIS__URL="$REDIS_URL" SC_AUTH__SECRET="$secret" \
-      SC_MESSAGE_SERVICE__ENDPOINTS="$joined" SC_LISTEN="127.0.0.1:$((port + i))" SC_OPS_LISTEN="127.0.0.1:$((port + 100 + i))" \
-      SC_STATIC_DIR="$root/static" spawn "gateway-$i" "$bin/gateway"
+    ( export_gateway_env
+      SC_DATABASE__URL="$DATABASE_URL" SC_REDIS__URL="$REDIS_URL" SC_AUTH__SECRET="$secret" \
+        SC_MESSAGE_SERVICE__ENDPOINTS="$joined" SC_LISTEN="127.0.0.1:$((port + i))" \
+        SC_OPS_LISTEN="127.0.0.1:$((port + 100 + i))" SC_STATIC_DIR="$root/static" \
+        spawn "gateway-$i" "$bin/gateway" )
   done
   for i in $(seq 1 "$gateways"); do
     SC_DATABASE__URL="$DATABASE_URL" SC_REDIS__URL="$REDIS_URL" SC_AUTH__SECRET="$secret" \

@@ -27,6 +27,8 @@ guests = true
 jwt_secret = ""
 admins = []
 max_upload_bytes = 5242880
+send_rate_per_sec = 20.0
+send_burst = 40
 
 [log]
 format = "text"
@@ -63,6 +65,9 @@ pub struct Settings {
     /// Usernames that are administrators by configuration.
     pub admins: Vec<String>,
     pub max_upload_bytes: usize,
+    /// The gateway's per-socket send rate and burst (`gateway.send_rate_per_sec`, `send_burst`).
+    pub send_rate_per_sec: f64,
+    pub send_burst: u32,
     pub log: LogSettings,
     pub telemetry: TelemetrySettings,
 }
@@ -179,6 +184,8 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Al
     gateway_settings.auth.jwt_secret = settings.jwt_secret;
     gateway_settings.auth.admins = settings.admins;
     gateway_settings.uploads.max_bytes = settings.max_upload_bytes;
+    gateway_settings.gateway.send_rate_per_sec = settings.send_rate_per_sec;
+    gateway_settings.gateway.send_burst = settings.send_burst;
     gateway_settings.database = service_settings.database.clone();
     gateway_settings.message_service.endpoints = vec![format!("http://{}", service.grpc_addr)];
     gateway_settings.log = settings.log;

@@ -2,6 +2,7 @@
 //! used alike by the binary, the all-in-one and the tests.
 
 use crate::auth::Auth;
+use crate::limits::{Admission, Refused};
 use crate::metrics::Metrics;
 use crate::people::{Control, People};
 use crate::rooms::{ConnId, Rooms};
@@ -36,6 +37,7 @@ struct Inner {
     database: Database,
     bus: Arc<dyn Bus>,
     people: People,
+    admission: Arc<Admission>,
     upstream: Upstream,
     rooms: Rooms,
     metrics: Metrics,
@@ -60,6 +62,10 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> Self {
         let auth = Auth::new(&settings.auth, database.directory.clone());
+        let admission = Admission::new(
+            settings.gateway.max_connections,
+            settings.gateway.max_connections_per_user,
+        );
         Self {
             inner: Arc::new(Inner {
                 settings,
@@ -67,6 +73,7 @@ impl AppState {
                 database,
                 bus,
                 people,
+                admission,
                 upstream,
                 rooms,
                 metrics,
@@ -92,6 +99,9 @@ impl AppState {
     }
     pub fn people(&self) -> &People {
         &self.inner.people
+    }
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.inner.admission
     }
 
     /// Puts a notice or control event on the bus, for every gateway (this one included).
@@ -197,21 +207,25 @@ async fn websocket(State(app): State<AppState>, headers: HeaderMap, upgrade: Web
     if app.shutdown().is_cancelled() {
         return api::ApiError::new(ErrorCode::Unavailable, "gateway is shutting down").into_response();
     }
-    // Admission. A handshake in progress is not counted yet, so a simultaneous burst may
-    // overshoot by the handshakes in flight: a bound on memory, not an exact quota.
-    let limits = &app.settings().gateway;
-    if app.connections().len() >= limits.max_connections {
-        app.metrics().error(ErrorCode::Unavailable);
-        return api::ApiError::new(ErrorCode::Unavailable, "this gateway is full; retry shortly").into_response();
-    }
-    if app.people().connections_of(&principal.author.id) >= limits.max_connections_per_user {
-        app.metrics().error(ErrorCode::RateLimited);
-        return api::ApiError::new(
-            ErrorCode::RateLimited,
-            format!("at most {} connections per user", limits.max_connections_per_user),
-        )
-        .into_response();
-    }
+    let admitted = match app.admission().admit(&principal.author.id) {
+        Ok(admitted) => admitted,
+        Err(refused) => {
+            let error = match refused {
+                Refused::GatewayFull => {
+                    api::ApiError::new(ErrorCode::Unavailable, "this gateway is full; retry shortly")
+                }
+                Refused::TooManyForUser => api::ApiError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "at most {} connections per user",
+                        app.settings().gateway.max_connections_per_user
+                    ),
+                ),
+            };
+            app.metrics().error(error.code);
+            return error.into_response();
+        }
+    };
     let max = app.settings().gateway.max_frame_bytes;
     let connections = app.connections().clone();
     upgrade
@@ -219,7 +233,13 @@ async fn websocket(State(app): State<AppState>, headers: HeaderMap, upgrade: Web
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
-        .on_upgrade(move |socket| connections.track_future(ws::run(app, principal, socket)))
+        .on_upgrade(move |socket| {
+            connections.track_future(async move {
+                // The place is held for as long as the socket lives.
+                let _admitted = admitted;
+                ws::run(app, principal, socket).await;
+            })
+        })
 }
 
 /// Per-socket buffers. The websocket library's defaults are 128 KiB each, and it zeroes the

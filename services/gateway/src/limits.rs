@@ -1,7 +1,10 @@
-//! Rate limiting: a token bucket per connection for sends, so that one client cannot turn
-//! the gateway into a firehose for everyone else. Time is passed in, so the arithmetic is
-//! tested without waiting.
+//! Limits: a token bucket per connection for sends, so that one client cannot turn the
+//! gateway into a firehose for everyone else (time is passed in, so the arithmetic is
+//! tested without waiting); and the admission of connections per gateway and per user.
 
+use chat_domain::UserId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Allows `rate` events per second on average and bursts of up to `burst` at once.
@@ -57,5 +60,91 @@ mod tests {
         // A long pause refills up to the burst, no further.
         let later = start + Duration::from_secs(60);
         assert_eq!((0..10).filter(|_| bucket.try_take(later)).count(), 3);
+    }
+}
+
+/// Admission of websocket connections: at most `max_total` on this gateway and
+/// `max_per_user` per user. Counted from the handshake, not from when the socket is set up,
+/// so a burst of handshakes cannot slip past the limits.
+pub struct Admission {
+    max_total: usize,
+    max_per_user: usize,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per_user: HashMap<UserId, usize>,
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    GatewayFull,
+    TooManyForUser,
+}
+
+/// A place held by one connection; dropping it frees the place.
+pub struct Admitted {
+    admission: Arc<Admission>,
+    user: UserId,
+}
+
+impl Admission {
+    pub fn new(max_total: usize, max_per_user: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max_total,
+            max_per_user,
+            counts: Mutex::new(Counts::default()),
+        })
+    }
+
+    pub fn admit(self: &Arc<Self>, user: &UserId) -> Result<Admitted, Refused> {
+        let mut counts = self.counts.lock().expect("admission lock");
+        if counts.total >= self.max_total {
+            return Err(Refused::GatewayFull);
+        }
+        let mine = counts.per_user.entry(user.clone()).or_default();
+        if *mine >= self.max_per_user {
+            return Err(Refused::TooManyForUser);
+        }
+        *mine += 1;
+        counts.total += 1;
+        Ok(Admitted {
+            admission: self.clone(),
+            user: user.clone(),
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut counts = self.admission.counts.lock().expect("admission lock");
+        counts.total -= 1;
+        if let Some(mine) = counts.per_user.get_mut(&self.user) {
+            *mine -= 1;
+            if *mine == 0 {
+                counts.per_user.remove(&self.user);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod admission_tests {
+    use super::*;
+
+    #[test]
+    fn places_are_held_until_dropped() {
+        let admission = Admission::new(3, 2);
+        let (ann, bob) = (UserId::parse("u:ann").unwrap(), UserId::parse("u:bob").unwrap());
+        let first = admission.admit(&ann).unwrap();
+        let _second = admission.admit(&ann).unwrap();
+        assert_eq!(admission.admit(&ann).err(), Some(Refused::TooManyForUser));
+        let _third = admission.admit(&bob).unwrap();
+        assert_eq!(admission.admit(&bob).err(), Some(Refused::GatewayFull));
+        drop(first);
+        assert!(admission.admit(&ann).is_ok(), "a place came free");
     }
 }

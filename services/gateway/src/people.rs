@@ -188,16 +188,6 @@ impl People {
         }
     }
 
-    /// How many sockets `user` holds on this gateway.
-    pub fn connections_of(&self, user: &UserId) -> usize {
-        self.inner
-            .lock()
-            .expect("people lock")
-            .by_user
-            .get(user)
-            .map_or(0, HashSet::len)
-    }
-
     /// Whether any socket here wants notifications for `room`.
     pub fn watches(&self, room: &RoomName) -> bool {
         self.inner.lock().expect("people lock").watching.contains_key(room)

@@ -210,7 +210,7 @@ impl Settings {
                 "max_rooms_per_connection, outbound_queue and send_queue must be at least 1",
             ));
         }
-        if !(g.send_rate_per_sec > 0.0) || g.send_burst == 0 {
+        if g.send_rate_per_sec.is_nan() || g.send_rate_per_sec <= 0.0 || g.send_burst == 0 {
             return Err(rule(
                 "gateway.send_rate_per_sec",
                 "send_rate_per_sec and send_burst must be above 0",

@@ -172,6 +172,10 @@ impl TestCluster {
             settings.static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../static").into();
             settings.database.url = db.url.clone();
             settings.database.max_connections = 4;
+            // Tests send and connect as fast as they can; the limits have tests of their own.
+            settings.gateway.send_rate_per_sec = 1e6;
+            settings.gateway.send_burst = 1_000_000;
+            settings.gateway.max_connections_per_user = 1_000_000;
             tweak(&mut settings);
             let database = gateway::connect_database(&settings.database).await.expect("database");
             let bus = Arc::new(RedisStreamsBus::connect(redis.clone()).await.expect("redis"));

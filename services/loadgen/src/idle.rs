@@ -1,8 +1,10 @@
 //! An idle run: open many connections, hold them, count what stayed open, and measure what
 //! they cost the watched server in memory.
 //!
-//! All connections share one session: identities cost the gateway nothing while idle,
-//! and 100,000 guest sessions would take longer to create than to connect.
+//! With guest sessions, all connections share one session: 100,000 guest sessions would
+//! take longer to create than to connect (the gateway's `max_connections_per_user` must
+//! then allow them). With `--jwt-secret` each connection is a user of its own, minted
+//! locally, as in production.
 
 use crate::connect::{self, ConnectError};
 use crate::monitor::{Counters, Monitor, Phase};
@@ -48,10 +50,21 @@ pub async fn run_idle(scenario: &IdleScenario) -> Result<IdleReport, RunError> {
     futures::stream::iter(0..scenario.connections)
         .for_each_concurrent(common.connect_concurrency, |i| {
             let gateway = &common.gateways[i % common.gateways.len()];
-            let (token, monitor, errors, holders, stop, id) = (&token, &monitor, &errors, &holders, &stop, &id);
+            let (token, monitor, errors, holders, stop, id, http) =
+                (&token, &monitor, &errors, &holders, &stop, &id, &http);
             async move {
                 let attempt = async {
                     let source = connect::source_address(i, common.source_addrs);
+                    let own_token = match &common.auth {
+                        crate::connect::Auth::Jwt(_) => Some(
+                            common
+                                .auth
+                                .token(http, gateway, &format!("lg:{id}:idle:{i}"), "lg-idle")
+                                .await?,
+                        ),
+                        crate::connect::Auth::Guest => None,
+                    };
+                    let token = own_token.as_deref().unwrap_or(token);
                     let mut ws = connect::open(gateway, source, token, scenario.read_buffer_bytes).await?;
                     if scenario.rooms > 0 {
                         connect::join(
