@@ -185,6 +185,9 @@ pub enum CloseCode {
     SlowConsumer = 4008,
     /// The session expired or was revoked: authenticate again.
     SessionEnded = 4001,
+    /// Nothing was heard from the client (not even a pong) for the idle timeout: the
+    /// connection is presumed dead. Reconnect and resume.
+    IdleTimeout = 4002,
 }
 
 impl CloseCode {
@@ -198,6 +201,7 @@ impl CloseCode {
             Self::MessageTooBig => "frame too large",
             Self::SlowConsumer => "slow consumer, reconnect and resume",
             Self::SessionEnded => "session ended",
+            Self::IdleTimeout => "idle timeout, reconnect and resume",
         }
     }
 }

@@ -49,6 +49,8 @@ send_rate_per_sec = 20.0
 send_burst = 40
 max_connections = 100000
 max_connections_per_user = 20
+ping_interval_secs = 30
+idle_timeout_secs = 90
 history_on_join = 50
 max_history = 500
 gap_fill_after_ms = 200
@@ -161,6 +163,11 @@ pub struct Limits {
     pub max_connections: usize,
     /// Websocket connections one user may hold on this gateway; past it the handshake gets 429.
     pub max_connections_per_user: usize,
+    /// How often the gateway pings each socket.
+    pub ping_interval_secs: u64,
+    /// A socket the client has sent nothing on (not even a pong) for this long is closed
+    /// with 4002: it is presumed dead, and would otherwise hold its memory forever.
+    pub idle_timeout_secs: u64,
     /// Messages sent with `joined` when the join has no `since_seq`.
     pub history_on_join: u32,
     /// Most messages `joined` carries for a `since_seq` resume; beyond, `has_more` is set.
@@ -220,6 +227,12 @@ impl Settings {
             return Err(rule(
                 "gateway.max_connections",
                 "max_connections and max_connections_per_user must be at least 1",
+            ));
+        }
+        if g.ping_interval_secs == 0 || g.idle_timeout_secs <= g.ping_interval_secs {
+            return Err(rule(
+                "gateway.idle_timeout_secs",
+                "ping_interval_secs must be at least 1 and idle_timeout_secs longer than it",
             ));
         }
         if g.max_history == 0 {

@@ -51,11 +51,14 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
     let (outbox, outbound, closer) = Outbox::new(limits.outbound_queue);
     let (sends, send_queue) = mpsc::channel(limits.send_queue);
     let (sink, mut stream) = socket.split();
+    let ping_every = std::time::Duration::from_secs(limits.ping_interval_secs);
+    let idle_timeout = std::time::Duration::from_secs(limits.idle_timeout_secs);
     let writer = tokio::spawn(write_loop(
         sink,
         outbound,
         closer.clone(),
         app.metrics().frames_out.clone(),
+        ping_every,
     ));
     let expires_at = principal.expires_at;
     let sender = tokio::spawn(send_loop(app.clone(), principal.clone(), outbox.clone(), send_queue));
@@ -94,6 +97,8 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
     let shutdown = app.shutdown().clone();
     let session_end = tokio::time::sleep(until(expires_at));
     tokio::pin!(session_end);
+    let mut last_heard = Instant::now();
+    let mut idle_check = tokio::time::interval(ping_every);
     loop {
         tokio::select! {
             biased;
@@ -102,30 +107,42 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
                 conn.outbox.close_after_queue(CloseCode::SessionEnded);
                 break;
             }
+            _ = idle_check.tick() => {
+                if last_heard.elapsed() >= idle_timeout {
+                    conn.outbox.close(CloseCode::IdleTimeout);
+                    break;
+                }
+            }
             _ = shutdown.cancelled() => {
                 conn.outbox.close_after_queue(CloseCode::ServiceRestart);
                 break;
             }
-            message = stream.next() => match message {
-                Some(Ok(Message::Text(frame))) => {
-                    metrics.frames_in.inc();
-                    conn.on_text(&frame).await;
+            message = stream.next() => {
+                if let Some(Ok(_)) = &message {
+                    // Anything the client sends, a pong included, shows it is alive.
+                    last_heard = Instant::now();
                 }
-                Some(Ok(Message::Binary(_))) => {
-                    metrics.frames_in.inc();
-                    conn.error(FrameError::new(ErrorCode::BinaryFrame, "binary frames are not supported; send JSON text frames"));
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | None => break,
-                Some(Err(error)) => {
-                    if is_too_big(&error) {
-                        conn.outbox.close(CloseCode::MessageTooBig);
-                    } else {
-                        tracing::debug!(%error, "websocket read failed");
+                match message {
+                    Some(Ok(Message::Text(frame))) => {
+                        metrics.frames_in.inc();
+                        conn.on_text(&frame).await;
                     }
-                    break;
+                    Some(Ok(Message::Binary(_))) => {
+                        metrics.frames_in.inc();
+                        conn.error(FrameError::new(ErrorCode::BinaryFrame, "binary frames are not supported; send JSON text frames"));
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(error)) => {
+                        if is_too_big(&error) {
+                            conn.outbox.close(CloseCode::MessageTooBig);
+                        } else {
+                            tracing::debug!(%error, "websocket read failed");
+                        }
+                        break;
+                    }
                 }
-            },
+            }
         }
     }
 
@@ -423,11 +440,19 @@ async fn write_loop(
     mut outbound: mpsc::Receiver<Utf8Bytes>,
     closer: Arc<Closer>,
     frames_out: prometheus_client::metrics::counter::Counter,
+    ping_every: std::time::Duration,
 ) {
+    // The first tick is a period away: a new socket is not pinged at once.
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     loop {
         tokio::select! {
             biased;
             _ = closer.token().cancelled() => break,
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                    return;
+                }
+            }
             frame = outbound.recv() => {
                 let Some(frame) = frame else { break };
                 if sink.feed(Message::Text(frame)).await.is_err() {

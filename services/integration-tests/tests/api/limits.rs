@@ -64,3 +64,17 @@ async fn connections_are_bounded_per_user_and_per_gateway() {
         503
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_answers_nothing_is_closed_after_the_idle_timeout() {
+    let cluster = TestCluster::start_with(1, 1, |s| {
+        s.gateway.ping_interval_secs = 1;
+        s.gateway.idle_timeout_secs = 2;
+    })
+    .await;
+    let mut silent = cluster.client(0, "Ann").await;
+    // Being silent is the behaviour under test: not reading means not answering the
+    // gateway's pings either, for longer than the idle timeout.
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    assert_eq!(silent.expect_close().await, Some(4002));
+}
