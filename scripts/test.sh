@@ -10,8 +10,17 @@
 #
 # Tests isolate themselves: each creates its own database and uses its own Redis key
 # prefix, so runs can overlap and repeat. Extra arguments go to the test runner.
+#
+# After the cargo tests, scripts/browser-test.sh runs the browser tests in headless Chromium
+# against a real cluster (it installs Chromium and the npm packages where missing);
+# SC_SKIP_BROWSER_TESTS=1 skips them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Read and unset: every SC_* variable reaches the services the tests start, and a key they
+# do not know stops them.
+skip_browser_tests=${SC_SKIP_BROWSER_TESTS:-0}
+unset SC_SKIP_BROWSER_TESTS
 
 log() { printf '[test.sh] %s\n' "$*" >&2; }
 
@@ -101,4 +110,10 @@ if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else
   cargo test --workspace --no-fail-fast "$@"
+fi
+
+if [ "$skip_browser_tests" = 1 ]; then
+  log "SC_SKIP_BROWSER_TESTS=1: browser tests skipped"
+else
+  bash scripts/browser-test.sh
 fi

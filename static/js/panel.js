@@ -1,0 +1,97 @@
+// The panel (index page): who you are, your counts, your rooms with unread badges kept live
+// by `notify` frames, and the field that creates or enters a room.
+
+import { api, ApiError } from './api.js';
+import { $, el, fill, longDate, longDateTime, roomHref, flash } from './dom.js';
+import { roomNameError } from './rules.js';
+import { RoomList } from './roomlist.js';
+import { startShell, desktopNotify } from './shell.js';
+
+const { me, conn } = await startShell({ active: 'panel' });
+const status = $('#page-status');
+const rooms = new RoomList($('#room-list'), {
+  onChange: (list) => {
+    $('#rooms-empty').hidden = list.rooms.size > 0;
+    $('#more-rooms').hidden = !list.nextAfter;
+  },
+});
+
+function renderSummary(panel) {
+  $('#greeting').textContent = `Hello, ${me.name}`;
+  const stats = [
+    ['Messages sent', panel.message_count.toLocaleString()],
+    ['Rooms', panel.room_count.toLocaleString()],
+  ];
+  if (me.kind === 'account') {
+    stats.push(['Member since', longDate(panel.joined_at)], ['Last login', longDateTime(panel.last_login)]);
+    $('#subtitle').textContent = '';
+  } else {
+    $('#subtitle').replaceChildren(
+      me.kind === 'guest' ? 'You are chatting as a guest. ' : 'You are signed in by your organisation. ',
+      me.kind === 'guest' ? el('a', { href: '/signup.html' }, 'Create an account') : '',
+      me.kind === 'guest' ? ' to keep your name and rooms.' : '');
+  }
+  fill($('#stats'), stats.map(([term, value]) => el('div.stat', {}, el('dt', {}, term), el('dd', {}, value))));
+}
+
+async function load() {
+  try {
+    renderSummary(await rooms.reload());
+    status.textContent = '';
+  } catch (e) {
+    flash(status, `Could not load your rooms: ${e.message}`, { error: true, ms: 0 });
+  }
+}
+
+// Create or enter: checked here as the server checks, then by the server, which creates the
+// room and makes you a member before the room page opens.
+const form = $('#enter-form');
+const input = $('#room-name');
+const error = $('#room-error');
+const showProblem = (problem) => {
+  error.textContent = problem ?? '';
+  input.setAttribute('aria-invalid', problem ? 'true' : 'false');
+};
+input.addEventListener('input', () => showProblem(input.value === '' ? null : roomNameError(input.value)));
+form.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const problem = roomNameError(input.value);
+  showProblem(problem);
+  if (problem) { input.focus(); return; }
+  const button = form.querySelector('button');
+  button.disabled = true;
+  try {
+    const entered = await api('POST', '/rooms', { name: input.value });
+    location.assign(roomHref(entered.room.name));
+  } catch (err) {
+    showProblem(err instanceof ApiError ? err.message : String(err));
+    input.focus();
+  } finally {
+    button.disabled = false;
+  }
+});
+
+$('#more-rooms').addEventListener('click', () => rooms.more().catch((e) => flash(status, e.message, { error: true })));
+
+// Desktop notifications need a click to ask for permission.
+const notifyButton = $('#notify-button');
+if ('Notification' in window && Notification.permission === 'default') {
+  notifyButton.hidden = false;
+  notifyButton.addEventListener('click', async () => {
+    const answer = await Notification.requestPermission();
+    notifyButton.hidden = true;
+    flash(status, answer === 'granted' ? 'Desktop notifications are on.' : 'Desktop notifications stay off.');
+  });
+}
+
+let opened = 0;
+conn.addEventListener('open', () => {
+  // `notify` is a hint that is not replayed: after a reconnect the panel API is the record.
+  if (opened++ > 0) load();
+});
+conn.addEventListener('notify', (e) => {
+  rooms.bump(e.detail);
+  desktopNotify(e.detail);
+});
+
+await load();

@@ -1,0 +1,128 @@
+// Profiles: anyone's, to view (`?u=name`), and your own, to edit, with its picture and the
+// sessions you can end.
+
+import { api, ApiError, upload, enc } from './api.js';
+import { $, el, fill, avatarEl, longDate, longDateTime, flash } from './dom.js';
+import { personNameError, emailError, bioError } from './rules.js';
+import { startShell } from './shell.js';
+
+const wanted = new URLSearchParams(location.search).get('u');
+const { me } = await startShell({ active: wanted ? '' : 'profile', live: false });
+const status = $('#page-status');
+
+const fullName = (p) => `${p.first_name} ${p.last_name}`.trim();
+
+async function showProfile(username) {
+  try {
+    const p = await api('GET', `/users/${enc(username)}`);
+    document.title = `${p.username} · Super Channels`;
+    $('#profile-avatar').replaceChildren(avatarEl({ id: p.id, name: p.username }, p.avatar_url, 'xl'));
+    $('#profile-name').textContent = fullName(p) || p.username;
+    $('#profile-username').replaceChildren(`@${p.username}`, p.role === 'admin' ? el('span.tag', {}, 'admin') : '');
+    $('#profile-bio').textContent = p.bio;
+    fill($('#profile-facts'), el('div.stat', {}, el('dt', {}, 'Member since'), el('dd', {}, longDate(p.joined_at))));
+    $('#profile-edit').hidden = !(me.kind === 'account' && p.id === me.id);
+    $('#view').hidden = false;
+  } catch (e) {
+    flash(status, e.status === 404 ? `There is no user called “${username}”.` : e.message, { error: true, ms: 0 });
+  }
+}
+
+// ---------- your own profile ----------
+const fields = ['first_name', 'last_name', 'email', 'bio'];
+const checks = {
+  first_name: (v) => personNameError(v, 'A first name'),
+  last_name: (v) => personNameError(v, 'A last name'),
+  email: emailError,
+  bio: bioError,
+};
+let mine = null;
+
+function fillOwn(p) {
+  mine = p;
+  $('#edit-avatar').replaceChildren(avatarEl({ id: p.id, name: p.username }, p.avatar_url, 'xl'));
+  $('#avatar-remove').hidden = !p.avatar_url;
+  $('#edit-username').textContent = p.username;
+  $('#public-link').href = `/profile.html?u=${enc(p.username)}`;
+  for (const f of fields) $(`#${f}`).value = p[f];
+}
+
+async function patch(body) {
+  fillOwn(await api('PATCH', '/me', body));
+}
+
+async function showOwn() {
+  if (me.kind !== 'account') {
+    fill(status, me.kind === 'guest' ? 'Guests have no profile. ' : 'Your organisation manages your profile. ',
+      me.kind === 'guest' ? el('a', { href: '/signup.html' }, 'Create an account') : '');
+    return;
+  }
+  try {
+    fillOwn(await api('GET', '/me'));
+  } catch (e) {
+    flash(status, e.message, { error: true, ms: 0 });
+    return;
+  }
+  $('#edit').hidden = false;
+  loadSessions();
+}
+
+$('#profile-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const changes = {};
+  let first = null;
+  for (const f of fields) {
+    const value = $(`#${f}`).value;
+    const problem = checks[f](value);
+    $(`#${f}-error`).textContent = problem ?? '';
+    $(`#${f}`).setAttribute('aria-invalid', problem ? 'true' : 'false');
+    if (problem && !first) first = f;
+    if (value !== mine[f]) changes[f] = value;
+  }
+  if (first) { $(`#${first}`).focus(); return; }
+  if (!Object.keys(changes).length) { flash($('#saved'), 'Nothing to save.'); return; }
+  try {
+    await patch(changes);
+    flash($('#saved'), 'Saved.');
+  } catch (err) {
+    const field = err instanceof ApiError && err.code === 'invalid_email' ? 'email' : null;
+    if (field) $(`#${field}-error`).textContent = err.message; else flash($('#saved'), err.message, { error: true });
+  }
+});
+
+$('#avatar-file').addEventListener('change', async (e) => {
+  const file = e.target.files[0];
+  $('#avatar-error').textContent = '';
+  if (!file) return;
+  try {
+    const uploaded = await upload(file);
+    await patch({ avatar_id: uploaded.id });
+    flash($('#saved'), 'Picture updated.');
+  } catch (err) {
+    $('#avatar-error').textContent = err.message;
+  } finally {
+    e.target.value = '';
+  }
+});
+
+$('#avatar-remove').addEventListener('click', async () => {
+  try { await patch({ avatar_id: null }); } catch (err) { $('#avatar-error').textContent = err.message; }
+});
+
+async function loadSessions() {
+  try {
+    const { sessions } = await api('GET', '/me/sessions');
+    fill($('#sessions'), sessions.map((s) => el('li.session', {},
+      el('div', {}, el('strong', {}, s.user_agent || 'Unknown browser'), s.current ? el('span.tag', {}, 'this browser') : '',
+        el('p.muted', {}, `Since ${longDateTime(s.created_at)} · until ${longDateTime(s.expires_at)}`)),
+      s.current ? null : el('button.subtle.danger', {
+        type: 'button',
+        onclick: async () => {
+          try { await api('DELETE', `/me/sessions/${enc(s.id)}`); loadSessions(); } catch (err) { flash(status, err.message, { error: true }); }
+        },
+      }, 'Log out there'))));
+    $('#sessions-card').hidden = false;
+  } catch { /* optional */ }
+}
+
+if (wanted) await showProfile(wanted); else await showOwn();

@@ -1,0 +1,69 @@
+// A person's rooms with unread badges, as the panel and the room page's sidebar show them.
+// The panel API is the record; `notify` frames only bump the counts until it is read again.
+
+import { api } from './api.js';
+import { el, fill, relativeTime, roomHref } from './dom.js';
+
+export class RoomList {
+  /** `current`: the room open on this page, whose unread count is not shown. */
+  constructor(list, { current = null, compact = false, onChange = () => {} } = {}) {
+    this.list = list;
+    this.current = current;
+    this.compact = compact;
+    this.onChange = onChange;
+    this.rooms = new Map();
+    this.nextAfter = null;
+    this.reloading = null;
+  }
+
+  /** Reads the first page of the panel again; returns the panel. */
+  async reload(limit = 100) {
+    const panel = await api('GET', `/me/panel?limit=${limit}`);
+    this.rooms = new Map(panel.rooms.map((r) => [r.name, r]));
+    this.nextAfter = panel.next_after;
+    this.render();
+    return panel;
+  }
+
+  async more(limit = 100) {
+    if (!this.nextAfter) return;
+    const panel = await api('GET', `/me/panel?limit=${limit}&after=${encodeURIComponent(this.nextAfter)}`);
+    for (const r of panel.rooms) this.rooms.set(r.name, r);
+    this.nextAfter = panel.next_after;
+    this.render();
+  }
+
+  /** A `notify` frame: one more unread message in a room. Unknown rooms mean the list is stale. */
+  bump(frame) {
+    const room = this.rooms.get(frame.room);
+    if (!room) {
+      this.reloading ??= this.reload().catch(() => {}).finally(() => { this.reloading = null; });
+      return;
+    }
+    // Counted from the read marker, so a repeated `notify` (it can happen) counts once.
+    const marker = room.last_seq - room.unread;
+    room.last_seq = Math.max(room.last_seq, frame.seq);
+    room.unread = room.last_seq - marker;
+    room.last_activity = new Date().toISOString();
+    this.render();
+  }
+
+  render() {
+    const rows = [...this.rooms.values()].map((room) => this.#row(room));
+    fill(this.list, rows);
+    this.onChange(this);
+  }
+
+  #row(room) {
+    const unread = room.name === this.current ? 0 : room.unread;
+    const badge = el('span.badge', {
+      'aria-label': `${unread} unread`, hidden: unread === 0, dataset: { count: String(unread) },
+    }, unread > 99 ? '99+' : String(unread));
+    const activity = this.compact ? null : el('span.room-activity', {},
+      room.last_activity ? `Active ${relativeTime(room.last_activity)}` : 'No messages yet');
+    return el('li.room-row', { dataset: { room: room.name, unread: String(unread) } },
+      el('a', { href: roomHref(room.name), 'aria-current': room.name === this.current ? 'page' : null },
+        el('span.room-name', {}, el('span.hash', { 'aria-hidden': 'true' }, '#'), room.name),
+        activity, badge));
+  }
+}

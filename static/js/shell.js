@@ -1,0 +1,76 @@
+// What every signed-in page shares: the session check, the top bar (navigation, the
+// connection state, log-out), the one websocket, and desktop notifications.
+
+import { api, currentUser, toLogin } from './api.js';
+import { Connection, backoffDelay } from './connection.js';
+import { $, el, fill, avatarEl, roomHref } from './dom.js';
+
+const STATE_LABELS = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…' };
+
+/**
+ * Resolves with `{ me, conn }` once the session is known, or sends the person to log in.
+ * `live: false` skips the websocket (pages that need no live data).
+ */
+export async function startShell({ active = '', live = true } = {}) {
+  const me = await sessionOrRetry();
+  if (!me) { toLogin(); return new Promise(() => {}); }
+  const conn = live ? new Connection() : null;
+  renderTopbar(me, active, conn);
+  if (conn) {
+    conn.addEventListener('ended', () => toLogin('Your session has ended. Please log in again.'));
+    conn.start();
+  }
+  return { me, conn };
+}
+
+/** Waits out a server that cannot be reached rather than showing a log-in form it cannot serve. */
+async function sessionOrRetry() {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await currentUser();
+    } catch {
+      const banner = $('#page-status');
+      if (banner) banner.textContent = 'The server cannot be reached. Retrying…';
+      await new Promise((resolve) => setTimeout(resolve, 1000 + backoffDelay(Math.min(attempt, 5))));
+    }
+  }
+}
+
+function renderTopbar(me, active, conn) {
+  const bar = $('#topbar');
+  const link = (href, label, key) => el('a', { href, 'aria-current': active === key ? 'page' : null }, label);
+  const nav = el('nav.topnav', { 'aria-label': 'Main' },
+    link('/', 'Rooms', 'panel'),
+    me.kind === 'account' ? link('/profile.html', 'Profile', 'profile') : null,
+    me.role === 'admin' ? link('/admin.html', 'Admin', 'admin') : null);
+  const pill = el('span.conn', { id: 'conn-state', role: 'status', 'aria-live': 'polite', hidden: !conn });
+  const setState = (state) => { pill.dataset.state = state; pill.textContent = STATE_LABELS[state] ?? state; };
+  if (conn) {
+    setState(conn.state);
+    conn.addEventListener('state', (e) => setState(e.detail));
+  }
+  const logout = el('button.subtle', { type: 'button', onclick: () => logOut(conn) }, 'Log out');
+  fill(bar,
+    el('a.brand', { href: '/' }, el('img', { src: '/favicon.svg', alt: '', width: 24, height: 24 }), el('span', {}, 'Super Channels')),
+    nav,
+    el('div.topbar-end', {}, pill,
+      el('span.me', { title: me.kind === 'guest' ? 'Guest' : me.name }, avatarEl(me, null, 'sm'), el('bdi', {}, me.name)),
+      logout));
+}
+
+async function logOut(conn) {
+  conn?.stop();
+  try { await api('DELETE', '/session'); } catch { /* the cookie is cleared or the session is gone either way */ }
+  location.assign('/login.html');
+}
+
+/** True when the browser may show desktop notifications now. */
+export const canNotify = () => 'Notification' in window && Notification.permission === 'granted';
+
+/** A desktop notification for a `notify` frame (only for rooms that are not open). */
+export function desktopNotify(frame) {
+  if (!canNotify()) return;
+  const body = frame.kind === 'image' && !frame.preview ? `${frame.user?.name}: sent an image` : `${frame.user?.name}: ${frame.preview}`;
+  const n = new Notification(`New in #${frame.room}`, { body, tag: `room-${frame.room}`, icon: '/favicon.svg' });
+  n.onclick = () => { window.focus(); location.assign(roomHref(frame.room)); };
+}
