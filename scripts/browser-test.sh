@@ -157,9 +157,12 @@ done
 [ -n "$port" ] || die "found no free base port"
 
 export CLUSTER_DIR="$work/cluster"
+# The administrator's username: the admin test signs it up (each run has a fresh database).
+export ADMIN_USERNAME=boss
 cluster_up=1
 DATABASE_URL="$db_url" CLUSTER_BIN_DIR="$bin" SC_REDIS__KEY_PREFIX="$redis_prefix" \
   GATEWAY_SC_GATEWAY__SEND_RATE_PER_SEC=200 GATEWAY_SC_GATEWAY__SEND_BURST=400 \
+  GATEWAY_SC_AUTH__ADMINS="$ADMIN_USERNAME" \
   bash scripts/cluster.sh up --gateways 2 --services 1 --port "$port"
 
 # --- The tests, one file at a time: those starting with 9 (which may kill a gateway) last.
