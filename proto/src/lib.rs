@@ -57,7 +57,11 @@ pub fn error_code(status: &Status) -> ErrorCode {
         Code::Unauthenticated => ErrorCode::Unauthorized,
         Code::PermissionDenied => ErrorCode::Forbidden,
         Code::ResourceExhausted => ErrorCode::RateLimited,
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => ErrorCode::Unavailable,
+        // Without our metadata, `Unknown` is how tonic reports a connection that broke
+        // mid-call (a message service killed): the service is unavailable, not wrong.
+        Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => {
+            ErrorCode::Unavailable
+        }
         _ => ErrorCode::Internal,
     }
 }
@@ -161,6 +165,8 @@ mod tests {
             assert_eq!(error_code(&status(code, "x")), code);
         }
         assert_eq!(error_code(&Status::unavailable("conn refused")), ErrorCode::Unavailable);
-        assert_eq!(error_code(&Status::unknown("?")), ErrorCode::Internal);
+        // A connection that broke mid-call, as tonic reports it.
+        assert_eq!(error_code(&Status::unknown("transport error")), ErrorCode::Unavailable);
+        assert_eq!(error_code(&Status::internal("?")), ErrorCode::Internal);
     }
 }

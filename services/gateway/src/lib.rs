@@ -3,6 +3,7 @@
 //! # Layout
 //! * [`settings`]: typed configuration with its defaults.
 //! * [`app`]: shared state and the router (websocket, API, static files, security headers).
+//! * [`server`]: the accept loop (handshake timeout, `TCP_NODELAY`).
 //! * [`ws`]: one websocket connection: reader, in-order sender, batching writer.
 //! * [`rooms`]: which local connections are in which room, and in-order, exactly-once
 //!   delivery with gap fill.
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod people;
 pub mod rooms;
+pub mod server;
 pub mod settings;
 pub mod upstream;
 pub mod ws;
@@ -221,12 +223,10 @@ impl Gateway {
         );
 
         let connections = state.connections().clone();
+        let handshake_timeout = Duration::from_millis(state.settings().gateway.handshake_timeout_ms);
         let app = app::router(state);
         let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "gateway server failed");
-            }
+            server::serve(listener, app, handshake_timeout, shutdown.clone()).await;
             // Upgraded sockets outlive the HTTP server: each one finishes its in-flight sends,
             // flushes and closes with 1012 on the same signal, within the drain bound.
             connections.close();

@@ -49,6 +49,7 @@ send_rate_per_sec = 20.0
 send_burst = 40
 max_connections = 100000
 max_connections_per_user = 20
+handshake_timeout_ms = 10000
 ping_interval_secs = 30
 idle_timeout_secs = 90
 history_on_join = 50
@@ -163,6 +164,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Websocket connections one user may hold on this gateway; past it the handshake gets 429.
     pub max_connections_per_user: usize,
+    /// A connection must send its request headers (the websocket upgrade) within this
+    /// long, or it is closed: half-open handshakes must not hold descriptors.
+    pub handshake_timeout_ms: u64,
     /// How often the gateway pings each socket.
     pub ping_interval_secs: u64,
     /// A socket the client has sent nothing on (not even a pong) for this long is closed
@@ -234,6 +238,9 @@ impl Settings {
                 "gateway.idle_timeout_secs",
                 "ping_interval_secs must be at least 1 and idle_timeout_secs longer than it",
             ));
+        }
+        if g.handshake_timeout_ms == 0 {
+            return Err(rule("gateway.handshake_timeout_ms", "must be at least 1"));
         }
         if g.max_history == 0 {
             return Err(rule("gateway.max_history", "must be at least 1"));

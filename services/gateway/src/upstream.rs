@@ -312,8 +312,11 @@ async fn discover(
 }
 
 fn retryable(status: &tonic::Status) -> bool {
-    // Only failures before the service could act: a refused or broken connection.
-    status.code() == tonic::Code::Unavailable && status.metadata().get(chat_proto::ERROR_CODE_KEY).is_none()
+    // Only transport failures (the service's own answers carry our error code): a refused
+    // connection, or one that broke mid-call. A call that may have acted is safe to repeat:
+    // every call is a read, an idempotent room entry, or a send keyed by its client_msg_id.
+    matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
+        && status.metadata().get(chat_proto::ERROR_CODE_KEY).is_none()
 }
 
 fn room_info(room: v1::Room) -> Result<RoomInfo, UpstreamError> {

@@ -20,19 +20,29 @@ pub fn redis_url() -> String {
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    /// The server's admin URL, to drop the database from.
+    admin: String,
 }
 
 impl TestDb {
     pub async fn create() -> Self {
-        let admin = database_admin_url();
+        Self::create_on(&database_admin_url()).await
+    }
+
+    /// A database on the server of `admin` (a throwaway server of a fault test).
+    pub async fn create_on(admin: &str) -> Self {
         let name = format!("it_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx_connect(&admin).await;
+        let mut conn = sqlx_connect(admin).await;
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
             .await
             .expect("create test database");
-        let url = replace_database(&admin, &name);
-        Self { name, url }
+        let url = replace_database(admin, &name);
+        Self {
+            name,
+            url,
+            admin: admin.to_owned(),
+        }
     }
 
     /// Runs SQL behind the services' backs: for states the API cannot produce (an expired
@@ -56,7 +66,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let admin = database_admin_url();
+        let admin = self.admin.clone();
         let name = self.name.clone();
         // Drop runs outside async; a short-lived runtime on its own thread does the cleanup.
         let _ = std::thread::spawn(move || {
@@ -65,7 +75,9 @@ impl Drop for TestDb {
                 .build()
                 .ok()?;
             rt.block_on(async {
-                let mut conn = sqlx_connect(&admin).await;
+                // The server may be gone already (a fault test's own, stopped first).
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
                 sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&mut conn)
                     .await
@@ -271,15 +283,16 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        delete_redis_keys(&self.redis_prefix);
+        delete_redis_keys(&redis_url(), &self.redis_prefix);
     }
 }
 
 /// Deletes every key under `prefix`, so that repeated runs leave a shared Redis clean.
-pub fn delete_redis_keys(prefix: &str) {
+pub fn delete_redis_keys(url: &str, prefix: &str) {
     let pattern = format!("{prefix}:*");
+    let url = url.to_owned();
     let _ = std::thread::spawn(move || -> redis::RedisResult<()> {
-        let mut conn = redis::Client::open(redis_url())?.get_connection()?;
+        let mut conn = redis::Client::open(url)?.get_connection()?;
         let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn)?;
         if !keys.is_empty() {
             redis::cmd("DEL").arg(keys).query::<()>(&mut conn)?;

@@ -57,6 +57,7 @@ pub struct ScriptCluster {
     pub dir: PathBuf,
     pub db: TestDb,
     pub redis_prefix: String,
+    redis_url: String,
     env: Vec<(String, String)>,
     down: bool,
 }
@@ -68,7 +69,18 @@ impl ScriptCluster {
 
     /// As [`ScriptCluster::up`], with extra environment (settings) for every service.
     pub async fn up_with_env(gateways: u16, services: u16, env: &[(&str, &str)]) -> Self {
-        let db = TestDb::create().await;
+        Self::up_on(
+            TestDb::create().await,
+            crate::cluster::redis_url(),
+            gateways,
+            services,
+            env,
+        )
+    }
+
+    /// As [`ScriptCluster::up_with_env`], on a given database and Redis (a fault test's
+    /// own throwaway servers).
+    pub fn up_on(db: TestDb, redis_url: String, gateways: u16, services: u16, env: &[(&str, &str)]) -> Self {
         let redis_prefix = format!("it-{}", uuid::Uuid::new_v4().simple());
         let port = free_port_base(gateways, services);
         let dir = std::env::temp_dir().join(format!("sc-cluster-{}", uuid::Uuid::new_v4().simple()));
@@ -77,6 +89,7 @@ impl ScriptCluster {
             dir,
             db,
             redis_prefix,
+            redis_url,
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             down: false,
         };
@@ -108,7 +121,7 @@ impl ScriptCluster {
             .env("CLUSTER_DIR", &self.dir)
             .env("CLUSTER_BIN_DIR", bin_dir())
             .env("DATABASE_URL", &self.db.url)
-            .env("REDIS_URL", crate::cluster::redis_url())
+            .env("REDIS_URL", &self.redis_url)
             .env("SC_REDIS__KEY_PREFIX", &self.redis_prefix)
             .env("SC_LOG__LEVEL", "warn")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -153,6 +166,23 @@ impl ScriptCluster {
             .unwrap_or_default()
     }
 
+    /// SIGKILLs one process (`gateway-1`, `message-service-2` …): a crash, with no drain.
+    /// Returns once it is gone, and forgets its pid file: a zombie nobody reaps would
+    /// otherwise make `down` wait out its grace period.
+    pub fn kill(&self, name: &str) {
+        let pid = self.pid(name);
+        send_signal(pid, "KILL");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while process_alive(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} (pid {pid}) outlived SIGKILL"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_file(self.dir.join("pids").join(format!("{name}.pid")));
+    }
+
     pub fn down(&mut self) {
         self.down = true;
         let status = self.script(&["down"]).status().expect("run scripts/cluster.sh down");
@@ -165,7 +195,7 @@ impl Drop for ScriptCluster {
         if !self.down {
             let _ = self.script(&["down"]).status();
         }
-        crate::cluster::delete_redis_keys(&self.redis_prefix);
+        crate::cluster::delete_redis_keys(&self.redis_url, &self.redis_prefix);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

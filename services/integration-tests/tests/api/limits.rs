@@ -78,3 +78,34 @@ async fn a_client_that_answers_nothing_is_closed_after_the_idle_timeout() {
     tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
     assert_eq!(silent.expect_close().await, Some(4002));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_that_never_completes_is_closed_and_others_still_connect() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cluster = TestCluster::start_with(1, 1, |s| s.gateway.handshake_timeout_ms = 300).await;
+    let addr = cluster.gateway(0);
+    // One connection that sends nothing, one that stops in the middle of its headers.
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut trickle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    trickle
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+        .await
+        .unwrap();
+    // Meanwhile a well-behaved client is not held up by them.
+    let mut ws = cluster.client(0, "Ann").await;
+    ws.join("lobby", None).await;
+    for stream in [&mut silent, &mut trickle] {
+        // The server ends the connection (EOF, perhaps after a 408, or a reset), never
+        // upgrades it. The outer bound only turns a hang into a failure.
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read_to_end(&mut answer))
+            .await
+            .expect("the half-open handshake was never closed");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(read.is_err() || !answer.contains(" 101 "), "upgraded anyway: {answer}");
+    }
+    // The websocket that completed its handshake lives on past the timeout.
+    ws.send_text("lobby", "still here", "c1").await;
+    let (ack, _) = ws.recv_until("ack").await;
+    assert_eq!(ack["client_msg_id"], "c1");
+}

@@ -6,6 +6,7 @@ mod bad_input;
 mod cluster;
 mod configuration;
 mod delivery;
+mod faults;
 mod helpers;
 mod http_api;
 mod limits;

@@ -1,0 +1,66 @@
+//! The public listener's accept loop. `axum::serve` would do, but it has no handshake
+//! timeout: a client that opens a TCP connection and never finishes its request (or
+//! trickles its headers) would hold a descriptor forever. Here every connection must
+//! deliver its request headers (for `/ws`, the upgrade request) within
+//! `gateway.handshake_timeout_ms`, and sockets get `TCP_NODELAY`, so small frames are not
+//! held back by Nagle's algorithm waiting for the peer's delayed ACK.
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+/// Pause after a failed accept (out of descriptors, say) before the next one, so the loop
+/// does not spin while the condition lasts.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Serves `app` until `shutdown`; then stops accepting and waits for the HTTP requests in
+/// progress. Upgraded websockets are not HTTP connections any more: they drain on the same
+/// signal by themselves.
+pub async fn serve(listener: TcpListener, app: Router, handshake_timeout: Duration, shutdown: CancellationToken) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(handshake_timeout);
+    builder.http2().timer(TokioTimer::new()).enable_connect_protocol();
+    let graceful = GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let (app, builder, watcher) = (app.clone(), builder.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            // hyper's header timeout starts at the first byte, and the protocol detection
+            // before it waits for that byte without a bound: a silent client is cut here.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(handshake_timeout, stream.peek(&mut first)).await {
+                Ok(Ok(1..)) => {}
+                _ => return,
+            }
+            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                app.clone().oneshot(request.map(axum::body::Body::new))
+            });
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}

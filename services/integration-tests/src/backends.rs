@@ -1,0 +1,294 @@
+//! Throwaway Redis and PostgreSQL servers of a test's own, started from the installed
+//! binaries on free ports: a fault test stops, kills and restarts them, which must harm
+//! nothing else on the machine (the shared servers other tests use).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port free now, from the kernel (bound and released at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
+
+/// Waits for a condition that settles on the server's time (a port opening), failing the
+/// test with `what` after `timeout`.
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn scratch_dir(kind: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sc-{kind}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
+
+/// A Redis server of this test's own. Nothing is saved on its own; [`Redis::restart`]
+/// chooses whether the data survives.
+pub struct Redis {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub fn start() -> Self {
+        assert!(
+            Command::new("redis-server").arg("--version").output().is_ok(),
+            "redis-server is needed for the fault tests (Debian: apt-get install redis-server)"
+        );
+        let mut redis = Self {
+            port: free_port(),
+            dir: scratch_dir("redis"),
+            child: None,
+        };
+        redis.spawn();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until("redis-server to listen", Duration::from_secs(10), || port_open(port));
+    }
+
+    /// Stops the server and starts it again on the same port after `down_for`. With
+    /// `keep_data` it is shut down cleanly and saves a snapshot that the new server loads
+    /// (streams and ids survive); without, it is SIGKILLed and comes back empty, as a
+    /// crashed in-memory Redis does.
+    pub fn restart(&mut self, keep_data: bool, down_for: Duration) {
+        if keep_data {
+            // redis-cli reports the connection a successful SHUTDOWN drops as an error.
+            let _ = Command::new("redis-cli")
+                .args(["-p", &self.port.to_string(), "SHUTDOWN", "SAVE"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("run redis-cli");
+            if let Some(mut child) = self.child.take() {
+                let _ = child.wait();
+            }
+            assert!(self.dir.join("dump.rdb").is_file(), "SHUTDOWN SAVE wrote no snapshot");
+        } else {
+            self.stop();
+        }
+        std::thread::sleep(down_for);
+        self.start_again();
+    }
+
+    /// SIGKILLs the server: its port refuses connections and its data is gone.
+    pub fn stop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(self.dir.join("dump.rdb"));
+    }
+
+    /// Starts the server again on its port after [`Redis::stop`].
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "redis-server is still running");
+        self.spawn();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A PostgreSQL server of this test's own (initdb in a scratch directory, `fsync=off`).
+/// As root, the server binaries must run as the `postgres` user, as `scripts/lib.sh` does.
+pub struct Postgres {
+    pub port: u16,
+    dir: PathBuf,
+    pg_ctl: PathBuf,
+    running: bool,
+}
+
+impl Postgres {
+    pub fn start() -> Self {
+        let initdb = pg_bin("initdb");
+        let pg_ctl = pg_bin("pg_ctl");
+        let dir = scratch_dir("pg");
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).expect("create the data directory");
+        if is_root() {
+            chown_postgres(&dir);
+        }
+        let output = as_pg_user(&initdb)
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "--no-sync"])
+            .output()
+            .expect("run initdb");
+        assert!(
+            output.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut postgres = Self {
+            port: free_port(),
+            dir,
+            pg_ctl,
+            running: false,
+        };
+        postgres.resume();
+        postgres
+    }
+
+    /// The `postgres` database: the admin URL a [`crate::TestDb`] is created from.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Stops the server (fast shutdown: open connections are cut, as in an outage).
+    pub fn stop(&mut self) {
+        let status = as_pg_user(&self.pg_ctl)
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "fast", "-w", "stop"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("run pg_ctl stop");
+        assert!(status.success(), "pg_ctl stop failed");
+        self.running = false;
+    }
+
+    /// Starts the server (again) on its port.
+    pub fn resume(&mut self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let status = as_pg_user(&self.pg_ctl)
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-o", &options, "start"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("run pg_ctl start");
+        assert!(
+            status.success(),
+            "pg_ctl start failed: {}",
+            std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+        );
+        self.running = true;
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if self.running {
+            let _ = as_pg_user(&self.pg_ctl)
+                .arg("-D")
+                .arg(self.data())
+                .args(["-m", "immediate", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A PostgreSQL server binary, on PATH or in Debian's versioned directory.
+fn pg_bin(name: &str) -> PathBuf {
+    if let Ok(output) = Command::new("sh").args(["-c", &format!("command -v {name}")]).output()
+        && output.status.success()
+    {
+        return PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|version| version.path().join("bin").join(name))
+        .filter(|path| path.is_file())
+        .collect();
+    found.sort_by_key(|path| {
+        path.components()
+            .nth(4)
+            .and_then(|c| c.as_os_str().to_str()?.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    found
+        .pop()
+        .unwrap_or_else(|| panic!("{name} is needed for the fault tests (Debian: apt-get install postgresql)"))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn as_pg_user(program: &Path) -> Command {
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn chown_postgres(dir: &Path) {
+    let status = Command::new("chown")
+        .args(["-R", "postgres"])
+        .arg(dir)
+        .status()
+        .expect("run chown");
+    assert!(status.success(), "chown postgres {} failed", dir.display());
+}

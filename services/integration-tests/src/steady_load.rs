@@ -1,0 +1,581 @@
+//! Steady load for the fault tests: several rooms, every member a socket, some members
+//! senders, all of them behaving as the protocol asks a client to behave under faults.
+//!
+//! * A sender has one send in flight. An `error` frame for it with a transient code
+//!   (`unavailable`, `internal`, `overloaded`, `rate_limited`) is retried with the same
+//!   `client_msg_id`; so is a send in flight when the socket drops, once the client is back.
+//! * A member whose socket ends reconnects (through the balancer) and re-joins with
+//!   `since_seq` = the last seq it saw.
+//!
+//! At the end [`SteadyLoad::finish`] stops the senders, waits until every member has caught
+//! up with what the database holds, and returns a [`Report`]: what each member received
+//! (in order? repeated? missing?) against what the senders were acked and what was stored.
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Error codes a client retries with the same `client_msg_id`.
+const TRANSIENT: &[&str] = &["unavailable", "internal", "overloaded", "rate_limited"];
+
+/// How long a client waits before a retry or a reconnect.
+const BACKOFF: Duration = Duration::from_millis(150);
+
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    pub rooms: usize,
+    pub members_per_room: usize,
+    /// The first members of each room also send.
+    pub senders_per_room: usize,
+    /// Pause between an ack and the sender's next message.
+    pub send_interval: Duration,
+}
+
+impl Default for LoadSpec {
+    fn default() -> Self {
+        Self {
+            rooms: 4,
+            members_per_room: 4,
+            senders_per_room: 2,
+            send_interval: Duration::from_millis(40),
+        }
+    }
+}
+
+/// What the clients share with the test while they run.
+struct Shared {
+    stop_sending: CancellationToken,
+    stop_all: CancellationToken,
+    /// Senders with a send not acked yet.
+    in_flight: AtomicUsize,
+    /// Every ack so far, and every `unavailable` error: what a test waits on.
+    acks: AtomicU64,
+    unavailable: AtomicU64,
+    /// Each member's last seq, by client index.
+    positions: Vec<AtomicU64>,
+    changed: Notify,
+}
+
+pub struct SteadyLoad {
+    addr: SocketAddr,
+    rooms: Vec<String>,
+    /// The room of each client, by index.
+    client_rooms: Vec<usize>,
+    shared: Arc<Shared>,
+    clients: Vec<JoinHandle<ClientReport>>,
+}
+
+/// One client's view of the run.
+#[derive(Debug, Default, Clone)]
+pub struct ClientReport {
+    pub room: String,
+    /// The `client_msg_id` and seq of every ack.
+    pub acked: Vec<(String, u64)>,
+    /// Distinct messages this sender sent (retries not counted).
+    pub sent: u64,
+    pub delivered: u64,
+    pub duplicates: u64,
+    /// Seqs skipped over (missing between two deliveries).
+    pub gaps: u64,
+    pub last_seq: u64,
+    pub reconnects: u64,
+    /// Error frames by code (for sends: each try that failed).
+    pub errors: BTreeMap<String, u64>,
+    /// Anything a correct server never sends this client: the test fails on it.
+    pub unexpected: Vec<String>,
+}
+
+impl SteadyLoad {
+    /// Creates a guest session per member through `addr` (the balancer), connects each,
+    /// joins, and returns once every member is in its room; then the senders start.
+    pub async fn start(addr: SocketAddr, spec: &LoadSpec) -> Self {
+        let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let rooms: Vec<String> = (0..spec.rooms).map(|r| format!("fault-{run}-{r}")).collect();
+        let members = spec.rooms * spec.members_per_room;
+        let shared = Arc::new(Shared {
+            stop_sending: CancellationToken::new(),
+            stop_all: CancellationToken::new(),
+            in_flight: AtomicUsize::new(0),
+            acks: AtomicU64::new(0),
+            unavailable: AtomicU64::new(0),
+            positions: (0..members).map(|_| AtomicU64::new(0)).collect(),
+            changed: Notify::new(),
+        });
+        let started = Arc::new(tokio::sync::Barrier::new(members + 1));
+        let mut clients = Vec::new();
+        let mut client_rooms = Vec::new();
+        for (r, room) in rooms.iter().enumerate() {
+            for m in 0..spec.members_per_room {
+                let index = client_rooms.len();
+                client_rooms.push(r);
+                let name = format!("m{r}x{m}");
+                let token = crate::cluster::create_session(addr, &name).await;
+                let client = Client {
+                    index,
+                    addr,
+                    token,
+                    name: format!("{run}-{name}"),
+                    room: room.clone(),
+                    sender: m < spec.senders_per_room,
+                    interval: spec.send_interval,
+                    shared: shared.clone(),
+                    report: ClientReport {
+                        room: room.clone(),
+                        ..ClientReport::default()
+                    },
+                };
+                clients.push(tokio::spawn(client.run(started.clone())));
+            }
+        }
+        // Every member has joined before anyone sends: each one's history starts at seq 1.
+        tokio::time::timeout(Duration::from_secs(60), started.wait())
+            .await
+            .expect("every load client joins its room within a minute");
+        Self {
+            addr,
+            rooms,
+            client_rooms,
+            shared,
+            clients,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Acks so far, over all senders.
+    pub fn acks(&self) -> u64 {
+        self.shared.acks.load(Ordering::SeqCst)
+    }
+
+    /// `unavailable` errors so far, over all senders.
+    pub fn unavailable_errors(&self) -> u64 {
+        self.shared.unavailable.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `done` holds, checked whenever a client makes progress; fails the test
+    /// after `timeout`, naming `what`.
+    pub async fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let changed = self.shared.changed.notified();
+            if done(self) {
+                return;
+            }
+            // A bounded wait: some conditions change without a client's notice.
+            let wake = (Instant::now() + Duration::from_millis(200)).min(deadline);
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}"
+            );
+        }
+    }
+
+    /// Waits until `n` more messages are acked than now.
+    pub async fn wait_for_more_acks(&self, n: u64, timeout: Duration) {
+        let target = self.acks() + n;
+        self.wait_for(&format!("{n} more acks"), timeout, |load| load.acks() >= target)
+            .await;
+    }
+
+    /// Stops the senders and waits until none has a send in flight.
+    pub async fn stop_sending(&self, timeout: Duration) {
+        self.shared.stop_sending.cancel();
+        self.wait_for("the senders' last sends to be acked", timeout, |load| {
+            load.shared.in_flight.load(Ordering::SeqCst) == 0
+        })
+        .await;
+    }
+
+    /// After [`SteadyLoad::stop_sending`]: waits until each member has seen its room's last
+    /// stored seq (`last_seqs`), then stops every client and gathers the report.
+    pub async fn finish_at(self, stored: Vec<StoredRow>, timeout: Duration) -> Report {
+        let mut last_seqs: HashMap<&str, u64> = HashMap::new();
+        for row in &stored {
+            let last = last_seqs.entry(row.room.as_str()).or_default();
+            *last = (*last).max(row.seq);
+        }
+        let targets: Vec<u64> = self
+            .client_rooms
+            .iter()
+            .map(|&r| last_seqs.get(self.rooms[r].as_str()).copied().unwrap_or(0))
+            .collect();
+        self.wait_for("every member to catch up with the database", timeout, |load| {
+            targets
+                .iter()
+                .enumerate()
+                .all(|(i, &target)| load.shared.positions[i].load(Ordering::SeqCst) >= target)
+        })
+        .await;
+        self.shared.stop_all.cancel();
+        let mut clients = Vec::new();
+        for client in self.clients {
+            clients.push(client.await.expect("a load client panicked"));
+        }
+        Report { clients, stored }
+    }
+}
+
+/// One row of `messages`.
+#[derive(Debug, Clone)]
+pub struct StoredRow {
+    pub room: String,
+    pub seq: u64,
+    pub author: String,
+    pub client_msg_id: String,
+}
+
+/// Reads every message row of the cluster's database.
+pub async fn stored_rows(db: &crate::TestDb) -> Vec<StoredRow> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&db.url)
+        .await
+        .expect("connect to the test database");
+    let rows: Vec<(String, i64, String, String)> = sqlx::query_as(
+        "SELECT r.name, m.seq, m.author_id, m.client_msg_id FROM messages m JOIN rooms r ON r.id = m.room_id ORDER BY r.name, m.seq",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("read messages");
+    rows.into_iter()
+        .map(|(room, seq, author, client_msg_id)| StoredRow {
+            room,
+            seq: seq as u64,
+            author,
+            client_msg_id,
+        })
+        .collect()
+}
+
+/// The run's outcome, and the checks every fault test makes of it.
+pub struct Report {
+    pub clients: Vec<ClientReport>,
+    pub stored: Vec<StoredRow>,
+}
+
+impl Report {
+    pub fn sent(&self) -> u64 {
+        self.clients.iter().map(|c| c.sent).sum()
+    }
+
+    pub fn acked(&self) -> usize {
+        self.clients.iter().map(|c| c.acked.len()).sum()
+    }
+
+    pub fn delivered(&self) -> u64 {
+        self.clients.iter().map(|c| c.delivered).sum()
+    }
+
+    pub fn duplicates(&self) -> u64 {
+        self.clients.iter().map(|c| c.duplicates).sum()
+    }
+
+    pub fn gaps(&self) -> u64 {
+        self.clients.iter().map(|c| c.gaps).sum()
+    }
+
+    pub fn reconnects(&self) -> u64 {
+        self.clients.iter().map(|c| c.reconnects).sum()
+    }
+
+    pub fn errors(&self) -> BTreeMap<String, u64> {
+        let mut all = BTreeMap::new();
+        for client in &self.clients {
+            for (code, n) in &client.errors {
+                *all.entry(code.clone()).or_default() += n;
+            }
+        }
+        all
+    }
+
+    /// The counts a fault test prints, one line.
+    pub fn summary(&self) -> String {
+        format!(
+            "sent {} acked {} stored {} delivered {} duplicates {} gaps {} reconnects {} errors {:?}",
+            self.sent(),
+            self.acked(),
+            self.stored.len(),
+            self.delivered(),
+            self.duplicates(),
+            self.gaps(),
+            self.reconnects(),
+            self.errors()
+        )
+    }
+
+    /// The guarantees under faults:
+    /// * every acked message is stored exactly once, with the seq its ack named, and
+    ///   nothing is stored that was not acked (every client retried until acked);
+    /// * every room's seqs are 1..n without a hole;
+    /// * every member received every stored message of its room exactly once, in order.
+    pub fn assert_exactly_once(&self) {
+        assert!(
+            self.clients.iter().all(|c| c.unexpected.is_empty()),
+            "clients saw what a correct server never sends: {:?}",
+            self.clients.iter().flat_map(|c| &c.unexpected).collect::<Vec<_>>()
+        );
+        let mut by_id: HashMap<(&str, &str), Vec<u64>> = HashMap::new();
+        let mut seqs: HashMap<&str, Vec<u64>> = HashMap::new();
+        for row in &self.stored {
+            by_id.entry((&row.room, &row.client_msg_id)).or_default().push(row.seq);
+            seqs.entry(&row.room).or_default().push(row.seq);
+        }
+        for (room, seqs) in &seqs {
+            let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+            assert_eq!(seqs, &expected, "room {room}: the stored seqs have a hole");
+        }
+        for (key, rows) in &by_id {
+            assert_eq!(rows.len(), 1, "{key:?} is stored {} times", rows.len());
+        }
+        for client in &self.clients {
+            for (id, seq) in &client.acked {
+                let rows = by_id.get(&(client.room.as_str(), id.as_str()));
+                assert_eq!(
+                    rows,
+                    Some(&vec![*seq]),
+                    "acked {id} (seq {seq}) in {} is not stored once with that seq",
+                    client.room
+                );
+            }
+        }
+        assert_eq!(
+            self.acked(),
+            self.stored.len(),
+            "stored messages that no sender was acked for (a false negative, or a stray row)"
+        );
+        for client in &self.clients {
+            let last = seqs.get(client.room.as_str()).map_or(0, |s| s.len() as u64);
+            assert_eq!(
+                (client.delivered, client.duplicates, client.gaps, client.last_seq),
+                (last, 0, 0, last),
+                "a member of {} got (delivered, duplicates, gaps, last seq) against {last} stored",
+                client.room
+            );
+        }
+    }
+}
+
+struct Client {
+    index: usize,
+    addr: SocketAddr,
+    token: String,
+    name: String,
+    room: String,
+    sender: bool,
+    interval: Duration,
+    shared: Arc<Shared>,
+    report: ClientReport,
+}
+
+/// Why a connection ended.
+enum Ended {
+    Stopped,
+    Dropped,
+}
+
+impl Client {
+    async fn run(mut self, started: Arc<tokio::sync::Barrier>) -> ClientReport {
+        let mut started = Some(started);
+        let mut next = 0u64;
+        let mut in_flight: Option<String> = None;
+        loop {
+            if self.shared.stop_all.is_cancelled() {
+                break;
+            }
+            let socket = match self.connect_and_join().await {
+                Some(socket) => socket,
+                None => {
+                    tokio::select! {
+                        _ = self.shared.stop_all.cancelled() => break,
+                        _ = tokio::time::sleep(BACKOFF) => continue,
+                    }
+                }
+            };
+            if let Some(barrier) = started.take() {
+                barrier.wait().await;
+            }
+            match self.converse(socket, &mut next, &mut in_flight).await {
+                Ended::Stopped => break,
+                Ended::Dropped => self.report.reconnects += 1,
+            }
+        }
+        self.report
+    }
+
+    /// Connects (through the balancer) and joins from the last seq seen; `None` when
+    /// either is refused, to be tried again.
+    async fn connect_and_join(&mut self) -> Option<Socket> {
+        let mut request = format!("ws://{}/ws", self.addr).into_client_request().ok()?;
+        request.headers_mut().insert(
+            "cookie",
+            HeaderValue::from_str(&format!("sc_session={}", self.token)).ok()?,
+        );
+        let (mut socket, _) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(request))
+            .await
+            .ok()?
+            .ok()?;
+        let join = json!({"type": "join", "room": self.room, "since_seq": self.report.last_seq});
+        socket.send(Message::Text(join.to_string().into())).await.ok()?;
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+                .await
+                .ok()??;
+            let Ok(Message::Text(text)) = message else {
+                if matches!(message, Ok(Message::Ping(_) | Message::Pong(_))) {
+                    continue;
+                }
+                return None;
+            };
+            let frame: Value = serde_json::from_str(&text).ok()?;
+            match frame["type"].as_str() {
+                Some("joined") => {
+                    if frame["has_more"] == true {
+                        self.report
+                            .unexpected
+                            .push("joined with has_more: the resume did not cover the gap".into());
+                    }
+                    for message in frame["history"].as_array().into_iter().flatten() {
+                        self.delivered(message);
+                    }
+                    return Some(socket);
+                }
+                Some("error") => {
+                    self.count_error(&frame);
+                    return None;
+                }
+                // Notifications of other rooms are not this test's concern.
+                Some("notify") => {}
+                _ => self.report.unexpected.push(format!("before joined: {frame}")),
+            }
+        }
+    }
+
+    async fn converse(&mut self, mut socket: Socket, next: &mut u64, in_flight: &mut Option<String>) -> Ended {
+        let far = Instant::now() + Duration::from_secs(3600);
+        // A send in flight when the last socket dropped goes again at once, same id.
+        let mut resend_at = if in_flight.is_some() { Instant::now() } else { far };
+        let mut send_at = if self.sender { Instant::now() } else { far };
+        loop {
+            let may_send = self.sender && in_flight.is_none() && !self.shared.stop_sending.is_cancelled();
+            tokio::select! {
+                _ = self.shared.stop_all.cancelled() => {
+                    let _ = socket.close(None).await;
+                    return Ended::Stopped;
+                }
+                _ = tokio::time::sleep_until(send_at), if may_send => {
+                    *next += 1;
+                    let id = format!("{}-{}", self.name, next);
+                    self.report.sent += 1;
+                    self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+                    if !self.send(&mut socket, &id).await {
+                        *in_flight = Some(id);
+                        return Ended::Dropped;
+                    }
+                    *in_flight = Some(id);
+                }
+                _ = tokio::time::sleep_until(resend_at), if in_flight.is_some() => {
+                    resend_at = far;
+                    let id = in_flight.clone().expect("checked");
+                    if !self.send(&mut socket, &id).await {
+                        return Ended::Dropped;
+                    }
+                }
+                message = socket.next() => {
+                    let text = match message {
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Ok(Message::Binary(_))) => {
+                            self.report.unexpected.push("a binary frame".into());
+                            continue;
+                        }
+                        Some(Ok(Message::Close(_) | Message::Frame(_))) | Some(Err(_)) | None => return Ended::Dropped,
+                    };
+                    let Ok(frame) = serde_json::from_str::<Value>(&text) else {
+                        self.report.unexpected.push(format!("not JSON: {text}"));
+                        continue;
+                    };
+                    match frame["type"].as_str() {
+                        Some("message") => self.delivered(&frame),
+                        Some("ack") => {
+                            let id = frame["client_msg_id"].as_str().unwrap_or_default();
+                            if in_flight.as_deref() == Some(id) {
+                                let seq = frame["seq"].as_u64().unwrap_or(0);
+                                self.report.acked.push((id.to_owned(), seq));
+                                *in_flight = None;
+                                self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                                self.shared.acks.fetch_add(1, Ordering::SeqCst);
+                                self.shared.changed.notify_waiters();
+                                send_at = Instant::now() + self.interval;
+                            } else {
+                                self.report.unexpected.push(format!("an ack for a send not in flight: {frame}"));
+                            }
+                        }
+                        Some("error") => {
+                            let code = self.count_error(&frame);
+                            let for_in_flight = in_flight.is_some() && frame["ref"].as_str() == in_flight.as_deref();
+                            if for_in_flight && TRANSIENT.contains(&code.as_str()) {
+                                resend_at = Instant::now() + BACKOFF;
+                            } else {
+                                self.report.unexpected.push(format!("error frame: {frame}"));
+                            }
+                        }
+                        Some("notify") => {}
+                        _ => self.report.unexpected.push(format!("unexpected frame: {frame}")),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send(&self, socket: &mut Socket, id: &str) -> bool {
+        let frame = json!({"type": "send", "room": self.room, "text": format!("message {id}"), "client_msg_id": id});
+        socket.send(Message::Text(frame.to_string().into())).await.is_ok()
+    }
+
+    fn count_error(&mut self, frame: &Value) -> String {
+        let code = frame["code"].as_str().unwrap_or("?").to_owned();
+        *self.report.errors.entry(code.clone()).or_default() += 1;
+        if code == "unavailable" {
+            self.shared.unavailable.fetch_add(1, Ordering::SeqCst);
+            self.shared.changed.notify_waiters();
+        }
+        code
+    }
+
+    /// A message frame (live, or from `joined`'s history): in order, once?
+    fn delivered(&mut self, message: &Value) {
+        let Some(seq) = message["seq"].as_u64() else {
+            self.report.unexpected.push(format!("a message without seq: {message}"));
+            return;
+        };
+        let report = &mut self.report;
+        if seq <= report.last_seq {
+            report.duplicates += 1;
+            return;
+        }
+        report.gaps += seq - report.last_seq - 1;
+        report.last_seq = seq;
+        report.delivered += 1;
+        self.shared.positions[self.index].store(seq, Ordering::SeqCst);
+        self.shared.changed.notify_waiters();
+    }
+}
