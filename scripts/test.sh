@@ -13,14 +13,16 @@
 #
 # After the cargo tests, scripts/browser-test.sh runs the browser tests in headless Chromium
 # against a real cluster (it installs Chromium and the npm packages where missing);
-# SC_SKIP_BROWSER_TESTS=1 skips them.
+# SC_SKIP_BROWSER_TESTS=1 skips them. Then scripts/schemathesis.sh fuzzes the HTTP API from its
+# OpenAPI document against the all-in-one server; SC_SKIP_SCHEMATHESIS=1 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Read and unset: every SC_* variable reaches the services the tests start, and a key they
 # do not know stops them.
 skip_browser_tests=${SC_SKIP_BROWSER_TESTS:-0}
-unset SC_SKIP_BROWSER_TESTS
+skip_schemathesis=${SC_SKIP_SCHEMATHESIS:-0}
+unset SC_SKIP_BROWSER_TESTS SC_SKIP_SCHEMATHESIS
 
 log() { printf '[test.sh] %s\n' "$*" >&2; }
 
@@ -116,4 +118,10 @@ if [ "$skip_browser_tests" = 1 ]; then
   log "SC_SKIP_BROWSER_TESTS=1: browser tests skipped"
 else
   bash scripts/browser-test.sh
+fi
+
+if [ "$skip_schemathesis" = 1 ]; then
+  log "SC_SKIP_SCHEMATHESIS=1: schemathesis skipped"
+else
+  bash scripts/schemathesis.sh
 fi

@@ -180,6 +180,8 @@ pub enum CloseCode {
     ServiceRestart = 1012,
     /// A frame exceeded the maximum frame size.
     MessageTooBig = 1009,
+    /// A text frame was not UTF-8 (RFC 6455 §8.1 fails the connection).
+    InvalidPayload = 1007,
     /// The connection could not keep up: its outbound queue filled. Reconnect and resume
     /// with `since_seq`.
     SlowConsumer = 4008,
@@ -199,6 +201,7 @@ impl CloseCode {
         match self {
             Self::ServiceRestart => "server restarting, reconnect",
             Self::MessageTooBig => "frame too large",
+            Self::InvalidPayload => "text frame is not UTF-8",
             Self::SlowConsumer => "slow consumer, reconnect and resume",
             Self::SessionEnded => "session ended",
             Self::IdleTimeout => "idle timeout, reconnect and resume",

@@ -2,7 +2,7 @@
 //! used alike by the binary, the all-in-one and the tests.
 
 use crate::auth::Auth;
-use crate::limits::{Admission, Refused};
+use crate::limits::{Admission, Refused, TokenBucket};
 use crate::metrics::Metrics;
 use crate::people::{Control, People};
 use crate::rooms::{ConnId, Rooms};
@@ -65,6 +65,11 @@ impl AppState {
         let admission = Admission::new(
             settings.gateway.max_connections,
             settings.gateway.max_connections_per_user,
+            TokenBucket::new(
+                settings.gateway.handshakes_per_sec,
+                settings.gateway.handshake_burst,
+                std::time::Instant::now(),
+            ),
         );
         Self {
             inner: Arc::new(Inner {
@@ -196,6 +201,9 @@ async fn websocket(State(app): State<AppState>, headers: HeaderMap, upgrade: Web
         )
         .into_response();
     }
+    if app.admission().pace(std::time::Instant::now()).is_err() {
+        return paced(&app);
+    }
     let principal = match app.auth().authenticate(&headers).await {
         Ok(principal) => principal,
         Err(error) => {
@@ -211,6 +219,7 @@ async fn websocket(State(app): State<AppState>, headers: HeaderMap, upgrade: Web
         Ok(admitted) => admitted,
         Err(refused) => {
             let error = match refused {
+                Refused::Paced => return paced(&app),
                 Refused::GatewayFull => {
                     api::ApiError::new(ErrorCode::Unavailable, "this gateway is full; retry shortly")
                 }
@@ -240,6 +249,22 @@ async fn websocket(State(app): State<AppState>, headers: HeaderMap, upgrade: Web
                 ws::run(app, principal, socket).await;
             })
         })
+}
+
+/// The answer to a handshake past the pace: 503 with `Retry-After`, which a client takes
+/// as the floor of its randomised backoff (docs/protocol.md §9).
+fn paced(app: &AppState) -> Response {
+    app.metrics().error(ErrorCode::Unavailable);
+    app.metrics().handshakes_paced.inc();
+    let mut response = api::ApiError::new(
+        ErrorCode::Unavailable,
+        "too many connections at once; retry after a random backoff",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// Per-socket buffers. The websocket library's defaults are 128 KiB each, and it zeroes the

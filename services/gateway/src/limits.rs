@@ -1,6 +1,8 @@
 //! Limits: a token bucket per connection for sends, so that one client cannot turn the
 //! gateway into a firehose for everyone else (time is passed in, so the arithmetic is
-//! tested without waiting); and the admission of connections per gateway and per user.
+//! tested without waiting); and the admission of connections: paced (a token bucket of
+//! handshakes per gateway, so a reconnect storm is spread out instead of landing on the
+//! database at once), and bounded per gateway and per user.
 
 use chat_domain::UserId;
 use std::collections::HashMap;
@@ -70,6 +72,8 @@ pub struct Admission {
     max_total: usize,
     max_per_user: usize,
     counts: Mutex<Counts>,
+    /// Handshakes this gateway starts per second.
+    pace: Mutex<TokenBucket>,
 }
 
 #[derive(Default)]
@@ -81,6 +85,8 @@ struct Counts {
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
+    /// More handshakes at once than the pace allows: retry after a random backoff.
+    Paced,
     GatewayFull,
     TooManyForUser,
 }
@@ -92,12 +98,24 @@ pub struct Admitted {
 }
 
 impl Admission {
-    pub fn new(max_total: usize, max_per_user: usize) -> Arc<Self> {
+    pub fn new(max_total: usize, max_per_user: usize, pace: TokenBucket) -> Arc<Self> {
         Arc::new(Self {
             max_total,
             max_per_user,
             counts: Mutex::new(Counts::default()),
+            pace: Mutex::new(pace),
         })
+    }
+
+    /// The first check of a handshake, before its session is looked up: the work a
+    /// handshake costs (a database read, then the socket's set-up) is what a storm of
+    /// reconnects would pile up.
+    pub fn pace(&self, now: Instant) -> Result<(), Refused> {
+        if self.pace.lock().expect("pace lock").try_take(now) {
+            Ok(())
+        } else {
+            Err(Refused::Paced)
+        }
     }
 
     pub fn admit(self: &Arc<Self>, user: &UserId) -> Result<Admitted, Refused> {
@@ -137,7 +155,7 @@ mod admission_tests {
 
     #[test]
     fn places_are_held_until_dropped() {
-        let admission = Admission::new(3, 2);
+        let admission = Admission::new(3, 2, TokenBucket::new(1.0, 1, Instant::now()));
         let (ann, bob) = (UserId::parse("u:ann").unwrap(), UserId::parse("u:bob").unwrap());
         let first = admission.admit(&ann).unwrap();
         let _second = admission.admit(&ann).unwrap();
@@ -146,5 +164,21 @@ mod admission_tests {
         assert_eq!(admission.admit(&bob).err(), Some(Refused::GatewayFull));
         drop(first);
         assert!(admission.admit(&ann).is_ok(), "a place came free");
+    }
+
+    #[test]
+    fn handshakes_are_paced() {
+        let start = Instant::now();
+        let admission = Admission::new(100, 100, TokenBucket::new(10.0, 2, start));
+        assert_eq!(admission.pace(start), Ok(()));
+        assert_eq!(admission.pace(start), Ok(()));
+        assert_eq!(admission.pace(start), Err(Refused::Paced), "past the burst");
+        let later = start + std::time::Duration::from_millis(100);
+        assert_eq!(
+            admission.pace(later),
+            Ok(()),
+            "one more after a tenth of a second at 10/s"
+        );
+        assert_eq!(admission.pace(later), Err(Refused::Paced));
     }
 }

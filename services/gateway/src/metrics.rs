@@ -25,6 +25,7 @@ pub struct Metrics {
     pub acks: Counter,
     pub errors: Family<CodeLabel, Counter>,
     pub slow_consumer_closes: Counter,
+    pub handshakes_paced: Counter,
     pub gap_fills: Counter,
     pub bus_resyncs: Counter,
     pub send_seconds: Histogram,
@@ -43,6 +44,7 @@ impl Metrics {
             acks: Counter::default(),
             errors: Family::default(),
             slow_consumer_closes: Counter::default(),
+            handshakes_paced: Counter::default(),
             gap_fills: Counter::default(),
             bus_resyncs: Counter::default(),
             send_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
@@ -77,6 +79,11 @@ impl Metrics {
             "slow_consumer_closes",
             "Sockets closed because their outbound queue was full",
             m.slow_consumer_closes.clone(),
+        );
+        r.register(
+            "handshakes_paced",
+            "Websocket handshakes refused (503) past handshakes_per_sec",
+            m.handshakes_paced.clone(),
         );
         r.register(
             "gap_fills",

@@ -49,6 +49,8 @@ send_rate_per_sec = 20.0
 send_burst = 40
 max_connections = 100000
 max_connections_per_user = 20
+handshakes_per_sec = 2000.0
+handshake_burst = 1000
 handshake_timeout_ms = 10000
 ping_interval_secs = 30
 idle_timeout_secs = 90
@@ -164,6 +166,12 @@ pub struct Limits {
     pub max_connections: usize,
     /// Websocket connections one user may hold on this gateway; past it the handshake gets 429.
     pub max_connections_per_user: usize,
+    /// Websocket handshakes this gateway starts per second on average (a token bucket);
+    /// past it the handshake gets 503 with `Retry-After`, so a reconnect storm is spread
+    /// over time instead of landing on the database at once.
+    pub handshakes_per_sec: f64,
+    /// Handshakes that may start at once before the pace applies.
+    pub handshake_burst: u32,
     /// A connection must send its request headers (the websocket upgrade) within this
     /// long, or it is closed: half-open handshakes must not hold descriptors.
     pub handshake_timeout_ms: u64,
@@ -237,6 +245,12 @@ impl Settings {
             return Err(rule(
                 "gateway.idle_timeout_secs",
                 "ping_interval_secs must be at least 1 and idle_timeout_secs longer than it",
+            ));
+        }
+        if g.handshakes_per_sec.is_nan() || g.handshakes_per_sec <= 0.0 || g.handshake_burst == 0 {
+            return Err(rule(
+                "gateway.handshakes_per_sec",
+                "handshakes_per_sec and handshake_burst must be above 0",
             ));
         }
         if g.handshake_timeout_ms == 0 {

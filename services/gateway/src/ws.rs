@@ -136,6 +136,8 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
                     Some(Err(error)) => {
                         if is_too_big(&error) {
                             conn.outbox.close(CloseCode::MessageTooBig);
+                        } else if is_invalid_utf8(&error) {
+                            conn.outbox.close(CloseCode::InvalidPayload);
                         } else {
                             tracing::debug!(%error, "websocket read failed");
                         }
@@ -204,8 +206,17 @@ fn until(unix_secs: u64) -> std::time::Duration {
 fn is_too_big(error: &axum::Error) -> bool {
     // axum hides tungstenite's error type; its capacity errors read "Space limit exceeded"
     // or "Message too long".
-    let text = std::error::Error::source(error).map_or_else(|| error.to_string(), |e| e.to_string());
+    let text = error_text(error);
     text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Message too big")
+}
+
+fn is_invalid_utf8(error: &axum::Error) -> bool {
+    // tungstenite's `Error::Utf8` reads "UTF-8 encoding error".
+    error_text(error).contains("UTF-8")
+}
+
+fn error_text(error: &axum::Error) -> String {
+    std::error::Error::source(error).map_or_else(|| error.to_string(), |e| e.to_string())
 }
 
 impl Connection {

@@ -136,6 +136,11 @@ impl ScriptCluster {
         SocketAddr::from(([127, 0, 0, 1], self.port + i))
     }
 
+    /// The ops address (`/healthz`, `/readyz`, `/metrics`) of gateway `i`.
+    pub fn ops(&self, i: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port + 100 + i))
+    }
+
     /// The log file of one process (`gateway-1`, `message-service-2` …).
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join("logs").join(format!("{name}.log"))).unwrap_or_default()

@@ -5,7 +5,10 @@
 //!   (`unavailable`, `internal`, `overloaded`, `rate_limited`) is retried with the same
 //!   `client_msg_id`; so is a send in flight when the socket drops, once the client is back.
 //! * A member whose socket ends reconnects (through the balancer) and re-joins with
-//!   `since_seq` = the last seq it saw.
+//!   `since_seq` = the last seq it saw. A refused handshake or a failed connect waits a
+//!   random delay first, with full jitter as the browser client does:
+//!   `random(0, min(2 s, 100 ms · 2^attempt))`, so thousands of clients dropped together
+//!   do not come back in lockstep.
 //!
 //! At the end [`SteadyLoad::finish`] stops the senders, waits until every member has caught
 //! up with what the database holds, and returns a [`Report`]: what each member received
@@ -16,13 +19,14 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
@@ -32,8 +36,15 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Error codes a client retries with the same `client_msg_id`.
 const TRANSIENT: &[&str] = &["unavailable", "internal", "overloaded", "rate_limited"];
 
-/// How long a client waits before a retry or a reconnect.
+/// How long a sender waits before retrying a refused send.
 const BACKOFF: Duration = Duration::from_millis(150);
+
+/// The reconnect backoff: full jitter over an exponential bound.
+const RECONNECT_BASE: Duration = Duration::from_millis(100);
+const RECONNECT_CAP: Duration = Duration::from_secs(2);
+
+/// Small socket buffers: a storm test holds thousands of clients in one process.
+const CLIENT_BUFFER_BYTES: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
@@ -43,6 +54,9 @@ pub struct LoadSpec {
     pub senders_per_room: usize,
     /// Pause between an ack and the sender's next message.
     pub send_interval: Duration,
+    /// Where each member connects first (one gateway, to be killed); reconnects go
+    /// through the balancer. `None`: the balancer from the start.
+    pub first_addr: Option<SocketAddr>,
 }
 
 impl Default for LoadSpec {
@@ -52,13 +66,17 @@ impl Default for LoadSpec {
             members_per_room: 4,
             senders_per_room: 2,
             send_interval: Duration::from_millis(40),
+            first_addr: None,
         }
     }
 }
 
 /// What the clients share with the test while they run.
 struct Shared {
-    stop_sending: CancellationToken,
+    /// Set by [`SteadyLoad::stop_sending`]. An atomic rather than a token: a sender counts
+    /// itself in `in_flight` before it looks at this, and the stopper sets this before it
+    /// reads `in_flight`, so no send can start unseen after the stopper's last look.
+    sending_stopped: AtomicBool,
     stop_all: CancellationToken,
     /// Senders with a send not acked yet.
     in_flight: AtomicUsize,
@@ -93,6 +111,8 @@ pub struct ClientReport {
     pub gaps: u64,
     pub last_seq: u64,
     pub reconnects: u64,
+    /// Handshakes refused with an HTTP status (503 when paced or full, 429).
+    pub refused: u64,
     /// Error frames by code (for sends: each try that failed).
     pub errors: BTreeMap<String, u64>,
     /// Anything a correct server never sends this client: the test fails on it.
@@ -103,11 +123,17 @@ impl SteadyLoad {
     /// Creates a guest session per member through `addr` (the balancer), connects each,
     /// joins, and returns once every member is in its room; then the senders start.
     pub async fn start(addr: SocketAddr, spec: &LoadSpec) -> Self {
+        Self::start_within(addr, spec, Duration::from_secs(60)).await
+    }
+
+    /// As [`SteadyLoad::start`], allowing `setup` for every member to join (many members
+    /// take longer).
+    pub async fn start_within(addr: SocketAddr, spec: &LoadSpec, setup: Duration) -> Self {
         let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
         let rooms: Vec<String> = (0..spec.rooms).map(|r| format!("fault-{run}-{r}")).collect();
         let members = spec.rooms * spec.members_per_room;
         let shared = Arc::new(Shared {
-            stop_sending: CancellationToken::new(),
+            sending_stopped: AtomicBool::new(false),
             stop_all: CancellationToken::new(),
             in_flight: AtomicUsize::new(0),
             acks: AtomicU64::new(0),
@@ -116,17 +142,27 @@ impl SteadyLoad {
             changed: Notify::new(),
         });
         let started = Arc::new(tokio::sync::Barrier::new(members + 1));
+        let names: Vec<(usize, usize)> = (0..spec.rooms)
+            .flat_map(|r| (0..spec.members_per_room).map(move |m| (r, m)))
+            .collect();
+        // Sessions a few at a time: thousands one after another would take long.
+        let tokens: Vec<String> = futures::stream::iter(&names)
+            .map(|&(r, m)| async move { crate::cluster::create_session(addr, &format!("m{r}x{m}")).await })
+            .buffered(16)
+            .collect()
+            .await;
         let mut clients = Vec::new();
         let mut client_rooms = Vec::new();
-        for (r, room) in rooms.iter().enumerate() {
-            for m in 0..spec.members_per_room {
+        for (&(r, m), token) in names.iter().zip(tokens) {
+            let room = &rooms[r];
+            {
                 let index = client_rooms.len();
                 client_rooms.push(r);
                 let name = format!("m{r}x{m}");
-                let token = crate::cluster::create_session(addr, &name).await;
                 let client = Client {
                     index,
                     addr,
+                    first_addr: spec.first_addr,
                     token,
                     name: format!("{run}-{name}"),
                     room: room.clone(),
@@ -142,9 +178,9 @@ impl SteadyLoad {
             }
         }
         // Every member has joined before anyone sends: each one's history starts at seq 1.
-        tokio::time::timeout(Duration::from_secs(60), started.wait())
+        tokio::time::timeout(setup, started.wait())
             .await
-            .expect("every load client joins its room within a minute");
+            .unwrap_or_else(|_| panic!("the load clients did not all join within {setup:?}"));
         Self {
             addr,
             rooms,
@@ -199,7 +235,7 @@ impl SteadyLoad {
 
     /// Stops the senders and waits until none has a send in flight.
     pub async fn stop_sending(&self, timeout: Duration) {
-        self.shared.stop_sending.cancel();
+        self.shared.sending_stopped.store(true, Ordering::SeqCst);
         self.wait_for("the senders' last sends to be acked", timeout, |load| {
             load.shared.in_flight.load(Ordering::SeqCst) == 0
         })
@@ -297,6 +333,10 @@ impl Report {
         self.clients.iter().map(|c| c.reconnects).sum()
     }
 
+    pub fn refused(&self) -> u64 {
+        self.clients.iter().map(|c| c.refused).sum()
+    }
+
     pub fn errors(&self) -> BTreeMap<String, u64> {
         let mut all = BTreeMap::new();
         for client in &self.clients {
@@ -310,7 +350,7 @@ impl Report {
     /// The counts a fault test prints, one line.
     pub fn summary(&self) -> String {
         format!(
-            "sent {} acked {} stored {} delivered {} duplicates {} gaps {} reconnects {} errors {:?}",
+            "sent {} acked {} stored {} delivered {} duplicates {} gaps {} reconnects {} refused handshakes {} errors {:?}",
             self.sent(),
             self.acked(),
             self.stored.len(),
@@ -318,6 +358,7 @@ impl Report {
             self.duplicates(),
             self.gaps(),
             self.reconnects(),
+            self.refused(),
             self.errors()
         )
     }
@@ -376,7 +417,10 @@ impl Report {
 
 struct Client {
     index: usize,
+    /// The balancer.
     addr: SocketAddr,
+    /// Taken by the first connection only.
+    first_addr: Option<SocketAddr>,
     token: String,
     name: String,
     room: String,
@@ -397,16 +441,23 @@ impl Client {
         let mut started = Some(started);
         let mut next = 0u64;
         let mut in_flight: Option<String> = None;
+        let mut attempt = 0u32;
         loop {
             if self.shared.stop_all.is_cancelled() {
                 break;
             }
             let socket = match self.connect_and_join().await {
-                Some(socket) => socket,
+                Some(socket) => {
+                    attempt = 0;
+                    socket
+                }
                 None => {
+                    let bound = RECONNECT_CAP.min(RECONNECT_BASE * 2u32.saturating_pow(attempt.min(16)));
+                    attempt = attempt.saturating_add(1);
+                    let delay = bound.mul_f64(rand::random::<f64>());
                     tokio::select! {
                         _ = self.shared.stop_all.cancelled() => break,
-                        _ = tokio::time::sleep(BACKOFF) => continue,
+                        _ = tokio::time::sleep(delay) => continue,
                     }
                 }
             };
@@ -424,15 +475,24 @@ impl Client {
     /// Connects (through the balancer) and joins from the last seq seen; `None` when
     /// either is refused, to be tried again.
     async fn connect_and_join(&mut self) -> Option<Socket> {
-        let mut request = format!("ws://{}/ws", self.addr).into_client_request().ok()?;
+        let addr = self.first_addr.unwrap_or(self.addr);
+        let mut request = format!("ws://{addr}/ws").into_client_request().ok()?;
         request.headers_mut().insert(
             "cookie",
             HeaderValue::from_str(&format!("sc_session={}", self.token)).ok()?,
         );
-        let (mut socket, _) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(request))
-            .await
-            .ok()?
-            .ok()?;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(CLIENT_BUFFER_BYTES)
+            .write_buffer_size(CLIENT_BUFFER_BYTES);
+        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+        let mut socket = match tokio::time::timeout(Duration::from_secs(10), connect).await {
+            Ok(Ok((socket, _))) => socket,
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(_))) => {
+                self.report.refused += 1;
+                return None;
+            }
+            _ => return None,
+        };
         let join = json!({"type": "join", "room": self.room, "since_seq": self.report.last_seq});
         socket.send(Message::Text(join.to_string().into())).await.ok()?;
         loop {
@@ -456,6 +516,8 @@ impl Client {
                     for message in frame["history"].as_array().into_iter().flatten() {
                         self.delivered(message);
                     }
+                    // The first gateway only once: every later connection is a reconnect.
+                    self.first_addr = None;
                     return Some(socket);
                 }
                 Some("error") => {
@@ -475,17 +537,23 @@ impl Client {
         let mut resend_at = if in_flight.is_some() { Instant::now() } else { far };
         let mut send_at = if self.sender { Instant::now() } else { far };
         loop {
-            let may_send = self.sender && in_flight.is_none() && !self.shared.stop_sending.is_cancelled();
+            let may_send = self.sender && in_flight.is_none() && !self.shared.sending_stopped.load(Ordering::SeqCst);
             tokio::select! {
                 _ = self.shared.stop_all.cancelled() => {
                     let _ = socket.close(None).await;
                     return Ended::Stopped;
                 }
                 _ = tokio::time::sleep_until(send_at), if may_send => {
+                    self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+                    if self.shared.sending_stopped.load(Ordering::SeqCst) {
+                        self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                        self.shared.changed.notify_waiters();
+                        send_at = far;
+                        continue;
+                    }
                     *next += 1;
                     let id = format!("{}-{}", self.name, next);
                     self.report.sent += 1;
-                    self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
                     if !self.send(&mut socket, &id).await {
                         *in_flight = Some(id);
                         return Ended::Dropped;

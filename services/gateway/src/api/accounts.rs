@@ -131,7 +131,12 @@ pub async fn log_in(
         LogIn::Account { username, password } => {
             let wrong = || ApiError::new(ErrorCode::InvalidCredentials, "wrong username or password");
             let password = Password::offered(&password).map_err(|_| wrong())?;
-            let user = app.directory().user_by_username(username.trim()).await?;
+            // A name that breaks the username rules (a NUL, say) names no account; it still
+            // costs a password check, so that the answer takes as long as for any other.
+            let user = match Username::parse(&username) {
+                Ok(username) => app.directory().user_by_username(username.as_str()).await?,
+                Err(_) => None,
+            };
             let stored = user.as_ref().map(|u| u.password_hash.clone());
             if !app.auth().verify_password(password, stored).await {
                 return Err(wrong());
@@ -235,7 +240,8 @@ pub async fn revoke_session(
 ) -> ApiResult {
     let principal = authenticate(&app, &headers).await?;
     let Path(id) = id?;
-    if !end_session(&app, &principal, &id).await? {
+    // No session id holds NUL, and PostgreSQL would refuse it with an error, not a miss.
+    if id.contains('\0') || !end_session(&app, &principal, &id).await? {
         return Err(ApiError::not_found("session"));
     }
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -6,7 +6,7 @@ use super::schema::{
     AdminMessagesPage, AuditPage, AuditQuery, AuditView, ErrorBody, MessageSearch, OwnProfile, RoomView, RoomsPage,
     SearchPage, SetDisabled, UsersPage,
 };
-use super::{ApiError, ApiResult, authenticate, limit, messages_json, next_cursor, room_param};
+use super::{ApiError, ApiResult, authenticate, limit, messages_json, next_cursor, room_param, text_param};
 use crate::app::AppState;
 use crate::auth::{Principal, now_ms};
 use crate::people::Control;
@@ -16,6 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use chat_bus::EventKind;
+use chat_domain::Username;
 use chat_domain::protocol::{deleted_frame, room_deleted_frame};
 use chat_store::{NewAuditEntry, Search};
 
@@ -52,8 +53,8 @@ pub async fn rooms(
     let Query(q) = query?;
     let limit = limit(q.limit)?;
     let search = Search {
-        query: q.q.as_deref(),
-        after: q.after.as_deref(),
+        query: q.q.as_deref().map(|q| text_param("q", q)).transpose()?,
+        after: q.after.as_deref().map(|a| text_param("after", a)).transpose()?,
         limit,
     };
     let rooms = app.directory().search_rooms(&search).await?;
@@ -103,8 +104,8 @@ pub async fn users(
     let Query(q) = query?;
     let limit = limit(q.limit)?;
     let search = Search {
-        query: q.q.as_deref(),
-        after: q.after.as_deref(),
+        query: q.q.as_deref().map(|q| text_param("q", q)).transpose()?,
+        after: q.after.as_deref().map(|a| text_param("after", a)).transpose()?,
         limit,
     };
     let users = app.directory().search_users(&search).await?;
@@ -130,9 +131,11 @@ pub async fn set_disabled(
     let admin = require_admin(&app, &headers).await?;
     let Path(username) = username?;
     let Json(body) = body?;
+    // A name that breaks the username rules (a NUL, say) names no account.
+    let username = Username::parse(&username).map_err(|_| ApiError::not_found("user"))?;
     let user = app
         .directory()
-        .user_by_username(&username)
+        .user_by_username(username.as_str())
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
     if user.id == admin.author.id.as_str() && body.disabled {
@@ -165,7 +168,12 @@ pub async fn messages(
     let room = q.room.as_deref().map(room_param).transpose()?;
     let found = app
         .directory()
-        .search_messages(q.q.as_deref(), room.as_ref(), q.before_id, limit)
+        .search_messages(
+            q.q.as_deref().map(|q| text_param("q", q)).transpose()?,
+            room.as_ref(),
+            q.before_id,
+            limit,
+        )
         .await?;
     let next_before_id = next_cursor(&found, limit, |m| m.id);
     Ok(Json(AdminMessagesPage {

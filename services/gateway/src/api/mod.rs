@@ -103,6 +103,10 @@ impl From<StoreError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
+        // A body past the JSON body limit was never parsed: it is too large, not malformed.
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::new(ErrorCode::PayloadTooLarge, "the request body is too large");
+        }
         Self::new(ErrorCode::InvalidJson, e.body_text())
     }
 }
@@ -131,6 +135,19 @@ pub async fn require_account(app: &AppState, headers: &HeaderMap) -> Result<Prin
         return Err(ApiError::forbidden("this needs an account: sign up or log in"));
     }
     Ok(principal)
+}
+
+/// A free-text path or query parameter (a search, a cursor, an id) before it reaches the
+/// database. PostgreSQL cannot store NUL in text and answers it with an error, not a miss;
+/// and no validated name or text holds NUL, so such a parameter can only be a bad argument.
+pub fn text_param<'a>(name: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!("{name} must not contain NUL characters"),
+        ));
+    }
+    Ok(value)
 }
 
 pub fn room_param(room: &str) -> Result<RoomName, ApiError> {

@@ -8,7 +8,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
-use chat_domain::{Bio, Email, ErrorCode, PersonName};
+use chat_domain::{Bio, Email, ErrorCode, PersonName, Username};
 use chat_store::ProfileUpdate;
 
 /// Your profile (accounts only; guests and external users have none).
@@ -85,9 +85,11 @@ pub async fn user_profile(
 ) -> ApiResult {
     authenticate(&app, &headers).await?;
     let Path(username) = username?;
+    // A name that breaks the username rules (a NUL, say) names no account.
+    let username = Username::parse(&username).map_err(|_| ApiError::not_found("user"))?;
     let user = app
         .directory()
-        .user_by_username(&username)
+        .user_by_username(username.as_str())
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::not_found("user"))?;

@@ -23,27 +23,32 @@ struct Rig {
     postgres: Postgres,
 }
 
-/// Servers of the test's own, the cluster on them, and the load through its balancer,
-/// already acked `warm_up` messages.
+/// Servers of the test's own, the cluster on them, and the default load through its
+/// balancer, already acked `warm_up` messages.
 async fn rig(warm_up: u64) -> Rig {
+    rig_with(&[], |_| LoadSpec::default(), Duration::from_secs(60), warm_up).await
+}
+
+/// As [`rig`], with extra gateway settings and a load of the test's own.
+async fn rig_with(
+    gateway_env: &[(&str, &str)],
+    spec: impl FnOnce(&ScriptCluster) -> LoadSpec,
+    setup: Duration,
+    warm_up: u64,
+) -> Rig {
     let postgres = tokio::task::block_in_place(Postgres::start);
     let redis = tokio::task::block_in_place(Redis::start);
     let db = TestDb::create_on(&postgres.url()).await;
-    let cluster = tokio::task::block_in_place(|| {
-        ScriptCluster::up_on(
-            db,
-            redis.url(),
-            2,
-            2,
-            &[
-                // The load sends faster than a person; the rate limit has tests of its own.
-                ("GATEWAY_SC_GATEWAY__SEND_RATE_PER_SEC", "1000"),
-                ("GATEWAY_SC_GATEWAY__SEND_BURST", "1000"),
-                ("GATEWAY_SC_GATEWAY__MAX_CONNECTIONS_PER_USER", "1000"),
-            ],
-        )
-    });
-    let load = SteadyLoad::start(cluster.balancer(), &LoadSpec::default()).await;
+    // The load sends faster than a person; the rate limit has tests of its own.
+    let mut env = vec![
+        ("GATEWAY_SC_GATEWAY__SEND_RATE_PER_SEC", "1000"),
+        ("GATEWAY_SC_GATEWAY__SEND_BURST", "1000"),
+        ("GATEWAY_SC_GATEWAY__MAX_CONNECTIONS_PER_USER", "1000"),
+    ];
+    env.extend_from_slice(gateway_env);
+    let cluster = tokio::task::block_in_place(|| ScriptCluster::up_on(db, redis.url(), 2, 2, &env));
+    let spec = spec(&cluster);
+    let load = SteadyLoad::start_within(cluster.balancer(), &spec, setup).await;
     load.wait_for_more_acks(warm_up, PROGRESS).await;
     Rig {
         load,
@@ -53,16 +58,28 @@ async fn rig(warm_up: u64) -> Rig {
     }
 }
 
+/// A finished rig's servers, kept while the test still reads them; the cluster stops
+/// first (fields drop in order).
+struct Servers {
+    _cluster: ScriptCluster,
+    _redis: Redis,
+    _postgres: Postgres,
+}
+
 impl Rig {
     /// Stops the senders, lets every member catch up, prints the counts and checks them.
-    async fn finish(self, name: &str) -> Report {
+    async fn finish(self, name: &str) -> (Report, Servers) {
         self.load.stop_sending(PROGRESS).await;
         let stored = stored_rows(&self.cluster.db).await;
         let report = self.load.finish_at(stored, PROGRESS).await;
         println!("{name}: {}", report.summary());
         report.assert_exactly_once();
-        drop((self.cluster, self.redis, self.postgres));
-        report
+        let servers = Servers {
+            _cluster: self.cluster,
+            _redis: self.redis,
+            _postgres: self.postgres,
+        };
+        (report, servers)
     }
 }
 
@@ -75,7 +92,7 @@ async fn redis_restarts_with_and_without_its_data_lose_nothing() {
     // A crash of an in-memory Redis: every stream entry is gone.
     tokio::task::block_in_place(|| rig.redis.restart(false, Duration::from_millis(500)));
     rig.load.wait_for_more_acks(40, PROGRESS).await;
-    let report = rig.finish("redis restarts").await;
+    let (report, _servers) = rig.finish("redis restarts").await;
     assert!(report.acked() >= 120);
 }
 
@@ -84,7 +101,7 @@ async fn a_gateway_killed_loses_nothing_its_clients_resume_elsewhere() {
     let rig = rig(40).await;
     tokio::task::block_in_place(|| rig.cluster.kill("gateway-1"));
     rig.load.wait_for_more_acks(80, PROGRESS).await;
-    let report = rig.finish("gateway killed").await;
+    let (report, _servers) = rig.finish("gateway killed").await;
     // Round-robin put half the members on the killed gateway: they came back.
     assert!(
         report.reconnects() > 0,
@@ -98,7 +115,7 @@ async fn a_message_service_killed_mid_batch_gives_no_duplicate_and_no_false_ack(
     let rig = rig(40).await;
     tokio::task::block_in_place(|| rig.cluster.kill("message-service-1"));
     rig.load.wait_for_more_acks(80, PROGRESS).await;
-    let report = rig.finish("message service killed").await;
+    let (report, _servers) = rig.finish("message service killed").await;
     // A send the gateway could not retry in time fails clearly, as one to send again.
     let errors = report.errors();
     assert!(
@@ -126,7 +143,7 @@ async fn postgres_stopped_for_ten_seconds_gives_unavailable_then_recovers_by_its
     tokio::task::block_in_place(|| rig.postgres.resume());
     // No restart: the services reconnect by themselves.
     rig.load.wait_for_more_acks(80, PROGRESS).await;
-    let report = rig.finish("postgres stopped").await;
+    let (report, _servers) = rig.finish("postgres stopped").await;
     assert!(report.errors().get("unavailable").copied().unwrap_or(0) > 0);
 }
 
@@ -142,4 +159,52 @@ async fn redis_unreachable_at_publish_time_still_delivers_what_was_committed() {
     tokio::task::block_in_place(|| rig.redis.start_again());
     rig.load.wait_for_more_acks(40, PROGRESS).await;
     rig.finish("redis unreachable at publish").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_storm_of_5000_clients_is_paced_and_loses_nothing() {
+    // 5,000 members on gateway 1; the pace is lowered so that the storm is well past it.
+    let rig = rig_with(
+        &[
+            ("GATEWAY_SC_GATEWAY__HANDSHAKES_PER_SEC", "1000"),
+            ("GATEWAY_SC_GATEWAY__HANDSHAKE_BURST", "500"),
+        ],
+        |cluster| LoadSpec {
+            rooms: 10,
+            members_per_room: 500,
+            senders_per_room: 1,
+            send_interval: Duration::from_millis(100),
+            first_addr: Some(cluster.gateway(1)),
+        },
+        Duration::from_secs(240),
+        20,
+    )
+    .await;
+    // Every one of them is dropped at once and comes back through the balancer: all on
+    // gateway 2, which must take the storm without falling over.
+    tokio::task::block_in_place(|| rig.cluster.kill("gateway-1"));
+    let survivor = rig.cluster.ops(2);
+    rig.load.wait_for_more_acks(100, Duration::from_secs(240)).await;
+    // Every member is back (finish waits until each holds every message), so the storm
+    // is over when these are read.
+    let (report, _servers) = rig.finish("reconnect storm").await;
+    let paced = metric(survivor, "sc_gateway_handshakes_paced_total").await;
+    println!("reconnect storm: gateway 2 refused {paced} handshakes past its pace");
+    assert!(paced > 0.0, "the storm never met the pace");
+    assert_eq!(report.clients.len(), 5000);
+    assert!(report.clients.iter().all(|c| c.reconnects >= 1), "a member never moved");
+}
+
+/// One value of a gateway's `/metrics`, summed over its labels.
+async fn metric(ops: std::net::SocketAddr, name: &str) -> f64 {
+    let text = reqwest::get(format!("http://{ops}/metrics"))
+        .await
+        .expect("the gateway answers /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|line| line.split(['{', ' ']).next() == Some(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

@@ -8,6 +8,7 @@ mod configuration;
 mod delivery;
 mod faults;
 mod helpers;
+mod hostile;
 mod http_api;
 mod limits;
 mod membership;
