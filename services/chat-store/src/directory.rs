@@ -192,6 +192,9 @@ pub trait Directory: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<MemberRoom>, StoreError>;
     async fn room_count(&self, user_id: &str) -> Result<u64, StoreError>;
+    /// Each named room's last committed seq (rooms that do not exist are left out): what a
+    /// gateway compares with what it has delivered, to find messages whose publish was lost.
+    async fn last_seqs(&self, rooms: &[RoomName]) -> Result<Vec<(RoomName, u64)>, StoreError>;
     /// The room's member count and a page of members in user-id order after `after`.
     async fn room_members(
         &self,

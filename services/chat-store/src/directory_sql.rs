@@ -129,6 +129,9 @@ fn room_name(name: &str) -> Result<RoomName, StoreError> {
     RoomName::parse(name).map_err(|_| StoreError::Corrupt(format!("rooms: invalid name {name:?}")))
 }
 
+/// Rooms per `last_seqs` statement: well under SQLite's 32,766 bound parameters.
+const LAST_SEQS_CHUNK: usize = 500;
+
 fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
@@ -434,6 +437,24 @@ macro_rules! sql_directory {
                         })
                     })
                     .collect()
+            }
+
+            async fn last_seqs(&self, rooms: &[RoomName]) -> Result<Vec<(RoomName, u64)>, StoreError> {
+                let mut found = Vec::with_capacity(rooms.len());
+                for chunk in rooms.chunks(LAST_SEQS_CHUNK) {
+                    let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                    let sql = format!("SELECT name, last_seq FROM rooms WHERE name IN ({})", placeholders.join(", "));
+                    let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+                    for room in chunk {
+                        query = query.bind(room.as_str());
+                    }
+                    for (name, last_seq) in query.fetch_all(&self.pool).await? {
+                        let room = RoomName::parse(&name)
+                            .map_err(|e| StoreError::Corrupt(format!("rooms row {name:?}: {}", e.0)))?;
+                        found.push((room, count(last_seq)));
+                    }
+                }
+                Ok(found)
             }
 
             async fn room_count(&self, user_id: &str) -> Result<u64, StoreError> {

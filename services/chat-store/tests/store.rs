@@ -733,6 +733,22 @@ async fn membership_and_panel_counts(db: &TestDb) {
     );
     assert_eq!(dir.room_count("ann").await.unwrap(), 2);
     assert_eq!(dir.message_count("bob").await.unwrap(), 2);
+    // Last seqs by name, for the gateways' repair sweep; unknown rooms are left out.
+    let mut seqs = dir
+        .last_seqs(&[room("alpha"), room("nope"), room("beta")])
+        .await
+        .unwrap();
+    seqs.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    assert_eq!(seqs, [(room("alpha"), 3), (room("beta"), 0)]);
+    let many: Vec<RoomName> = (0..1200)
+        .map(|i| room(&format!("r{i}")))
+        .chain([room("alpha")])
+        .collect();
+    assert_eq!(
+        dir.last_seqs(&many).await.unwrap(),
+        [(room("alpha"), 3)],
+        "more names than one statement takes"
+    );
     let (count, members) = dir.room_members(&room("alpha"), None, 1).await.unwrap();
     assert_eq!((count, members.len(), members[0].user_id.as_str()), (2, 1, "ann"));
     let (_, rest) = dir.room_members(&room("alpha"), Some("ann"), 10).await.unwrap();

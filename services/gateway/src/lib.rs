@@ -38,6 +38,7 @@ use chat_bus::{Bus, BusEvent, BusItem, EventKind};
 use chat_common::ops::{self, Readiness};
 use prometheus_client::registry::Registry;
 use settings::Settings;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,6 +159,7 @@ impl Gateway {
             metrics.clone(),
         );
         let mut reader = bus.subscribe().await?;
+        let settings_repair_ms = settings.gateway.repair_interval_ms;
         let drain = Duration::from_secs(settings.drain_timeout_secs);
         let people = people::People::default();
         let state = AppState::new(
@@ -171,6 +173,40 @@ impl Gateway {
             metrics.clone(),
             shutdown.clone(),
         );
+
+        // The repair sweep: a message whose publish was lost (its message service died
+        // before publishing, or Redis refused the write) reaches members even when nothing
+        // after it in the room would show the gap.
+        tokio::spawn({
+            let (rooms, directory, shutdown) = (rooms.clone(), database.directory.clone(), shutdown.clone());
+            let metrics = metrics.clone();
+            let every = Duration::from_millis(settings_repair_ms);
+            async move {
+                let mut stored_before = HashMap::new();
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tick.tick() => {}
+                    }
+                    let repaired = rooms.repair(&stored_before);
+                    metrics.repairs.inc_by(repaired as u64);
+                    let names = rooms.names();
+                    stored_before = if names.is_empty() {
+                        HashMap::new()
+                    } else {
+                        match directory.last_seqs(&names).await {
+                            Ok(seqs) => seqs.into_iter().collect(),
+                            Err(error) => {
+                                tracing::warn!(%error, "repair sweep: cannot read the rooms' last seqs");
+                                HashMap::new()
+                            }
+                        }
+                    };
+                }
+            }
+        });
 
         let fan_out = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -223,10 +259,13 @@ impl Gateway {
         );
 
         let connections = state.connections().clone();
-        let handshake_timeout = Duration::from_millis(state.settings().gateway.handshake_timeout_ms);
+        let limits = server::ConnectionLimits {
+            handshake_timeout: Duration::from_millis(state.settings().gateway.handshake_timeout_ms),
+            send_buffer_bytes: Some(state.settings().gateway.socket_send_buffer_bytes).filter(|&b| b > 0),
+        };
         let app = app::router(state);
         let task = tokio::spawn(async move {
-            server::serve(listener, app, handshake_timeout, shutdown.clone()).await;
+            server::serve(listener, app, limits, shutdown.clone()).await;
             // Upgraded sockets outlive the HTTP server: each one finishes its in-flight sends,
             // flushes and closes with 1012 on the same signal, within the drain bound.
             connections.close();

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub errors: Family<CodeLabel, Counter>,
     pub slow_consumer_closes: Counter,
     pub handshakes_paced: Counter,
+    pub repairs: Counter,
     pub gap_fills: Counter,
     pub bus_resyncs: Counter,
     pub send_seconds: Histogram,
@@ -45,6 +46,7 @@ impl Metrics {
             errors: Family::default(),
             slow_consumer_closes: Counter::default(),
             handshakes_paced: Counter::default(),
+            repairs: Counter::default(),
             gap_fills: Counter::default(),
             bus_resyncs: Counter::default(),
             send_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
@@ -84,6 +86,11 @@ impl Metrics {
             "handshakes_paced",
             "Websocket handshakes refused (503) past handshakes_per_sec",
             m.handshakes_paced.clone(),
+        );
+        r.register(
+            "repairs",
+            "Rooms the repair sweep caught up from the database because a publish was lost",
+            m.repairs.clone(),
         );
         r.register(
             "gap_fills",

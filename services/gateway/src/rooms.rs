@@ -251,6 +251,37 @@ impl Rooms {
         }
     }
 
+    /// Rooms with local members: what the repair sweep asks the database about.
+    pub fn names(&self) -> Vec<RoomName> {
+        self.inner.hubs.lock().expect("rooms lock").keys().cloned().collect()
+    }
+
+    /// One step of the repair sweep. `stored_before` holds rooms' last seqs as the database
+    /// reported them at the previous sweep: those messages were committed a sweep ago, so a
+    /// room still short of them lost a publish (its message service died holding it, or
+    /// Redis refused the write) rather than having it in flight. Nothing later in the room
+    /// would reveal such a lost tail as a gap; this catches the room up from history.
+    /// Returns how many rooms it started catching up.
+    pub fn repair(&self, stored_before: &HashMap<RoomName, u64>) -> usize {
+        let hubs: Vec<Arc<Hub>> = self.inner.hubs.lock().expect("rooms lock").values().cloned().collect();
+        let mut repaired = 0;
+        for hub in hubs {
+            let Some(&stored) = stored_before.get(&hub.room) else {
+                continue;
+            };
+            let mut state = hub.state.lock().expect("hub lock");
+            let behind = state.next_seq.is_some_and(|next| next - 1 < stored);
+            if behind && !state.filling {
+                state.filling = true;
+                drop(state);
+                tracing::warn!(room = %hub.room, stored, "room behind the database: a publish was lost; catching up");
+                self.schedule_fill(hub, Duration::ZERO, true);
+                repaired += 1;
+            }
+        }
+        repaired
+    }
+
     fn hub(&self, room: &RoomName) -> Option<Arc<Hub>> {
         self.inner.hubs.lock().expect("rooms lock").get(room).cloned()
     }

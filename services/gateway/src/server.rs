@@ -3,7 +3,9 @@
 //! trickles its headers) would hold a descriptor forever. Here every connection must
 //! deliver its request headers (for `/ws`, the upgrade request) within
 //! `gateway.handshake_timeout_ms`, and sockets get `TCP_NODELAY`, so small frames are not
-//! held back by Nagle's algorithm waiting for the peer's delayed ACK.
+//! held back by Nagle's algorithm waiting for the peer's delayed ACK. An operator may also
+//! cap each socket's kernel send buffer (`gateway.socket_send_buffer_bytes`): with many
+//! connections the kernel's autotuned buffers, megabytes each, are the larger memory.
 
 use axum::Router;
 use hyper::body::Incoming;
@@ -15,6 +17,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+/// Per-connection settings of the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// The request headers must arrive within this long.
+    pub handshake_timeout: Duration,
+    /// `SO_SNDBUF` for each socket; `None` leaves it to the kernel's autotuning.
+    pub send_buffer_bytes: Option<usize>,
+}
+
 /// Pause after a failed accept (out of descriptors, say) before the next one, so the loop
 /// does not spin while the condition lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -22,7 +33,11 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Serves `app` until `shutdown`; then stops accepting and waits for the HTTP requests in
 /// progress. Upgraded websockets are not HTTP connections any more: they drain on the same
 /// signal by themselves.
-pub async fn serve(listener: TcpListener, app: Router, handshake_timeout: Duration, shutdown: CancellationToken) {
+pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits, shutdown: CancellationToken) {
+    let ConnectionLimits {
+        handshake_timeout,
+        send_buffer_bytes,
+    } = limits;
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -43,6 +58,11 @@ pub async fn serve(listener: TcpListener, app: Router, handshake_timeout: Durati
             },
         };
         let _ = stream.set_nodelay(true);
+        if let Some(bytes) = send_buffer_bytes
+            && let Err(error) = socket2::SockRef::from(&stream).set_send_buffer_size(bytes)
+        {
+            tracing::debug!(%error, "cannot set the socket's send buffer");
+        }
         let (app, builder, watcher) = (app.clone(), builder.clone(), graceful.watcher());
         tokio::spawn(async move {
             // hyper's header timeout starts at the first byte, and the protocol detection

@@ -52,11 +52,13 @@ max_connections_per_user = 20
 handshakes_per_sec = 2000.0
 handshake_burst = 1000
 handshake_timeout_ms = 10000
+socket_send_buffer_bytes = 0
 ping_interval_secs = 30
 idle_timeout_secs = 90
 history_on_join = 50
 max_history = 500
 gap_fill_after_ms = 200
+repair_interval_ms = 5000
 
 [redis]
 url = "redis://127.0.0.1:6379"
@@ -175,6 +177,9 @@ pub struct Limits {
     /// A connection must send its request headers (the websocket upgrade) within this
     /// long, or it is closed: half-open handshakes must not hold descriptors.
     pub handshake_timeout_ms: u64,
+    /// The kernel send buffer of each socket (`SO_SNDBUF`); 0 leaves it to the kernel,
+    /// which grows it to megabytes for a client that does not read.
+    pub socket_send_buffer_bytes: usize,
     /// How often the gateway pings each socket.
     pub ping_interval_secs: u64,
     /// A socket the client has sent nothing on (not even a pong) for this long is closed
@@ -187,6 +192,10 @@ pub struct Limits {
     /// How long a gap in a room's sequence may wait for the bus before it is filled from
     /// the database.
     pub gap_fill_after_ms: u64,
+    /// How often the gateway compares its rooms with the database's last seqs. A message
+    /// whose publish was lost, with nothing after it to show the gap, reaches members
+    /// within two of these.
+    pub repair_interval_ms: u64,
 }
 
 impl Settings {
@@ -255,6 +264,9 @@ impl Settings {
         }
         if g.handshake_timeout_ms == 0 {
             return Err(rule("gateway.handshake_timeout_ms", "must be at least 1"));
+        }
+        if g.repair_interval_ms < 100 {
+            return Err(rule("gateway.repair_interval_ms", "must be at least 100"));
         }
         if g.max_history == 0 {
             return Err(rule("gateway.max_history", "must be at least 1"));

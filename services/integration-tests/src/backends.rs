@@ -113,6 +113,25 @@ impl Redis {
         self.start_again();
     }
 
+    /// Makes the server refuse every write as out of memory (`maxmemory 1`, no eviction)
+    /// while reads go on: publishing fails, yet readers see nothing wrong. `false` lifts it.
+    pub fn refuse_writes(&self, refuse: bool) {
+        let limit = if refuse { "1" } else { "0" };
+        for args in [["maxmemory-policy", "noeviction"], ["maxmemory", limit]] {
+            let output = Command::new("redis-cli")
+                .args(["-p", &self.port.to_string(), "CONFIG", "SET"])
+                .args(args)
+                .output()
+                .expect("run redis-cli");
+            assert_eq!(
+                String::from_utf8_lossy(&output.stdout).trim(),
+                "OK",
+                "CONFIG SET {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+
     /// SIGKILLs the server: its port refuses connections and its data is gone.
     pub fn stop(&mut self) {
         self.kill();

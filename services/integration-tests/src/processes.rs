@@ -188,6 +188,53 @@ impl ScriptCluster {
         let _ = std::fs::remove_file(self.dir.join("pids").join(format!("{name}.pid")));
     }
 
+    /// Starts message service `i` again after [`ScriptCluster::kill`], on its old ports and
+    /// settings, as `cluster.sh` starts it (in a session of its own, recorded in its pid
+    /// file so that `down` stops it), and waits until it is ready.
+    pub fn restart_service(&self, i: u16) {
+        let name = format!("message-service-{i}");
+        let (grpc, ops) = (self.port + 200 + i, self.port + 300 + i);
+        let bin = bin_dir().join("message-service");
+        let status = Command::new("bash")
+            .arg("-c")
+            .arg(r#"setsid "$0" >>"$1" 2>&1 </dev/null & echo $! >"$2""#)
+            .arg(&bin)
+            .arg(self.dir.join("logs").join(format!("{name}.log")))
+            .arg(self.dir.join("pids").join(format!("{name}.pid")))
+            .envs(
+                self.env
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("GATEWAY_"))
+                    .map(|(k, v)| (k, v)),
+            )
+            .env("SC_DATABASE__URL", &self.db.url)
+            .env("SC_REDIS__URL", &self.redis_url)
+            .env("SC_REDIS__KEY_PREFIX", &self.redis_prefix)
+            .env("SC_LOG__LEVEL", "warn")
+            .env("SC_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
+            .env("SC_OPS_LISTEN", format!("127.0.0.1:{ops}"))
+            .status()
+            .expect("start the message service");
+        assert!(status.success(), "could not start {name}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let ready = Command::new(&bin)
+                .arg("--probe-ready")
+                .env("SC_DATABASE__URL", &self.db.url)
+                .env("SC_REDIS__URL", &self.redis_url)
+                .env("SC_OPS_LISTEN", format!("127.0.0.1:{ops}"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{name} did not become ready");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     pub fn down(&mut self) {
         self.down = true;
         let status = self.script(&["down"]).status().expect("run scripts/cluster.sh down");

@@ -7,6 +7,7 @@
 //! hole in any room's seqs, and every member (reconnected or not) holding every message of
 //! its room exactly once and in order. Each prints its counts.
 
+use crate::helpers::metric;
 use integration_tests::TestDb;
 use integration_tests::backends::{Postgres, Redis};
 use integration_tests::processes::ScriptCluster;
@@ -61,7 +62,7 @@ async fn rig_with(
 /// A finished rig's servers, kept while the test still reads them; the cluster stops
 /// first (fields drop in order).
 struct Servers {
-    _cluster: ScriptCluster,
+    cluster: ScriptCluster,
     _redis: Redis,
     _postgres: Postgres,
 }
@@ -75,7 +76,7 @@ impl Rig {
         println!("{name}: {}", report.summary());
         report.assert_exactly_once();
         let servers = Servers {
-            _cluster: self.cluster,
+            cluster: self.cluster,
             _redis: self.redis,
             _postgres: self.postgres,
         };
@@ -195,16 +196,34 @@ async fn a_reconnect_storm_of_5000_clients_is_paced_and_loses_nothing() {
     assert!(report.clients.iter().all(|c| c.reconnects >= 1), "a member never moved");
 }
 
-/// One value of a gateway's `/metrics`, summed over its labels.
-async fn metric(ops: std::net::SocketAddr, name: &str) -> f64 {
-    let text = reqwest::get(format!("http://{ops}/metrics"))
-        .await
-        .expect("the gateway answers /metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .filter(|line| line.split(['{', ' ']).next() == Some(name))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_lost_for_good_is_repaired_from_the_database() {
+    let rig = rig_with(
+        &[("GATEWAY_SC_GATEWAY__REPAIR_INTERVAL_MS", "500")],
+        |_| LoadSpec::default(),
+        Duration::from_secs(60),
+        40,
+    )
+    .await;
+    // One message service takes every send from here on.
+    tokio::task::block_in_place(|| rig.cluster.kill("message-service-2"));
+    rig.load.wait_for_more_acks(20, PROGRESS).await;
+    // Redis refuses writes but serves reads: sends are committed and acked, their publish
+    // fails, and the gateways, still reading, see no gap and no reconnect.
+    rig.redis.refuse_writes(true);
+    rig.load.wait_for_more_acks(20, PROGRESS).await;
+    rig.load.stop_sending(PROGRESS).await;
+    // The only copy of those publications dies with the service: no later message in any
+    // room will show the gap, and no publisher will retry.
+    tokio::task::block_in_place(|| rig.cluster.kill("message-service-1"));
+    rig.redis.refuse_writes(false);
+    // A service again, for the history the catch-up reads.
+    tokio::task::block_in_place(|| rig.cluster.restart_service(1));
+    let repairs_before = metric(rig.cluster.ops(1), "sc_gateway_repairs_total").await
+        + metric(rig.cluster.ops(2), "sc_gateway_repairs_total").await;
+    let (_report, servers) = rig.finish("publish lost for good").await;
+    let repairs = metric(servers.cluster.ops(1), "sc_gateway_repairs_total").await
+        + metric(servers.cluster.ops(2), "sc_gateway_repairs_total").await;
+    println!("publish lost for good: the gateways' repair sweep caught up {repairs} rooms");
+    assert!(repairs > repairs_before, "the messages arrived without a repair");
 }

@@ -20,3 +20,17 @@ pub async fn collect(client: &mut WsClient, messages: usize, acks: usize) -> (Ve
 pub fn seqs(messages: &[Value]) -> Vec<u64> {
     messages.iter().map(|m| m["seq"].as_u64().expect("seq")).collect()
 }
+
+/// One value of a gateway's `/metrics`, summed over its labels.
+pub async fn metric(ops: std::net::SocketAddr, name: &str) -> f64 {
+    let text = reqwest::get(format!("http://{ops}/metrics"))
+        .await
+        .expect("the gateway answers /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|line| line.split(['{', ' ']).next() == Some(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

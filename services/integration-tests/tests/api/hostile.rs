@@ -66,8 +66,9 @@ async fn raw_request(addr: SocketAddr, method: &str, target: &str, token: Option
 
 /// A request with a body of raw bytes and the JSON content type, as a hostile client sends it.
 async fn post_bytes(cluster: &TestCluster, path: &str, token: Option<&str>, body: Vec<u8>) -> (u16, Value) {
-    let mut request = cluster
-        .http()
+    // A client of its own: a body refused unread ends its connection, which must not go
+    // back to the shared pool for the next request to trip over.
+    let mut request = reqwest::Client::new()
         .post(format!("http://{}{path}", cluster.gateway(0)))
         .header("content-type", "application/json")
         .body(body);

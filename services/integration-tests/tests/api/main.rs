@@ -14,4 +14,5 @@ mod limits;
 mod membership;
 mod observability;
 mod openapi;
+mod slow_consumers;
 mod uploads;
