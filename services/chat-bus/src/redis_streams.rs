@@ -62,7 +62,11 @@ impl RedisStreamsBus {
         if config.shards == 0 {
             return Err(BusError::Config("shards must be at least 1".into()));
         }
-        let client = Client::open(config.url.as_str())?;
+        // TCP_NODELAY: a pipelined XADD or an XREAD must not wait for the ACK of the
+        // previous segment (Nagle with the peer's delayed ACK holds it up to 40 ms).
+        let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = Client::open(info)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)))

@@ -57,6 +57,12 @@ impl WsClient {
         self.stream.send(message).await.expect("websocket send");
     }
 
+    /// As [`WsClient::send_json`], for a frame the server may cut off while it is being
+    /// written (one far past the frame limit).
+    pub async fn try_send_json(&mut self, frame: Value) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.stream.send(Message::Text(frame.to_string().into())).await
+    }
+
     pub async fn send_json(&mut self, frame: Value) {
         self.send_raw(Message::Text(frame.to_string().into())).await;
     }

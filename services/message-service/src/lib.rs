@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +124,9 @@ impl MessageService {
             let grpc = tonic::transport::Server::builder()
                 .add_service(ChatServiceServer::new(service))
                 .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(grpc_listener),
+                    // TCP_NODELAY on every accepted socket: an ack must not wait for the
+                    // gateway's delayed ACK of the previous response (up to 40 ms).
+                    tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                     shutdown.clone().cancelled_owned(),
                 );
             if let Err(error) = grpc.await {

@@ -289,10 +289,24 @@ async fn a_megabyte_room_name_is_refused_over_both_transports() {
     let token = cluster.session(0, "Big").await;
     let huge = "a".repeat(1 << 20);
 
-    // Over the socket, the frame is past `max_frame_bytes` (64 KiB): close 1009 (§8).
+    // Over the socket, the frame is past `max_frame_bytes` (64 KiB) and refused from its
+    // header: close 1009 (§8). The gateway reads no further, so while the client is still
+    // writing the megabyte the kernel may answer with a reset, which destroys the close
+    // code. The 1009 itself is asserted with an oversized frame that fits the socket
+    // buffers (`bad_input::a_frame_over_the_size_limit_closes_with_1009`).
     let mut client = cluster.client_with(0, &token).await;
-    client.send_json(json!({"type": "join", "room": huge})).await;
-    assert_eq!(client.expect_close().await, Some(1009));
+    if client
+        .try_send_json(json!({"type": "join", "room": huge}))
+        .await
+        .is_ok()
+    {
+        let code = client.expect_close().await;
+        assert!(matches!(code, Some(1009) | None), "closed with {code:?}");
+    }
+    // Refused, not half-read: the gateway serves the next socket as before.
+    let mut next = cluster.client_with(0, &token).await;
+    next.send_json(json!({"type": "leave", "room": "nowhere"})).await;
+    assert_eq!(next.recv().await["code"], "not_joined");
 
     // Over HTTP, a 1 MiB body is read and the name refused.
     let reply = cluster
