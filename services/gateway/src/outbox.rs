@@ -63,15 +63,26 @@ impl Outbox {
     /// Queues a frame without waiting. A full queue means the client is not reading fast
     /// enough: rather than buffer without bound, the connection is closed with
     /// [`CloseCode::SlowConsumer`] and the client resumes with `since_seq`.
+    /// Only the push that closes the connection reports [`Pushed::SlowConsumer`]: a closing
+    /// connection counts once, however many frames are still addressed to it.
     pub fn push(&self, frame: Utf8Bytes) -> Pushed {
+        if self.is_closing() {
+            return Pushed::Gone;
+        }
         match self.tx.try_send(frame) {
             Ok(()) => Pushed::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(CloseCode::SlowConsumer);
-                Pushed::SlowConsumer
+                let first = self.closer.code.set(CloseCode::SlowConsumer).is_ok();
+                self.closer.token.cancel();
+                if first { Pushed::SlowConsumer } else { Pushed::Gone }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Pushed::Gone,
         }
+    }
+
+    /// The connection is being closed now: frames for it are dropped.
+    pub fn is_closing(&self) -> bool {
+        self.closer.token.is_cancelled()
     }
 
     /// Closes the socket now with `code`, dropping frames still queued.
@@ -83,5 +94,21 @@ impl Outbox {
     /// Closes with `code` once every queued frame is written (a graceful drain).
     pub fn close_after_queue(&self, code: CloseCode) {
         let _ = self.closer.code.set(code);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_closes_the_connection_and_is_reported_once() {
+        let (outbox, _receiver, closer) = Outbox::new(1);
+        let frame = || text(Bytes::from_static(b"{}"));
+        assert_eq!(outbox.push(frame()), Pushed::Queued);
+        assert_eq!(outbox.push(frame()), Pushed::SlowConsumer);
+        assert_eq!(outbox.push(frame()), Pushed::Gone, "already closing: not counted again");
+        assert_eq!(closer.code(), Some(CloseCode::SlowConsumer));
+        assert!(closer.token().is_cancelled());
     }
 }

@@ -324,8 +324,10 @@ impl Rooms {
             match &mut member.joining {
                 Some(buffer) if buffer.len() < self.inner.join_buffer => buffer.push(frame.clone()),
                 Some(_) => {
-                    member.outbox.close(chat_domain::CloseCode::SlowConsumer);
-                    self.inner.metrics.slow_consumer_closes.inc();
+                    if !member.outbox.is_closing() {
+                        member.outbox.close(chat_domain::CloseCode::SlowConsumer);
+                        self.inner.metrics.slow_consumer_closes.inc();
+                    }
                 }
                 None => match member.outbox.push(frame.clone()) {
                     Pushed::Queued => delivered += 1,

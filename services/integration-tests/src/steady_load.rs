@@ -89,7 +89,6 @@ struct Shared {
 }
 
 pub struct SteadyLoad {
-    addr: SocketAddr,
     rooms: Vec<String>,
     /// The room of each client, by index.
     client_rooms: Vec<usize>,
@@ -153,45 +152,36 @@ impl SteadyLoad {
             .await;
         let mut clients = Vec::new();
         let mut client_rooms = Vec::new();
-        for (&(r, m), token) in names.iter().zip(tokens) {
+        for (index, (&(r, m), token)) in names.iter().zip(tokens).enumerate() {
             let room = &rooms[r];
-            {
-                let index = client_rooms.len();
-                client_rooms.push(r);
-                let name = format!("m{r}x{m}");
-                let client = Client {
-                    index,
-                    addr,
-                    first_addr: spec.first_addr,
-                    token,
-                    name: format!("{run}-{name}"),
+            client_rooms.push(r);
+            let client = Client {
+                index,
+                addr,
+                first_addr: spec.first_addr,
+                token,
+                name: format!("{run}-m{r}x{m}"),
+                room: room.clone(),
+                sender: m < spec.senders_per_room,
+                interval: spec.send_interval,
+                shared: shared.clone(),
+                report: ClientReport {
                     room: room.clone(),
-                    sender: m < spec.senders_per_room,
-                    interval: spec.send_interval,
-                    shared: shared.clone(),
-                    report: ClientReport {
-                        room: room.clone(),
-                        ..ClientReport::default()
-                    },
-                };
-                clients.push(tokio::spawn(client.run(started.clone())));
-            }
+                    ..ClientReport::default()
+                },
+            };
+            clients.push(tokio::spawn(client.run(started.clone())));
         }
         // Every member has joined before anyone sends: each one's history starts at seq 1.
         tokio::time::timeout(setup, started.wait())
             .await
             .unwrap_or_else(|_| panic!("the load clients did not all join within {setup:?}"));
         Self {
-            addr,
             rooms,
             client_rooms,
             shared,
             clients,
         }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
     }
 
     /// Acks so far, over all senders.
