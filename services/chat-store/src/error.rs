@@ -23,6 +23,10 @@ pub enum StoreError {
     /// A uniqueness rule refused the write (a taken username).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A value the database cannot hold as text: PostgreSQL refuses NUL characters
+    /// (SQLSTATE 22021). It comes from the request, so it is the caller's bad argument.
+    #[error("text the database cannot store (a NUL character)")]
+    InvalidText(#[source] sqlx::Error),
     /// The URL names no backend this store speaks.
     #[error("invalid database url: {0}")]
     InvalidUrl(String),
@@ -38,6 +42,8 @@ impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         if is_unavailable(&error) {
             Self::Unavailable(error)
+        } else if is_invalid_text(&error) {
+            Self::InvalidText(error)
         } else {
             Self::Database(error)
         }
@@ -66,6 +72,12 @@ const PG_UNAVAILABLE_STATES: [&str; 4] = ["57P01", "57P02", "57P03", "53300"];
 /// SQLite primary result codes that mean another writer held the database for longer than
 /// the busy timeout (SQLITE_BUSY, SQLITE_LOCKED): a retry later can succeed.
 const SQLITE_BUSY_CODES: [i32; 2] = [5, 6];
+
+/// PostgreSQL's character_not_in_repertoire: a NUL in a text parameter.
+fn is_invalid_text(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db)
+        if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some_and(|pg| pg.code() == "22021"))
+}
 
 fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {

@@ -94,6 +94,11 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         if e.is_unavailable() {
             Self::new(ErrorCode::Unavailable, "the database is unavailable; retry later")
+        } else if matches!(e, StoreError::InvalidText(_)) {
+            Self::new(
+                ErrorCode::InvalidArgument,
+                "text parameters must not contain NUL characters",
+            )
         } else {
             tracing::error!(error = %e, "database error");
             Self::new(ErrorCode::Internal, "internal error")
