@@ -75,8 +75,9 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits,
             let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 app.clone().oneshot(request.map(axum::body::Body::new))
             });
+            // The connection borrows this task's own copy of the builder: no second copy.
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection.into_owned()).await {
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%error, "connection ended with an error");
             }
         });

@@ -207,8 +207,7 @@ async fn a_publish_lost_for_good_is_repaired_from_the_database() {
     .await;
     // Repairs from the run so far, before any fault (a sweep that runs while it starts
     // counts its catch-ups, so the count after the fault is compared with this one).
-    let repairs_before = metric(rig.cluster.ops(1), "sc_gateway_repairs_total").await
-        + metric(rig.cluster.ops(2), "sc_gateway_repairs_total").await;
+    let repairs_before = repairs(&rig.cluster).await;
     // One message service takes every send from here on.
     tokio::task::block_in_place(|| rig.cluster.kill("message-service-2"));
     rig.load.wait_for_more_acks(20, PROGRESS).await;
@@ -224,8 +223,12 @@ async fn a_publish_lost_for_good_is_repaired_from_the_database() {
     // A service again, for the history the catch-up reads.
     tokio::task::block_in_place(|| rig.cluster.restart_service(1));
     let (_report, servers) = rig.finish("publish lost for good").await;
-    let repairs = metric(servers.cluster.ops(1), "sc_gateway_repairs_total").await
-        + metric(servers.cluster.ops(2), "sc_gateway_repairs_total").await;
+    let repairs = repairs(&servers.cluster).await;
     println!("publish lost for good: the gateways' repair sweep caught up {repairs} rooms");
     assert!(repairs > repairs_before, "the messages arrived without a repair");
+}
+
+/// Rooms the repair sweeps of both gateways have caught up so far.
+async fn repairs(cluster: &ScriptCluster) -> f64 {
+    metric(cluster.ops(1), "sc_gateway_repairs_total").await + metric(cluster.ops(2), "sc_gateway_repairs_total").await
 }
