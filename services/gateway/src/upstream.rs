@@ -8,7 +8,9 @@ use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::{self, read_history_request::Position};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::channel::Change;
 use tonic::transport::{Channel, Endpoint};
@@ -38,12 +40,16 @@ impl From<tonic::Status> for UpstreamError {
     }
 }
 
+fn unavailable() -> UpstreamError {
+    UpstreamError {
+        code: ErrorCode::Unavailable,
+        message: "message service unavailable, retry later".into(),
+    }
+}
+
 fn corrupt(e: chat_proto::ConversionError) -> UpstreamError {
     tracing::error!(error = %e, "message service sent an invalid message");
-    UpstreamError {
-        code: ErrorCode::Internal,
-        message: "internal error".into(),
-    }
+    internal()
 }
 
 /// Rooms as the message service reports them: the store's own type, read over gRPC.
@@ -67,9 +73,52 @@ fn inject_trace_context(mut request: tonic::Request<()>) -> Result<tonic::Reques
 
 #[derive(Clone)]
 pub struct Upstream {
+    rpc: Rpc,
+    /// The batcher's queue: every socket's sends travel in shared `SendMessages` calls.
+    groups: mpsc::Sender<Group>,
+}
+
+/// The balanced channel and the per-call deadline: what every call needs.
+#[derive(Clone)]
+struct Rpc {
     client: Client,
     timeout: Duration,
 }
+
+/// One send of a socket's group, as [`Upstream::send_group`] takes it.
+pub struct GroupSend<'a> {
+    pub room: &'a RoomName,
+    pub text: &'a MessageText,
+    pub client_msg_id: &'a ClientMsgId,
+    pub attachment: Option<i64>,
+    /// The send's own trace, which the message service continues.
+    pub traceparent: Option<String>,
+}
+
+/// What a send comes back as: the stored message, and whether it was stored before.
+pub type SendOutcome = Result<(ChatMessage, bool), UpstreamError>;
+
+/// A socket's sends, in order, and where their answers go.
+struct Group {
+    sends: Vec<v1::BatchedSend>,
+    reply: oneshot::Sender<Vec<SendOutcome>>,
+}
+
+/// `SendMessages` calls in flight at once per gateway. While they are out, groups queue
+/// and ride in the next call together: under load a call carries more sends instead of
+/// more calls being made, so the cost of a call per send falls as load grows.
+const SEND_CALLS_IN_FLIGHT: usize = 4;
+
+/// Groups per call. With at most [`MAX_GROUP`] sends each, a call stays well under the
+/// message service's limit of 1,000 sends.
+const GROUPS_PER_CALL: usize = 32;
+
+/// Most sends of one socket in one group.
+pub const MAX_GROUP: usize = 16;
+
+/// Groups waiting for a call. A socket whose group cannot queue waits, its own send queue
+/// fills, and its client is told to wait for acks.
+const GROUP_QUEUE: usize = 4096;
 
 /// Transport-level failures are retried this many times: every call is idempotent (sends
 /// through their `client_msg_id`), and a retry may reach another instance.
@@ -112,33 +161,21 @@ impl Upstream {
         let connect_timeout = Duration::from_millis(settings.connect_timeout_ms);
         let timeout = Duration::from_millis(settings.timeout_ms);
         tokio::spawn(discover(targets, changes, connect_timeout, timeout));
-        Ok(Self {
+        let rpc = Rpc {
             client: ChatServiceClient::with_interceptor(channel, inject_trace_context as fn(_) -> _),
             timeout,
-        })
+        };
+        let (groups, queue) = mpsc::channel(GROUP_QUEUE);
+        tokio::spawn(batch_sends(rpc.clone(), queue));
+        Ok(Self { rpc, groups })
     }
 
-    async fn call<T, F, Fut>(&self, method: &'static str, mut f: F) -> Result<T, UpstreamError>
+    async fn call<T, F, Fut>(&self, method: &'static str, f: F) -> Result<T, UpstreamError>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let mut attempt = 0;
-        loop {
-            // The deadline also covers waiting for a first endpoint to be discovered.
-            let span = tracing::info_span!(target: TRACE_TARGET, "grpc client", rpc.method = method, attempt);
-            let result = tokio::time::timeout(self.timeout, f(self.client.clone()).instrument(span))
-                .await
-                .unwrap_or_else(|_| Err(tonic::Status::unavailable("no message service answered in time")));
-            match result {
-                Ok(response) => return Ok(response.into_inner()),
-                Err(status) if attempt < RETRIES && retryable(&status) => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(25 * attempt as u64)).await;
-                }
-                Err(status) => return Err(status.into()),
-            }
-        }
+        self.rpc.call(method, f).await
     }
 
     pub async fn enter_room(&self, room: &RoomName) -> Result<RoomInfo, UpstreamError> {
@@ -154,6 +191,7 @@ impl Upstream {
         room_info(response.room.unwrap_or_default())
     }
 
+    /// One send in a call of its own (the HTTP API's path).
     pub async fn send(
         &self,
         room: &RoomName,
@@ -161,31 +199,37 @@ impl Upstream {
         text: &MessageText,
         client_msg_id: &ClientMsgId,
         attachment: Option<i64>,
-    ) -> Result<(ChatMessage, bool), UpstreamError> {
-        let kind = if attachment.is_some() {
-            MessageKind::Image
-        } else {
-            MessageKind::Text
-        };
-        let request = v1::SendMessageRequest {
-            room: room.as_str().to_owned(),
-            author: Some(author.into()),
-            text: text.as_str().to_owned(),
-            client_msg_id: client_msg_id.as_str().to_owned(),
-            kind: chat_proto::kind_to_wire(kind) as i32,
-            attachment_id: attachment,
-        };
+    ) -> SendOutcome {
+        let request = send_request(room, author, text, client_msg_id, attachment);
         let response = self
             .call("send_message", |mut c| {
                 let request = request.clone();
                 async move { c.send_message(request).await }
             })
             .await?;
-        let message = response.message.ok_or_else(|| UpstreamError {
-            code: ErrorCode::Internal,
-            message: "internal error".into(),
-        })?;
+        let message = response.message.ok_or_else(internal)?;
         Ok((message.try_into().map_err(corrupt)?, response.duplicate))
+    }
+
+    /// A socket's sends, committed in the order given, in a call shared with other
+    /// sockets' sends. One outcome per send, in the same order.
+    pub async fn send_group(&self, author: &Author, sends: impl IntoIterator<Item = GroupSend<'_>>) -> Vec<SendOutcome> {
+        let sends: Vec<v1::BatchedSend> = sends
+            .into_iter()
+            .map(|send| v1::BatchedSend {
+                send: Some(send_request(send.room, author, send.text, send.client_msg_id, send.attachment)),
+                traceparent: send.traceparent.unwrap_or_default(),
+            })
+            .collect();
+        let count = sends.len();
+        if count == 0 {
+            return Vec::new();
+        }
+        let (reply, answer) = oneshot::channel();
+        if self.groups.send(Group { sends, reply }).await.is_err() {
+            return vec![Err(unavailable()); count];
+        }
+        answer.await.unwrap_or_else(|_| vec![Err(unavailable()); count])
     }
 
     async fn history(
@@ -253,6 +297,128 @@ impl Upstream {
             .await?;
         let rooms = response.rooms.into_iter().map(room_info).collect::<Result<_, _>>()?;
         Ok((rooms, Some(response.next_after).filter(|n| !n.is_empty())))
+    }
+}
+
+impl Rpc {
+    async fn call<T, F, Fut>(&self, method: &'static str, mut f: F) -> Result<T, UpstreamError>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut attempt = 0;
+        loop {
+            // The deadline also covers waiting for a first endpoint to be discovered.
+            let span = tracing::info_span!(target: TRACE_TARGET, "grpc client", rpc.method = method, attempt);
+            let result = tokio::time::timeout(self.timeout, f(self.client.clone()).instrument(span))
+                .await
+                .unwrap_or_else(|_| Err(tonic::Status::unavailable("no message service answered in time")));
+            match result {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) if attempt < RETRIES && retryable(&status) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(25 * attempt as u64)).await;
+                }
+                Err(status) => return Err(status.into()),
+            }
+        }
+    }
+}
+
+/// The batcher: takes whatever groups are waiting, up to [`GROUPS_PER_CALL`], into one
+/// `SendMessages` call, with at most [`SEND_CALLS_IN_FLIGHT`] calls out. A socket has at
+/// most one group out at a time and a call keeps its sends' order, so each person's
+/// messages keep theirs.
+async fn batch_sends(rpc: Rpc, mut queue: mpsc::Receiver<Group>) {
+    let in_flight = Arc::new(Semaphore::new(SEND_CALLS_IN_FLIGHT));
+    let mut ready = Vec::with_capacity(GROUPS_PER_CALL);
+    loop {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        if queue.recv_many(&mut ready, GROUPS_PER_CALL).await == 0 {
+            return; // the gateway is gone
+        }
+        let groups = std::mem::take(&mut ready);
+        let rpc = rpc.clone();
+        tokio::spawn(async move {
+            send_groups(&rpc, groups).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn send_groups(rpc: &Rpc, groups: Vec<Group>) {
+    let sizes: Vec<usize> = groups.iter().map(|g| g.sends.len()).collect();
+    let mut replies = Vec::with_capacity(groups.len());
+    let mut sends = Vec::with_capacity(sizes.iter().sum());
+    for group in groups {
+        sends.extend(group.sends);
+        replies.push(group.reply);
+    }
+    let count = sends.len();
+    let request = v1::SendMessagesRequest { sends };
+    let answer = rpc
+        .call("send_messages", |mut c| {
+            let request = request.clone();
+            async move { c.send_messages(request).await }
+        })
+        .await;
+    let mut outcomes: Box<dyn Iterator<Item = SendOutcome> + Send> = match answer {
+        Ok(response) if response.results.len() == count => Box::new(response.results.into_iter().map(send_outcome)),
+        Ok(response) => {
+            tracing::error!(sent = count, answered = response.results.len(), "message service answered a batch short");
+            Box::new(std::iter::repeat_with(|| Err(internal())))
+        }
+        Err(error) => Box::new(std::iter::repeat(Err(error))),
+    };
+    for (reply, size) in replies.into_iter().zip(sizes) {
+        // A socket that closed meanwhile no longer waits; its sends stand regardless.
+        let _ = reply.send(outcomes.by_ref().take(size).collect());
+    }
+}
+
+fn send_outcome(result: v1::SendResult) -> SendOutcome {
+    use v1::send_result::Result as Outcome;
+    match result.result {
+        Some(Outcome::Sent(sent)) => {
+            let message = sent.message.ok_or_else(internal)?;
+            Ok((message.try_into().map_err(corrupt)?, sent.duplicate))
+        }
+        Some(Outcome::Error(error)) => Err(UpstreamError {
+            code: ErrorCode::from_wire(&error.code).unwrap_or(ErrorCode::Internal),
+            message: error.message,
+        }),
+        None => Err(internal()),
+    }
+}
+
+fn internal() -> UpstreamError {
+    UpstreamError {
+        code: ErrorCode::Internal,
+        message: "internal error".into(),
+    }
+}
+
+fn send_request(
+    room: &RoomName,
+    author: &Author,
+    text: &MessageText,
+    client_msg_id: &ClientMsgId,
+    attachment: Option<i64>,
+) -> v1::SendMessageRequest {
+    let kind = if attachment.is_some() {
+        MessageKind::Image
+    } else {
+        MessageKind::Text
+    };
+    v1::SendMessageRequest {
+        room: room.as_str().to_owned(),
+        author: Some(author.into()),
+        text: text.as_str().to_owned(),
+        client_msg_id: client_msg_id.as_str().to_owned(),
+        kind: chat_proto::kind_to_wire(kind) as i32,
+        attachment_id: attachment,
     }
 }
 

@@ -1,7 +1,7 @@
 //! `GET /ws`: one websocket connection speaking protocol v1.
 //!
 //! Three tasks per connection: the reader (this module's loop: parses frames, handles
-//! joins and leaves, queues sends), the sender (sends in order, one at a time, so a
+//! joins and leaves, queues sends), the sender (sends in order, one group at a time, so a
 //! person's messages keep their order), and the writer (writes queued frames in batches,
 //! and the close frame). They share the connection's [`Outbox`].
 
@@ -11,10 +11,10 @@ use crate::limits::TokenBucket;
 use crate::outbox::{Closer, Outbox, text};
 use crate::people::MAX_WATCHED_ROOMS;
 use crate::rooms::{ConnId, Hub};
-use crate::upstream::UpstreamError;
+use crate::upstream::{GroupSend, MAX_GROUP, UpstreamError};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
-use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
+use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent, traceparent};
 use chat_domain::protocol::{ClientFrame, FrameError, error_frame, joined_frame, left_frame};
 use chat_domain::{ClientMsgId, CloseCode, ErrorCode, MessageText, RoomName, UserId};
 use futures::SinkExt;
@@ -40,7 +40,9 @@ struct Connection {
     id: ConnId,
     outbox: Outbox,
     joined: HashSet<RoomName>,
-    sends: mpsc::Sender<SendRequest>,
+    /// Boxed: a channel allocates its first block of 32 slots up front, and 32 unboxed
+    /// requests would be kilobytes on every idle connection.
+    sends: mpsc::Sender<Box<SendRequest>>,
     principal: Principal,
     send_rate: TokenBucket,
 }
@@ -67,10 +69,11 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
 
     let id = app.next_conn_id();
     // The user's rooms, for notifications: read once here, then kept current by the bus.
-    let member_rooms = match app
-        .directory()
-        .member_rooms(principal.author.id.as_str(), None, MAX_WATCHED_ROOMS)
-        .await
+    let member_rooms = match Box::pin(
+        app.directory()
+            .member_rooms(principal.author.id.as_str(), None, MAX_WATCHED_ROOMS),
+    )
+    .await
     {
         Ok(rooms) => rooms.into_iter().map(|r| r.room).collect(),
         Err(error) => {
@@ -99,10 +102,12 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
     tokio::pin!(session_end);
     let mut last_heard = Instant::now();
     let mut idle_check = tokio::time::interval(ping_every);
+    let closed = closer.cancelled();
+    tokio::pin!(closed);
     loop {
         tokio::select! {
             biased;
-            _ = closer.token().cancelled() => break,
+            _ = &mut closed => break,
             _ = &mut session_end => {
                 conn.outbox.close_after_queue(CloseCode::SessionEnded);
                 break;
@@ -125,7 +130,10 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
                 match message {
                     Some(Ok(Message::Text(frame))) => {
                         metrics.frames_in.inc();
-                        conn.on_text(&frame).await;
+                        // Boxed: a join awaits database and gRPC calls whose futures are
+                        // large, and the connection's task would otherwise hold room for
+                        // them all its life, idle or not.
+                        Box::pin(conn.on_text(&frame)).await;
                     }
                     Some(Ok(Message::Binary(_))) => {
                         metrics.frames_in.inc();
@@ -278,14 +286,14 @@ impl Connection {
                 if let Some(traceparent) = &traceparent {
                     set_parent_from_traceparent(&span, traceparent);
                 }
-                let request = SendRequest {
+                let request = Box::new(SendRequest {
                     room,
                     text,
                     client_msg_id,
                     attachment,
                     received: Instant::now(),
                     span,
-                };
+                });
                 if let Err(mpsc::error::TrySendError::Full(request)) = self.sends.try_send(request) {
                     self.error(
                         FrameError::new(
@@ -400,48 +408,85 @@ async fn mark_read(app: &AppState, user: &UserId, room: &RoomName, seq: u64) {
     }
 }
 
-/// Sends one at a time, in the order the client sent them, so that a person's messages
-/// keep their order; acks come back on the same socket.
-async fn send_loop(app: AppState, principal: Principal, outbox: Outbox, mut queue: mpsc::Receiver<SendRequest>) {
+/// Sends in the order the client sent them, so that a person's messages keep their order:
+/// whatever has queued goes as one group (up to [`MAX_GROUP`]), and the next group only
+/// after this one is answered. Acks come back on the same socket, in the same order.
+async fn send_loop(
+    app: AppState,
+    principal: Principal,
+    outbox: Outbox,
+    mut queue: mpsc::Receiver<Box<SendRequest>>,
+) {
     let metrics = app.metrics().clone();
-    while let Some(request) = queue.recv().await {
-        let result = async {
-            if let Some(id) = request.attachment {
-                crate::api::uploads::require_own_upload(&app, id, principal.author.id.as_str())
-                    .await
-                    .map_err(|e| UpstreamError {
-                        code: e.code,
-                        message: e.message,
-                    })?;
-            }
-            app.upstream()
-                .send(
-                    &request.room,
-                    &principal.author,
-                    &request.text,
-                    &request.client_msg_id,
-                    request.attachment,
+    let mut requests = Vec::with_capacity(MAX_GROUP);
+    while queue.recv_many(&mut requests, MAX_GROUP).await > 0 {
+        // An image must be an upload of the sender's: checked here, and a refused send is
+        // answered in its place without going upstream.
+        let mut refused = Vec::with_capacity(requests.len());
+        for request in &requests {
+            let check = match request.attachment {
+                Some(id) => Box::pin(
+                    crate::api::uploads::require_own_upload(&app, id, principal.author.id.as_str())
+                        .instrument(request.span.clone()),
                 )
                 .await
+                    .err()
+                    .map(|e| UpstreamError {
+                        code: e.code,
+                        message: e.message,
+                    }),
+                None => None,
+            };
+            refused.push(check);
         }
-        .instrument(request.span.clone())
-        .await;
-        if let Ok((message, _)) = &result {
-            let _in_span = request.span.enter();
-            tracing::debug!(room = %message.room, seq = message.seq, "send acknowledged");
+        // Each send's own `grpc client` span, from the batch until its answer.
+        let calls: Vec<tracing::Span> = requests
+            .iter()
+            .map(|r| tracing::info_span!(target: TRACE_TARGET, parent: &r.span, "grpc client", rpc.method = "send_messages"))
+            .collect();
+        let sends = requests
+            .iter()
+            .zip(&refused)
+            .zip(&calls)
+            .filter(|((_, refused), _)| refused.is_none())
+            .map(|((request, _), call)| GroupSend {
+                room: &request.room,
+                text: &request.text,
+                client_msg_id: &request.client_msg_id,
+                attachment: request.attachment,
+                traceparent: (!call.is_disabled()).then(|| traceparent(call)).flatten(),
+            });
+        // Boxed like the reader's frame handling: an idle socket holds no room for a call.
+        let mut answers = Box::pin(app.upstream().send_group(&principal.author, sends))
+            .await
+            .into_iter();
+        drop(calls);
+        for (request, refused) in requests.drain(..).zip(refused) {
+            let result = match refused {
+                Some(error) => Err(error),
+                None => answers.next().unwrap_or_else(|| {
+                    Err(UpstreamError {
+                        code: ErrorCode::Internal,
+                        message: "internal error".into(),
+                    })
+                }),
+            };
+            let frame = match result {
+                Ok((message, duplicate)) => {
+                    request.span.in_scope(|| {
+                        tracing::debug!(room = %message.room, seq = message.seq, "send acknowledged");
+                    });
+                    metrics.acks.inc();
+                    metrics.send_seconds.observe(request.received.elapsed().as_secs_f64());
+                    chat_domain::protocol::ack_frame(&message, duplicate)
+                }
+                Err(error) => {
+                    metrics.error(error.code);
+                    error_frame(error.code, &error.message, Some(request.client_msg_id.as_str()))
+                }
+            };
+            outbox.push(text(frame));
         }
-        let frame = match result {
-            Ok((message, duplicate)) => {
-                metrics.acks.inc();
-                metrics.send_seconds.observe(request.received.elapsed().as_secs_f64());
-                chat_domain::protocol::ack_frame(&message, duplicate)
-            }
-            Err(error) => {
-                metrics.error(error.code);
-                error_frame(error.code, &error.message, Some(request.client_msg_id.as_str()))
-            }
-        };
-        outbox.push(text(frame));
     }
 }
 
@@ -455,10 +500,12 @@ async fn write_loop(
 ) {
     // The first tick is a period away: a new socket is not pinged at once.
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let closed = closer.cancelled();
+    tokio::pin!(closed);
     loop {
         tokio::select! {
             biased;
-            _ = closer.token().cancelled() => break,
+            _ = &mut closed => break,
             _ = ping.tick() => {
                 if sink.send(Message::Ping(Bytes::new())).await.is_err() {
                     return;

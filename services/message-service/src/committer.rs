@@ -62,9 +62,20 @@ pub struct CommitHandle {
 }
 
 impl CommitHandle {
+    /// Commits one message, in the current span's trace.
     pub async fn commit(&self, message: NewMessage) -> Result<Committed, CommitError> {
+        self.submit(message, tracing::Span::current())?.await
+    }
+
+    /// Queues a message for the next group commit now, and returns the wait for its
+    /// answer. Messages submitted one after another are committed in that order, so a
+    /// batch of sends keeps its order without waiting for each commit in turn.
+    pub fn submit(
+        &self,
+        message: NewMessage,
+        span: tracing::Span,
+    ) -> Result<impl std::future::Future<Output = Result<Committed, CommitError>> + use<>, CommitError> {
         let (reply, answer) = oneshot::channel();
-        let span = tracing::Span::current();
         self.tx
             .try_send(Request { message, reply, span })
             .map_err(|e| match e {
@@ -72,7 +83,7 @@ impl CommitHandle {
                 mpsc::error::TrySendError::Closed(_) => CommitError::ShuttingDown,
             })?;
         // The committer always answers unless it died, which only happens at shutdown.
-        answer.await.unwrap_or(Err(CommitError::ShuttingDown))
+        Ok(async move { answer.await.unwrap_or(Err(CommitError::ShuttingDown)) })
     }
 }
 

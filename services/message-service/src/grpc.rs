@@ -1,9 +1,9 @@
 //! The `chat.v1.ChatService` handlers: parse each request into domain types once, then hand
 //! it to the store or the committer.
 
-use crate::committer::{CommitError, CommitHandle};
+use crate::committer::{CommitError, CommitHandle, Committed};
 use crate::settings::HistorySettings;
-use chat_common::telemetry::{TRACE_TARGET, set_parent_from_metadata};
+use chat_common::telemetry::{TRACE_TARGET, set_parent_from_metadata, set_parent_from_traceparent};
 use chat_domain::{Author, ClientMsgId, ErrorCode, MessageKind, MessageText, RoomName};
 use chat_proto::v1::chat_service_server::ChatService;
 use chat_proto::v1::{self, read_history_request::Position};
@@ -30,48 +30,45 @@ impl ChatGrpc {
 
     /// Commits one send; runs inside the `grpc server` span.
     async fn send(&self, request: v1::SendMessageRequest) -> Result<Response<v1::SendMessageResponse>, Status> {
-        let author: Author = request
-            .author
-            .ok_or_else(|| status(ErrorCode::MissingField, "missing author"))?
-            .try_into()
-            .map_err(|e: chat_proto::ConversionError| status(ErrorCode::InvalidName, e.to_string()))?;
-        let kind = kind_from_wire(request.kind).map_err(|e| status(ErrorCode::InvalidArgument, e.to_string()))?;
-        // An image is an upload with an optional caption; text is text. Anything else is a
-        // client of this service that got the contract wrong.
-        let text = match (kind, request.attachment_id) {
-            (MessageKind::Text, None) => MessageText::parse(request.text),
-            (MessageKind::Image, Some(id)) if id > 0 => MessageText::caption(request.text),
-            _ => {
-                return Err(status(
-                    ErrorCode::InvalidArgument,
-                    "an image message needs an attachment_id, and only an image message may have one",
-                ));
-            }
+        let message = new_message(request)?;
+        sent(self.commits.commit(message).await).map(Response::new)
+    }
+
+    /// Commits a batch. Every valid send is queued for the committer first, in the
+    /// batch's order, and only then are the answers awaited: the sends share group commits
+    /// and keep their order. Each send runs in a `grpc server` span of its own trace.
+    async fn send_batch(&self, request: v1::SendMessagesRequest) -> Result<v1::SendMessagesResponse, Status> {
+        if request.sends.len() > MAX_BATCH {
+            return Err(status(
+                ErrorCode::InvalidArgument,
+                format!("at most {MAX_BATCH} sends per batch"),
+            ));
         }
-        .map_err(|e| status(ErrorCode::InvalidText, e.0))?;
-        let message = NewMessage {
-            room: room(&request.room)?,
-            author,
-            text,
-            client_msg_id: ClientMsgId::parse(&request.client_msg_id)
-                .map_err(|e| status(ErrorCode::InvalidClientMsgId, e.0))?,
-            kind,
-            attachment: request.attachment_id,
-        };
-        match self.commits.commit(message).await {
-            Ok(committed) => {
-                tracing::debug!(room = %committed.message.room, seq = committed.message.seq, duplicate = committed.duplicate, "message committed");
-                Ok(Response::new(v1::SendMessageResponse {
-                    message: Some((&committed.message).into()),
-                    duplicate: committed.duplicate,
-                }))
+        let mut pending = Vec::with_capacity(request.sends.len());
+        for item in request.sends {
+            let span = tracing::info_span!(target: TRACE_TARGET, "grpc server", rpc.method = "SendMessages");
+            if !item.traceparent.is_empty() {
+                set_parent_from_traceparent(&span, &item.traceparent);
             }
-            Err(CommitError::RoomNotFound) => Err(status(ErrorCode::NotFound, "room does not exist")),
-            Err(CommitError::Internal) => Err(status(ErrorCode::Internal, "internal error")),
-            Err(e @ (CommitError::Overloaded | CommitError::Unavailable | CommitError::ShuttingDown)) => {
-                Err(status(ErrorCode::Unavailable, format!("{e}, retry later")))
-            }
+            let submitted = item
+                .send
+                .ok_or_else(|| status(ErrorCode::MissingField, "missing send"))
+                .and_then(new_message)
+                .and_then(|message| self.commits.submit(message, span.clone()).map_err(commit_status));
+            pending.push((submitted, span));
         }
+        let mut results = Vec::with_capacity(pending.len());
+        for (submitted, span) in pending {
+            let result = match submitted {
+                Ok(answer) => {
+                    let answer = answer.await;
+                    span.in_scope(|| sent(answer))
+                }
+                Err(status) => Err(status),
+            };
+            results.push(send_result(result));
+        }
+        Ok(v1::SendMessagesResponse { results })
     }
 
     fn limit(&self, requested: u32) -> u32 {
@@ -80,6 +77,74 @@ impl ChatGrpc {
             n => n.min(self.history.max_limit),
         }
     }
+}
+
+/// Most sends one `SendMessages` call may carry; gateways send far fewer.
+const MAX_BATCH: usize = 1000;
+
+/// A send as the store takes it, validated once here.
+fn new_message(request: v1::SendMessageRequest) -> Result<NewMessage, Status> {
+    let author: Author = request
+        .author
+        .ok_or_else(|| status(ErrorCode::MissingField, "missing author"))?
+        .try_into()
+        .map_err(|e: chat_proto::ConversionError| status(ErrorCode::InvalidName, e.to_string()))?;
+    let kind = kind_from_wire(request.kind).map_err(|e| status(ErrorCode::InvalidArgument, e.to_string()))?;
+    // An image is an upload with an optional caption; text is text. Anything else is a
+    // client of this service that got the contract wrong.
+    let text = match (kind, request.attachment_id) {
+        (MessageKind::Text, None) => MessageText::parse(request.text),
+        (MessageKind::Image, Some(id)) if id > 0 => MessageText::caption(request.text),
+        _ => {
+            return Err(status(
+                ErrorCode::InvalidArgument,
+                "an image message needs an attachment_id, and only an image message may have one",
+            ));
+        }
+    }
+    .map_err(|e| status(ErrorCode::InvalidText, e.0))?;
+    Ok(NewMessage {
+        room: room(&request.room)?,
+        author,
+        text,
+        client_msg_id: ClientMsgId::parse(&request.client_msg_id)
+            .map_err(|e| status(ErrorCode::InvalidClientMsgId, e.0))?,
+        kind,
+        attachment: request.attachment_id,
+    })
+}
+
+/// The answer to a send once the committer has decided it.
+fn sent(result: Result<Committed, CommitError>) -> Result<v1::SendMessageResponse, Status> {
+    let committed = result.map_err(commit_status)?;
+    tracing::debug!(room = %committed.message.room, seq = committed.message.seq, duplicate = committed.duplicate, "message committed");
+    Ok(v1::SendMessageResponse {
+        message: Some((&committed.message).into()),
+        duplicate: committed.duplicate,
+    })
+}
+
+fn commit_status(error: CommitError) -> Status {
+    match error {
+        CommitError::RoomNotFound => status(ErrorCode::NotFound, "room does not exist"),
+        CommitError::Internal => status(ErrorCode::Internal, "internal error"),
+        e @ (CommitError::Overloaded | CommitError::Unavailable | CommitError::ShuttingDown) => {
+            status(ErrorCode::Unavailable, format!("{e}, retry later"))
+        }
+    }
+}
+
+/// One send's place in a batch answer: its message, or its error with our code.
+fn send_result(result: Result<v1::SendMessageResponse, Status>) -> v1::SendResult {
+    use v1::send_result::Result as Outcome;
+    let outcome = match result {
+        Ok(sent) => Outcome::Sent(sent),
+        Err(status) => Outcome::Error(v1::SendError {
+            code: chat_proto::error_code(&status).as_str().to_owned(),
+            message: status.message().to_owned(),
+        }),
+    };
+    v1::SendResult { result: Some(outcome) }
 }
 
 fn room(name: &str) -> Result<RoomName, Status> {
@@ -129,6 +194,13 @@ impl ChatService for ChatGrpc {
         let span = tracing::info_span!(target: TRACE_TARGET, "grpc server", rpc.method = "SendMessage");
         set_parent_from_metadata(&span, request.metadata());
         self.send(request.into_inner()).instrument(span).await
+    }
+
+    async fn send_messages(
+        &self,
+        request: Request<v1::SendMessagesRequest>,
+    ) -> Result<Response<v1::SendMessagesResponse>, Status> {
+        self.send_batch(request.into_inner()).await.map(Response::new)
     }
 
     async fn read_history(

@@ -7,6 +7,7 @@ mod cluster;
 mod configuration;
 mod delivery;
 mod faults;
+mod grpc;
 mod helpers;
 mod hostile;
 mod http_api;
