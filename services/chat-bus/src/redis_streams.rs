@@ -7,7 +7,7 @@ use crate::{Bus, BusError, BusEvent, BusItem, BusReader, EventKind, shard_of};
 use bytes::Bytes;
 use chat_domain::RoomName;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::streams::{StreamRangeReply, StreamReadReply};
+use redis::streams::StreamRangeReply;
 use redis::{AsyncConnectionConfig, Client, Value};
 use std::time::Duration;
 
@@ -205,48 +205,90 @@ impl RedisReader {
         }
     }
 
-    fn parse(&mut self, reply: StreamReadReply) -> Vec<BusItem> {
+    /// Walks an `XREAD` reply as Redis sent it, moving each payload out rather than
+    /// copying it through maps: with every message read by every gateway, the typed
+    /// reply's per-entry maps and copies showed in profiles.
+    fn parse(&mut self, reply: Value) -> Vec<BusItem> {
+        let streams: Vec<(Value, Value)> = match reply {
+            // RESP2: [[key, entries], ...]; RESP3: {key: entries, ...}.
+            Value::Array(streams) => streams.into_iter().filter_map(pair).collect(),
+            Value::Map(streams) => streams,
+            _ => Vec::new(),
+        };
         let mut items = Vec::new();
-        for stream in reply.keys {
-            let Some(index) = self.keys.iter().position(|k| *k == stream.key) else {
+        for (key, entries) in streams {
+            let Some(index) = text(key).and_then(|key| self.keys.iter().position(|k| *k == key)) else {
                 continue;
             };
-            for entry in stream.ids {
-                match parse_entry(&entry.map) {
+            let Value::Array(entries) = entries else { continue };
+            for entry in entries {
+                let Some((id, fields)) = pair(entry) else { continue };
+                let Some(id) = text(id) else { continue };
+                match parse_entry(fields) {
                     Some(mut event) => {
                         // A stream id is `<milliseconds>-<sequence>`, stamped by Redis at XADD.
-                        event.published_at_ms = entry.id.split('-').next().and_then(|ms| ms.parse().ok());
+                        event.published_at_ms = id.split('-').next().and_then(|ms| ms.parse().ok());
                         items.push(BusItem::Event(event));
                     }
                     None => {
-                        tracing::warn!(key = %stream.key, id = %entry.id, "skipping malformed bus entry")
+                        tracing::warn!(key = %self.keys[index], %id, "skipping malformed bus entry")
                     }
                 }
-                self.last_ids[index] = entry.id;
+                self.last_ids[index] = id;
             }
         }
         items
     }
 }
 
-fn field_bytes(map: &std::collections::HashMap<String, Value>, name: &str) -> Option<Vec<u8>> {
-    match map.get(name)? {
-        Value::BulkString(bytes) => Some(bytes.clone()),
-        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+/// A two-element array as its elements.
+fn pair(value: Value) -> Option<(Value, Value)> {
+    let Value::Array(mut items) = value else { return None };
+    if items.len() != 2 {
+        return None;
+    }
+    let second = items.pop()?;
+    Some((items.pop()?, second))
+}
+
+fn bytes(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(s) => Some(s.into_bytes()),
         _ => None,
     }
 }
 
-fn parse_entry(map: &std::collections::HashMap<String, Value>) -> Option<BusEvent> {
-    let room = String::from_utf8(field_bytes(map, "r")?).ok()?;
-    let seq = std::str::from_utf8(&field_bytes(map, "s")?).ok()?.parse().ok()?;
-    let payload = Bytes::from(field_bytes(map, "p")?);
-    let traceparent = field_bytes(map, "t").and_then(|t| String::from_utf8(t).ok());
+fn text(value: Value) -> Option<String> {
+    String::from_utf8(bytes(value)?).ok()
+}
+
+/// An entry's fields (`r` room, `s` seq, `p` payload, optional `t` traceparent and `k`
+/// kind) as a [`BusEvent`]; `None` if one is missing or malformed.
+fn parse_entry(fields: Value) -> Option<BusEvent> {
+    let fields = match fields {
+        Value::Array(flat) => flat,
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        _ => return None,
+    };
+    let (mut room, mut seq, mut payload, mut traceparent, mut kind) = (None, None, None, None, None);
+    let mut fields = fields.into_iter();
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        let value = bytes(value)?;
+        match bytes(name)?.as_slice() {
+            b"r" => room = Some(String::from_utf8(value).ok()?),
+            b"s" => seq = Some(std::str::from_utf8(&value).ok()?.parse().ok()?),
+            b"p" => payload = Some(Bytes::from(value)),
+            b"t" => traceparent = String::from_utf8(value).ok(),
+            b"k" => kind = Some(value),
+            _ => {}
+        }
+    }
     Some(BusEvent {
-        kind: EventKind::from_wire(field_bytes(map, "k").as_deref())?,
-        room: RoomName::parse(&room).ok()?,
-        seq,
-        payload,
+        kind: EventKind::from_wire(kind.as_deref())?,
+        room: RoomName::parse(&room?).ok()?,
+        seq: seq?,
+        payload: payload?,
         traceparent,
         published_at_ms: None,
     })
@@ -272,16 +314,15 @@ impl BusReader for RedisReader {
                 .arg("STREAMS")
                 .arg(&self.keys)
                 .arg(&self.last_ids)
-                .query_async::<Option<StreamReadReply>>(conn)
+                .query_async::<Value>(conn)
                 .await;
             match result {
-                Ok(Some(reply)) => {
+                Ok(reply) => {
                     let items = self.parse(reply);
                     if !items.is_empty() {
                         return items;
                     }
                 }
-                Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(%error, "bus reader lost its redis connection");
                     self.conn = None;

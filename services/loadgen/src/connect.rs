@@ -208,7 +208,49 @@ pub fn source_address(i: usize, count: u8) -> IpAddr {
 
 /// Opens a websocket to `gateway` from `source` with `token` as the bearer. No `Origin`
 /// header: the gateway lets non-browser clients through without one.
+/// Opens a websocket as a well-behaved client does: a handshake the gateway paces away
+/// (503 with `Retry-After`) is tried again after the wait it asks for. Callers bound the
+/// whole attempt with their connect timeout.
 pub async fn open(
+    gateway: &Gateway,
+    source: IpAddr,
+    token: &str,
+    read_buffer_bytes: usize,
+) -> Result<Ws, ConnectError> {
+    loop {
+        match open_once(gateway, source, token, read_buffer_bytes).await {
+            Err(error) => match error.retry_after() {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return Err(error),
+            },
+            opened => return opened,
+        }
+    }
+}
+
+impl ConnectError {
+    /// The wait a pacing gateway asked for, if this was a paced handshake.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let ConnectError::Handshake { source, .. } = self else {
+            return None;
+        };
+        let tokio_tungstenite::tungstenite::Error::Http(response) = source.as_ref() else {
+            return None;
+        };
+        if response.status() != 503 {
+            return None;
+        }
+        let seconds = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(1);
+        Some(Duration::from_secs(seconds.max(1)))
+    }
+}
+
+async fn open_once(
     gateway: &Gateway,
     source: IpAddr,
     token: &str,
@@ -290,6 +332,28 @@ pub async fn join(ws: &mut Ws, room: &str, timeout: Duration) -> Result<u64, Con
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn refused(status: u16, retry_after: Option<&str>) -> ConnectError {
+        let mut response = tokio_tungstenite::tungstenite::http::Response::builder().status(status);
+        if let Some(value) = retry_after {
+            response = response.header("retry-after", value);
+        }
+        ConnectError::Handshake {
+            url: "ws://127.0.0.1:1/ws".into(),
+            source: Box::new(tokio_tungstenite::tungstenite::Error::Http(
+                response.body(None).unwrap(),
+            )),
+        }
+    }
+
+    #[test]
+    fn only_a_paced_handshake_is_retried_after_the_wait_it_names() {
+        assert_eq!(refused(503, Some("2")).retry_after(), Some(Duration::from_secs(2)));
+        assert_eq!(refused(503, None).retry_after(), Some(Duration::from_secs(1)));
+        assert_eq!(refused(503, Some("0")).retry_after(), Some(Duration::from_secs(1)));
+        assert_eq!(refused(401, Some("2")).retry_after(), None);
+        assert_eq!(refused(403, None).retry_after(), None);
+    }
 
     #[tokio::test]
     async fn gateway_urls_default_to_the_ws_path_and_refuse_tls() {
