@@ -269,9 +269,10 @@ fn paced(app: &AppState) -> Response {
 
 /// Per-socket buffers. The websocket library's defaults are 128 KiB each, and it zeroes the
 /// read buffer, so every idle socket held 128 KiB of resident memory (measured: 140 KiB per
-/// idle connection, docs/benchmarks.md). Chat frames are small; a larger one is read in
-/// several chunks, and the writer flushes per batch anyway.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// idle connection, docs/benchmarks.md). It zeroes up to the buffer's capacity on every
+/// read, so all of it is resident: 1 KiB holds an ordinary frame, and a larger frame grows
+/// the buffer for itself. The writer flushes per batch anyway.
+const READ_BUFFER_BYTES: usize = 1024;
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
 /// A browser always sends `Origin` on a websocket handshake; a cross-site page must not be
