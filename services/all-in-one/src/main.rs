@@ -1,15 +1,15 @@
 //! `super-channels`: the all-in-one server, the default `cargo run --release`.
 
-/// mimalloc rather than the system allocator: per connection it keeps less memory
-/// resident, and frames are allocated and freed at a high rate (see docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::Context;
 use chat_common::cli::{OneShot, ServiceArgs};
 use chat_common::shutdown::{CancellationToken, cancel_on_signal};
 use clap::Parser;
 use gateway::admin_cli::AdminCommand;
+
+/// mimalloc rather than the system allocator, as in the gateway: less memory resident per
+/// connection, and frames are allocated and freed at a high rate (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(

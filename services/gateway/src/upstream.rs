@@ -213,11 +213,21 @@ impl Upstream {
 
     /// A socket's sends, committed in the order given, in a call shared with other
     /// sockets' sends. One outcome per send, in the same order.
-    pub async fn send_group(&self, author: &Author, sends: impl IntoIterator<Item = GroupSend<'_>>) -> Vec<SendOutcome> {
+    pub async fn send_group(
+        &self,
+        author: &Author,
+        sends: impl IntoIterator<Item = GroupSend<'_>>,
+    ) -> Vec<SendOutcome> {
         let sends: Vec<v1::BatchedSend> = sends
             .into_iter()
             .map(|send| v1::BatchedSend {
-                send: Some(send_request(send.room, author, send.text, send.client_msg_id, send.attachment)),
+                send: Some(send_request(
+                    send.room,
+                    author,
+                    send.text,
+                    send.client_msg_id,
+                    send.attachment,
+                )),
                 traceparent: send.traceparent.unwrap_or_default(),
             })
             .collect();
@@ -367,7 +377,11 @@ async fn send_groups(rpc: &Rpc, groups: Vec<Group>) {
     let mut outcomes: Box<dyn Iterator<Item = SendOutcome> + Send> = match answer {
         Ok(response) if response.results.len() == count => Box::new(response.results.into_iter().map(send_outcome)),
         Ok(response) => {
-            tracing::error!(sent = count, answered = response.results.len(), "message service answered a batch short");
+            tracing::error!(
+                sent = count,
+                answered = response.results.len(),
+                "message service answered a batch short"
+            );
             Box::new(std::iter::repeat_with(|| Err(internal())))
         }
         Err(error) => Box::new(std::iter::repeat(Err(error))),
@@ -393,7 +407,8 @@ fn send_outcome(result: v1::SendResult) -> SendOutcome {
     }
 }
 
-fn internal() -> UpstreamError {
+/// The answer when the message service misbehaved: nothing about it is safe to show.
+pub fn internal() -> UpstreamError {
     UpstreamError {
         code: ErrorCode::Internal,
         message: "internal error".into(),

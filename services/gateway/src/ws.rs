@@ -11,7 +11,7 @@ use crate::limits::TokenBucket;
 use crate::outbox::{Closer, Outbox, text};
 use crate::people::MAX_WATCHED_ROOMS;
 use crate::rooms::{ConnId, Hub};
-use crate::upstream::{GroupSend, MAX_GROUP, UpstreamError};
+use crate::upstream::{self, GroupSend, MAX_GROUP, UpstreamError};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent, traceparent};
@@ -69,10 +69,11 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
 
     let id = app.next_conn_id();
     // The user's rooms, for notifications: read once here, then kept current by the bus.
-    let member_rooms = match Box::pin(
-        app.directory()
-            .member_rooms(principal.author.id.as_str(), None, MAX_WATCHED_ROOMS),
-    )
+    let member_rooms = match Box::pin(app.directory().member_rooms(
+        principal.author.id.as_str(),
+        None,
+        MAX_WATCHED_ROOMS,
+    ))
     .await
     {
         Ok(rooms) => rooms.into_iter().map(|r| r.room).collect(),
@@ -411,12 +412,7 @@ async fn mark_read(app: &AppState, user: &UserId, room: &RoomName, seq: u64) {
 /// Sends in the order the client sent them, so that a person's messages keep their order:
 /// whatever has queued goes as one group (up to [`MAX_GROUP`]), and the next group only
 /// after this one is answered. Acks come back on the same socket, in the same order.
-async fn send_loop(
-    app: AppState,
-    principal: Principal,
-    outbox: Outbox,
-    mut queue: mpsc::Receiver<Box<SendRequest>>,
-) {
+async fn send_loop(app: AppState, principal: Principal, outbox: Outbox, mut queue: mpsc::Receiver<Box<SendRequest>>) {
     let metrics = app.metrics().clone();
     let mut requests = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut requests, MAX_GROUP).await > 0 {
@@ -430,11 +426,11 @@ async fn send_loop(
                         .instrument(request.span.clone()),
                 )
                 .await
-                    .err()
-                    .map(|e| UpstreamError {
-                        code: e.code,
-                        message: e.message,
-                    }),
+                .err()
+                .map(|e| UpstreamError {
+                    code: e.code,
+                    message: e.message,
+                }),
                 None => None,
             };
             refused.push(check);
@@ -464,12 +460,7 @@ async fn send_loop(
         for (request, refused) in requests.drain(..).zip(refused) {
             let result = match refused {
                 Some(error) => Err(error),
-                None => answers.next().unwrap_or_else(|| {
-                    Err(UpstreamError {
-                        code: ErrorCode::Internal,
-                        message: "internal error".into(),
-                    })
-                }),
+                None => answers.next().unwrap_or_else(|| Err(upstream::internal())),
             };
             let frame = match result {
                 Ok((message, duplicate)) => {

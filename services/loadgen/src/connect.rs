@@ -206,11 +206,10 @@ pub fn source_address(i: usize, count: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i % count) as u8))
 }
 
-/// Opens a websocket to `gateway` from `source` with `token` as the bearer. No `Origin`
-/// header: the gateway lets non-browser clients through without one.
-/// Opens a websocket as a well-behaved client does: a handshake the gateway paces away
-/// (503 with `Retry-After`) is tried again after the wait it asks for. Callers bound the
-/// whole attempt with their connect timeout.
+/// Opens a websocket to `gateway` from `source` with `token` as the bearer, as a
+/// well-behaved client does: a handshake the gateway paces away (503 with `Retry-After`) is
+/// tried again after the wait it asks for. Callers bound the whole attempt with their
+/// connect timeout.
 pub async fn open(
     gateway: &Gateway,
     source: IpAddr,
@@ -250,6 +249,8 @@ impl ConnectError {
     }
 }
 
+/// One handshake. No `Origin` header: the gateway lets non-browser clients through
+/// without one.
 async fn open_once(
     gateway: &Gateway,
     source: IpAddr,

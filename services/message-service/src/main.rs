@@ -1,10 +1,5 @@
 //! `message-service`: the gRPC service that commits and publishes messages.
 
-/// mimalloc rather than the system allocator: per connection it keeps less memory
-/// resident, and frames are allocated and freed at a high rate (see docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::Context;
 use chat_bus::redis_streams::RedisStreamsBus;
 use chat_common::cli::{OneShot, ServiceArgs};
@@ -13,6 +8,11 @@ use chat_common::startup::wait_for;
 use clap::Parser;
 use message_service::{MessageService, connect_store, settings::Settings};
 use std::sync::Arc;
+
+/// mimalloc rather than the system allocator, as in the gateway: every send allocates and
+/// frees its request, its rows and its bus entry at a high rate.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(version, about = "Super Channels message service")]

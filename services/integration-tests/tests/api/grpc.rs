@@ -5,6 +5,13 @@ use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::{self, send_result::Result as Outcome};
 use integration_tests::TestCluster;
 
+/// A gRPC client of the cluster's one message service, over a real socket.
+async fn client(cluster: &TestCluster) -> ChatServiceClient<tonic::transport::Channel> {
+    ChatServiceClient::connect(format!("http://{}", cluster.services[0].grpc_addr))
+        .await
+        .expect("connect")
+}
+
 fn send(room: &str, author: &str, text: &str, id: &str) -> v1::BatchedSend {
     v1::BatchedSend {
         send: Some(v1::SendMessageRequest {
@@ -40,9 +47,7 @@ fn error_code(result: &v1::SendResult) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_commits_in_order_answers_each_send_in_its_place_and_repeats_are_duplicates() {
     let cluster = TestCluster::start(0, 1).await;
-    let mut client = ChatServiceClient::connect(format!("http://{}", cluster.services[0].grpc_addr))
-        .await
-        .expect("connect");
+    let mut client = client(&cluster).await;
     for room in ["batch-a", "batch-b"] {
         client
             .enter_room(v1::EnterRoomRequest { room: room.into() })
@@ -72,7 +77,11 @@ async fn a_batch_commits_in_order_answers_each_send_in_its_place_and_repeats_are
     assert_eq!(sent(&results[0]), (1, false));
     assert_eq!(sent(&results[1]), (1, false));
     assert_eq!(error_code(&results[2]), "invalid_room");
-    assert_eq!(sent(&results[3]), (2, false), "in the batch's order, past the refused send");
+    assert_eq!(
+        sent(&results[3]),
+        (2, false),
+        "in the batch's order, past the refused send"
+    );
     assert_eq!(error_code(&results[4]), "missing_field");
     assert_eq!(error_code(&results[5]), "not_found");
     assert_eq!(sent(&results[6]), (3, false));
@@ -86,17 +95,22 @@ async fn a_batch_commits_in_order_answers_each_send_in_its_place_and_repeats_are
     let bodies: Vec<(&str, i64, &str)> = rows.iter().map(|(r, s, _, b)| (r.as_str(), *s, b.as_str())).collect();
     assert_eq!(
         bodies,
-        [("batch-a", 1, "one"), ("batch-a", 2, "two"), ("batch-a", 3, "three"), ("batch-b", 1, "other room")]
+        [
+            ("batch-a", 1, "one"),
+            ("batch-a", 2, "two"),
+            ("batch-a", 3, "three"),
+            ("batch-b", 1, "other room")
+        ]
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_over_the_limit_is_refused_whole() {
     let cluster = TestCluster::start(0, 1).await;
-    let mut client = ChatServiceClient::connect(format!("http://{}", cluster.services[0].grpc_addr))
-        .await
-        .expect("connect");
-    let sends = (0..1001).map(|i| send("batch-big", "u1", "x", &format!("m-{i}"))).collect();
+    let mut client = client(&cluster).await;
+    let sends = (0..1001)
+        .map(|i| send("batch-big", "u1", "x", &format!("m-{i}")))
+        .collect();
     let status = client
         .send_messages(v1::SendMessagesRequest { sends })
         .await
