@@ -8,6 +8,8 @@
 //! * [`rooms`]: which local connections are in which room, and in-order, exactly-once
 //!   delivery with gap fill.
 //! * [`outbox`]: a connection's bounded outbound queue and its close codes.
+//! * [`queue`]: the bounded queue behind the outbox and a socket's sends; it allocates
+//!   only when used.
 //! * [`limits`]: the per-connection send rate (a token bucket).
 //! * [`upstream`]: the gRPC client balanced over every message service.
 //! * [`api`]: the JSON HTTP API and its OpenAPI document.
@@ -27,6 +29,7 @@ pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod people;
+pub mod queue;
 pub mod rooms;
 pub mod server;
 pub mod settings;

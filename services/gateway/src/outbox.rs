@@ -1,12 +1,12 @@
 //! A connection's outbound side as the rest of the gateway sees it: a bounded queue of
 //! ready-to-send frames, and a way to close the socket with a code.
 
+use crate::queue::{self, Receiver, Sender, TrySendError};
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use chat_domain::CloseCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// Turns server-built JSON (always UTF-8) into a websocket text payload without copying.
@@ -43,7 +43,7 @@ impl Closer {
 
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<Utf8Bytes>,
+    tx: Sender<Utf8Bytes>,
     closer: Arc<Closer>,
 }
 
@@ -58,8 +58,8 @@ pub enum Pushed {
 }
 
 impl Outbox {
-    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<Utf8Bytes>, Arc<Closer>) {
-        let (tx, rx) = mpsc::channel(capacity);
+    pub fn new(capacity: usize) -> (Self, Receiver<Utf8Bytes>, Arc<Closer>) {
+        let (tx, rx) = queue::bounded(capacity);
         let closer = Arc::new(Closer::default());
         (
             Self {
@@ -82,12 +82,12 @@ impl Outbox {
         }
         match self.tx.try_send(frame) {
             Ok(()) => Pushed::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(TrySendError::Full(_)) => {
                 let first = self.closer.code.set(CloseCode::SlowConsumer).is_ok();
                 self.closer.close_now();
                 if first { Pushed::SlowConsumer } else { Pushed::Gone }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Pushed::Gone,
+            Err(TrySendError::Closed(_)) => Pushed::Gone,
         }
     }
 

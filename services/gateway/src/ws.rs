@@ -10,6 +10,7 @@ use crate::auth::Principal;
 use crate::limits::TokenBucket;
 use crate::outbox::{Closer, Outbox, text};
 use crate::people::MAX_WATCHED_ROOMS;
+use crate::queue;
 use crate::rooms::{ConnId, Hub};
 use crate::upstream::{self, GroupSend, MAX_GROUP, UpstreamError};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -22,7 +23,6 @@ use futures::stream::{SplitSink, StreamExt};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 struct SendRequest {
@@ -40,9 +40,9 @@ struct Connection {
     id: ConnId,
     outbox: Outbox,
     joined: HashSet<RoomName>,
-    /// Boxed: a channel allocates its first block of 32 slots up front, and 32 unboxed
-    /// requests would be kilobytes on every idle connection.
-    sends: mpsc::Sender<Box<SendRequest>>,
+    /// Boxed: the queue keeps the room it grew to, and a few unboxed requests would be
+    /// most of a kilobyte on a connection that once sent a burst.
+    sends: queue::Sender<Box<SendRequest>>,
     principal: Principal,
     send_rate: TokenBucket,
 }
@@ -51,7 +51,7 @@ struct Connection {
 pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
     let limits = &app.settings().gateway;
     let (outbox, outbound, closer) = Outbox::new(limits.outbound_queue);
-    let (sends, send_queue) = mpsc::channel(limits.send_queue);
+    let (sends, send_queue) = queue::bounded(limits.send_queue);
     let (sink, mut stream) = socket.split();
     let ping_every = std::time::Duration::from_secs(limits.ping_interval_secs);
     let idle_timeout = std::time::Duration::from_secs(limits.idle_timeout_secs);
@@ -295,7 +295,7 @@ impl Connection {
                     received: Instant::now(),
                     span,
                 });
-                if let Err(mpsc::error::TrySendError::Full(request)) = self.sends.try_send(request) {
+                if let Err(queue::TrySendError::Full(request)) = self.sends.try_send(request) {
                     self.error(
                         FrameError::new(
                             ErrorCode::RateLimited,
@@ -412,10 +412,15 @@ async fn mark_read(app: &AppState, user: &UserId, room: &RoomName, seq: u64) {
 /// Sends in the order the client sent them, so that a person's messages keep their order:
 /// whatever has queued goes as one group (up to [`MAX_GROUP`]), and the next group only
 /// after this one is answered. Acks come back on the same socket, in the same order.
-async fn send_loop(app: AppState, principal: Principal, outbox: Outbox, mut queue: mpsc::Receiver<Box<SendRequest>>) {
+async fn send_loop(
+    app: AppState,
+    principal: Principal,
+    outbox: Outbox,
+    mut pending: queue::Receiver<Box<SendRequest>>,
+) {
     let metrics = app.metrics().clone();
     let mut requests = Vec::with_capacity(MAX_GROUP);
-    while queue.recv_many(&mut requests, MAX_GROUP).await > 0 {
+    while pending.recv_many(&mut requests, MAX_GROUP).await > 0 {
         // An image must be an upload of the sender's: checked here, and a refused send is
         // answered in its place without going upstream.
         let mut refused = Vec::with_capacity(requests.len());
@@ -481,10 +486,14 @@ async fn send_loop(app: AppState, principal: Principal, outbox: Outbox, mut queu
     }
 }
 
+/// At most this many queued frames go out per flush: the library writes its buffer out as
+/// it fills anyway, and the writer's own list stays small.
+const FRAMES_PER_FLUSH: usize = 64;
+
 /// Writes queued frames, as many as are ready per flush, and the close frame at the end.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut outbound: mpsc::Receiver<Utf8Bytes>,
+    mut outbound: queue::Receiver<Utf8Bytes>,
     closer: Arc<Closer>,
     frames_out: prometheus_client::metrics::counter::Counter,
     ping_every: std::time::Duration,
@@ -493,6 +502,7 @@ async fn write_loop(
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let closed = closer.cancelled();
     tokio::pin!(closed);
+    let mut batch = Vec::new();
     loop {
         tokio::select! {
             biased;
@@ -502,14 +512,12 @@ async fn write_loop(
                     return;
                 }
             }
-            frame = outbound.recv() => {
-                let Some(frame) = frame else { break };
-                if sink.feed(Message::Text(frame)).await.is_err() {
-                    return;
+            taken = outbound.recv_many(&mut batch, FRAMES_PER_FLUSH) => {
+                if taken == 0 {
+                    break;
                 }
-                frames_out.inc();
-                while let Ok(frame) = outbound.try_recv() {
-                    frames_out.inc();
+                frames_out.inc_by(taken as u64);
+                for frame in batch.drain(..) {
                     if sink.feed(Message::Text(frame)).await.is_err() {
                         return;
                     }
