@@ -13,8 +13,9 @@
 # State (pids, logs, generated config) lives in CLUSTER_DIR (default .cluster/).
 # Binaries come from CLUSTER_BIN_DIR (default <target>/release; built when missing).
 # Every other SC_* variable in the environment is passed to the services; GATEWAY_SC_*
-# variables go to the gateways only, without the GATEWAY_ prefix (keys that the message
-# services do not know, such as SC_GATEWAY__SEND_RATE_PER_SEC, would stop them).
+# variables go to the gateways only and SERVICE_SC_* ones to the message services only,
+# without the prefix (a key one kind does not know, such as SC_GATEWAY__SEND_RATE_PER_SEC,
+# would stop the other).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state="${CLUSTER_DIR:-$root/.cluster}"
@@ -42,11 +43,11 @@ wait_until() {
   done
 }
 
-# Exports the GATEWAY_SC_* variables of the environment as SC_* ones (in a subshell).
-export_gateway_env() {
+# Exports the $1SC_* variables of the environment as SC_* ones (in a subshell).
+export_prefixed_env() {
   local name
-  for name in $(compgen -v GATEWAY_SC_ || true); do
-    export "${name#GATEWAY_}=${!name}"
+  for name in $(compgen -v "${1}SC_" || true); do
+    export "${name#"$1"}=${!name}"
   done
 }
 
@@ -148,9 +149,10 @@ cmd_up() {
 
   local endpoints=()
   for i in $(seq 1 "$services"); do
-    SC_DATABASE__URL="$DATABASE_URL" SC_REDIS__URL="$REDIS_URL" \
-      SC_GRPC_LISTEN="127.0.0.1:$((port + 200 + i))" SC_OPS_LISTEN="127.0.0.1:$((port + 300 + i))" \
-      spawn "message-service-$i" "$bin/message-service"
+    ( export_prefixed_env SERVICE_
+      SC_DATABASE__URL="$DATABASE_URL" SC_REDIS__URL="$REDIS_URL" \
+        SC_GRPC_LISTEN="127.0.0.1:$((port + 200 + i))" SC_OPS_LISTEN="127.0.0.1:$((port + 300 + i))" \
+        spawn "message-service-$i" "$bin/message-service" )
     endpoints+=("http://127.0.0.1:$((port + 200 + i))")
   done
   local joined; joined=$(IFS=,; echo "${endpoints[*]}")
@@ -159,7 +161,7 @@ cmd_up() {
       wait_until "message-service-$i" 60 "$bin/message-service" --probe-ready 2>/dev/null
   done
   for i in $(seq 1 "$gateways"); do
-    ( export_gateway_env
+    ( export_prefixed_env GATEWAY_
       SC_DATABASE__URL="$DATABASE_URL" SC_REDIS__URL="$REDIS_URL" SC_AUTH__SECRET="$secret" \
         SC_MESSAGE_SERVICE__ENDPOINTS="$joined" SC_LISTEN="127.0.0.1:$((port + i))" \
         SC_OPS_LISTEN="127.0.0.1:$((port + 100 + i))" SC_STATIC_DIR="$root/static" \

@@ -11,7 +11,7 @@
 //! * [`queue`]: the bounded queue behind the outbox and a socket's sends; it allocates
 //!   only when used.
 //! * [`limits`]: the per-connection send rate (a token bucket).
-//! * [`upstream`]: the gRPC client balanced over every message service.
+//! * [`upstream`]: the gRPC client of the message services; each room's calls go to its home.
 //! * [`api`]: the JSON HTTP API and its OpenAPI document.
 //! * [`auth`]: sessions, tokens and passwords: the only source of a message's author.
 //! * [`people`]: who is connected here, their rooms (for `notify`) and their sessions.

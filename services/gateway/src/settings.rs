@@ -100,7 +100,8 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSettings {
-    /// Every message-service instance; calls are balanced over all of them.
+    /// Every message-service instance (host names may resolve to several); each room's
+    /// calls go to its home instance, and to the next when that one is down.
     pub endpoints: Vec<String>,
     pub timeout_ms: u64,
     pub connect_timeout_ms: u64,

@@ -134,7 +134,7 @@ pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
 pub const PASSWORD: &str = "correct horse battery staple";
 
 impl TestCluster {
-    /// `services` message services and `gateways` gateways, every gateway balanced over
+    /// `services` message services and `gateways` gateways, every gateway a client of
     /// every message service.
     pub async fn start(gateways: usize, services: usize) -> Self {
         Self::start_with(gateways, services, |_| {}).await

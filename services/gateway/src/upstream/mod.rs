@@ -1,19 +1,20 @@
-//! The gateway's client of the message services: one gRPC channel balanced over every
-//! configured endpoint, answers converted to domain types, failures to [`UpstreamError`].
+//! The gateway's client of the message services: a gRPC channel to every instance the
+//! configured endpoints resolve to, calls about a room sent to the room's home instance
+//! ([`endpoints`]), answers converted to domain types, failures to [`UpstreamError`].
+
+mod endpoints;
 
 use crate::settings::UpstreamSettings;
 use chat_common::telemetry::TRACE_TARGET;
 use chat_domain::{Author, ChatMessage, ClientMsgId, ErrorCode, MessageKind, MessageText, RoomName};
 use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::{self, read_history_request::Position};
-use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use endpoints::{Connect, Endpoints, Route, Target};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::channel::Change;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tracing::Instrument;
 
 /// A failed call, with the code to show the client. The message is safe to show.
@@ -65,6 +66,10 @@ pub struct HistoryPage {
 type Client =
     ChatServiceClient<InterceptedService<Channel, fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>>>;
 
+fn client(channel: Channel) -> Client {
+    ChatServiceClient::with_interceptor(channel, inject_trace_context as fn(_) -> _)
+}
+
 /// Puts the current span's trace context into each call's metadata.
 fn inject_trace_context(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
     chat_common::telemetry::inject_into_metadata(request.metadata_mut());
@@ -78,10 +83,10 @@ pub struct Upstream {
     groups: mpsc::Sender<Group>,
 }
 
-/// The balanced channel and the per-call deadline: what every call needs.
+/// The message services and the per-call deadline: what every call needs.
 #[derive(Clone)]
 struct Rpc {
-    client: Client,
+    endpoints: Endpoints,
     timeout: Duration,
 }
 
@@ -124,21 +129,10 @@ const GROUP_QUEUE: usize = 4096;
 /// through their `client_msg_id`), and a retry may reach another instance.
 const RETRIES: usize = 2;
 
-/// How often endpoint host names are resolved again, so that instances added behind one
-/// name (a compose service with replicas, a Kubernetes headless service) are found.
-const RESOLVE_EVERY: Duration = Duration::from_secs(10);
-
-/// A configured endpoint, split so that each address its host resolves to becomes an
-/// endpoint of its own.
-struct Target {
-    scheme: String,
-    host_port: String,
-}
-
 impl Upstream {
-    /// Builds a channel balanced over every address the configured endpoints resolve to,
-    /// re-resolved every few seconds. Connects lazily: calls wait (up to the timeout) for a
-    /// first endpoint, and a message service that is down is tried again on each call.
+    /// Connects to every address the configured endpoints resolve to, re-resolved every
+    /// few seconds. Connects lazily: calls wait (up to the timeout) for a first endpoint,
+    /// and a message service that is down is tried again after a moment.
     pub fn new(settings: &UpstreamSettings) -> Result<Self, String> {
         let targets = settings
             .endpoints
@@ -157,25 +151,27 @@ impl Upstream {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
-        let connect_timeout = Duration::from_millis(settings.connect_timeout_ms);
         let timeout = Duration::from_millis(settings.timeout_ms);
-        tokio::spawn(discover(targets, changes, connect_timeout, timeout));
-        let rpc = Rpc {
-            client: ChatServiceClient::with_interceptor(channel, inject_trace_context as fn(_) -> _),
-            timeout,
-        };
+        let endpoints = endpoints::spawn(
+            targets,
+            Connect {
+                connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
+                timeout,
+                client,
+            },
+        );
+        let rpc = Rpc { endpoints, timeout };
         let (groups, queue) = mpsc::channel(GROUP_QUEUE);
         tokio::spawn(batch_sends(rpc.clone(), queue));
         Ok(Self { rpc, groups })
     }
 
-    async fn call<T, F, Fut>(&self, method: &'static str, f: F) -> Result<T, UpstreamError>
+    async fn call<T, F, Fut>(&self, method: &'static str, route: Route<'_>, f: F) -> Result<T, UpstreamError>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        self.rpc.call(method, f).await
+        self.rpc.call(method, route, f).await
     }
 
     pub async fn enter_room(&self, room: &RoomName) -> Result<RoomInfo, UpstreamError> {
@@ -183,7 +179,7 @@ impl Upstream {
             room: room.as_str().to_owned(),
         };
         let response = self
-            .call("enter_room", |mut c| {
+            .call("enter_room", Route::Room(room.as_str()), |mut c| {
                 let request = request.clone();
                 async move { c.enter_room(request).await }
             })
@@ -202,7 +198,7 @@ impl Upstream {
     ) -> SendOutcome {
         let request = send_request(room, author, text, client_msg_id, attachment);
         let response = self
-            .call("send_message", |mut c| {
+            .call("send_message", Route::Room(room.as_str()), |mut c| {
                 let request = request.clone();
                 async move { c.send_message(request).await }
             })
@@ -254,7 +250,7 @@ impl Upstream {
             limit,
         };
         let response = self
-            .call("read_history", |mut c| {
+            .call("read_history", Route::Room(room.as_str()), |mut c| {
                 let request = request.clone();
                 async move { c.read_history(request).await }
             })
@@ -300,7 +296,7 @@ impl Upstream {
             limit,
         };
         let response = self
-            .call("list_rooms", |mut c| {
+            .call("list_rooms", Route::Any, |mut c| {
                 let request = request.clone();
                 async move { c.list_rooms(request).await }
             })
@@ -311,21 +307,38 @@ impl Upstream {
 }
 
 impl Rpc {
-    async fn call<T, F, Fut>(&self, method: &'static str, mut f: F) -> Result<T, UpstreamError>
+    async fn call<T, F, Fut>(&self, method: &'static str, route: Route<'_>, mut f: F) -> Result<T, UpstreamError>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        // The deadline covers each attempt, and waiting for a first endpoint to be found.
+        if !self.endpoints.ready(self.timeout).await {
+            return Err(unavailable());
+        }
         let mut attempt = 0;
         loop {
-            // The deadline also covers waiting for a first endpoint to be discovered.
-            let span = tracing::info_span!(target: TRACE_TARGET, "grpc client", rpc.method = method, attempt);
-            let result = tokio::time::timeout(self.timeout, f(self.client.clone()).instrument(span))
+            let Some(member) = self.endpoints.pick(route, attempt) else {
+                return Err(unavailable());
+            };
+            let span = tracing::info_span!(
+                target: TRACE_TARGET,
+                "grpc client",
+                rpc.method = method,
+                attempt,
+                peer = %member.addr,
+            );
+            let result = tokio::time::timeout(self.timeout, f(member.client.clone()).instrument(span))
                 .await
                 .unwrap_or_else(|_| Err(tonic::Status::unavailable("no message service answered in time")));
             match result {
                 Ok(response) => return Ok(response.into_inner()),
-                Err(status) if attempt < RETRIES && retryable(&status) => {
+                Err(status) if retryable(&status) => {
+                    // The next attempt, and other calls for a moment, go elsewhere.
+                    self.endpoints.mark_down(&member);
+                    if attempt == RETRIES {
+                        return Err(status.into());
+                    }
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(25 * attempt as u64)).await;
                 }
@@ -358,37 +371,78 @@ async fn batch_sends(rpc: Rpc, mut queue: mpsc::Receiver<Group>) {
     }
 }
 
+/// Sends the groups' sends, each to its room's home service: one call per service, all at
+/// once, and each group answered in its own order once every call is back. A group's sends
+/// to one room ride the same call in order, so a person's messages keep their order.
 async fn send_groups(rpc: &Rpc, groups: Vec<Group>) {
-    let sizes: Vec<usize> = groups.iter().map(|g| g.sends.len()).collect();
     let mut replies = Vec::with_capacity(groups.len());
-    let mut sends = Vec::with_capacity(sizes.iter().sum());
+    // Per destination: its sends, and where each one's outcome goes.
+    let mut calls: Vec<(Option<std::net::SocketAddr>, Vec<v1::BatchedSend>, Vec<usize>)> = Vec::new();
+    let mut count = 0;
     for group in groups {
-        sends.extend(group.sends);
-        replies.push(group.reply);
+        replies.push((group.reply, count..count + group.sends.len()));
+        for send in group.sends {
+            let room = send.send.as_ref().map_or("", |s| s.room.as_str());
+            let home = rpc.endpoints.pick(Route::Room(room), 0).map(|m| m.addr);
+            let at = calls.iter().position(|(a, ..)| *a == home).unwrap_or_else(|| {
+                calls.push((home, Vec::new(), Vec::new()));
+                calls.len() - 1
+            });
+            calls[at].1.push(send);
+            calls[at].2.push(count);
+            count += 1;
+        }
     }
+    let answers = futures::future::join_all(
+        calls
+            .into_iter()
+            .map(|(_, sends, slots)| async move { (send_call(rpc, sends).await, slots) }),
+    )
+    .await;
+    let mut outcomes: Vec<Option<SendOutcome>> = (0..count).map(|_| None).collect();
+    for (answer, slots) in answers {
+        for (outcome, slot) in answer.into_iter().zip(slots) {
+            outcomes[slot] = Some(outcome);
+        }
+    }
+    let mut outcomes = outcomes.into_iter();
+    for (reply, range) in replies {
+        let answer = outcomes
+            .by_ref()
+            .take(range.len())
+            .map(|o| o.unwrap_or_else(|| Err(internal())))
+            .collect();
+        // A socket that closed meanwhile no longer waits; its sends stand regardless.
+        let _ = reply.send(answer);
+    }
+}
+
+/// One `SendMessages` call to the home of its sends' rooms: one outcome per send, in order.
+async fn send_call(rpc: &Rpc, sends: Vec<v1::BatchedSend>) -> Vec<SendOutcome> {
     let count = sends.len();
+    let room = sends
+        .first()
+        .and_then(|s| s.send.as_ref())
+        .map(|s| s.room.clone())
+        .unwrap_or_default();
     let request = v1::SendMessagesRequest { sends };
     let answer = rpc
-        .call("send_messages", |mut c| {
+        .call("send_messages", Route::Room(&room), |mut c| {
             let request = request.clone();
             async move { c.send_messages(request).await }
         })
         .await;
-    let mut outcomes: Box<dyn Iterator<Item = SendOutcome> + Send> = match answer {
-        Ok(response) if response.results.len() == count => Box::new(response.results.into_iter().map(send_outcome)),
+    match answer {
+        Ok(response) if response.results.len() == count => response.results.into_iter().map(send_outcome).collect(),
         Ok(response) => {
             tracing::error!(
                 sent = count,
                 answered = response.results.len(),
                 "message service answered a batch short"
             );
-            Box::new(std::iter::repeat_with(|| Err(internal())))
+            vec![Err(internal()); count]
         }
-        Err(error) => Box::new(std::iter::repeat(Err(error))),
-    };
-    for (reply, size) in replies.into_iter().zip(sizes) {
-        // A socket that closed meanwhile no longer waits; its sends stand regardless.
-        let _ = reply.send(outcomes.by_ref().take(size).collect());
+        Err(error) => vec![Err(error); count],
     }
 }
 
@@ -434,61 +488,6 @@ fn send_request(
         client_msg_id: client_msg_id.as_str().to_owned(),
         kind: chat_proto::kind_to_wire(kind) as i32,
         attachment_id: attachment,
-    }
-}
-
-/// Keeps the channel's endpoints equal to what the targets resolve to. Ends when the
-/// channel is dropped.
-async fn discover(
-    targets: Vec<Target>,
-    changes: tokio::sync::mpsc::Sender<Change<SocketAddr, Endpoint>>,
-    connect_timeout: Duration,
-    timeout: Duration,
-) {
-    let mut current: HashSet<SocketAddr> = HashSet::new();
-    let mut schemes: HashMap<SocketAddr, &str> = HashMap::new();
-    while !changes.is_closed() {
-        let mut found = HashSet::new();
-        for target in &targets {
-            match tokio::net::lookup_host(&target.host_port).await {
-                Ok(addrs) => {
-                    for addr in addrs {
-                        schemes.insert(addr, &target.scheme);
-                        found.insert(addr);
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(endpoint = %target.host_port, %error, "cannot resolve message service");
-                    // Keep what this name resolved to before rather than drop live instances.
-                    found.extend(
-                        current
-                            .iter()
-                            .filter(|a| schemes.get(a) == Some(&target.scheme.as_str())),
-                    );
-                }
-            }
-        }
-        for addr in current.difference(&found) {
-            tracing::info!(%addr, "message service endpoint removed");
-            let _ = changes.send(Change::Remove(*addr)).await;
-        }
-        for addr in found.difference(&current) {
-            let uri = format!("{}://{addr}", schemes[addr]);
-            match Endpoint::from_shared(uri) {
-                Ok(endpoint) => {
-                    let endpoint = endpoint
-                        .connect_timeout(connect_timeout)
-                        .timeout(timeout)
-                        .tcp_nodelay(true)
-                        .http2_keep_alive_interval(Duration::from_secs(20));
-                    tracing::info!(%addr, "message service endpoint added");
-                    let _ = changes.send(Change::Insert(*addr, endpoint)).await;
-                }
-                Err(error) => tracing::error!(%addr, %error, "invalid endpoint"),
-            }
-        }
-        current = found;
-        tokio::time::sleep(RESOLVE_EVERY).await;
     }
 }
 
