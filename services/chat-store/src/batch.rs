@@ -23,6 +23,31 @@ pub(crate) fn room_names(batch: &[NewMessage]) -> Vec<&str> {
     names
 }
 
+/// Whether two messages of the batch share an idempotency key (room, author, client
+/// message id): such a batch must be numbered by [`Plan`], which stores the key once.
+pub(crate) fn repeats_a_key(batch: &[NewMessage]) -> bool {
+    let mut seen = HashSet::with_capacity(batch.len());
+    !batch
+        .iter()
+        .all(|m| seen.insert((m.room.as_str(), m.author.id.as_str(), m.client_msg_id.as_str())))
+}
+
+/// The message as stored: what the sender sent, with the id, seq and time the database gave it.
+pub(crate) fn stored_message(m: &NewMessage, id: i64, seq: u64, sent_at_ms: i64) -> ChatMessage {
+    ChatMessage {
+        id,
+        room: m.room.clone(),
+        seq,
+        author: m.author.clone(),
+        text: m.text.as_str().to_owned(),
+        client_msg_id: m.client_msg_id.clone(),
+        kind: m.kind,
+        sent_at_ms,
+        attachment: m.attachment,
+        deleted: false,
+    }
+}
+
 /// An idempotency key: room id, author id, client message id.
 pub(crate) type Key<'a> = (i64, &'a str, &'a str);
 
@@ -179,19 +204,7 @@ impl Assigned<'_> {
                     row.room_id, row.seq
                 ))
             })?;
-            let m = row.message;
-            stored.push(ChatMessage {
-                id: ins.id,
-                room: m.room.clone(),
-                seq: row.seq as u64,
-                author: m.author.clone(),
-                text: m.text.as_str().to_owned(),
-                client_msg_id: m.client_msg_id.clone(),
-                kind: m.kind,
-                sent_at_ms: ins.created_at_ms,
-                attachment: m.attachment,
-                deleted: false,
-            });
+            stored.push(stored_message(row.message, ins.id, row.seq as u64, ins.created_at_ms));
         }
         Ok(self
             .slots

@@ -5,10 +5,14 @@
 //! before it looks for duplicates and numbers new messages. A second writer to the same
 //! room waits on that lock and then sees the first one's rows and `last_seq`.
 //!
-//! Batches travel as arrays (`UNNEST`), so an append is the same five round trips (begin,
-//! lock, look up keys, insert and update, commit) whether it holds 1 message or 500 in 50
-//! rooms, and each statement's text is fixed, which lets the connection reuse its prepared
-//! statements.
+//! Batches travel as arrays (`UNNEST`), so an append costs the same round trips whether it
+//! holds 1 message or 500 in 50 rooms, and each statement's text is fixed, which lets the
+//! connection reuse its prepared statements. A batch of new messages (nearly every batch)
+//! is one statement: lock, number, insert and update in one round trip, its commit
+//! included. Only a batch that repeats a key, within itself or from before, takes the five
+//! round trips of a transaction that looks its keys up first (begin, lock, look up, insert
+//! and update, commit): a retried send is rare, and the unique index that refuses it in
+//! the single statement costs nothing extra.
 
 use crate::ConnectOptions;
 use crate::batch::{self, Plan};
@@ -68,70 +72,83 @@ impl PgStore {
         .fetch_optional(&self.pool)
         .await?)
     }
-}
 
-#[async_trait::async_trait]
-impl Store for PgStore {
-    #[tracing::instrument(name = "store.enter_room", skip_all, fields(db.system = "postgresql", room = %name))]
-    async fn enter_room(&self, name: &RoomName) -> Result<(RoomInfo, bool), StoreError> {
-        // Insert-or-nothing, then read: taking no lock on an existing room keeps entering
-        // from queueing behind its appends. The retry covers a room deleted in between.
-        for _ in 0..3 {
-            let created: Option<RoomRow> = sqlx::query_as(concat!(
-                "INSERT INTO rooms (name, created_at_ms) VALUES ($1, ",
-                now_ms!(),
-                ") ON CONFLICT (name) DO UPDATE SET deleted_at_ms = NULL WHERE rooms.deleted_at_ms IS NOT NULL RETURNING ",
-                room_columns!()
-            ))
-            .bind(name.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-            if let Some(row) = created {
-                return Ok((row.into_info()?, true));
-            }
-            if let Some(row) = self.fetch_room(name).await? {
-                return Ok((row.into_info()?, false));
-            }
+    /// The common case, a batch of new messages, in one statement and so one round trip:
+    /// it locks the rooms (in id order, as [`Self::append_checked`] does), numbers the
+    /// messages in batch order, inserts them and raises each room's `last_seq`. A key
+    /// stored before makes the insert break the idempotency constraint: the statement then
+    /// commits nothing and `None` sends the batch to the careful path, which finds it.
+    /// Returns an outcome per message: stored, or its room was not found.
+    async fn append_new(&self, batch: &[NewMessage]) -> Result<Option<Vec<AppendOutcome>>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Numbered {
+            ord: i64,
+            id: i64,
+            seq: i64,
+            created_at_ms: i64,
         }
-        Err(StoreError::Database(sqlx::Error::RowNotFound))
-    }
-
-    async fn room(&self, name: &RoomName) -> Result<Option<RoomInfo>, StoreError> {
-        self.fetch_room(name).await?.map(RoomRow::into_info).transpose()
-    }
-
-    async fn list_rooms(&self, after: Option<&RoomName>, limit: u32) -> Result<Vec<RoomInfo>, StoreError> {
-        let rows: Vec<RoomRow> = match after {
-            Some(after) => {
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    room_columns!(),
-                    " FROM rooms WHERE name > $1 AND deleted_at_ms IS NULL ORDER BY name LIMIT $2"
-                ))
-                .bind(after.as_str())
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    room_columns!(),
-                    " FROM rooms WHERE deleted_at_ms IS NULL ORDER BY name LIMIT $1"
-                ))
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
+        let inserted: Result<Vec<Numbered>, sqlx::Error> = sqlx::query_as(concat!(
+            "WITH t AS (
+                SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                     $7::bigint[])
+                    WITH ORDINALITY AS t(room, author_id, author_name, body, kind, client_msg_id, attachment_id, ord)
+            ), locked AS MATERIALIZED (
+                SELECT id, name, last_seq FROM rooms
+                WHERE name = ANY($8) AND deleted_at_ms IS NULL ORDER BY id FOR UPDATE
+            ), numbered AS (
+                SELECT t.ord, l.id AS room_id,
+                       l.last_seq + row_number() OVER (PARTITION BY l.id ORDER BY t.ord) AS seq,
+                       t.author_id, t.author_name, t.body, t.kind, t.client_msg_id, t.attachment_id
+                FROM t JOIN locked l ON l.name = t.room
+            ), grown AS (
+                UPDATE rooms SET last_seq = g.last_seq
+                FROM (SELECT room_id, max(seq) AS last_seq FROM numbered GROUP BY room_id) g
+                WHERE rooms.id = g.room_id
+            ), inserted AS (
+                INSERT INTO messages
+                    (room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, created_at_ms)
+                SELECT room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, ",
+            now_ms!(),
+            " FROM numbered
+                RETURNING id, room_id, seq, created_at_ms
+            )
+            SELECT n.ord, i.id, i.seq, i.created_at_ms
+            FROM inserted i JOIN numbered n ON n.room_id = i.room_id AND n.seq = i.seq"
+        ))
+        .bind(batch.iter().map(|m| m.room.as_str()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|m| m.author.id.as_str()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|m| m.author.name.as_str()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|m| m.text.as_str()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|m| m.attachment).collect::<Vec<_>>())
+        .bind(batch::room_names(batch))
+        .fetch_all(&self.pool)
+        .await;
+        let inserted = match inserted {
+            Ok(rows) => rows,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
-        rows.into_iter().map(RoomRow::into_info).collect()
+        let mut outcomes = vec![AppendOutcome::RoomNotFound; batch.len()];
+        for row in inserted {
+            let index = usize::try_from(row.ord - 1)
+                .ok()
+                .filter(|i| *i < batch.len())
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("insert returned position {} of {}", row.ord, batch.len()))
+                })?;
+            let seq =
+                u64::try_from(row.seq).map_err(|_| StoreError::Corrupt(format!("insert returned seq {}", row.seq)))?;
+            outcomes[index] =
+                AppendOutcome::Stored(batch::stored_message(&batch[index], row.id, seq, row.created_at_ms));
+        }
+        Ok(Some(outcomes))
     }
 
-    #[tracing::instrument(name = "store.append_batch", skip_all, fields(db.system = "postgresql", messages = batch.len()))]
-    async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// Any batch: the rooms are locked first, then the batch's keys are looked up, so a
+    /// retried send gets its original back and a key repeated within the batch is stored once.
+    async fn append_checked(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError> {
         let mut tx = self.pool.begin().await?;
 
         let locked: Vec<RoomRow> = sqlx::query_as(concat!(
@@ -208,6 +225,77 @@ impl Store for PgStore {
         let outcomes = assigned.finish(inserted)?;
         tx.commit().await?;
         Ok(outcomes)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    #[tracing::instrument(name = "store.enter_room", skip_all, fields(db.system = "postgresql", room = %name))]
+    async fn enter_room(&self, name: &RoomName) -> Result<(RoomInfo, bool), StoreError> {
+        // Insert-or-nothing, then read: taking no lock on an existing room keeps entering
+        // from queueing behind its appends. The retry covers a room deleted in between.
+        for _ in 0..3 {
+            let created: Option<RoomRow> = sqlx::query_as(concat!(
+                "INSERT INTO rooms (name, created_at_ms) VALUES ($1, ",
+                now_ms!(),
+                ") ON CONFLICT (name) DO UPDATE SET deleted_at_ms = NULL WHERE rooms.deleted_at_ms IS NOT NULL RETURNING ",
+                room_columns!()
+            ))
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = created {
+                return Ok((row.into_info()?, true));
+            }
+            if let Some(row) = self.fetch_room(name).await? {
+                return Ok((row.into_info()?, false));
+            }
+        }
+        Err(StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    async fn room(&self, name: &RoomName) -> Result<Option<RoomInfo>, StoreError> {
+        self.fetch_room(name).await?.map(RoomRow::into_info).transpose()
+    }
+
+    async fn list_rooms(&self, after: Option<&RoomName>, limit: u32) -> Result<Vec<RoomInfo>, StoreError> {
+        let rows: Vec<RoomRow> = match after {
+            Some(after) => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    room_columns!(),
+                    " FROM rooms WHERE name > $1 AND deleted_at_ms IS NULL ORDER BY name LIMIT $2"
+                ))
+                .bind(after.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    room_columns!(),
+                    " FROM rooms WHERE deleted_at_ms IS NULL ORDER BY name LIMIT $1"
+                ))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.into_iter().map(RoomRow::into_info).collect()
+    }
+
+    #[tracing::instrument(name = "store.append_batch", skip_all, fields(db.system = "postgresql", messages = batch.len()))]
+    async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !batch::repeats_a_key(batch)
+            && let Some(outcomes) = self.append_new(batch).await?
+        {
+            return Ok(outcomes);
+        }
+        self.append_checked(batch).await
     }
 
     #[tracing::instrument(name = "store.history_after", skip_all, fields(db.system = "postgresql", room = %room))]

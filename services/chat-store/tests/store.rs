@@ -516,6 +516,68 @@ async fn concurrent_writers_share_one_gapless_sequence(db: &TestDb) {
     assert_eq!(stores[0].room(&room("busy")).await.unwrap().unwrap().last_seq, 1000);
 }
 
+async fn racing_retries_of_the_same_sends_store_each_once(db: &TestDb) {
+    // Two message services given the same sends at once (a gateway's retry after a timeout
+    // that was only slow): each key is stored once, both get the same message back, and
+    // the rooms' seqs stay gapless. One side's insert then breaks the idempotency key
+    // while the other commits, which is what sends a batch to the path that looks keys up.
+    let stores = [db.store().await, db.store().await];
+    enter(&stores[0], &["north", "south"]).await;
+    let batch_of = |round: usize| -> Vec<NewMessage> {
+        (0..20)
+            .map(|i| {
+                let room = if i % 2 == 0 { "north" } else { "south" };
+                msg(room, "ann", &format!("r{round}-m{i}"), &format!("{round}/{i}"))
+            })
+            .collect()
+    };
+    for round in 0..10 {
+        let tasks = stores.iter().map(|store| {
+            let (store, batch) = (store.clone(), batch_of(round));
+            tokio::spawn(async move { store.append_batch(&batch).await })
+        });
+        let results: Vec<Vec<AppendOutcome>> = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .map(|r| r.expect("task").expect("append"))
+            .collect();
+        let message = |o: &AppendOutcome| match o {
+            AppendOutcome::Stored(m) | AppendOutcome::Duplicate(m) => m.clone(),
+            other => panic!("expected a message, got {other:?}"),
+        };
+        for (a, b) in results[0].iter().zip(&results[1]) {
+            assert_eq!(
+                message(a),
+                message(b),
+                "round {round}: both sides get the one stored message"
+            );
+            let stored_once = matches!(a, AppendOutcome::Stored(_)) != matches!(b, AppendOutcome::Stored(_));
+            assert!(stored_once, "round {round}: exactly one side stored it: {a:?} / {b:?}");
+        }
+    }
+    for name in ["north", "south"] {
+        let history = all_history(&stores[1], name).await;
+        assert_eq!(
+            seqs(&history),
+            (1..=100).collect::<Vec<u64>>(),
+            "{name}: one row per send, gapless"
+        );
+        assert_eq!(stores[0].room(&room(name)).await.unwrap().unwrap().last_seq, 100);
+    }
+    // A retry riding with new sends in other rooms: the retry is the original, the rest new.
+    let mixed = stores[0]
+        .append_batch(&[
+            msg("south", "ann", "r3-m1", "again"),
+            msg("north", "ann", "fresh-1", "new"),
+            msg("west", "ann", "fresh-2", "no such room"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(duplicate(&mixed[0]).text, "3/1");
+    assert_eq!(stored(&mixed[1]).seq, 101);
+    assert_eq!(mixed[2], AppendOutcome::RoomNotFound);
+}
+
 async fn a_failing_batch_commits_nothing(db: &TestDb) {
     let store = db.store().await;
     enter(&store, &["lobby", "side"]).await;
@@ -910,6 +972,7 @@ suite! {
     db: [
         history_survives_a_reconnect,
         concurrent_writers_share_one_gapless_sequence,
+        racing_retries_of_the_same_sends_store_each_once,
         a_failing_batch_commits_nothing,
         a_corrupt_row_is_reported_not_trusted,
         accounts_and_sessions,
