@@ -190,7 +190,9 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Al
     gateway_settings.message_service.endpoints = vec![format!("http://{}", service.grpc_addr)];
     gateway_settings.log = settings.log;
     gateway_settings.telemetry = settings.telemetry;
-    let gateway = Gateway::start(gateway_settings, database, bus, shutdown).await?;
+    // One `/metrics` for the process: the gateway's, then the message service's.
+    let service_metrics = vec![service.metrics.clone()];
+    let gateway = Gateway::start(gateway_settings, database, bus, shutdown, service_metrics).await?;
     Ok(AllInOne {
         addr: gateway.addr,
         ops_addr: gateway.ops_addr,

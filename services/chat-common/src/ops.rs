@@ -19,11 +19,14 @@ pub trait Readiness: Send + Sync + 'static {
 #[derive(Clone)]
 struct OpsState {
     readiness: Arc<dyn Readiness>,
-    registry: Arc<Registry>,
+    registries: Arc<[Arc<Registry>]>,
 }
 
 /// The ops routes, to be merged into a service's router or served on their own port.
-pub fn router(readiness: Arc<dyn Readiness>, registry: Arc<Registry>) -> Router {
+/// `/metrics` shows every registry given, in order, as one exposition: a process that runs
+/// several services (the all-in-one) has one `/metrics` for all of them. Their metric names
+/// must not collide; each service prefixes its own.
+pub fn router(readiness: Arc<dyn Readiness>, registries: Vec<Arc<Registry>>) -> Router {
     Router::new()
         .route(
             "/healthz",
@@ -31,7 +34,10 @@ pub fn router(readiness: Arc<dyn Readiness>, registry: Arc<Registry>) -> Router 
         )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(OpsState { readiness, registry })
+        .with_state(OpsState {
+            readiness,
+            registries: registries.into(),
+        })
 }
 
 async fn readyz(State(state): State<OpsState>) -> Response {
@@ -46,8 +52,14 @@ async fn readyz(State(state): State<OpsState>) -> Response {
 }
 
 async fn metrics(State(state): State<OpsState>) -> Response {
+    use prometheus_client::encoding::text::{encode_eof, encode_registry};
     let mut body = String::new();
-    if let Err(error) = prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+    let encoded = state
+        .registries
+        .iter()
+        .try_for_each(|registry| encode_registry(&mut body, registry))
+        .and_then(|()| encode_eof(&mut body));
+    if let Err(error) = encoded {
         tracing::error!(%error, "cannot encode metrics");
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
@@ -107,9 +119,13 @@ pub struct OpsServer {
 }
 
 impl OpsServer {
-    pub fn spawn(listener: tokio::net::TcpListener, readiness: Arc<dyn Readiness>, registry: Arc<Registry>) -> Self {
+    pub fn spawn(
+        listener: tokio::net::TcpListener,
+        readiness: Arc<dyn Readiness>,
+        registries: Vec<Arc<Registry>>,
+    ) -> Self {
         let stop = tokio_util::sync::CancellationToken::new();
-        let app = router(readiness, registry);
+        let app = router(readiness, registries);
         let task = tokio::spawn({
             let stop = stop.clone();
             async move {

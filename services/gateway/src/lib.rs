@@ -133,11 +133,14 @@ impl Gateway {
     /// Binds both listeners (port 0 picks a free port), subscribes to the bus and serves
     /// until `shutdown` is cancelled; then every socket gets close code 1012 after its
     /// queued frames, within `drain_timeout_secs`.
+    /// `also_metrics`: registries of other services in this process, shown on this
+    /// gateway's `/metrics` after its own (the all-in-one's message service).
     pub async fn start(
         settings: Settings,
         database: chat_store::Database,
         bus: Arc<dyn Bus>,
         shutdown: CancellationToken,
+        also_metrics: Vec<Arc<Registry>>,
     ) -> Result<Self, StartError> {
         settings.validate().map_err(|e| StartError::Config(e.to_string()))?;
         let (listener, addr) = bind(settings.listen).await?;
@@ -258,7 +261,7 @@ impl Gateway {
                 database,
                 shutdown: shutdown.clone(),
             }),
-            Arc::new(registry),
+            std::iter::once(Arc::new(registry)).chain(also_metrics).collect(),
         );
 
         let connections = state.connections().clone();

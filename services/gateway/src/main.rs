@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let Some(bus) = wait_for("redis", &shutdown, || RedisStreamsBus::connect(settings.redis.clone())).await else {
         return Ok(());
     };
-    let gateway = Gateway::start(settings, database, Arc::new(bus), shutdown)
+    let gateway = Gateway::start(settings, database, Arc::new(bus), shutdown, Vec::new())
         .await
         .context("failed to start")?;
     gateway.wait().await;

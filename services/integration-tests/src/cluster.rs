@@ -192,7 +192,7 @@ impl TestCluster {
             let database = gateway::connect_database(&settings.database).await.expect("database");
             let bus = Arc::new(RedisStreamsBus::connect(redis.clone()).await.expect("redis"));
             running_gateways.push(
-                Gateway::start(settings, database, bus, shutdown.clone())
+                Gateway::start(settings, database, bus, shutdown.clone(), Vec::new())
                     .await
                     .expect("gateway"),
             );

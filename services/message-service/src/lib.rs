@@ -62,6 +62,8 @@ pub async fn connect_store(settings: &settings::DatabaseSettings) -> Result<Arc<
 pub struct MessageService {
     pub grpc_addr: SocketAddr,
     pub ops_addr: SocketAddr,
+    /// The service's metrics, for a process that serves them on another `/metrics` too.
+    pub metrics: Arc<Registry>,
     task: JoinHandle<()>,
 }
 
@@ -109,6 +111,7 @@ impl MessageService {
         let (commits, committer) = committer::spawn(store.clone(), publish, &settings.commit, metrics);
         let service = grpc::ChatGrpc::new(store.clone(), commits, settings.history.clone());
 
+        let registry = Arc::new(registry);
         let ops = ops::OpsServer::spawn(
             ops_listener,
             Arc::new(Ready {
@@ -116,7 +119,7 @@ impl MessageService {
                 bus,
                 shutdown: shutdown.clone(),
             }),
-            Arc::new(registry),
+            vec![registry.clone()],
         );
 
         let drain = Duration::from_secs(settings.drain_timeout_secs);
@@ -151,6 +154,7 @@ impl MessageService {
         Ok(Self {
             grpc_addr,
             ops_addr,
+            metrics: registry,
             task,
         })
     }
