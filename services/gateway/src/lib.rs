@@ -133,6 +133,7 @@ impl Gateway {
     /// Binds both listeners (port 0 picks a free port), subscribes to the bus and serves
     /// until `shutdown` is cancelled; then every socket gets close code 1012 after its
     /// queued frames, within `drain_timeout_secs`.
+    ///
     /// `also_metrics`: registries of other services in this process, shown on this
     /// gateway's `/metrics` after its own (the all-in-one's message service).
     pub async fn start(
