@@ -120,6 +120,16 @@ pub async fn create_session(addr: SocketAddr, name: &str) -> String {
     body["token"].as_str().unwrap().to_owned()
 }
 
+/// The text of a service's `/metrics`, from its ops address.
+pub async fn scrape_metrics(ops: SocketAddr) -> String {
+    reqwest::get(format!("http://{ops}/metrics"))
+        .await
+        .expect("the service answers /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
 pub struct TestCluster {
     pub db: TestDb,
     pub redis_prefix: String,

@@ -283,15 +283,7 @@ async fn a_gap_the_bus_never_fills_is_filled_from_the_database() {
         assert_eq!(messages[0]["text"], "lost one");
         assert_eq!(messages[2]["text"], "three");
     }
-    let metrics = cluster
-        .http()
-        .get(format!("http://{}/metrics", cluster.gateways[0].ops_addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = integration_tests::cluster::scrape_metrics(cluster.gateways[0].ops_addr).await;
     let fills: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("sc_gateway_gap_fills_total "))

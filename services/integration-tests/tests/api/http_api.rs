@@ -178,14 +178,7 @@ async fn every_service_serves_health_readiness_and_metrics() {
             http.get(format!("http://{addr}/readyz")).send().await.unwrap().status(),
             200
         );
-        let metrics = http
-            .get(format!("http://{addr}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = integration_tests::cluster::scrape_metrics(addr).await;
         assert!(metrics.contains("sc_"), "{metrics}");
     }
 }

@@ -153,14 +153,7 @@ async fn metrics_match_the_traffic() {
         crate::helpers::collect(member, SENDS, acks).await;
     }
 
-    let scrape = |addr: std::net::SocketAddr| async move {
-        reqwest::get(format!("http://{addr}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let scrape = integration_tests::cluster::scrape_metrics;
     let gw0 = scrape(cluster.gateways[0].ops_addr).await;
     let gw1 = scrape(cluster.gateways[1].ops_addr).await;
     let service = scrape(cluster.services[0].ops_addr).await;
