@@ -175,6 +175,13 @@ cmd_up() {
   haproxy -c -q -f "$state/haproxy.cfg" || die "invalid haproxy config $state/haproxy.cfg"
   haproxy -D -f "$state/haproxy.cfg" >"$logs/haproxy.log" 2>&1 || { cat "$logs/haproxy.log" >&2; die "haproxy did not start"; }
   wait_until haproxy 10 port_open 127.0.0.1 "$port"
+  # A readiness probe answered by another process on the same port (a port someone else
+  # took) would pass while ours died on its bind: every process must still be alive.
+  local file name
+  for file in "$pids"/*.pid; do
+    name=$(basename "$file" .pid)
+    alive "$name" || { tail -n 20 "$logs/$name.log" >&2 || true; die "$name exited; its log is $logs/$name.log"; }
+  done
   log "up: http://127.0.0.1:$port ($gateways gateways, $services message services)"
 }
 

@@ -21,7 +21,12 @@ ensure_haproxy() {
   command -v haproxy >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     printf 'installing haproxy (Debian package)\n' >&2
-    apt-get install -y -qq haproxy >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
+    # Under a lock: clusters started in parallel (tests run outside scripts/test.sh) would
+    # otherwise race for dpkg's lock, and the loser would fail at once.
+    ( flock 9
+      command -v haproxy >/dev/null 2>&1 && exit 0
+      apt-get install -y -qq haproxy >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
+    ) 9>/tmp/super-channels-apt.lock
   fi
   command -v haproxy >/dev/null 2>&1 || { printf 'haproxy is needed as the balancer: apt-get install haproxy\n' >&2; return 1; }
 }

@@ -32,19 +32,45 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
-/// A port base `p` such that the cluster's ports (p, p+1…, p+101…, p+201…, p+301…) are
-/// free now.
-pub fn free_port_base(gateways: u16, services: u16) -> u16 {
-    for _ in 0..200 {
-        let base = 20_000 + (rand_u16() % 2_000) * 10;
+/// The ports of one test cluster: `base` (the balancer), gateways `base+1…` and their ops
+/// `base+101…`, message services `base+201…` and their ops `base+301…`. The block is
+/// reserved for as long as this value lives.
+pub struct PortBlock {
+    pub base: u16,
+    /// Held locked: tests run in parallel (as processes under nextest, as threads under
+    /// `cargo test`), and a block that another test checked free a moment ago is not free.
+    /// Two clusters sharing ports once sent a gateway's HTTP to another's gRPC port.
+    _reserved: std::fs::File,
+}
+
+/// Blocks lie below the kernel's ephemeral range (32768 and up on Linux), so that no
+/// outgoing connection's source port can take a port between the check and the bind.
+const BLOCKS_FROM: u16 = 10_000;
+const BLOCK_SIZE: u16 = 500;
+const BLOCKS: u16 = 45;
+
+/// Reserves a block of ports whose cluster ports, for `gateways` gateways and `services`
+/// message services, are free now.
+pub fn free_port_base(gateways: u16, services: u16) -> PortBlock {
+    let locks = std::env::temp_dir().join("super-channels-test-ports");
+    std::fs::create_dir_all(&locks).expect("create the port-lock directory");
+    // Start anywhere, so that parallel tests do not all queue for the first block.
+    let start = rand_u16() % BLOCKS;
+    for k in (0..BLOCKS).map(|i| (start + i) % BLOCKS) {
+        let file = std::fs::File::create(locks.join(format!("{k}.lock"))).expect("create a port-lock file");
+        if file.try_lock().is_err() {
+            continue; // another test holds it
+        }
+        let base = BLOCKS_FROM + k * BLOCK_SIZE;
         let mut ports = vec![base];
         ports.extend((1..=gateways).flat_map(|i| [base + i, base + 100 + i]));
         ports.extend((1..=services).flat_map(|i| [base + 200 + i, base + 300 + i]));
+        // Something outside the tests may listen there (a server of the machine's own).
         if ports.iter().all(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-            return base;
+            return PortBlock { base, _reserved: file };
         }
     }
-    panic!("no free port range found");
+    panic!("no free block of ports between {BLOCKS_FROM} and {}", BLOCKS_FROM + BLOCKS * BLOCK_SIZE);
 }
 
 fn rand_u16() -> u16 {
@@ -54,6 +80,7 @@ fn rand_u16() -> u16 {
 /// A cluster started with `scripts/cluster.sh up`, stopped with `down` when dropped.
 pub struct ScriptCluster {
     pub port: u16,
+    _ports: PortBlock,
     pub dir: PathBuf,
     pub db: TestDb,
     pub redis_prefix: String,
@@ -82,10 +109,12 @@ impl ScriptCluster {
     /// own throwaway servers).
     pub fn up_on(db: TestDb, redis_url: String, gateways: u16, services: u16, env: &[(&str, &str)]) -> Self {
         let redis_prefix = format!("it-{}", uuid::Uuid::new_v4().simple());
-        let port = free_port_base(gateways, services);
+        let ports = free_port_base(gateways, services);
+        let port = ports.base;
         let dir = std::env::temp_dir().join(format!("sc-cluster-{}", uuid::Uuid::new_v4().simple()));
         let mut cluster = Self {
             port,
+            _ports: ports,
             dir,
             db,
             redis_prefix,
