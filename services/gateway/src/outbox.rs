@@ -5,8 +5,11 @@ use crate::queue::{self, Receiver, Sender, TrySendError};
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use chat_domain::CloseCode;
+use pin_project_lite::pin_project;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// Turns server-built JSON (always UTF-8) into a websocket text payload without copying.
@@ -31,13 +34,50 @@ impl Closer {
 
     /// Resolves once the connection is to close now. Create it once per loop and poll it
     /// by reference: a new one per iteration registers and deregisters a waiter each time.
-    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
-        self.token.cancelled()
+    pub fn cancelled(&self) -> Closed<'_> {
+        Closed {
+            closing: &self.closing,
+            token: self.token.cancelled(),
+            registered: None,
+        }
     }
 
     fn close_now(&self) {
         self.closing.store(true, Ordering::Release);
         self.token.cancel();
+    }
+}
+
+pin_project! {
+    /// [`Closer::cancelled`]. The writer polls it on every wake-up, once per delivery in a
+    /// big room, and the token's own future takes two locks per poll (the token's and its
+    /// waiter list's). This one reads the closing flag, and polls the token's future only
+    /// to register a waker it has not registered yet. That is enough: the flag is set
+    /// before the token is cancelled, and the cancellation wakes the registered waker.
+    pub struct Closed<'a> {
+        closing: &'a AtomicBool,
+        #[pin]
+        token: WaitForCancellationFuture<'a>,
+        registered: Option<Waker>,
+    }
+}
+
+impl Future for Closed<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        if this.closing.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        if this.registered.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
+            return Poll::Pending;
+        }
+        let polled = this.token.poll(cx);
+        if polled.is_pending() {
+            *this.registered = Some(cx.waker().clone());
+        }
+        polled
     }
 }
 
@@ -122,5 +162,29 @@ mod tests {
         assert_eq!(closer.code(), Some(CloseCode::SlowConsumer));
         assert!(outbox.is_closing());
         assert!(closer.token.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_closed_future_wakes_when_the_connection_closes_and_not_before() {
+        let (outbox, _receiver, closer) = Outbox::new(4);
+        let (asleep, mut is_asleep) = tokio::sync::oneshot::channel();
+        let waiting = tokio::spawn(async move {
+            let closed = closer.cancelled();
+            tokio::pin!(closed);
+            // Polled again while open, the later polls skip the token and stay pending.
+            for _ in 0..3 {
+                assert!(futures::poll!(closed.as_mut()).is_pending());
+            }
+            asleep.send(()).unwrap();
+            closed.await;
+        });
+        // One thread: once the signal is in, the task is asleep on the future.
+        (&mut is_asleep).await.unwrap();
+        assert!(!waiting.is_finished());
+        outbox.close(CloseCode::ServiceRestart);
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+            .await
+            .expect("the close woke the waiting future")
+            .unwrap();
     }
 }
