@@ -48,6 +48,69 @@ pub(crate) fn stored_message(m: &NewMessage, id: i64, seq: u64, sent_at_ms: i64)
     }
 }
 
+/// What the one-round-trip append of new messages hands back, one row per locked room
+/// (`name` set; `seq` is its `last_seq` before the batch) and one per inserted message
+/// (`id` and `created_at_ms` set). Not the inserted rows joined to their batch positions:
+/// PostgreSQL soon plans the statement generically and then joined the two sides by nested
+/// loop. The numbering is plain to repeat in [`outcomes_of_new`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct NewBatchRow {
+    room_id: i64,
+    name: Option<String>,
+    seq: i64,
+    id: Option<i64>,
+    created_at_ms: Option<i64>,
+}
+
+/// The outcome of each message of a batch of new messages from what the append returned:
+/// each room's messages numbered in batch order after its `last_seq`, each number matched
+/// to its inserted row. A disagreement between the two is reported, never guessed.
+pub(crate) fn outcomes_of_new(
+    batch: &[NewMessage],
+    returned: Vec<NewBatchRow>,
+) -> Result<Vec<AppendOutcome>, StoreError> {
+    // Each locked room's id and last seq so far, by name; each new row by (room, seq).
+    let mut rooms: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut inserted: HashMap<(i64, i64), (i64, i64)> = HashMap::with_capacity(batch.len());
+    for row in returned {
+        match (row.name, row.id, row.created_at_ms) {
+            (Some(name), None, None) => {
+                rooms.insert(name, (row.room_id, row.seq));
+            }
+            (None, Some(id), Some(created_at_ms)) => {
+                inserted.insert((row.room_id, row.seq), (id, created_at_ms));
+            }
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "append returned a malformed row for room {}",
+                    row.room_id
+                )));
+            }
+        }
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for message in batch {
+        let Some((room_id, last_seq)) = rooms.get_mut(message.room.as_str()) else {
+            outcomes.push(AppendOutcome::RoomNotFound);
+            continue;
+        };
+        *last_seq += 1;
+        let seq = *last_seq;
+        let (id, created_at_ms) = inserted
+            .remove(&(*room_id, seq))
+            .ok_or_else(|| StoreError::Corrupt(format!("insert returned no row for room {room_id} seq {seq}")))?;
+        let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("room {room_id} seq {seq}")))?;
+        outcomes.push(AppendOutcome::Stored(stored_message(message, id, seq, created_at_ms)));
+    }
+    if !inserted.is_empty() {
+        return Err(StoreError::Corrupt(format!(
+            "append inserted {} rows the batch does not account for",
+            inserted.len()
+        )));
+    }
+    Ok(outcomes)
+}
+
 /// An idempotency key: room id, author id, client message id.
 pub(crate) type Key<'a> = (i64, &'a str, &'a str);
 

@@ -22,7 +22,6 @@ use crate::store::{AppendOutcome, NewMessage, RoomInfo, Store};
 use chat_domain::{ChatMessage, RoomName};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use std::collections::HashMap;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -87,17 +86,7 @@ impl PgStore {
     /// the two sides by nested loop (160,000 comparisons for 400 messages). The numbering is
     /// plain to repeat here: each room's messages in batch order, after its `last_seq`.
     async fn append_new(&self, batch: &[NewMessage]) -> Result<Option<Vec<AppendOutcome>>, StoreError> {
-        /// A locked room (`name` set; `seq` is its `last_seq` before the batch) or an
-        /// inserted message (`id` and `created_at_ms` set).
-        #[derive(sqlx::FromRow)]
-        struct Returned {
-            room_id: i64,
-            name: Option<String>,
-            seq: i64,
-            id: Option<i64>,
-            created_at_ms: Option<i64>,
-        }
-        let returned: Result<Vec<Returned>, sqlx::Error> = sqlx::query_as(concat!(
+        let returned: Result<Vec<batch::NewBatchRow>, sqlx::Error> = sqlx::query_as(concat!(
             "WITH t AS (
                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                                      $7::bigint[])
@@ -141,45 +130,7 @@ impl PgStore {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        // Each locked room's id and last seq so far, by name; each new row by (room, seq).
-        let mut rooms: HashMap<String, (i64, i64)> = HashMap::new();
-        let mut inserted: HashMap<(i64, i64), (i64, i64)> = HashMap::with_capacity(batch.len());
-        for row in returned {
-            match (row.name, row.id, row.created_at_ms) {
-                (Some(name), None, None) => {
-                    rooms.insert(name, (row.room_id, row.seq));
-                }
-                (None, Some(id), Some(created_at_ms)) => {
-                    inserted.insert((row.room_id, row.seq), (id, created_at_ms));
-                }
-                _ => {
-                    return Err(StoreError::Corrupt(format!(
-                        "append returned a malformed row for room {}",
-                        row.room_id
-                    )));
-                }
-            }
-        }
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for message in batch {
-            let Some((room_id, last_seq)) = rooms.get_mut(message.room.as_str()) else {
-                outcomes.push(AppendOutcome::RoomNotFound);
-                continue;
-            };
-            *last_seq += 1;
-            let seq = *last_seq;
-            let (id, created_at_ms) = inserted
-                .remove(&(*room_id, seq))
-                .ok_or_else(|| StoreError::Corrupt(format!("insert returned no row for room {room_id} seq {seq}")))?;
-            let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("room {room_id} seq {seq}")))?;
-            outcomes.push(AppendOutcome::Stored(batch::stored_message(
-                message,
-                id,
-                seq,
-                created_at_ms,
-            )));
-        }
-        Ok(Some(outcomes))
+        batch::outcomes_of_new(batch, returned).map(Some)
     }
 
     /// Any batch: the rooms are locked first, then the batch's keys are looked up, so a

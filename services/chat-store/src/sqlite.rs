@@ -93,73 +93,44 @@ impl SqliteStore {
         .fetch_optional(&self.pool)
         .await?)
     }
-}
 
-fn is_in_memory(url: &str) -> bool {
-    url.contains(":memory:") || url.contains("mode=memory")
-}
-
-#[async_trait::async_trait]
-impl Store for SqliteStore {
-    #[tracing::instrument(name = "store.enter_room", skip_all, fields(db.system = "sqlite", room = %name))]
-    async fn enter_room(&self, name: &RoomName) -> Result<(RoomInfo, bool), StoreError> {
-        // The retry covers a room deleted between the insert and the read.
-        for _ in 0..3 {
-            let created: Option<RoomRow> = sqlx::query_as(concat!(
-                "INSERT INTO rooms (name, created_at_ms) VALUES (?, ",
-                now_ms!(),
-                ") ON CONFLICT (name) DO UPDATE SET deleted_at_ms = NULL WHERE rooms.deleted_at_ms IS NOT NULL RETURNING ",
-                room_columns!()
-            ))
-            .bind(name.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-            if let Some(row) = created {
-                return Ok((row.into_info()?, true));
-            }
-            if let Some(row) = self.fetch_room(name).await? {
-                return Ok((row.into_info()?, false));
-            }
+    /// The common case, a batch of new messages, as three statements sent to SQLite's
+    /// worker thread in one go, between `BEGIN IMMEDIATE` and `COMMIT`: three hand-offs to
+    /// that thread instead of six. Each hand-off wakes a thread on each side, and at 1,000
+    /// messages a second those wake-ups were most of the all-in-one's CPU
+    /// (docs/benchmarks.md). The statements read the rooms (`last_seq` before the batch),
+    /// insert the messages numbered in batch order, and raise each room's `last_seq`. A
+    /// key stored before breaks the idempotency constraint: nothing is committed, and
+    /// `None` sends the batch to [`Self::append_checked`], which finds it.
+    async fn append_new(&self, batch: &[NewMessage]) -> Result<Option<Vec<AppendOutcome>>, StoreError> {
+        let sql = new_batch_sql(batch.len());
+        let mut query = sqlx::query_as::<_, batch::NewBatchRow>(&sql);
+        for (i, m) in batch.iter().enumerate() {
+            query = query
+                .bind(i as i64)
+                .bind(m.room.as_str())
+                .bind(m.author.id.as_str())
+                .bind(m.author.name.as_str())
+                .bind(m.text.as_str())
+                .bind(m.kind.as_str())
+                .bind(m.client_msg_id.as_str())
+                .bind(m.attachment);
         }
-        Err(StoreError::Database(sqlx::Error::RowNotFound))
-    }
-
-    async fn room(&self, name: &RoomName) -> Result<Option<RoomInfo>, StoreError> {
-        self.fetch_room(name).await?.map(RoomRow::into_info).transpose()
-    }
-
-    async fn list_rooms(&self, after: Option<&RoomName>, limit: u32) -> Result<Vec<RoomInfo>, StoreError> {
-        let rows: Vec<RoomRow> = match after {
-            Some(after) => {
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    room_columns!(),
-                    " FROM rooms WHERE name > ? AND deleted_at_ms IS NULL ORDER BY name LIMIT ?"
-                ))
-                .bind(after.as_str())
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    room_columns!(),
-                    " FROM rooms WHERE deleted_at_ms IS NULL ORDER BY name LIMIT ?"
-                ))
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
+        // Dropping `tx` on any early return rolls back and releases the write lock.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let returned = match query.fetch_all(&mut *tx).await {
+            Ok(rows) => rows,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
-        rows.into_iter().map(RoomRow::into_info).collect()
+        let outcomes = batch::outcomes_of_new(batch, returned)?;
+        tx.commit().await?;
+        Ok(Some(outcomes))
     }
 
-    #[tracing::instrument(name = "store.append_batch", skip_all, fields(db.system = "sqlite", messages = batch.len()))]
-    async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// Any batch: under the write lock the batch's keys are looked up, so a retried send
+    /// gets its original back and a key repeated within the batch is stored once.
+    async fn append_checked(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError> {
         // Dropping `tx` on any early return rolls back and releases the write lock.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
 
@@ -227,6 +198,114 @@ impl Store for SqliteStore {
         let outcomes = assigned.finish(inserted)?;
         tx.commit().await?;
         Ok(outcomes)
+    }
+}
+
+/// [`SqliteStore::append_new`]'s statements for a batch of `rows` messages. The batch is
+/// bound once, 8 parameters a message, and each statement names them by number.
+fn new_batch_sql(rows: usize) -> String {
+    let mut values = String::from(
+        "WITH t (ord, room, author_id, author_name, body, kind, client_msg_id, attachment_id) AS (VALUES ",
+    );
+    for i in 0..rows {
+        let p = i * 8;
+        if i > 0 {
+            values.push_str(", ");
+        }
+        let params: Vec<String> = (p + 1..=p + 8).map(|n| format!("?{n}")).collect();
+        values.push('(');
+        values.push_str(&params.join(", "));
+        values.push(')');
+    }
+    values.push_str(") ");
+    format!(
+        "{values}SELECT id AS room_id, name, last_seq AS seq, NULL AS id, NULL AS created_at_ms FROM rooms
+            WHERE deleted_at_ms IS NULL AND name IN (SELECT room FROM t);
+         {values}INSERT INTO messages
+            (room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, created_at_ms)
+            SELECT r.id, r.last_seq + row_number() OVER (PARTITION BY r.id ORDER BY t.ord),
+                   t.author_id, t.author_name, t.body, t.kind, t.client_msg_id, t.attachment_id, {now}
+            FROM t JOIN rooms r ON r.name = t.room AND r.deleted_at_ms IS NULL
+            RETURNING id, room_id, seq, created_at_ms, NULL AS name;
+         {values}UPDATE rooms SET last_seq = last_seq + c.n
+            FROM (SELECT room, count(*) AS n FROM t GROUP BY room) AS c
+            WHERE rooms.name = c.room AND rooms.deleted_at_ms IS NULL",
+        now = now_ms!()
+    )
+}
+
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    #[tracing::instrument(name = "store.enter_room", skip_all, fields(db.system = "sqlite", room = %name))]
+    async fn enter_room(&self, name: &RoomName) -> Result<(RoomInfo, bool), StoreError> {
+        // The retry covers a room deleted between the insert and the read.
+        for _ in 0..3 {
+            let created: Option<RoomRow> = sqlx::query_as(concat!(
+                "INSERT INTO rooms (name, created_at_ms) VALUES (?, ",
+                now_ms!(),
+                ") ON CONFLICT (name) DO UPDATE SET deleted_at_ms = NULL WHERE rooms.deleted_at_ms IS NOT NULL RETURNING ",
+                room_columns!()
+            ))
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = created {
+                return Ok((row.into_info()?, true));
+            }
+            if let Some(row) = self.fetch_room(name).await? {
+                return Ok((row.into_info()?, false));
+            }
+        }
+        Err(StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    async fn room(&self, name: &RoomName) -> Result<Option<RoomInfo>, StoreError> {
+        self.fetch_room(name).await?.map(RoomRow::into_info).transpose()
+    }
+
+    async fn list_rooms(&self, after: Option<&RoomName>, limit: u32) -> Result<Vec<RoomInfo>, StoreError> {
+        let rows: Vec<RoomRow> = match after {
+            Some(after) => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    room_columns!(),
+                    " FROM rooms WHERE name > ? AND deleted_at_ms IS NULL ORDER BY name LIMIT ?"
+                ))
+                .bind(after.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    room_columns!(),
+                    " FROM rooms WHERE deleted_at_ms IS NULL ORDER BY name LIMIT ?"
+                ))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.into_iter().map(RoomRow::into_info).collect()
+    }
+
+    #[tracing::instrument(name = "store.append_batch", skip_all, fields(db.system = "sqlite", messages = batch.len()))]
+    async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        if batch.len() <= CHUNK_ROWS
+            && !batch::repeats_a_key(batch)
+            && let Some(outcomes) = self.append_new(batch).await?
+        {
+            return Ok(outcomes);
+        }
+        self.append_checked(batch).await
     }
 
     #[tracing::instrument(name = "store.history_after", skip_all, fields(db.system = "sqlite", room = %room))]

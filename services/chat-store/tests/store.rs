@@ -298,6 +298,18 @@ async fn a_large_batch_over_many_rooms(store: Arc<dyn Store>) {
         assert_eq!(stored(first), duplicate(second));
     }
     assert_eq!(store.room(&room("room-07")).await.unwrap().unwrap().last_seq, 30);
+    // A thousand new ones, the most SQLite's one-go append takes, carry on every room's seqs.
+    let more: Vec<NewMessage> = (1500..2500)
+        .map(|i| msg(&names[i % 50], "u1", &format!("m{i}"), &format!("text {i}")))
+        .collect();
+    let outcomes = store.append_batch(&more).await.unwrap();
+    for (i, outcome) in (1500..).zip(&outcomes) {
+        let m = stored(outcome);
+        assert_eq!((m.room.as_str(), m.seq), (names[i % 50].as_str(), (i / 50 + 1) as u64));
+    }
+    for name in &names {
+        assert_eq!(seqs(&all_history(&store, name).await), (1..=50).collect::<Vec<_>>());
+    }
 }
 
 async fn a_repeated_client_msg_id_within_a_batch_is_stored_once(store: Arc<dyn Store>) {

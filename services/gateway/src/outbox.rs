@@ -70,7 +70,11 @@ impl Future for Closed<'_> {
         if this.closing.load(Ordering::Acquire) {
             return Poll::Ready(());
         }
-        if this.registered.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
+        if this
+            .registered
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
             return Poll::Pending;
         }
         let polled = this.token.poll(cx);

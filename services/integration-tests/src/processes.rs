@@ -70,7 +70,10 @@ pub fn free_port_base(gateways: u16, services: u16) -> PortBlock {
             return PortBlock { base, _reserved: file };
         }
     }
-    panic!("no free block of ports between {BLOCKS_FROM} and {}", BLOCKS_FROM + BLOCKS * BLOCK_SIZE);
+    panic!(
+        "no free block of ports between {BLOCKS_FROM} and {}",
+        BLOCKS_FROM + BLOCKS * BLOCK_SIZE
+    );
 }
 
 fn rand_u16() -> u16 {
