@@ -93,145 +93,6 @@ impl SqliteStore {
         .fetch_optional(&self.pool)
         .await?)
     }
-
-    /// The common case, a batch of new messages, as three statements sent to SQLite's
-    /// worker thread in one go, between `BEGIN IMMEDIATE` and `COMMIT`: three hand-offs to
-    /// that thread instead of six. Each hand-off wakes a thread on each side, and at 1,000
-    /// messages a second those wake-ups were most of the all-in-one's CPU
-    /// (docs/benchmarks.md). The statements read the rooms (`last_seq` before the batch),
-    /// insert the messages numbered in batch order, and raise each room's `last_seq`. A
-    /// key stored before breaks the idempotency constraint: nothing is committed, and
-    /// `None` sends the batch to [`Self::append_checked`], which finds it.
-    async fn append_new(&self, batch: &[NewMessage]) -> Result<Option<Vec<AppendOutcome>>, StoreError> {
-        let sql = new_batch_sql(batch.len());
-        let mut query = sqlx::query_as::<_, batch::NewBatchRow>(&sql);
-        for (i, m) in batch.iter().enumerate() {
-            query = query
-                .bind(i as i64)
-                .bind(m.room.as_str())
-                .bind(m.author.id.as_str())
-                .bind(m.author.name.as_str())
-                .bind(m.text.as_str())
-                .bind(m.kind.as_str())
-                .bind(m.client_msg_id.as_str())
-                .bind(m.attachment);
-        }
-        // Dropping `tx` on any early return rolls back and releases the write lock.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let returned = match query.fetch_all(&mut *tx).await {
-            Ok(rows) => rows,
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let outcomes = batch::outcomes_of_new(batch, returned)?;
-        tx.commit().await?;
-        Ok(Some(outcomes))
-    }
-
-    /// Any batch: under the write lock the batch's keys are looked up, so a retried send
-    /// gets its original back and a key repeated within the batch is stored once.
-    async fn append_checked(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError> {
-        // Dropping `tx` on any early return rolls back and releases the write lock.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-
-        let mut locked: Vec<RoomRow> = Vec::new();
-        for names in batch::room_names(batch).chunks(CHUNK_ROWS) {
-            let mut query = QueryBuilder::<Sqlite>::new(concat!(
-                "SELECT ",
-                room_columns!(),
-                " FROM rooms WHERE deleted_at_ms IS NULL AND name IN ("
-            ));
-            let mut list = query.separated(", ");
-            for name in names {
-                list.push_bind(*name);
-            }
-            query.push(")");
-            locked.extend(query.build_query_as::<RoomRow>().fetch_all(&mut *tx).await?);
-        }
-        let plan = Plan::new(batch, locked)?;
-
-        let mut stored: Vec<MessageRow> = Vec::new();
-        for keys in plan.keys().chunks(CHUNK_ROWS) {
-            let mut query = QueryBuilder::<Sqlite>::new("WITH k (room_id, author_id, client_msg_id) AS (");
-            query.push_values(keys, |mut row, &(room_id, author_id, client_msg_id)| {
-                row.push_bind(room_id).push_bind(author_id).push_bind(client_msg_id);
-            });
-            query.push(concat!(
-                ") SELECT ",
-                message_columns!(),
-                " FROM k JOIN messages m ON m.room_id = k.room_id AND m.author_id = k.author_id
-                                        AND m.client_msg_id = k.client_msg_id"
-            ));
-            stored.extend(query.build_query_as::<MessageRow>().fetch_all(&mut *tx).await?);
-        }
-        let assigned = plan.assign(stored)?;
-
-        let mut inserted: Vec<InsertedRow> = Vec::with_capacity(assigned.rows.len());
-        for rows in assigned.rows.chunks(CHUNK_ROWS) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO messages (room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, created_at_ms) ",
-            );
-            query.push_values(rows, |mut row, r| {
-                let m = r.message;
-                row.push_bind(r.room_id)
-                    .push_bind(r.seq)
-                    .push_bind(m.author.id.as_str())
-                    .push_bind(m.author.name.as_str())
-                    .push_bind(m.text.as_str())
-                    .push_bind(m.kind.as_str())
-                    .push_bind(m.client_msg_id.as_str())
-                    .push_bind(m.attachment)
-                    .push(now_ms!());
-            });
-            query.push(" RETURNING id, room_id, seq, created_at_ms");
-            inserted.extend(query.build_query_as::<InsertedRow>().fetch_all(&mut *tx).await?);
-        }
-        for updates in assigned.room_updates.chunks(CHUNK_ROWS) {
-            let mut query = QueryBuilder::<Sqlite>::new("UPDATE rooms SET last_seq = u.column2 FROM (");
-            query.push_values(updates, |mut row, &(room_id, last_seq)| {
-                row.push_bind(room_id).push_bind(last_seq);
-            });
-            query.push(") AS u WHERE rooms.id = u.column1");
-            query.build().execute(&mut *tx).await?;
-        }
-
-        let outcomes = assigned.finish(inserted)?;
-        tx.commit().await?;
-        Ok(outcomes)
-    }
-}
-
-/// [`SqliteStore::append_new`]'s statements for a batch of `rows` messages. The batch is
-/// bound once, 8 parameters a message, and each statement names them by number.
-fn new_batch_sql(rows: usize) -> String {
-    let mut values = String::from(
-        "WITH t (ord, room, author_id, author_name, body, kind, client_msg_id, attachment_id) AS (VALUES ",
-    );
-    for i in 0..rows {
-        let p = i * 8;
-        if i > 0 {
-            values.push_str(", ");
-        }
-        let params: Vec<String> = (p + 1..=p + 8).map(|n| format!("?{n}")).collect();
-        values.push('(');
-        values.push_str(&params.join(", "));
-        values.push(')');
-    }
-    values.push_str(") ");
-    format!(
-        "{values}SELECT id AS room_id, name, last_seq AS seq, NULL AS id, NULL AS created_at_ms FROM rooms
-            WHERE deleted_at_ms IS NULL AND name IN (SELECT room FROM t);
-         {values}INSERT INTO messages
-            (room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, created_at_ms)
-            SELECT r.id, r.last_seq + row_number() OVER (PARTITION BY r.id ORDER BY t.ord),
-                   t.author_id, t.author_name, t.body, t.kind, t.client_msg_id, t.attachment_id, {now}
-            FROM t JOIN rooms r ON r.name = t.room AND r.deleted_at_ms IS NULL
-            RETURNING id, room_id, seq, created_at_ms, NULL AS name;
-         {values}UPDATE rooms SET last_seq = last_seq + c.n
-            FROM (SELECT room, count(*) AS n FROM t GROUP BY room) AS c
-            WHERE rooms.name = c.room AND rooms.deleted_at_ms IS NULL",
-        now = now_ms!()
-    )
 }
 
 fn is_in_memory(url: &str) -> bool {
@@ -299,13 +160,73 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        if batch.len() <= CHUNK_ROWS
-            && !batch::repeats_a_key(batch)
-            && let Some(outcomes) = self.append_new(batch).await?
-        {
-            return Ok(outcomes);
+        // Dropping `tx` on any early return rolls back and releases the write lock.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+
+        let mut locked: Vec<RoomRow> = Vec::new();
+        for names in batch::room_names(batch).chunks(CHUNK_ROWS) {
+            let mut query = QueryBuilder::<Sqlite>::new(concat!(
+                "SELECT ",
+                room_columns!(),
+                " FROM rooms WHERE deleted_at_ms IS NULL AND name IN ("
+            ));
+            let mut list = query.separated(", ");
+            for name in names {
+                list.push_bind(*name);
+            }
+            query.push(")");
+            locked.extend(query.build_query_as::<RoomRow>().fetch_all(&mut *tx).await?);
         }
-        self.append_checked(batch).await
+        let plan = Plan::new(batch, locked)?;
+
+        let mut stored: Vec<MessageRow> = Vec::new();
+        for keys in plan.keys().chunks(CHUNK_ROWS) {
+            let mut query = QueryBuilder::<Sqlite>::new("WITH k (room_id, author_id, client_msg_id) AS (");
+            query.push_values(keys, |mut row, &(room_id, author_id, client_msg_id)| {
+                row.push_bind(room_id).push_bind(author_id).push_bind(client_msg_id);
+            });
+            query.push(concat!(
+                ") SELECT ",
+                message_columns!(),
+                " FROM k JOIN messages m ON m.room_id = k.room_id AND m.author_id = k.author_id
+                                        AND m.client_msg_id = k.client_msg_id"
+            ));
+            stored.extend(query.build_query_as::<MessageRow>().fetch_all(&mut *tx).await?);
+        }
+        let assigned = plan.assign(stored)?;
+
+        let mut inserted: Vec<InsertedRow> = Vec::with_capacity(assigned.rows.len());
+        for rows in assigned.rows.chunks(CHUNK_ROWS) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO messages (room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, created_at_ms) ",
+            );
+            query.push_values(rows, |mut row, r| {
+                let m = r.message;
+                row.push_bind(r.room_id)
+                    .push_bind(r.seq)
+                    .push_bind(m.author.id.as_str())
+                    .push_bind(m.author.name.as_str())
+                    .push_bind(m.text.as_str())
+                    .push_bind(m.kind.as_str())
+                    .push_bind(m.client_msg_id.as_str())
+                    .push_bind(m.attachment)
+                    .push(now_ms!());
+            });
+            query.push(" RETURNING id, room_id, seq, created_at_ms");
+            inserted.extend(query.build_query_as::<InsertedRow>().fetch_all(&mut *tx).await?);
+        }
+        for updates in assigned.room_updates.chunks(CHUNK_ROWS) {
+            let mut query = QueryBuilder::<Sqlite>::new("UPDATE rooms SET last_seq = u.column2 FROM (");
+            query.push_values(updates, |mut row, &(room_id, last_seq)| {
+                row.push_bind(room_id).push_bind(last_seq);
+            });
+            query.push(") AS u WHERE rooms.id = u.column1");
+            query.build().execute(&mut *tx).await?;
+        }
+
+        let outcomes = assigned.finish(inserted)?;
+        tx.commit().await?;
+        Ok(outcomes)
     }
 
     #[tracing::instrument(name = "store.history_after", skip_all, fields(db.system = "sqlite", room = %room))]
