@@ -51,7 +51,7 @@ const BLOCKS: u16 = 45;
 
 /// Reserves a block of ports whose cluster ports, for `gateways` gateways and `services`
 /// message services, are free now.
-pub fn free_port_base(gateways: u16, services: u16) -> PortBlock {
+pub fn reserve_ports(gateways: u16, services: u16) -> PortBlock {
     let locks = std::env::temp_dir().join("super-channels-test-ports");
     std::fs::create_dir_all(&locks).expect("create the port-lock directory");
     // Start anywhere, so that parallel tests do not all queue for the first block.
@@ -112,7 +112,7 @@ impl ScriptCluster {
     /// own throwaway servers).
     pub fn up_on(db: TestDb, redis_url: String, gateways: u16, services: u16, env: &[(&str, &str)]) -> Self {
         let redis_prefix = format!("it-{}", uuid::Uuid::new_v4().simple());
-        let ports = free_port_base(gateways, services);
+        let ports = reserve_ports(gateways, services);
         let port = ports.base;
         let dir = std::env::temp_dir().join(format!("sc-cluster-{}", uuid::Uuid::new_v4().simple()));
         let mut cluster = Self {

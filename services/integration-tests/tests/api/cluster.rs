@@ -228,7 +228,7 @@ async fn a_gateway_and_a_message_service_drained_under_traffic_lose_and_repeat_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_message_services_starting_together_on_an_empty_database_share_one_schema() {
     let db = TestDb::create().await;
-    let ports = integration_tests::processes::free_port_base(0, 2);
+    let ports = integration_tests::processes::reserve_ports(0, 2);
     let base = ports.base;
     let spawn = |i: u16| {
         std::process::Command::new(bin_dir().join("message-service"))
