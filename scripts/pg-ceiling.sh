@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# How many messages a second PostgreSQL alone can store on this machine, with nothing else
+# running: pgbench runs the message service's append statement (PgStore::append_new in
+# services/chat-store/src/postgres.rs, copied here with the batch built in SQL) on our own
+# schema, with durable commits, from C clients for S seconds each. Each client has rooms of
+# its own, as each message service has (rooms are routed to one service each): clients
+# never wait on each other's room locks.
+#
+#   scripts/pg-ceiling.sh [--batch B] [--rooms R per client] [--seconds S] [--clients "1 2 4"]
+#
+# Uses DATABASE_URL's server (default postgres://postgres@127.0.0.1:5432/postgres) and a
+# database of its own, dropped at the end. It measures the ceiling the saturation
+# scenario's 30,000 msg/s target meets: if Postgres alone, with both cores, stores fewer,
+# the full path cannot store more.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+batch=100 rooms=50 seconds=15 clients="1 2 4"
+while [ $# -gt 0 ]; do
+  case $1 in
+    --batch) batch=$2; shift 2 ;;
+    --rooms) rooms=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --clients) clients=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0" >&2; exit 0 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+command -v pgbench >/dev/null 2>&1 || { echo "pgbench is needed (Debian: apt-get install postgresql-contrib)" >&2; exit 1; }
+
+max_clients=$(printf '%s\n' $clients | sort -n | tail -n 1)
+server="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+db="sc_pg_ceiling_$$"
+url="${server%/*}/$db"
+work=$(mktemp -d)
+cleanup() { psql -q "$server" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+psql -q "$server" -c "CREATE DATABASE $db" >/dev/null
+for migration in "$root"/services/chat-store/migrations/postgres/*.sql; do
+  psql -q -v ON_ERROR_STOP=1 "$url" -f "$migration" >/dev/null
+done
+psql -q -v ON_ERROR_STOP=1 "$url" >/dev/null <<SQL
+INSERT INTO rooms (name, created_at_ms)
+  SELECT 'room-' || g, 0 FROM generate_series(0, $rooms * $max_clients - 1) g;
+CREATE SEQUENCE pg_ceiling_keys;
+SQL
+
+# One transaction: a batch of $batch new messages over the rooms, as the committer sends it.
+cat >"$work/append.sql" <<SQL
+WITH b AS (
+    SELECT array_agg('room-' || (:client_id * $rooms + g % $rooms) ORDER BY g) AS rooms,
+           array_agg('k' || nextval('pg_ceiling_keys') ORDER BY g) AS keys
+    FROM generate_series(1, $batch) g
+), t AS (
+    SELECT * FROM b, UNNEST(b.rooms, array_fill('u1'::text, ARRAY[$batch]), array_fill('User 1'::text, ARRAY[$batch]),
+                         array_fill(repeat('x', 64), ARRAY[$batch]), array_fill('text'::text, ARRAY[$batch]), b.keys,
+                         array_fill(NULL::bigint, ARRAY[$batch]))
+        WITH ORDINALITY AS t(room, author_id, author_name, body, kind, client_msg_id, attachment_id, ord)
+), locked AS MATERIALIZED (
+    SELECT id, name, last_seq FROM rooms
+    WHERE name = ANY((SELECT rooms FROM b)::text[]) AND deleted_at_ms IS NULL ORDER BY id FOR UPDATE
+), numbered AS (
+    SELECT l.id AS room_id,
+           l.last_seq + row_number() OVER (PARTITION BY l.id ORDER BY t.ord) AS seq,
+           t.author_id, t.author_name, t.body, t.kind, t.client_msg_id, t.attachment_id
+    FROM t JOIN locked l ON l.name = t.room
+), grown AS (
+    UPDATE rooms SET last_seq = g.last_seq
+    FROM (SELECT room_id, max(seq) AS last_seq FROM numbered GROUP BY room_id) g
+    WHERE rooms.id = g.room_id
+), inserted AS (
+    INSERT INTO messages
+        (room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, created_at_ms)
+    SELECT room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id,
+           (floor(extract(epoch FROM statement_timestamp()) * 1000))::bigint
+    FROM numbered
+    RETURNING id, room_id, seq, created_at_ms
+)
+SELECT id AS room_id, name, last_seq AS seq, NULL::bigint AS id, NULL::bigint AS created_at_ms FROM locked
+UNION ALL
+SELECT room_id, NULL, seq, id, created_at_ms FROM inserted;
+SQL
+
+printf 'batch %s messages over %s rooms per client, %s s per run\n' "$batch" "$rooms" "$seconds"
+for c in $clients; do
+  out=$(pgbench -n -M prepared -c "$c" -j "$c" -T "$seconds" -f "$work/append.sql" "$url" 2>&1) \
+    || { echo "$out" >&2; exit 1; }
+  tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1)
+  latency=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
+  stored=$(psql -qtA "$url" -c "SELECT count(*) FROM messages")
+  printf '%s client(s): %.0f commits/s, %.0f messages/s, %s ms per commit (%s messages stored so far)\n' \
+    "$c" "$tps" "$(awk -v t="$tps" -v b="$batch" 'BEGIN { print t * b }')" "$latency" "$stored"
+done
