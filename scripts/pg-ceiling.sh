@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How many messages a second PostgreSQL alone can store on this machine, with nothing else
-# running: pgbench runs the message service's append statement (PgStore::append_new in
-# services/chat-store/src/postgres.rs, copied here with the batch built in SQL) on our own
+# running: pgbench runs the message service's append statement
+# (services/chat-store/src/append_new.sql, the one PgStore::append_new runs) on our own
 # schema, with durable commits, from C clients for S seconds each. Each client has rooms of
 # its own, as each message service has (rooms are routed to one service each): clients
 # never wait on each other's room locks.
@@ -45,41 +45,23 @@ INSERT INTO rooms (name, created_at_ms)
 CREATE SEQUENCE pg_ceiling_keys;
 SQL
 
-# One transaction: a batch of $batch new messages over the rooms, as the committer sends it.
+# One transaction: a batch of $batch new messages over the client's rooms, as the committer
+# sends it. The batch's arrays are built first (\gset keeps them as variables p1-p8), then
+# the append statement itself runs with them as its parameters.
 cat >"$work/append.sql" <<SQL
-WITH b AS (
-    SELECT array_agg('room-' || (:client_id * $rooms + g % $rooms) ORDER BY g) AS rooms,
-           array_agg('k' || nextval('pg_ceiling_keys') ORDER BY g) AS keys
-    FROM generate_series(1, $batch) g
-), t AS (
-    SELECT * FROM b, UNNEST(b.rooms, array_fill('u1'::text, ARRAY[$batch]), array_fill('User 1'::text, ARRAY[$batch]),
-                         array_fill(repeat('x', 64), ARRAY[$batch]), array_fill('text'::text, ARRAY[$batch]), b.keys,
-                         array_fill(NULL::bigint, ARRAY[$batch]))
-        WITH ORDINALITY AS t(room, author_id, author_name, body, kind, client_msg_id, attachment_id, ord)
-), locked AS MATERIALIZED (
-    SELECT id, name, last_seq FROM rooms
-    WHERE name = ANY((SELECT rooms FROM b)::text[]) AND deleted_at_ms IS NULL ORDER BY id FOR UPDATE
-), numbered AS (
-    SELECT l.id AS room_id,
-           l.last_seq + row_number() OVER (PARTITION BY l.id ORDER BY t.ord) AS seq,
-           t.author_id, t.author_name, t.body, t.kind, t.client_msg_id, t.attachment_id
-    FROM t JOIN locked l ON l.name = t.room
-), grown AS (
-    UPDATE rooms SET last_seq = g.last_seq
-    FROM (SELECT room_id, max(seq) AS last_seq FROM numbered GROUP BY room_id) g
-    WHERE rooms.id = g.room_id
-), inserted AS (
-    INSERT INTO messages
-        (room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, created_at_ms)
-    SELECT room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id,
-           (floor(extract(epoch FROM statement_timestamp()) * 1000))::bigint
-    FROM numbered
-    RETURNING id, room_id, seq, created_at_ms
-)
-SELECT id AS room_id, name, last_seq AS seq, NULL::bigint AS id, NULL::bigint AS created_at_ms FROM locked
-UNION ALL
-SELECT room_id, NULL, seq, id, created_at_ms FROM inserted;
+SELECT array_agg('room-' || (:client_id * $rooms + g % $rooms) ORDER BY g) AS p1,
+       array_fill('u1'::text, ARRAY[$batch]) AS p2,
+       array_fill('User 1'::text, ARRAY[$batch]) AS p3,
+       array_fill(repeat('x', 64), ARRAY[$batch]) AS p4,
+       array_fill('text'::text, ARRAY[$batch]) AS p5,
+       array_agg('k' || nextval('pg_ceiling_keys') ORDER BY g) AS p6,
+       array_fill(NULL::bigint, ARRAY[$batch]) AS p7,
+       array_agg(DISTINCT 'room-' || (:client_id * $rooms + g % $rooms)) AS p8
+FROM generate_series(1, $batch) g
+\gset
 SQL
+grep -v '^--' "$root/services/chat-store/src/append_new.sql" | sed 's/\$\([0-9]\)/:p\1/g' >>"$work/append.sql"
+echo ';' >>"$work/append.sql"
 
 printf 'batch %s messages over %s rooms per client, %s s per run\n' "$batch" "$rooms" "$seconds"
 for c in $clients; do

@@ -86,45 +86,17 @@ impl PgStore {
     /// the two sides by nested loop (160,000 comparisons for 400 messages). The numbering is
     /// plain to repeat here: each room's messages in batch order, after its `last_seq`.
     async fn append_new(&self, batch: &[NewMessage]) -> Result<Option<Vec<AppendOutcome>>, StoreError> {
-        let returned: Result<Vec<batch::NewBatchRow>, sqlx::Error> = sqlx::query_as(concat!(
-            "WITH t AS (
-                SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                     $7::bigint[])
-                    WITH ORDINALITY AS t(room, author_id, author_name, body, kind, client_msg_id, attachment_id, ord)
-            ), locked AS MATERIALIZED (
-                SELECT id, name, last_seq FROM rooms
-                WHERE name = ANY($8) AND deleted_at_ms IS NULL ORDER BY id FOR UPDATE
-            ), numbered AS (
-                SELECT l.id AS room_id,
-                       l.last_seq + row_number() OVER (PARTITION BY l.id ORDER BY t.ord) AS seq,
-                       t.author_id, t.author_name, t.body, t.kind, t.client_msg_id, t.attachment_id
-                FROM t JOIN locked l ON l.name = t.room
-            ), grown AS (
-                UPDATE rooms SET last_seq = g.last_seq
-                FROM (SELECT room_id, max(seq) AS last_seq FROM numbered GROUP BY room_id) g
-                WHERE rooms.id = g.room_id
-            ), inserted AS (
-                INSERT INTO messages
-                    (room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, created_at_ms)
-                SELECT room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, ",
-            now_ms!(),
-            " FROM numbered
-                RETURNING id, room_id, seq, created_at_ms
-            )
-            SELECT id AS room_id, name, last_seq AS seq, NULL::bigint AS id, NULL::bigint AS created_at_ms FROM locked
-            UNION ALL
-            SELECT room_id, NULL, seq, id, created_at_ms FROM inserted"
-        ))
-        .bind(batch.iter().map(|m| m.room.as_str()).collect::<Vec<_>>())
-        .bind(batch.iter().map(|m| m.author.id.as_str()).collect::<Vec<_>>())
-        .bind(batch.iter().map(|m| m.author.name.as_str()).collect::<Vec<_>>())
-        .bind(batch.iter().map(|m| m.text.as_str()).collect::<Vec<_>>())
-        .bind(batch.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>())
-        .bind(batch.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
-        .bind(batch.iter().map(|m| m.attachment).collect::<Vec<_>>())
-        .bind(batch::room_names(batch))
-        .fetch_all(&self.pool)
-        .await;
+        let returned: Result<Vec<batch::NewBatchRow>, sqlx::Error> = sqlx::query_as(include_str!("append_new.sql"))
+            .bind(batch.iter().map(|m| m.room.as_str()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|m| m.author.id.as_str()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|m| m.author.name.as_str()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|m| m.text.as_str()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|m| m.attachment).collect::<Vec<_>>())
+            .bind(batch::room_names(batch))
+            .fetch_all(&self.pool)
+            .await;
         let returned = match returned {
             Ok(rows) => rows,
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
