@@ -356,10 +356,21 @@ mod tests {
             .arg("30")
             .spawn()
             .expect("spawn sleep");
+        // Until the child has become `sleep` and sleeps, its RSS still grows (exec, loading):
+        // read after the tree, it could count more than the tree saw.
+        let stat = format!("/proc/{}/stat", child.id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read_to_string(&stat).is_ok_and(|s| s.contains("(sleep) S ")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never settled into sleep"
+            );
+            std::thread::yield_now();
+        }
         let me = std::process::id();
+        let child_rss = sample(Pid::Other(child.id())).unwrap().rss_bytes;
         let alone = sample(Pid::Other(me)).unwrap();
         let tree = sample_with_children(me).unwrap();
-        let child_rss = sample(Pid::Other(child.id())).unwrap().rss_bytes;
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(child_rss > 0);
