@@ -22,8 +22,10 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { log "$*"; exit 1; }
+# shellcheck disable=SC2034 # read by log, in lib.sh
+LOG_PREFIX=bench
+# shellcheck source=lib.sh
+. scripts/lib.sh
 
 quick=0 only="" scenarios="light saturation bigroom idle" port=18080 idle_connections=""
 while [ $# -gt 0 ]; do
@@ -191,7 +193,7 @@ cleanup() {
     cp -r "$CLUSTER_DIR/logs" "$out/cluster/logs" 2>/dev/null || true
     scripts/cluster.sh down || true
   fi
-  if [ -n "$aio_pid" ]; then kill -TERM "$aio_pid" 2>/dev/null || true; wait "$aio_pid" 2>/dev/null || true; fi
+  stop_child "$aio_pid"
   if [ -n "${aio_dir:-}" ]; then rm -rf "$aio_dir"; fi
 }
 trap cleanup EXIT
@@ -232,8 +234,8 @@ if [ -z "$only" ] || [ "$only" = all-in-one ]; then
     SC_JWT_SECRET="$jwt_secret" \
     "$target_dir/release/super-channels" >"$aio_dir/stdout" 2>"$out/all-in-one.log" &
   aio_pid=$!
-  for _ in $(seq 100); do grep -q "running on" "$aio_dir/stdout" 2>/dev/null && break; sleep 0.1; done
-  grep -q "running on" "$aio_dir/stdout" || die "the all-in-one did not start; see $out/all-in-one.log"
+  wait_for 100 0.1 grep -q "running on" "$aio_dir/stdout" 2>/dev/null \
+    || grep -q "running on" "$aio_dir/stdout" || die "the all-in-one did not start; see $out/all-in-one.log"
   run_scenarios all-in-one "ws://127.0.0.1:$aio_port" "all-in-one=$aio_pid" all-in-one
   summarise "$out/all-in-one"
 fi

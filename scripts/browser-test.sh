@@ -21,8 +21,8 @@ caller_dir=$PWD
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-log() { printf '[browser-test] %s\n' "$*" >&2; }
-die() { log "$*"; exit 1; }
+# shellcheck disable=SC2034 # read by log, in lib.sh
+LOG_PREFIX=browser-test
 # shellcheck source=lib.sh
 . scripts/lib.sh
 
@@ -58,8 +58,7 @@ cleanup() {
     for pid in $(pgrep -f -- "--user-data-dir=$work/" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
   fi
   if [ -n "$db_name" ]; then
-    psql -X -q -d "$db_admin_url" -c "DROP DATABASE IF EXISTS $db_name WITH (FORCE)" >/dev/null 2>&1 \
-      || log "could not drop database $db_name"
+    pg_drop_db "$db_admin_url" "$db_name" || log "could not drop database $db_name"
   fi
   if [ -n "$redis_prefix" ]; then
     redis-cli -u "$REDIS_URL" --scan --pattern "$redis_prefix:*" 2>/dev/null \
@@ -129,15 +128,10 @@ run_id="$$_$(printf '%04x%04x' "$RANDOM" "$RANDOM")"
 work=$(mktemp -d /tmp/sc-browser-test.XXXXXX)
 chmod 755 "$work"
 db_admin_url=$DATABASE_URL
-psql -X -q -v ON_ERROR_STOP=1 -d "$db_admin_url" -c "CREATE DATABASE sc_browser_$run_id" >/dev/null
+pg_create_db "$db_admin_url" "sc_browser_$run_id"
 db_name="sc_browser_$run_id"
-# The same server and parameters, another database: replace the path of the URL.
-db_url_base=${db_admin_url%%\?*} db_url_query=${db_admin_url#"$db_url_base"}
-db_url_rest=${db_url_base#*://}
-case $db_url_rest in
-  */*) db_url="${db_url_base%/*}/$db_name$db_url_query" ;;
-  *) db_url="$db_url_base/$db_name$db_url_query" ;;
-esac
+# The same server and parameters, another database.
+db_url=$(pg_url_with_db "$db_admin_url" "$db_name")
 redis_prefix="sc-browser-$run_id"
 
 # --- The cluster, on a base port P whose ports (cluster.sh: balancer P, gateways P+1…,

@@ -22,8 +22,8 @@ state="${CLUSTER_DIR:-$root/.cluster}"
 pids="$state/pids"
 logs="$state/logs"
 
-log() { printf '[cluster] %s\n' "$*" >&2; }
-die() { log "$*"; exit 1; }
+# shellcheck disable=SC2034 # read by log, in lib.sh
+LOG_PREFIX=cluster
 # shellcheck source=lib.sh
 . "$root/scripts/lib.sh"
 alive() { [ -f "$pids/$1.pid" ] && kill -0 "$(cat "$pids/$1.pid")" 2>/dev/null; }
@@ -70,16 +70,11 @@ ensure_binaries() {
 
 start_postgres() {
   local port=$1
-  local initdb pg_ctl
-  initdb=$(find_pg_bin initdb || true); pg_ctl=$(find_pg_bin pg_ctl || true)
-  [ -n "$initdb" ] && [ -n "$pg_ctl" ] || die "PostgreSQL is needed: set DATABASE_URL or apt-get install postgresql"
-  mkdir -p "$state/pg"
-  if [ "$(id -u)" = 0 ]; then chown postgres "$state/pg"; chmod 755 "$state"; fi
-  if [ ! -f "$state/pg/PG_VERSION" ]; then as_pg_user "$initdb" -D "$state/pg" -U postgres --auth=trust >/dev/null; fi
+  have_pg_server || die "PostgreSQL is needed: set DATABASE_URL or apt-get install postgresql"
+  if [ "$(id -u)" = 0 ]; then chmod 755 "$state"; fi
   # The server runs as the postgres user: its log lives in its own directory.
   ln -sf "$state/pg/server.log" "$logs/postgres.log"
-  as_pg_user "$pg_ctl" -D "$state/pg" -l "$state/pg/server.log" -w \
-    -o "-p $port -k $state/pg -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+  start_throwaway_pg "$state/pg" "$port" "$state/pg/server.log" -c max_connections=200
   head -n 1 "$state/pg/postmaster.pid" >"$pids/postgres.pid"
   export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 }
@@ -87,7 +82,8 @@ start_postgres() {
 start_redis() {
   local port=$1
   command -v redis-server >/dev/null 2>&1 || die "Redis is needed: set REDIS_URL or apt-get install redis-server"
-  spawn redis redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$state"
+  start_throwaway_redis --own-session "$port" "$state" >"$logs/redis.log" 2>&1 </dev/null
+  echo $! >"$pids/redis.pid"
   wait_until redis 10 port_open 127.0.0.1 "$port"
   export REDIS_URL="redis://127.0.0.1:$port"
 }
@@ -232,7 +228,7 @@ cmd_down() {
   for f in "$pids"/message-service-*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)" 15; done
   stop redis 5
   if [ -f "$pids/postgres.pid" ]; then
-    as_pg_user "$(find_pg_bin pg_ctl)" -D "$state/pg" -m fast stop >/dev/null 2>&1 || true
+    stop_throwaway_pg "$state/pg" fast || true
     stop postgres 5
     rm -rf "$state/pg"
   fi

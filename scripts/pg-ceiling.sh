@@ -14,6 +14,11 @@
 # the full path cannot store more.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+# Its messages carry no prefix (log, in lib.sh, reads this): its output is a report of its own.
+# shellcheck disable=SC2034
+LOG_PREFIX=""
+# shellcheck source=lib.sh
+. "$root/scripts/lib.sh"
 batch=100 rooms=50 seconds=15 clients="1 2 4"
 while [ $# -gt 0 ]; do
   case $1 in
@@ -22,20 +27,20 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --clients) clients=$2; shift 2 ;;
     -h|--help) sed -n '2,12p' "$0" >&2; exit 0 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
+    *) log "unknown option $1"; exit 2 ;;
   esac
 done
-command -v pgbench >/dev/null 2>&1 || { echo "pgbench is needed (Debian: apt-get install postgresql-contrib)" >&2; exit 1; }
+command -v pgbench >/dev/null 2>&1 || die "pgbench is needed (Debian: apt-get install postgresql-contrib)"
 
 max_clients=$(printf '%s\n' $clients | sort -n | tail -n 1)
 server="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 db="sc_pg_ceiling_$$"
-url="${server%/*}/$db"
+url=$(pg_url_with_db "$server" "$db")
 work=$(mktemp -d)
-cleanup() { psql -q "$server" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; rm -rf "$work"; }
+cleanup() { pg_drop_db --no-force "$server" "$db" || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-psql -q "$server" -c "CREATE DATABASE $db" >/dev/null
+pg_create_db "$server" "$db"
 for migration in "$root"/services/chat-store/migrations/postgres/*.sql; do
   psql -q -v ON_ERROR_STOP=1 "$url" -f "$migration" >/dev/null
 done
@@ -66,7 +71,7 @@ echo ';' >>"$work/append.sql"
 printf 'batch %s messages over %s rooms per client, %s s per run\n' "$batch" "$rooms" "$seconds"
 for c in $clients; do
   out=$(pgbench -n -M prepared -c "$c" -j "$c" -T "$seconds" -f "$work/append.sql" "$url" 2>&1) \
-    || { echo "$out" >&2; exit 1; }
+    || die "$out"
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1)
   latency=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
   stored=$(psql -qtA "$url" -c "SELECT count(*) FROM messages")

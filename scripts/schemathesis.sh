@@ -26,7 +26,10 @@ max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-100}
 run_timeout=${SCHEMATHESIS_TIMEOUT:-240}
 bin=${CARGO_TARGET_DIR:-target}/debug/super-channels
 
-log() { printf '[schemathesis.sh] %s\n' "$*" >&2; }
+# shellcheck disable=SC2034 # read by log, in lib.sh
+LOG_PREFIX=schemathesis.sh
+# shellcheck source=lib.sh
+. scripts/lib.sh
 
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$version"; then
   log "installing schemathesis $version into $venv"
@@ -36,7 +39,6 @@ fi
 
 cargo build --workspace --bins --quiet
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 ops_port=$(free_port)
 base="http://127.0.0.1:$port"
@@ -45,12 +47,9 @@ server_pid=""
 pg_admin=""
 pg_db=""
 cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  stop_child "$server_pid"
   if [ -n "$pg_db" ]; then
-    psql "$pg_admin" -qAtc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true
+    pg_drop_db "$pg_admin" "$pg_db" || true
   fi
   rm -rf "$tmp"
 }
@@ -62,9 +61,8 @@ case "${DATABASE_URL:-}" in
     if command -v psql >/dev/null 2>&1; then
       pg_admin=$DATABASE_URL
       pg_db="schemathesis_$(date +%s)_$$"
-      psql "$pg_admin" -qAtc "CREATE DATABASE $pg_db" >/dev/null
-      without_query=${pg_admin%%\?*}
-      database_url="${without_query%/*}/$pg_db${pg_admin#"$without_query"}"
+      pg_create_db "$pg_admin" "$pg_db"
+      database_url=$(pg_url_with_db "$pg_admin" "$pg_db")
       log "storing in PostgreSQL, database $pg_db"
     else
       log "psql is not installed: storing in SQLite instead of DATABASE_URL"
@@ -78,17 +76,15 @@ SC_LISTEN="127.0.0.1:$port" SC_OPS_LISTEN="127.0.0.1:$ops_port" SC_DATA_DIR="$tm
   SC_DATABASE_URL="$database_url" SC_ADMINS="$admin" SC_LOG__LEVEL=warn "$bin" >"$tmp/server.log" 2>&1 &
 server_pid=$!
 
-ready=0
-for _ in $(seq 300); do
-  if ! kill -0 "$server_pid" 2>/dev/null; then break; fi
-  if curl -fsS -o /dev/null "$base/api/v1/openapi.json" 2>/dev/null; then ready=1; break; fi
-  sleep 0.2
-done
-if [ "$ready" != 1 ]; then
-  log "the server did not come up on $base; its log:"
+# Says what went wrong with the server, shows its log and fails.
+die_with_server_log() {
+  log "$*; its log:"
   cat "$tmp/server.log" >&2
   exit 1
-fi
+}
+
+wait_for --while-alive "$server_pid" 300 0.2 url_ok "$base/api/v1/openapi.json" \
+  || die_with_server_log "the server did not come up on $base"
 
 # POSTs JSON $2 to path $1 and prints the reply's token; fails unless the status is 201.
 token_from() {
@@ -123,14 +119,10 @@ status=0
 log "schemathesis finished in $(($(date +%s) - started))s with status $status"
 
 if ! kill -0 "$server_pid" 2>/dev/null; then
-  log "the server died during the run; its log:"
-  cat "$tmp/server.log" >&2
-  exit 1
+  die_with_server_log "the server died during the run"
 fi
 if grep -q 'panicked' "$tmp/server.log"; then
-  log "the server panicked during the run; its log:"
-  cat "$tmp/server.log" >&2
-  exit 1
+  die_with_server_log "the server panicked during the run"
 fi
 if [ "$status" = 124 ]; then
   log "schemathesis did not finish within ${run_timeout}s"

@@ -24,12 +24,13 @@ skip_browser_tests=${SC_SKIP_BROWSER_TESTS:-0}
 skip_schemathesis=${SC_SKIP_SCHEMATHESIS:-0}
 unset SC_SKIP_BROWSER_TESTS SC_SKIP_SCHEMATHESIS
 
-log() { printf '[test.sh] %s\n' "$*" >&2; }
+# shellcheck disable=SC2034 # read by log, in lib.sh
+LOG_PREFIX=test.sh
 
 tmp_root=""
 cleanup() {
   if [ -n "${pg_data:-}" ] && [ -d "$pg_data" ]; then
-    as_pg_user "$pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true
+    stop_throwaway_pg "$pg_data" immediate || true
   fi
   if [ -n "${redis_pid:-}" ]; then kill "$redis_pid" 2>/dev/null || true; fi
   if [ -n "$tmp_root" ]; then rm -rf "$tmp_root"; fi
@@ -38,12 +39,6 @@ trap cleanup EXIT
 
 # shellcheck source=lib.sh
 . scripts/lib.sh
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
-    || echo $((20000 + RANDOM % 20000))
-}
-
 
 ensure_tmp() {
   if [ -z "$tmp_root" ]; then
@@ -56,22 +51,15 @@ if [ -z "${DATABASE_URL:-}" ]; then
   if port_open 127.0.0.1 5432; then
     export DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
   else
-    initdb=$(find_pg_bin initdb || true)
-    pg_ctl=$(find_pg_bin pg_ctl || true)
-    if [ -z "$initdb" ] || [ -z "$pg_ctl" ]; then
+    if ! have_pg_server; then
       log "PostgreSQL is needed: set DATABASE_URL, run one on 127.0.0.1:5432, or install the"
-      log "server binaries (Debian: apt-get install postgresql) so this script can start one."
-      exit 1
+      die "server binaries (Debian: apt-get install postgresql) so this script can start one."
     fi
     ensure_tmp
     pg_data="$tmp_root/pg"
-    mkdir -p "$pg_data"
-    if [ "$(id -u)" = 0 ]; then chown postgres "$pg_data"; fi
-    pg_port=$(free_port)
+    pg_port=$(free_port_or_random)
     log "starting a throwaway PostgreSQL on port $pg_port"
-    as_pg_user "$initdb" -D "$pg_data" -U postgres --auth=trust >/dev/null
-    as_pg_user "$pg_ctl" -D "$pg_data" -l "$pg_data/log" -w \
-      -o "-p $pg_port -k $pg_data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null
+    start_throwaway_pg "$pg_data" "$pg_port" "$pg_data/log" -c max_connections=300 -c fsync=off
     export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
   fi
 fi
@@ -82,16 +70,14 @@ if [ -z "${REDIS_URL:-}" ]; then
   else
     if ! command -v redis-server >/dev/null 2>&1; then
       log "Redis is needed: set REDIS_URL, run one on 127.0.0.1:6379, or install it"
-      log "(Debian: apt-get install redis-server) so this script can start one."
-      exit 1
+      die "(Debian: apt-get install redis-server) so this script can start one."
     fi
     ensure_tmp
-    redis_port=$(free_port)
+    redis_port=$(free_port_or_random)
     log "starting a throwaway Redis on port $redis_port"
-    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-      --dir "$tmp_root" --logfile "$tmp_root/redis.log" &
+    start_throwaway_redis "$redis_port" "$tmp_root" --logfile "$tmp_root/redis.log"
     redis_pid=$!
-    for _ in $(seq 100); do port_open 127.0.0.1 "$redis_port" && break; sleep 0.1; done
+    wait_for 100 0.1 port_open 127.0.0.1 "$redis_port" || true
     export REDIS_URL="redis://127.0.0.1:$redis_port"
   fi
 fi
