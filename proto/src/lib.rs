@@ -12,7 +12,7 @@ pub mod v1 {
     tonic::include_proto!("chat.v1");
 }
 
-use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, ErrorCode, MessageKind, RoomName, UserId};
+use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, ErrorCode, MessageKind, RoomName, UploadId, UserId};
 use tonic::{Code, Status};
 
 /// gRPC metadata key that carries the stable [`ErrorCode`] of a failed call.
@@ -126,7 +126,7 @@ impl From<&ChatMessage> for v1::ChatMessage {
             client_msg_id: m.client_msg_id.as_str().to_owned(),
             kind: kind_to_wire(m.kind) as i32,
             sent_at_ms: m.sent_at_ms,
-            attachment_id: m.attachment,
+            attachment_id: m.attachment.map(UploadId::get),
             deleted: m.deleted,
         }
     }
@@ -144,7 +144,11 @@ impl TryFrom<v1::ChatMessage> for ChatMessage {
             client_msg_id: ClientMsgId::parse(&m.client_msg_id).map_err(|e| invalid("client_msg_id", e))?,
             kind: kind_from_wire(m.kind)?,
             sent_at_ms: m.sent_at_ms,
-            attachment: m.attachment_id,
+            attachment: m
+                .attachment_id
+                .map(UploadId::new)
+                .transpose()
+                .map_err(|e| invalid("attachment_id", e))?,
             deleted: m.deleted,
         })
     }

@@ -1,6 +1,7 @@
 //! Validated account fields. As with [`crate::names`], a value of one of these types is
 //! valid by construction: the HTTP API parses each field once, at the edge.
 
+use crate::error::ErrorCode;
 use crate::names::NameError;
 use serde::{Serialize, Serializer};
 use std::fmt;
@@ -41,13 +42,22 @@ impl Username {
     pub fn parse(input: &str) -> Result<Self, NameError> {
         let name = input.trim();
         if name.len() < Self::MIN_LEN || name.len() > Self::MAX_LEN {
-            return Err(NameError("username must be 3 to 32 characters"));
+            return Err(NameError::new(
+                ErrorCode::InvalidUsername,
+                "username must be 3 to 32 characters",
+            ));
         }
         if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
-            return Err(NameError("username must start with a letter"));
+            return Err(NameError::new(
+                ErrorCode::InvalidUsername,
+                "username must start with a letter",
+            ));
         }
         if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(NameError("username may only hold letters, digits and _"));
+            return Err(NameError::new(
+                ErrorCode::InvalidUsername,
+                "username may only hold letters, digits and _",
+            ));
         }
         Ok(Self(name.to_owned()))
     }
@@ -70,7 +80,10 @@ impl Email {
     pub fn parse(input: &str) -> Result<Self, NameError> {
         let email = input.trim();
         if email.is_empty() || email.len() > Self::MAX_LEN {
-            return Err(NameError("e-mail must be 1 to 254 characters"));
+            return Err(NameError::new(
+                ErrorCode::InvalidEmail,
+                "e-mail must be 1 to 254 characters",
+            ));
         }
         let shaped = match email.split_once('@') {
             Some((local, domain)) => {
@@ -83,7 +96,10 @@ impl Email {
             None => false,
         };
         if !shaped || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(NameError("e-mail is not an address like name@example.com"));
+            return Err(NameError::new(
+                ErrorCode::InvalidEmail,
+                "e-mail is not an address like name@example.com",
+            ));
         }
         Ok(Self(email.to_owned()))
     }
@@ -101,13 +117,22 @@ impl PersonName {
     pub fn parse(input: &str) -> Result<Self, NameError> {
         let name = input.trim();
         if name.is_empty() {
-            return Err(NameError("first and last name are required"));
+            return Err(NameError::new(
+                ErrorCode::InvalidProfile,
+                "first and last name are required",
+            ));
         }
         if name.chars().count() > Self::MAX_CHARS {
-            return Err(NameError("a name is longer than 64 characters"));
+            return Err(NameError::new(
+                ErrorCode::InvalidProfile,
+                "a name is longer than 64 characters",
+            ));
         }
         if name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
-            return Err(NameError("a name holds control characters"));
+            return Err(NameError::new(
+                ErrorCode::InvalidProfile,
+                "a name holds control characters",
+            ));
         }
         Ok(Self(name.to_owned()))
     }
@@ -125,10 +150,16 @@ impl Bio {
     pub fn parse(input: &str) -> Result<Self, NameError> {
         let bio = input.trim();
         if bio.chars().count() > Self::MAX_CHARS {
-            return Err(NameError("bio is longer than 255 characters"));
+            return Err(NameError::new(
+                ErrorCode::InvalidProfile,
+                "bio is longer than 255 characters",
+            ));
         }
         if bio.chars().any(|c| (c.is_control() && c != '\n') || is_bidi_control(c)) {
-            return Err(NameError("bio holds control characters"));
+            return Err(NameError::new(
+                ErrorCode::InvalidProfile,
+                "bio holds control characters",
+            ));
         }
         Ok(Self(bio.to_owned()))
     }
@@ -147,13 +178,22 @@ impl Password {
     pub fn new_for(input: &str, username: &Username) -> Result<Self, NameError> {
         let chars = input.chars().count();
         if chars < Self::MIN_CHARS {
-            return Err(NameError("password must be at least 10 characters"));
+            return Err(NameError::new(
+                ErrorCode::WeakPassword,
+                "password must be at least 10 characters",
+            ));
         }
         if chars > Self::MAX_CHARS {
-            return Err(NameError("password must be at most 256 characters"));
+            return Err(NameError::new(
+                ErrorCode::WeakPassword,
+                "password must be at most 256 characters",
+            ));
         }
         if input.to_ascii_lowercase().contains(&username.key()) {
-            return Err(NameError("password must not contain the username"));
+            return Err(NameError::new(
+                ErrorCode::WeakPassword,
+                "password must not contain the username",
+            ));
         }
         Ok(Self(input.to_owned()))
     }
@@ -162,7 +202,10 @@ impl Password {
     /// it was set), only bounded, so hashing cost stays bounded.
     pub fn offered(input: &str) -> Result<Self, NameError> {
         if input.is_empty() || input.chars().count() > Self::MAX_CHARS {
-            return Err(NameError("wrong username or password"));
+            return Err(NameError::new(
+                ErrorCode::InvalidCredentials,
+                "wrong username or password",
+            ));
         }
         Ok(Self(input.to_owned()))
     }
@@ -199,7 +242,7 @@ impl Role {
         match s {
             "user" => Ok(Self::User),
             "admin" => Ok(Self::Admin),
-            _ => Err(NameError("unknown role")),
+            _ => Err(NameError::new(ErrorCode::InvalidArgument, "unknown role")),
         }
     }
 }

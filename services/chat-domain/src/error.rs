@@ -1,10 +1,10 @@
 //! Error and close codes of the protocol, stable strings and numbers that clients branch on.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A stable, machine-readable error code. The same codes appear in websocket `error`
 /// frames, in HTTP JSON error bodies and (mapped) as gRPC statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The frame is not a JSON object, or a field has the wrong JSON type.

@@ -3,9 +3,11 @@
 //! # Layout
 //! * [`names`]: validated newtypes (`RoomName`, `MessageText`, `ClientMsgId`, `DisplayName`,
 //!   `UserId`). Each is parsed once at the edge; holding one means it is valid.
-//! * [`message`]: a stored chat message and its one JSON serialization, shared by every
-//!   path that delivers it (live fan-out, history, gap fill).
-//! * [`protocol`]: client frames (parsed with precise error codes) and server frames.
+//! * [`message`]: what a send carries (text, or an image with a caption) and a committed
+//!   message.
+//! * [`upload`]: upload ids, and what an upload's bytes really are.
+//! * [`protocol`]: client frames (parsed with precise error codes) and [`protocol::ServerFrame`],
+//!   every frame the server sends.
 //! * [`error`]: the stable error codes and websocket close codes of the protocol.
 
 pub mod account;
@@ -17,5 +19,6 @@ pub mod upload;
 
 pub use account::{Bio, Email, Password, PersonName, Role, Username};
 pub use error::{CloseCode, ErrorCode};
-pub use message::{Author, ChatMessage, MessageKind};
+pub use message::{Author, ChatMessage, MessageBody, MessageKind};
 pub use names::{ClientMsgId, DisplayName, MessageText, NameError, RoomName, UserId};
+pub use upload::UploadId;

@@ -1,16 +1,20 @@
-//! A committed chat message and its single JSON serialization.
+//! A chat message: what a send carries ([`MessageBody`]) and what was committed
+//! ([`ChatMessage`]).
 //!
-//! The `message` frame is serialized once, by whoever first holds the committed message,
-//! and the same bytes are sent to every receiver. History and gap fill use the same
-//! function, so a client cannot tell which path a message came by.
+//! Its `message` frame (`protocol::ServerFrame::Message`) is serialized once, by
+//! whoever first holds the committed message, and the same bytes are sent to every
+//! receiver. History and gap fill use the same type, so a client cannot tell which path a
+//! message came by.
 
-use crate::names::{ClientMsgId, DisplayName, NameError, RoomName, UserId};
-use bytes::Bytes;
-use serde::Serialize;
+use crate::error::ErrorCode;
+use crate::names::{ClientMsgId, DisplayName, MessageText, NameError, RoomName, UserId};
+use crate::upload::UploadId;
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// What a message carries: text, or an image (an upload, with the text as its caption).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
     Text,
@@ -29,15 +33,18 @@ impl MessageKind {
         match s {
             "text" => Ok(Self::Text),
             "image" => Ok(Self::Image),
-            _ => Err(NameError("unknown message kind")),
+            _ => Err(NameError::new(ErrorCode::InvalidArgument, "unknown message kind")),
         }
     }
 }
 
 /// Who wrote a message, as the server knows it from the session. Never taken from a frame.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Author {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: UserId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub name: DisplayName,
 }
 
@@ -56,62 +63,42 @@ pub struct ChatMessage {
     /// Commit time, milliseconds since the Unix epoch.
     pub sent_at_ms: i64,
     /// The upload an image message shows.
-    pub attachment: Option<i64>,
+    pub attachment: Option<UploadId>,
     /// Deleted by an administrator: a tombstone that keeps its seq (so the room's sequence
     /// stays gapless for readers) but has no content and is never shown.
     pub deleted: bool,
 }
 
 /// Where clients fetch an upload; the one place the URL is spelled.
-pub fn upload_url(id: i64) -> String {
+pub fn upload_url(id: UploadId) -> String {
     format!("/api/v1/uploads/{id}")
 }
 
-#[derive(Serialize)]
-pub(crate) struct AttachmentView {
-    id: i64,
-    url: String,
+/// What a send carries: text, or an image (an upload of the sender's) whose text is its
+/// caption and may be empty. The one statement of this rule: the websocket, the HTTP API
+/// and the message service all build a body through [`MessageBody::new`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageBody {
+    pub text: MessageText,
+    pub attachment: Option<UploadId>,
 }
 
-/// The `message` frame's shape, borrowed from a [`ChatMessage`].
-#[derive(Serialize)]
-pub(crate) struct MessageView<'a> {
-    #[serde(rename = "type")]
-    ty: &'static str,
-    room: &'a RoomName,
-    seq: u64,
-    id: i64,
-    user: &'a Author,
-    text: &'a str,
-    sent_at: String,
-    client_msg_id: &'a ClientMsgId,
-    kind: MessageKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attachment: Option<AttachmentView>,
-}
-
-impl ChatMessage {
-    pub(crate) fn view(&self) -> MessageView<'_> {
-        MessageView {
-            ty: "message",
-            room: &self.room,
-            seq: self.seq,
-            id: self.id,
-            user: &self.author,
-            text: &self.text,
-            sent_at: format_millis(self.sent_at_ms),
-            client_msg_id: &self.client_msg_id,
-            kind: self.kind,
-            attachment: self.attachment.map(|id| AttachmentView {
-                id,
-                url: upload_url(id),
-            }),
-        }
+impl MessageBody {
+    pub fn new(text: Option<String>, attachment: Option<UploadId>) -> Result<Self, NameError> {
+        let text = match (text, attachment) {
+            (Some(text), None) => MessageText::parse(text)?,
+            (text, Some(_)) => MessageText::caption(text.unwrap_or_default())?,
+            (None, None) => return Err(NameError::new(ErrorCode::MissingField, "missing field `text`")),
+        };
+        Ok(Self { text, attachment })
     }
 
-    /// The `message` frame as the bytes every receiver gets.
-    pub fn to_frame(&self) -> Bytes {
-        Bytes::from(serde_json::to_vec(&self.view()).expect("a message always serializes"))
+    pub fn kind(&self) -> MessageKind {
+        if self.attachment.is_some() {
+            MessageKind::Image
+        } else {
+            MessageKind::Text
+        }
     }
 }
 
@@ -122,7 +109,7 @@ pub fn format_millis(ms: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> ChatMessage {
@@ -162,7 +149,7 @@ mod tests {
     fn an_image_message_names_its_upload() {
         let message = ChatMessage {
             kind: MessageKind::Image,
-            attachment: Some(12),
+            attachment: Some(UploadId::new(12).unwrap()),
             ..sample()
         };
         let frame: serde_json::Value = serde_json::from_slice(&message.to_frame()).unwrap();
@@ -171,5 +158,21 @@ mod tests {
             frame["attachment"],
             serde_json::json!({"id": 12, "url": "/api/v1/uploads/12"})
         );
+    }
+
+    #[test]
+    fn a_body_is_text_or_an_image_with_a_caption() {
+        let upload = UploadId::new(3).unwrap();
+        let text = MessageBody::new(Some("hi".into()), None).unwrap();
+        assert_eq!((text.text.as_str(), text.kind()), ("hi", MessageKind::Text));
+        let image = MessageBody::new(None, Some(upload)).unwrap();
+        assert_eq!((image.text.as_str(), image.kind()), ("", MessageKind::Image));
+        let captioned = MessageBody::new(Some("look".into()), Some(upload)).unwrap();
+        assert_eq!(captioned.text.as_str(), "look");
+        let code =
+            |text: Option<&str>, attachment| MessageBody::new(text.map(Into::into), attachment).unwrap_err().code();
+        assert_eq!(code(None, None), ErrorCode::MissingField);
+        assert_eq!(code(Some(" "), None), ErrorCode::InvalidText);
+        assert_eq!(code(Some("bell\u{7}"), Some(upload)), ErrorCode::InvalidText);
     }
 }

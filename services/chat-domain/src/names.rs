@@ -1,13 +1,46 @@
 //! Validated newtypes. Each has a private field and a `parse` constructor, so a value of one
 //! of these types is valid by construction and no function downstream re-checks a `&str`.
 
-use serde::{Serialize, Serializer};
+use crate::error::ErrorCode;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
-/// Why a value was refused, phrased for the person who typed it.
+/// Why a value was refused, phrased for the person who typed it, with the protocol's code
+/// for it: each type knows its own code, so no caller maps one error to a code by hand.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct NameError(pub &'static str);
+#[error("{message}")]
+pub struct NameError {
+    code: ErrorCode,
+    message: &'static str,
+}
+
+impl NameError {
+    pub const fn new(code: ErrorCode, message: &'static str) -> Self {
+        Self { code, message }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn message(&self) -> &'static str {
+        self.message
+    }
+}
+
+/// `Deserialize` through `parse`, for types read back from the wire (server frames in
+/// clients and tests): a value that breaks the rules does not deserialize.
+macro_rules! deserialize_by_parse {
+    ($($name:ident),+) => {$(
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    )+};
+}
+deserialize_by_parse!(RoomName, ClientMsgId, DisplayName, UserId);
 
 macro_rules! string_newtype {
     ($name:ident) => {
@@ -53,21 +86,28 @@ impl RoomName {
 
     pub fn parse(input: &str) -> Result<Self, NameError> {
         if input.is_empty() {
-            return Err(NameError("room name is empty"));
+            return Err(NameError::new(ErrorCode::InvalidRoom, "room name is empty"));
         }
         if input.len() > Self::MAX_LEN {
-            return Err(NameError("room name is longer than 64 characters"));
+            return Err(NameError::new(
+                ErrorCode::InvalidRoom,
+                "room name is longer than 64 characters",
+            ));
         }
         let name = input.to_ascii_lowercase();
         let bytes = name.as_bytes();
         if !bytes[0].is_ascii_alphanumeric() {
-            return Err(NameError("room name must start with a letter or a digit"));
+            return Err(NameError::new(
+                ErrorCode::InvalidRoom,
+                "room name must start with a letter or a digit",
+            ));
         }
         if !bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'))
         {
-            return Err(NameError(
+            return Err(NameError::new(
+                ErrorCode::InvalidRoom,
                 "room name may only hold letters a-z, digits, '_', '.' and '-'",
             ));
         }
@@ -87,7 +127,7 @@ impl MessageText {
 
     pub fn parse(input: String) -> Result<Self, NameError> {
         if input.trim().is_empty() {
-            return Err(NameError("message text is empty"));
+            return Err(NameError::new(ErrorCode::InvalidText, "message text is empty"));
         }
         Self::caption(input)
     }
@@ -96,13 +136,19 @@ impl MessageText {
     pub fn caption(input: String) -> Result<Self, NameError> {
         // A cheap byte-length bound first: 4 bytes is the widest UTF-8 character.
         if input.len() > Self::MAX_CHARS * 4 || input.chars().count() > Self::MAX_CHARS {
-            return Err(NameError("message text is longer than 4000 characters"));
+            return Err(NameError::new(
+                ErrorCode::InvalidText,
+                "message text is longer than 4000 characters",
+            ));
         }
         if input
             .chars()
             .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
         {
-            return Err(NameError("message text holds control characters"));
+            return Err(NameError::new(
+                ErrorCode::InvalidText,
+                "message text holds control characters",
+            ));
         }
         Ok(Self(input))
     }
@@ -120,13 +166,17 @@ impl ClientMsgId {
 
     pub fn parse(input: &str) -> Result<Self, NameError> {
         if input.is_empty() || input.len() > Self::MAX_LEN {
-            return Err(NameError("client_msg_id must be 1 to 64 characters"));
+            return Err(NameError::new(
+                ErrorCode::InvalidClientMsgId,
+                "client_msg_id must be 1 to 64 characters",
+            ));
         }
         if !input
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
         {
-            return Err(NameError(
+            return Err(NameError::new(
+                ErrorCode::InvalidClientMsgId,
                 "client_msg_id may only hold letters, digits, '_', '.', ':' and '-'",
             ));
         }
@@ -146,13 +196,16 @@ impl DisplayName {
     pub fn parse(input: &str) -> Result<Self, NameError> {
         let name = input.trim();
         if name.is_empty() {
-            return Err(NameError("name is empty"));
+            return Err(NameError::new(ErrorCode::InvalidName, "name is empty"));
         }
         if name.chars().count() > Self::MAX_CHARS {
-            return Err(NameError("name is longer than 32 characters"));
+            return Err(NameError::new(
+                ErrorCode::InvalidName,
+                "name is longer than 32 characters",
+            ));
         }
         if name.chars().any(char::is_control) {
-            return Err(NameError("name holds control characters"));
+            return Err(NameError::new(ErrorCode::InvalidName, "name holds control characters"));
         }
         Ok(Self(name.to_owned()))
     }
@@ -169,10 +222,16 @@ impl UserId {
 
     pub fn parse(input: &str) -> Result<Self, NameError> {
         if input.is_empty() || input.len() > Self::MAX_LEN {
-            return Err(NameError("user id must be 1 to 128 characters"));
+            return Err(NameError::new(
+                ErrorCode::InvalidArgument,
+                "user id must be 1 to 128 characters",
+            ));
         }
         if !input.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(NameError("user id must be printable ASCII without spaces"));
+            return Err(NameError::new(
+                ErrorCode::InvalidArgument,
+                "user id must be printable ASCII without spaces",
+            ));
         }
         Ok(Self(input.to_owned()))
     }

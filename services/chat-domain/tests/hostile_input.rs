@@ -7,7 +7,7 @@
 
 use chat_domain::error::ErrorCode;
 use chat_domain::protocol::ClientFrame;
-use chat_domain::upload::{ImageType, sniff_image};
+use chat_domain::upload::{ImageType, UploadId, sniff_image};
 use chat_domain::{
     Bio, ClientMsgId, DisplayName, Email, MessageText, Password, PersonName, RoomName, UserId, Username,
 };
@@ -287,11 +287,11 @@ proptest! {
                         prop_assert_eq!(since_seq, frame.get("since_seq").and_then(Value::as_u64));
                     }
                     ClientFrame::Leave { room: r } => prop_assert_eq!(r.as_str(), room.to_ascii_lowercase()),
-                    ClientFrame::Send { room: r, text, client_msg_id, attachment, traceparent } => {
+                    ClientFrame::Send { room: r, body, client_msg_id, traceparent } => {
                         prop_assert_eq!(r.as_str(), room.to_ascii_lowercase());
-                        prop_assert_eq!(text.as_str(), frame["text"].as_str().unwrap_or(""));
+                        prop_assert_eq!(body.text.as_str(), frame["text"].as_str().unwrap_or(""));
                         prop_assert_eq!(client_msg_id.as_str(), frame["client_msg_id"].as_str().unwrap());
-                        prop_assert_eq!(attachment, frame.get("attachment_id").and_then(Value::as_i64));
+                        prop_assert_eq!(body.attachment.map(UploadId::get), frame.get("attachment_id").and_then(Value::as_i64));
                         if let Some(tp) = traceparent {
                             prop_assert_eq!(Some(tp.as_str()), frame["traceparent"].as_str());
                         }
@@ -596,5 +596,5 @@ fn nul_escapes_and_lone_surrogates_are_handled() {
     assert_eq!(ClientFrame::parse(surrogate).unwrap_err().code, ErrorCode::InvalidJson);
     // A proper surrogate pair is an emoji, and is text.
     let pair = r#"{"type":"send","room":"x","text":"\ud83d\ude00","client_msg_id":"c"}"#;
-    assert!(matches!(ClientFrame::parse(pair), Ok(ClientFrame::Send { text, .. }) if text.as_str() == "😀"));
+    assert!(matches!(ClientFrame::parse(pair), Ok(ClientFrame::Send { body, .. }) if body.text.as_str() == "😀"));
 }

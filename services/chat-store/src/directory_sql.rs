@@ -450,7 +450,7 @@ macro_rules! sql_directory {
                     }
                     for (name, last_seq) in query.fetch_all(&self.pool).await? {
                         let room = RoomName::parse(&name)
-                            .map_err(|e| StoreError::Corrupt(format!("rooms row {name:?}: {}", e.0)))?;
+                            .map_err(|e| StoreError::Corrupt(format!("rooms row {name:?}: {}", e)))?;
                         found.push((room, count(last_seq)));
                     }
                 }

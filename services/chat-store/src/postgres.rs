@@ -19,7 +19,7 @@ use crate::batch::{self, Plan};
 use crate::error::StoreError;
 use crate::rows::{InsertedRow, MessageRow, RoomRow, into_messages, message_columns, room_columns, to_db};
 use crate::store::{AppendOutcome, NewMessage, RoomInfo, Store};
-use chat_domain::{ChatMessage, RoomName};
+use chat_domain::{ChatMessage, RoomName, UploadId};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
@@ -93,7 +93,12 @@ impl PgStore {
             .bind(batch.iter().map(|m| m.text.as_str()).collect::<Vec<_>>())
             .bind(batch.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>())
             .bind(batch.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
-            .bind(batch.iter().map(|m| m.attachment).collect::<Vec<_>>())
+            .bind(
+                batch
+                    .iter()
+                    .map(|m| m.attachment.map(UploadId::get))
+                    .collect::<Vec<_>>(),
+            )
             .bind(batch::room_names(batch))
             .fetch_all(&self.pool)
             .await;
@@ -176,7 +181,11 @@ impl PgStore {
             )
             .bind(update_ids)
             .bind(update_seqs)
-            .bind(rows.iter().map(|r| r.message.attachment).collect::<Vec<_>>())
+            .bind(
+                rows.iter()
+                    .map(|r| r.message.attachment.map(UploadId::get))
+                    .collect::<Vec<_>>(),
+            )
             .fetch_all(&mut *tx)
             .await?
         };

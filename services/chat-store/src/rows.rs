@@ -6,7 +6,7 @@
 
 use crate::error::StoreError;
 use crate::store::RoomInfo;
-use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, MessageKind, RoomName, UserId};
+use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, MessageKind, RoomName, UploadId, UserId};
 
 /// The columns of [`RoomRow`], for `SELECT` lists and `RETURNING` clauses. Macros rather
 /// than consts so that queries are assembled with `concat!` at compile time.
@@ -91,7 +91,11 @@ impl MessageRow {
             kind: MessageKind::parse(&self.kind).map_err(|_| bad("kind", &self.kind))?,
             text: self.body,
             sent_at_ms: self.created_at_ms,
-            attachment: self.attachment_id,
+            attachment: self
+                .attachment_id
+                .map(UploadId::new)
+                .transpose()
+                .map_err(|_| bad("attachment_id", &format!("{:?}", self.attachment_id)))?,
             deleted: self.deleted_at_ms.is_some(),
         })
     }

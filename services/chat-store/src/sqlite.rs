@@ -14,7 +14,7 @@ use crate::batch::{self, Plan};
 use crate::error::StoreError;
 use crate::rows::{InsertedRow, MessageRow, RoomRow, into_messages, message_columns, room_columns, to_db};
 use crate::store::{AppendOutcome, NewMessage, RoomInfo, Store};
-use chat_domain::{ChatMessage, RoomName};
+use chat_domain::{ChatMessage, RoomName, UploadId};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite};
@@ -209,7 +209,7 @@ impl Store for SqliteStore {
                     .push_bind(m.text.as_str())
                     .push_bind(m.kind.as_str())
                     .push_bind(m.client_msg_id.as_str())
-                    .push_bind(m.attachment)
+                    .push_bind(m.attachment.map(UploadId::get))
                     .push(now_ms!());
             });
             query.push(" RETURNING id, room_id, seq, created_at_ms");

@@ -1,7 +1,7 @@
 //! The backend-neutral contract: what a store promises, whichever database is behind it.
 
 use crate::error::StoreError;
-use chat_domain::{Author, ChatMessage, ClientMsgId, MessageKind, MessageText, RoomName};
+use chat_domain::{Author, ChatMessage, ClientMsgId, MessageKind, MessageText, RoomName, UploadId};
 
 /// A room as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +26,7 @@ pub struct NewMessage {
     pub client_msg_id: ClientMsgId,
     pub kind: MessageKind,
     /// The upload an image message shows; checked to be the author's before it gets here.
-    pub attachment: Option<i64>,
+    pub attachment: Option<UploadId>,
 }
 
 /// What became of one message of a batch.

@@ -6,7 +6,9 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`), dropped again when the test ends, even
 //! when it fails.
 
-use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, MessageKind, MessageText, RoomName, UserId};
+use chat_domain::{
+    Author, ChatMessage, ClientMsgId, DisplayName, MessageKind, MessageText, RoomName, UploadId, UserId,
+};
 use chat_store::{AppendOutcome, ConnectOptions, NewMessage, Store, StoreError};
 use sqlx::Connection;
 use std::collections::BTreeSet;
@@ -935,10 +937,14 @@ async fn uploads_round_trip_and_image_messages_carry_them(db: &TestDb) {
     store.enter_room(&room("pics")).await.unwrap();
     let mut image = msg("pics", "ann", "img", "caption");
     image.kind = MessageKind::Image;
-    image.attachment = Some(id);
+    let upload = UploadId::new(id).unwrap();
+    image.attachment = Some(upload);
     store.append_batch(&[image]).await.unwrap();
     let history = store.history_after(&room("pics"), 0, 10).await.unwrap();
-    assert_eq!((history[0].kind, history[0].attachment), (MessageKind::Image, Some(id)));
+    assert_eq!(
+        (history[0].kind, history[0].attachment),
+        (MessageKind::Image, Some(upload))
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-//! The registry of rooms with local members, and the ordering layer of the fan-out.
+//! The fan-out core: the registry of rooms with local members, and the ordering layer
+//! between the bus and the sockets.
 //!
 //! Each room with at least one member on this gateway has a [`Hub`]. Events from the bus
-//! enter through [`Rooms::deliver`]; the hub delivers them to its members strictly in `seq`
+//! enter through [`Fanout::deliver`]; the hub delivers them to its members strictly in `seq`
 //! order, exactly once: anything below the next expected seq is a repeat and is dropped,
 //! anything above waits in `pending`. A gap that the bus does not fill within
 //! `gap_fill_after` is filled from history over gRPC, through the same path.
@@ -10,15 +11,18 @@
 //! overlap: the member is registered first (so nothing published meanwhile is missed),
 //! the hub's position fixes the cut (`from`), history is read up to the cut, and then the
 //! `joined` frame and whatever arrived meanwhile are queued together under the hub's lock.
+//!
+//! It reads history through the small [`History`] trait, not the gRPC client, so its rules
+//! are unit-tested with an in-memory history (this module's tests).
 
+use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Pushed, text};
-use crate::upstream::Upstream;
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use chat_bus::BusEvent;
 use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
-use chat_domain::RoomName;
+use chat_domain::{ChatMessage, RoomName};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,8 +32,18 @@ pub type ConnId = u64;
 /// Most messages fetched per history call while filling a gap.
 const FILL_PAGE: u32 = 500;
 
+/// Where a gap is filled from: the room's committed messages, as the database holds them
+/// (the message services, over gRPC, in a running gateway).
+#[async_trait::async_trait]
+pub trait History: Send + Sync + 'static {
+    /// Messages of `room` with seq > `after_seq`, oldest first, at most `limit`; deleted
+    /// ones as tombstones, so the sequence has no holes.
+    async fn after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<ChatMessage>, GatewayError>;
+}
+
+/// The rooms with members on this gateway, each delivering in order, exactly once.
 #[derive(Clone)]
-pub struct Rooms {
+pub struct Fanout {
     inner: Arc<Inner>,
 }
 
@@ -37,7 +51,7 @@ struct Inner {
     /// This gateway's address, naming it in spans.
     instance: String,
     hubs: Mutex<HashMap<RoomName, Arc<Hub>>>,
-    upstream: Upstream,
+    history: Arc<dyn History>,
     gap_fill_after: Duration,
     /// Frames a joining member may collect before its `joined` frame is sent.
     join_buffer: usize,
@@ -69,10 +83,10 @@ struct Member {
     joining: Option<Vec<Utf8Bytes>>,
 }
 
-impl Rooms {
+impl Fanout {
     pub fn new(
         instance: String,
-        upstream: Upstream,
+        history: Arc<dyn History>,
         gap_fill_after: Duration,
         join_buffer: usize,
         metrics: Metrics,
@@ -81,7 +95,7 @@ impl Rooms {
             inner: Arc::new(Inner {
                 instance,
                 hubs: Mutex::new(HashMap::new()),
-                upstream,
+                history,
                 gap_fill_after,
                 join_buffer,
                 metrics,
@@ -367,8 +381,8 @@ impl Rooms {
                 }
                 next - 1
             };
-            let page = match self.inner.upstream.history_after(&hub.room, after, FILL_PAGE).await {
-                Ok(page) => page,
+            let messages = match self.inner.history.after(&hub.room, after, FILL_PAGE).await {
+                Ok(messages) => messages,
                 Err(error) => {
                     tracing::warn!(room = %hub.room, %error, "gap fill failed; retrying");
                     tokio::time::sleep(self.inner.gap_fill_after.max(Duration::from_millis(100))).await;
@@ -376,8 +390,8 @@ impl Rooms {
                 }
             };
             self.inner.metrics.gap_fills.inc();
-            let full_page = page.messages.len() == FILL_PAGE as usize;
-            for message in page.messages {
+            let full_page = messages.len() == FILL_PAGE as usize;
+            for message in messages {
                 let frame = (!message.deleted).then(|| text(message.to_frame()));
                 self.accept(hub, message.seq, frame);
             }
@@ -397,3 +411,6 @@ impl Rooms {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

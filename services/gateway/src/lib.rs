@@ -1,53 +1,69 @@
 //! The websocket gateway.
 //!
 //! # Layout
-//! * [`settings`]: typed configuration with its defaults.
-//! * [`app`]: shared state and the router (websocket, API, static files, security headers).
-//! * [`server`]: the accept loop (handshake timeout, `TCP_NODELAY`).
-//! * [`ws`]: one websocket connection: reader, in-order sender, batching writer.
-//! * [`rooms`]: which local connections are in which room, and in-order, exactly-once
-//!   delivery with gap fill.
+//! The layers, each importing only those below it:
+//! * [`router`]: assembles the application: websocket, API, static files, security headers.
+//! * [`ws`]: the websocket layer: [`ws::handshake`] admits a connection; one connection's
+//!   reader, in-order sender and batching writer.
+//! * [`api`]: the JSON HTTP API and its OpenAPI document.
+//! * [`actions`]: domain actions both layers take: membership, upload ownership,
+//!   announcements to other gateways.
+//! * [`state`]: the shared state every handler and socket reaches.
+//! * [`error`]: the one error type; an HTTP response and a websocket `error` frame are
+//!   both made from it.
+//!
+//! The parts the state holds:
+//! * [`fanout`]: which local connections are in which room, and in-order, exactly-once
+//!   delivery with gap fill. It reads history through a small trait, so its rules are
+//!   unit-tested without a database.
+//! * [`background`]: the bus reader, the repair sweep and the session purge.
+//! * [`people`]: who is connected here, their rooms (for `notify`) and their sessions;
+//!   [`control`]: the typed events between gateways that keep it current.
 //! * [`outbox`]: a connection's bounded outbound queue and its close codes.
 //! * [`queue`]: the bounded queue behind the outbox and a socket's sends; it allocates
 //!   only when used.
-//! * [`limits`]: the per-connection send rate (a token bucket).
+//! * [`limits`]: the per-connection send rate (a token bucket) and admission.
 //! * [`upstream`]: the gRPC client of the message services; each room's calls go to its home.
-//! * [`api`]: the JSON HTTP API and its OpenAPI document.
 //! * [`auth`]: sessions, tokens and passwords: the only source of a message's author.
-//! * [`people`]: who is connected here, their rooms (for `notify`) and their sessions.
+//! * [`server`]: the accept loop (handshake timeout, `TCP_NODELAY`).
+//! * [`settings`]: typed configuration with its defaults.
 //! * [`metrics`]: Prometheus metrics.
-//!
 //! * [`admin_cli`]: the operator's `grant-admin` / `revoke-admin` commands.
 //!
 //! [`Gateway::start`] is the one function that builds the running gateway.
 
+pub mod actions;
 pub mod admin_cli;
 pub mod api;
-pub mod app;
 pub mod auth;
+pub mod background;
+pub mod control;
+pub mod error;
+pub mod fanout;
 pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod people;
 pub mod queue;
-pub mod rooms;
+pub mod router;
 pub mod server;
 pub mod settings;
+pub mod state;
 pub mod upstream;
 pub mod ws;
 
-use app::AppState;
-use chat_bus::{Bus, BusEvent, BusItem, EventKind};
+use chat_bus::Bus;
 use chat_common::ops::{self, Readiness};
 use prometheus_client::registry::Registry;
 use settings::Settings;
-use std::collections::HashMap;
+use state::AppState;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -63,7 +79,6 @@ pub enum StartError {
     Bus(#[from] chat_bus::BusError),
 }
 
-/// A running gateway.
 /// Opens the gateway's view of the database (accounts, sessions, membership, uploads).
 pub async fn connect_database(
     settings: &chat_common::settings::DatabaseSettings,
@@ -74,9 +89,7 @@ pub async fn connect_database(
     chat_store::open(&options).await
 }
 
-/// How often a gateway deletes expired sessions.
-const SESSION_PURGE_EVERY: Duration = Duration::from_secs(3600);
-
+/// A running gateway.
 pub struct Gateway {
     /// The public address: websocket, API, static files.
     pub addr: SocketAddr,
@@ -103,23 +116,6 @@ impl Readiness for Ready {
             .ping()
             .await
             .map_err(|e| format!("database: {e}"))
-    }
-}
-
-/// One event from the bus, to whoever on this gateway it concerns.
-fn dispatch(rooms: &rooms::Rooms, people: &people::People, event: BusEvent) {
-    match event.kind {
-        EventKind::Message => {
-            // Rooms nobody here watches cost one map lookup: the frame is parsed only for
-            // watchers.
-            people.notify(&event.room, event.seq, &event.payload);
-            rooms.deliver(event);
-        }
-        EventKind::Notice => rooms.notice(&event.room, event.payload),
-        EventKind::Control => match people::Control::parse(&event.payload) {
-            Some(control) => people.apply(control),
-            None => tracing::warn!(room = %event.room, "unknown control event on the bus; ignored"),
-        },
     }
 }
 
@@ -150,110 +146,52 @@ impl Gateway {
         let mut registry = Registry::default();
         let metrics = metrics::Metrics::register(&mut registry);
         let upstream = upstream::Upstream::new(&settings.message_service).map_err(StartError::Config)?;
-        // Names this gateway in spans: the host (a container or pod name) and the address,
-        // since every container listens on the same 0.0.0.0:8080.
-        let host = std::env::var("HOSTNAME")
-            .ok()
-            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_default();
-        let instance = format!("{host}@{addr}");
-        let rooms = rooms::Rooms::new(
+        let instance = instance_name(addr);
+        let fanout = fanout::Fanout::new(
             instance.clone(),
-            upstream.clone(),
+            Arc::new(upstream.clone()),
             Duration::from_millis(settings.gateway.gap_fill_after_ms),
             settings.gateway.outbound_queue,
             metrics.clone(),
         );
-        let mut reader = bus.subscribe().await?;
-        let settings_repair_ms = settings.gateway.repair_interval_ms;
+        let reader = bus.subscribe().await?;
+        let repair_every = Duration::from_millis(settings.gateway.repair_interval_ms);
         let drain = Duration::from_secs(settings.drain_timeout_secs);
         let people = people::People::default();
+        let limits = server::ConnectionLimits {
+            handshake_timeout: Duration::from_millis(settings.gateway.handshake_timeout_ms),
+            send_buffer_bytes: Some(settings.gateway.socket_send_buffer_bytes).filter(|&b| b > 0),
+        };
+        let directory = database.directory.clone();
         let state = AppState::new(
             settings,
             instance,
             database.clone(),
             bus.clone(),
             upstream,
-            rooms.clone(),
+            fanout.clone(),
             people.clone(),
             metrics.clone(),
             shutdown.clone(),
         );
 
-        // The repair sweep: a message whose publish was lost (its message service died
-        // before publishing, or Redis refused the write) reaches members even when nothing
-        // after it in the room would show the gap.
-        tokio::spawn({
-            let (rooms, directory, shutdown) = (rooms.clone(), database.directory.clone(), shutdown.clone());
-            let metrics = metrics.clone();
-            let every = Duration::from_millis(settings_repair_ms);
-            async move {
-                let mut stored_before = HashMap::new();
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tick.tick() => {}
-                    }
-                    let repaired = rooms.repair(&stored_before);
-                    metrics.repairs.inc_by(repaired as u64);
-                    let names = rooms.names();
-                    stored_before = if names.is_empty() {
-                        HashMap::new()
-                    } else {
-                        match directory.last_seqs(&names).await {
-                            Ok(seqs) => seqs.into_iter().collect(),
-                            Err(error) => {
-                                tracing::warn!(%error, "repair sweep: cannot read the rooms' last seqs");
-                                HashMap::new()
-                            }
-                        }
-                    };
-                }
-            }
-        });
-
-        let fan_out = tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move {
-                loop {
-                    let items = tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        items = reader.next_batch() => items,
-                    };
-                    for item in items {
-                        match item {
-                            BusItem::Event(event) => dispatch(&rooms, &people, event),
-                            BusItem::Resync => {
-                                metrics.bus_resyncs.inc();
-                                rooms.resync_all();
-                            }
-                        }
-                    }
-                }
-            }
-        });
-
-        // Expired sessions are refused anyway; this only keeps the table from growing.
-        tokio::spawn({
-            let (directory, shutdown) = (database.directory.clone(), shutdown.clone());
-            async move {
-                let mut every = tokio::time::interval(SESSION_PURGE_EVERY);
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = every.tick() => {}
-                    }
-                    match directory.purge_expired_sessions(auth::now_ms()).await {
-                        Ok(0) => {}
-                        Ok(purged) => tracing::info!(purged, "expired sessions removed"),
-                        Err(error) => tracing::warn!(%error, "could not remove expired sessions"),
-                    }
-                }
-            }
-        });
+        let tasks = TaskTracker::new();
+        tasks.spawn(background::bus_reader(
+            reader,
+            fanout.clone(),
+            people,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(background::repair_sweep(
+            fanout,
+            directory.clone(),
+            metrics,
+            repair_every,
+            shutdown.clone(),
+        ));
+        tasks.spawn(background::purge_sessions(directory, shutdown.clone()));
+        tasks.close();
 
         let ops = ops::OpsServer::spawn(
             ops_listener,
@@ -266,11 +204,7 @@ impl Gateway {
         );
 
         let connections = state.connections().clone();
-        let limits = server::ConnectionLimits {
-            handshake_timeout: Duration::from_millis(state.settings().gateway.handshake_timeout_ms),
-            send_buffer_bytes: Some(state.settings().gateway.socket_send_buffer_bytes).filter(|&b| b > 0),
-        };
-        let app = app::router(state);
+        let app = router::router(state);
         let task = tokio::spawn(async move {
             server::serve(listener, app, limits, shutdown.clone()).await;
             // Upgraded sockets outlive the HTTP server: each one finishes its in-flight sends,
@@ -289,7 +223,7 @@ impl Gateway {
                     "drain deadline passed with sockets still open"
                 );
             }
-            let _ = fan_out.await;
+            tasks.wait().await;
             ops.stop().await;
             tracing::info!("gateway stopped");
         });
@@ -300,4 +234,15 @@ impl Gateway {
     pub async fn wait(self) {
         let _ = self.task.await;
     }
+}
+
+/// Names this gateway in spans: the host (a container or pod name) and the address, since
+/// every container listens on the same 0.0.0.0:8080.
+fn instance_name(addr: SocketAddr) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    format!("{host}@{addr}")
 }

@@ -7,12 +7,11 @@
 //! by control events on the bus (a member entered or left a room, on any gateway), so a
 //! notification costs no database query.
 
+use crate::control::Control;
+use crate::fanout::ConnId;
 use crate::outbox::{Outbox, Pushed, text};
-use crate::rooms::ConnId;
-use bytes::Bytes;
-use chat_domain::protocol::notify_frame;
-use chat_domain::{Author, CloseCode, DisplayName, MessageKind, RoomName, UserId};
-use serde::{Deserialize, Serialize};
+use chat_domain::protocol::ServerFrame;
+use chat_domain::{CloseCode, RoomName, UserId};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -38,52 +37,6 @@ struct Conn {
     outbox: Outbox,
     member_of: HashSet<RoomName>,
     joined: HashSet<RoomName>,
-}
-
-/// An instruction between gateways, carried by the bus as a control event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Control {
-    /// `user` became (or stopped being) a member of `room`.
-    Membership { user: String, room: String, member: bool },
-    /// `user`'s sockets must close: one session's (`Some`), or all of them (a disabled account).
-    EndSessions { user: String, session: Option<String> },
-    /// An admin deleted `room`: it has no members any more.
-    RoomDeleted { room: String },
-}
-
-impl Control {
-    pub fn to_json(&self) -> Bytes {
-        Bytes::from(serde_json::to_vec(self).expect("control events serialize"))
-    }
-
-    pub fn parse(payload: &[u8]) -> Option<Self> {
-        serde_json::from_slice(payload).ok()
-    }
-}
-
-/// The parts of a `message` frame a notification needs.
-#[derive(Deserialize)]
-struct MessageSummary {
-    user: AuthorFields,
-    #[serde(default)]
-    text: String,
-    kind: String,
-}
-
-#[derive(Deserialize)]
-struct AuthorFields {
-    id: String,
-    name: String,
-}
-
-impl MessageSummary {
-    fn author(&self) -> Option<Author> {
-        Some(Author {
-            id: UserId::parse(&self.user.id).ok()?,
-            name: DisplayName::parse(&self.user.name).ok()?,
-        })
-    }
 }
 
 impl People {
@@ -148,9 +101,6 @@ impl People {
         let mut state = self.inner.lock().expect("people lock");
         match control {
             Control::Membership { user, room, member } => {
-                let (Ok(user), Ok(room)) = (UserId::parse(&user), RoomName::parse(&room)) else {
-                    return;
-                };
                 let conns: Vec<ConnId> = state.by_user.get(&user).into_iter().flatten().copied().collect();
                 for conn in conns {
                     let Some(c) = state.conns.get_mut(&conn) else { continue };
@@ -169,14 +119,12 @@ impl People {
                 }
             }
             Control::RoomDeleted { room } => {
-                let Ok(room) = RoomName::parse(&room) else { return };
                 state.watching.remove(&room);
                 for c in state.conns.values_mut() {
                     c.member_of.remove(&room);
                 }
             }
             Control::EndSessions { user, session } => {
-                let Ok(user) = UserId::parse(&user) else { return };
                 for conn in state.by_user.get(&user).into_iter().flatten() {
                     if let Some(c) = state.conns.get(conn)
                         && (session.is_none() || c.session == session)
@@ -200,18 +148,16 @@ impl People {
         let Some(watchers) = state.watching.get(room) else {
             return 0;
         };
-        let parsed = serde_json::from_slice::<MessageSummary>(message_frame)
-            .ok()
-            .and_then(|m| Some((m.author()?, MessageKind::parse(&m.kind).ok()?, m.text)));
-        let Some((author, kind, message_text)) = parsed else {
+        let Ok(ServerFrame::Message(message)) = ServerFrame::parse(message_frame) else {
             tracing::error!(%room, seq, "message frame on the bus does not parse; no notification");
             return 0;
         };
-        let frame = text(notify_frame(room, seq, &author, &message_text, kind));
+        let author = message.user.id.clone();
+        let frame = text(ServerFrame::notify(&message).to_bytes());
         let mut sent = 0;
         for conn in watchers {
             let Some(c) = state.conns.get(conn) else { continue };
-            if c.user == author.id {
+            if c.user == author {
                 continue;
             }
             if c.outbox.push(frame.clone()) == Pushed::Queued {
@@ -235,12 +181,23 @@ fn unwatch(watching: &mut HashMap<RoomName, HashSet<ConnId>>, room: &RoomName, c
 mod tests {
     use super::*;
 
-    fn message_frame(author: &str) -> Vec<u8> {
-        serde_json::to_vec(&serde_json::json!({
-            "type": "message", "room": "b", "seq": 7, "id": 1, "text": "hello",
-            "user": {"id": author, "name": "Bob"}, "kind": "text",
-        }))
-        .unwrap()
+    fn message_frame(author: &str) -> bytes::Bytes {
+        chat_domain::ChatMessage {
+            id: 1,
+            room: RoomName::parse("b").unwrap(),
+            seq: 7,
+            author: chat_domain::Author {
+                id: UserId::parse(author).unwrap(),
+                name: chat_domain::DisplayName::parse("Bob").unwrap(),
+            },
+            text: "hello".into(),
+            client_msg_id: chat_domain::ClientMsgId::parse("c-1").unwrap(),
+            kind: chat_domain::MessageKind::Text,
+            sent_at_ms: 0,
+            attachment: None,
+            deleted: false,
+        }
+        .to_frame()
     }
 
     #[tokio::test]
@@ -278,38 +235,20 @@ mod tests {
         frames.try_recv().unwrap();
 
         people.apply(Control::Membership {
-            user: "u:ann".into(),
-            room: "b".into(),
+            user: ann.clone(),
+            room: room.clone(),
             member: false,
         });
         assert_eq!(people.notify(&room, 11, &message_frame("u:bob")), 0, "left the room");
         people.apply(Control::Membership {
-            user: "u:ann".into(),
-            room: "b".into(),
+            user: ann.clone(),
+            room: room.clone(),
             member: true,
         });
         assert_eq!(people.notify(&room, 12, &message_frame("u:bob")), 1, "member again");
-        people.apply(Control::RoomDeleted { room: "b".into() });
+        people.apply(Control::RoomDeleted { room: room.clone() });
         assert!(!people.watches(&room));
         people.remove(1);
         assert!(!people.watches(&room));
-    }
-
-    #[test]
-    fn control_events_round_trip_as_json() {
-        for control in [
-            Control::Membership {
-                user: "u:1".into(),
-                room: "a".into(),
-                member: true,
-            },
-            Control::EndSessions {
-                user: "u:1".into(),
-                session: Some("s".into()),
-            },
-        ] {
-            assert_eq!(Control::parse(&control.to_json()), Some(control));
-        }
-        assert_eq!(Control::parse(b"{\"op\":\"unknown\"}"), None);
     }
 }

@@ -1,5 +1,6 @@
 //! A websocket client speaking protocol v1, as a browser would.
 
+use chat_domain::protocol::ServerFrame;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -75,6 +76,11 @@ impl WsClient {
                 .expect("timed out waiting for a frame");
             match message {
                 Some(Ok(Message::Text(text))) => {
+                    // Every frame the server sends is one of the protocol's: tests read it
+                    // as JSON, but it must also read back as the typed `ServerFrame`.
+                    if let Err(error) = ServerFrame::parse(text.as_bytes()) {
+                        panic!("the server sent a frame that is not a ServerFrame ({error}): {text}");
+                    }
                     return Event::Frame(serde_json::from_str(&text).expect("server frames are JSON"));
                 }
                 Some(Ok(Message::Close(frame))) => return Event::Closed(frame),

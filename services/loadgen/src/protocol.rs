@@ -95,6 +95,75 @@ mod tests {
         assert_eq!(error.reference.as_deref(), Some("lg-3"));
     }
 
+    /// The fields this borrowed view reads are the ones the server's own definition of its
+    /// frames (`ServerFrame`) writes: each frame, built as the server builds it, reads back
+    /// here with the values it carries.
+    #[test]
+    fn every_server_frame_reads_back_with_the_fields_it_carries() {
+        use chat_domain::protocol::ServerFrame;
+        use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, ErrorCode, MessageKind, RoomName, UserId};
+        let room = RoomName::parse("lg-abc-1").unwrap();
+        let message = ChatMessage {
+            id: 1043,
+            room: room.clone(),
+            seq: 43,
+            author: Author {
+                id: UserId::parse("guest:1").unwrap(),
+                name: DisplayName::parse("Ann").unwrap(),
+            },
+            text: "lg:1:2:3 \"quoted\"".into(),
+            client_msg_id: ClientMsgId::parse("lg-2").unwrap(),
+            kind: MessageKind::Text,
+            sent_at_ms: 1_700_000_000_000,
+            attachment: None,
+            deleted: false,
+        };
+        let frames = [
+            ServerFrame::Message((&message).into()),
+            ServerFrame::ack(&message, true),
+            ServerFrame::joined(&room, 43, std::slice::from_ref(&message), false),
+            ServerFrame::error(ErrorCode::RateLimited, "slow down", Some("lg-3")),
+            ServerFrame::left(&room),
+            ServerFrame::notify(&(&message).into()),
+            ServerFrame::deleted(&room, 1043, 43),
+            ServerFrame::room_deleted(&room),
+        ];
+        for frame in frames {
+            let bytes = frame.to_bytes();
+            let incoming = Incoming::parse(std::str::from_utf8(&bytes).unwrap()).unwrap();
+            let kind = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["type"].clone();
+            assert_eq!(incoming.kind, kind.as_str().unwrap());
+            match &frame {
+                ServerFrame::Message(m) => assert_eq!(
+                    (
+                        incoming.seq,
+                        incoming.text.as_deref(),
+                        incoming.client_msg_id.as_deref()
+                    ),
+                    (Some(m.seq), Some(m.text.as_str()), Some(m.client_msg_id.as_str()))
+                ),
+                ServerFrame::Ack(a) => assert_eq!(
+                    (incoming.seq, incoming.client_msg_id.as_deref(), incoming.duplicate),
+                    (Some(a.seq), Some(a.client_msg_id.as_str()), Some(a.duplicate))
+                ),
+                ServerFrame::Joined { last_seq, .. } => assert_eq!(incoming.last_seq, Some(*last_seq)),
+                ServerFrame::Error {
+                    code,
+                    message,
+                    reference,
+                } => assert_eq!(
+                    (
+                        incoming.code.as_deref(),
+                        incoming.message.as_deref(),
+                        incoming.reference.as_deref()
+                    ),
+                    (Some(code.as_str()), Some(message.as_str()), reference.as_deref())
+                ),
+                _ => {}
+            }
+        }
+    }
+
     #[test]
     fn escaped_text_still_parses() {
         let frame = Incoming::parse(r#"{"type":"message","seq":1,"text":"a \"quoted\" \u00e9"}"#).unwrap();

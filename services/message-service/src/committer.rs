@@ -209,3 +209,6 @@ async fn run(
     }
     tracing::debug!("committer drained");
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@
 use crate::committer::{CommitError, CommitHandle, Committed};
 use crate::settings::HistorySettings;
 use chat_common::telemetry::{TRACE_TARGET, set_parent_from_metadata, set_parent_from_traceparent};
-use chat_domain::{Author, ClientMsgId, ErrorCode, MessageKind, MessageText, RoomName};
+use chat_domain::{Author, ClientMsgId, ErrorCode, MessageBody, MessageKind, NameError, RoomName, UploadId};
 use chat_proto::v1::chat_service_server::ChatService;
 use chat_proto::v1::{self, read_history_request::Position};
 use chat_proto::{kind_from_wire, status};
@@ -90,28 +90,33 @@ fn new_message(request: v1::SendMessageRequest) -> Result<NewMessage, Status> {
         .try_into()
         .map_err(|e: chat_proto::ConversionError| status(ErrorCode::InvalidName, e.to_string()))?;
     let kind = kind_from_wire(request.kind).map_err(|e| status(ErrorCode::InvalidArgument, e.to_string()))?;
-    // An image is an upload with an optional caption; text is text. Anything else is a
-    // client of this service that got the contract wrong.
-    let text = match (kind, request.attachment_id) {
-        (MessageKind::Text, None) => MessageText::parse(request.text),
-        (MessageKind::Image, Some(id)) if id > 0 => MessageText::caption(request.text),
-        _ => {
-            return Err(status(
-                ErrorCode::InvalidArgument,
-                "an image message needs an attachment_id, and only an image message may have one",
-            ));
-        }
+    // The kind must say what the body is. Anything else is a client of this service that
+    // got the contract wrong.
+    if (kind == MessageKind::Image) != request.attachment_id.is_some() {
+        return Err(status(
+            ErrorCode::InvalidArgument,
+            "an image message needs an attachment_id, and only an image message may have one",
+        ));
     }
-    .map_err(|e| status(ErrorCode::InvalidText, e.0))?;
+    let attachment = request
+        .attachment_id
+        .map(UploadId::new)
+        .transpose()
+        .map_err(name_status)?;
+    let body = MessageBody::new(Some(request.text), attachment).map_err(name_status)?;
     Ok(NewMessage {
         room: room(&request.room)?,
         author,
-        text,
-        client_msg_id: ClientMsgId::parse(&request.client_msg_id)
-            .map_err(|e| status(ErrorCode::InvalidClientMsgId, e.0))?,
         kind,
-        attachment: request.attachment_id,
+        text: body.text,
+        client_msg_id: ClientMsgId::parse(&request.client_msg_id).map_err(name_status)?,
+        attachment: body.attachment,
     })
+}
+
+/// A value that broke its rules, refused with the code its type gives.
+fn name_status(e: NameError) -> Status {
+    status(e.code(), e.message())
 }
 
 /// The answer to a send once the committer has decided it.
@@ -148,7 +153,7 @@ fn send_result(result: Result<v1::SendMessageResponse, Status>) -> v1::SendResul
 }
 
 fn room(name: &str) -> Result<RoomName, Status> {
-    RoomName::parse(name).map_err(|e| status(ErrorCode::InvalidRoom, e.0))
+    RoomName::parse(name).map_err(name_status)
 }
 
 /// Logs the cause once, here, and gives the caller only the code.

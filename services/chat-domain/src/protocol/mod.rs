@@ -1,14 +1,19 @@
 //! The v1 websocket protocol: JSON text frames, each with a `"type"`.
 //!
 //! Client frames are parsed into [`ClientFrame`] with a precise [`FrameError`] for every way
-//! a frame can be wrong; server frames are built by the `*_frame` functions, which return
-//! the bytes to send. `docs/protocol.md` is the document of record.
+//! a frame can be wrong; everything the server sends is a [`ServerFrame`]. One typed enum
+//! per direction. `docs/protocol.md` is the document of record.
+
+mod server;
+
+pub use server::{AckFrame, AckItem, Attachment, HistoryItem, MessageFrame, PREVIEW_CHARS, ServerFrame};
 
 use crate::error::ErrorCode;
-use crate::message::{Author, ChatMessage, MessageKind, MessageView, format_millis};
-use crate::names::{ClientMsgId, MessageText, RoomName};
+use crate::message::MessageBody;
+use crate::names::{ClientMsgId, NameError, RoomName};
+use crate::upload::UploadId;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// A valid frame from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,14 +29,12 @@ pub enum ClientFrame {
     },
     Send {
         room: RoomName,
-        text: MessageText,
+        /// Text, or an upload of the sender's with its caption.
+        body: MessageBody,
         client_msg_id: ClientMsgId,
         /// A W3C `traceparent` from the browser: the send's trace continues it. One that is
         /// not well formed is ignored, as the W3C specification asks.
         traceparent: Option<String>,
-        /// An upload of the sender's: the message is an image, and `text` its caption
-        /// (which may then be empty).
-        attachment: Option<i64>,
     },
 }
 
@@ -61,7 +64,14 @@ impl FrameError {
     }
 
     pub fn to_frame(&self) -> Bytes {
-        error_frame(self.code, &self.message, self.reference.as_deref())
+        ServerFrame::error(self.code, &self.message, self.reference.as_deref()).to_bytes()
+    }
+}
+
+/// A value that broke its rules is refused with the code its type gives.
+impl From<NameError> for FrameError {
+    fn from(e: NameError) -> Self {
+        Self::new(e.code(), e.message())
     }
 }
 
@@ -98,10 +108,7 @@ impl ClientFrame {
         let ty = raw
             .ty
             .ok_or_else(|| FrameError::new(ErrorCode::MissingField, "missing field `type`"))?;
-        let room = || {
-            let room = raw.room.as_deref().ok_or_else(|| missing("room"))?;
-            RoomName::parse(room).map_err(|e| FrameError::new(ErrorCode::InvalidRoom, e.0))
-        };
+        let room = || Ok::<_, FrameError>(RoomName::parse(raw.room.as_deref().ok_or_else(|| missing("room"))?)?);
         match ty.as_str() {
             "join" => Ok(Self::Join {
                 room: room()?,
@@ -110,30 +117,14 @@ impl ClientFrame {
             "leave" => Ok(Self::Leave { room: room()? }),
             "send" => {
                 let room = room()?;
-                let client_msg_id = raw.client_msg_id.as_deref().ok_or_else(|| missing("client_msg_id"))?;
-                let client_msg_id = ClientMsgId::parse(client_msg_id)
-                    .map_err(|e| FrameError::new(ErrorCode::InvalidClientMsgId, e.0))?;
-                let attachment = match raw.attachment_id {
-                    Some(id) if id <= 0 => {
-                        return Err(FrameError::new(
-                            ErrorCode::InvalidArgument,
-                            "attachment_id must be a positive upload id",
-                        ));
-                    }
-                    other => other,
-                };
-                let text = match (raw.text, attachment) {
-                    (Some(text), None) => MessageText::parse(text),
-                    (text, Some(_)) => MessageText::caption(text.unwrap_or_default()),
-                    (None, None) => return Err(missing("text")),
-                }
-                .map_err(|e| FrameError::new(ErrorCode::InvalidText, e.0))?;
+                let client_msg_id =
+                    ClientMsgId::parse(raw.client_msg_id.as_deref().ok_or_else(|| missing("client_msg_id"))?)?;
+                let attachment = raw.attachment_id.map(UploadId::new).transpose()?;
                 Ok(Self::Send {
                     room,
-                    text,
+                    body: MessageBody::new(raw.text, attachment)?,
                     client_msg_id,
                     traceparent: raw.traceparent.filter(|tp| is_traceparent(tp)),
-                    attachment,
                 })
             }
             other => Err(FrameError::new(
@@ -162,144 +153,6 @@ fn missing(field: &str) -> FrameError {
     FrameError::new(ErrorCode::MissingField, format!("missing field `{field}`"))
 }
 
-fn to_bytes<T: Serialize>(frame: &T) -> Bytes {
-    Bytes::from(serde_json::to_vec(frame).expect("server frames always serialize"))
-}
-
-/// `joined`: the room's `last_seq` when the join took effect and the history the client
-/// needs before live messages (deleted messages left out). `has_more` says older messages exist beyond `history`
-/// (page them over HTTP).
-pub fn joined_frame(room: &RoomName, last_seq: u64, history: &[ChatMessage], has_more: bool) -> Bytes {
-    #[derive(Serialize)]
-    struct Joined<'a> {
-        #[serde(rename = "type")]
-        ty: &'static str,
-        room: &'a RoomName,
-        last_seq: u64,
-        history: Vec<MessageView<'a>>,
-        has_more: bool,
-    }
-    to_bytes(&Joined {
-        ty: "joined",
-        room,
-        last_seq,
-        history: history.iter().filter(|m| !m.deleted).map(ChatMessage::view).collect(),
-        has_more,
-    })
-}
-
-/// `left`: the socket no longer receives the room's messages.
-pub fn left_frame(room: &RoomName) -> Bytes {
-    #[derive(Serialize)]
-    struct Left<'a> {
-        #[serde(rename = "type")]
-        ty: &'static str,
-        room: &'a RoomName,
-    }
-    to_bytes(&Left { ty: "left", room })
-}
-
-/// `ack`: the send is committed with this `seq`. `duplicate` is true when the
-/// `client_msg_id` had been stored before and this ack repeats the original.
-pub fn ack_frame(message: &ChatMessage, duplicate: bool) -> Bytes {
-    #[derive(Serialize)]
-    struct Ack<'a> {
-        #[serde(rename = "type")]
-        ty: &'static str,
-        client_msg_id: &'a ClientMsgId,
-        room: &'a RoomName,
-        seq: u64,
-        id: i64,
-        sent_at: String,
-        duplicate: bool,
-    }
-    to_bytes(&Ack {
-        ty: "ack",
-        client_msg_id: &message.client_msg_id,
-        room: &message.room,
-        seq: message.seq,
-        id: message.id,
-        sent_at: format_millis(message.sent_at_ms),
-        duplicate,
-    })
-}
-
-/// `deleted`: an administrator deleted message `id` (seq `seq`) of `room`; clients remove it.
-pub fn deleted_frame(room: &RoomName, id: i64, seq: u64) -> Bytes {
-    #[derive(Serialize)]
-    struct Deleted<'a> {
-        #[serde(rename = "type")]
-        ty: &'static str,
-        room: &'a RoomName,
-        id: i64,
-        seq: u64,
-    }
-    to_bytes(&Deleted {
-        ty: "deleted",
-        room,
-        id,
-        seq,
-    })
-}
-
-/// `room_deleted`: an administrator deleted the room; the socket no longer receives it.
-pub fn room_deleted_frame(room: &RoomName) -> Bytes {
-    #[derive(Serialize)]
-    struct RoomDeleted<'a> {
-        #[serde(rename = "type")]
-        ty: &'static str,
-        room: &'a RoomName,
-    }
-    to_bytes(&RoomDeleted {
-        ty: "room_deleted",
-        room,
-    })
-}
-
-/// Characters of a message's text that a `notify` frame carries.
-pub const PREVIEW_CHARS: usize = 100;
-
-/// `notify`: a new message in a room the user belongs to but has not joined on this socket.
-pub fn notify_frame(room: &RoomName, seq: u64, user: &Author, text: &str, kind: MessageKind) -> Bytes {
-    #[derive(Serialize)]
-    struct Notify<'a> {
-        #[serde(rename = "type")]
-        ty: &'static str,
-        room: &'a RoomName,
-        seq: u64,
-        user: &'a Author,
-        preview: String,
-        kind: MessageKind,
-    }
-    to_bytes(&Notify {
-        ty: "notify",
-        room,
-        seq,
-        user,
-        preview: text.chars().take(PREVIEW_CHARS).collect(),
-        kind,
-    })
-}
-
-/// `error`: a frame or request failed; the connection stays usable.
-pub fn error_frame(code: ErrorCode, message: &str, reference: Option<&str>) -> Bytes {
-    #[derive(Serialize)]
-    struct Error<'a> {
-        #[serde(rename = "type")]
-        ty: &'static str,
-        code: ErrorCode,
-        message: &'a str,
-        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<&'a str>,
-    }
-    to_bytes(&Error {
-        ty: "error",
-        code,
-        message,
-        reference,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,7 +178,7 @@ mod tests {
             }
         );
         let send = ClientFrame::parse(r#"{"type":"send","room":"lobby","text":"hi","client_msg_id":"a1"}"#).unwrap();
-        assert!(matches!(send, ClientFrame::Send { ref text, .. } if text.as_str() == "hi"));
+        assert!(matches!(send, ClientFrame::Send { ref body, .. } if body.text.as_str() == "hi"));
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! Sign-up, log-in (an account, or a guest name), log-out and the caller's sessions.
 
+use super::ApiResult;
+use super::extract::{JsonBody, PathParams, Session};
 use super::schema::{
     CurrentSession, ErrorBody, LogIn, PrincipalView, SessionCreated, SessionInfo, SessionList, SignUp,
 };
-use super::{ApiError, ApiResult, authenticate};
-use crate::app::AppState;
+use crate::actions::announce::announce;
 use crate::auth::{Auth, IdentityKind, Principal, now_ms};
-use crate::people::Control;
+use crate::control::Control;
+use crate::error::GatewayError;
+use crate::state::AppState;
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chat_domain::message::format_millis;
@@ -27,7 +29,7 @@ fn user_agent(headers: &HeaderMap) -> &str {
 }
 
 fn with_cookie(mut response: Response, cookie: &str) -> ApiResult {
-    let value = HeaderValue::from_str(cookie).map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))?;
+    let value = HeaderValue::from_str(cookie).map_err(|_| GatewayError::new(ErrorCode::Internal, "internal error"))?;
     response.headers_mut().insert(header::SET_COOKIE, value);
     Ok(response)
 }
@@ -67,18 +69,12 @@ fn role_of(auth: &Auth, username: &str, stored: Role) -> Role {
         (status = 400, description = "`invalid_username`, `invalid_email`, `invalid_profile`, `weak_password`", body = ErrorBody),
         (status = 409, description = "`username_taken`", body = ErrorBody),
     ))]
-pub async fn sign_up(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<SignUp>, JsonRejection>,
-) -> ApiResult {
-    let Json(body) = body?;
-    let username = Username::parse(&body.username).map_err(|e| ApiError::new(ErrorCode::InvalidUsername, e.0))?;
-    let email = Email::parse(&body.email).map_err(|e| ApiError::new(ErrorCode::InvalidEmail, e.0))?;
-    let first_name = PersonName::parse(&body.first_name).map_err(|e| ApiError::new(ErrorCode::InvalidProfile, e.0))?;
-    let last_name = PersonName::parse(&body.last_name).map_err(|e| ApiError::new(ErrorCode::InvalidProfile, e.0))?;
-    let password =
-        Password::new_for(&body.password, &username).map_err(|e| ApiError::new(ErrorCode::WeakPassword, e.0))?;
+pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, JsonBody(body): JsonBody<SignUp>) -> ApiResult {
+    let username = Username::parse(&body.username)?;
+    let email = Email::parse(&body.email)?;
+    let first_name = PersonName::parse(&body.first_name)?;
+    let last_name = PersonName::parse(&body.last_name)?;
+    let password = Password::new_for(&body.password, &username)?;
     let auth = app.auth();
     let user = NewUser {
         id: format!("u:{}", uuid::Uuid::new_v4().simple()),
@@ -93,7 +89,7 @@ pub async fn sign_up(
     let created = match app.directory().create_user(&user).await {
         Ok(created) => created,
         Err(StoreError::Conflict(_)) => {
-            return Err(ApiError::new(ErrorCode::UsernameTaken, "that username is taken"));
+            return Err(GatewayError::new(ErrorCode::UsernameTaken, "that username is taken"));
         }
         Err(e) => return Err(e.into()),
     };
@@ -103,8 +99,8 @@ pub async fn sign_up(
     session_response(&app, author, IdentityKind::Account, role, user_agent(&headers)).await
 }
 
-fn account_author(id: &str, username: &str) -> Result<Author, ApiError> {
-    let corrupt = |_| ApiError::new(ErrorCode::Internal, "internal error");
+fn account_author(id: &str, username: &str) -> Result<Author, GatewayError> {
+    let corrupt = |_| GatewayError::new(ErrorCode::Internal, "internal error");
     Ok(Author {
         id: UserId::parse(id).map_err(corrupt)?,
         name: DisplayName::parse(username).map_err(corrupt)?,
@@ -120,16 +116,11 @@ fn account_author(id: &str, username: &str) -> Result<Author, ApiError> {
         (status = 403, description = "`account_disabled`, or `forbidden` when guests are off", body = ErrorBody),
         (status = 409, description = "`username_taken`: a guest name that is a registered username", body = ErrorBody),
     ))]
-pub async fn log_in(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<LogIn>, JsonRejection>,
-) -> ApiResult {
-    let Json(body) = body?;
+pub async fn log_in(State(app): State<AppState>, headers: HeaderMap, JsonBody(body): JsonBody<LogIn>) -> ApiResult {
     let ua = user_agent(&headers);
     match body {
         LogIn::Account { username, password } => {
-            let wrong = || ApiError::new(ErrorCode::InvalidCredentials, "wrong username or password");
+            let wrong = || GatewayError::new(ErrorCode::InvalidCredentials, "wrong username or password");
             let password = Password::offered(&password).map_err(|_| wrong())?;
             // A name that breaks the username rules (a NUL, say) names no account; it still
             // costs a password check, so that the answer takes as long as for any other.
@@ -143,7 +134,10 @@ pub async fn log_in(
             }
             let user = user.ok_or_else(wrong)?;
             if user.disabled {
-                return Err(ApiError::new(ErrorCode::AccountDisabled, "this account is disabled"));
+                return Err(GatewayError::new(
+                    ErrorCode::AccountDisabled,
+                    "this account is disabled",
+                ));
             }
             app.directory().record_login(&user.id, now_ms()).await?;
             let role = role_of(app.auth(), &user.username, user.role);
@@ -158,12 +152,12 @@ pub async fn log_in(
         }
         LogIn::Guest { name } => {
             if !app.auth().guests_allowed() {
-                return Err(ApiError::forbidden("guest access is off: sign up or log in"));
+                return Err(GatewayError::forbidden("guest access is off: sign up or log in"));
             }
-            let name = DisplayName::parse(&name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.0))?;
+            let name = DisplayName::parse(&name)?;
             // A guest must not pass for a registered user.
             if app.directory().user_by_username(name.as_str()).await?.is_some() {
-                return Err(ApiError::new(
+                return Err(GatewayError::new(
                     ErrorCode::UsernameTaken,
                     "that name belongs to a registered user; choose another",
                 ));
@@ -177,8 +171,7 @@ pub async fn log_in(
 /// Who the caller is.
 #[utoipa::path(get, path = "/api/v1/session", tag = "accounts",
     responses((status = 200, body = CurrentSession), (status = 401, body = ErrorBody)))]
-pub async fn current_session(State(app): State<AppState>, headers: HeaderMap) -> ApiResult {
-    let principal = authenticate(&app, &headers).await?;
+pub async fn current_session(Session(principal): Session) -> ApiResult {
     Ok(Json(CurrentSession {
         user: PrincipalView::from(&principal),
         expires_at: format_millis(principal.expires_at as i64 * 1000),
@@ -189,8 +182,7 @@ pub async fn current_session(State(app): State<AppState>, headers: HeaderMap) ->
 /// Log out: ends this session (its sockets close too) and clears the cookie.
 #[utoipa::path(delete, path = "/api/v1/session", tag = "accounts",
     responses((status = 204, description = "Logged out"), (status = 401, body = ErrorBody)))]
-pub async fn log_out(State(app): State<AppState>, headers: HeaderMap) -> ApiResult {
-    let principal = authenticate(&app, &headers).await?;
+pub async fn log_out(State(app): State<AppState>, Session(principal): Session) -> ApiResult {
     if let Some(session) = &principal.session_id {
         end_session(&app, &principal, session).await?;
     }
@@ -200,15 +192,15 @@ pub async fn log_out(State(app): State<AppState>, headers: HeaderMap) -> ApiResu
     )
 }
 
-async fn end_session(app: &AppState, principal: &Principal, session: &str) -> Result<bool, ApiError> {
-    let user = principal.author.id.as_str();
-    let ended = app.directory().revoke_session(user, session).await?;
+async fn end_session(app: &AppState, principal: &Principal, session: &str) -> Result<bool, GatewayError> {
+    let user = &principal.author.id;
+    let ended = app.directory().revoke_session(user.as_str(), session).await?;
     if ended {
-        app.announce(Control::EndSessions {
-            user: user.to_owned(),
+        let control = Control::EndSessions {
+            user: user.clone(),
             session: Some(session.to_owned()),
-        })
-        .await;
+        };
+        announce(app, control).await;
     }
     Ok(ended)
 }
@@ -216,8 +208,7 @@ async fn end_session(app: &AppState, principal: &Principal, session: &str) -> Re
 /// Your unexpired sessions, newest first.
 #[utoipa::path(get, path = "/api/v1/me/sessions", tag = "accounts",
     responses((status = 200, body = SessionList), (status = 401, body = ErrorBody)))]
-pub async fn list_sessions(State(app): State<AppState>, headers: HeaderMap) -> ApiResult {
-    let principal = authenticate(&app, &headers).await?;
+pub async fn list_sessions(State(app): State<AppState>, Session(principal): Session) -> ApiResult {
     let sessions: Vec<SessionRecord> = app
         .directory()
         .sessions_of(principal.author.id.as_str(), now_ms(), MAX_SESSIONS_LISTED)
@@ -235,14 +226,12 @@ pub async fn list_sessions(State(app): State<AppState>, headers: HeaderMap) -> A
     responses((status = 204, description = "Revoked"), (status = 404, body = ErrorBody)))]
 pub async fn revoke_session(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
+    Session(principal): Session,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult {
-    let principal = authenticate(&app, &headers).await?;
-    let Path(id) = id?;
     // No session id holds NUL, and PostgreSQL would refuse it with an error, not a miss.
     if id.contains('\0') || !end_session(&app, &principal, &id).await? {
-        return Err(ApiError::not_found("session"));
+        return Err(GatewayError::not_found("session"));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -2,33 +2,33 @@
 //! command or the `auth.admins` setting, never through this API). Every change is written
 //! to the audit log before it is announced.
 
+use super::extract::{Admin, JsonBody, PathParams, QueryParams};
 use super::schema::{
     AdminMessagesPage, AuditPage, AuditQuery, AuditView, ErrorBody, MessageSearch, OwnProfile, RoomView, RoomsPage,
     SearchPage, SetDisabled, UsersPage,
 };
-use super::{ApiError, ApiResult, authenticate, limit, messages_json, next_cursor, room_param, text_param};
-use crate::app::AppState;
+use super::{ApiResult, limit, next_cursor, text_param};
+use crate::actions::announce::{announce, publish_unsequenced};
 use crate::auth::{Principal, now_ms};
-use crate::people::Control;
+use crate::control::Control;
+use crate::error::GatewayError;
+use crate::state::AppState;
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chat_bus::EventKind;
-use chat_domain::Username;
-use chat_domain::protocol::{deleted_frame, room_deleted_frame};
+use chat_domain::protocol::{HistoryItem, ServerFrame};
+use chat_domain::{RoomName, UserId, Username};
 use chat_store::{NewAuditEntry, Search};
 
-async fn require_admin(app: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let principal = authenticate(app, headers).await?;
-    if !principal.is_admin() {
-        return Err(ApiError::forbidden("this needs the admin role"));
-    }
-    Ok(principal)
-}
-
-async fn audit(app: &AppState, admin: &Principal, action: &str, target: &str, detail: &str) -> Result<(), ApiError> {
+async fn audit(
+    app: &AppState,
+    admin: &Principal,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<(), GatewayError> {
     let entry = NewAuditEntry {
         actor_id: admin.author.id.as_str(),
         actor_name: admin.author.name.as_str(),
@@ -44,13 +44,7 @@ async fn audit(app: &AppState, admin: &Principal, action: &str, target: &str, de
 /// Search rooms by name.
 #[utoipa::path(get, path = "/api/v1/admin/rooms", tag = "admin", params(SearchPage),
     responses((status = 200, body = RoomsPage), (status = 403, body = ErrorBody)))]
-pub async fn rooms(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<SearchPage>, QueryRejection>,
-) -> ApiResult {
-    require_admin(&app, &headers).await?;
-    let Query(q) = query?;
+pub async fn rooms(State(app): State<AppState>, _: Admin, QueryParams(q): QueryParams<SearchPage>) -> ApiResult {
     let limit = limit(q.limit)?;
     let search = Search {
         query: q.q.as_deref().map(|q| text_param("q", q)).transpose()?,
@@ -73,35 +67,29 @@ pub async fn rooms(
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_room(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    room: Result<Path<String>, PathRejection>,
+    Admin(admin): Admin,
+    PathParams(room): PathParams<String>,
 ) -> ApiResult {
-    let admin = require_admin(&app, &headers).await?;
-    let Path(room) = room?;
-    let room = room_param(&room)?;
+    let room = RoomName::parse(&room)?;
     if !app.directory().delete_room(&room, now_ms()).await? {
-        return Err(ApiError::not_found("room"));
+        return Err(GatewayError::not_found("room"));
     }
     audit(&app, &admin, "delete_room", room.as_str(), "").await?;
-    app.announce(Control::RoomDeleted {
-        room: room.as_str().to_owned(),
-    })
+    announce(&app, Control::RoomDeleted { room: room.clone() }).await;
+    publish_unsequenced(
+        &app,
+        EventKind::Notice,
+        room.clone(),
+        ServerFrame::room_deleted(&room).to_bytes(),
+    )
     .await;
-    app.publish_unsequenced(EventKind::Notice, room.clone(), room_deleted_frame(&room))
-        .await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Search users by username or e-mail.
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(SearchPage),
     responses((status = 200, body = UsersPage), (status = 403, body = ErrorBody)))]
-pub async fn users(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<SearchPage>, QueryRejection>,
-) -> ApiResult {
-    require_admin(&app, &headers).await?;
-    let Query(q) = query?;
+pub async fn users(State(app): State<AppState>, _: Admin, QueryParams(q): QueryParams<SearchPage>) -> ApiResult {
     let limit = limit(q.limit)?;
     let search = Search {
         query: q.q.as_deref().map(|q| text_param("q", q)).transpose()?,
@@ -124,32 +112,28 @@ pub async fn users(
     responses((status = 204, description = "Done"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn set_disabled(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    username: Result<Path<String>, PathRejection>,
-    body: Result<Json<SetDisabled>, JsonRejection>,
+    Admin(admin): Admin,
+    PathParams(username): PathParams<String>,
+    JsonBody(body): JsonBody<SetDisabled>,
 ) -> ApiResult {
-    let admin = require_admin(&app, &headers).await?;
-    let Path(username) = username?;
-    let Json(body) = body?;
     // A name that breaks the username rules (a NUL, say) names no account.
-    let username = Username::parse(&username).map_err(|_| ApiError::not_found("user"))?;
+    let username = Username::parse(&username).map_err(|_| GatewayError::not_found("user"))?;
     let user = app
         .directory()
         .user_by_username(username.as_str())
         .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+        .ok_or_else(|| GatewayError::not_found("user"))?;
     if user.id == admin.author.id.as_str() && body.disabled {
-        return Err(ApiError::forbidden("you cannot disable your own account"));
+        return Err(GatewayError::forbidden("you cannot disable your own account"));
     }
     app.directory().set_disabled(&user.id, body.disabled, now_ms()).await?;
     let action = if body.disabled { "disable_user" } else { "enable_user" };
     audit(&app, &admin, action, &user.username, "").await?;
     if body.disabled {
-        app.announce(Control::EndSessions {
-            user: user.id.clone(),
-            session: None,
-        })
-        .await;
+        // The store hands back what it holds; an id that no longer parses has no sockets.
+        if let Ok(user) = UserId::parse(&user.id) {
+            announce(&app, Control::EndSessions { user, session: None }).await;
+        }
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -157,15 +141,9 @@ pub async fn set_disabled(
 /// Search messages by text, optionally in one room, newest first.
 #[utoipa::path(get, path = "/api/v1/admin/messages", tag = "admin", params(MessageSearch),
     responses((status = 200, body = AdminMessagesPage), (status = 403, body = ErrorBody)))]
-pub async fn messages(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<MessageSearch>, QueryRejection>,
-) -> ApiResult {
-    require_admin(&app, &headers).await?;
-    let Query(q) = query?;
+pub async fn messages(State(app): State<AppState>, _: Admin, QueryParams(q): QueryParams<MessageSearch>) -> ApiResult {
     let limit = limit(q.limit)?;
-    let room = q.room.as_deref().map(room_param).transpose()?;
+    let room = q.room.as_deref().map(RoomName::parse).transpose()?;
     let found = app
         .directory()
         .search_messages(
@@ -177,7 +155,7 @@ pub async fn messages(
         .await?;
     let next_before_id = next_cursor(&found, limit, |m| m.id);
     Ok(Json(AdminMessagesPage {
-        messages: messages_json(&found),
+        messages: HistoryItem::messages(&found),
         next_before_id,
     })
     .into_response())
@@ -190,22 +168,21 @@ pub async fn messages(
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_message(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    Admin(admin): Admin,
+    PathParams(id): PathParams<i64>,
 ) -> ApiResult {
-    let admin = require_admin(&app, &headers).await?;
-    let Path(id) = id?;
     let deleted = app
         .directory()
         .delete_message(id, now_ms())
         .await?
-        .ok_or_else(|| ApiError::not_found("message"))?;
+        .ok_or_else(|| GatewayError::not_found("message"))?;
     let detail = format!("room {} seq {}", deleted.room, deleted.seq);
     audit(&app, &admin, "delete_message", &id.to_string(), &detail).await?;
-    app.publish_unsequenced(
+    publish_unsequenced(
+        &app,
         EventKind::Notice,
         deleted.room.clone(),
-        deleted_frame(&deleted.room, deleted.id, deleted.seq),
+        ServerFrame::deleted(&deleted.room, deleted.id, deleted.seq).to_bytes(),
     )
     .await;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -214,13 +191,7 @@ pub async fn delete_message(
 /// The audit log, newest first.
 #[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery),
     responses((status = 200, body = AuditPage), (status = 403, body = ErrorBody)))]
-pub async fn audit_log(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<AuditQuery>, QueryRejection>,
-) -> ApiResult {
-    require_admin(&app, &headers).await?;
-    let Query(q) = query?;
+pub async fn audit_log(State(app): State<AppState>, _: Admin, QueryParams(q): QueryParams<AuditQuery>) -> ApiResult {
     let limit = limit(q.limit)?;
     let entries = app.directory().audit_log(q.before_id, limit).await?;
     let next_before_id = next_cursor(&entries, limit, |e| e.id);

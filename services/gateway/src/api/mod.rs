@@ -3,7 +3,7 @@
 //! Every handler is annotated for OpenAPI, and [`routes`] registers handlers and their
 //! documentation together (utoipa-axum), so the document served at `/api/v1/openapi.json`
 //! lists exactly the routes the server mounts. Errors are `{"error": {"code", "message"}}`
-//! with a stable `code` and the status that fits it; every list is paged by cursor with an
+//! with a stable `code` and the status that fits it (from [`GatewayError`]); every list is paged by cursor with an
 //! enforced limit.
 //!
 //! # Layout
@@ -13,24 +13,23 @@
 //! * [`uploads`]: images in and out.
 //! * [`admin`]: what operators with the admin role may do, each action audited.
 //! * [`schema`]: the shapes of bodies, as documented.
+//! * [`extract`]: the caller (any session, an account, an admin) and the body, path and
+//!   query, checked before a handler runs.
 
 pub mod accounts;
 pub mod admin;
+pub mod extract;
 pub mod profiles;
 pub mod rooms;
 pub mod schema;
 pub mod uploads;
 
-use crate::app::AppState;
-use crate::auth::{AuthError, IdentityKind, Principal};
-use crate::upstream::UpstreamError;
+use crate::error::GatewayError;
+use crate::state::AppState;
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use chat_domain::{ChatMessage, ErrorCode, RoomName};
-use chat_store::StoreError;
-use serde_json::{Value, json};
+use axum::response::Response;
+use chat_domain::ErrorCode;
+use serde_json::Value;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -39,115 +38,14 @@ use utoipa_axum::routes;
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
 
-/// An API failure: a stable code and a message safe to show.
-#[derive(Debug)]
-pub struct ApiError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Forbidden, message)
-    }
-
-    pub fn not_found(what: &str) -> Self {
-        Self::new(ErrorCode::NotFound, format!("no such {what}"))
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (
-            status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response()
-    }
-}
-
-impl From<UpstreamError> for ApiError {
-    fn from(e: UpstreamError) -> Self {
-        Self::new(e.code, e.message)
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::Disabled => Self::new(ErrorCode::AccountDisabled, e.to_string()),
-            AuthError::Unavailable(store) => store.into(),
-            other => Self::new(ErrorCode::Unauthorized, other.to_string()),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        if e.is_unavailable() {
-            Self::new(ErrorCode::Unavailable, "the database is unavailable; retry later")
-        } else if matches!(e, StoreError::InvalidText(_)) {
-            Self::new(
-                ErrorCode::InvalidArgument,
-                "text parameters must not contain NUL characters",
-            )
-        } else {
-            tracing::error!(error = %e, "database error");
-            Self::new(ErrorCode::Internal, "internal error")
-        }
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(e: JsonRejection) -> Self {
-        // A body past the JSON body limit was never parsed: it is too large, not malformed.
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return Self::new(ErrorCode::PayloadTooLarge, "the request body is too large");
-        }
-        Self::new(ErrorCode::InvalidJson, e.body_text())
-    }
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(e: QueryRejection) -> Self {
-        Self::new(ErrorCode::InvalidArgument, e.body_text())
-    }
-}
-
-impl From<PathRejection> for ApiError {
-    fn from(e: PathRejection) -> Self {
-        Self::new(ErrorCode::InvalidArgument, e.body_text())
-    }
-}
-
-pub type ApiResult = Result<Response, ApiError>;
-
-pub async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    Ok(app.auth().authenticate(headers).await?)
-}
-
-pub async fn require_account(app: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let principal = authenticate(app, headers).await?;
-    if principal.kind != IdentityKind::Account {
-        return Err(ApiError::forbidden("this needs an account: sign up or log in"));
-    }
-    Ok(principal)
-}
+pub type ApiResult = Result<Response, GatewayError>;
 
 /// A free-text path or query parameter (a search, a cursor, an id) before it reaches the
 /// database. PostgreSQL cannot store NUL in text and answers it with an error, not a miss;
 /// and no validated name or text holds NUL, so such a parameter can only be a bad argument.
-pub fn text_param<'a>(name: &str, value: &'a str) -> Result<&'a str, ApiError> {
+pub fn text_param<'a>(name: &str, value: &'a str) -> Result<&'a str, GatewayError> {
     if value.contains('\0') {
-        return Err(ApiError::new(
+        return Err(GatewayError::new(
             ErrorCode::InvalidArgument,
             format!("{name} must not contain NUL characters"),
         ));
@@ -155,16 +53,12 @@ pub fn text_param<'a>(name: &str, value: &'a str) -> Result<&'a str, ApiError> {
     Ok(value)
 }
 
-pub fn room_param(room: &str) -> Result<RoomName, ApiError> {
-    RoomName::parse(room).map_err(|e| ApiError::new(ErrorCode::InvalidRoom, e.0))
-}
-
 /// A page size: the default when absent, refused when out of range.
-pub fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
+pub fn limit(requested: Option<u32>) -> Result<u32, GatewayError> {
     match requested {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::new(
+        Some(_) => Err(GatewayError::new(
             ErrorCode::InvalidArgument,
             format!("limit must be between 1 and {MAX_LIMIT}"),
         )),
@@ -181,18 +75,9 @@ pub fn next_cursor<T, K>(items: &[T], limit: u32, key: impl Fn(&T) -> K) -> Opti
     }
 }
 
-/// Messages as their `message` frames, deleted ones left out.
-pub fn messages_json(messages: &[ChatMessage]) -> Vec<Value> {
-    messages
-        .iter()
-        .filter(|m| !m.deleted)
-        .map(|m| serde_json::from_slice(&m.to_frame()).expect("message frames are JSON"))
-        .collect()
-}
-
 /// Any other path under `/api`: a JSON 404, not the static site's.
-pub async fn not_found() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, "no such endpoint")
+pub async fn not_found() -> GatewayError {
+    GatewayError::new(ErrorCode::NotFound, "no such endpoint")
 }
 
 #[derive(OpenApi)]

@@ -1,26 +1,26 @@
 //! Profiles: edit your own, view anyone's by username.
 
+use super::ApiResult;
+use super::extract::{Account, JsonBody, PathParams, Session};
 use super::schema::{ErrorBody, OwnProfile, ProfilePatch, ProfileView};
-use super::{ApiError, ApiResult, authenticate, require_account};
-use crate::app::AppState;
+use crate::actions::uploads::require_own_upload;
+use crate::error::GatewayError;
+use crate::state::AppState;
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::IntoResponse;
-use chat_domain::{Bio, Email, ErrorCode, PersonName, Username};
+use chat_domain::{Bio, Email, PersonName, UploadId, Username};
 use chat_store::ProfileUpdate;
 
 /// Your profile (accounts only; guests and external users have none).
 #[utoipa::path(get, path = "/api/v1/me", tag = "profiles",
     responses((status = 200, body = OwnProfile), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn my_profile(State(app): State<AppState>, headers: HeaderMap) -> ApiResult {
-    let principal = require_account(&app, &headers).await?;
+pub async fn my_profile(State(app): State<AppState>, Account(principal): Account) -> ApiResult {
     let user = app
         .directory()
         .user_by_id(principal.author.id.as_str())
         .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+        .ok_or_else(|| GatewayError::not_found("user"))?;
     let mut profile = OwnProfile::from(&user);
     // The role in effect, which configuration may raise above the stored one.
     profile.profile.role = principal.role;
@@ -35,42 +35,24 @@ pub async fn my_profile(State(app): State<AppState>, headers: HeaderMap) -> ApiR
     ))]
 pub async fn update_profile(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<ProfilePatch>, JsonRejection>,
+    Account(principal): Account,
+    JsonBody(patch): JsonBody<ProfilePatch>,
 ) -> ApiResult {
-    let principal = require_account(&app, &headers).await?;
-    let Json(patch) = body?;
-    let profile = |e: chat_domain::NameError| ApiError::new(ErrorCode::InvalidProfile, e.0);
     let update = ProfileUpdate {
-        email: patch
-            .email
-            .as_deref()
-            .map(Email::parse)
-            .transpose()
-            .map_err(|e| ApiError::new(ErrorCode::InvalidEmail, e.0))?,
-        first_name: patch
-            .first_name
-            .as_deref()
-            .map(PersonName::parse)
-            .transpose()
-            .map_err(profile)?,
-        last_name: patch
-            .last_name
-            .as_deref()
-            .map(PersonName::parse)
-            .transpose()
-            .map_err(profile)?,
-        bio: patch.bio.as_deref().map(Bio::parse).transpose().map_err(profile)?,
+        email: patch.email.as_deref().map(Email::parse).transpose()?,
+        first_name: patch.first_name.as_deref().map(PersonName::parse).transpose()?,
+        last_name: patch.last_name.as_deref().map(PersonName::parse).transpose()?,
+        bio: patch.bio.as_deref().map(Bio::parse).transpose()?,
         avatar_id: patch.avatar_id,
     };
     if let Some(Some(avatar)) = update.avatar_id {
-        super::uploads::require_own_upload(&app, avatar, principal.author.id.as_str()).await?;
+        require_own_upload(&app, UploadId::new(avatar)?, &principal.author.id).await?;
     }
     let user = app
         .directory()
         .update_profile(principal.author.id.as_str(), &update)
         .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+        .ok_or_else(|| GatewayError::not_found("user"))?;
     Ok(Json(OwnProfile::from(&user)).into_response())
 }
 
@@ -80,18 +62,16 @@ pub async fn update_profile(
     responses((status = 200, body = ProfileView), (status = 404, body = ErrorBody)))]
 pub async fn user_profile(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    username: Result<Path<String>, PathRejection>,
+    _: Session,
+    PathParams(username): PathParams<String>,
 ) -> ApiResult {
-    authenticate(&app, &headers).await?;
-    let Path(username) = username?;
     // A name that breaks the username rules (a NUL, say) names no account.
-    let username = Username::parse(&username).map_err(|_| ApiError::not_found("user"))?;
+    let username = Username::parse(&username).map_err(|_| GatewayError::not_found("user"))?;
     let user = app
         .directory()
         .user_by_username(username.as_str())
         .await?
         .filter(|u| !u.disabled)
-        .ok_or_else(|| ApiError::not_found("user"))?;
+        .ok_or_else(|| GatewayError::not_found("user"))?;
     Ok(Json(ProfileView::from(&user)).into_response())
 }

@@ -1,57 +1,29 @@
 //! Rooms, membership, history, publishing, and the panel.
 
+use super::extract::{JsonBody, PathParams, QueryParams, Session};
 use super::schema::{
-    AckDoc, EnterRoom, ErrorBody, HistoryPage, HistoryQuery, MarkRead, MemberView, MembersPage, OwnProfile, Page,
-    Panel, PanelRoom, PrincipalView, Publish, RoomEntered, RoomView, RoomsPage,
+    EnterRoom, ErrorBody, HistoryPage, HistoryQuery, MarkRead, MemberView, MembersPage, OwnProfile, Page, Panel,
+    PanelRoom, PrincipalView, Publish, RoomEntered, RoomView, RoomsPage,
 };
-use super::{ApiError, ApiResult, authenticate, limit, messages_json, next_cursor, room_param};
-use crate::app::AppState;
-use crate::auth::{IdentityKind, Principal, now_ms};
-use crate::people::Control;
+use super::{ApiResult, limit, next_cursor};
+use crate::actions::membership;
+use crate::actions::uploads::require_own_upload;
+use crate::auth::IdentityKind;
+use crate::error::GatewayError;
+use crate::state::AppState;
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chat_domain::message::format_millis;
-use chat_domain::{ClientMsgId, ErrorCode, MessageText, RoomName};
-use chat_store::Entered;
-use serde_json::Value;
-
-/// Makes the caller a member of `room` (which exists), telling every gateway when the
-/// membership is new so the caller's other sockets start getting notifications for it.
-pub async fn become_member(app: &AppState, principal: &Principal, room: &RoomName) -> Result<bool, ApiError> {
-    let user = principal.author.id.as_str();
-    let entered = app
-        .directory()
-        .enter(user, principal.author.name.as_str(), room, now_ms())
-        .await?;
-    match entered {
-        Entered::Joined => {
-            app.announce(Control::Membership {
-                user: user.to_owned(),
-                room: room.as_str().to_owned(),
-                member: true,
-            })
-            .await;
-            Ok(true)
-        }
-        Entered::AlreadyMember => Ok(false),
-        Entered::RoomNotFound => Err(ApiError::not_found("room")),
-    }
-}
+use chat_domain::protocol::{AckFrame, AckItem, HistoryItem};
+use chat_domain::{ClientMsgId, ErrorCode, MessageBody, RoomName, UploadId};
 
 /// Rooms in name order, paged by cursor.
 #[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", params(Page),
     responses((status = 200, body = RoomsPage), (status = 400, body = ErrorBody)))]
-pub async fn list_rooms(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<Page>, QueryRejection>,
-) -> ApiResult {
-    authenticate(&app, &headers).await?;
-    let Query(page) = query?;
-    let after = page.after.as_deref().map(room_param).transpose()?;
+pub async fn list_rooms(State(app): State<AppState>, _: Session, QueryParams(page): QueryParams<Page>) -> ApiResult {
+    let after = page.after.as_deref().map(RoomName::parse).transpose()?;
     let limit = limit(page.limit)?;
     let (rooms, next_after) = app.upstream().list_rooms(after.as_ref(), limit).await?;
     Ok(Json(RoomsPage {
@@ -66,13 +38,11 @@ pub async fn list_rooms(
     responses((status = 200, body = RoomEntered), (status = 400, description = "`invalid_room`", body = ErrorBody)))]
 pub async fn enter_room(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<EnterRoom>, JsonRejection>,
+    Session(principal): Session,
+    JsonBody(body): JsonBody<EnterRoom>,
 ) -> ApiResult {
-    let principal = authenticate(&app, &headers).await?;
-    let Json(body) = body?;
-    let room = app.upstream().enter_room(&room_param(&body.name)?).await?;
-    let joined = become_member(&app, &principal, &room.name).await?;
+    let room = app.upstream().enter_room(&RoomName::parse(&body.name)?).await?;
+    let joined = membership::become_member(&app, &principal, &room.name).await?;
     Ok(Json(RoomEntered {
         room: RoomView::from(&room),
         joined,
@@ -86,18 +56,15 @@ pub async fn enter_room(
     responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody)))]
 pub async fn history(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    room: Result<Path<String>, PathRejection>,
-    query: Result<Query<HistoryQuery>, QueryRejection>,
+    _: Session,
+    PathParams(room): PathParams<String>,
+    QueryParams(query): QueryParams<HistoryQuery>,
 ) -> ApiResult {
-    authenticate(&app, &headers).await?;
-    let Path(room) = room?;
-    let Query(query) = query?;
-    let room = room_param(&room)?;
+    let room = RoomName::parse(&room)?;
     let limit = limit(query.limit)?;
     let page = match (query.after_seq, query.before_seq) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::new(
+            return Err(GatewayError::new(
                 ErrorCode::InvalidArgument,
                 "give after_seq or before_seq, not both",
             ));
@@ -109,7 +76,7 @@ pub async fn history(
     Ok(Json(HistoryPage {
         room: room.as_str().to_owned(),
         last_seq: page.last_seq,
-        messages: messages_json(&page.messages),
+        messages: HistoryItem::messages(&page.messages),
     })
     .into_response())
 }
@@ -118,38 +85,29 @@ pub async fn history(
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/messages", tag = "rooms",
     params(("room" = String, Path)), request_body = Publish,
     responses(
-        (status = 201, description = "Stored", body = AckDoc),
-        (status = 200, description = "Stored before with this client_msg_id: the original's ack", body = AckDoc),
+        (status = 201, description = "Stored", body = AckItem),
+        (status = 200, description = "Stored before with this client_msg_id: the original's ack", body = AckItem),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
     ))]
 pub async fn publish(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    room: Result<Path<String>, PathRejection>,
-    body: Result<Json<Publish>, JsonRejection>,
+    Session(principal): Session,
+    PathParams(room): PathParams<String>,
+    JsonBody(body): JsonBody<Publish>,
 ) -> ApiResult {
-    let principal = authenticate(&app, &headers).await?;
-    let Path(room) = room?;
-    let Json(body) = body?;
-    let room = room_param(&room)?;
-    let invalid_text = |e: chat_domain::NameError| ApiError::new(ErrorCode::InvalidText, e.0);
-    let text = match (body.text, body.attachment_id) {
-        (text, Some(id)) => {
-            super::uploads::require_own_upload(&app, id, principal.author.id.as_str()).await?;
-            MessageText::caption(text.unwrap_or_default()).map_err(invalid_text)?
-        }
-        (Some(text), None) => MessageText::parse(text).map_err(invalid_text)?,
-        (None, None) => return Err(ApiError::new(ErrorCode::MissingField, "missing field `text`")),
-    };
-    let client_msg_id =
-        ClientMsgId::parse(&body.client_msg_id).map_err(|e| ApiError::new(ErrorCode::InvalidClientMsgId, e.0))?;
+    let room = RoomName::parse(&room)?;
+    let attachment = body.attachment_id.map(UploadId::new).transpose()?;
+    if let Some(id) = attachment {
+        require_own_upload(&app, id, &principal.author.id).await?;
+    }
+    let message_body = MessageBody::new(body.text, attachment)?;
+    let client_msg_id = ClientMsgId::parse(&body.client_msg_id)?;
     let (message, duplicate) = app
         .upstream()
-        .send(&room, &principal.author, &text, &client_msg_id, body.attachment_id)
+        .send(&room, &principal.author, &message_body, &client_msg_id)
         .await?;
     let status = if duplicate { StatusCode::OK } else { StatusCode::CREATED };
-    let ack: Value =
-        serde_json::from_slice(&chat_domain::protocol::ack_frame(&message, duplicate)).expect("ack frames are JSON");
+    let ack = AckItem::Ack(AckFrame::new(&message, duplicate));
     Ok((status, Json(ack)).into_response())
 }
 
@@ -159,14 +117,11 @@ pub async fn publish(
     responses((status = 200, body = MembersPage), (status = 400, body = ErrorBody)))]
 pub async fn members(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    room: Result<Path<String>, PathRejection>,
-    query: Result<Query<Page>, QueryRejection>,
+    _: Session,
+    PathParams(room): PathParams<String>,
+    QueryParams(page): QueryParams<Page>,
 ) -> ApiResult {
-    authenticate(&app, &headers).await?;
-    let Path(room) = room?;
-    let Query(page) = query?;
-    let room = room_param(&room)?;
+    let room = RoomName::parse(&room)?;
     let limit = limit(page.limit)?;
     let (count, members) = app
         .directory()
@@ -189,22 +144,11 @@ pub async fn members(
     responses((status = 204, description = "Left"), (status = 404, description = "Not a member", body = ErrorBody)))]
 pub async fn leave_room(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    room: Result<Path<String>, PathRejection>,
+    Session(principal): Session,
+    PathParams(room): PathParams<String>,
 ) -> ApiResult {
-    let principal = authenticate(&app, &headers).await?;
-    let Path(room) = room?;
-    let room = room_param(&room)?;
-    let user = principal.author.id.as_str();
-    if !app.directory().leave(user, &room).await? {
-        return Err(ApiError::new(ErrorCode::NotFound, "you are not a member of this room"));
-    }
-    app.announce(Control::Membership {
-        user: user.to_owned(),
-        room: room.as_str().to_owned(),
-        member: false,
-    })
-    .await;
+    let room = RoomName::parse(&room)?;
+    membership::leave(&app, &principal.author.id, &room).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -214,17 +158,12 @@ pub async fn leave_room(
     responses((status = 204, description = "Marked"), (status = 400, body = ErrorBody)))]
 pub async fn mark_read(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    room: Result<Path<String>, PathRejection>,
-    body: Result<Json<MarkRead>, JsonRejection>,
+    Session(principal): Session,
+    PathParams(room): PathParams<String>,
+    JsonBody(body): JsonBody<MarkRead>,
 ) -> ApiResult {
-    let principal = authenticate(&app, &headers).await?;
-    let Path(room) = room?;
-    let Json(body) = body?;
-    let room = room_param(&room)?;
-    app.directory()
-        .mark_read(principal.author.id.as_str(), &room, body.seq)
-        .await?;
+    let room = RoomName::parse(&room)?;
+    membership::mark_read(&app, &principal.author.id, &room, body.seq).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -233,12 +172,10 @@ pub async fn mark_read(
     responses((status = 200, body = Panel), (status = 401, body = ErrorBody)))]
 pub async fn panel(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<Page>, QueryRejection>,
+    Session(principal): Session,
+    QueryParams(page): QueryParams<Page>,
 ) -> ApiResult {
-    let principal = authenticate(&app, &headers).await?;
-    let Query(page) = query?;
-    let after = page.after.as_deref().map(room_param).transpose()?;
+    let after = page.after.as_deref().map(RoomName::parse).transpose()?;
     let limit = limit(page.limit)?;
     let user = principal.author.id.as_str();
     let directory = app.directory();

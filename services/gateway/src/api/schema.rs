@@ -1,14 +1,14 @@
 //! The shapes of request and response bodies. Each derives its OpenAPI schema, so the
-//! document describes what the handlers really send; message bodies are the websocket
-//! `message` frames themselves, documented by [`MessageDoc`] and checked against the real
-//! frame in this module's tests.
+//! document describes what the handlers really send. Messages and acks are the websocket
+//! frames themselves: their types come from `chat_domain::protocol`, schema and all, so
+//! there is no mirror here to drift from them.
 
 use crate::auth::{IdentityKind, Principal};
-use chat_domain::Role;
 use chat_domain::message::{format_millis, upload_url};
+use chat_domain::protocol::HistoryItem;
+use chat_domain::{Role, UploadId};
 use chat_store::{AuditEntry, MemberRoom, RoomInfo, RoomMember, SessionRecord, UserRecord};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Serialize, ToSchema)]
@@ -112,7 +112,7 @@ impl From<&UserRecord> for ProfileView {
             first_name: u.first_name.clone(),
             last_name: u.last_name.clone(),
             bio: u.bio.clone(),
-            avatar_url: u.avatar_id.map(upload_url),
+            avatar_url: u.avatar_id.and_then(|id| UploadId::new(id).ok()).map(upload_url),
             joined_at: format_millis(u.created_at_ms),
             role: u.role,
         }
@@ -178,56 +178,11 @@ pub struct RoomsPage {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct AuthorDoc {
-    pub id: String,
-    pub name: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AttachmentDoc {
-    pub id: i64,
-    pub url: String,
-}
-
-/// A message: the websocket `message` frame, exactly.
-#[derive(Serialize, ToSchema)]
-pub struct MessageDoc {
-    #[serde(rename = "type")]
-    #[schema(example = "message")]
-    pub ty: String,
-    pub room: String,
-    pub seq: u64,
-    pub id: i64,
-    pub user: AuthorDoc,
-    pub text: String,
-    pub sent_at: String,
-    pub client_msg_id: String,
-    /// `text` or `image`.
-    pub kind: String,
-    pub attachment: Option<AttachmentDoc>,
-}
-
-#[derive(Serialize, ToSchema)]
 pub struct HistoryPage {
     pub room: String,
     pub last_seq: u64,
-    /// Oldest first; deleted messages are left out.
-    #[schema(value_type = Vec<MessageDoc>)]
-    pub messages: Vec<Value>,
-}
-
-/// The websocket `ack` frame.
-#[derive(Serialize, ToSchema)]
-pub struct AckDoc {
-    #[serde(rename = "type")]
-    pub ty: String,
-    pub client_msg_id: String,
-    pub room: String,
-    pub seq: u64,
-    pub id: i64,
-    pub sent_at: String,
-    /// True when this `client_msg_id` was stored before: this repeats the original.
-    pub duplicate: bool,
+    /// Oldest first; deleted messages are left out. Each is the websocket `message` frame.
+    pub messages: Vec<HistoryItem>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -301,8 +256,7 @@ pub struct UploadView {
 
 #[derive(Serialize, ToSchema)]
 pub struct AdminMessagesPage {
-    #[schema(value_type = Vec<MessageDoc>)]
-    pub messages: Vec<Value>,
+    pub messages: Vec<HistoryItem>,
     /// Pass as `before_id` for the next (older) page.
     pub next_before_id: Option<i64>,
 }
@@ -452,8 +406,26 @@ pub struct AuditQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_domain::protocol::MessageFrame;
     use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, MessageKind, RoomName, UserId};
+    use serde_json::Value;
     use utoipa::PartialSchema;
+
+    /// Every property the schema of one history item names, following `$ref`s to the
+    /// frame types and their `oneOf`/`allOf` parts (not into nested objects).
+    fn documented_keys(schema: &Value, out: &mut Vec<String>) {
+        if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+            out.extend(properties.keys().cloned());
+        }
+        if schema.get("$ref").and_then(Value::as_str) == Some("#/components/schemas/MessageFrame") {
+            documented_keys(&serde_json::to_value(MessageFrame::schema()).unwrap(), out);
+        }
+        for parts in ["oneOf", "allOf", "anyOf"] {
+            for part in schema.get(parts).and_then(Value::as_array).into_iter().flatten() {
+                documented_keys(part, out);
+            }
+        }
+    }
 
     /// The documented message shape has exactly the fields of the real frame.
     #[test]
@@ -470,20 +442,17 @@ mod tests {
             client_msg_id: ClientMsgId::parse("c").unwrap(),
             kind: MessageKind::Image,
             sent_at_ms: 0,
-            attachment: Some(3),
+            attachment: Some(UploadId::new(3).unwrap()),
             deleted: false,
         };
         let frame: Value = serde_json::from_slice(&message.to_frame()).unwrap();
         let mut frame_keys: Vec<&str> = frame.as_object().unwrap().keys().map(String::as_str).collect();
-        let schema = serde_json::to_value(MessageDoc::schema()).unwrap();
-        let mut doc_keys: Vec<&str> = schema["properties"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
+        let mut doc_keys = Vec::new();
+        documented_keys(&serde_json::to_value(HistoryItem::schema()).unwrap(), &mut doc_keys);
+        let mut doc_keys: Vec<&str> = doc_keys.iter().map(String::as_str).collect();
         frame_keys.sort_unstable();
         doc_keys.sort_unstable();
+        doc_keys.dedup();
         assert_eq!(frame_keys, doc_keys);
     }
 }

@@ -3,35 +3,25 @@
 //! bytes. They are served back with the sniffed type, `nosniff`, and a sandboxing CSP, so
 //! no upload can ever run as a page on our origin.
 
+use super::ApiResult;
+use super::extract::{PathParams, Session};
 use super::schema::{ErrorBody, UploadView};
-use super::{ApiError, ApiResult, authenticate};
-use crate::app::AppState;
 use crate::auth::now_ms;
+use crate::error::GatewayError;
+use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
-use chat_domain::ErrorCode;
 use chat_domain::message::upload_url;
 use chat_domain::upload::{ImageType, sniff_image};
+use chat_domain::{ErrorCode, UploadId};
 
-fn too_large(max: usize) -> ApiError {
-    ApiError::new(
+fn too_large(max: usize) -> GatewayError {
+    GatewayError::new(
         ErrorCode::PayloadTooLarge,
         format!("uploads are limited to {max} bytes"),
     )
-}
-
-/// Checks that `id` is an upload of `user`'s: nobody attaches someone else's file.
-pub async fn require_own_upload(app: &AppState, id: i64, user: &str) -> Result<(), ApiError> {
-    match app.blobs().owner(id).await? {
-        Some(owner) if owner == user => Ok(()),
-        _ => Err(ApiError::new(
-            ErrorCode::InvalidArgument,
-            "attachment is not an upload of yours",
-        )),
-    }
 }
 
 /// Upload an image: the request body is the file. PNG, JPEG, GIF or WebP, judged by its
@@ -43,8 +33,12 @@ pub async fn require_own_upload(app: &AppState, id: i64, user: &str) -> Result<(
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
     ))]
-pub async fn upload(State(app): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
-    let principal = authenticate(&app, &headers).await?;
+pub async fn upload(
+    State(app): State<AppState>,
+    Session(principal): Session,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
     let max = app.settings().uploads.max_bytes;
     // An honest client says how big the file is: refuse before reading a byte of it.
     let declared = headers
@@ -57,7 +51,7 @@ pub async fn upload(State(app): State<AppState>, headers: HeaderMap, body: Body)
     // Any other client is cut off as soon as it passes the limit.
     let bytes = axum::body::to_bytes(body, max).await.map_err(|_| too_large(max))?;
     let Some(kind) = sniff_image(&bytes) else {
-        return Err(ApiError::new(
+        return Err(GatewayError::new(
             ErrorCode::UnsupportedMediaType,
             "only PNG, JPEG, GIF and WebP images are accepted",
         ));
@@ -66,10 +60,11 @@ pub async fn upload(State(app): State<AppState>, headers: HeaderMap, body: Body)
         .blobs()
         .put(principal.author.id.as_str(), kind.mime(), &bytes, now_ms())
         .await?;
+    let id = UploadId::new(id).map_err(|_| GatewayError::internal())?;
     Ok((
         StatusCode::CREATED,
         axum::Json(UploadView {
-            id,
+            id: id.get(),
             url: upload_url(id),
             content_type: kind.mime().to_owned(),
             size: bytes.len(),
@@ -85,20 +80,14 @@ pub async fn upload(State(app): State<AppState>, headers: HeaderMap, body: Body)
         (status = 200, description = "The image", content_type = "image/*", body = Vec<u8>),
         (status = 404, body = ErrorBody),
     ))]
-pub async fn download(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
-) -> ApiResult {
-    authenticate(&app, &headers).await?;
-    let Path(id) = id?;
+pub async fn download(State(app): State<AppState>, _: Session, PathParams(id): PathParams<i64>) -> ApiResult {
     let blob = app
         .blobs()
         .get(id)
         .await?
-        .ok_or_else(|| ApiError::not_found("upload"))?;
+        .ok_or_else(|| GatewayError::not_found("upload"))?;
     // Only ever served as one of the image types it was sniffed as.
-    let kind = ImageType::from_mime(&blob.content_type).ok_or_else(|| ApiError::not_found("upload"))?;
+    let kind = ImageType::from_mime(&blob.content_type).ok_or_else(|| GatewayError::not_found("upload"))?;
     let mut response = blob.bytes.into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind.mime()));

@@ -1,12 +1,14 @@
 //! The gateway's client of the message services: a gRPC channel to every instance the
 //! configured endpoints resolve to, calls about a room sent to the room's home instance
-//! ([`endpoints`]), answers converted to domain types, failures to [`UpstreamError`].
+//! ([`endpoints`]), answers converted to domain types, failures to [`GatewayError`].
 
 mod endpoints;
 
+use crate::error::GatewayError;
+use crate::fanout::History;
 use crate::settings::UpstreamSettings;
 use chat_common::telemetry::TRACE_TARGET;
-use chat_domain::{Author, ChatMessage, ClientMsgId, ErrorCode, MessageKind, MessageText, RoomName};
+use chat_domain::{Author, ChatMessage, ClientMsgId, ErrorCode, MessageBody, RoomName, UploadId};
 use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::{self, read_history_request::Position};
 use endpoints::{Connect, Endpoints, Route, Target};
@@ -17,15 +19,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tracing::Instrument;
 
-/// A failed call, with the code to show the client. The message is safe to show.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct UpstreamError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl From<tonic::Status> for UpstreamError {
+/// A failed call, with the code to show the client: the message service's own answers keep
+/// theirs; transport failures get a stable sentence, and their cause is logged here.
+impl From<tonic::Status> for GatewayError {
     fn from(status: tonic::Status) -> Self {
         let code = chat_proto::error_code(&status);
         let message = match code {
@@ -37,20 +33,17 @@ impl From<tonic::Status> for UpstreamError {
         if matches!(code, ErrorCode::Unavailable | ErrorCode::Internal) {
             tracing::warn!(grpc_code = ?status.code(), status = %status.message(), "message service call failed");
         }
-        Self { code, message }
+        Self::new(code, message)
     }
 }
 
-fn unavailable() -> UpstreamError {
-    UpstreamError {
-        code: ErrorCode::Unavailable,
-        message: "message service unavailable, retry later".into(),
-    }
+fn unavailable() -> GatewayError {
+    GatewayError::new(ErrorCode::Unavailable, "message service unavailable, retry later")
 }
 
-fn corrupt(e: chat_proto::ConversionError) -> UpstreamError {
+fn corrupt(e: chat_proto::ConversionError) -> GatewayError {
     tracing::error!(error = %e, "message service sent an invalid message");
-    internal()
+    GatewayError::internal()
 }
 
 /// Rooms as the message service reports them: the store's own type, read over gRPC.
@@ -93,15 +86,14 @@ struct Rpc {
 /// One send of a socket's group, as [`Upstream::send_group`] takes it.
 pub struct GroupSend<'a> {
     pub room: &'a RoomName,
-    pub text: &'a MessageText,
+    pub body: &'a MessageBody,
     pub client_msg_id: &'a ClientMsgId,
-    pub attachment: Option<i64>,
     /// The send's own trace, which the message service continues.
     pub traceparent: Option<String>,
 }
 
 /// What a send comes back as: the stored message, and whether it was stored before.
-pub type SendOutcome = Result<(ChatMessage, bool), UpstreamError>;
+pub type SendOutcome = Result<(ChatMessage, bool), GatewayError>;
 
 /// A socket's sends, in order, and where their answers go.
 struct Group {
@@ -166,7 +158,7 @@ impl Upstream {
         Ok(Self { rpc, groups })
     }
 
-    async fn call<T, F, Fut>(&self, method: &'static str, route: Route<'_>, f: F) -> Result<T, UpstreamError>
+    async fn call<T, F, Fut>(&self, method: &'static str, route: Route<'_>, f: F) -> Result<T, GatewayError>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -174,7 +166,7 @@ impl Upstream {
         self.rpc.call(method, route, f).await
     }
 
-    pub async fn enter_room(&self, room: &RoomName) -> Result<RoomInfo, UpstreamError> {
+    pub async fn enter_room(&self, room: &RoomName) -> Result<RoomInfo, GatewayError> {
         let request = v1::EnterRoomRequest {
             room: room.as_str().to_owned(),
         };
@@ -192,18 +184,17 @@ impl Upstream {
         &self,
         room: &RoomName,
         author: &Author,
-        text: &MessageText,
+        body: &MessageBody,
         client_msg_id: &ClientMsgId,
-        attachment: Option<i64>,
     ) -> SendOutcome {
-        let request = send_request(room, author, text, client_msg_id, attachment);
+        let request = send_request(room, author, body, client_msg_id);
         let response = self
             .call("send_message", Route::Room(room.as_str()), |mut c| {
                 let request = request.clone();
                 async move { c.send_message(request).await }
             })
             .await?;
-        let message = response.message.ok_or_else(internal)?;
+        let message = response.message.ok_or_else(GatewayError::internal)?;
         Ok((message.try_into().map_err(corrupt)?, response.duplicate))
     }
 
@@ -217,13 +208,7 @@ impl Upstream {
         let sends: Vec<v1::BatchedSend> = sends
             .into_iter()
             .map(|send| v1::BatchedSend {
-                send: Some(send_request(
-                    send.room,
-                    author,
-                    send.text,
-                    send.client_msg_id,
-                    send.attachment,
-                )),
+                send: Some(send_request(send.room, author, send.body, send.client_msg_id)),
                 traceparent: send.traceparent.unwrap_or_default(),
             })
             .collect();
@@ -243,7 +228,7 @@ impl Upstream {
         room: &RoomName,
         position: Option<Position>,
         limit: u32,
-    ) -> Result<HistoryPage, UpstreamError> {
+    ) -> Result<HistoryPage, GatewayError> {
         let request = v1::ReadHistoryRequest {
             room: room.as_str().to_owned(),
             position,
@@ -272,7 +257,7 @@ impl Upstream {
         room: &RoomName,
         after_seq: u64,
         limit: u32,
-    ) -> Result<HistoryPage, UpstreamError> {
+    ) -> Result<HistoryPage, GatewayError> {
         self.history(room, Some(Position::AfterSeq(after_seq)), limit).await
     }
 
@@ -282,7 +267,7 @@ impl Upstream {
         room: &RoomName,
         before_seq: u64,
         limit: u32,
-    ) -> Result<HistoryPage, UpstreamError> {
+    ) -> Result<HistoryPage, GatewayError> {
         self.history(room, Some(Position::BeforeSeq(before_seq)), limit).await
     }
 
@@ -290,7 +275,7 @@ impl Upstream {
         &self,
         after: Option<&RoomName>,
         limit: u32,
-    ) -> Result<(Vec<RoomInfo>, Option<String>), UpstreamError> {
+    ) -> Result<(Vec<RoomInfo>, Option<String>), GatewayError> {
         let request = v1::ListRoomsRequest {
             after: after.map(|r| r.as_str().to_owned()).unwrap_or_default(),
             limit,
@@ -307,7 +292,7 @@ impl Upstream {
 }
 
 impl Rpc {
-    async fn call<T, F, Fut>(&self, method: &'static str, route: Route<'_>, mut f: F) -> Result<T, UpstreamError>
+    async fn call<T, F, Fut>(&self, method: &'static str, route: Route<'_>, mut f: F) -> Result<T, GatewayError>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -410,7 +395,7 @@ async fn send_groups(rpc: &Rpc, groups: Vec<Group>) {
         let answer = outcomes
             .by_ref()
             .take(range.len())
-            .map(|o| o.unwrap_or_else(|| Err(internal())))
+            .map(|o| o.unwrap_or_else(|| Err(GatewayError::internal())))
             .collect();
         // A socket that closed meanwhile no longer waits; its sends stand regardless.
         let _ = reply.send(answer);
@@ -440,7 +425,7 @@ async fn send_call(rpc: &Rpc, sends: Vec<v1::BatchedSend>) -> Vec<SendOutcome> {
                 answered = response.results.len(),
                 "message service answered a batch short"
             );
-            vec![Err(internal()); count]
+            vec![Err(GatewayError::internal()); count]
         }
         Err(error) => vec![Err(error); count],
     }
@@ -450,44 +435,30 @@ fn send_outcome(result: v1::SendResult) -> SendOutcome {
     use v1::send_result::Result as Outcome;
     match result.result {
         Some(Outcome::Sent(sent)) => {
-            let message = sent.message.ok_or_else(internal)?;
+            let message = sent.message.ok_or_else(GatewayError::internal)?;
             Ok((message.try_into().map_err(corrupt)?, sent.duplicate))
         }
-        Some(Outcome::Error(error)) => Err(UpstreamError {
-            code: ErrorCode::from_wire(&error.code).unwrap_or(ErrorCode::Internal),
-            message: error.message,
-        }),
-        None => Err(internal()),
-    }
-}
-
-/// The answer when the message service misbehaved: nothing about it is safe to show.
-pub fn internal() -> UpstreamError {
-    UpstreamError {
-        code: ErrorCode::Internal,
-        message: "internal error".into(),
+        Some(Outcome::Error(error)) => Err(GatewayError::new(
+            ErrorCode::from_wire(&error.code).unwrap_or(ErrorCode::Internal),
+            error.message,
+        )),
+        None => Err(GatewayError::internal()),
     }
 }
 
 fn send_request(
     room: &RoomName,
     author: &Author,
-    text: &MessageText,
+    body: &MessageBody,
     client_msg_id: &ClientMsgId,
-    attachment: Option<i64>,
 ) -> v1::SendMessageRequest {
-    let kind = if attachment.is_some() {
-        MessageKind::Image
-    } else {
-        MessageKind::Text
-    };
     v1::SendMessageRequest {
         room: room.as_str().to_owned(),
         author: Some(author.into()),
-        text: text.as_str().to_owned(),
+        text: body.text.as_str().to_owned(),
         client_msg_id: client_msg_id.as_str().to_owned(),
-        kind: chat_proto::kind_to_wire(kind) as i32,
-        attachment_id: attachment,
+        kind: chat_proto::kind_to_wire(body.kind()) as i32,
+        attachment_id: body.attachment.map(UploadId::get),
     }
 }
 
@@ -499,7 +470,7 @@ fn retryable(status: &tonic::Status) -> bool {
         && status.metadata().get(chat_proto::ERROR_CODE_KEY).is_none()
 }
 
-fn room_info(room: v1::Room) -> Result<RoomInfo, UpstreamError> {
+fn room_info(room: v1::Room) -> Result<RoomInfo, GatewayError> {
     Ok(RoomInfo {
         name: RoomName::parse(&room.name).map_err(|e| {
             corrupt(chat_proto::ConversionError {
@@ -510,4 +481,12 @@ fn room_info(room: v1::Room) -> Result<RoomInfo, UpstreamError> {
         last_seq: room.last_seq,
         created_at_ms: room.created_at_ms,
     })
+}
+
+/// Gaps in a room's fan-out are filled from the message services' history.
+#[async_trait::async_trait]
+impl History for Upstream {
+    async fn after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<ChatMessage>, GatewayError> {
+        Ok(self.history_after(room, after_seq, limit).await?.messages)
+    }
 }

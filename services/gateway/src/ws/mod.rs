@@ -1,39 +1,34 @@
 //! `GET /ws`: one websocket connection speaking protocol v1.
 //!
 //! Three tasks per connection: the reader (this module's loop: parses frames, handles
-//! joins and leaves, queues sends), the sender (sends in order, one group at a time, so a
-//! person's messages keep their order), and the writer (writes queued frames in batches,
-//! and the close frame). They share the connection's [`Outbox`].
+//! joins and leaves, queues sends), the sender ([`send`]: sends in order, one group at a
+//! time, so a person's messages keep their order), and the writer ([`write`]: writes
+//! queued frames in batches, and the close frame). They share the connection's [`Outbox`].
+//! [`handshake`] admits a connection before it is upgraded.
 
-use crate::app::AppState;
+pub mod handshake;
+mod send;
+mod write;
+
+use crate::actions::membership;
 use crate::auth::Principal;
+use crate::error::GatewayError;
+use crate::fanout::{ConnId, Hub};
 use crate::limits::TokenBucket;
-use crate::outbox::{Closer, Outbox, text};
+use crate::outbox::{Outbox, text};
 use crate::people::MAX_WATCHED_ROOMS;
 use crate::queue;
-use crate::rooms::{ConnId, Hub};
-use crate::upstream::{self, GroupSend, MAX_GROUP, UpstreamError};
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use bytes::Bytes;
-use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent, traceparent};
-use chat_domain::protocol::{ClientFrame, FrameError, error_frame, joined_frame, left_frame};
-use chat_domain::{ClientMsgId, CloseCode, ErrorCode, MessageText, RoomName, UserId};
-use futures::SinkExt;
-use futures::stream::{SplitSink, StreamExt};
+use crate::state::AppState;
+use axum::extract::ws::{Message, WebSocket};
+use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
+use chat_domain::protocol::{ClientFrame, FrameError, ServerFrame};
+use chat_domain::{CloseCode, ErrorCode, RoomName, UserId};
+use futures::stream::StreamExt;
+use send::{SendRequest, send_loop};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
-use tracing::Instrument;
-
-struct SendRequest {
-    room: RoomName,
-    text: MessageText,
-    client_msg_id: ClientMsgId,
-    attachment: Option<i64>,
-    received: Instant,
-    /// The `ws receive` span: the root of the message's trace (or a child of the browser's).
-    span: tracing::Span,
-}
+use write::write_loop;
 
 struct Connection {
     app: AppState,
@@ -162,8 +157,8 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
         .joined
         .drain()
         .map(|room| {
-            let position = app.rooms().position(&room);
-            app.rooms().leave(&room, conn.id);
+            let position = app.fanout().position(&room);
+            app.fanout().leave(&room, conn.id);
             (room, position)
         })
         .collect();
@@ -229,13 +224,13 @@ fn error_text(error: &axum::Error) -> String {
 }
 
 impl Connection {
-    fn push(&self, frame: Bytes) {
-        self.outbox.push(text(frame));
+    fn push(&self, frame: ServerFrame) {
+        self.outbox.push(text(frame.to_bytes()));
     }
 
     fn error(&self, error: FrameError) {
         self.app.metrics().error(error.code);
-        self.push(error.to_frame());
+        self.outbox.push(text(error.to_frame()));
     }
 
     async fn on_text(&mut self, frame: &str) {
@@ -247,22 +242,21 @@ impl Connection {
             ClientFrame::Join { room, since_seq } => self.join(room, since_seq).await,
             ClientFrame::Leave { room } => {
                 if self.joined.remove(&room) {
-                    if let Some(seq) = self.app.rooms().position(&room) {
+                    if let Some(seq) = self.app.fanout().position(&room) {
                         mark_read(&self.app, &self.principal.author.id, &room, seq).await;
                     }
-                    self.app.rooms().leave(&room, self.id);
+                    self.app.fanout().leave(&room, self.id);
                     self.app.people().left(self.id, &room);
-                    self.push(left_frame(&room));
+                    self.push(ServerFrame::left(&room));
                 } else {
                     self.error(not_joined(&room));
                 }
             }
             ClientFrame::Send {
                 room,
-                text,
+                body,
                 client_msg_id,
                 traceparent,
-                attachment,
             } => {
                 if !self.joined.contains(&room) {
                     return self.error(not_joined(&room).with_ref(Some(client_msg_id.into_string())));
@@ -289,9 +283,8 @@ impl Connection {
                 }
                 let request = Box::new(SendRequest {
                     room,
-                    text,
+                    body,
                     client_msg_id,
-                    attachment,
                     received: Instant::now(),
                     span,
                 });
@@ -326,26 +319,21 @@ impl Connection {
         }
         // Messages from here on, not notifications about them.
         self.app.people().joined(self.id, &room);
-        let hub = self.app.rooms().begin_join(&room, self.id, self.outbox.clone());
+        let hub = self.app.fanout().begin_join(&room, self.id, self.outbox.clone());
         self.joined.insert(room.clone());
         if let Err(error) = self.complete_join(&hub, &room, since_seq).await {
             self.joined.remove(&room);
-            self.app.rooms().leave(&room, self.id);
+            self.app.fanout().leave(&room, self.id);
             self.app.people().left(self.id, &room);
             self.error(FrameError::new(error.code, error.message).with_ref(reference));
         }
     }
 
-    async fn complete_join(
-        &self,
-        hub: &Arc<Hub>,
-        room: &RoomName,
-        since_seq: Option<u64>,
-    ) -> Result<(), UpstreamError> {
+    async fn complete_join(&self, hub: &Arc<Hub>, room: &RoomName, since_seq: Option<u64>) -> Result<(), GatewayError> {
         let upstream = self.app.upstream();
         let limits = &self.app.settings().gateway;
         let info = upstream.enter_room(room).await?;
-        let cut = self.app.rooms().fix_cut(hub, self.id, info.last_seq, since_seq);
+        let cut = self.app.fanout().fix_cut(hub, self.id, info.last_seq, since_seq);
         // History is everything below the cut; live delivery starts at it.
         let below = cut - 1;
         let (history, has_more) = match since_seq {
@@ -366,12 +354,12 @@ impl Connection {
         let last_seq = info.last_seq.max(below);
         // Entering a room makes you a member, and what `joined` shows counts as read; both
         // recorded before `joined` goes out, so the panel agrees once the client sees it.
-        if let Err(error) = crate::api::rooms::become_member(&self.app, &self.principal, room).await {
+        if let Err(error) = membership::become_member(&self.app, &self.principal, room).await {
             tracing::warn!(%room, error = %error.message, "could not record the membership");
         }
         mark_read(&self.app, &self.principal.author.id, room, last_seq).await;
-        let joined = joined_frame(room, last_seq, &history, has_more);
-        self.app.rooms().activate(hub, self.id, joined);
+        let joined = ServerFrame::joined(room, last_seq, &history, has_more).to_bytes();
+        self.app.fanout().activate(hub, self.id, joined);
         Ok(())
     }
 }
@@ -383,7 +371,7 @@ async fn missed_messages(
     room: &RoomName,
     seen: u64,
     below: u64,
-) -> Result<Vec<chat_domain::ChatMessage>, UpstreamError> {
+) -> Result<Vec<chat_domain::ChatMessage>, GatewayError> {
     let mut messages = Vec::new();
     let mut after = seen;
     while after < below {
@@ -404,140 +392,7 @@ fn not_joined(room: &RoomName) -> FrameError {
 
 /// Raises the user's read marker; a failure only costs an unread count, so it is logged.
 async fn mark_read(app: &AppState, user: &UserId, room: &RoomName, seq: u64) {
-    if let Err(error) = app.directory().mark_read(user.as_str(), room, seq).await {
+    if let Err(error) = membership::mark_read(app, user, room, seq).await {
         tracing::debug!(%room, %error, "could not record what was read");
     }
-}
-
-/// Sends in the order the client sent them, so that a person's messages keep their order:
-/// whatever has queued goes as one group (up to [`MAX_GROUP`]), and the next group only
-/// after this one is answered. Acks come back on the same socket, in the same order.
-async fn send_loop(
-    app: AppState,
-    principal: Principal,
-    outbox: Outbox,
-    mut pending: queue::Receiver<Box<SendRequest>>,
-) {
-    let metrics = app.metrics().clone();
-    let mut requests = Vec::with_capacity(MAX_GROUP);
-    while pending.recv_many(&mut requests, MAX_GROUP).await > 0 {
-        // An image must be an upload of the sender's: checked here, and a refused send is
-        // answered in its place without going upstream.
-        let mut refused = Vec::with_capacity(requests.len());
-        for request in &requests {
-            let check = match request.attachment {
-                Some(id) => Box::pin(
-                    crate::api::uploads::require_own_upload(&app, id, principal.author.id.as_str())
-                        .instrument(request.span.clone()),
-                )
-                .await
-                .err()
-                .map(|e| UpstreamError {
-                    code: e.code,
-                    message: e.message,
-                }),
-                None => None,
-            };
-            refused.push(check);
-        }
-        // Each send's own `grpc client` span, from the batch until its answer.
-        let calls: Vec<tracing::Span> = requests
-            .iter()
-            .map(|r| tracing::info_span!(target: TRACE_TARGET, parent: &r.span, "grpc client", rpc.method = "send_messages"))
-            .collect();
-        let sends = requests
-            .iter()
-            .zip(&refused)
-            .zip(&calls)
-            .filter(|((_, refused), _)| refused.is_none())
-            .map(|((request, _), call)| GroupSend {
-                room: &request.room,
-                text: &request.text,
-                client_msg_id: &request.client_msg_id,
-                attachment: request.attachment,
-                traceparent: (!call.is_disabled()).then(|| traceparent(call)).flatten(),
-            });
-        // Boxed like the reader's frame handling: an idle socket holds no room for a call.
-        let mut answers = Box::pin(app.upstream().send_group(&principal.author, sends))
-            .await
-            .into_iter();
-        drop(calls);
-        for (request, refused) in requests.drain(..).zip(refused) {
-            let result = match refused {
-                Some(error) => Err(error),
-                None => answers.next().unwrap_or_else(|| Err(upstream::internal())),
-            };
-            let frame = match result {
-                Ok((message, duplicate)) => {
-                    request.span.in_scope(|| {
-                        tracing::debug!(room = %message.room, seq = message.seq, "send acknowledged");
-                    });
-                    metrics.acks.inc();
-                    metrics.send_seconds.observe(request.received.elapsed().as_secs_f64());
-                    chat_domain::protocol::ack_frame(&message, duplicate)
-                }
-                Err(error) => {
-                    metrics.error(error.code);
-                    error_frame(error.code, &error.message, Some(request.client_msg_id.as_str()))
-                }
-            };
-            outbox.push(text(frame));
-        }
-    }
-}
-
-/// At most this many queued frames go out per flush: the library writes its buffer out as
-/// it fills anyway, and the writer's own list stays small.
-const FRAMES_PER_FLUSH: usize = 64;
-
-/// Writes queued frames, as many as are ready per flush, and the close frame at the end.
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut outbound: queue::Receiver<Utf8Bytes>,
-    closer: Arc<Closer>,
-    frames_out: prometheus_client::metrics::counter::Counter,
-    ping_every: std::time::Duration,
-) {
-    // The first tick is a period away: a new socket is not pinged at once.
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-    let closed = closer.cancelled();
-    tokio::pin!(closed);
-    let mut batch = Vec::new();
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut closed => break,
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                    return;
-                }
-            }
-            taken = outbound.recv_many(&mut batch, FRAMES_PER_FLUSH) => {
-                if taken == 0 {
-                    break;
-                }
-                frames_out.inc_by(taken as u64);
-                for frame in batch.drain(..) {
-                    if sink.feed(Message::Text(frame)).await.is_err() {
-                        return;
-                    }
-                }
-                if sink.flush().await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-    let close = closer.code().map_or(
-        CloseFrame {
-            code: axum::extract::ws::close_code::NORMAL,
-            reason: Utf8Bytes::from_static(""),
-        },
-        |code| CloseFrame {
-            code: code.code(),
-            reason: Utf8Bytes::from_static(code.reason()),
-        },
-    );
-    let _ = sink.send(Message::Close(Some(close))).await;
-    let _ = sink.close().await;
 }

@@ -1,0 +1,31 @@
+//! Telling every gateway (this one included) about a change, through the bus: control
+//! events for who may see what, and notices for what members must be shown at once.
+
+use crate::control::Control;
+use crate::state::AppState;
+use bytes::Bytes;
+use chat_bus::{BusEvent, EventKind};
+use chat_domain::RoomName;
+use std::time::Duration;
+
+/// Puts a notice or control event on the bus, for every gateway (this one included).
+/// A few quick retries; after that the loss is logged: the database already holds the
+/// change, and what a notice would have shown appears on the next history read.
+pub async fn publish_unsequenced(app: &AppState, kind: EventKind, room: RoomName, payload: Bytes) {
+    let event = [BusEvent::unsequenced(kind, room, payload)];
+    for attempt in 1..=3 {
+        match app.bus().publish(&event).await {
+            Ok(()) => return,
+            Err(error) if attempt < 3 => {
+                tracing::warn!(%error, attempt, "publishing a notice failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+            Err(error) => tracing::error!(%error, ?kind, "publishing a notice failed; dropped"),
+        }
+    }
+}
+
+/// Tells every gateway about a change in who may see what.
+pub async fn announce(app: &AppState, control: Control) {
+    publish_unsequenced(app, EventKind::Control, control.room().clone(), control.to_json()).await;
+}

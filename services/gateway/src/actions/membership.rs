@@ -1,0 +1,63 @@
+//! Membership of rooms and read markers, the same whether a person acts over HTTP or on a
+//! socket. A new or ended membership is announced to every gateway, so the person's other
+//! sockets start (or stop) getting notifications for the room.
+
+use super::announce::announce;
+use crate::auth::{Principal, now_ms};
+use crate::control::Control;
+use crate::error::GatewayError;
+use crate::state::AppState;
+use chat_domain::{ErrorCode, RoomName, UserId};
+use chat_store::Entered;
+
+/// Makes the caller a member of `room` (which exists). Returns whether the membership is
+/// new.
+pub async fn become_member(app: &AppState, principal: &Principal, room: &RoomName) -> Result<bool, GatewayError> {
+    let user = &principal.author.id;
+    let entered = app
+        .directory()
+        .enter(user.as_str(), principal.author.name.as_str(), room, now_ms())
+        .await?;
+    match entered {
+        Entered::Joined => {
+            announce(
+                app,
+                Control::Membership {
+                    user: user.clone(),
+                    room: room.clone(),
+                    member: true,
+                },
+            )
+            .await;
+            Ok(true)
+        }
+        Entered::AlreadyMember => Ok(false),
+        Entered::RoomNotFound => Err(GatewayError::not_found("room")),
+    }
+}
+
+/// Ends the caller's membership of `room`: off their panel, no notifications. They may
+/// enter it again.
+pub async fn leave(app: &AppState, user: &UserId, room: &RoomName) -> Result<(), GatewayError> {
+    if !app.directory().leave(user.as_str(), room).await? {
+        return Err(GatewayError::new(
+            ErrorCode::NotFound,
+            "you are not a member of this room",
+        ));
+    }
+    announce(
+        app,
+        Control::Membership {
+            user: user.clone(),
+            room: room.clone(),
+            member: false,
+        },
+    )
+    .await;
+    Ok(())
+}
+
+/// Raises the user's read marker in `room` to `seq`: the panel's unread count follows it.
+pub async fn mark_read(app: &AppState, user: &UserId, room: &RoomName, seq: u64) -> Result<(), GatewayError> {
+    Ok(app.directory().mark_read(user.as_str(), room, seq).await?)
+}

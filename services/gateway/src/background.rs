@@ -1,0 +1,117 @@
+//! The gateway's background tasks besides its sockets, each a named function that runs
+//! until the shutdown token is cancelled. [`crate::Gateway::start`] spawns them on one
+//! `TaskTracker` and waits for them when it stops.
+//!
+//! * [`bus_reader`]: every event from the bus, to whoever on this gateway it concerns.
+//! * [`repair_sweep`]: catches rooms up whose tail was never published.
+//! * [`purge_sessions`]: deletes expired sessions.
+
+use crate::auth;
+use crate::control::Control;
+use crate::fanout::Fanout;
+use crate::metrics::Metrics;
+use crate::people::People;
+use chat_bus::{BusEvent, BusItem, BusReader, EventKind};
+use chat_store::Directory;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Reads the bus until shutdown: events go to the fan-out and the people here; a resync
+/// (the bus may have lost events) catches every local room up from the database.
+pub async fn bus_reader(
+    mut reader: Box<dyn BusReader>,
+    fanout: Fanout,
+    people: People,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let items = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            items = reader.next_batch() => items,
+        };
+        for item in items {
+            match item {
+                BusItem::Event(event) => dispatch(&fanout, &people, event),
+                BusItem::Resync => {
+                    metrics.bus_resyncs.inc();
+                    fanout.resync_all();
+                }
+            }
+        }
+    }
+}
+
+/// One event from the bus, to whoever on this gateway it concerns.
+fn dispatch(fanout: &Fanout, people: &People, event: BusEvent) {
+    match event.kind {
+        EventKind::Message => {
+            // Rooms nobody here watches cost one map lookup: the frame is parsed only for
+            // watchers.
+            people.notify(&event.room, event.seq, &event.payload);
+            fanout.deliver(event);
+        }
+        EventKind::Notice => fanout.notice(&event.room, event.payload),
+        EventKind::Control => match Control::parse(&event.payload) {
+            Some(control) => people.apply(control),
+            None => tracing::warn!(room = %event.room, "unknown control event on the bus; ignored"),
+        },
+    }
+}
+
+/// The repair sweep: a message whose publish was lost (its message service died before
+/// publishing, or Redis refused the write) reaches members even when nothing after it in
+/// the room would show the gap. Every `every`, rooms still short of what the database held
+/// a sweep ago are caught up ([`Fanout::repair`]).
+pub async fn repair_sweep(
+    fanout: Fanout,
+    directory: Arc<dyn Directory>,
+    metrics: Metrics,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut stored_before = HashMap::new();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let repaired = fanout.repair(&stored_before);
+        metrics.repairs.inc_by(repaired as u64);
+        let names = fanout.names();
+        stored_before = if names.is_empty() {
+            HashMap::new()
+        } else {
+            match directory.last_seqs(&names).await {
+                Ok(seqs) => seqs.into_iter().collect(),
+                Err(error) => {
+                    tracing::warn!(%error, "repair sweep: cannot read the rooms' last seqs");
+                    HashMap::new()
+                }
+            }
+        };
+    }
+}
+
+/// How often a gateway deletes expired sessions.
+const SESSION_PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Expired sessions are refused anyway; this only keeps the table from growing.
+pub async fn purge_sessions(directory: Arc<dyn Directory>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(SESSION_PURGE_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = every.tick() => {}
+        }
+        match directory.purge_expired_sessions(auth::now_ms()).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired sessions removed"),
+            Err(error) => tracing::warn!(%error, "could not remove expired sessions"),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Control events: instructions between gateways about who may see what, carried by the
+//! bus beside the rooms' events. Each gateway applies them to the people connected to it
+//! (`People::apply`).
+
+use bytes::Bytes;
+use chat_domain::{RoomName, UserId};
+use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+
+/// An instruction between gateways, typed on both ends: an event that does not parse into
+/// one of these (a newer gateway's, say) is ignored whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Control {
+    /// `user` became (or stopped being) a member of `room`.
+    Membership { user: UserId, room: RoomName, member: bool },
+    /// `user`'s sockets must close: one session's (`Some`), or all of them (a disabled account).
+    EndSessions { user: UserId, session: Option<String> },
+    /// An admin deleted `room`: it has no members any more.
+    RoomDeleted { room: RoomName },
+}
+
+/// The bus files every event under a room, which picks its shard. A session's end concerns
+/// no room; it goes under this one name.
+static SESSIONS_SHARD: LazyLock<RoomName> =
+    LazyLock::new(|| RoomName::parse("control").expect("`control` is a valid room name"));
+
+impl Control {
+    pub fn to_json(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).expect("control events serialize"))
+    }
+
+    pub fn parse(payload: &[u8]) -> Option<Self> {
+        serde_json::from_slice(payload).ok()
+    }
+
+    /// The room the bus files this event under.
+    pub fn room(&self) -> &RoomName {
+        match self {
+            Self::Membership { room, .. } | Self::RoomDeleted { room } => room,
+            Self::EndSessions { .. } => &SESSIONS_SHARD,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_events_round_trip_as_json() {
+        let user = UserId::parse("u:1").unwrap();
+        for control in [
+            Control::Membership {
+                user: user.clone(),
+                room: RoomName::parse("a").unwrap(),
+                member: true,
+            },
+            Control::EndSessions {
+                user,
+                session: Some("s".into()),
+            },
+            Control::RoomDeleted {
+                room: RoomName::parse("b").unwrap(),
+            },
+        ] {
+            assert_eq!(Control::parse(&control.to_json()), Some(control));
+        }
+        assert_eq!(Control::parse(b"{\"op\":\"unknown\"}"), None);
+        assert_eq!(
+            Control::parse(br#"{"op":"room_deleted","room":"not a room"}"#),
+            None,
+            "a name that breaks the rules does not parse"
+        );
+    }
+
+    #[test]
+    fn the_wire_form_is_unchanged() {
+        let control = Control::Membership {
+            user: UserId::parse("u:1").unwrap(),
+            room: RoomName::parse("a").unwrap(),
+            member: false,
+        };
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&control.to_json()).unwrap(),
+            serde_json::json!({"op": "membership", "user": "u:1", "room": "a", "member": false})
+        );
+        let end = Control::EndSessions {
+            user: UserId::parse("u:1").unwrap(),
+            session: None,
+        };
+        assert_eq!(end.room().as_str(), "control");
+    }
+}

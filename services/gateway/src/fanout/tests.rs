@@ -1,0 +1,312 @@
+//! The ordering rules of the fan-out, pinned without a database, a bus or a socket: events
+//! go in through the same calls the bus reader and a join make, history comes from an
+//! in-memory [`History`], and each member is an [`Outbox`] whose queue the test reads.
+//! Gap fills wait on tokio's paused clock, which moves on by itself once every task is
+//! idle, so a test waits for what it expects, never for a guessed time.
+
+use super::*;
+use crate::outbox::Closer;
+use crate::queue::Receiver;
+use chat_bus::EventKind;
+use chat_domain::protocol::ServerFrame;
+use chat_domain::{Author, ClientMsgId, CloseCode, DisplayName, MessageKind, UserId};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const GAP_FILL_AFTER: Duration = Duration::from_millis(200);
+
+/// A room's committed messages, as the database would hand them to a gap fill.
+#[derive(Default)]
+struct StoredHistory {
+    messages: Mutex<Vec<ChatMessage>>,
+    reads: AtomicUsize,
+}
+
+impl StoredHistory {
+    fn with(messages: impl IntoIterator<Item = ChatMessage>) -> Arc<Self> {
+        let history = Self::default();
+        history.messages.lock().unwrap().extend(messages);
+        Arc::new(history)
+    }
+}
+
+#[async_trait::async_trait]
+impl History for StoredHistory {
+    async fn after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<ChatMessage>, GatewayError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let messages = self.messages.lock().unwrap();
+        Ok(messages
+            .iter()
+            .filter(|m| &m.room == room && m.seq > after_seq)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+}
+
+fn lobby() -> RoomName {
+    RoomName::parse("lobby").unwrap()
+}
+
+fn message(seq: u64) -> ChatMessage {
+    ChatMessage {
+        id: seq as i64 + 100,
+        room: lobby(),
+        seq,
+        author: Author {
+            id: UserId::parse("u:ann").unwrap(),
+            name: DisplayName::parse("Ann").unwrap(),
+        },
+        text: format!("message {seq}"),
+        client_msg_id: ClientMsgId::parse(&format!("c-{seq}")).unwrap(),
+        kind: MessageKind::Text,
+        sent_at_ms: 0,
+        attachment: None,
+        deleted: false,
+    }
+}
+
+fn tombstone(seq: u64) -> ChatMessage {
+    ChatMessage {
+        deleted: true,
+        text: String::new(),
+        ..message(seq)
+    }
+}
+
+/// The bus's entry for message `seq`, as a message service publishes it.
+fn published(seq: u64) -> BusEvent {
+    BusEvent {
+        kind: EventKind::Message,
+        room: lobby(),
+        seq,
+        payload: message(seq).to_frame(),
+        traceparent: None,
+        published_at_ms: None,
+    }
+}
+
+fn fanout(history: Arc<StoredHistory>, join_buffer: usize) -> (Fanout, Metrics) {
+    let metrics = Metrics::register(&mut Registry::default());
+    let fanout = Fanout::new("test".into(), history, GAP_FILL_AFTER, join_buffer, metrics.clone());
+    (fanout, metrics)
+}
+
+/// One socket in the room: what it was sent, and how it was closed.
+struct Member {
+    id: ConnId,
+    frames: Receiver<Utf8Bytes>,
+    closer: Arc<Closer>,
+}
+
+impl Member {
+    /// Joins as a socket does: registered first, the cut fixed against the room's last seq
+    /// in the database, then made live with its `joined` frame.
+    fn join(fanout: &Fanout, id: ConnId, capacity: usize, last_seq: u64, since_seq: Option<u64>) -> Self {
+        let member = Self::begin(fanout, id, capacity);
+        let hub = fanout.hub(&lobby()).unwrap();
+        fanout.fix_cut(&hub, id, last_seq, since_seq);
+        assert!(fanout.activate(&hub, id, joined()));
+        member
+    }
+
+    fn begin(fanout: &Fanout, id: ConnId, capacity: usize) -> Self {
+        let (outbox, frames, closer) = Outbox::new(capacity);
+        fanout.begin_join(&lobby(), id, outbox);
+        Self { id, frames, closer }
+    }
+
+    /// The seqs of the messages queued for this socket so far (`joined` as 0).
+    fn received(&mut self) -> Vec<u64> {
+        std::iter::from_fn(|| self.frames.try_recv())
+            .map(|f| seq_of(&f))
+            .collect()
+    }
+
+    /// Waits until `n` more frames are queued (a fill runs on its own task) and returns
+    /// their seqs; the test fails on its deadline instead of hanging if they never come.
+    async fn wait_for(&mut self, n: usize) -> Vec<u64> {
+        let mut frames = Vec::new();
+        while frames.len() < n {
+            let wanted = n - frames.len();
+            let taken = tokio::time::timeout(Duration::from_secs(60), self.frames.recv_many(&mut frames, wanted))
+                .await
+                .expect("the frames never came");
+            assert!(taken > 0, "the member's queue closed");
+        }
+        frames.iter().map(seq_of).collect()
+    }
+}
+
+fn joined() -> Bytes {
+    ServerFrame::joined(&lobby(), 0, &[], false).to_bytes()
+}
+
+fn seq_of(frame: &Utf8Bytes) -> u64 {
+    match ServerFrame::parse(frame.as_bytes()).unwrap() {
+        ServerFrame::Message(m) => m.seq,
+        ServerFrame::Joined { .. } => 0,
+        other => panic!("unexpected frame {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn out_of_order_seqs_are_delivered_in_order() {
+    let (fanout, _) = fanout(StoredHistory::with([]), 64);
+    let mut ann = Member::join(&fanout, 1, 64, 0, None);
+    for seq in [2, 1, 4, 3] {
+        fanout.deliver(published(seq));
+    }
+    assert_eq!(ann.received(), vec![0, 1, 2, 3, 4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repeat_is_dropped() {
+    let (fanout, _) = fanout(StoredHistory::with([]), 64);
+    let mut ann = Member::join(&fanout, 1, 64, 0, None);
+    for seq in [1, 2, 1, 2, 3, 2] {
+        fanout.deliver(published(seq));
+    }
+    assert_eq!(ann.received(), vec![0, 1, 2, 3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gap_the_bus_leaves_is_filled_from_history() {
+    let history = StoredHistory::with((1..=3).map(message));
+    let (fanout, metrics) = fanout(history.clone(), 64);
+    let mut ann = Member::join(&fanout, 1, 64, 0, None);
+    fanout.deliver(published(1));
+    fanout.deliver(published(3));
+    assert_eq!(ann.received(), vec![0, 1], "3 waits for 2");
+    assert_eq!(ann.wait_for(2).await, vec![2, 3]);
+    assert_eq!(metrics.gap_fills.get(), 1);
+    assert_eq!(history.reads.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tombstone_advances_the_sequence_unseen() {
+    let history = StoredHistory::with([message(1), tombstone(2), message(3)]);
+    let (fanout, _) = fanout(history, 64);
+    let mut ann = Member::join(&fanout, 1, 64, 0, None);
+    fanout.deliver(published(1));
+    fanout.deliver(published(3));
+    assert_eq!(ann.received(), vec![0, 1]);
+    assert_eq!(ann.wait_for(1).await, vec![3], "2 was deleted: nothing shown for it");
+    fanout.deliver(published(4));
+    assert_eq!(ann.received(), vec![4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_join_without_since_seq_gets_live_messages_from_the_cut() {
+    let (fanout, _) = fanout(StoredHistory::with([]), 64);
+    let mut ann = Member::begin(&fanout, 1, 64);
+    // Published while the join read the room's last seq (5): the first join of the room
+    // delivers it, so the cut moves past it and history carries it.
+    fanout.deliver(published(6));
+    let hub = fanout.hub(&lobby()).unwrap();
+    assert_eq!(
+        fanout.fix_cut(&hub, 1, 5, None),
+        7,
+        "history covers 1-6, live starts at 7"
+    );
+    fanout.deliver(published(7));
+    assert_eq!(ann.received(), Vec::<u64>::new(), "nothing before `joined`");
+    assert!(fanout.activate(&hub, 1, joined()));
+    assert_eq!(ann.received(), vec![0, 7], "`joined`, then what came meanwhile, once");
+    fanout.deliver(published(8));
+    assert_eq!(ann.received(), vec![8]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_join_with_since_seq_skips_what_the_client_has_seen() {
+    let (fanout, _) = fanout(StoredHistory::with([]), 64);
+    let mut ann = Member::join(&fanout, 1, 64, 7, None);
+    // Bob resumes here having seen up to 9 through another gateway, ahead of this one.
+    let mut bob = Member::join(&fanout, 2, 64, 7, Some(9));
+    // And Cy resumes from 7, which this gateway has not delivered past yet either.
+    let mut cy = Member::join(&fanout, 3, 64, 7, Some(7));
+    for seq in 8..=10 {
+        fanout.deliver(published(seq));
+    }
+    assert_eq!(ann.received(), vec![0, 8, 9, 10]);
+    assert_eq!(bob.received(), vec![0, 10], "8 and 9 seen elsewhere: not again");
+    assert_eq!(cy.received(), vec![0, 8, 9, 10]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_resync_what_was_delivered_is_not_repeated() {
+    let history = StoredHistory::with((1..=4).map(message));
+    let (fanout, metrics) = fanout(history, 64);
+    let mut ann = Member::join(&fanout, 1, 64, 0, None);
+    fanout.deliver(published(1));
+    fanout.deliver(published(2));
+    assert_eq!(ann.received(), vec![0, 1, 2]);
+    // The bus may have lost 3 and 4: the room catches up from the database.
+    fanout.resync_all();
+    assert_eq!(ann.wait_for(2).await, vec![3, 4]);
+    assert_eq!(metrics.gap_fills.get(), 1);
+    // The bus comes back and repeats what the resync already delivered.
+    for seq in 1..=4 {
+        fanout.deliver(published(seq));
+    }
+    fanout.deliver(published(5));
+    assert_eq!(ann.received(), vec![5]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_tail_is_repaired_from_what_the_database_held() {
+    // 2 and 3 were committed but never published: nothing after them reveals a gap.
+    let history = StoredHistory::with((1..=3).map(message));
+    let (fanout, _) = fanout(history, 64);
+    let mut ann = Member::join(&fanout, 1, 64, 0, None);
+    fanout.deliver(published(1));
+    assert_eq!(ann.received(), vec![0, 1]);
+    let current: HashMap<RoomName, u64> = [(lobby(), 1)].into();
+    assert_eq!(
+        fanout.repair(&current),
+        0,
+        "a room level with the database is left alone"
+    );
+    let behind: HashMap<RoomName, u64> = [(lobby(), 3)].into();
+    assert_eq!(fanout.repair(&behind), 1);
+    assert_eq!(ann.wait_for(2).await, vec![2, 3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_falls_behind_is_closed_as_a_slow_consumer() {
+    let (fanout, metrics) = fanout(StoredHistory::with([]), 64);
+    // Room for `joined` and two messages.
+    let slow = Member::join(&fanout, 1, 3, 0, None);
+    let mut fast = Member::join(&fanout, 2, 64, 0, None);
+    for seq in 1..=4 {
+        fanout.deliver(published(seq));
+        fast.received();
+    }
+    assert_eq!(slow.closer.code(), Some(CloseCode::SlowConsumer));
+    assert_eq!(fast.closer.code(), None, "the others are not held back");
+    assert_eq!(metrics.slow_consumer_closes.get(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_join_that_buffers_too_much_is_closed_as_a_slow_consumer() {
+    // A join collects at most two frames before its `joined` is sent.
+    let (fanout, metrics) = fanout(StoredHistory::with([]), 2);
+    let joiner = Member::begin(&fanout, 1, 64);
+    let hub = fanout.hub(&lobby()).unwrap();
+    fanout.fix_cut(&hub, joiner.id, 0, None);
+    for seq in 1..=3 {
+        fanout.deliver(published(seq));
+    }
+    assert_eq!(joiner.closer.code(), Some(CloseCode::SlowConsumer));
+    assert_eq!(metrics.slow_consumer_closes.get(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_room_is_forgotten_when_its_last_member_leaves() {
+    let (fanout, _) = fanout(StoredHistory::with([]), 64);
+    let ann = Member::join(&fanout, 1, 64, 0, None);
+    assert_eq!((fanout.len(), fanout.position(&lobby())), (1, Some(0)));
+    fanout.leave(&lobby(), ann.id);
+    assert!(fanout.is_empty());
+    assert_eq!(fanout.position(&lobby()), None);
+}
