@@ -21,7 +21,7 @@ use crate::queue;
 use crate::state::AppState;
 use axum::extract::ws::{Message, WebSocket};
 use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
-use chat_domain::protocol::{ClientFrame, FrameError, ServerFrame};
+use chat_domain::protocol::{ClientFrame, ServerFrame};
 use chat_domain::{CloseCode, ErrorCode, RoomName, UserId};
 use futures::stream::StreamExt;
 use send::{SendRequest, send_loop};
@@ -133,7 +133,8 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
                     }
                     Some(Ok(Message::Binary(_))) => {
                         metrics.frames_in.inc();
-                        conn.error(FrameError::new(ErrorCode::BinaryFrame, "binary frames are not supported; send JSON text frames"));
+                        let error = GatewayError::new(ErrorCode::BinaryFrame, "binary frames are not supported; send JSON text frames");
+                        conn.error(&error, None);
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) | None => break,
@@ -228,15 +229,17 @@ impl Connection {
         self.outbox.push(text(frame.to_bytes()));
     }
 
-    fn error(&self, error: FrameError) {
+    /// Answers a frame with an `error` frame; `reference` names what it answers (a
+    /// send's `client_msg_id`, a join's room).
+    fn error(&self, error: &GatewayError, reference: Option<&str>) {
         self.app.metrics().error(error.code);
-        self.outbox.push(text(error.to_frame()));
+        self.push(error.to_frame(reference));
     }
 
     async fn on_text(&mut self, frame: &str) {
         let frame = match ClientFrame::parse(frame) {
             Ok(frame) => frame,
-            Err(error) => return self.error(error),
+            Err(error) => return self.error(&error.clone().into(), error.reference.as_deref()),
         };
         match frame {
             ClientFrame::Join { room, since_seq } => self.join(room, since_seq).await,
@@ -249,7 +252,7 @@ impl Connection {
                     self.app.people().left(self.id, &room);
                     self.push(ServerFrame::left(&room));
                 } else {
-                    self.error(not_joined(&room));
+                    self.error(&not_joined(), Some(room.as_str()));
                 }
             }
             ClientFrame::Send {
@@ -259,17 +262,15 @@ impl Connection {
                 traceparent,
             } => {
                 if !self.joined.contains(&room) {
-                    return self.error(not_joined(&room).with_ref(Some(client_msg_id.into_string())));
+                    return self.error(&not_joined(), Some(client_msg_id.as_str()));
                 }
                 if !self.send_rate.try_take(Instant::now()) {
                     let rate = self.app.settings().gateway.send_rate_per_sec;
-                    return self.error(
-                        FrameError::new(
-                            ErrorCode::RateLimited,
-                            format!("sending too fast: at most {rate} messages per second; this one was not sent"),
-                        )
-                        .with_ref(Some(client_msg_id.into_string())),
+                    let error = GatewayError::new(
+                        ErrorCode::RateLimited,
+                        format!("sending too fast: at most {rate} messages per second; this one was not sent"),
                     );
+                    return self.error(&error, Some(client_msg_id.as_str()));
                 }
                 let span = tracing::info_span!(
                     target: TRACE_TARGET,
@@ -289,33 +290,29 @@ impl Connection {
                     span,
                 });
                 if let Err(queue::TrySendError::Full(request)) = self.sends.try_send(request) {
-                    self.error(
-                        FrameError::new(
-                            ErrorCode::RateLimited,
-                            "too many sends waiting for their ack; wait for acks",
-                        )
-                        .with_ref(Some(request.client_msg_id.into_string())),
+                    let error = GatewayError::new(
+                        ErrorCode::RateLimited,
+                        "too many sends waiting for their ack; wait for acks",
                     );
+                    self.error(&error, Some(request.client_msg_id.as_str()));
                 }
             }
         }
     }
 
     async fn join(&mut self, room: RoomName, since_seq: Option<u64>) {
-        let reference = Some(room.as_str().to_owned());
+        let reference = Some(room.as_str());
         if self.joined.contains(&room) {
-            return self
-                .error(FrameError::new(ErrorCode::AlreadyJoined, "already joined this room").with_ref(reference));
+            let error = GatewayError::new(ErrorCode::AlreadyJoined, "already joined this room");
+            return self.error(&error, reference);
         }
         let max = self.app.settings().gateway.max_rooms_per_connection;
         if self.joined.len() >= max {
-            return self.error(
-                FrameError::new(
-                    ErrorCode::TooManyRooms,
-                    format!("a connection may join at most {max} rooms"),
-                )
-                .with_ref(reference),
+            let error = GatewayError::new(
+                ErrorCode::TooManyRooms,
+                format!("a connection may join at most {max} rooms"),
             );
+            return self.error(&error, reference);
         }
         // Messages from here on, not notifications about them.
         self.app.people().joined(self.id, &room);
@@ -325,7 +322,7 @@ impl Connection {
             self.joined.remove(&room);
             self.app.fanout().leave(&room, self.id);
             self.app.people().left(self.id, &room);
-            self.error(FrameError::new(error.code, error.message).with_ref(reference));
+            self.error(&error, reference);
         }
     }
 
@@ -385,9 +382,8 @@ async fn missed_messages(
     Ok(messages)
 }
 
-fn not_joined(room: &RoomName) -> FrameError {
-    FrameError::new(ErrorCode::NotJoined, "join the room before sending to or leaving it")
-        .with_ref(Some(room.as_str().to_owned()))
+fn not_joined() -> GatewayError {
+    GatewayError::new(ErrorCode::NotJoined, "join the room before sending to or leaving it")
 }
 
 /// Raises the user's read marker; a failure only costs an unread count, so it is logged.
