@@ -87,18 +87,6 @@ pub enum BusError {
     Config(String),
 }
 
-impl BusError {
-    /// Whether retrying later may succeed (the backend is down, not misused).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Self::Redis(e) => {
-                e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
-            }
-            Self::Config(_) => false,
-        }
-    }
-}
-
 #[async_trait::async_trait]
 pub trait Bus: Send + Sync + 'static {
     /// Appends events in order. On error none, some or all may have been appended; the

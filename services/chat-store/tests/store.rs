@@ -1,129 +1,55 @@
 //! One suite, run against both backends: every test is written once and the macros at the
 //! bottom generate a `#[tokio::test]` per backend.
 //!
-//! SQLite tests get a fresh file in a temporary directory. PostgreSQL tests get a fresh
-//! database `store_test_<uuid>` on the server named by `DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`), dropped again when the test ends, even
-//! when it fails.
+//! Each test gets a database of its own from `test_database::TestDb`: a fresh file in a
+//! temporary directory for SQLite; for PostgreSQL a fresh database `test_<uuid>` on the
+//! server named by `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`),
+//! dropped again when the test ends, even when it fails.
 
 use chat_domain::{
     Author, ChatMessage, ClientMsgId, DisplayName, MessageKind, MessageText, RoomName, UploadId, UserId,
 };
 use chat_store::{AppendOutcome, ConnectOptions, NewMessage, Store, StoreError};
-use sqlx::Connection;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use test_database::{TestDb, with_database};
 
 // ---------------------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------------------
 
-enum Kind {
-    Sqlite { _dir: tempfile::TempDir },
-    Postgres { admin_url: String, name: String },
+/// A fresh database per test, PostgreSQL or SQLite: the helper the integration tests use too.
+async fn sqlite() -> TestDb {
+    TestDb::sqlite()
 }
 
-/// A fresh, empty database for one test.
-struct TestDb {
-    url: String,
-    kind: Kind,
+async fn postgres() -> TestDb {
+    TestDb::create().await
 }
 
-impl TestDb {
-    async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        // A directory that does not exist yet: connecting must create it.
-        let url = format!("sqlite:{}", dir.path().join("nested").join("chat.db").display());
-        Self {
-            url,
-            kind: Kind::Sqlite { _dir: dir },
-        }
-    }
+/// What the suite opens on a test database, each on a pool of its own, as a separate
+/// process would have.
+trait Open {
+    async fn store(&self) -> Arc<dyn Store>;
+    async fn database(&self) -> chat_store::Database;
+}
 
-    async fn postgres() -> Self {
-        let admin_url =
-            std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let name = format!("store_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .expect("PostgreSQL at DATABASE_URL");
-        sqlx::query(&format!(r#"CREATE DATABASE "{name}""#))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
-        admin.close().await.ok();
-        Self {
-            url: with_database(&admin_url, &name),
-            kind: Kind::Postgres { admin_url, name },
-        }
-    }
-
-    /// A newly connected store: a pool of its own, as a separate process would have.
+impl Open for TestDb {
     async fn store(&self) -> Arc<dyn Store> {
-        let mut options = ConnectOptions::new(&self.url);
-        // Tests run in parallel against one server: stay well under its connection limit.
-        options.max_connections = 4;
-        chat_store::connect(&options).await.expect("connect")
+        chat_store::connect(&options(&self.url)).await.expect("connect")
     }
 
-    /// Every view of the database, on a pool of its own.
     async fn database(&self) -> chat_store::Database {
-        let mut options = ConnectOptions::new(&self.url);
-        options.max_connections = 4;
-        chat_store::open(&options).await.expect("open")
-    }
-
-    /// Runs SQL behind the store's back, to set up failures the API cannot cause.
-    async fn execute(&self, sql: &str) {
-        match self.kind {
-            Kind::Sqlite { .. } => {
-                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-                sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-                conn.close().await.ok();
-            }
-            Kind::Postgres { .. } => {
-                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
-                sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-                conn.close().await.ok();
-            }
-        }
+        chat_store::open(&options(&self.url)).await.expect("open")
     }
 }
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Kind::Postgres { admin_url, name } = &self.kind else {
-            return;
-        };
-        let (admin_url, name) = (admin_url.clone(), name.clone());
-        // Best effort, and on a thread of its own: Drop cannot await, and this may run
-        // while a failing test unwinds inside the test's runtime.
-        let dropper = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let mut admin = sqlx::PgConnection::connect(&admin_url).await.ok()?;
-                sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))
-                    .execute(&mut admin)
-                    .await
-                    .ok()
-            })
-        });
-        let _ = dropper.join();
-    }
-}
-
-/// The admin URL with its database replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let authority_start = url.find("://").map_or(0, |i| i + 3);
-    let path_start = url[authority_start..]
-        .find(['/', '?'])
-        .map_or(url.len(), |i| authority_start + i);
-    let query_start = url[path_start..].find('?').map_or(url.len(), |i| path_start + i);
-    format!("{}/{}{}", &url[..path_start], name, &url[query_start..])
+fn options(url: &str) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url);
+    // Tests run in parallel against one server: stay well under its connection limit.
+    options.max_connections = 4;
+    options
 }
 
 fn room(name: &str) -> RoomName {
@@ -596,12 +522,11 @@ async fn a_failing_batch_commits_nothing(db: &TestDb) {
     let store = db.store().await;
     enter(&store, &["lobby", "side"]).await;
     // A rule the store does not know about, so that the insert fails mid-batch.
-    let poison = match db.kind {
-        Kind::Sqlite { .. } => {
-            "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.body = 'poison'
+    let poison = if db.url.starts_with("sqlite:") {
+        "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.body = 'poison'
              BEGIN SELECT RAISE(ABORT, 'poison'); END;"
-        }
-        Kind::Postgres { .. } => "ALTER TABLE messages ADD CONSTRAINT poison CHECK (body <> 'poison')",
+    } else {
+        "ALTER TABLE messages ADD CONSTRAINT poison CHECK (body <> 'poison')"
     };
     db.execute(poison).await;
     let err = store
@@ -958,17 +883,18 @@ macro_rules! suite {
     };
     (@backend $module:ident, $make:ident, [$($store_test:ident),*], [$($db_test:ident),*]) => {
         mod $module {
+            use super::Open;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $store_test() {
-                    let db = super::TestDb::$make().await;
+                    let db = super::$make().await;
                     super::$store_test(db.store().await).await;
                 }
             )*
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $db_test() {
-                    let db = super::TestDb::$make().await;
+                    let db = super::$make().await;
                     super::$db_test(&db).await;
                 }
             )*

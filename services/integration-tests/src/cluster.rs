@@ -8,103 +8,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-pub fn database_admin_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
+/// A database of its own for one test, shared with the store suite.
+pub use test_database::{TestDb, database_admin_url};
 
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// A database of its own for one test, dropped when the test ends.
-pub struct TestDb {
-    pub name: String,
-    pub url: String,
-    /// The server's admin URL, to drop the database from.
-    admin: String,
-}
-
-impl TestDb {
-    pub async fn create() -> Self {
-        Self::create_on(&database_admin_url()).await
-    }
-
-    /// A database on the server of `admin` (a throwaway server of a fault test).
-    pub async fn create_on(admin: &str) -> Self {
-        let name = format!("it_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx_connect(admin).await;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let url = replace_database(admin, &name);
-        Self {
-            name,
-            url,
-            admin: admin.to_owned(),
-        }
-    }
-
-    /// Runs SQL behind the services' backs: for states the API cannot produce (an expired
-    /// session).
-    pub async fn execute(&self, sql: &str) {
-        let mut conn = sqlx_connect(&self.url).await;
-        sqlx::raw_sql(sql).execute(&mut conn).await.expect("execute");
-    }
-
-    /// Rows in `messages`, straight from Postgres.
-    pub async fn message_rows(&self) -> Vec<(String, i64, String, String)> {
-        let mut conn = sqlx_connect(&self.url).await;
-        sqlx::query_as(
-            "SELECT r.name, m.seq, m.author_id, m.body FROM messages m JOIN rooms r ON r.id = m.room_id ORDER BY r.name, m.seq",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .expect("read messages")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        // Drop runs outside async; a short-lived runtime on its own thread does the cleanup.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                // The server may be gone already (a fault test's own, stopped first).
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-    }
-}
-
-async fn sqlx_connect(url: &str) -> sqlx::PgConnection {
-    use sqlx::Connection;
-    sqlx::PgConnection::connect(url)
-        .await
-        .expect("connect to Postgres (set DATABASE_URL)")
-}
-
-fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let base = match base.rfind('/') {
-        Some(i) if i > "postgres://".len() => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
 }
 
 /// A guest session from the gateway at `addr`; returns its token.

@@ -26,6 +26,7 @@ fn arg(i: usize, default: u64) -> u64 {
 }
 
 /// CPU time of the calling thread alone: the writer's figure must not include the readers'.
+#[allow(unsafe_code)]
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime only writes the timespec it is given.

@@ -49,6 +49,7 @@ pub struct Sample {
     pub rss_peak_bytes: u64,
 }
 
+#[allow(unsafe_code)]
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -308,6 +309,7 @@ pub struct ProcessReport {
 
 /// Raises this process's open-file limit to its hard limit: an idle run holds one
 /// descriptor per connection. Returns the limit now in force.
+#[allow(unsafe_code)]
 pub fn raise_open_files_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

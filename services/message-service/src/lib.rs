@@ -17,7 +17,6 @@ pub mod publisher;
 pub mod settings;
 
 use chat_bus::Bus;
-use chat_bus::redis_streams::RedisStreamsBus;
 use chat_common::ops::{self, Readiness};
 use chat_proto::v1::chat_service_server::ChatServiceServer;
 use chat_store::{ConnectOptions, Store};
@@ -42,13 +41,6 @@ pub enum StartError {
     Store(#[from] chat_store::StoreError),
     #[error("cannot connect to the bus: {0}")]
     Bus(#[from] chat_bus::BusError),
-}
-
-/// Connects the store (applying migrations) and the Redis Streams bus named in `settings`.
-pub async fn connect_dependencies(settings: &Settings) -> Result<(Arc<dyn Store>, Arc<dyn Bus>), StartError> {
-    let store = connect_store(&settings.database).await?;
-    let bus = RedisStreamsBus::connect(settings.redis.clone()).await?;
-    Ok((store, Arc::new(bus)))
 }
 
 pub async fn connect_store(settings: &settings::DatabaseSettings) -> Result<Arc<dyn Store>, StartError> {
