@@ -1,128 +1,29 @@
-//! [`Directory`] and [`Blobs`] in SQL, one text for both backends.
+//! [`Directory`] and [`Blobs`](crate::Blobs) in SQL, one text for both backends.
 //!
 //! Every statement uses `$n` placeholders (which SQLite reads as numbered parameters) and
 //! only what both dialects share (`ON CONFLICT`, `RETURNING`, `LIKE … ESCAPE`, `CASE`), so
 //! a macro can stamp out the same method bodies for `Pool<Postgres>` and `Pool<Sqlite>`.
 //! The suite in `tests/directory.rs` runs against both.
+//!
+//! The row types are in `rows`; `blobs` stamps out [`Blobs`](crate::Blobs) the same way.
 
-use crate::blobs::{Blob, Blobs};
 use crate::directory::{
     AuditEntry, DeletedMessage, Directory, Entered, MemberRoom, NewAuditEntry, NewUser, ProfileUpdate, RoomMember,
     Search, SessionLookup, SessionRecord, UserRecord, contains_pattern,
 };
 use crate::error::StoreError;
-use crate::rows::{MessageRow, RoomRow, message_columns, room_columns, to_db};
+use crate::rows::{RoomRow, message_columns, room_columns, to_db};
 use crate::store::RoomInfo;
 use chat_domain::{ChatMessage, Role, RoomName};
+use rows::{
+    AuditRow, MemberRoomRow, NamedMessageRow, SESSION_COLUMNS, SessionLookupRow, SessionRow, USER_COLUMNS, UserRow,
+};
+
+mod blobs;
+mod rows;
 
 pub(crate) struct SqlDirectory<DB: sqlx::Database> {
     pub pool: sqlx::Pool<DB>,
-}
-
-const USER_COLUMNS: &str = "id, username, email, first_name, last_name, bio, avatar_id, role, disabled, \
-                            created_at_ms, last_login_ms, password_hash";
-
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: String,
-    username: String,
-    email: String,
-    first_name: String,
-    last_name: String,
-    bio: String,
-    avatar_id: Option<i64>,
-    role: String,
-    disabled: bool,
-    created_at_ms: i64,
-    last_login_ms: Option<i64>,
-    password_hash: String,
-}
-
-impl UserRow {
-    fn into_record(self) -> Result<UserRecord, StoreError> {
-        let role = Role::parse(&self.role)
-            .map_err(|_| StoreError::Corrupt(format!("users row {}: invalid role {:?}", self.id, self.role)))?;
-        Ok(UserRecord {
-            id: self.id,
-            username: self.username,
-            email: self.email,
-            first_name: self.first_name,
-            last_name: self.last_name,
-            bio: self.bio,
-            avatar_id: self.avatar_id,
-            role,
-            disabled: self.disabled,
-            created_at_ms: self.created_at_ms,
-            last_login_ms: self.last_login_ms,
-            password_hash: self.password_hash,
-        })
-    }
-}
-
-const SESSION_COLUMNS: &str = "s.id, s.token_hash, s.user_id, s.user_name, s.guest, s.created_at_ms, \
-                               s.expires_at_ms, s.user_agent";
-
-#[derive(sqlx::FromRow)]
-struct SessionRow {
-    id: String,
-    token_hash: String,
-    user_id: String,
-    user_name: String,
-    guest: bool,
-    created_at_ms: i64,
-    expires_at_ms: i64,
-    user_agent: String,
-}
-
-impl From<SessionRow> for SessionRecord {
-    fn from(r: SessionRow) -> Self {
-        Self {
-            id: r.id,
-            token_hash: r.token_hash,
-            user_id: r.user_id,
-            user_name: r.user_name,
-            guest: r.guest,
-            created_at_ms: r.created_at_ms,
-            expires_at_ms: r.expires_at_ms,
-            user_agent: r.user_agent,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct SessionLookupRow {
-    #[sqlx(flatten)]
-    session: SessionRow,
-    username: Option<String>,
-    role: Option<String>,
-    disabled: Option<bool>,
-}
-
-#[derive(sqlx::FromRow)]
-struct MemberRoomRow {
-    name: String,
-    last_seq: i64,
-    last_read_seq: i64,
-    last_activity_ms: Option<i64>,
-    joined_at_ms: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct AuditRow {
-    id: i64,
-    actor_id: String,
-    actor_name: String,
-    action: String,
-    target: String,
-    detail: String,
-    created_at_ms: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct NamedMessageRow {
-    room_name: String,
-    #[sqlx(flatten)]
-    message: MessageRow,
 }
 
 fn room_name(name: &str) -> Result<RoomName, StoreError> {
@@ -629,47 +530,6 @@ macro_rules! sql_directory {
                         created_at_ms: r.created_at_ms,
                     })
                     .collect())
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl Blobs for SqlDirectory<$db> {
-            async fn put(&self, owner_id: &str, content_type: &str, bytes: &[u8], now_ms: i64) -> Result<i64, StoreError> {
-                let (id,): (i64,) = sqlx::query_as(
-                    "INSERT INTO uploads (owner_id, content_type, size_bytes, data, created_at_ms)
-                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                )
-                .bind(owner_id)
-                .bind(content_type)
-                .bind(bytes.len() as i64)
-                .bind(bytes)
-                .bind(now_ms)
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(id)
-            }
-
-            async fn get(&self, id: i64) -> Result<Option<Blob>, StoreError> {
-                let row: Option<(String, String, Vec<u8>, i64)> =
-                    sqlx::query_as("SELECT owner_id, content_type, data, created_at_ms FROM uploads WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                Ok(row.map(|(owner_id, content_type, bytes, created_at_ms)| Blob {
-                    id,
-                    owner_id,
-                    content_type,
-                    bytes,
-                    created_at_ms,
-                }))
-            }
-
-            async fn owner(&self, id: i64) -> Result<Option<String>, StoreError> {
-                let row: Option<(String,)> = sqlx::query_as("SELECT owner_id FROM uploads WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(row.map(|(owner,)| owner))
             }
         }
     };

@@ -6,21 +6,26 @@
 //! The drain waits for facts, not for time: every sender's acks, then every member's
 //! contiguous `seq` reaching the highest acked one, with a timeout as the only bound.
 
-use crate::accounting::{SeqSet, Stamp, StreamCheck, Tally};
+use crate::accounting::{SeqSet, StreamCheck};
 use crate::connect::{self, ConnectError, Ws};
 use crate::monitor::{Counters, Monitor, Phase};
-use crate::protocol::{self, Incoming};
 use crate::report::{Correctness, Drain, LoadConfig, LoadReport, Setup, Throughput, Totals};
 use crate::scenario::{LoadScenario, Placement, ScenarioError};
 use crate::stats::{Latencies, per_second};
-use futures::{SinkExt, StreamExt};
+use client::{Client, FLUSH_EVERY, SendPlan};
+use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::time::{Instant, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::Message;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use verdict::{account, warnings};
+
+mod client;
+#[cfg(test)]
+mod tests;
+mod verdict;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -35,8 +40,6 @@ pub enum RunError {
     },
 }
 
-/// Latency samples a client keeps before taking the shared histogram's lock.
-const FLUSH_EVERY: usize = 256;
 /// How often the drain looks at the clients' progress.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
 
@@ -80,15 +83,6 @@ struct Progress {
     ended: AtomicBool,
 }
 
-struct SendPlan {
-    sender: u32,
-    first_tick: Instant,
-    period: Duration,
-    end: Instant,
-    max_in_flight: usize,
-    text_bytes: usize,
-}
-
 /// One client's view of the run, handed back when its task ends.
 struct Outcome {
     placement: Placement,
@@ -124,219 +118,6 @@ impl Outcome {
             skipped: 0,
             errors: BTreeMap::new(),
             disconnect: None,
-        }
-    }
-}
-
-struct Client {
-    ws: Ws,
-    room: Arc<str>,
-    shared: Arc<Shared>,
-    progress: Arc<Progress>,
-    outcome: Outcome,
-    /// Send time (unix nanos) of each unacked message, by counter.
-    pending: HashMap<u64, u64>,
-    delivery_buf: Vec<u64>,
-    ack_buf: Vec<u64>,
-}
-
-async fn tick(ticker: &mut Option<tokio::time::Interval>) {
-    match ticker {
-        Some(t) => {
-            t.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-impl Client {
-    async fn drive(mut self, plan: Option<SendPlan>, stop: CancellationToken) -> Outcome {
-        let mut ticker = plan.as_ref().map(|p| {
-            let mut t = tokio::time::interval_at(p.first_tick, p.period);
-            // Catch up after a stall, so that the mean rate is the one asked for.
-            t.set_missed_tick_behavior(MissedTickBehavior::Burst);
-            t
-        });
-        let send_end = plan.as_ref().map_or_else(Instant::now, |p| p.end);
-        let mut sending = plan.is_some();
-        if !sending {
-            self.progress.done_sending.store(true, Ordering::Release);
-        }
-        // One timer and one cancellation waiter for the whole run, not one per loop turn (a
-        // turn per delivery): the token is shared by every client, and registering with it
-        // takes its lock.
-        let end_of_sending = tokio::time::sleep_until(send_end);
-        let cancelled = stop.cancelled();
-        tokio::pin!(end_of_sending, cancelled);
-        let mut n = 0u64;
-        loop {
-            tokio::select! {
-                biased;
-                _ = &mut cancelled => break,
-                _ = &mut end_of_sending, if sending => {
-                    sending = false;
-                    self.progress.done_sending.store(true, Ordering::Release);
-                }
-                _ = tick(&mut ticker), if sending => {
-                    let plan = plan.as_ref().expect("only senders tick");
-                    if self.pending.len() >= plan.max_in_flight {
-                        self.outcome.skipped += 1;
-                        continue;
-                    }
-                    if let Err(cause) = self.send(plan, n).await {
-                        self.outcome.disconnect = Some(cause);
-                        break;
-                    }
-                    n += 1;
-                }
-                message = self.ws.next() => match message {
-                    Some(Ok(Message::Text(text))) => self.handle(&text),
-                    Some(Ok(Message::Close(frame))) => {
-                        self.outcome.disconnect =
-                            Some(frame.map_or_else(|| "close".to_owned(), |f| format!("close {}", u16::from(f.code))));
-                        break;
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        self.outcome.disconnect = Some(format!("error: {e}"));
-                        break;
-                    }
-                    None => {
-                        self.outcome.disconnect = Some("eof".into());
-                        break;
-                    }
-                },
-            }
-        }
-        self.progress.ended.store(true, Ordering::Release);
-        self.flush_latencies();
-        self.outcome.unacked = self.pending.len() as u64;
-        if stop.is_cancelled() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
-        }
-        self.outcome
-    }
-
-    async fn send(&mut self, plan: &SendPlan, n: u64) -> Result<(), String> {
-        let now = unix_nanos();
-        let stamp = Stamp {
-            sender: plan.sender,
-            n,
-            sent_at_nanos: now,
-        };
-        let frame = protocol::send(
-            &self.room,
-            &stamp.encode_padded(plan.text_bytes),
-            &protocol::client_msg_id(n),
-        );
-        self.ws
-            .send(Message::Text(frame.into()))
-            .await
-            .map_err(|e| format!("send failed: {e}"))?;
-        self.pending.insert(n, now);
-        self.outcome.sent += 1;
-        self.progress
-            .in_flight
-            .store(self.pending.len() as u64, Ordering::Release);
-        Counters::add(&self.shared.monitor.counters.sent, 1);
-        if self.shared.in_window(now) {
-            self.shared.window_sent.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
-    fn handle(&mut self, text: &str) {
-        let Ok(frame) = Incoming::parse(text) else {
-            *self.outcome.errors.entry("unparsable_frame".into()).or_default() += 1;
-            return;
-        };
-        let now = unix_nanos();
-        match frame.kind.as_ref() {
-            "message" => {
-                let Some(seq) = frame.seq else {
-                    *self.outcome.errors.entry("message_without_seq".into()).or_default() += 1;
-                    return;
-                };
-                if seq < self.outcome.first_seq {
-                    return;
-                }
-                self.outcome.by_seq.observe(seq);
-                let contiguous = self.outcome.by_seq.contiguous().map_or(0, |c| c + 1);
-                self.progress.contiguous_plus_one.store(contiguous, Ordering::Release);
-                Counters::add(&self.shared.monitor.counters.delivered, 1);
-                if self.shared.in_window(now) {
-                    self.shared.window_delivered.fetch_add(1, Ordering::Relaxed);
-                }
-                match frame.text.as_deref().and_then(Stamp::parse) {
-                    Some(stamp) => {
-                        self.outcome
-                            .by_sender
-                            .entry(stamp.sender)
-                            .or_insert_with(|| StreamCheck::starting_at(0))
-                            .observe(stamp.n);
-                        if self.shared.in_window(stamp.sent_at_nanos) {
-                            self.delivery_buf.push(now.saturating_sub(stamp.sent_at_nanos));
-                            if self.delivery_buf.len() >= FLUSH_EVERY {
-                                self.flush_latencies();
-                            }
-                        }
-                    }
-                    None => *self.outcome.errors.entry("foreign_message".into()).or_default() += 1,
-                }
-            }
-            "ack" => {
-                let Some(n) = frame.client_msg_id.as_deref().and_then(protocol::parse_client_msg_id) else {
-                    return;
-                };
-                self.outcome.acked += 1;
-                self.outcome.acked_ns.insert(n);
-                if frame.duplicate == Some(true) {
-                    self.outcome.duplicate_acks += 1;
-                }
-                if let Some(seq) = frame.seq {
-                    self.outcome.acked_seqs.insert(seq);
-                    self.progress.max_acked_seq.fetch_max(seq, Ordering::AcqRel);
-                }
-                if let Some(sent_at) = self.pending.remove(&n)
-                    && self.shared.in_window(sent_at)
-                {
-                    self.ack_buf.push(now.saturating_sub(sent_at));
-                }
-                self.progress
-                    .in_flight
-                    .store(self.pending.len() as u64, Ordering::Release);
-                Counters::add(&self.shared.monitor.counters.acked, 1);
-                if self.shared.in_window(now) {
-                    self.shared.window_acked.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            "error" => {
-                let code = frame.code.as_deref().unwrap_or("unknown");
-                *self.outcome.errors.entry(code.to_owned()).or_default() += 1;
-                Counters::add(&self.shared.monitor.counters.errors, 1);
-                if let Some(n) = frame.reference.as_deref().and_then(protocol::parse_client_msg_id) {
-                    self.pending.remove(&n);
-                    self.progress
-                        .in_flight
-                        .store(self.pending.len() as u64, Ordering::Release);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn flush_latencies(&mut self) {
-        for (buf, histogram) in [
-            (&mut self.delivery_buf, &self.shared.delivery),
-            (&mut self.ack_buf, &self.shared.ack),
-        ] {
-            if buf.is_empty() {
-                continue;
-            }
-            let mut h = histogram.lock().expect("not poisoned");
-            for nanos in buf.drain(..) {
-                h.record_nanos(nanos);
-            }
         }
     }
 }
@@ -634,180 +415,4 @@ async fn drain(progress: &[(Placement, Option<u32>, Arc<Progress>)], rooms: usiz
         tokio::time::sleep(DRAIN_POLL).await;
     }
     true
-}
-
-/// Loss is judged per member against what its room's senders had acked (by seq) and what
-/// each sender had acked (by counter); returns the sums over all members.
-fn account(outcomes: &mut [Outcome], rooms: usize) -> (Tally, Tally) {
-    let mut room_acked = vec![SeqSet::new(); rooms];
-    let mut sender_acked: HashMap<u32, (usize, SeqSet)> = HashMap::new();
-    for o in outcomes.iter() {
-        if let Some(s) = o.sender {
-            room_acked[o.placement.room].extend(&o.acked_seqs);
-            sender_acked.insert(s, (o.placement.room, o.acked_ns.clone()));
-        }
-    }
-    let (mut by_seq, mut by_sender) = (Tally::default(), Tally::default());
-    for o in outcomes.iter_mut() {
-        o.by_seq.count_lost(&room_acked[o.placement.room], o.first_seq);
-        by_seq += o.by_seq.tally;
-        for (s, (room, acked)) in &sender_acked {
-            if *room == o.placement.room {
-                o.by_sender
-                    .entry(*s)
-                    .or_insert_with(|| StreamCheck::starting_at(0))
-                    .count_lost(acked, 0);
-            }
-        }
-        for check in o.by_sender.values() {
-            by_sender += check.tally;
-        }
-    }
-    (by_seq, by_sender)
-}
-
-fn warnings(report: &LoadReport) -> Vec<String> {
-    let mut w = Vec::new();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    if let Some(me) = report.processes.first()
-        && me.cpu_percent >= 50.0 * cores
-    {
-        w.push(format!(
-            "the load generator used {:.0}% CPU (of {} cores): figures may be limited by the generator, not the server",
-            me.cpu_percent, cores
-        ));
-    }
-    let t = &report.throughput;
-    if t.sends_per_second < 0.95 * t.target_sends_per_second {
-        w.push(format!(
-            "sent {:.1} msg/s of a target {:.1}: the pace was not kept",
-            t.sends_per_second, t.target_sends_per_second
-        ));
-    }
-    if report.totals.skipped_window_full > 0 {
-        w.push(format!(
-            "{} sends skipped with {} already unacked: acks are slower than the send rate",
-            report.totals.skipped_window_full, report.config.max_in_flight
-        ));
-    }
-    if !report.drain.completed {
-        w.push("the drain timed out: acks or deliveries were still missing at the end".into());
-    }
-    if !report.totals.disconnects.is_empty() {
-        w.push(format!("connections ended early: {:?}", report.totals.disconnects));
-    }
-    w
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn placement(room: usize, member: usize, sends: bool) -> Placement {
-        Placement {
-            room,
-            member,
-            gateway: 0,
-            sends,
-        }
-    }
-
-    /// Room 0: sender 0 (seqs 1, 3, 5 as its n = 0, 1, 2) and sender 1 (seqs 2, 4 as n =
-    /// 0, 1), plus a receiver. Room 1: one sender whose single message reached nobody else.
-    fn room_outcomes() -> Vec<Outcome> {
-        let mut s0 = Outcome::new(placement(0, 0, true), Some(0), 1);
-        let mut s1 = Outcome::new(placement(0, 1, true), Some(1), 1);
-        let receiver = Outcome::new(placement(0, 2, false), None, 1);
-        for (n, seq) in [(0, 1), (1, 3), (2, 5)] {
-            s0.acked_ns.insert(n);
-            s0.acked_seqs.insert(seq);
-        }
-        for (n, seq) in [(0, 2), (1, 4)] {
-            s1.acked_ns.insert(n);
-            s1.acked_seqs.insert(seq);
-        }
-        let mut lonely = Outcome::new(placement(1, 0, true), Some(2), 1);
-        let mut lonely_receiver = Outcome::new(placement(1, 1, false), None, 1);
-        lonely.acked_ns.insert(0);
-        lonely.acked_seqs.insert(1);
-        deliver(&mut lonely, &[(1, 2, 0)]);
-        deliver(&mut lonely_receiver, &[]);
-        vec![s0, s1, receiver, lonely, lonely_receiver]
-    }
-
-    /// Feeds `(seq, sender, n)` deliveries into a member's checks, as `Client::handle` does.
-    fn deliver(o: &mut Outcome, deliveries: &[(u64, u32, u64)]) {
-        for (seq, sender, n) in deliveries {
-            o.by_seq.observe(*seq);
-            o.by_sender
-                .entry(*sender)
-                .or_insert_with(|| StreamCheck::starting_at(0))
-                .observe(*n);
-        }
-    }
-
-    const ALL: [(u64, u32, u64); 5] = [(1, 0, 0), (2, 1, 0), (3, 0, 1), (4, 1, 1), (5, 0, 2)];
-
-    #[test]
-    fn a_clean_run_accounts_every_acked_message_to_every_member() {
-        let mut outcomes = room_outcomes();
-        for o in outcomes.iter_mut().take(3) {
-            deliver(o, &ALL);
-        }
-        // Only room 1's receiver missed its message.
-        let (by_seq, by_sender) = account(&mut outcomes, 2);
-        assert_eq!(
-            by_seq,
-            Tally {
-                delivered: 16,
-                duplicates: 0,
-                out_of_order: 0,
-                lost: 1
-            }
-        );
-        assert_eq!(by_seq, by_sender);
-    }
-
-    #[test]
-    fn loss_duplicates_and_reordering_show_by_seq_and_by_sender() {
-        let mut outcomes = room_outcomes();
-        deliver(&mut outcomes[0], &ALL);
-        deliver(&mut outcomes[1], &ALL);
-        // The receiver: seq 3 lost, seq 2 twice, seq 5 before seq 4.
-        deliver(
-            &mut outcomes[2],
-            &[(1, 0, 0), (2, 1, 0), (2, 1, 0), (5, 0, 2), (4, 1, 1)],
-        );
-        let (by_seq, by_sender) = account(&mut outcomes, 2);
-        let expected = Tally {
-            delivered: 10 + 4 + 1,
-            duplicates: 1,
-            out_of_order: 1,
-            lost: 1 + 1,
-        };
-        assert_eq!(by_seq, expected);
-        // 5 before 4 crosses senders: each sender's own messages still came in order.
-        assert_eq!(
-            by_sender,
-            Tally {
-                out_of_order: 0,
-                ..expected
-            }
-        );
-    }
-
-    #[test]
-    fn a_renumbering_server_is_caught_by_the_sender_counter_only() {
-        let mut outcomes = room_outcomes();
-        deliver(&mut outcomes[0], &ALL);
-        deliver(&mut outcomes[1], &ALL);
-        // Seqs in order, but sender 0's messages 1 and 2 were swapped before numbering.
-        deliver(
-            &mut outcomes[2],
-            &[(1, 0, 0), (2, 1, 0), (3, 0, 2), (4, 1, 1), (5, 0, 1)],
-        );
-        let (by_seq, by_sender) = account(&mut outcomes, 2);
-        assert_eq!(by_seq.out_of_order, 0);
-        assert_eq!(by_sender.out_of_order, 1);
-    }
 }

@@ -1,0 +1,240 @@
+//! One client's task: paced sends, every frame it reads, and its latency samples.
+
+use super::{Outcome, Progress, Shared, unix_nanos};
+use crate::accounting::{Stamp, StreamCheck};
+use crate::connect::Ws;
+use crate::monitor::Counters;
+use crate::protocol::{self, Incoming};
+use futures::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+/// Latency samples a client keeps before taking the shared histogram's lock.
+pub(super) const FLUSH_EVERY: usize = 256;
+
+pub(super) struct SendPlan {
+    pub(super) sender: u32,
+    pub(super) first_tick: Instant,
+    pub(super) period: Duration,
+    pub(super) end: Instant,
+    pub(super) max_in_flight: usize,
+    pub(super) text_bytes: usize,
+}
+
+pub(super) struct Client {
+    pub(super) ws: Ws,
+    pub(super) room: Arc<str>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) progress: Arc<Progress>,
+    pub(super) outcome: Outcome,
+    /// Send time (unix nanos) of each unacked message, by counter.
+    pub(super) pending: HashMap<u64, u64>,
+    pub(super) delivery_buf: Vec<u64>,
+    pub(super) ack_buf: Vec<u64>,
+}
+
+async fn tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl Client {
+    pub(super) async fn drive(mut self, plan: Option<SendPlan>, stop: CancellationToken) -> Outcome {
+        let mut ticker = plan.as_ref().map(|p| {
+            let mut t = tokio::time::interval_at(p.first_tick, p.period);
+            // Catch up after a stall, so that the mean rate is the one asked for.
+            t.set_missed_tick_behavior(MissedTickBehavior::Burst);
+            t
+        });
+        let send_end = plan.as_ref().map_or_else(Instant::now, |p| p.end);
+        let mut sending = plan.is_some();
+        if !sending {
+            self.progress.done_sending.store(true, Ordering::Release);
+        }
+        // One timer and one cancellation waiter for the whole run, not one per loop turn (a
+        // turn per delivery): the token is shared by every client, and registering with it
+        // takes its lock.
+        let end_of_sending = tokio::time::sleep_until(send_end);
+        let cancelled = stop.cancelled();
+        tokio::pin!(end_of_sending, cancelled);
+        let mut n = 0u64;
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut cancelled => break,
+                _ = &mut end_of_sending, if sending => {
+                    sending = false;
+                    self.progress.done_sending.store(true, Ordering::Release);
+                }
+                _ = tick(&mut ticker), if sending => {
+                    let plan = plan.as_ref().expect("only senders tick");
+                    if self.pending.len() >= plan.max_in_flight {
+                        self.outcome.skipped += 1;
+                        continue;
+                    }
+                    if let Err(cause) = self.send(plan, n).await {
+                        self.outcome.disconnect = Some(cause);
+                        break;
+                    }
+                    n += 1;
+                }
+                message = self.ws.next() => match message {
+                    Some(Ok(Message::Text(text))) => self.handle(&text),
+                    Some(Ok(Message::Close(frame))) => {
+                        self.outcome.disconnect =
+                            Some(frame.map_or_else(|| "close".to_owned(), |f| format!("close {}", u16::from(f.code))));
+                        break;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        self.outcome.disconnect = Some(format!("error: {e}"));
+                        break;
+                    }
+                    None => {
+                        self.outcome.disconnect = Some("eof".into());
+                        break;
+                    }
+                },
+            }
+        }
+        self.progress.ended.store(true, Ordering::Release);
+        self.flush_latencies();
+        self.outcome.unacked = self.pending.len() as u64;
+        if stop.is_cancelled() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
+        }
+        self.outcome
+    }
+
+    async fn send(&mut self, plan: &SendPlan, n: u64) -> Result<(), String> {
+        let now = unix_nanos();
+        let stamp = Stamp {
+            sender: plan.sender,
+            n,
+            sent_at_nanos: now,
+        };
+        let frame = protocol::send(
+            &self.room,
+            &stamp.encode_padded(plan.text_bytes),
+            &protocol::client_msg_id(n),
+        );
+        self.ws
+            .send(Message::Text(frame.into()))
+            .await
+            .map_err(|e| format!("send failed: {e}"))?;
+        self.pending.insert(n, now);
+        self.outcome.sent += 1;
+        self.progress
+            .in_flight
+            .store(self.pending.len() as u64, Ordering::Release);
+        Counters::add(&self.shared.monitor.counters.sent, 1);
+        if self.shared.in_window(now) {
+            self.shared.window_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, text: &str) {
+        let Ok(frame) = Incoming::parse(text) else {
+            *self.outcome.errors.entry("unparsable_frame".into()).or_default() += 1;
+            return;
+        };
+        let now = unix_nanos();
+        match frame.kind.as_ref() {
+            "message" => {
+                let Some(seq) = frame.seq else {
+                    *self.outcome.errors.entry("message_without_seq".into()).or_default() += 1;
+                    return;
+                };
+                if seq < self.outcome.first_seq {
+                    return;
+                }
+                self.outcome.by_seq.observe(seq);
+                let contiguous = self.outcome.by_seq.contiguous().map_or(0, |c| c + 1);
+                self.progress.contiguous_plus_one.store(contiguous, Ordering::Release);
+                Counters::add(&self.shared.monitor.counters.delivered, 1);
+                if self.shared.in_window(now) {
+                    self.shared.window_delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                match frame.text.as_deref().and_then(Stamp::parse) {
+                    Some(stamp) => {
+                        self.outcome
+                            .by_sender
+                            .entry(stamp.sender)
+                            .or_insert_with(|| StreamCheck::starting_at(0))
+                            .observe(stamp.n);
+                        if self.shared.in_window(stamp.sent_at_nanos) {
+                            self.delivery_buf.push(now.saturating_sub(stamp.sent_at_nanos));
+                            if self.delivery_buf.len() >= FLUSH_EVERY {
+                                self.flush_latencies();
+                            }
+                        }
+                    }
+                    None => *self.outcome.errors.entry("foreign_message".into()).or_default() += 1,
+                }
+            }
+            "ack" => {
+                let Some(n) = frame.client_msg_id.as_deref().and_then(protocol::parse_client_msg_id) else {
+                    return;
+                };
+                self.outcome.acked += 1;
+                self.outcome.acked_ns.insert(n);
+                if frame.duplicate == Some(true) {
+                    self.outcome.duplicate_acks += 1;
+                }
+                if let Some(seq) = frame.seq {
+                    self.outcome.acked_seqs.insert(seq);
+                    self.progress.max_acked_seq.fetch_max(seq, Ordering::AcqRel);
+                }
+                if let Some(sent_at) = self.pending.remove(&n)
+                    && self.shared.in_window(sent_at)
+                {
+                    self.ack_buf.push(now.saturating_sub(sent_at));
+                }
+                self.progress
+                    .in_flight
+                    .store(self.pending.len() as u64, Ordering::Release);
+                Counters::add(&self.shared.monitor.counters.acked, 1);
+                if self.shared.in_window(now) {
+                    self.shared.window_acked.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            "error" => {
+                let code = frame.code.as_deref().unwrap_or("unknown");
+                *self.outcome.errors.entry(code.to_owned()).or_default() += 1;
+                Counters::add(&self.shared.monitor.counters.errors, 1);
+                if let Some(n) = frame.reference.as_deref().and_then(protocol::parse_client_msg_id) {
+                    self.pending.remove(&n);
+                    self.progress
+                        .in_flight
+                        .store(self.pending.len() as u64, Ordering::Release);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn flush_latencies(&mut self) {
+        for (buf, histogram) in [
+            (&mut self.delivery_buf, &self.shared.delivery),
+            (&mut self.ack_buf, &self.shared.ack),
+        ] {
+            if buf.is_empty() {
+                continue;
+            }
+            let mut h = histogram.lock().expect("not poisoned");
+            for nanos in buf.drain(..) {
+                h.record_nanos(nanos);
+            }
+        }
+    }
+}
