@@ -1,0 +1,304 @@
+//! The suite's tests of the directory: accounts, sessions, membership, admin, uploads.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------
+// The directory: accounts, sessions, membership, admin, uploads
+// ---------------------------------------------------------------------------------------
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn new_user(id: &str, username: &str) -> chat_store::NewUser {
+    chat_store::NewUser {
+        id: id.into(),
+        username: chat_domain::Username::parse(username).unwrap(),
+        email: chat_domain::Email::parse(&format!("{username}@example.com")).unwrap(),
+        first_name: chat_domain::PersonName::parse("Ann").unwrap(),
+        last_name: chat_domain::PersonName::parse("Lee").unwrap(),
+        password_hash: "$argon2id$fake".into(),
+        role: chat_domain::Role::User,
+        now_ms: now(),
+    }
+}
+
+fn session(id: &str, user_id: &str, expires_at_ms: i64) -> chat_store::SessionRecord {
+    chat_store::SessionRecord {
+        id: id.into(),
+        token_hash: format!("hash-of-{id}"),
+        user_id: user_id.into(),
+        user_name: "ann".into(),
+        guest: false,
+        created_at_ms: now(),
+        expires_at_ms,
+        user_agent: "test".into(),
+    }
+}
+
+pub(crate) async fn accounts_and_sessions(db: &TestDb) {
+    let dir = db.database().await.directory;
+    let ann = dir.create_user(&new_user("u:1", "Ann_L")).await.unwrap();
+    assert_eq!((ann.username.as_str(), ann.role), ("Ann_L", chat_domain::Role::User));
+    let err = dir.create_user(&new_user("u:2", "ann_l")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(dir.user_by_username("ANN_L").await.unwrap().unwrap().id, "u:1");
+    assert!(dir.user_by_username("bob").await.unwrap().is_none());
+
+    let update = chat_store::ProfileUpdate {
+        bio: Some(chat_domain::Bio::parse("hello\nworld").unwrap()),
+        avatar_id: Some(Some(5)),
+        ..Default::default()
+    };
+    let updated = dir.update_profile("u:1", &update).await.unwrap().unwrap();
+    assert_eq!(
+        (updated.bio.as_str(), updated.avatar_id, updated.email.as_str()),
+        ("hello\nworld", Some(5), "Ann_L@example.com")
+    );
+    let cleared = chat_store::ProfileUpdate {
+        avatar_id: Some(None),
+        ..Default::default()
+    };
+    assert_eq!(
+        dir.update_profile("u:1", &cleared).await.unwrap().unwrap().avatar_id,
+        None
+    );
+
+    dir.create_session(&session("s1", "u:1", now() + 60_000)).await.unwrap();
+    dir.create_session(&session("s2", "u:1", now() + 60_000)).await.unwrap();
+    dir.create_session(&session("old", "u:1", now() - 1)).await.unwrap();
+    let found = dir.session("hash-of-s1", now()).await.unwrap().unwrap();
+    assert_eq!((found.name.as_str(), found.disabled), ("Ann_L", false));
+    assert!(dir.session("hash-of-old", now()).await.unwrap().is_none(), "expired");
+    assert_eq!(dir.sessions_of("u:1", now(), 10).await.unwrap().len(), 2);
+    assert!(dir.revoke_session("u:1", "s1").await.unwrap());
+    assert!(
+        !dir.revoke_session("u:2", "s2").await.unwrap(),
+        "only the owner revokes"
+    );
+    assert!(dir.session("hash-of-s1", now()).await.unwrap().is_none(), "revoked");
+    assert_eq!(dir.purge_expired_sessions(now()).await.unwrap(), 1);
+
+    assert!(dir.set_role("ann_l", chat_domain::Role::Admin).await.unwrap());
+    assert_eq!(
+        dir.session("hash-of-s2", now()).await.unwrap().unwrap().role,
+        chat_domain::Role::Admin
+    );
+    assert!(dir.set_disabled("u:1", true, now()).await.unwrap());
+    assert!(
+        dir.session("hash-of-s2", now()).await.unwrap().is_none(),
+        "disabling ends sessions"
+    );
+    assert!(dir.user_by_id("u:1").await.unwrap().unwrap().disabled);
+
+    dir.create_user(&new_user("u:3", "bob")).await.unwrap();
+    let search = chat_store::Search {
+        query: Some("B"),
+        after: None,
+        limit: 10,
+    };
+    let found: Vec<String> = dir
+        .search_users(&search)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(found, ["bob"]);
+    let page = chat_store::Search {
+        query: None,
+        after: Some("ann_l"),
+        limit: 10,
+    };
+    assert_eq!(dir.search_users(&page).await.unwrap().len(), 1);
+}
+
+pub(crate) async fn membership_and_panel_counts(db: &TestDb) {
+    let database = db.database().await;
+    let (store, dir) = (database.messages, database.directory);
+    for name in ["alpha", "beta"] {
+        store.enter_room(&room(name)).await.unwrap();
+    }
+    use chat_store::Entered;
+    assert_eq!(
+        dir.enter("ann", "Ann", &room("alpha"), now()).await.unwrap(),
+        Entered::Joined
+    );
+    assert_eq!(
+        dir.enter("ann", "Ann", &room("alpha"), now()).await.unwrap(),
+        Entered::AlreadyMember
+    );
+    assert_eq!(
+        dir.enter("ann", "Ann", &room("beta"), now()).await.unwrap(),
+        Entered::Joined
+    );
+    assert_eq!(
+        dir.enter("ann", "Ann", &room("nope"), now()).await.unwrap(),
+        Entered::RoomNotFound
+    );
+    assert_eq!(
+        dir.enter("bob", "Bob", &room("alpha"), now()).await.unwrap(),
+        Entered::Joined
+    );
+    store
+        .append_batch(&[
+            msg("alpha", "ann", "1", "a"),
+            msg("alpha", "bob", "2", "b"),
+            msg("alpha", "bob", "3", "c"),
+        ])
+        .await
+        .unwrap();
+    dir.mark_read("ann", &room("alpha"), 1).await.unwrap();
+    dir.mark_read("ann", &room("alpha"), 0).await.unwrap(); // never lowers
+    let rooms = dir.member_rooms("ann", None, 10).await.unwrap();
+    let summary: Vec<(&str, u64, u64, bool)> = rooms
+        .iter()
+        .map(|r| (r.room.as_str(), r.last_seq, r.unread(), r.last_activity_ms.is_some()))
+        .collect();
+    assert_eq!(summary, [("alpha", 3, 2, true), ("beta", 0, 0, false)]);
+    dir.mark_read("ann", &room("alpha"), 99).await.unwrap(); // capped at the last seq
+    assert_eq!(dir.member_rooms("ann", None, 10).await.unwrap()[0].last_read_seq, 3);
+    assert_eq!(
+        dir.member_rooms("ann", Some(&room("alpha")), 10).await.unwrap().len(),
+        1,
+        "cursor"
+    );
+    assert_eq!(dir.room_count("ann").await.unwrap(), 2);
+    assert_eq!(dir.message_count("bob").await.unwrap(), 2);
+    // Last seqs by name, for the gateways' repair sweep; unknown rooms are left out.
+    let mut seqs = dir
+        .last_seqs(&[room("alpha"), room("nope"), room("beta")])
+        .await
+        .unwrap();
+    seqs.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    assert_eq!(seqs, [(room("alpha"), 3), (room("beta"), 0)]);
+    let many: Vec<RoomName> = (0..1200)
+        .map(|i| room(&format!("r{i}")))
+        .chain([room("alpha")])
+        .collect();
+    assert_eq!(
+        dir.last_seqs(&many).await.unwrap(),
+        [(room("alpha"), 3)],
+        "more names than one statement takes"
+    );
+    let (count, members) = dir.room_members(&room("alpha"), None, 1).await.unwrap();
+    assert_eq!((count, members.len(), members[0].user_id.as_str()), (2, 1, "ann"));
+    let (_, rest) = dir.room_members(&room("alpha"), Some("ann"), 10).await.unwrap();
+    assert_eq!(rest.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["Bob"]);
+
+    assert!(dir.leave("ann", &room("beta")).await.unwrap());
+    assert!(!dir.leave("ann", &room("beta")).await.unwrap());
+    assert_eq!(dir.room_count("ann").await.unwrap(), 1);
+    assert_eq!(
+        dir.enter("ann", "Ann", &room("beta"), now()).await.unwrap(),
+        Entered::Joined,
+        "may come back"
+    );
+}
+
+pub(crate) async fn admin_deletes_keep_seqs_and_are_audited(db: &TestDb) {
+    let database = db.database().await;
+    let (store, dir) = (database.messages, database.directory);
+    store.enter_room(&room("lobby")).await.unwrap();
+    dir.enter("ann", "Ann", &room("lobby"), now()).await.unwrap();
+    let outcomes = store
+        .append_batch(&[msg("lobby", "ann", "1", "keep"), msg("lobby", "ann", "2", "spam 50%")])
+        .await
+        .unwrap();
+    let AppendOutcome::Stored(spam) = &outcomes[1] else {
+        panic!("{outcomes:?}")
+    };
+    let found = dir.search_messages(Some("50%"), None, None, 10).await.unwrap();
+    assert_eq!(
+        found.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [spam.id],
+        "% is literal"
+    );
+    assert!(
+        dir.search_messages(Some("5_%"), None, None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "_ is literal"
+    );
+
+    let deleted = dir.delete_message(spam.id, now()).await.unwrap().unwrap();
+    assert_eq!((deleted.room.as_str(), deleted.seq), ("lobby", 2));
+    assert!(dir.delete_message(spam.id, now()).await.unwrap().is_none(), "once");
+    let history = store.history_after(&room("lobby"), 0, 10).await.unwrap();
+    assert_eq!(history.len(), 2, "the tombstone keeps its seq");
+    assert!(history[1].deleted && history[1].text.is_empty());
+    assert!(!history[0].deleted);
+    assert!(
+        dir.search_messages(Some("spam"), None, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(dir.message_count("ann").await.unwrap(), 1);
+
+    assert!(dir.delete_room(&room("lobby"), now()).await.unwrap());
+    assert!(!dir.delete_room(&room("lobby"), now()).await.unwrap());
+    assert!(store.room(&room("lobby")).await.unwrap().is_none());
+    assert_eq!(dir.room_count("ann").await.unwrap(), 0, "members removed");
+    let refused = store.append_batch(&[msg("lobby", "ann", "3", "late")]).await.unwrap();
+    assert_eq!(
+        refused,
+        [AppendOutcome::RoomNotFound],
+        "a deleted room takes no messages"
+    );
+    let (revived, created) = store.enter_room(&room("lobby")).await.unwrap();
+    assert!(created);
+    assert_eq!(revived.last_seq, 2, "seqs continue, never restart");
+    assert!(
+        store
+            .history_after(&room("lobby"), 0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.deleted)
+    );
+
+    for action in ["delete_message", "delete_room"] {
+        let entry = chat_store::NewAuditEntry {
+            actor_id: "u:admin",
+            actor_name: "root",
+            action,
+            target: "lobby",
+            detail: "",
+        };
+        dir.audit(&entry, now()).await.unwrap();
+    }
+    let log = dir.audit_log(None, 10).await.unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["delete_room", "delete_message"]
+    );
+    assert_eq!(dir.audit_log(Some(log[0].id), 10).await.unwrap().len(), 1, "cursor");
+}
+
+pub(crate) async fn uploads_round_trip_and_image_messages_carry_them(db: &TestDb) {
+    let database = db.database().await;
+    let (store, blobs) = (database.messages, database.blobs);
+    let bytes = b"\x89PNG\r\n\x1a\n\0\0binary".to_vec();
+    let id = blobs.put("ann", "image/png", &bytes, now()).await.unwrap();
+    let blob = blobs.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (blob.bytes, blob.content_type.as_str(), blob.owner_id.as_str()),
+        (bytes, "image/png", "ann")
+    );
+    assert_eq!(blobs.owner(id).await.unwrap().as_deref(), Some("ann"));
+    assert!(blobs.get(id + 1).await.unwrap().is_none());
+
+    store.enter_room(&room("pics")).await.unwrap();
+    let mut image = msg("pics", "ann", "img", "caption");
+    image.kind = MessageKind::Image;
+    let upload = UploadId::new(id).unwrap();
+    image.attachment = Some(upload);
+    store.append_batch(&[image]).await.unwrap();
+    let history = store.history_after(&room("pics"), 0, 10).await.unwrap();
+    assert_eq!(
+        (history[0].kind, history[0].attachment),
+        (MessageKind::Image, Some(upload))
+    );
+}
