@@ -60,6 +60,13 @@ macro_rules! string_newtype {
             }
         }
 
+        /// Compares with plain text, as it reads: `user.id == "u:1"`.
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0

@@ -5,12 +5,13 @@
 //! signed URL. Nothing else in the system reads upload bytes.
 
 use crate::error::StoreError;
+use chat_domain::{UploadId, UserId};
 
 /// A stored upload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Blob {
-    pub id: i64,
-    pub owner_id: String,
+    pub id: UploadId,
+    pub owner_id: UserId,
     /// As sniffed from the bytes at upload, never as the client claimed.
     pub content_type: String,
     pub bytes: Vec<u8>,
@@ -20,8 +21,14 @@ pub struct Blob {
 #[async_trait::async_trait]
 pub trait Blobs: Send + Sync + 'static {
     /// Stores the bytes; returns the new upload's id.
-    async fn put(&self, owner_id: &str, content_type: &str, bytes: &[u8], now_ms: i64) -> Result<i64, StoreError>;
-    async fn get(&self, id: i64) -> Result<Option<Blob>, StoreError>;
+    async fn put(
+        &self,
+        owner_id: &UserId,
+        content_type: &str,
+        bytes: &[u8],
+        now_ms: i64,
+    ) -> Result<UploadId, StoreError>;
+    async fn get(&self, id: UploadId) -> Result<Option<Blob>, StoreError>;
     /// Who uploaded it, without reading the bytes: for checking an attachment.
-    async fn owner(&self, id: i64) -> Result<Option<String>, StoreError>;
+    async fn owner(&self, id: UploadId) -> Result<Option<UserId>, StoreError>;
 }

@@ -6,13 +6,13 @@
 //! two cannot drift apart; `directory_sql` instantiates it for each pool type.
 
 use crate::error::StoreError;
-use chat_domain::{Bio, ChatMessage, Email, PersonName, Role, RoomName, Username};
+use chat_domain::{Bio, ChatMessage, DisplayName, Email, PersonName, Role, RoomName, UserId, Username};
 
 /// A registered user as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRecord {
     /// The author id messages carry: `u:<uuid>`.
-    pub id: String,
+    pub id: UserId,
     pub username: String,
     pub email: String,
     pub first_name: String,
@@ -30,7 +30,7 @@ pub struct UserRecord {
 /// A user to create; every field already validated and the password already hashed.
 #[derive(Debug, Clone)]
 pub struct NewUser {
-    pub id: String,
+    pub id: UserId,
     pub username: Username,
     pub email: Email,
     pub first_name: PersonName,
@@ -156,42 +156,48 @@ pub trait Directory: Send + Sync + 'static {
     /// Fails with [`StoreError::Conflict`] when the username is taken in any case.
     async fn create_user(&self, user: &NewUser) -> Result<UserRecord, StoreError>;
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
-    async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
     /// `None` when no such user.
-    async fn update_profile(&self, id: &str, update: &ProfileUpdate) -> Result<Option<UserRecord>, StoreError>;
-    async fn record_login(&self, id: &str, now_ms: i64) -> Result<(), StoreError>;
+    async fn update_profile(&self, id: &UserId, update: &ProfileUpdate) -> Result<Option<UserRecord>, StoreError>;
+    async fn record_login(&self, id: &UserId, now_ms: i64) -> Result<(), StoreError>;
     /// Returns false when no such user.
     async fn set_role(&self, username: &str, role: Role) -> Result<bool, StoreError>;
     /// Disables (or re-enables) an account; disabling also ends all its sessions.
-    async fn set_disabled(&self, id: &str, disabled: bool, now_ms: i64) -> Result<bool, StoreError>;
+    async fn set_disabled(&self, id: &UserId, disabled: bool, now_ms: i64) -> Result<bool, StoreError>;
     async fn search_users(&self, search: &Search<'_>) -> Result<Vec<UserRecord>, StoreError>;
     /// Messages by this author that are not deleted.
-    async fn message_count(&self, user_id: &str) -> Result<u64, StoreError>;
+    async fn message_count(&self, user_id: &UserId) -> Result<u64, StoreError>;
 
     async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     /// The unexpired session with this token hash (expired ones are `None`).
     async fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<SessionLookup>, StoreError>;
     /// The user's unexpired sessions, newest first, at most `limit`.
-    async fn sessions_of(&self, user_id: &str, now_ms: i64, limit: u32) -> Result<Vec<SessionRecord>, StoreError>;
+    async fn sessions_of(&self, user_id: &UserId, now_ms: i64, limit: u32) -> Result<Vec<SessionRecord>, StoreError>;
     /// Ends one of the user's sessions by its public id; false when there was none.
-    async fn revoke_session(&self, user_id: &str, session_id: &str) -> Result<bool, StoreError>;
+    async fn revoke_session(&self, user_id: &UserId, session_id: &str) -> Result<bool, StoreError>;
     /// Removes sessions that expired before `now_ms`; returns how many.
     async fn purge_expired_sessions(&self, now_ms: i64) -> Result<u64, StoreError>;
 
     /// Makes the user a member of the room (a live one; deleted rooms are not found).
-    async fn enter(&self, user_id: &str, name: &str, room: &RoomName, now_ms: i64) -> Result<Entered, StoreError>;
+    async fn enter(
+        &self,
+        user_id: &UserId,
+        name: &DisplayName,
+        room: &RoomName,
+        now_ms: i64,
+    ) -> Result<Entered, StoreError>;
     /// Returns false when the user was not a member.
-    async fn leave(&self, user_id: &str, room: &RoomName) -> Result<bool, StoreError>;
+    async fn leave(&self, user_id: &UserId, room: &RoomName) -> Result<bool, StoreError>;
     /// Raises the member's read marker to `seq` (capped at the room's last seq).
-    async fn mark_read(&self, user_id: &str, room: &RoomName, seq: u64) -> Result<(), StoreError>;
+    async fn mark_read(&self, user_id: &UserId, room: &RoomName, seq: u64) -> Result<(), StoreError>;
     /// The user's rooms in name order after `after`, at most `limit`.
     async fn member_rooms(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         after: Option<&RoomName>,
         limit: u32,
     ) -> Result<Vec<MemberRoom>, StoreError>;
-    async fn room_count(&self, user_id: &str) -> Result<u64, StoreError>;
+    async fn room_count(&self, user_id: &UserId) -> Result<u64, StoreError>;
     /// Each named room's last committed seq (rooms that do not exist are left out): what a
     /// gateway compares with what it has delivered, to find messages whose publish was lost.
     async fn last_seqs(&self, rooms: &[RoomName]) -> Result<Vec<(RoomName, u64)>, StoreError>;

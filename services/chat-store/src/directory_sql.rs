@@ -14,7 +14,7 @@ use crate::directory::{
 use crate::error::StoreError;
 use crate::rows::{RoomRow, message_columns, room_columns, to_db};
 use crate::store::RoomInfo;
-use chat_domain::{ChatMessage, Role, RoomName};
+use chat_domain::{ChatMessage, DisplayName, Role, RoomName, UserId};
 use rows::{
     AuditRow, MemberRoomRow, NamedMessageRow, SESSION_COLUMNS, SessionLookupRow, SessionRow, USER_COLUMNS, UserRow,
 };
@@ -50,7 +50,7 @@ macro_rules! sql_directory {
                     "INSERT INTO users (id, username, username_key, email, first_name, last_name, role, \
                      password_hash, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {USER_COLUMNS}"
                 ))
-                .bind(&user.id)
+                .bind(user.id.as_str())
                 .bind(user.username.as_str())
                 .bind(user.username.key())
                 .bind(user.email.as_str())
@@ -77,9 +77,9 @@ macro_rules! sql_directory {
                 row.map(UserRow::into_record).transpose()
             }
 
-            async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+            async fn user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
                 let row: Option<UserRow> = sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-                    .bind(id)
+                    .bind(id.as_str())
                     .fetch_optional(&self.pool)
                     .await?;
                 row.map(UserRow::into_record).transpose()
@@ -87,7 +87,7 @@ macro_rules! sql_directory {
 
             async fn update_profile(
                 &self,
-                id: &str,
+                id: &UserId,
                 update: &ProfileUpdate,
             ) -> Result<Option<UserRecord>, StoreError> {
                 // One statement: each field keeps its value unless a new one is given ($n is
@@ -101,7 +101,7 @@ macro_rules! sql_directory {
                         avatar_id = CASE WHEN $6 THEN $7 ELSE avatar_id END
                      WHERE id = $1 RETURNING {USER_COLUMNS}"
                 ))
-                .bind(id)
+                .bind(id.as_str())
                 .bind(update.email.as_ref().map(|v| v.as_str()))
                 .bind(update.first_name.as_ref().map(|v| v.as_str()))
                 .bind(update.last_name.as_ref().map(|v| v.as_str()))
@@ -113,9 +113,9 @@ macro_rules! sql_directory {
                 row.map(UserRow::into_record).transpose()
             }
 
-            async fn record_login(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
+            async fn record_login(&self, id: &UserId, now_ms: i64) -> Result<(), StoreError> {
                 sqlx::query("UPDATE users SET last_login_ms = $2 WHERE id = $1")
-                    .bind(id)
+                    .bind(id.as_str())
                     .bind(now_ms)
                     .execute(&self.pool)
                     .await?;
@@ -131,16 +131,16 @@ macro_rules! sql_directory {
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn set_disabled(&self, id: &str, disabled: bool, now_ms: i64) -> Result<bool, StoreError> {
+            async fn set_disabled(&self, id: &UserId, disabled: bool, now_ms: i64) -> Result<bool, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query("UPDATE users SET disabled = $2 WHERE id = $1")
-                    .bind(id)
+                    .bind(id.as_str())
                     .bind(disabled)
                     .execute(&mut *tx)
                     .await?;
                 if disabled {
                     sqlx::query("DELETE FROM sessions WHERE user_id = $1 OR expires_at_ms < $2")
-                        .bind(id)
+                        .bind(id.as_str())
                         .bind(now_ms)
                         .execute(&mut *tx)
                         .await?;
@@ -164,10 +164,10 @@ macro_rules! sql_directory {
                 rows.into_iter().map(UserRow::into_record).collect()
             }
 
-            async fn message_count(&self, user_id: &str) -> Result<u64, StoreError> {
+            async fn message_count(&self, user_id: &UserId) -> Result<u64, StoreError> {
                 let (n,): (i64,) =
                     sqlx::query_as("SELECT count(*) FROM messages WHERE author_id = $1 AND deleted_at_ms IS NULL")
-                        .bind(user_id)
+                        .bind(user_id.as_str())
                         .fetch_one(&self.pool)
                         .await?;
                 Ok(count(n))
@@ -216,7 +216,7 @@ macro_rules! sql_directory {
 
             async fn sessions_of(
                 &self,
-                user_id: &str,
+                user_id: &UserId,
                 now_ms: i64,
                 limit: u32,
             ) -> Result<Vec<SessionRecord>, StoreError> {
@@ -224,7 +224,7 @@ macro_rules! sql_directory {
                     "SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.user_id = $1 AND s.expires_at_ms > $2
                      ORDER BY s.created_at_ms DESC, s.id LIMIT $3"
                 ))
-                .bind(user_id)
+                .bind(user_id.as_str())
                 .bind(now_ms)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
@@ -232,9 +232,9 @@ macro_rules! sql_directory {
                 Ok(rows.into_iter().map(Into::into).collect())
             }
 
-            async fn revoke_session(&self, user_id: &str, session_id: &str) -> Result<bool, StoreError> {
+            async fn revoke_session(&self, user_id: &UserId, session_id: &str) -> Result<bool, StoreError> {
                 let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id = $2")
-                    .bind(user_id)
+                    .bind(user_id.as_str())
                     .bind(session_id)
                     .execute(&self.pool)
                     .await?;
@@ -251,8 +251,8 @@ macro_rules! sql_directory {
 
             async fn enter(
                 &self,
-                user_id: &str,
-                name: &str,
+                user_id: &UserId,
+                name: &DisplayName,
                 room: &RoomName,
                 now_ms: i64,
             ) -> Result<Entered, StoreError> {
@@ -261,8 +261,8 @@ macro_rules! sql_directory {
                      SELECT $1, id, $2, $3 FROM rooms WHERE name = $4 AND deleted_at_ms IS NULL
                      ON CONFLICT (user_id, room_id) DO NOTHING",
                 )
-                .bind(user_id)
-                .bind(name)
+                .bind(user_id.as_str())
+                .bind(name.as_str())
                 .bind(now_ms)
                 .bind(room.as_str())
                 .execute(&self.pool)
@@ -274,25 +274,25 @@ macro_rules! sql_directory {
                     "SELECT mb.joined_at_ms FROM memberships mb JOIN rooms r ON r.id = mb.room_id
                      WHERE mb.user_id = $1 AND r.name = $2 AND r.deleted_at_ms IS NULL",
                 )
-                .bind(user_id)
+                .bind(user_id.as_str())
                 .bind(room.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(if member.is_some() { Entered::AlreadyMember } else { Entered::RoomNotFound })
             }
 
-            async fn leave(&self, user_id: &str, room: &RoomName) -> Result<bool, StoreError> {
+            async fn leave(&self, user_id: &UserId, room: &RoomName) -> Result<bool, StoreError> {
                 let done = sqlx::query(
                     "DELETE FROM memberships WHERE user_id = $1 AND room_id = (SELECT id FROM rooms WHERE name = $2)",
                 )
-                .bind(user_id)
+                .bind(user_id.as_str())
                 .bind(room.as_str())
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn mark_read(&self, user_id: &str, room: &RoomName, seq: u64) -> Result<(), StoreError> {
+            async fn mark_read(&self, user_id: &UserId, room: &RoomName, seq: u64) -> Result<(), StoreError> {
                 sqlx::query(
                     "UPDATE memberships SET last_read_seq =
                         (SELECT CASE WHEN r.last_seq < $3 THEN r.last_seq ELSE $3 END
@@ -300,7 +300,7 @@ macro_rules! sql_directory {
                      WHERE user_id = $1 AND room_id = (SELECT id FROM rooms WHERE name = $2)
                        AND last_read_seq < $3",
                 )
-                .bind(user_id)
+                .bind(user_id.as_str())
                 .bind(room.as_str())
                 .bind(to_db(seq))
                 .execute(&self.pool)
@@ -310,7 +310,7 @@ macro_rules! sql_directory {
 
             async fn member_rooms(
                 &self,
-                user_id: &str,
+                user_id: &UserId,
                 after: Option<&RoomName>,
                 limit: u32,
             ) -> Result<Vec<MemberRoom>, StoreError> {
@@ -322,7 +322,7 @@ macro_rules! sql_directory {
                      WHERE mb.user_id = $1 AND r.name > $2 AND r.deleted_at_ms IS NULL
                      ORDER BY r.name LIMIT $3",
                 )
-                .bind(user_id)
+                .bind(user_id.as_str())
                 .bind(after.map_or("", |r| r.as_str()))
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
@@ -358,9 +358,9 @@ macro_rules! sql_directory {
                 Ok(found)
             }
 
-            async fn room_count(&self, user_id: &str) -> Result<u64, StoreError> {
+            async fn room_count(&self, user_id: &UserId) -> Result<u64, StoreError> {
                 let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM memberships WHERE user_id = $1")
-                    .bind(user_id)
+                    .bind(user_id.as_str())
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(count(n))

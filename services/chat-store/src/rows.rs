@@ -126,7 +126,7 @@ pub(crate) fn to_db(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn corrupt(table: &str, id: i64, column: &str, value: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(table: &str, id: i64, column: &str, value: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!(
         "{table} row {id}: invalid {column} {value:?}",
         value = value.to_string()

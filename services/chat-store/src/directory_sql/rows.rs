@@ -4,7 +4,7 @@
 use crate::directory::{SessionRecord, UserRecord};
 use crate::error::StoreError;
 use crate::rows::MessageRow;
-use chat_domain::Role;
+use chat_domain::{Role, UserId};
 
 pub(super) const USER_COLUMNS: &str = "id, username, email, first_name, last_name, bio, avatar_id, role, disabled, \
                                        created_at_ms, last_login_ms, password_hash";
@@ -29,8 +29,10 @@ impl UserRow {
     pub(super) fn into_record(self) -> Result<UserRecord, StoreError> {
         let role = Role::parse(&self.role)
             .map_err(|_| StoreError::Corrupt(format!("users row {}: invalid role {:?}", self.id, self.role)))?;
+        let id =
+            UserId::parse(&self.id).map_err(|_| StoreError::Corrupt(format!("users row {:?}: invalid id", self.id)))?;
         Ok(UserRecord {
-            id: self.id,
+            id,
             username: self.username,
             email: self.email,
             first_name: self.first_name,

@@ -10,9 +10,18 @@ fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
+/// A user id, as the gateway hands the directory one.
+fn uid(id: &str) -> UserId {
+    UserId::parse(id).unwrap()
+}
+
+fn name(name: &str) -> DisplayName {
+    DisplayName::parse(name).unwrap()
+}
+
 fn new_user(id: &str, username: &str) -> chat_store::NewUser {
     chat_store::NewUser {
-        id: id.into(),
+        id: uid(id),
         username: chat_domain::Username::parse(username).unwrap(),
         email: chat_domain::Email::parse(&format!("{username}@example.com")).unwrap(),
         first_name: chat_domain::PersonName::parse("Ann").unwrap(),
@@ -50,7 +59,7 @@ pub(crate) async fn accounts_and_sessions(db: &TestDb) {
         avatar_id: Some(Some(5)),
         ..Default::default()
     };
-    let updated = dir.update_profile("u:1", &update).await.unwrap().unwrap();
+    let updated = dir.update_profile(&uid("u:1"), &update).await.unwrap().unwrap();
     assert_eq!(
         (updated.bio.as_str(), updated.avatar_id, updated.email.as_str()),
         ("hello\nworld", Some(5), "Ann_L@example.com")
@@ -60,7 +69,11 @@ pub(crate) async fn accounts_and_sessions(db: &TestDb) {
         ..Default::default()
     };
     assert_eq!(
-        dir.update_profile("u:1", &cleared).await.unwrap().unwrap().avatar_id,
+        dir.update_profile(&uid("u:1"), &cleared)
+            .await
+            .unwrap()
+            .unwrap()
+            .avatar_id,
         None
     );
 
@@ -70,10 +83,10 @@ pub(crate) async fn accounts_and_sessions(db: &TestDb) {
     let found = dir.session("hash-of-s1", now()).await.unwrap().unwrap();
     assert_eq!((found.name.as_str(), found.disabled), ("Ann_L", false));
     assert!(dir.session("hash-of-old", now()).await.unwrap().is_none(), "expired");
-    assert_eq!(dir.sessions_of("u:1", now(), 10).await.unwrap().len(), 2);
-    assert!(dir.revoke_session("u:1", "s1").await.unwrap());
+    assert_eq!(dir.sessions_of(&uid("u:1"), now(), 10).await.unwrap().len(), 2);
+    assert!(dir.revoke_session(&uid("u:1"), "s1").await.unwrap());
     assert!(
-        !dir.revoke_session("u:2", "s2").await.unwrap(),
+        !dir.revoke_session(&uid("u:2"), "s2").await.unwrap(),
         "only the owner revokes"
     );
     assert!(dir.session("hash-of-s1", now()).await.unwrap().is_none(), "revoked");
@@ -84,12 +97,12 @@ pub(crate) async fn accounts_and_sessions(db: &TestDb) {
         dir.session("hash-of-s2", now()).await.unwrap().unwrap().role,
         chat_domain::Role::Admin
     );
-    assert!(dir.set_disabled("u:1", true, now()).await.unwrap());
+    assert!(dir.set_disabled(&uid("u:1"), true, now()).await.unwrap());
     assert!(
         dir.session("hash-of-s2", now()).await.unwrap().is_none(),
         "disabling ends sessions"
     );
-    assert!(dir.user_by_id("u:1").await.unwrap().unwrap().disabled);
+    assert!(dir.user_by_id(&uid("u:1")).await.unwrap().unwrap().disabled);
 
     dir.create_user(&new_user("u:3", "bob")).await.unwrap();
     let search = chat_store::Search {
@@ -121,23 +134,33 @@ pub(crate) async fn membership_and_panel_counts(db: &TestDb) {
     }
     use chat_store::Entered;
     assert_eq!(
-        dir.enter("ann", "Ann", &room("alpha"), now()).await.unwrap(),
+        dir.enter(&uid("ann"), &name("Ann"), &room("alpha"), now())
+            .await
+            .unwrap(),
         Entered::Joined
     );
     assert_eq!(
-        dir.enter("ann", "Ann", &room("alpha"), now()).await.unwrap(),
+        dir.enter(&uid("ann"), &name("Ann"), &room("alpha"), now())
+            .await
+            .unwrap(),
         Entered::AlreadyMember
     );
     assert_eq!(
-        dir.enter("ann", "Ann", &room("beta"), now()).await.unwrap(),
+        dir.enter(&uid("ann"), &name("Ann"), &room("beta"), now())
+            .await
+            .unwrap(),
         Entered::Joined
     );
     assert_eq!(
-        dir.enter("ann", "Ann", &room("nope"), now()).await.unwrap(),
+        dir.enter(&uid("ann"), &name("Ann"), &room("nope"), now())
+            .await
+            .unwrap(),
         Entered::RoomNotFound
     );
     assert_eq!(
-        dir.enter("bob", "Bob", &room("alpha"), now()).await.unwrap(),
+        dir.enter(&uid("bob"), &name("Bob"), &room("alpha"), now())
+            .await
+            .unwrap(),
         Entered::Joined
     );
     store
@@ -148,23 +171,29 @@ pub(crate) async fn membership_and_panel_counts(db: &TestDb) {
         ])
         .await
         .unwrap();
-    dir.mark_read("ann", &room("alpha"), 1).await.unwrap();
-    dir.mark_read("ann", &room("alpha"), 0).await.unwrap(); // never lowers
-    let rooms = dir.member_rooms("ann", None, 10).await.unwrap();
+    dir.mark_read(&uid("ann"), &room("alpha"), 1).await.unwrap();
+    dir.mark_read(&uid("ann"), &room("alpha"), 0).await.unwrap(); // never lowers
+    let rooms = dir.member_rooms(&uid("ann"), None, 10).await.unwrap();
     let summary: Vec<(&str, u64, u64, bool)> = rooms
         .iter()
         .map(|r| (r.room.as_str(), r.last_seq, r.unread(), r.last_activity_ms.is_some()))
         .collect();
     assert_eq!(summary, [("alpha", 3, 2, true), ("beta", 0, 0, false)]);
-    dir.mark_read("ann", &room("alpha"), 99).await.unwrap(); // capped at the last seq
-    assert_eq!(dir.member_rooms("ann", None, 10).await.unwrap()[0].last_read_seq, 3);
+    dir.mark_read(&uid("ann"), &room("alpha"), 99).await.unwrap(); // capped at the last seq
     assert_eq!(
-        dir.member_rooms("ann", Some(&room("alpha")), 10).await.unwrap().len(),
+        dir.member_rooms(&uid("ann"), None, 10).await.unwrap()[0].last_read_seq,
+        3
+    );
+    assert_eq!(
+        dir.member_rooms(&uid("ann"), Some(&room("alpha")), 10)
+            .await
+            .unwrap()
+            .len(),
         1,
         "cursor"
     );
-    assert_eq!(dir.room_count("ann").await.unwrap(), 2);
-    assert_eq!(dir.message_count("bob").await.unwrap(), 2);
+    assert_eq!(dir.room_count(&uid("ann")).await.unwrap(), 2);
+    assert_eq!(dir.message_count(&uid("bob")).await.unwrap(), 2);
     // Last seqs by name, for the gateways' repair sweep; unknown rooms are left out.
     let mut seqs = dir
         .last_seqs(&[room("alpha"), room("nope"), room("beta")])
@@ -186,11 +215,13 @@ pub(crate) async fn membership_and_panel_counts(db: &TestDb) {
     let (_, rest) = dir.room_members(&room("alpha"), Some("ann"), 10).await.unwrap();
     assert_eq!(rest.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["Bob"]);
 
-    assert!(dir.leave("ann", &room("beta")).await.unwrap());
-    assert!(!dir.leave("ann", &room("beta")).await.unwrap());
-    assert_eq!(dir.room_count("ann").await.unwrap(), 1);
+    assert!(dir.leave(&uid("ann"), &room("beta")).await.unwrap());
+    assert!(!dir.leave(&uid("ann"), &room("beta")).await.unwrap());
+    assert_eq!(dir.room_count(&uid("ann")).await.unwrap(), 1);
     assert_eq!(
-        dir.enter("ann", "Ann", &room("beta"), now()).await.unwrap(),
+        dir.enter(&uid("ann"), &name("Ann"), &room("beta"), now())
+            .await
+            .unwrap(),
         Entered::Joined,
         "may come back"
     );
@@ -200,7 +231,9 @@ pub(crate) async fn admin_deletes_keep_seqs_and_are_audited(db: &TestDb) {
     let database = db.database().await;
     let (store, dir) = (database.messages, database.directory);
     store.enter_room(&room("lobby")).await.unwrap();
-    dir.enter("ann", "Ann", &room("lobby"), now()).await.unwrap();
+    dir.enter(&uid("ann"), &name("Ann"), &room("lobby"), now())
+        .await
+        .unwrap();
     let outcomes = store
         .append_batch(&[msg("lobby", "ann", "1", "keep"), msg("lobby", "ann", "2", "spam 50%")])
         .await
@@ -235,12 +268,12 @@ pub(crate) async fn admin_deletes_keep_seqs_and_are_audited(db: &TestDb) {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(dir.message_count("ann").await.unwrap(), 1);
+    assert_eq!(dir.message_count(&uid("ann")).await.unwrap(), 1);
 
     assert!(dir.delete_room(&room("lobby"), now()).await.unwrap());
     assert!(!dir.delete_room(&room("lobby"), now()).await.unwrap());
     assert!(store.room(&room("lobby")).await.unwrap().is_none());
-    assert_eq!(dir.room_count("ann").await.unwrap(), 0, "members removed");
+    assert_eq!(dir.room_count(&uid("ann")).await.unwrap(), 0, "members removed");
     let refused = store.append_batch(&[msg("lobby", "ann", "3", "late")]).await.unwrap();
     assert_eq!(
         refused,
@@ -281,19 +314,19 @@ pub(crate) async fn uploads_round_trip_and_image_messages_carry_them(db: &TestDb
     let database = db.database().await;
     let (store, blobs) = (database.messages, database.blobs);
     let bytes = b"\x89PNG\r\n\x1a\n\0\0binary".to_vec();
-    let id = blobs.put("ann", "image/png", &bytes, now()).await.unwrap();
+    let id = blobs.put(&uid("ann"), "image/png", &bytes, now()).await.unwrap();
     let blob = blobs.get(id).await.unwrap().unwrap();
     assert_eq!(
         (blob.bytes, blob.content_type.as_str(), blob.owner_id.as_str()),
         (bytes, "image/png", "ann")
     );
-    assert_eq!(blobs.owner(id).await.unwrap().as_deref(), Some("ann"));
-    assert!(blobs.get(id + 1).await.unwrap().is_none());
+    assert_eq!(blobs.owner(id).await.unwrap(), Some(uid("ann")));
+    assert!(blobs.get(UploadId::new(id.get() + 1).unwrap()).await.unwrap().is_none());
 
     store.enter_room(&room("pics")).await.unwrap();
     let mut image = msg("pics", "ann", "img", "caption");
     image.kind = MessageKind::Image;
-    let upload = UploadId::new(id).unwrap();
+    let upload = id;
     image.attachment = Some(upload);
     store.append_batch(&[image]).await.unwrap();
     let history = store.history_after(&room("pics"), 0, 10).await.unwrap();

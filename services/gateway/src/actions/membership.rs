@@ -16,7 +16,7 @@ pub async fn become_member(app: &AppState, principal: &Principal, room: &RoomNam
     let user = &principal.author.id;
     let entered = app
         .directory()
-        .enter(user.as_str(), principal.author.name.as_str(), room, now_ms())
+        .enter(user, &principal.author.name, room, now_ms())
         .await?;
     match entered {
         Entered::Joined => {
@@ -39,7 +39,7 @@ pub async fn become_member(app: &AppState, principal: &Principal, room: &RoomNam
 /// Ends the caller's membership of `room`: off their panel, no notifications. They may
 /// enter it again.
 pub async fn leave(app: &AppState, user: &UserId, room: &RoomName) -> Result<(), GatewayError> {
-    if !app.directory().leave(user.as_str(), room).await? {
+    if !app.directory().leave(user, room).await? {
         return Err(GatewayError::new(
             ErrorCode::NotFound,
             "you are not a member of this room",
@@ -59,5 +59,5 @@ pub async fn leave(app: &AppState, user: &UserId, room: &RoomName) -> Result<(),
 
 /// Raises the user's read marker in `room` to `seq`: the panel's unread count follows it.
 pub async fn mark_read(app: &AppState, user: &UserId, room: &RoomName, seq: u64) -> Result<(), GatewayError> {
-    Ok(app.directory().mark_read(user.as_str(), room, seq).await?)
+    Ok(app.directory().mark_read(user, room, seq).await?)
 }

@@ -77,7 +77,7 @@ pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, JsonBody(b
     let password = Password::new_for(&body.password, &username)?;
     let auth = app.auth();
     let user = NewUser {
-        id: format!("u:{}", uuid::Uuid::new_v4().simple()),
+        id: UserId::parse(&format!("u:{}", uuid::Uuid::new_v4().simple())).expect("account ids are valid"),
         username,
         email,
         first_name,
@@ -99,11 +99,10 @@ pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, JsonBody(b
     session_response(&app, author, IdentityKind::Account, role, user_agent(&headers)).await
 }
 
-fn account_author(id: &str, username: &str) -> Result<Author, GatewayError> {
-    let corrupt = |_| GatewayError::new(ErrorCode::Internal, "internal error");
+fn account_author(id: &UserId, username: &str) -> Result<Author, GatewayError> {
     Ok(Author {
-        id: UserId::parse(id).map_err(corrupt)?,
-        name: DisplayName::parse(username).map_err(corrupt)?,
+        id: id.clone(),
+        name: DisplayName::parse(username).map_err(|_| GatewayError::internal())?,
     })
 }
 
@@ -194,7 +193,7 @@ pub async fn log_out(State(app): State<AppState>, Session(principal): Session) -
 
 async fn end_session(app: &AppState, principal: &Principal, session: &str) -> Result<bool, GatewayError> {
     let user = &principal.author.id;
-    let ended = app.directory().revoke_session(user.as_str(), session).await?;
+    let ended = app.directory().revoke_session(user, session).await?;
     if ended {
         let control = Control::EndSessions {
             user: user.clone(),
@@ -211,7 +210,7 @@ async fn end_session(app: &AppState, principal: &Principal, session: &str) -> Re
 pub async fn list_sessions(State(app): State<AppState>, Session(principal): Session) -> ApiResult {
     let sessions: Vec<SessionRecord> = app
         .directory()
-        .sessions_of(principal.author.id.as_str(), now_ms(), MAX_SESSIONS_LISTED)
+        .sessions_of(&principal.author.id, now_ms(), MAX_SESSIONS_LISTED)
         .await?;
     let current = principal.session_id.as_deref();
     Ok(Json(SessionList {

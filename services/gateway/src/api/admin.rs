@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chat_bus::EventKind;
 use chat_domain::protocol::{HistoryItem, ServerFrame};
-use chat_domain::{RoomName, UserId, Username};
+use chat_domain::{RoomName, Username};
 use chat_store::{NewAuditEntry, Search};
 
 async fn audit(
@@ -123,17 +123,21 @@ pub async fn set_disabled(
         .user_by_username(username.as_str())
         .await?
         .ok_or_else(|| GatewayError::not_found("user"))?;
-    if user.id == admin.author.id.as_str() && body.disabled {
+    if user.id == admin.author.id && body.disabled {
         return Err(GatewayError::forbidden("you cannot disable your own account"));
     }
     app.directory().set_disabled(&user.id, body.disabled, now_ms()).await?;
     let action = if body.disabled { "disable_user" } else { "enable_user" };
     audit(&app, &admin, action, &user.username, "").await?;
     if body.disabled {
-        // The store hands back what it holds; an id that no longer parses has no sockets.
-        if let Ok(user) = UserId::parse(&user.id) {
-            announce(&app, Control::EndSessions { user, session: None }).await;
-        }
+        announce(
+            &app,
+            Control::EndSessions {
+                user: user.id,
+                session: None,
+            },
+        )
+        .await;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

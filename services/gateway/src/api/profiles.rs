@@ -18,7 +18,7 @@ use chat_store::ProfileUpdate;
 pub async fn my_profile(State(app): State<AppState>, Account(principal): Account) -> ApiResult {
     let user = app
         .directory()
-        .user_by_id(principal.author.id.as_str())
+        .user_by_id(&principal.author.id)
         .await?
         .ok_or_else(|| GatewayError::not_found("user"))?;
     let mut profile = OwnProfile::from(&user);
@@ -50,7 +50,7 @@ pub async fn update_profile(
     }
     let user = app
         .directory()
-        .update_profile(principal.author.id.as_str(), &update)
+        .update_profile(&principal.author.id, &update)
         .await?
         .ok_or_else(|| GatewayError::not_found("user"))?;
     Ok(Json(OwnProfile::from(&user)).into_response())

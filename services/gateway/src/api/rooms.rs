@@ -177,7 +177,7 @@ pub async fn panel(
 ) -> ApiResult {
     let after = page.after.as_deref().map(RoomName::parse).transpose()?;
     let limit = limit(page.limit)?;
-    let user = principal.author.id.as_str();
+    let user = &principal.author.id;
     let directory = app.directory();
     let profile = match principal.kind {
         IdentityKind::Account => directory.user_by_id(user).await?,

@@ -107,7 +107,7 @@ pub struct ProfileView {
 impl From<&UserRecord> for ProfileView {
     fn from(u: &UserRecord) -> Self {
         Self {
-            id: u.id.clone(),
+            id: u.id.to_string(),
             username: u.username.clone(),
             first_name: u.first_name.clone(),
             last_name: u.last_name.clone(),

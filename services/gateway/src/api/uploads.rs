@@ -58,9 +58,8 @@ pub async fn upload(
     };
     let id = app
         .blobs()
-        .put(principal.author.id.as_str(), kind.mime(), &bytes, now_ms())
+        .put(&principal.author.id, kind.mime(), &bytes, now_ms())
         .await?;
-    let id = UploadId::new(id).map_err(|_| GatewayError::internal())?;
     Ok((
         StatusCode::CREATED,
         axum::Json(UploadView {
@@ -81,6 +80,8 @@ pub async fn upload(
         (status = 404, body = ErrorBody),
     ))]
 pub async fn download(State(app): State<AppState>, _: Session, PathParams(id): PathParams<i64>) -> ApiResult {
+    // An id no upload can have names none.
+    let id = UploadId::new(id).map_err(|_| GatewayError::not_found("upload"))?;
     let blob = app
         .blobs()
         .get(id)

@@ -64,11 +64,10 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
 
     let id = app.next_conn_id();
     // The user's rooms, for notifications: read once here, then kept current by the bus.
-    let member_rooms = match Box::pin(app.directory().member_rooms(
-        principal.author.id.as_str(),
-        None,
-        MAX_WATCHED_ROOMS,
-    ))
+    let member_rooms = match Box::pin(
+        app.directory()
+            .member_rooms(&principal.author.id, None, MAX_WATCHED_ROOMS),
+    )
     .await
     {
         Ok(rooms) => rooms.into_iter().map(|r| r.room).collect(),

@@ -109,7 +109,8 @@ async fn an_oversized_upload_is_refused_without_being_read_whole() {
         "the server pulled {pulled} bytes of an endless upload"
     );
     let database = cluster.database().await;
-    assert!(database.blobs.get(1).await.unwrap().is_none(), "nothing was stored");
+    let first = chat_domain::UploadId::new(1).unwrap();
+    assert!(database.blobs.get(first).await.unwrap().is_none(), "nothing was stored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
