@@ -12,7 +12,9 @@ pub mod v1 {
     tonic::include_proto!("chat.v1");
 }
 
-use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, ErrorCode, MessageKind, RoomName, UploadId, UserId};
+use chat_domain::{
+    Author, ChatMessage, ClientMsgId, DisplayName, ErrorCode, MessageId, MessageKind, RoomName, UploadId, UserId,
+};
 use tonic::{Code, Status};
 
 /// gRPC metadata key that carries the stable [`ErrorCode`] of a failed call.
@@ -118,7 +120,7 @@ impl TryFrom<v1::Author> for Author {
 impl From<&ChatMessage> for v1::ChatMessage {
     fn from(m: &ChatMessage) -> Self {
         Self {
-            id: m.id,
+            id: m.id.get(),
             room: m.room.as_str().to_owned(),
             seq: m.seq,
             author: Some((&m.author).into()),
@@ -136,7 +138,7 @@ impl TryFrom<v1::ChatMessage> for ChatMessage {
     type Error = ConversionError;
     fn try_from(m: v1::ChatMessage) -> Result<Self, Self::Error> {
         Ok(ChatMessage {
-            id: m.id,
+            id: MessageId::new(m.id).map_err(|e| invalid("id", e))?,
             room: RoomName::parse(&m.room).map_err(|e| invalid("room", e))?,
             seq: m.seq,
             author: m.author.ok_or_else(|| invalid("author", "missing"))?.try_into()?,

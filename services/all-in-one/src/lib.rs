@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-pub const DEFAULTS: &str = r#"
+pub const DEFAULTS: &str = concat!(
+    r#"
 listen = "127.0.0.1:8080"
 ops_listen = "127.0.0.1:9090"
 data_dir = "./data"
@@ -29,15 +30,9 @@ admins = []
 max_upload_bytes = 5242880
 send_rate_per_sec = 20.0
 send_burst = 40
-
-[log]
-format = "text"
-level = "info"
-[telemetry]
-otlp_endpoint = ""
-otlp_protocol = "grpc"
-sampling_ratio = 1.0
-"#;
+"#,
+    chat_common::shared_defaults!()
+);
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]

@@ -73,11 +73,25 @@ async fn metrics(State(state): State<OpsState>) -> Response {
         .into_response()
 }
 
+/// A listener that could not be bound, and where.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct ListenError {
+    pub addr: std::net::SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// Binds a listener (port 0 picks a free port) and returns it with the address it got.
-pub async fn listen(addr: std::net::SocketAddr) -> std::io::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    Ok((listener, local))
+pub async fn listen(
+    addr: std::net::SocketAddr,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), ListenError> {
+    let bound = async {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        Ok((listener, local))
+    };
+    bound.await.map_err(|source| ListenError { addr, source })
 }
 
 /// Asks a service's own ops endpoint whether it answers 200: the container health check,

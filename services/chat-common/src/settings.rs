@@ -21,6 +21,23 @@ pub enum SettingsError {
 }
 
 /// Loads settings from `defaults` (TOML), the optional `file`, and the environment.
+/// The defaults every binary shares (`[log]` and `[telemetry]`), as a string literal to
+/// `concat!` onto a binary's own `DEFAULTS`, so the three binaries cannot drift apart.
+#[macro_export]
+macro_rules! shared_defaults {
+    () => {
+        r#"
+[log]
+format = "text"
+level = "info"
+[telemetry]
+otlp_endpoint = ""
+otlp_protocol = "grpc"
+sampling_ratio = 1.0
+"#
+    };
+}
+
 pub fn load<T: DeserializeOwned>(defaults: &str, file: Option<&Path>) -> Result<T, SettingsError> {
     load_with_env(defaults, file, std::env::vars())
 }

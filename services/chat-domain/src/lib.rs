@@ -15,10 +15,12 @@ pub mod error;
 pub mod message;
 pub mod names;
 pub mod protocol;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod upload;
 
 pub use account::{Bio, Email, Password, PersonName, Role, Username};
 pub use error::{CloseCode, ErrorCode};
-pub use message::{Author, ChatMessage, MessageBody, MessageKind};
+pub use message::{Author, ChatMessage, MessageBody, MessageId, MessageKind};
 pub use names::{ClientMsgId, DisplayName, MessageText, NameError, RoomName, UserId};
 pub use upload::UploadId;

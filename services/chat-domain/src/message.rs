@@ -7,7 +7,7 @@
 //! message came by.
 
 use crate::error::ErrorCode;
-use crate::names::{ClientMsgId, DisplayName, MessageText, NameError, RoomName, UserId};
+use crate::names::{ClientMsgId, DisplayName, MessageText, NameError, RoomName, UserId, positive_id};
 use crate::upload::UploadId;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
@@ -38,6 +38,13 @@ impl MessageKind {
     }
 }
 
+positive_id!(
+    /// A committed message's id, as the database assigned it: positive. It names a message
+    /// to delete, and every frame that carries a message carries it.
+    MessageId,
+    "a message id is a positive number"
+);
+
 /// Who wrote a message, as the server knows it from the session. Never taken from a frame.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -51,7 +58,7 @@ pub struct Author {
 /// A message as committed: it has its room's `seq` and the database id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatMessage {
-    pub id: i64,
+    pub id: MessageId,
     pub room: RoomName,
     pub seq: u64,
     pub author: Author,
@@ -113,21 +120,7 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> ChatMessage {
-        ChatMessage {
-            id: 7,
-            room: RoomName::parse("lobby").unwrap(),
-            seq: 3,
-            author: Author {
-                id: UserId::parse("guest:1").unwrap(),
-                name: DisplayName::parse("Ann").unwrap(),
-            },
-            text: "<b>hi</b> \"there\"".into(),
-            client_msg_id: ClientMsgId::parse("c-1").unwrap(),
-            kind: MessageKind::Text,
-            sent_at_ms: 1_700_000_000_123,
-            attachment: None,
-            deleted: false,
-        }
+        crate::testing::message()
     }
 
     #[test]

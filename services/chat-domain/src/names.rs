@@ -81,6 +81,48 @@ macro_rules! string_newtype {
     };
 }
 
+/// A positive id the database assigned (a message's, an upload's): a newtype whose `new`
+/// refuses anything else, serialized as the plain number.
+macro_rules! positive_id {
+    ($(#[$doc:meta])* $name:ident, $refusal:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(i64);
+
+        impl $name {
+            pub fn new(id: i64) -> Result<Self, $crate::names::NameError> {
+                if id <= 0 {
+                    return Err($crate::names::NameError::new($crate::error::ErrorCode::InvalidArgument, $refusal));
+                }
+                Ok(Self(id))
+            }
+
+            pub fn get(self) -> i64 {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_i64(self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Self::new(i64::deserialize(d)?).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use positive_id;
+
 /// A room's name: 1 to 64 characters of `a-z 0-9 _ . -`, starting with a letter or digit.
 /// Names are case-insensitive: `General` and `general` are the same room, stored lowercase.
 /// The restricted alphabet keeps names safe in URLs, stream keys and logs.

@@ -2,49 +2,15 @@
 //! client claims: a file named `.png` that holds HTML must not be served as anything a
 //! browser would run.
 
-use crate::error::ErrorCode;
-use crate::names::NameError;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::fmt;
+use crate::names::positive_id;
 
-/// An upload's id: positive, as the database assigns them. A message's attachment and an
-/// avatar name one; who may use it is checked where it is used (an upload of one's own).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UploadId(i64);
-
-impl UploadId {
-    pub fn new(id: i64) -> Result<Self, NameError> {
-        if id <= 0 {
-            return Err(NameError::new(
-                ErrorCode::InvalidArgument,
-                "an upload id is a positive number",
-            ));
-        }
-        Ok(Self(id))
-    }
-
-    pub fn get(self) -> i64 {
-        self.0
-    }
-}
-
-impl fmt::Display for UploadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl Serialize for UploadId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_i64(self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for UploadId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Self::new(i64::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
-}
+positive_id!(
+    /// An upload's id: positive, as the database assigns them. A message's attachment and
+    /// an avatar name one; who may use it is checked where it is used (an upload of one's
+    /// own).
+    UploadId,
+    "an upload id is a positive number"
+);
 
 /// The image types accepted for avatars and image messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 use crate::error::StoreError;
 use crate::rows::{InsertedRow, MessageRow, RoomRow};
 use crate::store::{AppendOutcome, NewMessage};
-use chat_domain::{ChatMessage, RoomName};
+use chat_domain::{ChatMessage, MessageId, RoomName};
 use std::collections::{HashMap, HashSet};
 
 /// The distinct room names of a batch, sorted so the lock query's input is deterministic.
@@ -33,19 +33,10 @@ pub(crate) fn repeats_a_key(batch: &[NewMessage]) -> bool {
 }
 
 /// The message as stored: what the sender sent, with the id, seq and time the database gave it.
-pub(crate) fn stored_message(m: &NewMessage, id: i64, seq: u64, sent_at_ms: i64) -> ChatMessage {
-    ChatMessage {
-        id,
-        room: m.room.clone(),
-        seq,
-        author: m.author.clone(),
-        text: m.text.as_str().to_owned(),
-        client_msg_id: m.client_msg_id.clone(),
-        kind: m.kind,
-        sent_at_ms,
-        attachment: m.attachment,
-        deleted: false,
-    }
+/// An id that is not positive was not the database's: corrupt.
+pub(crate) fn stored_message(m: &NewMessage, id: i64, seq: u64, sent_at_ms: i64) -> Result<ChatMessage, StoreError> {
+    let id = MessageId::new(id).map_err(|_| StoreError::Corrupt(format!("insert returned message id {id}")))?;
+    Ok(m.committed(id, seq, sent_at_ms))
 }
 
 /// What the one-round-trip append of new messages hands back, one row per locked room
@@ -100,7 +91,7 @@ pub(crate) fn outcomes_of_new(
             .remove(&(*room_id, seq))
             .ok_or_else(|| StoreError::Corrupt(format!("insert returned no row for room {room_id} seq {seq}")))?;
         let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("room {room_id} seq {seq}")))?;
-        outcomes.push(AppendOutcome::Stored(stored_message(message, id, seq, created_at_ms)));
+        outcomes.push(AppendOutcome::Stored(stored_message(message, id, seq, created_at_ms)?));
     }
     if !inserted.is_empty() {
         return Err(StoreError::Corrupt(format!(
@@ -267,7 +258,7 @@ impl Assigned<'_> {
                     row.room_id, row.seq
                 ))
             })?;
-            stored.push(stored_message(row.message, ins.id, row.seq as u64, ins.created_at_ms));
+            stored.push(stored_message(row.message, ins.id, row.seq as u64, ins.created_at_ms)?);
         }
         Ok(self
             .slots

@@ -21,13 +21,7 @@ pub struct Blob {
 #[async_trait::async_trait]
 pub trait Blobs: Send + Sync + 'static {
     /// Stores the bytes; returns the new upload's id.
-    async fn put(
-        &self,
-        owner_id: &UserId,
-        content_type: &str,
-        bytes: &[u8],
-        now_ms: i64,
-    ) -> Result<UploadId, StoreError>;
+    async fn put(&self, owner: &UserId, content_type: &str, bytes: &[u8], now_ms: i64) -> Result<UploadId, StoreError>;
     async fn get(&self, id: UploadId) -> Result<Option<Blob>, StoreError>;
     /// Who uploaded it, without reading the bytes: for checking an attachment.
     async fn owner(&self, id: UploadId) -> Result<Option<UserId>, StoreError>;

@@ -6,7 +6,7 @@
 //! two cannot drift apart; `directory_sql` instantiates it for each pool type.
 
 use crate::error::StoreError;
-use chat_domain::{Bio, ChatMessage, DisplayName, Email, PersonName, Role, RoomName, UserId, Username};
+use chat_domain::{Bio, ChatMessage, DisplayName, Email, MessageId, PersonName, Role, RoomName, UserId, Username};
 
 /// A registered user as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,7 +115,7 @@ pub enum Entered {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeletedMessage {
     pub room: RoomName,
-    pub id: i64,
+    pub id: MessageId,
     pub seq: u64,
 }
 
@@ -222,7 +222,7 @@ pub trait Directory: Send + Sync + 'static {
     ) -> Result<Vec<ChatMessage>, StoreError>;
     /// Admin: erases a message, keeping its seq as a tombstone. `None` when no such
     /// message, or it was deleted already.
-    async fn delete_message(&self, id: i64, now_ms: i64) -> Result<Option<DeletedMessage>, StoreError>;
+    async fn delete_message(&self, id: MessageId, now_ms: i64) -> Result<Option<DeletedMessage>, StoreError>;
     /// Admin: deletes a room: its messages are erased and its members removed; the name
     /// can be entered again later, as a new empty room that continues the old seqs.
     async fn delete_room(&self, room: &RoomName, now_ms: i64) -> Result<bool, StoreError>;

@@ -14,7 +14,7 @@ use crate::directory::{
 use crate::error::StoreError;
 use crate::rows::{RoomRow, message_columns, room_columns, to_db};
 use crate::store::RoomInfo;
-use chat_domain::{ChatMessage, DisplayName, Role, RoomName, UserId};
+use chat_domain::{ChatMessage, DisplayName, MessageId, Role, RoomName, UserId};
 use rows::{
     AuditRow, MemberRoomRow, NamedMessageRow, SESSION_COLUMNS, SessionLookupRow, SessionRow, USER_COLUMNS, UserRow,
 };
@@ -441,13 +441,13 @@ macro_rules! sql_directory {
                     .collect()
             }
 
-            async fn delete_message(&self, id: i64, now_ms: i64) -> Result<Option<DeletedMessage>, StoreError> {
+            async fn delete_message(&self, id: MessageId, now_ms: i64) -> Result<Option<DeletedMessage>, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let found: Option<(String, i64)> = sqlx::query_as(
                     "SELECT r.name, m.seq FROM messages m JOIN rooms r ON r.id = m.room_id
                      WHERE m.id = $1 AND m.deleted_at_ms IS NULL",
                 )
-                .bind(id)
+                .bind(id.get())
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some((room, seq)) = found else { return Ok(None) };
@@ -455,7 +455,7 @@ macro_rules! sql_directory {
                     "UPDATE messages SET body = '', attachment_id = NULL, deleted_at_ms = $2
                      WHERE id = $1 AND deleted_at_ms IS NULL",
                 )
-                .bind(id)
+                .bind(id.get())
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?;

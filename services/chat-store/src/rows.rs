@@ -6,7 +6,7 @@
 
 use crate::error::StoreError;
 use crate::store::RoomInfo;
-use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, MessageKind, RoomName, UploadId, UserId};
+use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, MessageId, MessageKind, RoomName, UploadId, UserId};
 
 /// The columns of [`RoomRow`], for `SELECT` lists and `RETURNING` clauses. Macros rather
 /// than consts so that queries are assembled with `concat!` at compile time.
@@ -77,7 +77,7 @@ impl MessageRow {
         let id = self.id;
         let bad = |column: &str, value: &dyn std::fmt::Display| corrupt("messages", id, column, value);
         Ok(ChatMessage {
-            id,
+            id: MessageId::new(id).map_err(|_| bad("id", &id))?,
             room,
             seq: seq_from_db(self.seq)
                 .filter(|s| *s > 0)

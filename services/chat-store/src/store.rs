@@ -1,7 +1,7 @@
 //! The backend-neutral contract: what a store promises, whichever database is behind it.
 
 use crate::error::StoreError;
-use chat_domain::{Author, ChatMessage, ClientMsgId, MessageKind, MessageText, RoomName, UploadId};
+use chat_domain::{Author, ChatMessage, ClientMsgId, MessageId, MessageKind, MessageText, RoomName, UploadId};
 
 /// A room as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +27,25 @@ pub struct NewMessage {
     pub kind: MessageKind,
     /// The upload an image message shows; checked to be the author's before it gets here.
     pub attachment: Option<UploadId>,
+}
+
+impl NewMessage {
+    /// The message once committed with this id, seq and time: what the sender sent, as
+    /// history and the fan-out show it.
+    pub fn committed(&self, id: MessageId, seq: u64, sent_at_ms: i64) -> ChatMessage {
+        ChatMessage {
+            id,
+            room: self.room.clone(),
+            seq,
+            author: self.author.clone(),
+            text: self.text.as_str().to_owned(),
+            client_msg_id: self.client_msg_id.clone(),
+            kind: self.kind,
+            sent_at_ms,
+            attachment: self.attachment,
+            deleted: false,
+        }
+    }
 }
 
 /// What became of one message of a batch.

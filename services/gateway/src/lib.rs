@@ -60,19 +60,14 @@ use state::AppState;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] ops::ListenError),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("cannot subscribe to the bus: {0}")]
@@ -119,12 +114,6 @@ impl Readiness for Ready {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
-    ops::listen(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })
-}
-
 impl Gateway {
     /// Binds both listeners (port 0 picks a free port), subscribes to the bus and serves
     /// until `shutdown` is cancelled; then every socket gets close code 1012 after its
@@ -140,8 +129,8 @@ impl Gateway {
         also_metrics: Vec<Arc<Registry>>,
     ) -> Result<Self, StartError> {
         settings.validate().map_err(|e| StartError::Config(e.to_string()))?;
-        let (listener, addr) = bind(settings.listen).await?;
-        let (ops_listener, ops_addr) = bind(settings.ops_listen).await?;
+        let (listener, addr) = ops::listen(settings.listen).await?;
+        let (ops_listener, ops_addr) = ops::listen(settings.ops_listen).await?;
 
         let mut registry = Registry::default();
         let metrics = metrics::Metrics::register(&mut registry);

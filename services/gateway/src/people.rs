@@ -182,20 +182,16 @@ mod tests {
     use super::*;
 
     fn message_frame(author: &str) -> bytes::Bytes {
+        let message = chat_domain::testing::message();
         chat_domain::ChatMessage {
-            id: 1,
             room: RoomName::parse("b").unwrap(),
             seq: 7,
             author: chat_domain::Author {
                 id: UserId::parse(author).unwrap(),
-                name: chat_domain::DisplayName::parse("Bob").unwrap(),
+                ..message.author.clone()
             },
             text: "hello".into(),
-            client_msg_id: chat_domain::ClientMsgId::parse("c-1").unwrap(),
-            kind: chat_domain::MessageKind::Text,
-            sent_at_ms: 0,
-            attachment: None,
-            deleted: false,
+            ..message
         }
         .to_frame()
     }

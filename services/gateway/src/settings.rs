@@ -8,7 +8,8 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub const DEFAULTS: &str = r#"
+pub const DEFAULTS: &str = concat!(
+    r#"
 listen = "127.0.0.1:8080"
 ops_listen = "127.0.0.1:9090"
 static_dir = "static"
@@ -66,15 +67,9 @@ key_prefix = "sc"
 shards = 8
 max_len = 100000
 block_ms = 2000
-
-[log]
-format = "text"
-level = "info"
-[telemetry]
-otlp_endpoint = ""
-otlp_protocol = "grpc"
-sampling_ratio = 1.0
-"#;
+"#,
+    chat_common::shared_defaults!()
+);
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]

@@ -101,22 +101,15 @@ mod tests {
     #[test]
     fn every_server_frame_reads_back_with_the_fields_it_carries() {
         use chat_domain::protocol::ServerFrame;
-        use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, ErrorCode, MessageKind, RoomName, UserId};
+        use chat_domain::{ChatMessage, ClientMsgId, ErrorCode, MessageId, RoomName};
         let room = RoomName::parse("lg-abc-1").unwrap();
         let message = ChatMessage {
-            id: 1043,
+            id: MessageId::new(1043).unwrap(),
             room: room.clone(),
             seq: 43,
-            author: Author {
-                id: UserId::parse("guest:1").unwrap(),
-                name: DisplayName::parse("Ann").unwrap(),
-            },
             text: "lg:1:2:3 \"quoted\"".into(),
             client_msg_id: ClientMsgId::parse("lg-2").unwrap(),
-            kind: MessageKind::Text,
-            sent_at_ms: 1_700_000_000_000,
-            attachment: None,
-            deleted: false,
+            ..chat_domain::testing::message()
         };
         let frames = [
             ServerFrame::Message((&message).into()),
@@ -125,7 +118,7 @@ mod tests {
             ServerFrame::error(ErrorCode::RateLimited, "slow down", Some("lg-3")),
             ServerFrame::left(&room),
             ServerFrame::notify(&(&message).into()),
-            ServerFrame::deleted(&room, 1043, 43),
+            ServerFrame::deleted(&room, MessageId::new(1043).unwrap(), 43),
             ServerFrame::room_deleted(&room),
         ];
         for frame in frames {

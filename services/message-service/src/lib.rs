@@ -25,18 +25,13 @@ use settings::Settings;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] ops::ListenError),
     #[error("cannot open the database: {0}")]
     Store(#[from] chat_store::StoreError),
     #[error("cannot connect to the bus: {0}")]
@@ -77,12 +72,6 @@ impl Readiness for Ready {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
-    ops::listen(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })
-}
-
 impl MessageService {
     /// Binds both listeners (port 0 picks a free port) and starts serving. Stops when
     /// `shutdown` is cancelled: no new calls, in-flight batches commit and publish, within
@@ -93,8 +82,8 @@ impl MessageService {
         bus: Arc<dyn Bus>,
         shutdown: CancellationToken,
     ) -> Result<Self, StartError> {
-        let (grpc_listener, grpc_addr) = bind(settings.grpc_listen).await?;
-        let (ops_listener, ops_addr) = bind(settings.ops_listen).await?;
+        let (grpc_listener, grpc_addr) = ops::listen(settings.grpc_listen).await?;
+        let (ops_listener, ops_addr) = ops::listen(settings.ops_listen).await?;
 
         let mut registry = Registry::default();
         let metrics = metrics::Metrics::register(&mut registry);

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
 
-pub const DEFAULTS: &str = r#"
+pub const DEFAULTS: &str = concat!(
+    r#"
 grpc_listen = "127.0.0.1:50051"
 ops_listen = "127.0.0.1:9091"
 drain_timeout_secs = 10
@@ -32,15 +33,9 @@ queue = 20000
 [history]
 default_limit = 50
 max_limit = 500
-
-[log]
-format = "text"
-level = "info"
-[telemetry]
-otlp_endpoint = ""
-otlp_protocol = "grpc"
-sampling_ratio = 1.0
-"#;
+"#,
+    chat_common::shared_defaults!()
+);
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]

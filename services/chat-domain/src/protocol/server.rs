@@ -7,7 +7,7 @@
 //! every receiver.
 
 use crate::error::ErrorCode;
-use crate::message::{Author, ChatMessage, MessageKind, format_millis, upload_url};
+use crate::message::{Author, ChatMessage, MessageId, MessageKind, format_millis, upload_url};
 use crate::names::{ClientMsgId, RoomName};
 use crate::upload::UploadId;
 use bytes::Bytes;
@@ -36,7 +36,7 @@ pub enum ServerFrame {
     /// A send is committed with this `seq`.
     Ack(AckFrame),
     /// An administrator deleted message `id` (seq `seq`) of `room`; clients remove it.
-    Deleted { room: RoomName, id: i64, seq: u64 },
+    Deleted { room: RoomName, id: MessageId, seq: u64 },
     /// An administrator deleted the room; the socket no longer receives it.
     RoomDeleted { room: RoomName },
     /// A new message in a room the user belongs to but has not joined on this socket.
@@ -64,7 +64,8 @@ pub struct MessageFrame {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub room: RoomName,
     pub seq: u64,
-    pub id: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub id: MessageId,
     pub user: Author,
     /// Validated when it was sent; read back as stored.
     pub text: String,
@@ -115,7 +116,8 @@ pub struct AckFrame {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub room: RoomName,
     pub seq: u64,
-    pub id: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub id: MessageId,
     pub sent_at: String,
     /// True when this `client_msg_id` was stored before: this repeats the original.
     pub duplicate: bool,
@@ -183,7 +185,7 @@ impl ServerFrame {
         Self::Ack(AckFrame::new(message, duplicate))
     }
 
-    pub fn deleted(room: &RoomName, id: i64, seq: u64) -> Self {
+    pub fn deleted(room: &RoomName, id: MessageId, seq: u64) -> Self {
         Self::Deleted {
             room: room.clone(),
             id,
@@ -273,7 +275,7 @@ mod tests {
                    "sent_at": "2023-11-14T22:13:20.123Z", "duplicate": true})
         );
         assert_eq!(
-            json_of(&ServerFrame::deleted(&room, 7, 3)),
+            json_of(&ServerFrame::deleted(&room, MessageId::new(7).unwrap(), 3)),
             json!({"type": "deleted", "room": "lobby", "id": 7, "seq": 3})
         );
         assert_eq!(
@@ -308,7 +310,7 @@ mod tests {
             ServerFrame::left(&room),
             ServerFrame::Message((&message).into()),
             ServerFrame::ack(&message, false),
-            ServerFrame::deleted(&room, 7, 3),
+            ServerFrame::deleted(&room, MessageId::new(7).unwrap(), 3),
             ServerFrame::room_deleted(&room),
             ServerFrame::notify(&(&message).into()),
             ServerFrame::error(ErrorCode::RateLimited, "slow down", Some("c-1")),

@@ -79,7 +79,7 @@ pub(crate) async fn a_batch_over_several_rooms_gets_gapless_seqs_in_input_order(
         assert_eq!(m.kind, MessageKind::Text);
         assert!((before - 60_000..now_ms() + 60_000).contains(&m.sent_at_ms), "{m:?}");
     }
-    let ids: BTreeSet<i64> = outcomes.iter().map(|o| stored(o).id).collect();
+    let ids: BTreeSet<_> = outcomes.iter().map(|o| stored(o).id).collect();
     assert_eq!(ids.len(), batch.len(), "every message gets its own id");
 
     assert_eq!(store.room(&room("red")).await.unwrap().unwrap().last_seq, 3);

@@ -7,7 +7,7 @@ use super::schema::{
     AdminMessagesPage, AuditPage, AuditQuery, AuditView, ErrorBody, MessageSearch, OwnProfile, RoomView, RoomsPage,
     SearchPage, SetDisabled, UsersPage,
 };
-use super::{ApiResult, limit, next_cursor, text_param};
+use super::{ApiResult, account_named, limit, next_cursor, text_param};
 use crate::actions::announce::{announce, publish_unsequenced};
 use crate::auth::{Principal, now_ms};
 use crate::control::Control;
@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chat_bus::EventKind;
 use chat_domain::protocol::{HistoryItem, ServerFrame};
-use chat_domain::{RoomName, Username};
+use chat_domain::{MessageId, RoomName};
 use chat_store::{NewAuditEntry, Search};
 
 async fn audit(
@@ -116,11 +116,7 @@ pub async fn set_disabled(
     PathParams(username): PathParams<String>,
     JsonBody(body): JsonBody<SetDisabled>,
 ) -> ApiResult {
-    // A name that breaks the username rules (a NUL, say) names no account.
-    let username = Username::parse(&username).map_err(|_| GatewayError::not_found("user"))?;
-    let user = app
-        .directory()
-        .user_by_username(username.as_str())
+    let user = account_named(&app, &username)
         .await?
         .ok_or_else(|| GatewayError::not_found("user"))?;
     if user.id == admin.author.id && body.disabled {
@@ -157,7 +153,7 @@ pub async fn messages(State(app): State<AppState>, _: Admin, QueryParams(q): Que
             limit,
         )
         .await?;
-    let next_before_id = next_cursor(&found, limit, |m| m.id);
+    let next_before_id = next_cursor(&found, limit, |m| m.id.get());
     Ok(Json(AdminMessagesPage {
         messages: HistoryItem::messages(&found),
         next_before_id,
@@ -175,6 +171,8 @@ pub async fn delete_message(
     Admin(admin): Admin,
     PathParams(id): PathParams<i64>,
 ) -> ApiResult {
+    // An id no message can have names none.
+    let id = MessageId::new(id).map_err(|_| GatewayError::not_found("message"))?;
     let deleted = app
         .directory()
         .delete_message(id, now_ms())

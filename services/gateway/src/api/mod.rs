@@ -28,7 +28,8 @@ use crate::error::GatewayError;
 use crate::state::AppState;
 use axum::Json;
 use axum::response::Response;
-use chat_domain::ErrorCode;
+use chat_domain::{ErrorCode, Username};
+use chat_store::UserRecord;
 use serde_json::Value;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -51,6 +52,15 @@ pub fn text_param<'a>(name: &str, value: &'a str) -> Result<&'a str, GatewayErro
         ));
     }
     Ok(value)
+}
+
+/// The account a path names by username (any case). A name that breaks the username rules
+/// (a NUL, say) names no account.
+pub async fn account_named(app: &AppState, username: &str) -> Result<Option<UserRecord>, GatewayError> {
+    let Ok(username) = Username::parse(username) else {
+        return Ok(None);
+    };
+    Ok(app.directory().user_by_username(username.as_str()).await?)
 }
 
 /// A page size: the default when absent, refused when out of range.

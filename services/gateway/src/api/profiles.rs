@@ -1,15 +1,15 @@
 //! Profiles: edit your own, view anyone's by username.
 
-use super::ApiResult;
 use super::extract::{Account, JsonBody, PathParams, Session};
 use super::schema::{ErrorBody, OwnProfile, ProfilePatch, ProfileView};
+use super::{ApiResult, account_named};
 use crate::actions::uploads::require_own_upload;
 use crate::error::GatewayError;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use chat_domain::{Bio, Email, PersonName, UploadId, Username};
+use chat_domain::{Bio, Email, PersonName, UploadId};
 use chat_store::ProfileUpdate;
 
 /// Your profile (accounts only; guests and external users have none).
@@ -65,11 +65,7 @@ pub async fn user_profile(
     _: Session,
     PathParams(username): PathParams<String>,
 ) -> ApiResult {
-    // A name that breaks the username rules (a NUL, say) names no account.
-    let username = Username::parse(&username).map_err(|_| GatewayError::not_found("user"))?;
-    let user = app
-        .directory()
-        .user_by_username(username.as_str())
+    let user = account_named(&app, &username)
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| GatewayError::not_found("user"))?;

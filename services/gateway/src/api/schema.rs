@@ -407,7 +407,7 @@ pub struct AuditQuery {
 mod tests {
     use super::*;
     use chat_domain::protocol::MessageFrame;
-    use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, MessageKind, RoomName, UserId};
+    use chat_domain::{ChatMessage, MessageKind};
     use serde_json::Value;
     use utoipa::PartialSchema;
 
@@ -431,19 +431,9 @@ mod tests {
     #[test]
     fn message_doc_matches_the_message_frame() {
         let message = ChatMessage {
-            id: 1,
-            room: RoomName::parse("r").unwrap(),
-            seq: 1,
-            author: Author {
-                id: UserId::parse("u:1").unwrap(),
-                name: DisplayName::parse("Ann").unwrap(),
-            },
-            text: "hi".into(),
-            client_msg_id: ClientMsgId::parse("c").unwrap(),
             kind: MessageKind::Image,
-            sent_at_ms: 0,
             attachment: Some(UploadId::new(3).unwrap()),
-            deleted: false,
+            ..chat_domain::testing::message()
         };
         let frame: Value = serde_json::from_slice(&message.to_frame()).unwrap();
         let mut frame_keys: Vec<&str> = frame.as_object().unwrap().keys().map(String::as_str).collect();

@@ -9,7 +9,7 @@ use crate::outbox::Closer;
 use crate::queue::Receiver;
 use chat_bus::EventKind;
 use chat_domain::protocol::ServerFrame;
-use chat_domain::{Author, ClientMsgId, CloseCode, DisplayName, MessageKind, UserId};
+use chat_domain::{ClientMsgId, CloseCode, MessageId};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -50,19 +50,11 @@ fn lobby() -> RoomName {
 
 fn message(seq: u64) -> ChatMessage {
     ChatMessage {
-        id: seq as i64 + 100,
-        room: lobby(),
+        id: MessageId::new(seq as i64 + 100).unwrap(),
         seq,
-        author: Author {
-            id: UserId::parse("u:ann").unwrap(),
-            name: DisplayName::parse("Ann").unwrap(),
-        },
         text: format!("message {seq}"),
         client_msg_id: ClientMsgId::parse(&format!("c-{seq}")).unwrap(),
-        kind: MessageKind::Text,
-        sent_at_ms: 0,
-        attachment: None,
-        deleted: false,
+        ..chat_domain::testing::message()
     }
 }
 
@@ -83,6 +75,13 @@ fn published(seq: u64) -> BusEvent {
         payload: message(seq).to_frame(),
         traceparent: None,
         published_at_ms: None,
+    }
+}
+
+/// Messages `seqs` arrive from the bus, in that order.
+fn deliver(fanout: &Fanout, seqs: impl IntoIterator<Item = u64>) {
+    for seq in seqs {
+        fanout.deliver(published(seq));
     }
 }
 
@@ -154,9 +153,7 @@ fn seq_of(frame: &Utf8Bytes) -> u64 {
 async fn out_of_order_seqs_are_delivered_in_order() {
     let (fanout, _) = fanout(StoredHistory::with([]), 64);
     let mut ann = Member::join(&fanout, 1, 64, 0, None);
-    for seq in [2, 1, 4, 3] {
-        fanout.deliver(published(seq));
-    }
+    deliver(&fanout, [2, 1, 4, 3]);
     assert_eq!(ann.received(), vec![0, 1, 2, 3, 4]);
 }
 
@@ -164,9 +161,7 @@ async fn out_of_order_seqs_are_delivered_in_order() {
 async fn a_repeat_is_dropped() {
     let (fanout, _) = fanout(StoredHistory::with([]), 64);
     let mut ann = Member::join(&fanout, 1, 64, 0, None);
-    for seq in [1, 2, 1, 2, 3, 2] {
-        fanout.deliver(published(seq));
-    }
+    deliver(&fanout, [1, 2, 1, 2, 3, 2]);
     assert_eq!(ann.received(), vec![0, 1, 2, 3]);
 }
 
@@ -175,8 +170,7 @@ async fn a_gap_the_bus_leaves_is_filled_from_history() {
     let history = StoredHistory::with((1..=3).map(message));
     let (fanout, metrics) = fanout(history.clone(), 64);
     let mut ann = Member::join(&fanout, 1, 64, 0, None);
-    fanout.deliver(published(1));
-    fanout.deliver(published(3));
+    deliver(&fanout, [1, 3]);
     assert_eq!(ann.received(), vec![0, 1], "3 waits for 2");
     assert_eq!(ann.wait_for(2).await, vec![2, 3]);
     assert_eq!(metrics.gap_fills.get(), 1);
@@ -188,8 +182,7 @@ async fn a_tombstone_advances_the_sequence_unseen() {
     let history = StoredHistory::with([message(1), tombstone(2), message(3)]);
     let (fanout, _) = fanout(history, 64);
     let mut ann = Member::join(&fanout, 1, 64, 0, None);
-    fanout.deliver(published(1));
-    fanout.deliver(published(3));
+    deliver(&fanout, [1, 3]);
     assert_eq!(ann.received(), vec![0, 1]);
     assert_eq!(ann.wait_for(1).await, vec![3], "2 was deleted: nothing shown for it");
     fanout.deliver(published(4));
@@ -225,9 +218,7 @@ async fn a_join_with_since_seq_skips_what_the_client_has_seen() {
     let mut bob = Member::join(&fanout, 2, 64, 7, Some(9));
     // And Cy resumes from 7, which this gateway has not delivered past yet either.
     let mut cy = Member::join(&fanout, 3, 64, 7, Some(7));
-    for seq in 8..=10 {
-        fanout.deliver(published(seq));
-    }
+    deliver(&fanout, 8..=10);
     assert_eq!(ann.received(), vec![0, 8, 9, 10]);
     assert_eq!(bob.received(), vec![0, 10], "8 and 9 seen elsewhere: not again");
     assert_eq!(cy.received(), vec![0, 8, 9, 10]);
@@ -238,18 +229,14 @@ async fn after_a_resync_what_was_delivered_is_not_repeated() {
     let history = StoredHistory::with((1..=4).map(message));
     let (fanout, metrics) = fanout(history, 64);
     let mut ann = Member::join(&fanout, 1, 64, 0, None);
-    fanout.deliver(published(1));
-    fanout.deliver(published(2));
+    deliver(&fanout, [1, 2]);
     assert_eq!(ann.received(), vec![0, 1, 2]);
     // The bus may have lost 3 and 4: the room catches up from the database.
     fanout.resync_all();
     assert_eq!(ann.wait_for(2).await, vec![3, 4]);
     assert_eq!(metrics.gap_fills.get(), 1);
     // The bus comes back and repeats what the resync already delivered.
-    for seq in 1..=4 {
-        fanout.deliver(published(seq));
-    }
-    fanout.deliver(published(5));
+    deliver(&fanout, 1..=5);
     assert_eq!(ann.received(), vec![5]);
 }
 
@@ -294,9 +281,7 @@ async fn a_join_that_buffers_too_much_is_closed_as_a_slow_consumer() {
     let joiner = Member::begin(&fanout, 1, 64);
     let hub = fanout.hub(&lobby()).unwrap();
     fanout.fix_cut(&hub, joiner.id, 0, None);
-    for seq in 1..=3 {
-        fanout.deliver(published(seq));
-    }
+    deliver(&fanout, 1..=3);
     assert_eq!(joiner.closer.code(), Some(CloseCode::SlowConsumer));
     assert_eq!(metrics.slow_consumer_closes.get(), 1);
 }

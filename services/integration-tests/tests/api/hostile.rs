@@ -4,8 +4,8 @@
 //! `error` frame with a code, a close code, or a 4xx with a JSON `error` body), or, when it
 //! is legitimate text, is stored and returned exactly. Nothing gets a 5xx, and one hostile
 //! client never takes the gateway down for the others. `bad_input.rs` covers the ordinary
-//! malformed frames; this file covers what an attacker would try. `encoding` holds the
-//! invalid UTF-8 and NUL cases, `injection` the SQL and path traversal ones.
+//! malformed frames; this file covers what an attacker would try. `payloads` holds the
+//! invalid UTF-8, NUL, SQL and path traversal cases.
 
 use super::helpers::collect;
 use gateway::admin_cli::AdminCommand;
@@ -16,8 +16,7 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-mod encoding;
-mod injection;
+mod payloads;
 
 async fn expect_error(client: &mut integration_tests::WsClient, code: &str) -> Value {
     let frame = client.recv().await;

@@ -8,7 +8,7 @@ use crate::protocol::{self, Incoming};
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
@@ -48,6 +48,18 @@ async fn tick(ticker: &mut Option<tokio::time::Interval>) {
 }
 
 impl Client {
+    /// A send or an ack: publishes how many sends await their ack, and counts it in
+    /// `total`, and in `window` when it falls in the measured window.
+    fn count(&self, total: &AtomicU64, window: &AtomicU64, now: u64) {
+        self.progress
+            .in_flight
+            .store(self.pending.len() as u64, Ordering::Release);
+        Counters::add(total, 1);
+        if self.shared.in_window(now) {
+            window.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub(super) async fn drive(mut self, plan: Option<SendPlan>, stop: CancellationToken) -> Outcome {
         let mut ticker = plan.as_ref().map(|p| {
             let mut t = tokio::time::interval_at(p.first_tick, p.period);
@@ -133,13 +145,7 @@ impl Client {
             .map_err(|e| format!("send failed: {e}"))?;
         self.pending.insert(n, now);
         self.outcome.sent += 1;
-        self.progress
-            .in_flight
-            .store(self.pending.len() as u64, Ordering::Release);
-        Counters::add(&self.shared.monitor.counters.sent, 1);
-        if self.shared.in_window(now) {
-            self.shared.window_sent.fetch_add(1, Ordering::Relaxed);
-        }
+        self.count(&self.shared.monitor.counters.sent, &self.shared.window_sent, now);
         Ok(())
     }
 
@@ -200,13 +206,7 @@ impl Client {
                 {
                     self.ack_buf.push(now.saturating_sub(sent_at));
                 }
-                self.progress
-                    .in_flight
-                    .store(self.pending.len() as u64, Ordering::Release);
-                Counters::add(&self.shared.monitor.counters.acked, 1);
-                if self.shared.in_window(now) {
-                    self.shared.window_acked.fetch_add(1, Ordering::Relaxed);
-                }
+                self.count(&self.shared.monitor.counters.acked, &self.shared.window_acked, now);
             }
             "error" => {
                 let code = frame.code.as_deref().unwrap_or("unknown");

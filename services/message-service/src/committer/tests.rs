@@ -2,7 +2,7 @@
 //! and holds each commit until the test lets it finish: no database.
 
 use super::*;
-use chat_domain::{Author, ClientMsgId, DisplayName, MessageKind, MessageText, RoomName, UserId};
+use chat_domain::{Author, ClientMsgId, DisplayName, MessageId, MessageKind, MessageText, RoomName, UserId};
 use chat_store::{RoomInfo, StoreError};
 use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
@@ -60,18 +60,7 @@ impl Store for GatedStore {
 }
 
 fn stored(m: &NewMessage, seq: u64) -> ChatMessage {
-    ChatMessage {
-        id: seq as i64,
-        room: m.room.clone(),
-        seq,
-        author: m.author.clone(),
-        text: m.text.as_str().to_owned(),
-        client_msg_id: m.client_msg_id.clone(),
-        kind: m.kind,
-        sent_at_ms: 0,
-        attachment: None,
-        deleted: false,
-    }
+    m.committed(MessageId::new(seq as i64).unwrap(), seq, 0)
 }
 
 fn send(room: &str, client_msg_id: &str) -> NewMessage {
