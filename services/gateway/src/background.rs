@@ -17,6 +17,38 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Starts the three tasks on one tracker, closed: waiting on it waits for all of them to
+/// have stopped after `shutdown`.
+pub fn spawn(
+    reader: Box<dyn BusReader>,
+    fanout: Fanout,
+    people: People,
+    directory: Arc<dyn Directory>,
+    metrics: Metrics,
+    repair_every: Duration,
+    shutdown: &CancellationToken,
+) -> TaskTracker {
+    let tasks = TaskTracker::new();
+    tasks.spawn(bus_reader(
+        reader,
+        fanout.clone(),
+        people,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(repair_sweep(
+        fanout,
+        directory.clone(),
+        metrics,
+        repair_every,
+        shutdown.clone(),
+    ));
+    tasks.spawn(purge_sessions(directory, shutdown.clone()));
+    tasks.close();
+    tasks
+}
 
 /// Reads the bus until shutdown: events go to the fan-out and the people here; a resync
 /// (the bus may have lost events) catches every local room up from the database.

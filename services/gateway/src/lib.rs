@@ -62,7 +62,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -164,23 +163,7 @@ impl Gateway {
             shutdown.clone(),
         );
 
-        let tasks = TaskTracker::new();
-        tasks.spawn(background::bus_reader(
-            reader,
-            fanout.clone(),
-            people,
-            metrics.clone(),
-            shutdown.clone(),
-        ));
-        tasks.spawn(background::repair_sweep(
-            fanout,
-            directory.clone(),
-            metrics,
-            repair_every,
-            shutdown.clone(),
-        ));
-        tasks.spawn(background::purge_sessions(directory, shutdown.clone()));
-        tasks.close();
+        let tasks = background::spawn(reader, fanout, people, directory, metrics, repair_every, &shutdown);
 
         let ops = ops::OpsServer::spawn(
             ops_listener,
@@ -196,22 +179,7 @@ impl Gateway {
         let app = router::router(state);
         let task = tokio::spawn(async move {
             server::serve(listener, app, limits, shutdown.clone()).await;
-            // Upgraded sockets outlive the HTTP server: each one finishes its in-flight sends,
-            // flushes and closes with 1012 on the same signal, within the drain bound.
-            connections.close();
-            let open = connections.len();
-            if open > 0 {
-                tracing::info!(connections = open, "draining websocket connections");
-            }
-            if tokio::time::timeout(drain + Duration::from_secs(1), connections.wait())
-                .await
-                .is_err()
-            {
-                tracing::warn!(
-                    connections = connections.len(),
-                    "drain deadline passed with sockets still open"
-                );
-            }
+            ws::drain(&connections, drain).await;
             tasks.wait().await;
             ops.stop().await;
             tracing::info!("gateway stopped");

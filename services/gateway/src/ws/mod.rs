@@ -28,6 +28,7 @@ use send::{SendRequest, send_loop};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio_util::task::TaskTracker;
 use write::write_loop;
 
 struct Connection {
@@ -194,6 +195,24 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
     })
     .await;
     metrics.connections.dec();
+}
+
+/// After the HTTP server has stopped: upgraded sockets outlive it, and each one finishes its
+/// in-flight sends, flushes and closes with 1012 on the same signal. Waits for them, within
+/// the drain bound (and a second for the close frames).
+pub async fn drain(connections: &TaskTracker, bound: std::time::Duration) {
+    connections.close();
+    let open = connections.len();
+    if open > 0 {
+        tracing::info!(connections = open, "draining websocket connections");
+    }
+    let deadline = bound + std::time::Duration::from_secs(1);
+    if tokio::time::timeout(deadline, connections.wait()).await.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "drain deadline passed with sockets still open"
+        );
+    }
 }
 
 /// How long the server waits for the client's answer to its Close frame.
