@@ -2,13 +2,15 @@
 //!
 //! # Layout
 //! * [`names`]: validated newtypes (`RoomName`, `MessageText`, `ClientMsgId`, `DisplayName`,
-//!   `UserId`). Each is parsed once at the edge; holding one means it is valid.
-//! * [`message`]: what a send carries (text, or an image with a caption) and a committed
-//!   message.
+//!   `UserId`). Each is parsed once at the edge; holding one means it is valid, and a
+//!   refusal ([`NameError`]) carries the protocol's code for it.
+//! * [`message`]: what a send carries ([`MessageBody`]: text, or an image with a caption)
+//!   and a committed message with its [`MessageId`].
 //! * [`upload`]: upload ids, and what an upload's bytes really are.
 //! * [`protocol`]: client frames (parsed with precise error codes) and [`protocol::ServerFrame`],
 //!   every frame the server sends.
 //! * [`error`]: the stable error codes and websocket close codes of the protocol.
+//! * `testing` (feature `testing`): a valid committed message for other crates' tests.
 
 pub mod account;
 pub mod error;
