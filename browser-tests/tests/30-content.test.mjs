@@ -1,4 +1,4 @@
-// What people send: images for both users, and hostile text shown as text.
+// What people send: images for both users, hostile text shown as text, links and formatting.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -70,6 +70,63 @@ test('markup in messages is shown literally and runs nothing', async () => {
   }
   await screenshots(b.page, 'xss-room');
   // No dialog opened and nothing failed on either page.
+  assert.deepEqual(a.problems, []);
+  assert.deepEqual(b.problems, []);
+  await a.context.close();
+  await b.context.close();
+});
+
+test('links and formatting render as elements, and nothing else becomes markup or a link', async () => {
+  const { a, b } = await twoInRoom();
+  const texts = [
+    'see https://example.com/a_b?x=1. and (https://example.org/wiki/Rust_(language)) too',
+    'javascript:alert(1) and <a href=x onclick=alert(1)>a tag</a> and www.example.com',
+    '**bold** and _italic_ and `code with **stars** and https://example.com/in-code`',
+    'snake_case and ann_1 or bob_2 stay plain',
+    '```\n<b>not bold</b> **nor this**\n```',
+    '> a quote with _emphasis_\nand a reply',
+  ];
+  for (const text of texts) {
+    await send(a.page, text);
+    await waitShown(a.page, texts.indexOf(text) + 1);
+  }
+  for (const { page } of [a, b]) {
+    await waitShown(page, texts.length);
+    const rendered = await page.$$eval('#messages li.msg .msg-text', (bodies) => bodies.map((body) => ({
+      text: body.textContent,
+      links: [...body.querySelectorAll('a')].map((link) => ({
+        href: link.getAttribute('href'), text: link.textContent, target: link.target, rel: link.rel,
+      })),
+      strong: [...body.querySelectorAll('strong')].map((n) => n.textContent),
+      em: [...body.querySelectorAll('em')].map((n) => n.textContent),
+      code: [...body.querySelectorAll('code')].map((n) => n.textContent),
+      pre: [...body.querySelectorAll('pre')].map((n) => n.textContent),
+      quote: [...body.querySelectorAll('blockquote')].map((n) => n.textContent),
+      elements: [...body.querySelectorAll('*')].map((n) => n.tagName.toLowerCase()),
+    })));
+    const rel = 'noopener noreferrer nofollow';
+    // Addresses are links that open in a new tab, without the sentence's punctuation.
+    assert.deepEqual(rendered[0].links, [
+      { href: 'https://example.com/a_b?x=1', text: 'https://example.com/a_b?x=1', target: '_blank', rel },
+      { href: 'https://example.org/wiki/Rust_(language)', text: 'https://example.org/wiki/Rust_(language)', target: '_blank', rel },
+    ]);
+    assert.equal(rendered[0].text, texts[0], 'the text reads as sent');
+    // No other scheme, no markup and no bare host is ever a link.
+    assert.deepEqual(rendered[1], { ...rendered[1], text: texts[1], links: [], elements: [] });
+    // Bold, italic and code; nothing inside code is formatted or linked.
+    assert.deepEqual(
+      { strong: rendered[2].strong, em: rendered[2].em, code: rendered[2].code, links: rendered[2].links },
+      { strong: ['bold'], em: ['italic'], code: ['code with **stars** and https://example.com/in-code'], links: [] },
+    );
+    assert.deepEqual(rendered[3].elements, [], 'underscores inside words are not emphasis');
+    // A fenced block shows its markup literally.
+    assert.deepEqual(rendered[4].pre, ['<b>not bold</b> **nor this**']);
+    assert.deepEqual(rendered[4].elements, ['pre', 'code']);
+    assert.deepEqual(rendered[5].quote, ['a quote with emphasis']);
+    assert.deepEqual(rendered[5].em, ['emphasis']);
+    assert.equal(await page.locator('#messages b, #messages script').count(), 0);
+  }
+  await screenshots(b.page, 'formatting-room');
   assert.deepEqual(a.problems, []);
   assert.deepEqual(b.problems, []);
   await a.context.close();

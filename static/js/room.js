@@ -7,6 +7,7 @@ import {
   $, el, fill, timeEl, avatarEl, profileHref, newId, flash, formatBytes,
 } from './dom.js';
 import { roomNameError, textError, IMAGE_TYPES } from './rules.js';
+import { formatted } from './format.js';
 import { RoomList } from './roomlist.js';
 import { startShell, desktopNotify } from './shell.js';
 import { backoffDelay } from './connection.js';
@@ -84,7 +85,7 @@ function messageEl(m) {
   const meta = el('p.msg-meta', {}, authorEl(user), ' ', timeEl(m.sent_at),
     own ? el('span.msg-state', { title: 'Delivered' }, el('span', { 'aria-hidden': 'true' }, '✓'), el('span.visually-hidden', {}, 'Sent')) : null);
   const body = el('div.msg-body', {}, meta);
-  if (m.text) body.append(el('p.msg-text', { dir: 'auto' }, m.text));
+  if (m.text) body.append(el('div.msg-text', { dir: 'auto' }, ...formatted(m.text)));
   if (m.kind === 'image' && m.attachment?.url) body.append(imageEl(m.attachment.url, `Image from ${user.name}`));
   li.append(liveAvatar(user), body);
   return li;
@@ -221,7 +222,7 @@ function pendingEl(entry) {
     ? el('p.msg-error', { role: 'alert' }, `Not sent: ${entry.error}`)
     : el('p.msg-pending', {}, entry.status === 'uploading' ? 'Uploading image…' : 'Sending…');
   const body = el('div.msg-body', {}, el('p.msg-meta', {}, authorEl(me)));
-  if (entry.text) body.append(el('p.msg-text', { dir: 'auto' }, entry.text));
+  if (entry.text) body.append(el('div.msg-text', { dir: 'auto' }, ...formatted(entry.text)));
   if (entry.previewUrl) body.append(el('span.msg-image', {}, el('img', { src: entry.previewUrl, alt: 'Your image' })));
   body.append(state);
   if (entry.status === 'failed') {
