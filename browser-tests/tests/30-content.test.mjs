@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, newPage, screenshots, unique } from '../lib/harness.mjs';
-import { signUp, enterRoom, send, waitShown, png } from '../lib/chat.mjs';
+import { signUp, enterRoom, send, waitShown, shown, png } from '../lib/chat.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -127,6 +127,37 @@ test('links and formatting render as elements, and nothing else becomes markup o
     assert.equal(await page.locator('#messages b, #messages script').count(), 0);
   }
   await screenshots(b.page, 'formatting-room');
+  assert.deepEqual(a.problems, []);
+  assert.deepEqual(b.problems, []);
+  await a.context.close();
+  await b.context.close();
+});
+
+test('consecutive messages from one person are grouped, and another person starts a new group', async () => {
+  const { a, b } = await twoInRoom();
+  const order = [[a, 'first'], [a, 'second'], [a, 'third'], [b, 'a reply'], [a, 'back again']];
+  for (const [{ page }, text] of order) {
+    await send(page, text);
+    await waitShown(page, order.findIndex(([, t]) => t === text) + 1);
+  }
+  for (const { page } of [a, b]) {
+    await waitShown(page, order.length);
+    const rows = await page.$$eval('#messages li.msg', (items) => items.map((li) => ({
+      continued: li.classList.contains('continued'),
+      avatarShown: getComputedStyle(li.querySelector('.avatar')).visibility === 'visible',
+      nameShown: li.querySelector('.msg-author').getBoundingClientRect().width > 1,
+      name: li.querySelector('.msg-author').textContent,
+    })));
+    assert.deepEqual(rows.map((r) => r.continued), [false, true, true, false, false]);
+    assert.deepEqual(rows.map((r) => r.avatarShown), [true, false, false, true, true]);
+    assert.deepEqual(rows.map((r) => r.nameShown), [true, false, false, true, true]);
+    // The name stays in the page for screen readers and for whoever reads the text.
+    const messages = await shown(page);
+    assert.equal(new Set(messages.slice(0, 3).map((m) => m.author)).size, 1);
+    assert.notEqual(messages[3].author, messages[0].author);
+    assert.ok(messages.every((m) => m.author.length > 0));
+  }
+  await screenshots(a.page, 'grouped-room');
   assert.deepEqual(a.problems, []);
   assert.deepEqual(b.problems, []);
   await a.context.close();

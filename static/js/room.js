@@ -81,7 +81,9 @@ function imageEl(url, alt) {
 function messageEl(m) {
   const user = m.user ?? {};
   const own = user.id === me.id;
-  const li = el(`li.msg${own ? '.own' : ''}`, { dataset: { seq: String(m.seq), state: 'sent', id: String(m.id) } });
+  const li = el(`li.msg${own ? '.own' : ''}`, {
+    dataset: { seq: String(m.seq), state: 'sent', id: String(m.id), author: String(user.id ?? ''), at: String(m.sent_at ?? '') },
+  });
   const meta = el('p.msg-meta', {}, authorEl(user), ' ', timeEl(m.sent_at),
     own ? el('span.msg-state', { title: 'Delivered' }, el('span', { 'aria-hidden': 'true' }, '✓'), el('span.visually-hidden', {}, 'Sent')) : null);
   const body = el('div.msg-body', {}, meta);
@@ -111,11 +113,33 @@ function addMessage(m) {
   let after = ui.messages.lastElementChild;
   while (after && Number(after.dataset.seq) > m.seq) after = after.previousElementSibling;
   if (after) after.after(li); else ui.messages.prepend(li);
+  regroup(li);
+  regroup(li.nextElementSibling);
   // Our own message, confirmed by the room's stream (say after a resume): no longer pending.
   const mine = pending.get(m.client_msg_id);
   if (mine && m.user?.id === me.id) settle(m.client_msg_id);
   if (m.user?.id && !memberIds.has(m.user.id)) refreshMembersSoon();
   return true;
+}
+
+/** How long after one message its author's next one still reads as the same group. */
+const GROUP_MS = 5 * 60 * 1000;
+
+/**
+ * A message continues the group above it when the same person sent both, the same day,
+ * within a few minutes: its avatar and name are then not shown again (the name stays for
+ * screen readers).
+ */
+function regroup(li) {
+  if (!li) return;
+  const prev = li.previousElementSibling;
+  const gap = prev ? new Date(li.dataset.at) - new Date(prev.dataset.at) : NaN;
+  const continued = !!prev && li.dataset.author !== '' && prev.dataset.author === li.dataset.author
+    && gap >= 0 && gap < GROUP_MS && new Date(li.dataset.at).toDateString() === new Date(prev.dataset.at).toDateString();
+  li.classList.toggle('continued', continued);
+  // The hidden name is no stop for the keyboard; the group's first message links the profile.
+  const author = li.querySelector('a.msg-author');
+  if (continued) author?.setAttribute('tabindex', '-1'); else author?.removeAttribute('tabindex');
 }
 
 /** Messages from the ordered stream (`joined.history` and live frames) move the resume point. */
@@ -451,8 +475,11 @@ conn.addEventListener('notify', (e) => {
 conn.addEventListener('deleted', (e) => {
   const f = e.detail;
   if (f.room !== room) return;
-  shown.get(f.seq)?.remove();
+  const gone = shown.get(f.seq);
+  const next = gone?.nextElementSibling;
+  gone?.remove();
   shown.set(f.seq, null);
+  regroup(next);
 });
 conn.addEventListener('room_deleted', (e) => {
   if (e.detail.room !== room) return;
