@@ -61,7 +61,8 @@ SELECT array_agg('room-' || (:client_id * $rooms + g % $rooms) ORDER BY g) AS p1
        array_fill('text'::text, ARRAY[$batch]) AS p5,
        array_agg('k' || nextval('pg_ceiling_keys') ORDER BY g) AS p6,
        array_fill(NULL::bigint, ARRAY[$batch]) AS p7,
-       array_agg(DISTINCT 'room-' || (:client_id * $rooms + g % $rooms)) AS p8
+       array_agg(DISTINCT 'room-' || (:client_id * $rooms + g % $rooms)) AS p8,
+       array_fill(''::text, ARRAY[$batch]) AS p9
 FROM generate_series(1, $batch) g
 \gset
 SQL

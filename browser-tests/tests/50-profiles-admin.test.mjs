@@ -70,8 +70,10 @@ test('an administrator deletes a message from the admin page, and it leaves the 
   await boss.page.locator('#audit tr', { hasText: 'delete_message' }).waitFor();
   await screenshots(boss.page, 'admin');
 
-  // Live, in the member's open room: the message is gone, the other stays.
-  await member.page.waitForFunction(() => document.querySelectorAll('#messages li.msg').length === 1);
+  // Live, in the member's open room: the message collapses to a tombstone, the other stays.
+  await member.page.waitForFunction(() => document.querySelectorAll('#messages li.msg.deleted').length === 1);
+  assert.equal(await member.page.locator('#messages li.msg.deleted .msg-tombstone').textContent(), 'Message deleted');
+  assert.equal(await member.page.locator('#messages li.msg.deleted .msg-text').count(), 0, 'nothing of its text is left');
   assert.equal(await member.page.locator('#messages .msg-text').textContent(), 'a normal message');
   assert.deepEqual(boss.problems, []);
   assert.deepEqual(member.problems, []);

@@ -13,7 +13,8 @@ pub mod v1 {
 }
 
 use chat_domain::{
-    Author, ChatMessage, ClientMsgId, DisplayName, ErrorCode, MessageId, MessageKind, RoomName, UploadId, UserId,
+    Author, Change, ChangeEvent, ChatMessage, ClientMsgId, DisplayName, Emoji, ErrorCode, MessageId, MessageKind,
+    Reaction, RoomName, TimelineEvent, UploadId, UserId,
 };
 use tonic::{Code, Status};
 
@@ -90,11 +91,33 @@ pub fn kind_to_wire(kind: MessageKind) -> v1::MessageKind {
     }
 }
 
-pub fn kind_from_wire(kind: i32) -> Result<MessageKind, ConversionError> {
-    match v1::MessageKind::try_from(kind) {
-        Ok(v1::MessageKind::Text) | Ok(v1::MessageKind::Unspecified) => Ok(MessageKind::Text),
-        Ok(v1::MessageKind::Image) => Ok(MessageKind::Image),
-        Err(_) => Err(invalid("kind", format!("unknown kind {kind}"))),
+/// What a wire event is: a message of a kind, or a change (whose body is `text`).
+pub enum WireKind {
+    Message(MessageKind),
+    Change(Result<Change, chat_domain::NameError>),
+}
+
+/// Reads a wire kind; a change's `text` is its new text or emoji.
+pub fn kind_from_wire(kind: i32, text: &str) -> Result<WireKind, ConversionError> {
+    let emoji = || Emoji::parse(text);
+    Ok(match v1::MessageKind::try_from(kind) {
+        Ok(v1::MessageKind::Text) | Ok(v1::MessageKind::Unspecified) => WireKind::Message(MessageKind::Text),
+        Ok(v1::MessageKind::Image) => WireKind::Message(MessageKind::Image),
+        Ok(v1::MessageKind::Edit) => WireKind::Change(Ok(Change::Edit { text: text.to_owned() })),
+        Ok(v1::MessageKind::Delete) => WireKind::Change(Ok(Change::Delete)),
+        Ok(v1::MessageKind::React) => WireKind::Change(emoji().map(|emoji| Change::React { emoji })),
+        Ok(v1::MessageKind::Unreact) => WireKind::Change(emoji().map(|emoji| Change::Unreact { emoji })),
+        Err(_) => return Err(invalid("kind", format!("unknown kind {kind}"))),
+    })
+}
+
+/// The wire kind of a change.
+pub fn change_to_wire(change: &Change) -> v1::MessageKind {
+    match change {
+        Change::Edit { .. } => v1::MessageKind::Edit,
+        Change::Delete => v1::MessageKind::Delete,
+        Change::React { .. } => v1::MessageKind::React,
+        Change::Unreact { .. } => v1::MessageKind::Unreact,
     }
 }
 
@@ -130,21 +153,77 @@ impl From<&ChatMessage> for v1::ChatMessage {
             sent_at_ms: m.sent_at_ms,
             attachment_id: m.attachment.map(UploadId::get),
             deleted: m.deleted,
+            reply_to: m.reply_to,
+            mentions: m.mentions.iter().map(Into::into).collect(),
+            edited_at_ms: m.edited_at_ms,
+            reactions: m
+                .reactions
+                .iter()
+                .map(|r| v1::Reaction {
+                    emoji: r.emoji.as_str().to_owned(),
+                    users: r.users.iter().map(Into::into).collect(),
+                })
+                .collect(),
+            target_seq: 0,
         }
     }
 }
 
-impl TryFrom<v1::ChatMessage> for ChatMessage {
+impl From<&TimelineEvent> for v1::ChatMessage {
+    fn from(event: &TimelineEvent) -> Self {
+        let c = match event {
+            TimelineEvent::Message(m) => return m.into(),
+            TimelineEvent::Change(c) => c,
+        };
+        Self {
+            id: c.id.get(),
+            room: c.room.as_str().to_owned(),
+            seq: c.seq,
+            author: Some((&c.author).into()),
+            text: c.change.body().to_owned(),
+            client_msg_id: c.client_msg_id.as_str().to_owned(),
+            kind: change_to_wire(&c.change) as i32,
+            sent_at_ms: c.at_ms,
+            target_seq: c.target_seq,
+            ..Default::default()
+        }
+    }
+}
+
+fn authors(wire: Vec<v1::Author>) -> Result<Vec<Author>, ConversionError> {
+    wire.into_iter().map(TryInto::try_into).collect()
+}
+
+impl TryFrom<v1::ChatMessage> for TimelineEvent {
     type Error = ConversionError;
     fn try_from(m: v1::ChatMessage) -> Result<Self, Self::Error> {
-        Ok(ChatMessage {
-            id: MessageId::new(m.id).map_err(|e| invalid("id", e))?,
-            room: RoomName::parse(&m.room).map_err(|e| invalid("room", e))?,
+        let id = MessageId::new(m.id).map_err(|e| invalid("id", e))?;
+        let room = RoomName::parse(&m.room).map_err(|e| invalid("room", e))?;
+        let author: Author = m.author.ok_or_else(|| invalid("author", "missing"))?.try_into()?;
+        let client_msg_id = ClientMsgId::parse(&m.client_msg_id).map_err(|e| invalid("client_msg_id", e))?;
+        let kind = match kind_from_wire(m.kind, &m.text)? {
+            WireKind::Change(change) => {
+                return Ok(TimelineEvent::Change(ChangeEvent {
+                    id,
+                    room,
+                    seq: m.seq,
+                    author,
+                    client_msg_id,
+                    at_ms: m.sent_at_ms,
+                    target_seq: m.target_seq,
+                    change: change.map_err(|e| invalid("text", e))?,
+                }));
+            }
+            WireKind::Message(kind) => kind,
+        };
+        Ok(TimelineEvent::Message(ChatMessage {
+            id,
+            room,
             seq: m.seq,
-            author: m.author.ok_or_else(|| invalid("author", "missing"))?.try_into()?,
+            author,
             text: m.text,
-            client_msg_id: ClientMsgId::parse(&m.client_msg_id).map_err(|e| invalid("client_msg_id", e))?,
-            kind: kind_from_wire(m.kind)?,
+            client_msg_id,
+            kind,
             sent_at_ms: m.sent_at_ms,
             attachment: m
                 .attachment_id
@@ -152,7 +231,30 @@ impl TryFrom<v1::ChatMessage> for ChatMessage {
                 .transpose()
                 .map_err(|e| invalid("attachment_id", e))?,
             deleted: m.deleted,
-        })
+            reply_to: m.reply_to,
+            mentions: authors(m.mentions)?,
+            edited_at_ms: m.edited_at_ms,
+            reactions: m
+                .reactions
+                .into_iter()
+                .map(|r| {
+                    Ok(Reaction {
+                        emoji: Emoji::parse(&r.emoji).map_err(|e| invalid("reactions.emoji", e))?,
+                        users: authors(r.users)?,
+                    })
+                })
+                .collect::<Result<_, ConversionError>>()?,
+        }))
+    }
+}
+
+impl TryFrom<v1::ChatMessage> for ChatMessage {
+    type Error = ConversionError;
+    fn try_from(m: v1::ChatMessage) -> Result<Self, Self::Error> {
+        match TimelineEvent::try_from(m)? {
+            TimelineEvent::Message(message) => Ok(message),
+            TimelineEvent::Change(_) => Err(invalid("kind", "a change where a message belongs")),
+        }
     }
 }
 
@@ -174,5 +276,42 @@ mod tests {
         // A connection that broke mid-call, as tonic reports it.
         assert_eq!(error_code(&Status::unknown("transport error")), ErrorCode::Unavailable);
         assert_eq!(error_code(&Status::internal("?")), ErrorCode::Internal);
+    }
+
+    #[test]
+    fn every_event_survives_the_wire() {
+        let message = chat_domain::testing::message();
+        let folded = ChatMessage {
+            reply_to: Some(1),
+            mentions: vec![message.author.clone()],
+            edited_at_ms: Some(5),
+            reactions: vec![Reaction {
+                emoji: Emoji::parse("👍").unwrap(),
+                users: vec![message.author.clone()],
+            }],
+            ..message.clone()
+        };
+        let change = |change| {
+            TimelineEvent::Change(ChangeEvent {
+                id: message.id,
+                room: message.room.clone(),
+                seq: 9,
+                author: message.author.clone(),
+                client_msg_id: message.client_msg_id.clone(),
+                at_ms: 77,
+                target_seq: 3,
+                change,
+            })
+        };
+        let thumbs = Emoji::parse("👍").unwrap();
+        for event in [
+            TimelineEvent::Message(folded),
+            change(Change::Edit { text: "new".into() }),
+            change(Change::Delete),
+            change(Change::React { emoji: thumbs.clone() }),
+            change(Change::Unreact { emoji: thumbs }),
+        ] {
+            assert_eq!(TimelineEvent::try_from(v1::ChatMessage::from(&event)).unwrap(), event);
+        }
     }
 }

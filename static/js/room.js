@@ -1,6 +1,7 @@
-// The room page: history, live messages in seq order, sends that show as pending until
-// acked, images, members, and a resume with `since_seq` after every reconnect so that
-// nothing is missed or shown twice (docs/protocol.md §4–5).
+// The room page: history, live events in seq order (messages, edits, deletions,
+// reactions), sends that show as pending until acked, replies, mentions, images, members,
+// and a resume with `since_seq` after every reconnect so that nothing is missed or shown
+// twice (docs/protocol.md §3–5).
 
 import { api, ApiError, upload, enc } from './api.js';
 import {
@@ -8,6 +9,7 @@ import {
 } from './dom.js';
 import { roomNameError, textError, IMAGE_TYPES } from './rules.js';
 import { formatted } from './format.js';
+import { Timeline, EVENT_TYPES } from './timeline.js';
 import { RoomList } from './roomlist.js';
 import { startShell, desktopNotify } from './shell.js';
 import { backoffDelay } from './connection.js';
@@ -32,8 +34,14 @@ const room = rawName.toLowerCase();
 const { me, conn } = await startShell({ active: 'room' });
 
 // ---------- state ----------
-/** Rendered messages by seq; a deleted one stays as null so that it is not shown again. */
+/** The room's messages in their current state, by seq. */
+const tl = new Timeline();
+/** Their rendered rows, by seq. */
 const shown = new Map();
+/** Changes (edit, delete, react …) sent and not yet answered, by client_msg_id. */
+const changes = new Map();
+/** The message the next send replies to, if any. */
+let replyTo = null;
 /** Our sends without an ack, by client_msg_id. */
 const pending = new Map();
 const view = {
@@ -78,18 +86,71 @@ function imageEl(url, alt) {
     el('img', { src: url, alt, loading: 'lazy', decoding: 'async' }));
 }
 
+/** Whether a message mentions the person using this page. */
+const mentionsMe = (m) => (m.mentions ?? []).some((u) => u.id === me.id);
+
+/** Up to `n` characters of a message's text, for previews. */
+const preview = (m, n = 80) => {
+  if (!m) return 'an earlier message';
+  if (m.deleted) return 'a deleted message';
+  const text = m.text || (m.kind === 'image' ? 'an image' : '');
+  return text.length > n ? `${text.slice(0, n)}…` : text;
+};
+
+function replyEl(seq) {
+  const original = tl.get(seq);
+  return el('button.msg-reply', {
+    type: 'button', dataset: { replyTo: String(seq) },
+    'aria-label': `In reply to ${original?.user?.name ?? 'a message'}: ${preview(original)}. Show it`,
+    onclick: () => reveal(seq),
+  }, el('span', { 'aria-hidden': 'true' }, '↪ '), el('bdi.msg-reply-author', {}, original?.user?.name ?? ''), ' ',
+  el('span.msg-reply-text', {}, preview(original)));
+}
+
+function reactionsEl(m) {
+  if (!m.reactions?.length) return null;
+  return el('div.msg-reactions', { role: 'group', 'aria-label': 'Reactions' }, m.reactions.map((r) => {
+    const mine = r.users.some((u) => u.id === me.id);
+    const who = r.users.map((u) => u.name).join(', ');
+    return el(`button.reaction${mine ? '.mine' : ''}`, {
+      type: 'button', 'aria-pressed': String(mine), title: `${who} reacted with ${r.emoji}`,
+      'aria-label': `${r.emoji} ${r.count}: ${who}. ${mine ? 'Take back your reaction' : 'React with this too'}`,
+      onclick: () => sendChange(mine ? 'unreact' : 'react', m.seq, { emoji: r.emoji }),
+    }, el('span.reaction-emoji', {}, r.emoji), ' ', el('span.reaction-count', {}, String(r.count)));
+  }));
+}
+
 function messageEl(m) {
   const user = m.user ?? {};
   const own = user.id === me.id;
-  const li = el(`li.msg${own ? '.own' : ''}`, {
+  const classes = `li.msg${own ? '.own' : ''}${m.deleted ? '.deleted' : ''}${mentionsMe(m) ? '.mentions-me' : ''}`;
+  const li = el(classes, {
     dataset: { seq: String(m.seq), state: 'sent', id: String(m.id), author: String(user.id ?? ''), at: String(m.sent_at ?? '') },
   });
   const meta = el('p.msg-meta', {}, authorEl(user), ' ', timeEl(m.sent_at),
+    m.edited_at && !m.deleted ? el('span.msg-edited', { title: `Edited ${new Date(m.edited_at).toLocaleString()}` }, '(edited)') : null,
     own ? el('span.msg-state', { title: 'Delivered' }, el('span', { 'aria-hidden': 'true' }, '✓'), el('span.visually-hidden', {}, 'Sent')) : null);
   const body = el('div.msg-body', {}, meta);
-  if (m.text) body.append(el('div.msg-text', { dir: 'auto' }, ...formatted(m.text)));
-  if (m.kind === 'image' && m.attachment?.url) body.append(imageEl(m.attachment.url, `Image from ${user.name}`));
+  if (m.deleted) {
+    body.append(el('p.msg-tombstone', {}, 'Message deleted'));
+  } else {
+    if (m.reply_to) body.append(replyEl(m.reply_to));
+    if (m.text) body.append(el('div.msg-text', { dir: 'auto' }, ...formatted(m.text)));
+    if (m.kind === 'image' && m.attachment?.url) body.append(imageEl(m.attachment.url, `Image from ${user.name}`));
+    const reactions = reactionsEl(m);
+    if (reactions) body.append(reactions);
+    body.append(el('button.msg-menu-button.subtle', {
+      type: 'button', 'aria-haspopup': 'menu', 'aria-label': `Actions for the message from ${user.name ?? 'someone'}`,
+      onclick: (e) => openMenu(m.seq, e.currentTarget),
+    }, el('span', { 'aria-hidden': 'true' }, '⋯')));
+  }
   li.append(liveAvatar(user), body);
+  // A long press on touch opens the same menu.
+  li.addEventListener('contextmenu', (e) => {
+    if (m.deleted || e.target.closest('a, img')) return;
+    e.preventDefault();
+    openMenu(m.seq, li.querySelector('.msg-menu-button'));
+  });
   return li;
 }
 
@@ -107,19 +168,49 @@ function banner(text, kind = 'info') {
  * order frames arrive in, and a seq already shown is ignored.
  */
 function addMessage(m) {
-  if (m.room !== room || !Number.isSafeInteger(m.seq) || shown.has(m.seq)) return false;
-  const li = messageEl(m);
+  if (m.room !== room || !Number.isSafeInteger(m.seq)) return false;
+  if (tl.apply(m) === null) return false;
+  if (shown.has(m.seq)) { rerender(m.seq); return true; }
+  const li = messageEl(tl.get(m.seq));
   shown.set(m.seq, li);
   let after = ui.messages.lastElementChild;
   while (after && Number(after.dataset.seq) > m.seq) after = after.previousElementSibling;
   if (after) after.after(li); else ui.messages.prepend(li);
   regroup(li);
   regroup(li.nextElementSibling);
+  refreshReplies(m.seq);
   // Our own message, confirmed by the room's stream (say after a resume): no longer pending.
   const mine = pending.get(m.client_msg_id);
   if (mine && m.user?.id === me.id) settle(m.client_msg_id);
   if (m.user?.id && !memberIds.has(m.user.id)) refreshMembersSoon();
   return true;
+}
+
+/** Draws a message again after a change; the menu or edit form open on it closes. */
+function rerender(seq) {
+  const old = shown.get(seq);
+  const m = tl.get(seq);
+  if (!old || !m) return;
+  if (editing === seq) editing = null;
+  const hadFocus = old.contains(document.activeElement);
+  const li = messageEl(m);
+  old.replaceWith(li);
+  shown.set(seq, li);
+  regroup(li);
+  regroup(li.nextElementSibling);
+  refreshReplies(seq);
+  if (hadFocus) (li.querySelector('.msg-menu-button') ?? li.querySelector('a, button'))?.focus();
+}
+
+/** Replies quote their original: when it arrives or changes, their previews follow. */
+function refreshReplies(seq) {
+  for (const quote of ui.messages.querySelectorAll(`.msg-reply[data-reply-to="${seq}"]`)) quote.replaceWith(replyEl(seq));
+}
+
+/** A change to a message, from the ordered stream. */
+function applyChange(f) {
+  const seq = tl.apply(f);
+  if (seq !== null) rerender(seq);
 }
 
 /** How long after one message its author's next one still reads as the same group. */
@@ -137,21 +228,29 @@ function regroup(li) {
   const continued = !!prev && li.dataset.author !== '' && prev.dataset.author === li.dataset.author
     && gap >= 0 && gap < GROUP_MS && new Date(li.dataset.at).toDateString() === new Date(prev.dataset.at).toDateString();
   li.classList.toggle('continued', continued);
+  // Days are separated by a line with the date.
+  const day = new Date(li.dataset.at);
+  const newDay = !Number.isNaN(day.getTime()) && (!prev || day.toDateString() !== new Date(prev.dataset.at).toDateString());
+  li.classList.toggle('new-day', newDay);
+  if (newDay) li.dataset.day = day.toLocaleDateString([], { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
+  else delete li.dataset.day;
   // The hidden name is no stop for the keyboard; the group's first message links the profile.
   const author = li.querySelector('a.msg-author');
   if (continued) author?.setAttribute('tabindex', '-1'); else author?.removeAttribute('tabindex');
 }
 
-/** Messages from the ordered stream (`joined.history` and live frames) move the resume point. */
-function streamMessage(m) {
+/** Events from the ordered stream (`joined.history` and live frames) move the resume point. */
+function streamEvent(f) {
+  if (f.room !== room || !EVENT_TYPES.has(f.type)) return;
   const stick = nearBottom();
-  addMessage(m);
-  if (view.resume === null || m.seq > view.resume) view.resume = m.seq;
+  if (f.type === 'message') addMessage(f); else applyChange(f);
+  if (view.resume === null || f.seq > view.resume) view.resume = f.seq;
   if (stick) toBottom();
 }
 
 function clearView() {
   shown.clear();
+  tl.clear();
   ui.messages.replaceChildren();
   view.oldest = null;
   view.hasMore = false;
@@ -187,7 +286,7 @@ function onJoined(f) {
   if (fresh) clearView();
   view.joined = true;
   ui.messages.setAttribute('aria-busy', 'true');
-  for (const m of f.history ?? []) streamMessage(m);
+  for (const item of f.history ?? []) streamEvent(item);
   ui.messages.removeAttribute('aria-busy');
   if (fresh) {
     view.oldest = f.history?.length ? f.history[0].seq : f.last_seq + 1;
@@ -224,9 +323,9 @@ async function loadEarlier() {
     const height = ui.log.scrollHeight;
     const top = ui.log.scrollTop;
     for (const m of page.messages) addMessage(m);
-    // Each page covers `PAGE` seqs whatever was deleted among them: page by the range.
-    view.oldest = Math.max(1, before - PAGE);
-    view.hasMore = view.oldest > 1;
+    // A page holds messages only (changes are folded into them): a short page is the start.
+    if (page.messages.length) view.oldest = page.messages[0].seq;
+    view.hasMore = page.messages.length === PAGE && view.oldest > 1;
     ui.log.scrollTop = top + (ui.log.scrollHeight - height); // keep what was on screen in place
     updateEarlier();
   } catch (e) {
@@ -235,8 +334,6 @@ async function loadEarlier() {
     view.loadingOlder = false;
     ui.earlier.disabled = false;
   }
-  // A page of deleted messages adds nothing to scroll past: keep going while the top shows.
-  if (view.hasMore && ui.log.scrollTop < 40) loadEarlier();
 }
 
 // ---------- sending ----------
@@ -275,6 +372,7 @@ function transmit(entry) {
   if (!view.joined) return;
   const frame = { type: 'send', room, client_msg_id: entry.id, text: entry.text };
   if (entry.attachmentId) frame.attachment_id = entry.attachmentId;
+  if (entry.replyTo) frame.reply_to = entry.replyTo;
   conn.send(frame);
 }
 
@@ -316,6 +414,7 @@ function settle(id) {
 }
 
 function onAck(f) {
+  if (changes.delete(f.client_msg_id)) return; // the change itself comes in the stream
   const entry = pending.get(f.client_msg_id);
   if (!entry || f.room !== room) return;
   const stick = nearBottom();
@@ -324,12 +423,19 @@ function onAck(f) {
   addMessage({
     type: 'message', room, seq: f.seq, id: f.id, user: { id: me.id, name: me.name }, text: entry.text,
     sent_at: f.sent_at, client_msg_id: f.client_msg_id, kind: entry.attachmentId ? 'image' : 'text',
+    reply_to: entry.replyTo ?? undefined,
     attachment: entry.attachmentId ? { id: entry.attachmentId, url: `/api/v1/uploads/${entry.attachmentId}` } : undefined,
   });
   if (stick) toBottom();
 }
 
 function onError(f) {
+  const change = f.ref !== undefined ? changes.get(f.ref) : null;
+  if (change) {
+    changes.delete(f.ref);
+    banner(`Could not ${change}: ${f.message || f.code}`, 'error');
+    return;
+  }
   const entry = f.ref !== undefined ? pending.get(f.ref) : null;
   if (entry) { fail(entry, f.message || f.code); return; }
   if (f.ref === room || f.ref === rawName) { onJoinError(f); return; }
@@ -345,15 +451,214 @@ function submit() {
   const entry = {
     id: newId(), text: attached && text.trim() === '' ? '' : text, file: attached?.file ?? null,
     previewUrl: attached?.url ?? null, attachmentId: null, status: 'sending', error: null, li: null,
+    replyTo,
   };
   pending.set(entry.id, entry);
   attached = null;
   renderAttachment();
+  setReply(null);
   ui.text.value = '';
   autosize();
   dispatch(entry);
   toBottom();
 }
+
+// ---------- changes: edit, delete, react, reply ----------
+/** The seq of the message being edited in place, if any. */
+let editing = null;
+const QUICK_EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢', '🙏', '🔥', '👀', '✅', '🚀', '💯'];
+const isAdmin = me.role === 'admin';
+
+/** Sends a change of the message at `seq`; its result comes back as an event in the stream. */
+function sendChange(type, seq, fields = {}) {
+  if (!view.joined) { banner('Not connected: try again in a moment.', 'error'); return; }
+  const id = newId();
+  const what = { edit: 'edit the message', delete: 'delete the message', react: 'react', unreact: 'take back the reaction' }[type];
+  changes.set(id, what);
+  conn.send({ type, room, seq, client_msg_id: id, ...fields });
+}
+
+let menu = null;
+function closeMenu({ focus = true } = {}) {
+  if (!menu) return;
+  const { node, opener } = menu;
+  menu = null;
+  node.remove();
+  if (focus && opener?.isConnected) opener.focus();
+}
+
+/** The actions menu of one message: react, reply, and for its author edit and delete. */
+function openMenu(seq, opener) {
+  closeMenu({ focus: false });
+  const m = tl.get(seq);
+  if (!m || m.deleted) return;
+  const own = m.user?.id === me.id;
+  const item = (label, onclick, cls = '') => el(`button.menu-item${cls}`, { type: 'button', role: 'menuitem', onclick }, label);
+  const node = el('div.msg-menu', { role: 'menu', 'aria-label': 'Message actions' },
+    el('div.emoji-picker', { role: 'group', 'aria-label': 'React' }, QUICK_EMOJI.map((emoji) => {
+      const mine = m.reactions?.some((r) => r.emoji === emoji && r.users.some((u) => u.id === me.id));
+      return el('button.menu-item.emoji', {
+        type: 'button', role: 'menuitem', 'aria-label': `React with ${emoji}`, 'aria-pressed': String(!!mine),
+        onclick: () => { closeMenu(); sendChange(mine ? 'unreact' : 'react', seq, { emoji }); },
+      }, emoji);
+    })),
+    item('Reply', () => { closeMenu({ focus: false }); setReply(seq); }),
+    own ? item('Edit', () => { closeMenu({ focus: false }); startEdit(seq); }) : null,
+    own || isAdmin ? item('Delete…', () => confirmDelete(seq, node), '.danger') : null);
+  node.addEventListener('keydown', (e) => {
+    const items = [...node.querySelectorAll('[role="menuitem"]')];
+    const at = items.indexOf(document.activeElement);
+    if (e.key === 'Escape') { e.preventDefault(); closeMenu(); }
+    else if (e.key === 'ArrowDown' || e.key === 'ArrowRight') { e.preventDefault(); items[(at + 1) % items.length]?.focus(); }
+    else if (e.key === 'ArrowUp' || e.key === 'ArrowLeft') { e.preventDefault(); items[(at - 1 + items.length) % items.length]?.focus(); }
+    else if (e.key === 'Tab') closeMenu({ focus: false });
+  });
+  opener.after(node);
+  opener.setAttribute('aria-expanded', 'true');
+  menu = { node, opener };
+  node.querySelector('[role="menuitem"]')?.focus();
+}
+
+document.addEventListener('pointerdown', (e) => { if (menu && !menu.node.contains(e.target) && e.target !== menu.opener) closeMenu({ focus: false }); });
+
+/** Deleting asks once more, in place. */
+function confirmDelete(seq, node) {
+  const yes = el('button.danger', { type: 'button', role: 'menuitem', onclick: () => { closeMenu(); sendChange('delete', seq); } }, 'Delete');
+  fill(node, el('p.menu-question', { id: 'confirm-delete' }, 'Delete this message for everyone?'), yes,
+    el('button.subtle', { type: 'button', role: 'menuitem', onclick: () => closeMenu() }, 'Cancel'));
+  node.setAttribute('aria-labelledby', 'confirm-delete');
+  yes.focus();
+}
+
+/** Edits a message in place: Enter saves, Escape cancels. */
+function startEdit(seq) {
+  const m = tl.get(seq);
+  const li = shown.get(seq);
+  if (!m || m.deleted || !li || m.user?.id !== me.id) return;
+  if (editing !== null) rerender(editing);
+  editing = seq;
+  const input = el('textarea.edit-text', { rows: 2, 'aria-label': 'Edit the message', value: m.text });
+  const hint = el('p.hint', {}, 'Enter to save · Escape to cancel');
+  const save = () => {
+    const text = input.value;
+    const problem = textError(text, { caption: m.kind === 'image' });
+    if (problem) { flash(hint, problem, { error: true }); return; }
+    if (text !== m.text) sendChange('edit', seq, { text });
+    cancel();
+  };
+  const cancel = () => { editing = null; rerender(seq); ui.text.focus(); };
+  const form = el('form.edit-form', { onsubmit: (e) => { e.preventDefault(); save(); } }, input, hint,
+    el('div.msg-actions', {}, el('button.primary', { type: 'submit' }, 'Save'),
+      el('button.subtle', { type: 'button', onclick: cancel }, 'Cancel')));
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); save(); }
+    if (e.key === 'Escape') { e.preventDefault(); cancel(); }
+  });
+  const text = li.querySelector('.msg-text');
+  if (text) text.replaceWith(form); else li.querySelector('.msg-body').append(form);
+  input.focus();
+  input.setSelectionRange(input.value.length, input.value.length);
+}
+
+/** The bar above the composer that says what the next message replies to. */
+const replyBar = el('div.reply-bar', { hidden: true, role: 'status' });
+ui.composer.prepend(replyBar);
+function setReply(seq) {
+  replyTo = seq;
+  replyBar.hidden = seq === null;
+  if (seq === null) { replyBar.replaceChildren(); return; }
+  const original = tl.get(seq);
+  fill(replyBar, el('span', {}, 'Replying to ', el('bdi', {}, original?.user?.name ?? 'a message'), ': ',
+    el('span.muted', {}, preview(original, 60))),
+  el('button.subtle', { type: 'button', 'aria-label': 'Cancel the reply', onclick: () => { setReply(null); ui.text.focus(); } }, '×'));
+  ui.text.focus();
+}
+
+/** Scrolls to a message, loading older history until it is there. */
+async function reveal(seq) {
+  while (!shown.has(seq) && view.hasMore && view.oldest > seq) {
+    const before = view.oldest;
+    await loadEarlier();
+    if (view.oldest === before) break;
+  }
+  const li = shown.get(seq);
+  if (!li) { banner('That message is no longer in the room.', 'info'); return; }
+  li.scrollIntoView({ block: 'center' });
+  li.classList.add('highlight');
+  setTimeout(() => li.classList.remove('highlight'), 2000);
+  (li.querySelector('.msg-menu-button') ?? li.querySelector('a'))?.focus({ preventScroll: true });
+}
+
+// ---------- mentions: @ completes the room's members ----------
+const completion = el('ul.completion', { id: 'mention-list', role: 'listbox', 'aria-label': 'People to mention', hidden: true });
+ui.composer.append(completion);
+ui.text.setAttribute('aria-autocomplete', 'list');
+ui.text.setAttribute('aria-controls', 'mention-list');
+const members = new Map(); // user id → name, from the member list
+let choices = [];
+let chosen = 0;
+
+/** The `@name` being typed just before the caret, if any. */
+function mentionAtCaret() {
+  const before = ui.text.value.slice(0, ui.text.selectionStart);
+  const found = /(^|[^\w.@-])@(\w{0,32})$/.exec(before);
+  return found ? { start: before.length - found[2].length - 1, prefix: found[2].toLowerCase() } : null;
+}
+
+function updateCompletion() {
+  const at = mentionAtCaret();
+  choices = at ? [...members.entries()]
+    .filter(([id, name]) => id.startsWith('u:') && id !== me.id && name.toLowerCase().startsWith(at.prefix))
+    .slice(0, 8) : [];
+  chosen = 0;
+  renderCompletion();
+}
+
+function renderCompletion() {
+  completion.hidden = choices.length === 0;
+  ui.text.setAttribute('aria-expanded', String(!completion.hidden));
+  fill(completion, choices.map(([id, name], i) => el('li.completion-item', {
+    id: `mention-${i}`, role: 'option', 'aria-selected': String(i === chosen),
+    onpointerdown: (e) => { e.preventDefault(); chosen = i; acceptCompletion(); },
+  }, '@', el('bdi', {}, name))));
+  if (completion.hidden) ui.text.removeAttribute('aria-activedescendant');
+  else ui.text.setAttribute('aria-activedescendant', `mention-${chosen}`);
+}
+
+function acceptCompletion() {
+  const at = mentionAtCaret();
+  const pick = choices[chosen];
+  if (!at || !pick) return;
+  const value = ui.text.value;
+  const insert = `@${pick[1]} `;
+  ui.text.value = value.slice(0, at.start) + insert + value.slice(ui.text.selectionStart);
+  const caret = at.start + insert.length;
+  ui.text.setSelectionRange(caret, caret);
+  choices = [];
+  renderCompletion();
+  autosize();
+}
+
+ui.text.addEventListener('input', updateCompletion);
+ui.text.addEventListener('blur', () => { choices = []; renderCompletion(); });
+ui.text.addEventListener('keydown', (e) => {
+  if (!completion.hidden) {
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      chosen = (chosen + (e.key === 'ArrowDown' ? 1 : choices.length - 1)) % choices.length;
+      renderCompletion();
+      return;
+    }
+    if (e.key === 'Enter' || e.key === 'Tab') { e.preventDefault(); e.stopImmediatePropagation(); acceptCompletion(); return; }
+    if (e.key === 'Escape') { e.preventDefault(); choices = []; renderCompletion(); return; }
+  }
+  // ↑ in an empty composer edits your last message; Escape drops a reply.
+  if (e.key === 'ArrowUp' && ui.text.value === '' && !e.shiftKey) {
+    const last = tl.lastOwn(me.id);
+    if (last) { e.preventDefault(); startEdit(last.seq); }
+  }
+  if (e.key === 'Escape' && replyTo !== null) { e.preventDefault(); setReply(null); }
+});
 
 // ---------- attachments ----------
 function attach(file) {
@@ -408,7 +713,8 @@ async function refreshMembers() {
   try {
     const page = await api('GET', `/rooms/${enc(room)}/members?limit=200`);
     memberIds.clear();
-    for (const m of page.members) memberIds.add(m.user_id);
+    members.clear();
+    for (const m of page.members) { memberIds.add(m.user_id); members.set(m.user_id, m.name); }
     ui.memberCount.textContent = `(${page.count})`;
     ui.membersTitle.textContent = `Members (${page.count})`;
     const rows = page.members.map((m) => {
@@ -464,22 +770,15 @@ sidebar.reload().catch(() => {});
 conn.addEventListener('open', () => { view.joined = false; sendJoin(); });
 conn.addEventListener('close', () => { view.joined = false; document.body.dataset.roomState = 'away'; });
 conn.addEventListener('joined', (e) => onJoined(e.detail));
-conn.addEventListener('message', (e) => { if (e.detail.room === room && view.joined) streamMessage(e.detail); });
+for (const type of EVENT_TYPES) {
+  conn.addEventListener(type, (e) => { if (e.detail.room === room && view.joined) streamEvent(e.detail); });
+}
 conn.addEventListener('ack', (e) => onAck(e.detail));
 conn.addEventListener('error', (e) => onError(e.detail));
 conn.addEventListener('notify', (e) => {
   if (e.detail.room === room) return;
   sidebar.bump(e.detail);
   desktopNotify(e.detail);
-});
-conn.addEventListener('deleted', (e) => {
-  const f = e.detail;
-  if (f.room !== room) return;
-  const gone = shown.get(f.seq);
-  const next = gone?.nextElementSibling;
-  gone?.remove();
-  shown.set(f.seq, null);
-  regroup(next);
 });
 conn.addEventListener('room_deleted', (e) => {
   if (e.detail.room !== room) return;

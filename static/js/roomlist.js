@@ -33,17 +33,21 @@ export class RoomList {
     this.render();
   }
 
-  /** A `notify` frame: one more unread message in a room. Unknown rooms mean the list is stale. */
+  /**
+   * A `notify` frame: one more unread message in a room, and one more mention if it names
+   * you. Unknown rooms mean the list is stale.
+   */
   bump(frame) {
     const room = this.rooms.get(frame.room);
     if (!room) {
       this.reloading ??= this.reload().catch(() => {}).finally(() => { this.reloading = null; });
       return;
     }
-    // Counted from the read marker, so a repeated `notify` (it can happen) counts once.
-    const marker = room.last_seq - room.unread;
-    room.last_seq = Math.max(room.last_seq, frame.seq);
-    room.unread = room.last_seq - marker;
+    // Seqs only grow: a repeated `notify` (it can happen) counts once.
+    if (frame.seq <= room.last_seq) return;
+    room.last_seq = frame.seq;
+    room.unread += 1;
+    if (frame.mention) room.mentions = (room.mentions ?? 0) + 1;
     room.last_activity = new Date().toISOString();
     this.render();
   }
@@ -56,14 +60,18 @@ export class RoomList {
 
   #row(room) {
     const unread = room.name === this.current ? 0 : room.unread;
+    const mentions = room.name === this.current ? 0 : (room.mentions ?? 0);
     const badge = el('span.badge', {
       'aria-label': `${unread} unread`, hidden: unread === 0, dataset: { count: String(unread) },
     }, unread > 99 ? '99+' : String(unread));
+    const mentionBadge = el('span.mention-badge', {
+      'aria-label': `${mentions} mentioning you`, hidden: mentions === 0, dataset: { count: String(mentions) },
+    }, `@${mentions > 99 ? '99+' : mentions}`);
     const activity = this.compact ? null : el('span.room-activity', {},
       room.last_activity ? `Active ${relativeTime(room.last_activity)}` : 'No messages yet');
     return el('li.room-row', { dataset: { room: room.name, unread: String(unread) } },
       el('a', { href: roomHref(room.name), 'aria-current': room.name === this.current ? 'page' : null },
         el('span.room-name', {}, el('span.hash', { 'aria-hidden': 'true' }, '#'), room.name),
-        activity, badge));
+        activity, mentionBadge, badge));
   }
 }

@@ -49,8 +49,20 @@ pub enum ErrorCode {
     NotJoined,
     /// The connection has already joined this room.
     AlreadyJoined,
-    /// The room does not exist.
+    /// The room does not exist, or (for a change or a reply) no message has that `seq` in
+    /// the room.
     NotFound,
+    /// The message was deleted: it cannot be edited, reacted to or replied to.
+    MessageDeleted,
+    /// A reaction is not one emoji (one grapheme cluster of the Unicode emoji set) nor a
+    /// `:name:` from the shipped list.
+    InvalidEmoji,
+    /// The message already has reactions with the most distinct emoji allowed.
+    TooManyReactions,
+    /// You have already reacted to the message with this emoji.
+    AlreadyReacted,
+    /// You have not reacted to the message with this emoji.
+    NotReacted,
     /// No valid session: log in or create a session first.
     Unauthorized,
     /// The request came from an origin that is not allowed.
@@ -90,6 +102,11 @@ impl ErrorCode {
             Self::NotJoined => "not_joined",
             Self::AlreadyJoined => "already_joined",
             Self::NotFound => "not_found",
+            Self::MessageDeleted => "message_deleted",
+            Self::InvalidEmoji => "invalid_emoji",
+            Self::TooManyReactions => "too_many_reactions",
+            Self::AlreadyReacted => "already_reacted",
+            Self::NotReacted => "not_reacted",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::RateLimited => "rate_limited",
@@ -121,10 +138,12 @@ impl ErrorCode {
             | Self::BinaryFrame
             | Self::TooManyRooms
             | Self::NotJoined
-            | Self::AlreadyJoined => 400,
+            | Self::AlreadyJoined
+            | Self::InvalidEmoji
+            | Self::TooManyReactions => 400,
             Self::Unauthorized | Self::InvalidCredentials => 401,
             Self::Forbidden | Self::AccountDisabled => 403,
-            Self::UsernameTaken => 409,
+            Self::UsernameTaken | Self::MessageDeleted | Self::AlreadyReacted | Self::NotReacted => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::NotFound => 404,
@@ -135,7 +154,7 @@ impl ErrorCode {
     }
 }
 
-const ALL_CODES: [ErrorCode; 27] = [
+const ALL_CODES: [ErrorCode; 32] = [
     ErrorCode::InvalidJson,
     ErrorCode::UnknownType,
     ErrorCode::MissingField,
@@ -158,6 +177,11 @@ const ALL_CODES: [ErrorCode; 27] = [
     ErrorCode::NotJoined,
     ErrorCode::AlreadyJoined,
     ErrorCode::NotFound,
+    ErrorCode::MessageDeleted,
+    ErrorCode::InvalidEmoji,
+    ErrorCode::TooManyReactions,
+    ErrorCode::AlreadyReacted,
+    ErrorCode::NotReacted,
     ErrorCode::Unauthorized,
     ErrorCode::Forbidden,
     ErrorCode::RateLimited,

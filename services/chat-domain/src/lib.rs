@@ -6,6 +6,9 @@
 //!   refusal ([`NameError`]) carries the protocol's code for it.
 //! * [`message`]: what a send carries ([`MessageBody`]: text, or an image with a caption)
 //!   and a committed message with its [`MessageId`].
+//! * [`timeline`]: a room's events (messages and the changes made to them: edits,
+//!   deletions, reactions), the rules a change must keep, and the fold that gives a
+//!   message's current state.
 //! * [`upload`]: upload ids, and what an upload's bytes really are.
 //! * [`protocol`]: client frames (parsed with precise error codes) and [`protocol::ServerFrame`],
 //!   every frame the server sends.
@@ -19,10 +22,12 @@ pub mod names;
 pub mod protocol;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod timeline;
 pub mod upload;
 
 pub use account::{Bio, Email, Password, PersonName, Role, Username};
 pub use error::{CloseCode, ErrorCode};
-pub use message::{Author, ChatMessage, MessageBody, MessageId, MessageKind};
-pub use names::{ClientMsgId, DisplayName, MessageText, NameError, RoomName, UserId};
+pub use message::{Author, ChatMessage, MessageBody, MessageId, MessageKind, Reaction};
+pub use names::{ClientMsgId, DisplayName, Emoji, MessageText, NameError, RoomName, UserId};
+pub use timeline::{Change, ChangeError, ChangeEvent, TimelineEvent};
 pub use upload::UploadId;

@@ -7,7 +7,7 @@
 //! message came by.
 
 use crate::error::ErrorCode;
-use crate::names::{ClientMsgId, DisplayName, MessageText, NameError, RoomName, UserId, positive_id};
+use crate::names::{ClientMsgId, DisplayName, Emoji, MessageText, NameError, RoomName, UserId, positive_id};
 use crate::upload::UploadId;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
@@ -55,7 +55,9 @@ pub struct Author {
     pub name: DisplayName,
 }
 
-/// A message as committed: it has its room's `seq` and the database id.
+/// A message as committed: it has its room's `seq` and the database id. Read back from
+/// history it is in its current state: the changes made to it since are folded in
+/// ([`crate::timeline`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatMessage {
     pub id: MessageId,
@@ -71,9 +73,39 @@ pub struct ChatMessage {
     pub sent_at_ms: i64,
     /// The upload an image message shows.
     pub attachment: Option<UploadId>,
-    /// Deleted by an administrator: a tombstone that keeps its seq (so the room's sequence
-    /// stays gapless for readers) but has no content and is never shown.
+    /// Deleted (by its author or an administrator): a tombstone that keeps its seq and
+    /// author but has no content: no text, attachment, reply, mentions or reactions.
     pub deleted: bool,
+    /// The seq of the message (in the same room) this one replies to.
+    pub reply_to: Option<u64>,
+    /// The members its text mentions (`@name`), as resolved when it was sent.
+    pub mentions: Vec<Author>,
+    /// When it was last edited.
+    pub edited_at_ms: Option<i64>,
+    /// Standing reactions, one entry per emoji ([`Reaction::group`] gives the order).
+    pub reactions: Vec<Reaction>,
+}
+
+/// The people who reacted to a message with one emoji, in the order they reacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reaction {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub emoji: Emoji,
+    pub users: Vec<Author>,
+}
+
+impl ChatMessage {
+    /// Makes the message a tombstone: its content is gone for good, its seq and author stay.
+    pub fn erase(&mut self) {
+        self.deleted = true;
+        self.text.clear();
+        self.attachment = None;
+        self.reply_to = None;
+        self.mentions.clear();
+        self.edited_at_ms = None;
+        self.reactions.clear();
+    }
 }
 
 /// Where clients fetch an upload; the one place the URL is spelled.

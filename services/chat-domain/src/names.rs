@@ -40,7 +40,7 @@ macro_rules! deserialize_by_parse {
         }
     )+};
 }
-deserialize_by_parse!(RoomName, ClientMsgId, DisplayName, UserId);
+deserialize_by_parse!(RoomName, ClientMsgId, DisplayName, UserId, Emoji);
 
 macro_rules! string_newtype {
     ($name:ident) => {
@@ -286,6 +286,31 @@ impl UserId {
     }
 }
 
+/// A reaction: one emoji of the Unicode emoji set (one grapheme cluster, skin tones
+/// included), or a `:name:` from the GitHub shortcode list the `emojis` crate ships, which
+/// becomes its emoji. Kept as the emoji itself, so `:+1:` and 👍 are one reaction and no
+/// name that could hold markup is ever stored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Emoji(String);
+string_newtype!(Emoji);
+
+impl Emoji {
+    pub fn parse(input: &str) -> Result<Self, NameError> {
+        // The longest emoji (a family with skin tones) is well under 64 bytes.
+        let found = if input.len() > 64 {
+            None
+        } else if let Some(name) = input.strip_prefix(':').and_then(|s| s.strip_suffix(':')) {
+            emojis::get_by_shortcode(name)
+        } else {
+            emojis::get(input)
+        };
+        found.map(|emoji| Self(emoji.as_str().to_owned())).ok_or(NameError::new(
+            ErrorCode::InvalidEmoji,
+            "a reaction is one emoji, or a :name: from the emoji list",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,6 +372,30 @@ mod tests {
             if let Ok(text) = MessageText::parse(s.clone()) {
                 prop_assert_eq!(text.as_str(), s.as_str());
             }
+        }
+    }
+
+    #[test]
+    fn a_reaction_is_one_emoji_or_a_listed_name() {
+        assert_eq!(Emoji::parse("👍").unwrap(), "👍");
+        assert_eq!(Emoji::parse(":+1:").unwrap(), "👍", "a name becomes its emoji");
+        assert_eq!(Emoji::parse(":tada:").unwrap(), "🎉");
+        assert_eq!(Emoji::parse("👍🏽").unwrap(), "👍🏽", "skin tones are one grapheme");
+        for bad in [
+            "",
+            "a",
+            "👍👍",
+            ":nope:",
+            "<b>",
+            ":<img src=x>:",
+            "👍 ",
+            &"👍".repeat(40),
+        ] {
+            assert_eq!(
+                Emoji::parse(bad).unwrap_err().code(),
+                ErrorCode::InvalidEmoji,
+                "{bad:?}"
+            );
         }
     }
 }

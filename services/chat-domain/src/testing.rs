@@ -20,5 +20,9 @@ pub fn message() -> ChatMessage {
         sent_at_ms: 1_700_000_000_123,
         attachment: None,
         deleted: false,
+        reply_to: None,
+        mentions: Vec::new(),
+        edited_at_ms: None,
+        reactions: Vec::new(),
     }
 }

@@ -287,7 +287,7 @@ proptest! {
                         prop_assert_eq!(since_seq, frame.get("since_seq").and_then(Value::as_u64));
                     }
                     ClientFrame::Leave { room: r } => prop_assert_eq!(r.as_str(), room.to_ascii_lowercase()),
-                    ClientFrame::Send { room: r, body, client_msg_id, traceparent } => {
+                    ClientFrame::Send { room: r, body, client_msg_id, traceparent, .. } => {
                         prop_assert_eq!(r.as_str(), room.to_ascii_lowercase());
                         prop_assert_eq!(body.text.as_str(), frame["text"].as_str().unwrap_or(""));
                         prop_assert_eq!(client_msg_id.as_str(), frame["client_msg_id"].as_str().unwrap());
@@ -296,6 +296,7 @@ proptest! {
                             prop_assert_eq!(Some(tp.as_str()), frame["traceparent"].as_str());
                         }
                     }
+                    ClientFrame::Change { .. } => prop_assert!(false, "no change frame is generated"),
                 }
             }
             (Err((code, reference)), Err(e)) => {

@@ -6,7 +6,9 @@
 //! two cannot drift apart; `directory_sql` instantiates it for each pool type.
 
 use crate::error::StoreError;
-use chat_domain::{Bio, ChatMessage, DisplayName, Email, MessageId, PersonName, Role, RoomName, UserId, Username};
+use chat_domain::{
+    Author, Bio, ChatMessage, DisplayName, Email, MessageId, PersonName, Role, RoomName, UserId, Username,
+};
 
 /// A registered user as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,12 +87,10 @@ pub struct MemberRoom {
     /// The newest message's time, `None` while the room is empty.
     pub last_activity_ms: Option<i64>,
     pub joined_at_ms: i64,
-}
-
-impl MemberRoom {
-    pub fn unread(&self) -> u64 {
-        self.last_seq.saturating_sub(self.last_read_seq)
-    }
+    /// Messages after the read marker (changes to messages are not counted).
+    pub unread: u64,
+    /// Of those, the ones that mention this member.
+    pub mentions: u64,
 }
 
 /// A member as the room's member list shows them.
@@ -111,9 +111,9 @@ pub enum Entered {
     RoomNotFound,
 }
 
-/// A message an admin deleted: what the fan-out needs to tell members.
+/// Where a message is: its room and seq, which a change to it names.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeletedMessage {
+pub struct MessageAt {
     pub room: RoomName,
     pub id: MessageId,
     pub seq: u64,
@@ -210,6 +210,9 @@ pub trait Directory: Send + Sync + 'static {
     ) -> Result<(u64, Vec<RoomMember>), StoreError>;
 
     /// Admin: rooms whose name contains the query.
+    /// The member of `room` with this username (any case), as mentions name them: a
+    /// registered user who is a member, with the name they have in the room.
+    async fn member_by_username(&self, room: &RoomName, username: &Username) -> Result<Option<Author>, StoreError>;
     async fn search_rooms(&self, search: &Search<'_>) -> Result<Vec<crate::RoomInfo>, StoreError>;
     /// Admin: messages (not deleted) whose text contains `query`, optionally in one room,
     /// newest first, with ids below `before_id`.
@@ -220,9 +223,9 @@ pub trait Directory: Send + Sync + 'static {
         before_id: Option<i64>,
         limit: u32,
     ) -> Result<Vec<ChatMessage>, StoreError>;
-    /// Admin: erases a message, keeping its seq as a tombstone. `None` when no such
-    /// message, or it was deleted already.
-    async fn delete_message(&self, id: MessageId, now_ms: i64) -> Result<Option<DeletedMessage>, StoreError>;
+    /// Where the message with this id is (messages only, not changes). An administrator's
+    /// deletion names a message by id, and is committed as a change to that seq.
+    async fn find_message(&self, id: MessageId) -> Result<Option<MessageAt>, StoreError>;
     /// Admin: deletes a room: its messages are erased and its members removed; the name
     /// can be entered again later, as a new empty room that continues the old seqs.
     async fn delete_room(&self, room: &RoomName, now_ms: i64) -> Result<bool, StoreError>;

@@ -8,13 +8,13 @@
 //! The row types are in `rows`; `blobs` stamps out [`Blobs`](crate::Blobs) the same way.
 
 use crate::directory::{
-    AuditEntry, DeletedMessage, Directory, Entered, MemberRoom, NewAuditEntry, NewUser, ProfileUpdate, RoomMember,
-    Search, SessionLookup, SessionRecord, UserRecord, contains_pattern,
+    AuditEntry, Directory, Entered, MemberRoom, MessageAt, NewAuditEntry, NewUser, ProfileUpdate, RoomMember, Search,
+    SessionLookup, SessionRecord, UserRecord, contains_pattern,
 };
 use crate::error::StoreError;
 use crate::rows::{RoomRow, message_columns, room_columns, to_db};
 use crate::store::RoomInfo;
-use chat_domain::{ChatMessage, DisplayName, MessageId, Role, RoomName, UserId};
+use chat_domain::{Author, ChatMessage, DisplayName, MessageId, Role, RoomName, UserId, Username};
 use rows::{
     AuditRow, MemberRoomRow, NamedMessageRow, SESSION_COLUMNS, SessionLookupRow, SessionRow, USER_COLUMNS, UserRow,
 };
@@ -35,6 +35,20 @@ const LAST_SEQS_CHUNK: usize = 500;
 
 fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
+}
+
+/// A `LIKE` pattern that finds `user` in a message's stored mention list (JSON authors).
+fn mention_pattern(user: &UserId) -> String {
+    let id = serde_json::to_string(user.as_str()).expect("a string serializes");
+    let mut pattern = String::from("%");
+    for c in format!("\"id\":{id}").chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 fn unique_violation(error: &sqlx::Error) -> bool {
@@ -166,7 +180,7 @@ macro_rules! sql_directory {
 
             async fn message_count(&self, user_id: &UserId) -> Result<u64, StoreError> {
                 let (n,): (i64,) =
-                    sqlx::query_as("SELECT count(*) FROM messages WHERE author_id = $1 AND deleted_at_ms IS NULL")
+                    sqlx::query_as("SELECT count(*) FROM messages WHERE author_id = $1 AND deleted_at_ms IS NULL AND kind IN ('text', 'image')")
                         .bind(user_id.as_str())
                         .fetch_one(&self.pool)
                         .await?;
@@ -314,10 +328,16 @@ macro_rules! sql_directory {
                 after: Option<&RoomName>,
                 limit: u32,
             ) -> Result<Vec<MemberRoom>, StoreError> {
+                // Unread counts messages only (edits and reactions are not news); mentions
+                // are the unread messages whose mention list names this user.
                 let rows: Vec<MemberRoomRow> = sqlx::query_as(
                     "SELECT r.name, r.last_seq, mb.last_read_seq, mb.joined_at_ms,
                         (SELECT m.created_at_ms FROM messages m WHERE m.room_id = r.id AND m.seq = r.last_seq)
-                            AS last_activity_ms
+                            AS last_activity_ms,
+                        (SELECT count(*) FROM messages m WHERE m.room_id = r.id AND m.seq > mb.last_read_seq
+                            AND m.kind IN ('text', 'image') AND m.deleted_at_ms IS NULL) AS unread,
+                        (SELECT count(*) FROM messages m WHERE m.room_id = r.id AND m.seq > mb.last_read_seq
+                            AND m.mentions LIKE $4 ESCAPE '\\') AS mentions
                      FROM memberships mb JOIN rooms r ON r.id = mb.room_id
                      WHERE mb.user_id = $1 AND r.name > $2 AND r.deleted_at_ms IS NULL
                      ORDER BY r.name LIMIT $3",
@@ -325,6 +345,7 @@ macro_rules! sql_directory {
                 .bind(user_id.as_str())
                 .bind(after.map_or("", |r| r.as_str()))
                 .bind(i64::from(limit))
+                .bind(mention_pattern(user_id))
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter()
@@ -335,6 +356,8 @@ macro_rules! sql_directory {
                             last_read_seq: count(r.last_read_seq),
                             last_activity_ms: r.last_activity_ms,
                             joined_at_ms: r.joined_at_ms,
+                            unread: count(r.unread),
+                            mentions: count(r.mentions),
                         })
                     })
                     .collect()
@@ -364,6 +387,28 @@ macro_rules! sql_directory {
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(count(n))
+            }
+
+            async fn member_by_username(&self, room: &RoomName, username: &Username) -> Result<Option<Author>, StoreError> {
+                let found: Option<(String, String)> = sqlx::query_as(
+                    "SELECT u.id, mb.user_name FROM users u
+                     JOIN memberships mb ON mb.user_id = u.id
+                     WHERE u.username_key = $1 AND u.disabled = false
+                       AND mb.room_id = (SELECT id FROM rooms WHERE name = $2)",
+                )
+                .bind(username.key())
+                .bind(room.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                found
+                    .map(|(id, name)| {
+                        let bad = || StoreError::Corrupt(format!("memberships: invalid member {id:?} {name:?}"));
+                        Ok(Author {
+                            id: UserId::parse(&id).map_err(|_| bad())?,
+                            name: DisplayName::parse(&name).map_err(|_| bad())?,
+                        })
+                    })
+                    .transpose()
             }
 
             async fn room_members(
@@ -425,7 +470,7 @@ macro_rules! sql_directory {
                     "SELECT r.name AS room_name, ",
                     message_columns!(),
                     " FROM messages m JOIN rooms r ON r.id = m.room_id
-                      WHERE m.deleted_at_ms IS NULL AND m.id < $1
+                      WHERE m.deleted_at_ms IS NULL AND m.kind IN ('text', 'image') AND m.id < $1
                         AND ($2 IS NULL OR lower(m.body) LIKE $2 ESCAPE '\\')
                         AND ($3 IS NULL OR r.name = $3)
                       ORDER BY m.id DESC LIMIT $4"
@@ -441,30 +486,17 @@ macro_rules! sql_directory {
                     .collect()
             }
 
-            async fn delete_message(&self, id: MessageId, now_ms: i64) -> Result<Option<DeletedMessage>, StoreError> {
-                let mut tx = self.pool.begin().await?;
+            async fn find_message(&self, id: MessageId) -> Result<Option<MessageAt>, StoreError> {
                 let found: Option<(String, i64)> = sqlx::query_as(
                     "SELECT r.name, m.seq FROM messages m JOIN rooms r ON r.id = m.room_id
-                     WHERE m.id = $1 AND m.deleted_at_ms IS NULL",
+                     WHERE m.id = $1 AND m.kind IN ('text', 'image')",
                 )
                 .bind(id.get())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&self.pool)
                 .await?;
-                let Some((room, seq)) = found else { return Ok(None) };
-                sqlx::query(
-                    "UPDATE messages SET body = '', attachment_id = NULL, deleted_at_ms = $2
-                     WHERE id = $1 AND deleted_at_ms IS NULL",
-                )
-                .bind(id.get())
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(Some(DeletedMessage {
-                    room: room_name(&room)?,
-                    id,
-                    seq: count(seq),
-                }))
+                found
+                    .map(|(room, seq)| Ok(MessageAt { room: room_name(&room)?, id, seq: count(seq) }))
+                    .transpose()
             }
 
             async fn delete_room(&self, room: &RoomName, now_ms: i64) -> Result<bool, StoreError> {
@@ -477,14 +509,14 @@ macro_rules! sql_directory {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some((room_id,)) = found else { return Ok(false) };
-                sqlx::query(
-                    "UPDATE messages SET body = '', attachment_id = NULL, deleted_at_ms = $2
-                     WHERE room_id = $1 AND deleted_at_ms IS NULL",
-                )
-                .bind(room_id)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
+                // Its timeline goes for good; the room row keeps `last_seq`, so a room entered
+                // again under the name comes back empty and its seqs continue.
+                for table in ["reactions", "messages"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE room_id = $1"))
+                        .bind(room_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 sqlx::query("DELETE FROM memberships WHERE room_id = $1")
                     .bind(room_id)
                     .execute(&mut *tx)

@@ -34,11 +34,11 @@ mod store;
 
 pub use blobs::{Blob, Blobs};
 pub use directory::{
-    AuditEntry, DeletedMessage, Directory, Entered, MemberRoom, NewAuditEntry, NewUser, ProfileUpdate, RoomMember,
-    Search, SessionLookup, SessionRecord, UserRecord,
+    AuditEntry, Directory, Entered, MemberRoom, MessageAt, NewAuditEntry, NewUser, ProfileUpdate, RoomMember, Search,
+    SessionLookup, SessionRecord, UserRecord,
 };
 pub use error::StoreError;
-pub use store::{AppendOutcome, NewMessage, RoomInfo, Store};
+pub use store::{AppendOutcome, NewChange, NewEvent, NewMessage, RoomInfo, Store};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -15,13 +15,17 @@
 //! the single statement costs nothing extra.
 
 use crate::ConnectOptions;
-use crate::batch::{self, Plan};
+use crate::batch::{self, Effects, Plan, Targets};
 use crate::error::StoreError;
-use crate::rows::{InsertedRow, MessageRow, RoomRow, into_messages, message_columns, room_columns, to_db};
-use crate::store::{AppendOutcome, NewMessage, RoomInfo, Store};
-use chat_domain::{ChatMessage, RoomName, UploadId};
+use crate::rows::{
+    InsertedRow, MessageRow, ReactionRow, RoomRow, into_events, into_messages, message_columns, reaction_columns,
+    room_columns, seq_span, to_db,
+};
+use crate::store::{AppendOutcome, NewEvent, RoomInfo, Store};
+use chat_domain::{ChatMessage, RoomName, TimelineEvent};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -62,6 +66,23 @@ impl PgStore {
         Ok(Self { pool })
     }
 
+    /// The reactions standing on a page of rows, oldest first.
+    async fn reactions(&self, room: &RoomName, rows: &[MessageRow]) -> Result<Vec<ReactionRow>, StoreError> {
+        let Some((first, last)) = seq_span(rows) else {
+            return Ok(Vec::new());
+        };
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            reaction_columns!(),
+            " FROM reactions WHERE room_id = (SELECT id FROM rooms WHERE name = $1) AND seq BETWEEN $2 AND $3"
+        ))
+        .bind(room.as_str())
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn fetch_room(&self, name: &RoomName) -> Result<Option<RoomRow>, StoreError> {
         Ok(sqlx::query_as(concat!(
             "SELECT ",
@@ -85,21 +106,17 @@ impl PgStore {
     /// connection soon plans it generically, for a batch of unknown size, and then joined
     /// the two sides by nested loop (160,000 comparisons for 400 messages). The numbering is
     /// plain to repeat here: each room's messages in batch order, after its `last_seq`.
-    async fn append_new(&self, batch: &[NewMessage]) -> Result<Option<Vec<AppendOutcome>>, StoreError> {
+    async fn append_new(&self, batch: &[NewEvent]) -> Result<Option<Vec<AppendOutcome>>, StoreError> {
         let returned: Result<Vec<batch::NewBatchRow>, sqlx::Error> = sqlx::query_as(include_str!("append_new.sql"))
-            .bind(batch.iter().map(|m| m.room.as_str()).collect::<Vec<_>>())
-            .bind(batch.iter().map(|m| m.author.id.as_str()).collect::<Vec<_>>())
-            .bind(batch.iter().map(|m| m.author.name.as_str()).collect::<Vec<_>>())
-            .bind(batch.iter().map(|m| m.text.as_str()).collect::<Vec<_>>())
-            .bind(batch.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>())
-            .bind(batch.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
-            .bind(
-                batch
-                    .iter()
-                    .map(|m| m.attachment.map(UploadId::get))
-                    .collect::<Vec<_>>(),
-            )
+            .bind(batch.iter().map(|m| m.room().as_str()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|m| m.author().id.as_str()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|m| m.author().name.as_str()).collect::<Vec<_>>())
+            .bind(batch.iter().map(NewEvent::body).collect::<Vec<_>>())
+            .bind(batch.iter().map(NewEvent::kind).collect::<Vec<_>>())
+            .bind(batch.iter().map(|m| m.client_msg_id().as_str()).collect::<Vec<_>>())
+            .bind(batch.iter().map(NewEvent::attachment).collect::<Vec<_>>())
             .bind(batch::room_names(batch))
+            .bind(batch.iter().map(NewEvent::mentions).collect::<Vec<_>>())
             .fetch_all(&self.pool)
             .await;
         let returned = match returned {
@@ -111,8 +128,10 @@ impl PgStore {
     }
 
     /// Any batch: the rooms are locked first, then the batch's keys are looked up, so a
-    /// retried send gets its original back and a key repeated within the batch is stored once.
-    async fn append_checked(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError> {
+    /// retried send gets its original back and a key repeated within the batch is stored
+    /// once; then the messages its changes and replies name, so each is decided against
+    /// what is committed.
+    async fn append_checked(&self, batch: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
         let mut tx = self.pool.begin().await?;
 
         let locked: Vec<RoomRow> = sqlx::query_as(concat!(
@@ -144,7 +163,8 @@ impl PgStore {
             .fetch_all(&mut *tx)
             .await?
         };
-        let assigned = plan.assign(stored)?;
+        let targets = read_targets(&mut tx, &plan).await?;
+        let assigned = plan.assign(stored, targets)?;
 
         let inserted: Vec<InsertedRow> = if assigned.rows.is_empty() {
             Vec::new()
@@ -154,12 +174,15 @@ impl PgStore {
             sqlx::query_as(concat!(
                 "WITH inserted AS (
                     INSERT INTO messages
-                        (room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, created_at_ms)
-                    SELECT room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, ",
+                        (room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id,
+                         target_seq, reply_to, mentions, created_at_ms)
+                    SELECT room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id,
+                           target_seq, reply_to, mentions, ",
                 now_ms!(),
                 " FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                              $10::bigint[])
-                         AS t(room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id)
+                              $10::bigint[], $11::bigint[], $12::bigint[], $13::text[])
+                         AS t(room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id,
+                              target_seq, reply_to, mentions)
                     RETURNING id, room_id, seq, created_at_ms
                 ), grown AS (
                     UPDATE rooms SET last_seq = u.last_seq
@@ -170,25 +193,25 @@ impl PgStore {
             ))
             .bind(rows.iter().map(|r| r.room_id).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.message.author.id.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.message.author.name.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.message.text.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.message.kind.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.event.author().id.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.event.author().name.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.event.body()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.event.kind()).collect::<Vec<_>>())
             .bind(
                 rows.iter()
-                    .map(|r| r.message.client_msg_id.as_str())
+                    .map(|r| r.event.client_msg_id().as_str())
                     .collect::<Vec<_>>(),
             )
             .bind(update_ids)
             .bind(update_seqs)
-            .bind(
-                rows.iter()
-                    .map(|r| r.message.attachment.map(UploadId::get))
-                    .collect::<Vec<_>>(),
-            )
+            .bind(rows.iter().map(|r| r.event.attachment()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.event.target_seq()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.event.reply_to()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.event.mentions()).collect::<Vec<_>>())
             .fetch_all(&mut *tx)
             .await?
         };
+        apply_effects(&mut tx, &assigned.effects).await?;
 
         let outcomes = assigned.finish(inserted)?;
         tx.commit().await?;
@@ -254,11 +277,12 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(name = "store.append_batch", skip_all, fields(db.system = "postgresql", messages = batch.len()))]
-    async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError> {
+    async fn append_batch(&self, batch: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        if !batch::repeats_a_key(batch)
+        if batch.iter().all(NewEvent::needs_no_check)
+            && !batch::repeats_a_key(batch)
             && let Some(outcomes) = self.append_new(batch).await?
         {
             return Ok(outcomes);
@@ -267,8 +291,13 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(name = "store.history_after", skip_all, fields(db.system = "postgresql", room = %room))]
-    async fn history_after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<ChatMessage>, StoreError> {
-        let rows = sqlx::query_as(concat!(
+    async fn history_after(
+        &self,
+        room: &RoomName,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<TimelineEvent>, StoreError> {
+        let rows: Vec<MessageRow> = sqlx::query_as(concat!(
             "SELECT ",
             message_columns!(),
             " FROM messages m WHERE m.room_id = (SELECT id FROM rooms WHERE name = $1) AND m.seq > $2
@@ -279,7 +308,8 @@ impl Store for PgStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        into_messages(room, rows)
+        let reactions = self.reactions(room, &rows).await?;
+        into_events(room, rows, reactions)
     }
 
     #[tracing::instrument(name = "store.history_before", skip_all, fields(db.system = "postgresql", room = %room))]
@@ -289,10 +319,11 @@ impl Store for PgStore {
         before_seq: u64,
         limit: u32,
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        let rows = sqlx::query_as(concat!(
+        let mut rows: Vec<MessageRow> = sqlx::query_as(concat!(
             "SELECT ",
             message_columns!(),
             " FROM messages m WHERE m.room_id = (SELECT id FROM rooms WHERE name = $1) AND m.seq < $2
+                AND m.kind IN ('text', 'image')
               ORDER BY m.seq DESC LIMIT $3"
         ))
         .bind(room.as_str())
@@ -300,9 +331,9 @@ impl Store for PgStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut messages = into_messages(room, rows)?;
-        messages.reverse();
-        Ok(messages)
+        rows.reverse();
+        let reactions = self.reactions(room, &rows).await?;
+        into_messages(room, rows, reactions)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -311,14 +342,143 @@ impl Store for PgStore {
     }
 }
 
-fn unzip3<'a>(keys: &[batch::Key<'a>]) -> (Vec<i64>, Vec<&'a str>, Vec<&'a str>) {
-    let mut rooms = Vec::with_capacity(keys.len());
-    let mut authors = Vec::with_capacity(keys.len());
-    let mut ids = Vec::with_capacity(keys.len());
-    for &(room, author, id) in keys {
-        rooms.push(room);
-        authors.push(author);
-        ids.push(id);
+/// Reads, under the batch's room locks, the messages its changes and replies name, and
+/// the reactions on them that the rules need.
+async fn read_targets(tx: &mut Transaction<'_, Postgres>, plan: &Plan<'_>) -> Result<Targets, StoreError> {
+    let places = plan.targets();
+    if places.is_empty() {
+        return Ok(Targets::default());
     }
-    (rooms, authors, ids)
+    let (rooms, seqs): (Vec<i64>, Vec<i64>) = places.into_iter().unzip();
+    let messages = sqlx::query_as(
+        "SELECT m.room_id, m.seq, m.author_id, m.kind, m.deleted_at_ms
+         FROM UNNEST($1::bigint[], $2::bigint[]) AS t(room_id, seq)
+         JOIN messages m ON m.room_id = t.room_id AND m.seq = t.seq",
+    )
+    .bind(&rooms)
+    .bind(&seqs)
+    .fetch_all(&mut **tx)
+    .await?;
+    let reactors = plan.reactors();
+    if reactors.is_empty() {
+        return Ok(Targets {
+            messages,
+            ..Targets::default()
+        });
+    }
+    let counts = sqlx::query_as(
+        "SELECT r.room_id, r.seq, r.emoji, count(*) AS count
+         FROM (SELECT DISTINCT * FROM UNNEST($1::bigint[], $2::bigint[])) AS t(room_id, seq)
+         JOIN reactions r ON r.room_id = t.room_id AND r.seq = t.seq
+         GROUP BY r.room_id, r.seq, r.emoji",
+    )
+    .bind(&rooms)
+    .bind(&seqs)
+    .fetch_all(&mut **tx)
+    .await?;
+    let (rooms, seqs, users) = unzip3(&reactors);
+    let own = sqlx::query_as(
+        "SELECT r.room_id, r.seq, r.emoji, r.user_id
+         FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]) AS t(room_id, seq, user_id)
+         JOIN reactions r ON r.room_id = t.room_id AND r.seq = t.seq AND r.user_id = t.user_id",
+    )
+    .bind(rooms)
+    .bind(seqs)
+    .bind(users)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(Targets { messages, counts, own })
+}
+
+/// Applies what the batch's changes do to their messages, after the events are inserted
+/// (edits and deletions take their text and time from the event rows).
+async fn apply_effects(tx: &mut Transaction<'_, Postgres>, effects: &Effects) -> Result<(), StoreError> {
+    if effects.is_empty() {
+        return Ok(());
+    }
+    if !effects.unreactions.is_empty() {
+        let (mut rooms, mut seqs, mut emoji, mut users) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (room, seq, e, user) in &effects.unreactions {
+            rooms.push(*room);
+            seqs.push(*seq);
+            emoji.push(e.as_str());
+            users.push(user.as_str());
+        }
+        sqlx::query(
+            "DELETE FROM reactions r USING UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[])
+                 AS t(room_id, seq, emoji, user_id)
+             WHERE r.room_id = t.room_id AND r.seq = t.seq AND r.emoji = t.emoji AND r.user_id = t.user_id",
+        )
+        .bind(rooms)
+        .bind(seqs)
+        .bind(emoji)
+        .bind(users)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !effects.reactions.is_empty() {
+        let r = &effects.reactions;
+        sqlx::query(
+            "INSERT INTO reactions (room_id, seq, emoji, user_id, user_name, reacted_seq)
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[])",
+        )
+        .bind(r.iter().map(|r| r.room_id).collect::<Vec<_>>())
+        .bind(r.iter().map(|r| r.seq).collect::<Vec<_>>())
+        .bind(r.iter().map(|r| r.emoji.as_str()).collect::<Vec<_>>())
+        .bind(r.iter().map(|r| r.user_id.as_str()).collect::<Vec<_>>())
+        .bind(r.iter().map(|r| r.user_name.as_str()).collect::<Vec<_>>())
+        .bind(r.iter().map(|r| r.reacted_seq).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !effects.edits.is_empty() {
+        let (rooms, seqs, edits) = unzip3(&effects.edits);
+        sqlx::query(
+            "UPDATE messages m SET body = e.body, edited_at_ms = e.created_at_ms
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS t(room_id, seq, edit_seq)
+             JOIN messages e ON e.room_id = t.room_id AND e.seq = t.edit_seq
+             WHERE m.room_id = t.room_id AND m.seq = t.seq",
+        )
+        .bind(rooms)
+        .bind(seqs)
+        .bind(edits)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !effects.deletions.is_empty() {
+        let (rooms, seqs, deletions) = unzip3(&effects.deletions);
+        sqlx::query(
+            "WITH t AS (
+                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS t(room_id, seq, deletion_seq)
+            ), erased AS (
+                UPDATE messages m SET body = '', attachment_id = NULL, reply_to = NULL, mentions = '',
+                       edited_at_ms = NULL, deleted_at_ms = d.created_at_ms
+                FROM t JOIN messages d ON d.room_id = t.room_id AND d.seq = t.deletion_seq
+                WHERE m.room_id = t.room_id AND m.seq = t.seq
+            ), edits AS (
+                UPDATE messages m SET body = ''
+                FROM t WHERE m.room_id = t.room_id AND m.target_seq = t.seq AND m.kind = 'edit'
+            )
+            DELETE FROM reactions r USING t WHERE r.room_id = t.room_id AND r.seq = t.seq",
+        )
+        .bind(rooms)
+        .bind(seqs)
+        .bind(deletions)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Three columns of array parameters from a list of triples.
+fn unzip3<A: Copy, B: Copy, C: Copy>(items: &[(A, B, C)]) -> (Vec<A>, Vec<B>, Vec<C>) {
+    let mut a = Vec::with_capacity(items.len());
+    let mut b = Vec::with_capacity(items.len());
+    let mut c = Vec::with_capacity(items.len());
+    for &(x, y, z) in items {
+        a.push(x);
+        b.push(y);
+        c.push(z);
+    }
+    (a, b, c)
 }

@@ -6,7 +6,11 @@
 
 use crate::error::StoreError;
 use crate::store::RoomInfo;
-use chat_domain::{Author, ChatMessage, ClientMsgId, DisplayName, MessageId, MessageKind, RoomName, UploadId, UserId};
+use chat_domain::Reaction;
+use chat_domain::{
+    Author, Change, ChangeEvent, ChatMessage, ClientMsgId, DisplayName, Emoji, MessageId, MessageKind, RoomName,
+    TimelineEvent, UploadId, UserId,
+};
 
 /// The columns of [`RoomRow`], for `SELECT` lists and `RETURNING` clauses. Macros rather
 /// than consts so that queries are assembled with `concat!` at compile time.
@@ -21,7 +25,7 @@ pub(crate) use room_columns;
 macro_rules! message_columns {
     () => {
         "m.id, m.room_id, m.seq, m.author_id, m.author_name, m.body, m.kind, m.client_msg_id, m.created_at_ms, \
-         m.attachment_id, m.deleted_at_ms"
+         m.attachment_id, m.deleted_at_ms, m.target_seq, m.reply_to, m.mentions, m.edited_at_ms"
     };
 }
 pub(crate) use message_columns;
@@ -69,25 +73,48 @@ pub(crate) struct MessageRow {
     pub created_at_ms: i64,
     pub attachment_id: Option<i64>,
     pub deleted_at_ms: Option<i64>,
+    pub target_seq: Option<i64>,
+    pub reply_to: Option<i64>,
+    pub mentions: String,
+    pub edited_at_ms: Option<i64>,
 }
 
 impl MessageRow {
-    /// `room` is passed in rather than joined for: every caller already holds the name.
-    pub fn into_message(self, room: RoomName) -> Result<ChatMessage, StoreError> {
+    /// The row as the event it is: a message, or a change to one. `room` is passed in
+    /// rather than joined for: every caller already holds the name.
+    pub fn into_event(self, room: RoomName) -> Result<TimelineEvent, StoreError> {
         let id = self.id;
         let bad = |column: &str, value: &dyn std::fmt::Display| corrupt("messages", id, column, value);
-        Ok(ChatMessage {
-            id: MessageId::new(id).map_err(|_| bad("id", &id))?,
+        let seq = |value: i64, column: &str| seq_from_db(value).filter(|s| *s > 0).ok_or_else(|| bad(column, &value));
+        let author = Author {
+            id: UserId::parse(&self.author_id).map_err(|_| bad("author_id", &self.author_id))?,
+            name: DisplayName::parse(&self.author_name).map_err(|_| bad("author_name", &self.author_name))?,
+        };
+        let client_msg_id =
+            ClientMsgId::parse(&self.client_msg_id).map_err(|_| bad("client_msg_id", &self.client_msg_id))?;
+        let message_id = MessageId::new(id).map_err(|_| bad("id", &id))?;
+        if let Some(change) = Change::from_stored(&self.kind, self.body.clone()) {
+            return Ok(TimelineEvent::Change(ChangeEvent {
+                id: message_id,
+                room,
+                seq: seq(self.seq, "seq")?,
+                author,
+                client_msg_id,
+                at_ms: self.created_at_ms,
+                target_seq: seq(self.target_seq.unwrap_or(0), "target_seq")?,
+                change: change.map_err(|_| bad("body", &self.body))?,
+            }));
+        }
+        let mentions = match self.mentions.as_str() {
+            "" => Vec::new(),
+            json => serde_json::from_str(json).map_err(|_| bad("mentions", &json))?,
+        };
+        Ok(TimelineEvent::Message(ChatMessage {
+            id: message_id,
             room,
-            seq: seq_from_db(self.seq)
-                .filter(|s| *s > 0)
-                .ok_or_else(|| bad("seq", &self.seq))?,
-            author: Author {
-                id: UserId::parse(&self.author_id).map_err(|_| bad("author_id", &self.author_id))?,
-                name: DisplayName::parse(&self.author_name).map_err(|_| bad("author_name", &self.author_name))?,
-            },
-            client_msg_id: ClientMsgId::parse(&self.client_msg_id)
-                .map_err(|_| bad("client_msg_id", &self.client_msg_id))?,
+            seq: seq(self.seq, "seq")?,
+            author,
+            client_msg_id,
             kind: MessageKind::parse(&self.kind).map_err(|_| bad("kind", &self.kind))?,
             text: self.body,
             sent_at_ms: self.created_at_ms,
@@ -97,13 +124,105 @@ impl MessageRow {
                 .transpose()
                 .map_err(|_| bad("attachment_id", &format!("{:?}", self.attachment_id)))?,
             deleted: self.deleted_at_ms.is_some(),
-        })
+            reply_to: self.reply_to.map(|s| seq(s, "reply_to")).transpose()?,
+            mentions,
+            edited_at_ms: self.edited_at_ms,
+            reactions: Vec::new(),
+        }))
+    }
+
+    /// The row of a message (not a change).
+    pub fn into_message(self, room: RoomName) -> Result<ChatMessage, StoreError> {
+        let id = self.id;
+        match self.into_event(room)? {
+            TimelineEvent::Message(message) => Ok(message),
+            TimelineEvent::Change(_) => Err(corrupt("messages", id, "kind", "a change where a message belongs")),
+        }
     }
 }
 
-/// Converts one room's history rows.
-pub(crate) fn into_messages(room: &RoomName, rows: Vec<MessageRow>) -> Result<Vec<ChatMessage>, StoreError> {
-    rows.into_iter().map(|r| r.into_message(room.clone())).collect()
+/// How a message's mentions are stored: JSON, or empty for none.
+pub(crate) fn mentions_to_db(mentions: &[Author]) -> String {
+    if mentions.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(mentions).expect("authors always serialize")
+    }
+}
+
+/// A standing reaction, as read with a page of history.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ReactionRow {
+    pub seq: i64,
+    pub emoji: String,
+    pub user_id: String,
+    pub user_name: String,
+    pub reacted_seq: i64,
+}
+
+/// The columns of [`ReactionRow`].
+macro_rules! reaction_columns {
+    () => {
+        "seq, emoji, user_id, user_name, reacted_seq"
+    };
+}
+pub(crate) use reaction_columns;
+
+/// Converts one room's history rows, with the reactions standing on its messages.
+pub(crate) fn into_events(
+    room: &RoomName,
+    rows: Vec<MessageRow>,
+    reactions: Vec<ReactionRow>,
+) -> Result<Vec<TimelineEvent>, StoreError> {
+    let mut by_seq: std::collections::HashMap<i64, Vec<(u64, Emoji, Author)>> = std::collections::HashMap::new();
+    for r in reactions {
+        let bad = |column: &str, value: &dyn std::fmt::Display| corrupt("reactions", r.seq, column, value);
+        let author = Author {
+            id: UserId::parse(&r.user_id).map_err(|_| bad("user_id", &r.user_id))?,
+            name: DisplayName::parse(&r.user_name).map_err(|_| bad("user_name", &r.user_name))?,
+        };
+        let emoji = Emoji::parse(&r.emoji).map_err(|_| bad("emoji", &r.emoji))?;
+        let reacted = seq_from_db(r.reacted_seq).ok_or_else(|| bad("reacted_seq", &r.reacted_seq))?;
+        by_seq.entry(r.seq).or_default().push((reacted, emoji, author));
+    }
+    rows.into_iter()
+        .map(|row| {
+            let standing = by_seq.remove(&row.seq);
+            let mut event = row.into_event(room.clone())?;
+            if let (TimelineEvent::Message(message), Some(standing)) = (&mut event, standing) {
+                message.reactions = Reaction::group(standing);
+            }
+            Ok(event)
+        })
+        .collect()
+}
+
+/// Like [`into_events`], for rows of messages only.
+pub(crate) fn into_messages(
+    room: &RoomName,
+    rows: Vec<MessageRow>,
+    reactions: Vec<ReactionRow>,
+) -> Result<Vec<ChatMessage>, StoreError> {
+    into_events(room, rows, reactions)?
+        .into_iter()
+        .map(|event| match event {
+            TimelineEvent::Message(message) => Ok(message),
+            TimelineEvent::Change(change) => Err(corrupt(
+                "messages",
+                change.id.get(),
+                "kind",
+                "a change in a page of messages",
+            )),
+        })
+        .collect()
+}
+
+/// The seq range of a page of rows, for reading the reactions on it.
+pub(crate) fn seq_span(rows: &[MessageRow]) -> Option<(i64, i64)> {
+    Some((
+        rows.first()?.seq.min(rows.last()?.seq),
+        rows.first()?.seq.max(rows.last()?.seq),
+    ))
 }
 
 /// What an insert hands back for each new message: enough to complete the outcome.

@@ -10,11 +10,14 @@
 //! parameters, split into chunks that stay under SQLite's bound-parameter limit.
 
 use crate::ConnectOptions;
-use crate::batch::{self, Plan};
+use crate::batch::{self, Effects, Plan, Targets};
 use crate::error::StoreError;
-use crate::rows::{InsertedRow, MessageRow, RoomRow, into_messages, message_columns, room_columns, to_db};
-use crate::store::{AppendOutcome, NewMessage, RoomInfo, Store};
-use chat_domain::{ChatMessage, RoomName, UploadId};
+use crate::rows::{
+    InsertedRow, MessageRow, ReactionRow, RoomRow, into_events, into_messages, message_columns, reaction_columns,
+    room_columns, seq_span, to_db,
+};
+use crate::store::{AppendOutcome, NewEvent, RoomInfo, Store};
+use chat_domain::{ChatMessage, RoomName, TimelineEvent};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite};
@@ -30,7 +33,7 @@ macro_rules! now_ms {
     };
 }
 
-/// Rows per multi-row statement. The widest row binds 8 parameters; SQLite allows 32766.
+/// Rows per multi-row statement. The widest row binds 11 parameters; SQLite allows 32766.
 const CHUNK_ROWS: usize = 1000;
 
 /// How long a writer waits for another one before giving up with `SQLITE_BUSY`. Long,
@@ -83,6 +86,23 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    /// The reactions standing on a page of rows.
+    async fn reactions(&self, room: &RoomName, rows: &[MessageRow]) -> Result<Vec<ReactionRow>, StoreError> {
+        let Some((first, last)) = seq_span(rows) else {
+            return Ok(Vec::new());
+        };
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            reaction_columns!(),
+            " FROM reactions WHERE room_id = (SELECT id FROM rooms WHERE name = ?) AND seq BETWEEN ? AND ?"
+        ))
+        .bind(room.as_str())
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn fetch_room(&self, name: &RoomName) -> Result<Option<RoomRow>, StoreError> {
         Ok(sqlx::query_as(concat!(
             "SELECT ",
@@ -93,6 +113,109 @@ impl SqliteStore {
         .fetch_optional(&self.pool)
         .await?)
     }
+}
+
+/// Reads, holding the write lock, the messages the batch's changes and replies name, and
+/// the reactions on them that the rules need. Changes are few: one small query each.
+async fn read_targets(tx: &mut sqlx::SqliteConnection, plan: &Plan<'_>) -> Result<Targets, StoreError> {
+    let mut targets = Targets::default();
+    for (room_id, seq) in plan.targets() {
+        let found: Option<batch::TargetRow> = sqlx::query_as(
+            "SELECT room_id, seq, author_id, kind, deleted_at_ms FROM messages WHERE room_id = ? AND seq = ?",
+        )
+        .bind(room_id)
+        .bind(seq)
+        .fetch_optional(&mut *tx)
+        .await?;
+        targets.messages.extend(found);
+    }
+    let reactors = plan.reactors();
+    let mut counted = std::collections::HashSet::new();
+    for &(room_id, seq, user_id) in &reactors {
+        if counted.insert((room_id, seq)) {
+            let counts: Vec<batch::ReactionCountRow> = sqlx::query_as(
+                "SELECT room_id, seq, emoji, count(*) AS count FROM reactions
+                 WHERE room_id = ? AND seq = ? GROUP BY room_id, seq, emoji",
+            )
+            .bind(room_id)
+            .bind(seq)
+            .fetch_all(&mut *tx)
+            .await?;
+            targets.counts.extend(counts);
+        }
+        let own: Vec<batch::OwnReactionRow> = sqlx::query_as(
+            "SELECT room_id, seq, emoji, user_id FROM reactions WHERE room_id = ? AND seq = ? AND user_id = ?",
+        )
+        .bind(room_id)
+        .bind(seq)
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        targets.own.extend(own);
+    }
+    Ok(targets)
+}
+
+/// Applies what the batch's changes do to their messages, after the events are inserted
+/// (edits and deletions take their text and time from the event rows).
+async fn apply_effects(tx: &mut sqlx::SqliteConnection, effects: &Effects) -> Result<(), StoreError> {
+    for (room_id, seq, emoji, user_id) in &effects.unreactions {
+        sqlx::query("DELETE FROM reactions WHERE room_id = ? AND seq = ? AND emoji = ? AND user_id = ?")
+            .bind(room_id)
+            .bind(seq)
+            .bind(emoji)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for r in &effects.reactions {
+        sqlx::query(
+            "INSERT INTO reactions (room_id, seq, emoji, user_id, user_name, reacted_seq) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.room_id)
+        .bind(r.seq)
+        .bind(&r.emoji)
+        .bind(&r.user_id)
+        .bind(&r.user_name)
+        .bind(r.reacted_seq)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for (room_id, seq, edit_seq) in &effects.edits {
+        sqlx::query(
+            "UPDATE messages SET (body, edited_at_ms) =
+                 (SELECT e.body, e.created_at_ms FROM messages e WHERE e.room_id = ?1 AND e.seq = ?3)
+             WHERE room_id = ?1 AND seq = ?2",
+        )
+        .bind(room_id)
+        .bind(seq)
+        .bind(edit_seq)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for (room_id, seq, deletion_seq) in &effects.deletions {
+        sqlx::query(
+            "UPDATE messages SET body = '', attachment_id = NULL, reply_to = NULL, mentions = '', edited_at_ms = NULL,
+                 deleted_at_ms = (SELECT d.created_at_ms FROM messages d WHERE d.room_id = ?1 AND d.seq = ?3)
+             WHERE room_id = ?1 AND seq = ?2",
+        )
+        .bind(room_id)
+        .bind(seq)
+        .bind(deletion_seq)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE messages SET body = '' WHERE room_id = ? AND target_seq = ? AND kind = 'edit'")
+            .bind(room_id)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM reactions WHERE room_id = ? AND seq = ?")
+            .bind(room_id)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
 }
 
 fn is_in_memory(url: &str) -> bool {
@@ -156,7 +279,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(name = "store.append_batch", skip_all, fields(db.system = "sqlite", messages = batch.len()))]
-    async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError> {
+    async fn append_batch(&self, batch: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -193,23 +316,28 @@ impl Store for SqliteStore {
             ));
             stored.extend(query.build_query_as::<MessageRow>().fetch_all(&mut *tx).await?);
         }
-        let assigned = plan.assign(stored)?;
+        let targets = read_targets(&mut tx, &plan).await?;
+        let assigned = plan.assign(stored, targets)?;
 
         let mut inserted: Vec<InsertedRow> = Vec::with_capacity(assigned.rows.len());
         for rows in assigned.rows.chunks(CHUNK_ROWS) {
             let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO messages (room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, created_at_ms) ",
+                "INSERT INTO messages (room_id, seq, author_id, author_name, body, kind, client_msg_id, attachment_id, \
+                 target_seq, reply_to, mentions, created_at_ms) ",
             );
             query.push_values(rows, |mut row, r| {
-                let m = r.message;
+                let m = r.event;
                 row.push_bind(r.room_id)
                     .push_bind(r.seq)
-                    .push_bind(m.author.id.as_str())
-                    .push_bind(m.author.name.as_str())
-                    .push_bind(m.text.as_str())
-                    .push_bind(m.kind.as_str())
-                    .push_bind(m.client_msg_id.as_str())
-                    .push_bind(m.attachment.map(UploadId::get))
+                    .push_bind(m.author().id.as_str())
+                    .push_bind(m.author().name.as_str())
+                    .push_bind(m.body())
+                    .push_bind(m.kind())
+                    .push_bind(m.client_msg_id().as_str())
+                    .push_bind(m.attachment())
+                    .push_bind(m.target_seq())
+                    .push_bind(m.reply_to())
+                    .push_bind(m.mentions())
                     .push(now_ms!());
             });
             query.push(" RETURNING id, room_id, seq, created_at_ms");
@@ -224,14 +352,21 @@ impl Store for SqliteStore {
             query.build().execute(&mut *tx).await?;
         }
 
+        apply_effects(&mut tx, &assigned.effects).await?;
+
         let outcomes = assigned.finish(inserted)?;
         tx.commit().await?;
         Ok(outcomes)
     }
 
     #[tracing::instrument(name = "store.history_after", skip_all, fields(db.system = "sqlite", room = %room))]
-    async fn history_after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<ChatMessage>, StoreError> {
-        let rows = sqlx::query_as(concat!(
+    async fn history_after(
+        &self,
+        room: &RoomName,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<TimelineEvent>, StoreError> {
+        let rows: Vec<MessageRow> = sqlx::query_as(concat!(
             "SELECT ",
             message_columns!(),
             " FROM messages m WHERE m.room_id = (SELECT id FROM rooms WHERE name = ?) AND m.seq > ?
@@ -242,7 +377,8 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        into_messages(room, rows)
+        let reactions = self.reactions(room, &rows).await?;
+        into_events(room, rows, reactions)
     }
 
     #[tracing::instrument(name = "store.history_before", skip_all, fields(db.system = "sqlite", room = %room))]
@@ -252,10 +388,11 @@ impl Store for SqliteStore {
         before_seq: u64,
         limit: u32,
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        let rows = sqlx::query_as(concat!(
+        let mut rows: Vec<MessageRow> = sqlx::query_as(concat!(
             "SELECT ",
             message_columns!(),
             " FROM messages m WHERE m.room_id = (SELECT id FROM rooms WHERE name = ?) AND m.seq < ?
+                AND m.kind IN ('text', 'image')
               ORDER BY m.seq DESC LIMIT ?"
         ))
         .bind(room.as_str())
@@ -263,9 +400,9 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut messages = into_messages(room, rows)?;
-        messages.reverse();
-        Ok(messages)
+        rows.reverse();
+        let reactions = self.reactions(room, &rows).await?;
+        into_messages(room, rows, reactions)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,7 +1,10 @@
 //! The backend-neutral contract: what a store promises, whichever database is behind it.
 
 use crate::error::StoreError;
-use chat_domain::{Author, ChatMessage, ClientMsgId, MessageId, MessageKind, MessageText, RoomName, UploadId};
+use chat_domain::{
+    Author, Change, ChangeError, ChangeEvent, ChatMessage, ClientMsgId, MessageId, MessageKind, MessageText, RoomName,
+    TimelineEvent, UploadId,
+};
 
 /// A room as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +30,126 @@ pub struct NewMessage {
     pub kind: MessageKind,
     /// The upload an image message shows; checked to be the author's before it gets here.
     pub attachment: Option<UploadId>,
+    /// The message (same room) it replies to; the store checks that it exists.
+    pub reply_to: Option<u64>,
+    /// The members the text mentions, resolved by the gateway from the room's members.
+    pub mentions: Vec<Author>,
+}
+
+/// A change to append: `author` edits, deletes or reacts to the message at `target_seq`.
+/// The store decides it under the room's lock ([`chat_domain::timeline::MessageState`]).
+#[derive(Debug, Clone)]
+pub struct NewChange {
+    pub room: RoomName,
+    /// From the server-side session, never from the client.
+    pub author: Author,
+    pub client_msg_id: ClientMsgId,
+    pub target_seq: u64,
+    pub change: Change,
+    /// The author is an administrator (from the session): may delete anyone's message.
+    pub admin: bool,
+}
+
+impl NewChange {
+    pub fn committed(&self, id: MessageId, seq: u64, at_ms: i64) -> ChangeEvent {
+        ChangeEvent {
+            id,
+            room: self.room.clone(),
+            seq,
+            author: self.author.clone(),
+            client_msg_id: self.client_msg_id.clone(),
+            at_ms,
+            target_seq: self.target_seq,
+            change: self.change.clone(),
+        }
+    }
+}
+
+/// One event of a batch to append: a message or a change to one.
+#[derive(Debug, Clone)]
+pub enum NewEvent {
+    Message(NewMessage),
+    Change(NewChange),
+}
+
+impl NewEvent {
+    pub fn room(&self) -> &RoomName {
+        match self {
+            Self::Message(m) => &m.room,
+            Self::Change(c) => &c.room,
+        }
+    }
+
+    pub fn author(&self) -> &Author {
+        match self {
+            Self::Message(m) => &m.author,
+            Self::Change(c) => &c.author,
+        }
+    }
+
+    pub fn client_msg_id(&self) -> &ClientMsgId {
+        match self {
+            Self::Message(m) => &m.client_msg_id,
+            Self::Change(c) => &c.client_msg_id,
+        }
+    }
+
+    /// The stored kind and body.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Message(m) => m.kind.as_str(),
+            Self::Change(c) => c.change.kind(),
+        }
+    }
+
+    pub(crate) fn body(&self) -> &str {
+        match self {
+            Self::Message(m) => m.text.as_str(),
+            Self::Change(c) => c.change.body(),
+        }
+    }
+
+    /// The event once committed with this id, seq and time.
+    pub fn committed(&self, id: MessageId, seq: u64, at_ms: i64) -> TimelineEvent {
+        match self {
+            Self::Message(m) => TimelineEvent::Message(m.committed(id, seq, at_ms)),
+            Self::Change(c) => TimelineEvent::Change(c.committed(id, seq, at_ms)),
+        }
+    }
+
+    /// The columns a change or a reply fills.
+    pub(crate) fn target_seq(&self) -> Option<i64> {
+        match self {
+            Self::Message(_) => None,
+            Self::Change(c) => Some(crate::rows::to_db(c.target_seq)),
+        }
+    }
+
+    pub(crate) fn reply_to(&self) -> Option<i64> {
+        match self {
+            Self::Message(m) => m.reply_to.map(crate::rows::to_db),
+            Self::Change(_) => None,
+        }
+    }
+
+    pub(crate) fn mentions(&self) -> String {
+        match self {
+            Self::Message(m) => crate::rows::mentions_to_db(&m.mentions),
+            Self::Change(_) => String::new(),
+        }
+    }
+
+    pub(crate) fn attachment(&self) -> Option<i64> {
+        match self {
+            Self::Message(m) => m.attachment.map(UploadId::get),
+            Self::Change(_) => None,
+        }
+    }
+
+    /// A plain new message needs nothing checked against what is stored.
+    pub(crate) fn needs_no_check(&self) -> bool {
+        matches!(self, Self::Message(m) if m.reply_to.is_none())
+    }
 }
 
 impl NewMessage {
@@ -44,21 +167,27 @@ impl NewMessage {
             sent_at_ms,
             attachment: self.attachment,
             deleted: false,
+            reply_to: self.reply_to,
+            mentions: self.mentions.clone(),
+            edited_at_ms: None,
+            reactions: Vec::new(),
         }
     }
 }
 
-/// What became of one message of a batch.
+/// What became of one event of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AppendOutcome {
     /// Committed now, with its new `seq`.
-    Stored(ChatMessage),
+    Stored(TimelineEvent),
     /// The author already sent this `client_msg_id` to this room, earlier or earlier in the
     /// same batch: nothing new was stored, and this is the original, so a retried send gets
     /// the same ack as the first try.
-    Duplicate(ChatMessage),
+    Duplicate(TimelineEvent),
     /// The room does not exist. Appending never creates rooms: entering does.
     RoomNotFound,
+    /// The change (or the reply) breaks a rule; nothing was stored for it.
+    Refused(ChangeError),
 }
 
 /// Rooms and their messages. Implemented for PostgreSQL (several service processes sharing
@@ -76,22 +205,30 @@ pub trait Store: Send + Sync + 'static {
     async fn list_rooms(&self, after: Option<&RoomName>, limit: u32) -> Result<Vec<RoomInfo>, StoreError>;
 
     /// Appends a batch in one transaction, the unit of group commit: one outcome per input,
-    /// in input order. Each room's new messages get the next seqs in input order, without
-    /// gaps, even with other processes appending to the same room.
+    /// in input order. Each room's new events get the next seqs in input order, without
+    /// gaps, even with other processes appending to the same room. A change is decided
+    /// against the state its message has after the events before it, and applied to the
+    /// message in the same transaction.
     ///
     /// On `Err` nothing of the batch is committed. (When the connection breaks during the
     /// commit itself the outcome is unknowable; a retry then reports `Duplicate` for what
     /// did commit.)
-    async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError>;
+    async fn append_batch(&self, batch: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError>;
 
-    /// Messages with `seq > after_seq`, ascending, at most `limit`: catching up after a
-    /// reconnect, and filling gaps in live delivery. Empty for an unknown room. Deleted
-    /// messages come back as tombstones (`deleted`, text erased) so that readers still see
-    /// every seq; it is for them to leave tombstones out of what people see.
-    async fn history_after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<ChatMessage>, StoreError>;
+    /// Events with `seq > after_seq`, ascending, at most `limit`: catching up after a
+    /// reconnect, and filling gaps in live delivery, so every seq is there. Messages come
+    /// in their current state (deleted ones as tombstones); replaying the changes after
+    /// them leaves that state as it is.
+    async fn history_after(
+        &self,
+        room: &RoomName,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<TimelineEvent>, StoreError>;
 
-    /// The newest `limit` messages with `seq < before_seq`, ascending: paging back through
-    /// history (`u64::MAX` for the newest page). Empty for an unknown room.
+    /// The newest `limit` messages with `seq < before_seq`, ascending, in their current
+    /// state (tombstones included), changes left out: paging back through history
+    /// (`u64::MAX` for the newest page). Empty for an unknown room.
     async fn history_before(
         &self,
         room: &RoomName,

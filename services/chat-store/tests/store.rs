@@ -7,9 +7,10 @@
 //! dropped again when the test ends, even when it fails.
 
 use chat_domain::{
-    Author, ChatMessage, ClientMsgId, DisplayName, MessageKind, MessageText, RoomName, UploadId, UserId,
+    Author, Change, ChangeError, ChatMessage, ClientMsgId, DisplayName, MessageKind, MessageText, RoomName,
+    TimelineEvent, UploadId, UserId,
 };
-use chat_store::{AppendOutcome, ConnectOptions, NewMessage, Store, StoreError};
+use chat_store::{AppendOutcome, ConnectOptions, NewChange, NewEvent, NewMessage, Store, StoreError};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -63,7 +64,7 @@ fn author(id: &str) -> Author {
     }
 }
 
-fn msg(room_name: &str, author_id: &str, cmid: &str, text: &str) -> NewMessage {
+fn new_message(room_name: &str, author_id: &str, cmid: &str, text: &str) -> NewMessage {
     NewMessage {
         room: room(room_name),
         author: author(author_id),
@@ -71,7 +72,24 @@ fn msg(room_name: &str, author_id: &str, cmid: &str, text: &str) -> NewMessage {
         client_msg_id: ClientMsgId::parse(cmid).unwrap(),
         kind: MessageKind::Text,
         attachment: None,
+        reply_to: None,
+        mentions: Vec::new(),
     }
+}
+
+fn msg(room_name: &str, author_id: &str, cmid: &str, text: &str) -> NewEvent {
+    NewEvent::Message(new_message(room_name, author_id, cmid, text))
+}
+
+fn change(room_name: &str, author_id: &str, cmid: &str, target_seq: u64, change: Change, admin: bool) -> NewEvent {
+    NewEvent::Change(NewChange {
+        room: room(room_name),
+        author: author(author_id),
+        client_msg_id: ClientMsgId::parse(cmid).unwrap(),
+        target_seq,
+        change,
+        admin,
+    })
 }
 
 async fn enter(store: &Arc<dyn Store>, names: &[&str]) {
@@ -82,20 +100,33 @@ async fn enter(store: &Arc<dyn Store>, names: &[&str]) {
 
 fn stored(outcome: &AppendOutcome) -> &ChatMessage {
     match outcome {
-        AppendOutcome::Stored(m) => m,
-        other => panic!("expected Stored, got {other:?}"),
+        AppendOutcome::Stored(TimelineEvent::Message(m)) => m,
+        other => panic!("expected a stored message, got {other:?}"),
     }
 }
 
 fn duplicate(outcome: &AppendOutcome) -> &ChatMessage {
     match outcome {
-        AppendOutcome::Duplicate(m) => m,
-        other => panic!("expected Duplicate, got {other:?}"),
+        AppendOutcome::Duplicate(TimelineEvent::Message(m)) => m,
+        other => panic!("expected a duplicate message, got {other:?}"),
     }
 }
 
-async fn all_history(store: &Arc<dyn Store>, name: &str) -> Vec<ChatMessage> {
+/// Every event of a room, oldest first.
+async fn all_events(store: &Arc<dyn Store>, name: &str) -> Vec<TimelineEvent> {
     store.history_after(&room(name), 0, u32::MAX).await.unwrap()
+}
+
+/// The messages of a room's full replay, oldest first (changes left out).
+async fn all_history(store: &Arc<dyn Store>, name: &str) -> Vec<ChatMessage> {
+    all_events(store, name)
+        .await
+        .into_iter()
+        .filter_map(|event| match event {
+            TimelineEvent::Message(m) => Some(m),
+            TimelineEvent::Change(_) => None,
+        })
+        .collect()
 }
 
 fn seqs(messages: &[ChatMessage]) -> Vec<u64> {
@@ -110,9 +141,12 @@ fn now_ms() -> i64 {
 mod directory;
 #[path = "store/messages.rs"]
 mod messages;
+#[path = "store/timeline.rs"]
+mod timeline;
 
 use directory::*;
 use messages::*;
+use timeline::*;
 
 // ---------------------------------------------------------------------------------------
 // One test per backend for each of the above
@@ -154,6 +188,9 @@ suite! {
         the_same_client_msg_id_from_two_authors_is_two_messages,
         a_missing_room_fails_only_its_own_messages,
         history_pages_forward_and_back,
+        changes_keep_the_rules_and_history_shows_the_result,
+        a_deletion_erases_the_text_of_edits_too,
+        history_is_the_fold_of_the_events,
     ],
     db: [
         history_survives_a_reconnect,

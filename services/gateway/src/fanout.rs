@@ -22,7 +22,7 @@ use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use chat_bus::BusEvent;
 use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
-use chat_domain::{ChatMessage, RoomName};
+use chat_domain::{RoomName, TimelineEvent};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,9 +36,9 @@ const FILL_PAGE: u32 = 500;
 /// (the message services, over gRPC, in a running gateway).
 #[async_trait::async_trait]
 pub trait History: Send + Sync + 'static {
-    /// Messages of `room` with seq > `after_seq`, oldest first, at most `limit`; deleted
-    /// ones as tombstones, so the sequence has no holes.
-    async fn after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<ChatMessage>, GatewayError>;
+    /// Events of `room` with seq > `after_seq`, oldest first, at most `limit`: messages
+    /// (deleted ones as tombstones) and changes, so the sequence has no holes.
+    async fn after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<TimelineEvent>, GatewayError>;
 }
 
 /// The rooms with members on this gateway, each delivering in order, exactly once.
@@ -67,9 +67,8 @@ pub struct Hub {
 struct HubState {
     /// The seq to deliver next; `None` until the first join learned the room's last seq.
     next_seq: Option<u64>,
-    /// Events that arrived ahead of `next_seq`; `None` holds the place of a deleted
-    /// message (a tombstone from the database), which advances the sequence unseen.
-    pending: BTreeMap<u64, Option<Utf8Bytes>>,
+    /// Events that arrived ahead of `next_seq`.
+    pending: BTreeMap<u64, Utf8Bytes>,
     members: HashMap<ConnId, Member>,
     /// A gap fill or catch-up is scheduled or running.
     filling: bool,
@@ -225,7 +224,7 @@ impl Fanout {
                 return;
             }
         };
-        self.accept(&hub, event.seq, Some(frame));
+        self.accept(&hub, event.seq, frame);
     }
 
     /// A notice (a deleted message, a deleted room): to every live member of the room now,
@@ -300,7 +299,7 @@ impl Fanout {
         self.inner.hubs.lock().expect("rooms lock").get(room).cloned()
     }
 
-    fn accept(&self, hub: &Arc<Hub>, seq: u64, frame: Option<Utf8Bytes>) {
+    fn accept(&self, hub: &Arc<Hub>, seq: u64, frame: Utf8Bytes) {
         let mut state = hub.state.lock().expect("hub lock");
         if state.next_seq.is_some_and(|next| seq < next) {
             return; // already delivered: a repeat from a retry, a resync or a gap fill
@@ -315,9 +314,7 @@ impl Fanout {
             return; // not initialised yet: keep everything until the first join fixes the cut
         };
         while let Some(frame) = state.pending.remove(&next) {
-            if let Some(frame) = frame {
-                self.fan_out(state, next, &frame);
-            }
+            self.fan_out(state, next, &frame);
             next += 1;
         }
         state.next_seq = Some(next);
@@ -381,8 +378,8 @@ impl Fanout {
                 }
                 next - 1
             };
-            let messages = match self.inner.history.after(&hub.room, after, FILL_PAGE).await {
-                Ok(messages) => messages,
+            let events = match self.inner.history.after(&hub.room, after, FILL_PAGE).await {
+                Ok(events) => events,
                 Err(error) => {
                     tracing::warn!(room = %hub.room, %error, "gap fill failed; retrying");
                     tokio::time::sleep(self.inner.gap_fill_after.max(Duration::from_millis(100))).await;
@@ -390,10 +387,11 @@ impl Fanout {
                 }
             };
             self.inner.metrics.gap_fills.inc();
-            let full_page = messages.len() == FILL_PAGE as usize;
-            for message in messages {
-                let frame = (!message.deleted).then(|| text(message.to_frame()));
-                self.accept(hub, message.seq, frame);
+            let full_page = events.len() == FILL_PAGE as usize;
+            for event in events {
+                // Every event as its live frame: a tombstone too, so that a client that
+                // never saw the message keeps its place.
+                self.accept(hub, event.seq(), text(event.to_frame()));
             }
             if full_page {
                 continue; // more to catch up

@@ -142,24 +142,34 @@ impl People {
     }
 
     /// Sends `notify` for a committed message (its `message` frame) to every watching
-    /// socket except its author's. Returns how many were sent.
-    pub fn notify(&self, room: &RoomName, seq: u64, message_frame: &[u8]) -> usize {
+    /// socket except its author's, marked as a mention for the people it mentions. Changes
+    /// (edits, reactions …) notify nobody. Returns how many were sent.
+    pub fn notify(&self, room: &RoomName, seq: u64, frame: &[u8]) -> usize {
         let state = self.inner.lock().expect("people lock");
         let Some(watchers) = state.watching.get(room) else {
             return 0;
         };
-        let Ok(ServerFrame::Message(message)) = ServerFrame::parse(message_frame) else {
-            tracing::error!(%room, seq, "message frame on the bus does not parse; no notification");
-            return 0;
+        let message = match ServerFrame::parse(frame) {
+            Ok(ServerFrame::Message(message)) => message,
+            Ok(_) => return 0,
+            Err(_) => {
+                tracing::error!(%room, seq, "frame on the bus does not parse; no notification");
+                return 0;
+            }
         };
         let author = message.user.id.clone();
-        let frame = text(ServerFrame::notify(&message).to_bytes());
+        let plain = text(ServerFrame::notify(&message, false).to_bytes());
+        let mention = (!message.mentions.is_empty()).then(|| text(ServerFrame::notify(&message, true).to_bytes()));
         let mut sent = 0;
         for conn in watchers {
             let Some(c) = state.conns.get(conn) else { continue };
             if c.user == author {
                 continue;
             }
+            let frame = match &mention {
+                Some(frame) if message.mentions.iter().any(|m| m.id == c.user) => frame,
+                _ => &plain,
+            };
             if c.outbox.push(frame.clone()) == Pushed::Queued {
                 sent += 1;
             }

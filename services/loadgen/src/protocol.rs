@@ -100,8 +100,10 @@ mod tests {
     /// here with the values it carries.
     #[test]
     fn every_server_frame_reads_back_with_the_fields_it_carries() {
-        use chat_domain::protocol::ServerFrame;
-        use chat_domain::{ChatMessage, ClientMsgId, ErrorCode, MessageId, RoomName};
+        use chat_domain::protocol::{HistoryItem, ServerFrame};
+        use chat_domain::{
+            Change, ChangeEvent, ChatMessage, ClientMsgId, Emoji, ErrorCode, MessageId, RoomName, TimelineEvent,
+        };
         let room = RoomName::parse("lg-abc-1").unwrap();
         let message = ChatMessage {
             id: MessageId::new(1043).unwrap(),
@@ -111,14 +113,27 @@ mod tests {
             client_msg_id: ClientMsgId::parse("lg-2").unwrap(),
             ..chat_domain::testing::message()
         };
+        let reaction = TimelineEvent::Change(ChangeEvent {
+            id: MessageId::new(1044).unwrap(),
+            room: room.clone(),
+            seq: 44,
+            author: message.author.clone(),
+            client_msg_id: ClientMsgId::parse("lg-3").unwrap(),
+            at_ms: 0,
+            target_seq: 43,
+            change: Change::React {
+                emoji: Emoji::parse("👍").unwrap(),
+            },
+        });
+        let event = TimelineEvent::Message(message.clone());
         let frames = [
             ServerFrame::Message((&message).into()),
-            ServerFrame::ack(&message, true),
-            ServerFrame::joined(&room, 43, std::slice::from_ref(&message), false),
+            ServerFrame::ack(&event, true),
+            ServerFrame::joined(&room, 43, HistoryItem::messages(std::slice::from_ref(&message)), false),
             ServerFrame::error(ErrorCode::RateLimited, "slow down", Some("lg-3")),
             ServerFrame::left(&room),
-            ServerFrame::notify(&(&message).into()),
-            ServerFrame::deleted(&room, MessageId::new(1043).unwrap(), 43),
+            ServerFrame::notify(&(&message).into(), false),
+            ServerFrame::from(HistoryItem::from(&reaction)),
             ServerFrame::room_deleted(&room),
         ];
         for frame in frames {
@@ -140,6 +155,10 @@ mod tests {
                     (Some(a.seq), Some(a.client_msg_id.as_str()), Some(a.duplicate))
                 ),
                 ServerFrame::Joined { last_seq, .. } => assert_eq!(incoming.last_seq, Some(*last_seq)),
+                ServerFrame::Reacted(r) => assert_eq!(
+                    (incoming.seq, incoming.client_msg_id.as_deref()),
+                    (Some(r.seq), Some(r.client_msg_id.as_str()))
+                ),
                 ServerFrame::Error {
                     code,
                     message,

@@ -8,8 +8,8 @@ use crate::publisher::Publication;
 use crate::settings::CommitSettings;
 use chat_bus::BusEvent;
 use chat_common::telemetry::{TRACE_TARGET, traceparent};
-use chat_domain::ChatMessage;
-use chat_store::{AppendOutcome, NewMessage, Store};
+use chat_domain::{ChangeError, TimelineEvent};
+use chat_store::{AppendOutcome, NewEvent, Store};
 use opentelemetry::trace::TraceContextExt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,11 +18,11 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// A committed send.
+/// A committed send or change.
 #[derive(Debug, Clone)]
 pub struct Committed {
-    pub message: ChatMessage,
-    /// The `client_msg_id` was stored before: this is the original message.
+    pub event: TimelineEvent,
+    /// The `client_msg_id` was stored before: this is the original event.
     pub duplicate: bool,
 }
 
@@ -30,6 +30,8 @@ pub struct Committed {
 pub enum CommitError {
     #[error("room does not exist")]
     RoomNotFound,
+    #[error("{0}")]
+    Refused(ChangeError),
     #[error("too many sends waiting for the database")]
     Overloaded,
     #[error("the database is unavailable")]
@@ -41,7 +43,7 @@ pub enum CommitError {
 }
 
 struct Request {
-    message: NewMessage,
+    event: NewEvent,
     reply: oneshot::Sender<Result<Committed, CommitError>>,
     /// The handler's span: the message's own trace, which the database write and the
     /// publish join.
@@ -62,9 +64,9 @@ pub struct CommitHandle {
 }
 
 impl CommitHandle {
-    /// Commits one message, in the current span's trace.
-    pub async fn commit(&self, message: NewMessage) -> Result<Committed, CommitError> {
-        self.submit(message, tracing::Span::current())?.await
+    /// Commits one event, in the current span's trace.
+    pub async fn commit(&self, event: NewEvent) -> Result<Committed, CommitError> {
+        self.submit(event, tracing::Span::current())?.await
     }
 
     /// Queues a message for the next group commit now, and returns the wait for its
@@ -72,16 +74,14 @@ impl CommitHandle {
     /// batch of sends keeps its order without waiting for each commit in turn.
     pub fn submit(
         &self,
-        message: NewMessage,
+        event: NewEvent,
         span: tracing::Span,
     ) -> Result<impl std::future::Future<Output = Result<Committed, CommitError>> + use<>, CommitError> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .try_send(Request { message, reply, span })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => CommitError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => CommitError::ShuttingDown,
-            })?;
+        self.tx.try_send(Request { event, reply, span }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => CommitError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => CommitError::ShuttingDown,
+        })?;
         // The committer always answers unless it died, which only happens at shutdown.
         Ok(async move { answer.await.unwrap_or(Err(CommitError::ShuttingDown)) })
     }
@@ -108,12 +108,12 @@ async fn run(
     metrics: Metrics,
 ) {
     let mut batch: Vec<Request> = Vec::with_capacity(max_batch);
-    let mut messages: Vec<NewMessage> = Vec::with_capacity(max_batch);
+    let mut messages: Vec<NewEvent> = Vec::with_capacity(max_batch);
     let mut waiters: Vec<Waiter> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         // The store takes the messages as a slice; each sender keeps its reply and span.
-        for Request { message, reply, span } in batch.drain(..) {
-            messages.push(message);
+        for Request { event, reply, span } in batch.drain(..) {
+            messages.push(event);
             waiters.push(Waiter { reply, span });
         }
         metrics.batch_size.observe(messages.len() as f64);
@@ -146,21 +146,19 @@ async fn run(
                 let mut spans = Vec::new();
                 for (request, outcome) in waiters.drain(..).zip(outcomes) {
                     let answer = match outcome {
-                        AppendOutcome::Stored(message) => {
+                        AppendOutcome::Stored(event) => {
                             metrics.committed.inc();
                             Ok(Committed {
-                                message,
+                                event,
                                 duplicate: false,
                             })
                         }
-                        AppendOutcome::Duplicate(message) => {
+                        AppendOutcome::Duplicate(event) => {
                             metrics.duplicates.inc();
-                            Ok(Committed {
-                                message,
-                                duplicate: true,
-                            })
+                            Ok(Committed { event, duplicate: true })
                         }
                         AppendOutcome::RoomNotFound => Err(CommitError::RoomNotFound),
+                        AppendOutcome::Refused(refusal) => Err(CommitError::Refused(refusal)),
                     };
                     if let Ok(committed) = &answer {
                         // Duplicates are published again too: if the first publish was lost
@@ -170,14 +168,14 @@ async fn run(
                             target: TRACE_TARGET,
                             parent: &request.span,
                             "xadd",
-                            room = %committed.message.room,
-                            seq = committed.message.seq,
+                            room = %committed.event.room(),
+                            seq = committed.event.seq(),
                         );
                         events.push(BusEvent {
                             kind: chat_bus::EventKind::Message,
-                            room: committed.message.room.clone(),
-                            seq: committed.message.seq,
-                            payload: committed.message.to_frame(),
+                            room: committed.event.room().clone(),
+                            seq: committed.event.seq(),
+                            payload: committed.event.to_frame(),
                             traceparent: traceparent(&publish),
                             published_at_ms: None,
                         });

@@ -4,11 +4,13 @@
 use crate::committer::{CommitError, CommitHandle, Committed};
 use crate::settings::HistorySettings;
 use chat_common::telemetry::{TRACE_TARGET, set_parent_from_metadata, set_parent_from_traceparent};
-use chat_domain::{Author, ClientMsgId, ErrorCode, MessageBody, MessageKind, NameError, RoomName, UploadId};
+use chat_domain::{
+    Author, ClientMsgId, ErrorCode, MessageBody, MessageKind, MessageText, NameError, RoomName, UploadId,
+};
 use chat_proto::v1::chat_service_server::ChatService;
 use chat_proto::v1::{self, read_history_request::Position};
-use chat_proto::{kind_from_wire, status};
-use chat_store::{NewMessage, Store, StoreError};
+use chat_proto::{WireKind, kind_from_wire, status};
+use chat_store::{NewChange, NewEvent, NewMessage, Store, StoreError};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -30,8 +32,8 @@ impl ChatGrpc {
 
     /// Commits one send; runs inside the `grpc server` span.
     async fn send(&self, request: v1::SendMessageRequest) -> Result<Response<v1::SendMessageResponse>, Status> {
-        let message = new_message(request)?;
-        sent(self.commits.commit(message).await).map(Response::new)
+        let event = new_event(request)?;
+        sent(self.commits.commit(event).await).map(Response::new)
     }
 
     /// Commits a batch. Every valid send is queued for the committer first, in the
@@ -53,8 +55,8 @@ impl ChatGrpc {
             let submitted = item
                 .send
                 .ok_or_else(|| status(ErrorCode::MissingField, "missing send"))
-                .and_then(new_message)
-                .and_then(|message| self.commits.submit(message, span.clone()).map_err(commit_status));
+                .and_then(new_event)
+                .and_then(|event| self.commits.submit(event, span.clone()).map_err(commit_status));
             pending.push((submitted, span));
         }
         let mut results = Vec::with_capacity(pending.len());
@@ -83,13 +85,40 @@ impl ChatGrpc {
 const MAX_BATCH: usize = 1000;
 
 /// A send as the store takes it, validated once here.
-fn new_message(request: v1::SendMessageRequest) -> Result<NewMessage, Status> {
+fn new_event(request: v1::SendMessageRequest) -> Result<NewEvent, Status> {
     let author: Author = request
         .author
+        .clone()
         .ok_or_else(|| status(ErrorCode::MissingField, "missing author"))?
         .try_into()
         .map_err(|e: chat_proto::ConversionError| status(ErrorCode::InvalidName, e.to_string()))?;
-    let kind = kind_from_wire(request.kind).map_err(|e| status(ErrorCode::InvalidArgument, e.to_string()))?;
+    let kind = match kind_from_wire(request.kind, &request.text)
+        .map_err(|e| status(ErrorCode::InvalidArgument, e.to_string()))?
+    {
+        WireKind::Message(kind) => kind,
+        WireKind::Change(change) => {
+            let mut change = change.map_err(name_status)?;
+            if let chat_domain::Change::Edit { text } = &mut change {
+                *text = MessageText::parse(std::mem::take(text))
+                    .map_err(name_status)?
+                    .into_string();
+            }
+            if request.target_seq == 0 {
+                return Err(status(
+                    ErrorCode::MissingField,
+                    "a change needs the target_seq it changes",
+                ));
+            }
+            return Ok(NewEvent::Change(NewChange {
+                room: room(&request.room)?,
+                author,
+                client_msg_id: ClientMsgId::parse(&request.client_msg_id).map_err(name_status)?,
+                target_seq: request.target_seq,
+                change,
+                admin: request.admin,
+            }));
+        }
+    };
     // The kind must say what the body is. Anything else is a client of this service that
     // got the contract wrong.
     if (kind == MessageKind::Image) != request.attachment_id.is_some() {
@@ -104,14 +133,22 @@ fn new_message(request: v1::SendMessageRequest) -> Result<NewMessage, Status> {
         .transpose()
         .map_err(name_status)?;
     let body = MessageBody::new(Some(request.text), attachment).map_err(name_status)?;
-    Ok(NewMessage {
+    let mentions = request
+        .mentions
+        .into_iter()
+        .map(Author::try_from)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| status(ErrorCode::InvalidName, e.to_string()))?;
+    Ok(NewEvent::Message(NewMessage {
         room: room(&request.room)?,
         author,
         kind,
         text: body.text,
         client_msg_id: ClientMsgId::parse(&request.client_msg_id).map_err(name_status)?,
         attachment: body.attachment,
-    })
+        reply_to: request.reply_to,
+        mentions,
+    }))
 }
 
 /// A value that broke its rules, refused with the code its type gives.
@@ -122,9 +159,9 @@ fn name_status(e: NameError) -> Status {
 /// The answer to a send once the committer has decided it.
 fn sent(result: Result<Committed, CommitError>) -> Result<v1::SendMessageResponse, Status> {
     let committed = result.map_err(commit_status)?;
-    tracing::debug!(room = %committed.message.room, seq = committed.message.seq, duplicate = committed.duplicate, "message committed");
+    tracing::debug!(room = %committed.event.room(), seq = committed.event.seq(), duplicate = committed.duplicate, "event committed");
     Ok(v1::SendMessageResponse {
-        message: Some((&committed.message).into()),
+        message: Some((&committed.event).into()),
         duplicate: committed.duplicate,
     })
 }
@@ -132,6 +169,7 @@ fn sent(result: Result<Committed, CommitError>) -> Result<v1::SendMessageRespons
 fn commit_status(error: CommitError) -> Status {
     match error {
         CommitError::RoomNotFound => status(ErrorCode::NotFound, "room does not exist"),
+        CommitError::Refused(refusal) => status(refusal.code(), refusal.to_string()),
         CommitError::Internal => status(ErrorCode::Internal, "internal error"),
         e @ (CommitError::Overloaded | CommitError::Unavailable | CommitError::ShuttingDown) => {
             status(ErrorCode::Unavailable, format!("{e}, retry later"))
@@ -221,14 +259,23 @@ impl ChatService for ChatGrpc {
             .await
             .map_err(store_status)?
             .ok_or_else(|| status(ErrorCode::NotFound, "room does not exist"))?;
+        let page = |messages: Vec<chat_domain::ChatMessage>| messages.iter().map(Into::into).collect();
         let messages = match request.position {
-            Some(Position::AfterSeq(after)) => self.store.history_after(&name, after, limit).await,
-            Some(Position::BeforeSeq(before)) => self.store.history_before(&name, before, limit).await,
-            None => self.store.history_before(&name, info.last_seq + 1, limit).await,
+            Some(Position::AfterSeq(after)) => self
+                .store
+                .history_after(&name, after, limit)
+                .await
+                .map(|events| events.iter().map(Into::into).collect()),
+            Some(Position::BeforeSeq(before)) => self.store.history_before(&name, before, limit).await.map(page),
+            None => self
+                .store
+                .history_before(&name, info.last_seq + 1, limit)
+                .await
+                .map(page),
         }
         .map_err(store_status)?;
         Ok(Response::new(v1::ReadHistoryResponse {
-            messages: messages.iter().map(Into::into).collect(),
+            messages,
             last_seq: info.last_seq,
         }))
     }

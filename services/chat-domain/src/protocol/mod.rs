@@ -6,11 +6,14 @@
 
 mod server;
 
-pub use server::{AckFrame, AckItem, Attachment, HistoryItem, MessageFrame, PREVIEW_CHARS, ServerFrame};
+pub use server::{
+    AckFrame, AckItem, Attachment, ChangeFrame, HistoryItem, MessageFrame, PREVIEW_CHARS, ReactionCount, ServerFrame,
+};
 
 use crate::error::ErrorCode;
 use crate::message::MessageBody;
-use crate::names::{ClientMsgId, NameError, RoomName};
+use crate::names::{ClientMsgId, Emoji, MessageText, NameError, RoomName};
+use crate::timeline::Change;
 use crate::upload::UploadId;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -32,8 +35,19 @@ pub enum ClientFrame {
         /// Text, or an upload of the sender's with its caption.
         body: MessageBody,
         client_msg_id: ClientMsgId,
+        /// The seq of the message (in the same room) this one replies to.
+        reply_to: Option<u64>,
         /// A W3C `traceparent` from the browser: the send's trace continues it. One that is
         /// not well formed is ignored, as the W3C specification asks.
+        traceparent: Option<String>,
+    },
+    /// `edit`, `delete`, `react` or `unreact` the message at `target_seq` (the frame's
+    /// `seq` field). Idempotent on `client_msg_id`, like a send.
+    Change {
+        room: RoomName,
+        target_seq: u64,
+        change: Change,
+        client_msg_id: ClientMsgId,
         traceparent: Option<String>,
     },
 }
@@ -87,6 +101,10 @@ struct RawFrame {
     since_seq: Option<u64>,
     traceparent: Option<String>,
     attachment_id: Option<i64>,
+    /// The message a change targets.
+    seq: Option<u64>,
+    emoji: Option<String>,
+    reply_to: Option<u64>,
 }
 
 impl ClientFrame {
@@ -109,6 +127,21 @@ impl ClientFrame {
             .ty
             .ok_or_else(|| FrameError::new(ErrorCode::MissingField, "missing field `type`"))?;
         let room = || Ok::<_, FrameError>(RoomName::parse(raw.room.as_deref().ok_or_else(|| missing("room"))?)?);
+        let client_msg_id = || {
+            Ok::<_, FrameError>(ClientMsgId::parse(
+                raw.client_msg_id.as_deref().ok_or_else(|| missing("client_msg_id"))?,
+            )?)
+        };
+        let emoji = || Ok::<_, FrameError>(Emoji::parse(raw.emoji.as_deref().ok_or_else(|| missing("emoji"))?)?);
+        let change = |change: Change| {
+            Ok(Self::Change {
+                room: room()?,
+                target_seq: raw.seq.ok_or_else(|| missing("seq"))?,
+                change,
+                client_msg_id: client_msg_id()?,
+                traceparent: raw.traceparent.clone().filter(|tp| is_traceparent(tp)),
+            })
+        };
         match ty.as_str() {
             "join" => Ok(Self::Join {
                 room: room()?,
@@ -117,16 +150,25 @@ impl ClientFrame {
             "leave" => Ok(Self::Leave { room: room()? }),
             "send" => {
                 let room = room()?;
-                let client_msg_id =
-                    ClientMsgId::parse(raw.client_msg_id.as_deref().ok_or_else(|| missing("client_msg_id"))?)?;
+                let client_msg_id = client_msg_id()?;
                 let attachment = raw.attachment_id.map(UploadId::new).transpose()?;
                 Ok(Self::Send {
                     room,
-                    body: MessageBody::new(raw.text, attachment)?,
+                    body: MessageBody::new(raw.text.clone(), attachment)?,
                     client_msg_id,
-                    traceparent: raw.traceparent.filter(|tp| is_traceparent(tp)),
+                    reply_to: raw.reply_to,
+                    traceparent: raw.traceparent.clone().filter(|tp| is_traceparent(tp)),
                 })
             }
+            "edit" => {
+                let text = MessageText::parse(raw.text.clone().ok_or_else(|| missing("text"))?)?;
+                change(Change::Edit {
+                    text: text.into_string(),
+                })
+            }
+            "delete" => change(Change::Delete),
+            "react" => change(Change::React { emoji: emoji()? }),
+            "unreact" => change(Change::Unreact { emoji: emoji()? }),
             other => Err(FrameError::new(
                 ErrorCode::UnknownType,
                 format!("unknown frame type `{}`", other.chars().take(32).collect::<String>()),
@@ -179,6 +221,87 @@ mod tests {
         );
         let send = ClientFrame::parse(r#"{"type":"send","room":"lobby","text":"hi","client_msg_id":"a1"}"#).unwrap();
         assert!(matches!(send, ClientFrame::Send { ref body, .. } if body.text.as_str() == "hi"));
+    }
+
+    #[test]
+    fn parses_each_change_and_a_reply() {
+        let parse = |frame: &str| ClientFrame::parse(frame).unwrap();
+        let change_of = |frame: &str| match parse(frame) {
+            ClientFrame::Change {
+                target_seq,
+                change,
+                client_msg_id,
+                ..
+            } => {
+                assert_eq!((target_seq, client_msg_id.as_str()), (5, "e1"));
+                change
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            change_of(r#"{"type":"edit","room":"x","seq":5,"text":"fixed","client_msg_id":"e1"}"#),
+            Change::Edit { text: "fixed".into() }
+        );
+        assert_eq!(
+            change_of(r#"{"type":"delete","room":"x","seq":5,"client_msg_id":"e1"}"#),
+            Change::Delete
+        );
+        let thumbs = Emoji::parse("👍").unwrap();
+        assert_eq!(
+            change_of(r#"{"type":"react","room":"x","seq":5,"emoji":":+1:","client_msg_id":"e1"}"#),
+            Change::React { emoji: thumbs.clone() }
+        );
+        assert_eq!(
+            change_of(r#"{"type":"unreact","room":"x","seq":5,"emoji":"👍","client_msg_id":"e1"}"#),
+            Change::Unreact { emoji: thumbs }
+        );
+        let reply = parse(r#"{"type":"send","room":"x","text":"yes","client_msg_id":"a","reply_to":2}"#);
+        assert!(matches!(reply, ClientFrame::Send { reply_to: Some(2), .. }));
+    }
+
+    #[test]
+    fn a_bad_change_gets_its_code_and_names_its_client_msg_id() {
+        for (frame, code) in [
+            (
+                r#"{"type":"edit","room":"x","text":"a","client_msg_id":"e1"}"#,
+                ErrorCode::MissingField,
+            ),
+            (
+                r#"{"type":"edit","room":"x","seq":1,"client_msg_id":"e1"}"#,
+                ErrorCode::MissingField,
+            ),
+            (
+                r#"{"type":"edit","room":"x","seq":1,"text":"  ","client_msg_id":"e1"}"#,
+                ErrorCode::InvalidText,
+            ),
+            (
+                r#"{"type":"delete","room":"x","seq":-1,"client_msg_id":"e1"}"#,
+                ErrorCode::InvalidJson,
+            ),
+            (
+                r#"{"type":"react","room":"x","seq":1,"emoji":"<b>","client_msg_id":"e1"}"#,
+                ErrorCode::InvalidEmoji,
+            ),
+            (
+                r#"{"type":"react","room":"x","seq":1,"client_msg_id":"e1"}"#,
+                ErrorCode::MissingField,
+            ),
+            (
+                r#"{"type":"unreact","room":"x","seq":1,"emoji":"👍"}"#,
+                ErrorCode::MissingField,
+            ),
+        ] {
+            let error = ClientFrame::parse(frame).unwrap_err();
+            assert_eq!(error.code, code, "{frame}");
+            if frame.contains("e1") && code != ErrorCode::InvalidJson {
+                assert_eq!(error.reference.as_deref(), Some("e1"), "{frame}");
+            }
+        }
+        let long = format!(
+            r#"{{"type":"edit","room":"x","seq":1,"text":"{}","client_msg_id":"e1"}}"#,
+            "a".repeat(4001)
+        );
+        assert_eq!(code_of(&long), ErrorCode::InvalidText);
     }
 
     #[test]

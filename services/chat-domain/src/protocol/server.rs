@@ -8,7 +8,8 @@
 
 use crate::error::ErrorCode;
 use crate::message::{Author, ChatMessage, MessageId, MessageKind, format_millis, upload_url};
-use crate::names::{ClientMsgId, RoomName};
+use crate::names::{ClientMsgId, Emoji, RoomName};
+use crate::timeline::{Change, ChangeEvent, TimelineEvent};
 use crate::upload::UploadId;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -21,8 +22,9 @@ pub const PREVIEW_CHARS: usize = 100;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// The join took effect: the room's `last_seq` then, and the history the client needs
-    /// before live messages (deleted messages left out). `has_more` says older messages
-    /// exist beyond `history` (page them over HTTP).
+    /// before live events. Without `since_seq` that is the newest messages in their current
+    /// state; with it, exactly the events after it, in order. `has_more` says older
+    /// messages exist beyond `history` (page them over HTTP).
     Joined {
         room: RoomName,
         last_seq: u64,
@@ -33,19 +35,28 @@ pub enum ServerFrame {
     Left { room: RoomName },
     /// A committed message, live or from a gap fill.
     Message(MessageFrame),
-    /// A send is committed with this `seq`.
+    /// The message at `target_seq` has new `text`.
+    Edited(ChangeFrame),
+    /// The message at `target_seq` was deleted (by its author or an administrator): it
+    /// becomes a tombstone.
+    Deleted(ChangeFrame),
+    /// `user` reacted to the message at `target_seq` with `emoji`.
+    Reacted(ChangeFrame),
+    /// `user` took back their `emoji` reaction to the message at `target_seq`.
+    Unreacted(ChangeFrame),
+    /// A send or change is committed with this `seq`.
     Ack(AckFrame),
-    /// An administrator deleted message `id` (seq `seq`) of `room`; clients remove it.
-    Deleted { room: RoomName, id: MessageId, seq: u64 },
     /// An administrator deleted the room; the socket no longer receives it.
     RoomDeleted { room: RoomName },
-    /// A new message in a room the user belongs to but has not joined on this socket.
+    /// A new message in a room the user belongs to but has not joined on this socket;
+    /// `mention` when it mentions them.
     Notify {
         room: RoomName,
         seq: u64,
         user: Author,
         preview: String,
         kind: MessageKind,
+        mention: bool,
     },
     /// A frame or request failed; the connection stays usable. `ref` names the request:
     /// the `client_msg_id` of a refused send, or the room of a refused join.
@@ -77,6 +88,58 @@ pub struct MessageFrame {
     /// The upload an image message shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachment: Option<Attachment>,
+    /// The seq of the message this one replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+    /// The members the text mentions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<Author>,
+    /// When it was last edited (RFC 3339); absent if never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// A tombstone: the message was deleted and shows no content.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// Standing reactions, per emoji.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionCount>,
+}
+
+/// One emoji's reactions to a message: how many, and who, in the order they reacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReactionCount {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub emoji: Emoji,
+    pub count: usize,
+    pub users: Vec<Author>,
+}
+
+/// A change to a message: the fields of the `edited`, `deleted`, `reacted` and
+/// `unreacted` frames. `seq` is the change's own place in the room's timeline,
+/// `target_seq` the message it changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChangeFrame {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub room: RoomName,
+    pub seq: u64,
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub id: MessageId,
+    pub target_seq: u64,
+    /// Who made the change.
+    pub user: Author,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub client_msg_id: ClientMsgId,
+    /// Commit time, RFC 3339 in UTC with milliseconds.
+    pub at: String,
+    /// `edited`: the new text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// `reacted`, `unreacted`: the emoji.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub emoji: Option<Emoji>,
 }
 
 /// Where an image message's upload is fetched.
@@ -88,14 +151,19 @@ pub struct Attachment {
     pub url: String,
 }
 
-/// A message in history: in `joined`, and in the HTTP API's pages. Tagged like the live
-/// `message` frame, so a client handles both alike. (Its OpenAPI name, `MessageDoc`, is
-/// the one the document has always given the message shape.)
+/// An event in history: in `joined`, and in the HTTP API's pages. Tagged like the live
+/// frames, so a client handles both alike. A page of messages holds only `message` items,
+/// in their current state; a replay (`joined` with `since_seq`) holds every event missed.
+/// (Its OpenAPI name, `MessageDoc`, is the one the document has always given it.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MessageDoc))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HistoryItem {
     Message(MessageFrame),
+    Edited(ChangeFrame),
+    Deleted(ChangeFrame),
+    Reacted(ChangeFrame),
+    Unreacted(ChangeFrame),
 }
 
 /// The `ack` frame on its own, as the HTTP publish answers: tagged as on the socket, the
@@ -138,41 +206,105 @@ impl From<&ChatMessage> for MessageFrame {
                 id,
                 url: upload_url(id),
             }),
+            reply_to: message.reply_to,
+            mentions: message.mentions.clone(),
+            edited_at: message.edited_at_ms.map(format_millis),
+            deleted: message.deleted,
+            reactions: message
+                .reactions
+                .iter()
+                .map(|r| ReactionCount {
+                    emoji: r.emoji.clone(),
+                    count: r.users.len(),
+                    users: r.users.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&ChangeEvent> for ChangeFrame {
+    fn from(event: &ChangeEvent) -> Self {
+        let (text, emoji) = match &event.change {
+            Change::Edit { text } => (Some(text.clone()), None),
+            Change::Delete => (None, None),
+            Change::React { emoji } | Change::Unreact { emoji } => (None, Some(emoji.clone())),
+        };
+        Self {
+            room: event.room.clone(),
+            seq: event.seq,
+            id: event.id,
+            target_seq: event.target_seq,
+            user: event.author.clone(),
+            client_msg_id: event.client_msg_id.clone(),
+            at: format_millis(event.at_ms),
+            text,
+            emoji,
+        }
+    }
+}
+
+impl From<&TimelineEvent> for HistoryItem {
+    fn from(event: &TimelineEvent) -> Self {
+        let change = match event {
+            TimelineEvent::Message(message) => return Self::Message(message.into()),
+            TimelineEvent::Change(change) => change,
+        };
+        let frame = ChangeFrame::from(change);
+        match change.change {
+            Change::Edit { .. } => Self::Edited(frame),
+            Change::Delete => Self::Deleted(frame),
+            Change::React { .. } => Self::Reacted(frame),
+            Change::Unreact { .. } => Self::Unreacted(frame),
+        }
+    }
+}
+
+impl From<HistoryItem> for ServerFrame {
+    fn from(item: HistoryItem) -> Self {
+        match item {
+            HistoryItem::Message(frame) => Self::Message(frame),
+            HistoryItem::Edited(frame) => Self::Edited(frame),
+            HistoryItem::Deleted(frame) => Self::Deleted(frame),
+            HistoryItem::Reacted(frame) => Self::Reacted(frame),
+            HistoryItem::Unreacted(frame) => Self::Unreacted(frame),
         }
     }
 }
 
 impl HistoryItem {
-    /// Messages as history shows them: deleted ones left out.
+    /// Messages as a page of history shows them, in their current state (tombstones
+    /// included: they keep their place).
     pub fn messages(messages: &[ChatMessage]) -> Vec<Self> {
-        messages
-            .iter()
-            .filter(|m| !m.deleted)
-            .map(|m| Self::Message(m.into()))
-            .collect()
+        messages.iter().map(|m| Self::Message(m.into())).collect()
+    }
+
+    /// Events as a replay shows them, each as its live frame.
+    pub fn events(events: &[TimelineEvent]) -> Vec<Self> {
+        events.iter().map(Into::into).collect()
     }
 }
 
 impl AckFrame {
-    /// The ack of a committed send; `duplicate` when it had been stored before.
-    pub fn new(message: &ChatMessage, duplicate: bool) -> Self {
+    /// The ack of a committed send or change; `duplicate` when it had been stored before.
+    pub fn new(event: &TimelineEvent, duplicate: bool) -> Self {
         Self {
-            client_msg_id: message.client_msg_id.clone(),
-            room: message.room.clone(),
-            seq: message.seq,
-            id: message.id,
-            sent_at: format_millis(message.sent_at_ms),
+            client_msg_id: event.client_msg_id().clone(),
+            room: event.room().clone(),
+            seq: event.seq(),
+            id: event.id(),
+            sent_at: format_millis(event.at_ms()),
             duplicate,
         }
     }
 }
 
 impl ServerFrame {
-    pub fn joined(room: &RoomName, last_seq: u64, history: &[ChatMessage], has_more: bool) -> Self {
+    pub fn joined(room: &RoomName, last_seq: u64, history: Vec<HistoryItem>, has_more: bool) -> Self {
         Self::Joined {
             room: room.clone(),
             last_seq,
-            history: HistoryItem::messages(history),
+            history,
             has_more,
         }
     }
@@ -181,30 +313,24 @@ impl ServerFrame {
         Self::Left { room: room.clone() }
     }
 
-    pub fn ack(message: &ChatMessage, duplicate: bool) -> Self {
-        Self::Ack(AckFrame::new(message, duplicate))
-    }
-
-    pub fn deleted(room: &RoomName, id: MessageId, seq: u64) -> Self {
-        Self::Deleted {
-            room: room.clone(),
-            id,
-            seq,
-        }
+    pub fn ack(event: &TimelineEvent, duplicate: bool) -> Self {
+        Self::Ack(AckFrame::new(event, duplicate))
     }
 
     pub fn room_deleted(room: &RoomName) -> Self {
         Self::RoomDeleted { room: room.clone() }
     }
 
-    /// A notification of `message`, with the first [`PREVIEW_CHARS`] of its text.
-    pub fn notify(message: &MessageFrame) -> Self {
+    /// A notification of `message`, with the first [`PREVIEW_CHARS`] of its text;
+    /// `mention` when it mentions the person notified.
+    pub fn notify(message: &MessageFrame, mention: bool) -> Self {
         Self::Notify {
             room: message.room.clone(),
             seq: message.seq,
             user: message.user.clone(),
             preview: message.text.chars().take(PREVIEW_CHARS).collect(),
             kind: message.kind,
+            mention,
         }
     }
 
@@ -234,14 +360,41 @@ impl ChatMessage {
     }
 }
 
+impl TimelineEvent {
+    /// The event's live frame (`message`, `edited`, `deleted` …) as the bytes every
+    /// receiver gets.
+    pub fn to_frame(&self) -> Bytes {
+        ServerFrame::from(HistoryItem::from(self)).to_bytes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Reaction;
     use crate::message::tests::sample;
     use serde_json::{Value, json};
 
     fn json_of(frame: &ServerFrame) -> Value {
         serde_json::from_slice(&frame.to_bytes()).unwrap()
+    }
+
+    fn change(seq: u64, change: Change) -> TimelineEvent {
+        let message = sample();
+        TimelineEvent::Change(ChangeEvent {
+            id: MessageId::new(20 + seq as i64).unwrap(),
+            room: message.room,
+            seq,
+            author: message.author,
+            client_msg_id: ClientMsgId::parse(&format!("c-{seq}")).unwrap(),
+            at_ms: message.sent_at_ms + 1000,
+            target_seq: 3,
+            change,
+        })
+    }
+
+    fn thumbs() -> Emoji {
+        Emoji::parse("👍").unwrap()
     }
 
     /// The wire form of every frame, field for field, as docs/protocol.md gives it.
@@ -256,36 +409,82 @@ mod tests {
             "sent_at": "2023-11-14T22:13:20.123Z",
             "client_msg_id": "c-1", "kind": "text"
         });
-        let deleted = ChatMessage {
-            deleted: true,
-            seq: 4,
+        let mut deleted = ChatMessage { seq: 4, ..sample() };
+        deleted.erase();
+        assert_eq!(
+            json_of(&ServerFrame::joined(
+                &room,
+                4,
+                HistoryItem::messages(&[message.clone(), deleted]),
+                true
+            )),
+            json!({"type": "joined", "room": "lobby", "last_seq": 4, "history": [message_json, {
+                "type": "message", "room": "lobby", "seq": 4, "id": 7,
+                "user": {"id": "guest:1", "name": "Ann"}, "text": "", "deleted": true,
+                "sent_at": "2023-11-14T22:13:20.123Z", "client_msg_id": "c-1", "kind": "text"
+            }], "has_more": true})
+        );
+        let folded = ChatMessage {
+            reply_to: Some(1),
+            mentions: vec![message.author.clone()],
+            edited_at_ms: Some(message.sent_at_ms + 1000),
+            reactions: vec![Reaction {
+                emoji: thumbs(),
+                users: vec![message.author.clone()],
+            }],
             ..sample()
         };
+        let ann = json!({"id": "guest:1", "name": "Ann"});
         assert_eq!(
-            json_of(&ServerFrame::joined(&room, 4, &[message.clone(), deleted], true)),
-            json!({"type": "joined", "room": "lobby", "last_seq": 4, "history": [message_json], "has_more": true})
+            json_of(&ServerFrame::Message((&folded).into())),
+            json!({"type": "message", "room": "lobby", "seq": 3, "id": 7, "user": ann,
+                   "text": "<b>hi</b> \"there\"", "sent_at": "2023-11-14T22:13:20.123Z",
+                   "client_msg_id": "c-1", "kind": "text", "reply_to": 1, "mentions": [ann],
+                   "edited_at": "2023-11-14T22:13:21.123Z",
+                   "reactions": [{"emoji": "👍", "count": 1, "users": [ann]}]})
         );
+        let header = |ty: &str, seq: u64| {
+            json!({"type": ty, "room": "lobby", "seq": seq, "id": 20 + seq, "target_seq": 3, "user": ann,
+                   "client_msg_id": format!("c-{seq}"), "at": "2023-11-14T22:13:21.123Z"})
+        };
+        let with = |mut value: Value, key: &str, field: &str| {
+            value[key] = json!(field);
+            value
+        };
+        for (event, expected) in [
+            (
+                change(5, Change::Edit { text: "fixed".into() }),
+                with(header("edited", 5), "text", "fixed"),
+            ),
+            (change(6, Change::Delete), header("deleted", 6)),
+            (
+                change(7, Change::React { emoji: thumbs() }),
+                with(header("reacted", 7), "emoji", "👍"),
+            ),
+            (
+                change(8, Change::Unreact { emoji: thumbs() }),
+                with(header("unreacted", 8), "emoji", "👍"),
+            ),
+        ] {
+            assert_eq!(serde_json::from_slice::<Value>(&event.to_frame()).unwrap(), expected);
+        }
         assert_eq!(
             json_of(&ServerFrame::left(&room)),
             json!({"type": "left", "room": "lobby"})
         );
         assert_eq!(
-            json_of(&ServerFrame::ack(&message, true)),
+            json_of(&ServerFrame::ack(&TimelineEvent::Message(message.clone()), true)),
             json!({"type": "ack", "client_msg_id": "c-1", "room": "lobby", "seq": 3, "id": 7,
                    "sent_at": "2023-11-14T22:13:20.123Z", "duplicate": true})
-        );
-        assert_eq!(
-            json_of(&ServerFrame::deleted(&room, MessageId::new(7).unwrap(), 3)),
-            json!({"type": "deleted", "room": "lobby", "id": 7, "seq": 3})
         );
         assert_eq!(
             json_of(&ServerFrame::room_deleted(&room)),
             json!({"type": "room_deleted", "room": "lobby"})
         );
         assert_eq!(
-            json_of(&ServerFrame::notify(&(&message).into())),
+            json_of(&ServerFrame::notify(&(&message).into(), true)),
             json!({"type": "notify", "room": "lobby", "seq": 3, "user": {"id": "guest:1", "name": "Ann"},
-                   "preview": "<b>hi</b> \"there\"", "kind": "text"})
+                   "preview": "<b>hi</b> \"there\"", "kind": "text", "mention": true})
         );
         assert_eq!(
             json_of(&ServerFrame::error(ErrorCode::NotJoined, "join first", Some("c-1"))),
@@ -305,23 +504,30 @@ mod tests {
             attachment: Some(UploadId::new(12).unwrap()),
             ..sample()
         };
-        for frame in [
-            ServerFrame::joined(&room, 3, std::slice::from_ref(&message), false),
+        let events = [
+            TimelineEvent::Message(message.clone()),
+            change(5, Change::Edit { text: "x".into() }),
+            change(6, Change::Delete),
+            change(7, Change::React { emoji: thumbs() }),
+            change(8, Change::Unreact { emoji: thumbs() }),
+        ];
+        let mut frames = vec![
+            ServerFrame::joined(&room, 3, HistoryItem::events(&events), false),
             ServerFrame::left(&room),
-            ServerFrame::Message((&message).into()),
-            ServerFrame::ack(&message, false),
-            ServerFrame::deleted(&room, MessageId::new(7).unwrap(), 3),
+            ServerFrame::ack(&events[1], false),
             ServerFrame::room_deleted(&room),
-            ServerFrame::notify(&(&message).into()),
+            ServerFrame::notify(&(&message).into(), false),
             ServerFrame::error(ErrorCode::RateLimited, "slow down", Some("c-1")),
-        ] {
+        ];
+        frames.extend(HistoryItem::events(&events).into_iter().map(ServerFrame::from));
+        for frame in frames {
             assert_eq!(ServerFrame::parse(&frame.to_bytes()).unwrap(), frame);
         }
     }
 
     #[test]
     fn an_ack_on_its_own_is_the_ack_frame() {
-        let ack = AckFrame::new(&sample(), false);
+        let ack = AckFrame::new(&TimelineEvent::Message(sample()), false);
         assert_eq!(
             serde_json::to_vec(&AckItem::Ack(ack.clone())).unwrap(),
             ServerFrame::Ack(ack).to_bytes()
@@ -334,7 +540,7 @@ mod tests {
             text: "é".repeat(150),
             ..sample()
         };
-        let ServerFrame::Notify { preview, .. } = ServerFrame::notify(&(&message).into()) else {
+        let ServerFrame::Notify { preview, .. } = ServerFrame::notify(&(&message).into(), false) else {
             unreachable!()
         };
         assert_eq!(preview, "é".repeat(PREVIEW_CHARS));

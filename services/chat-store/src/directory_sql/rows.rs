@@ -94,6 +94,8 @@ pub(super) struct MemberRoomRow {
     pub(super) last_read_seq: i64,
     pub(super) last_activity_ms: Option<i64>,
     pub(super) joined_at_ms: i64,
+    pub(super) unread: i64,
+    pub(super) mentions: i64,
 }
 
 #[derive(sqlx::FromRow)]

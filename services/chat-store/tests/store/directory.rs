@@ -176,14 +176,36 @@ pub(crate) async fn membership_and_panel_counts(db: &TestDb) {
     let rooms = dir.member_rooms(&uid("ann"), None, 10).await.unwrap();
     let summary: Vec<(&str, u64, u64, bool)> = rooms
         .iter()
-        .map(|r| (r.room.as_str(), r.last_seq, r.unread(), r.last_activity_ms.is_some()))
+        .map(|r| (r.room.as_str(), r.last_seq, r.unread, r.last_activity_ms.is_some()))
         .collect();
     assert_eq!(summary, [("alpha", 3, 2, true), ("beta", 0, 0, false)]);
+    // Changes are not unread news; a message that mentions Ann counts as a mention too.
+    let mut mentioning = new_message("alpha", "bob", "4", "@ann look");
+    mentioning.mentions = vec![author("ann"), author("carl")];
+    let mut not_her = new_message("alpha", "bob", "5", "@carl");
+    not_her.mentions = vec![author("carl")];
+    store
+        .append_batch(&[
+            change(
+                "alpha",
+                "bob",
+                "r1",
+                2,
+                chat_domain::Change::React {
+                    emoji: chat_domain::Emoji::parse("👍").unwrap(),
+                },
+                false,
+            ),
+            NewEvent::Message(mentioning),
+            NewEvent::Message(not_her),
+        ])
+        .await
+        .unwrap();
+    let alpha = &dir.member_rooms(&uid("ann"), None, 10).await.unwrap()[0];
+    assert_eq!((alpha.last_seq, alpha.unread, alpha.mentions), (6, 4, 1));
     dir.mark_read(&uid("ann"), &room("alpha"), 99).await.unwrap(); // capped at the last seq
-    assert_eq!(
-        dir.member_rooms(&uid("ann"), None, 10).await.unwrap()[0].last_read_seq,
-        3
-    );
+    let alpha = &dir.member_rooms(&uid("ann"), None, 10).await.unwrap()[0];
+    assert_eq!((alpha.last_read_seq, alpha.unread, alpha.mentions), (6, 0, 0));
     assert_eq!(
         dir.member_rooms(&uid("ann"), Some(&room("alpha")), 10)
             .await
@@ -193,21 +215,25 @@ pub(crate) async fn membership_and_panel_counts(db: &TestDb) {
         "cursor"
     );
     assert_eq!(dir.room_count(&uid("ann")).await.unwrap(), 2);
-    assert_eq!(dir.message_count(&uid("bob")).await.unwrap(), 2);
+    assert_eq!(
+        dir.message_count(&uid("bob")).await.unwrap(),
+        4,
+        "messages, not changes"
+    );
     // Last seqs by name, for the gateways' repair sweep; unknown rooms are left out.
     let mut seqs = dir
         .last_seqs(&[room("alpha"), room("nope"), room("beta")])
         .await
         .unwrap();
     seqs.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-    assert_eq!(seqs, [(room("alpha"), 3), (room("beta"), 0)]);
+    assert_eq!(seqs, [(room("alpha"), 6), (room("beta"), 0)]);
     let many: Vec<RoomName> = (0..1200)
         .map(|i| room(&format!("r{i}")))
         .chain([room("alpha")])
         .collect();
     assert_eq!(
         dir.last_seqs(&many).await.unwrap(),
-        [(room("alpha"), 3)],
+        [(room("alpha"), 6)],
         "more names than one statement takes"
     );
     let (count, members) = dir.room_members(&room("alpha"), None, 1).await.unwrap();
@@ -238,9 +264,7 @@ pub(crate) async fn admin_deletes_keep_seqs_and_are_audited(db: &TestDb) {
         .append_batch(&[msg("lobby", "ann", "1", "keep"), msg("lobby", "ann", "2", "spam 50%")])
         .await
         .unwrap();
-    let AppendOutcome::Stored(spam) = &outcomes[1] else {
-        panic!("{outcomes:?}")
-    };
+    let spam = stored(&outcomes[1]);
     let found = dir.search_messages(Some("50%"), None, None, 10).await.unwrap();
     assert_eq!(
         found.iter().map(|m| m.id).collect::<Vec<_>>(),
@@ -255,10 +279,14 @@ pub(crate) async fn admin_deletes_keep_seqs_and_are_audited(db: &TestDb) {
         "_ is literal"
     );
 
-    let deleted = dir.delete_message(spam.id, now()).await.unwrap().unwrap();
-    assert_eq!((deleted.room.as_str(), deleted.seq), ("lobby", 2));
-    assert!(dir.delete_message(spam.id, now()).await.unwrap().is_none(), "once");
-    let history = store.history_after(&room("lobby"), 0, 10).await.unwrap();
+    // An administrator's deletion finds the message by id and is a change to its seq.
+    let at = dir.find_message(spam.id).await.unwrap().unwrap();
+    assert_eq!((at.room.as_str(), at.seq), ("lobby", 2));
+    let delete = |cmid: &str| change("lobby", "admin", cmid, 2, Change::Delete, true);
+    let outcomes = store.append_batch(&[delete("d1"), delete("d2")]).await.unwrap();
+    assert!(matches!(outcomes[0], AppendOutcome::Stored(TimelineEvent::Change(_))));
+    assert_eq!(outcomes[1], AppendOutcome::Refused(ChangeError::MessageDeleted), "once");
+    let history = all_history(&store, "lobby").await;
     assert_eq!(history.len(), 2, "the tombstone keeps its seq");
     assert!(history[1].deleted && history[1].text.is_empty());
     assert!(!history[0].deleted);
@@ -282,15 +310,8 @@ pub(crate) async fn admin_deletes_keep_seqs_and_are_audited(db: &TestDb) {
     );
     let (revived, created) = store.enter_room(&room("lobby")).await.unwrap();
     assert!(created);
-    assert_eq!(revived.last_seq, 2, "seqs continue, never restart");
-    assert!(
-        store
-            .history_after(&room("lobby"), 0, 10)
-            .await
-            .unwrap()
-            .iter()
-            .all(|m| m.deleted)
-    );
+    assert_eq!(revived.last_seq, 3, "seqs continue, never restart");
+    assert!(all_events(&store, "lobby").await.is_empty(), "it comes back empty");
 
     for action in ["delete_message", "delete_room"] {
         let entry = chat_store::NewAuditEntry {
@@ -324,12 +345,12 @@ pub(crate) async fn uploads_round_trip_and_image_messages_carry_them(db: &TestDb
     assert!(blobs.get(UploadId::new(id.get() + 1).unwrap()).await.unwrap().is_none());
 
     store.enter_room(&room("pics")).await.unwrap();
-    let mut image = msg("pics", "ann", "img", "caption");
+    let mut image = new_message("pics", "ann", "img", "caption");
     image.kind = MessageKind::Image;
     let upload = id;
     image.attachment = Some(upload);
-    store.append_batch(&[image]).await.unwrap();
-    let history = store.history_after(&room("pics"), 0, 10).await.unwrap();
+    store.append_batch(&[NewEvent::Message(image)]).await.unwrap();
+    let history = all_history(&store, "pics").await;
     assert_eq!(
         (history[0].kind, history[0].attachment),
         (MessageKind::Image, Some(upload))

@@ -73,6 +73,9 @@ pub(crate) async fn a_batch_over_several_rooms_gets_gapless_seqs_in_input_order(
     assert_eq!(got, expect.map(|(r, s)| (r.to_string(), s)));
     for (outcome, input) in outcomes.iter().zip(&batch) {
         let m = stored(outcome);
+        let NewEvent::Message(input) = input else {
+            unreachable!()
+        };
         assert_eq!(m.text, input.text.as_str());
         assert_eq!(m.author, input.author);
         assert_eq!(m.client_msg_id, input.client_msg_id);
@@ -104,7 +107,7 @@ pub(crate) async fn a_large_batch_over_many_rooms(store: Arc<dyn Store>) {
         store.enter_room(&room(name)).await.unwrap();
     }
     // 1500 messages, 30 per room: more than one SQLite statement chunk.
-    let batch: Vec<NewMessage> = (0..1500)
+    let batch: Vec<NewEvent> = (0..1500)
         .map(|i| msg(&names[i % 50], "u1", &format!("m{i}"), &format!("text {i}")))
         .collect();
     let outcomes = store.append_batch(&batch).await.unwrap();
@@ -124,7 +127,7 @@ pub(crate) async fn a_large_batch_over_many_rooms(store: Arc<dyn Store>) {
     }
     assert_eq!(store.room(&room("room-07")).await.unwrap().unwrap().last_seq, 30);
     // A thousand new ones carry on every room's seqs.
-    let more: Vec<NewMessage> = (1500..2500)
+    let more: Vec<NewEvent> = (1500..2500)
         .map(|i| msg(&names[i % 50], "u1", &format!("m{i}"), &format!("text {i}")))
         .collect();
     let outcomes = store.append_batch(&more).await.unwrap();
@@ -230,7 +233,7 @@ pub(crate) async fn a_missing_room_fails_only_its_own_messages(store: Arc<dyn St
 
 pub(crate) async fn history_pages_forward_and_back(store: Arc<dyn Store>) {
     enter(&store, &["lobby", "quiet"]).await;
-    let batch: Vec<NewMessage> = (1..=10)
+    let batch: Vec<NewEvent> = (1..=10)
         .map(|i| msg("lobby", "ann", &format!("m{i}"), &format!("text {i}")))
         .collect();
     store.append_batch(&batch).await.unwrap();
@@ -238,7 +241,15 @@ pub(crate) async fn history_pages_forward_and_back(store: Arc<dyn Store>) {
     let after = |after, limit| {
         let store = store.clone();
         let lobby = lobby.clone();
-        async move { seqs(&store.history_after(&lobby, after, limit).await.unwrap()) }
+        async move {
+            store
+                .history_after(&lobby, after, limit)
+                .await
+                .unwrap()
+                .iter()
+                .map(TimelineEvent::seq)
+                .collect::<Vec<_>>()
+        }
     };
     assert_eq!(after(0, 3).await, [1, 2, 3]);
     assert_eq!(after(3, 3).await, [4, 5, 6]);
@@ -312,7 +323,7 @@ pub(crate) async fn concurrent_writers_share_one_gapless_sequence(db: &TestDb) {
     for (s, store) in stores.iter().enumerate() {
         for b in 0..10 {
             let store = store.clone();
-            let batch: Vec<NewMessage> = (0..50)
+            let batch: Vec<NewEvent> = (0..50)
                 .map(|i| {
                     msg(
                         "busy",
@@ -360,7 +371,7 @@ pub(crate) async fn racing_retries_of_the_same_sends_store_each_once(db: &TestDb
     // while the other commits, which is what sends a batch to the path that looks keys up.
     let stores = [db.store().await, db.store().await];
     enter(&stores[0], &["north", "south"]).await;
-    let batch_of = |round: usize| -> Vec<NewMessage> {
+    let batch_of = |round: usize| -> Vec<NewEvent> {
         (0..20)
             .map(|i| {
                 let room = if i % 2 == 0 { "north" } else { "south" };

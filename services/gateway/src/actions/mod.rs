@@ -4,9 +4,13 @@
 //! publish does.
 //!
 //! * [`membership`]: entering and leaving a room, and read markers.
+//! * [`mentions`]: who a message's `@username`s name.
+//! * [`propose`]: readying a message or change to go upstream (upload check, mentions).
 //! * [`uploads`]: whether an upload may be attached by this person.
 //! * [`announce`]: telling every gateway about a change (control events and notices).
 
 pub mod announce;
 pub mod membership;
+pub mod mentions;
+pub mod propose;
 pub mod uploads;

@@ -13,13 +13,14 @@ use crate::auth::{Principal, now_ms};
 use crate::control::Control;
 use crate::error::GatewayError;
 use crate::state::AppState;
+use crate::upstream::Proposal;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chat_bus::EventKind;
 use chat_domain::protocol::{HistoryItem, ServerFrame};
-use chat_domain::{MessageId, RoomName};
+use chat_domain::{Change, ClientMsgId, MessageId, RoomName};
 use chat_store::{NewAuditEntry, Search};
 
 async fn audit(
@@ -161,11 +162,13 @@ pub async fn messages(State(app): State<AppState>, _: Admin, QueryParams(q): Que
     .into_response())
 }
 
-/// Delete a message: its text is erased for good and every member in the room gets a
-/// `deleted` frame; history no longer returns it.
+/// Delete a message: it becomes a tombstone (its text erased for good) through a `delete`
+/// event in the room's timeline, which every member gets in order and a resuming client
+/// replays.
 #[utoipa::path(delete, path = "/api/v1/admin/messages/{id}", tag = "admin",
     params(("id" = i64, Path)),
-    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Deleted already", body = ErrorBody)))]
 pub async fn delete_message(
     State(app): State<AppState>,
     Admin(admin): Admin,
@@ -173,20 +176,26 @@ pub async fn delete_message(
 ) -> ApiResult {
     // An id no message can have names none.
     let id = MessageId::new(id).map_err(|_| GatewayError::not_found("message"))?;
-    let deleted = app
+    let at = app
         .directory()
-        .delete_message(id, now_ms())
+        .find_message(id)
         .await?
         .ok_or_else(|| GatewayError::not_found("message"))?;
-    let detail = format!("room {} seq {}", deleted.room, deleted.seq);
-    audit(&app, &admin, "delete_message", &id.to_string(), &detail).await?;
-    publish_unsequenced(
-        &app,
-        EventKind::Notice,
-        deleted.room.clone(),
-        ServerFrame::deleted(&deleted.room, deleted.id, deleted.seq).to_bytes(),
-    )
-    .await;
+    let delete = Proposal::Change {
+        target_seq: at.seq,
+        change: Change::Delete,
+        admin: true,
+    };
+    // Keyed by the message: a retried deletion is the same event.
+    let client_msg_id = ClientMsgId::parse(&format!("admin-delete-{id}")).map_err(GatewayError::from)?;
+    let (event, repeated) = app
+        .upstream()
+        .send(&at.room, &admin.author, &delete, &client_msg_id)
+        .await?;
+    if !repeated {
+        let detail = format!("room {} seq {} (event seq {})", at.room, at.seq, event.seq());
+        audit(&app, &admin, "delete_message", &id.to_string(), &detail).await?;
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

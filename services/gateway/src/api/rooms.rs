@@ -7,10 +7,11 @@ use super::schema::{
 };
 use super::{ApiResult, limit, next_cursor};
 use crate::actions::membership;
-use crate::actions::uploads::require_own_upload;
+use crate::actions::propose::prepare;
 use crate::auth::IdentityKind;
 use crate::error::GatewayError;
 use crate::state::AppState;
+use crate::upstream::Proposal;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -50,7 +51,9 @@ pub async fn enter_room(
     .into_response())
 }
 
-/// A page of history, oldest first. Without a position, the newest page.
+/// A page of history, oldest first. Without a position, or with `before_seq`, the messages
+/// in their current state; with `after_seq`, every event after it (messages and changes),
+/// as a resuming client replays them.
 #[utoipa::path(get, path = "/api/v1/rooms/{room}/messages", tag = "rooms",
     params(("room" = String, Path), HistoryQuery),
     responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody)))]
@@ -62,21 +65,27 @@ pub async fn history(
 ) -> ApiResult {
     let room = RoomName::parse(&room)?;
     let limit = limit(query.limit)?;
-    let page = match (query.after_seq, query.before_seq) {
+    let (last_seq, messages) = match (query.after_seq, query.before_seq) {
         (Some(_), Some(_)) => {
             return Err(GatewayError::new(
                 ErrorCode::InvalidArgument,
                 "give after_seq or before_seq, not both",
             ));
         }
-        (Some(after), None) => app.upstream().history_after(&room, after, limit).await?,
-        (None, Some(before)) => app.upstream().history_before(&room, before, limit).await?,
-        (None, None) => app.upstream().history_before(&room, u64::MAX, limit).await?,
+        (Some(after), None) => {
+            let page = app.upstream().history_after(&room, after, limit).await?;
+            (page.last_seq, HistoryItem::events(&page.messages))
+        }
+        (None, before) => {
+            let before = before.unwrap_or(u64::MAX);
+            let page = app.upstream().history_before(&room, before, limit).await?;
+            (page.last_seq, HistoryItem::messages(&page.messages))
+        }
     };
     Ok(Json(HistoryPage {
         room: room.as_str().to_owned(),
-        last_seq: page.last_seq,
-        messages: HistoryItem::messages(&page.messages),
+        last_seq,
+        messages,
     })
     .into_response())
 }
@@ -97,14 +106,16 @@ pub async fn publish(
 ) -> ApiResult {
     let room = RoomName::parse(&room)?;
     let attachment = body.attachment_id.map(UploadId::new).transpose()?;
-    if let Some(id) = attachment {
-        require_own_upload(&app, id, &principal.author.id).await?;
-    }
-    let message_body = MessageBody::new(body.text, attachment)?;
+    let mut proposal = Proposal::Message {
+        body: MessageBody::new(body.text, attachment)?,
+        reply_to: body.reply_to,
+        mentions: Vec::new(),
+    };
     let client_msg_id = ClientMsgId::parse(&body.client_msg_id)?;
+    prepare(&app, &principal.author, &room, &mut proposal).await?;
     let (message, duplicate) = app
         .upstream()
-        .send(&room, &principal.author, &message_body, &client_msg_id)
+        .send(&room, &principal.author, &proposal, &client_msg_id)
         .await?;
     let status = if duplicate { StatusCode::OK } else { StatusCode::CREATED };
     let ack = AckItem::Ack(AckFrame::new(&message, duplicate));

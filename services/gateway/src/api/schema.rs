@@ -181,7 +181,9 @@ pub struct RoomsPage {
 pub struct HistoryPage {
     pub room: String,
     pub last_seq: u64,
-    /// Oldest first; deleted messages are left out. Each is the websocket `message` frame.
+    /// Oldest first, each as its websocket frame: messages in their current state (deleted
+    /// ones as tombstones), or with `after_seq` every event after it (`message`, `edited`,
+    /// `deleted`, `reacted`, `unreacted`).
     pub messages: Vec<HistoryItem>,
 }
 
@@ -214,7 +216,10 @@ pub struct MembersPage {
 pub struct PanelRoom {
     pub name: String,
     pub last_seq: u64,
+    /// Messages after your read marker.
     pub unread: u64,
+    /// Of those, the ones that mention you.
+    pub mentions: u64,
     pub last_activity: Option<String>,
     pub joined_at: String,
 }
@@ -224,7 +229,8 @@ impl From<&MemberRoom> for PanelRoom {
         Self {
             name: r.room.as_str().to_owned(),
             last_seq: r.last_seq,
-            unread: r.unread(),
+            unread: r.unread,
+            mentions: r.mentions,
             last_activity: r.last_activity_ms.map(format_millis),
             joined_at: format_millis(r.joined_at_ms),
         }
@@ -345,6 +351,8 @@ pub struct Publish {
     pub client_msg_id: String,
     /// An upload of yours: makes this an image message.
     pub attachment_id: Option<i64>,
+    /// The seq of the message (in this room) this one replies to.
+    pub reply_to: Option<u64>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -379,9 +387,10 @@ pub struct SearchPage {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
-    /// Messages after this seq (catching up).
+    /// Every event after this seq (catching up, as a resuming socket does).
     pub after_seq: Option<u64>,
-    /// Messages before this seq (scrolling back). Without either, the newest page.
+    /// Messages before this seq, in their current state (scrolling back). Without either,
+    /// the newest page.
     pub before_seq: Option<u64>,
     pub limit: Option<u32>,
 }
@@ -427,13 +436,23 @@ mod tests {
         }
     }
 
-    /// The documented message shape has exactly the fields of the real frame.
+    /// The documented message shape has exactly the fields of the real frame, every
+    /// optional one set.
     #[test]
     fn message_doc_matches_the_message_frame() {
+        let sample = chat_domain::testing::message();
         let message = ChatMessage {
             kind: MessageKind::Image,
             attachment: Some(UploadId::new(3).unwrap()),
-            ..chat_domain::testing::message()
+            reply_to: Some(1),
+            mentions: vec![sample.author.clone()],
+            edited_at_ms: Some(1),
+            deleted: true,
+            reactions: vec![chat_domain::Reaction {
+                emoji: chat_domain::Emoji::parse("👍").unwrap(),
+                users: vec![sample.author.clone()],
+            }],
+            ..sample
         };
         let frame: Value = serde_json::from_slice(&message.to_frame()).unwrap();
         let mut frame_keys: Vec<&str> = frame.as_object().unwrap().keys().map(String::as_str).collect();

@@ -9,35 +9,39 @@ use crate::outbox::Closer;
 use crate::queue::Receiver;
 use chat_bus::EventKind;
 use chat_domain::protocol::ServerFrame;
-use chat_domain::{ClientMsgId, CloseCode, MessageId};
+use chat_domain::{Change, ChangeEvent, ChatMessage, ClientMsgId, CloseCode, Emoji, MessageId};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const GAP_FILL_AFTER: Duration = Duration::from_millis(200);
 
-/// A room's committed messages, as the database would hand them to a gap fill.
+/// A room's committed events, as the database would hand them to a gap fill.
 #[derive(Default)]
 struct StoredHistory {
-    messages: Mutex<Vec<ChatMessage>>,
+    events: Mutex<Vec<TimelineEvent>>,
     reads: AtomicUsize,
 }
 
 impl StoredHistory {
     fn with(messages: impl IntoIterator<Item = ChatMessage>) -> Arc<Self> {
+        Self::with_events(messages.into_iter().map(TimelineEvent::Message))
+    }
+
+    fn with_events(events: impl IntoIterator<Item = TimelineEvent>) -> Arc<Self> {
         let history = Self::default();
-        history.messages.lock().unwrap().extend(messages);
+        history.events.lock().unwrap().extend(events);
         Arc::new(history)
     }
 }
 
 #[async_trait::async_trait]
 impl History for StoredHistory {
-    async fn after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<ChatMessage>, GatewayError> {
+    async fn after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<TimelineEvent>, GatewayError> {
         self.reads.fetch_add(1, Ordering::Relaxed);
-        let messages = self.messages.lock().unwrap();
-        Ok(messages
+        let events = self.events.lock().unwrap();
+        Ok(events
             .iter()
-            .filter(|m| &m.room == room && m.seq > after_seq)
+            .filter(|e| e.room() == room && e.seq() > after_seq)
             .take(limit as usize)
             .cloned()
             .collect())
@@ -59,11 +63,25 @@ fn message(seq: u64) -> ChatMessage {
 }
 
 fn tombstone(seq: u64) -> ChatMessage {
-    ChatMessage {
-        deleted: true,
-        text: String::new(),
-        ..message(seq)
-    }
+    let mut message = message(seq);
+    message.erase();
+    message
+}
+
+/// A reaction at `seq` to the message at `target_seq`.
+fn reaction(seq: u64, target_seq: u64) -> TimelineEvent {
+    TimelineEvent::Change(ChangeEvent {
+        id: MessageId::new(seq as i64 + 100).unwrap(),
+        room: lobby(),
+        seq,
+        author: chat_domain::testing::message().author,
+        client_msg_id: ClientMsgId::parse(&format!("c-{seq}")).unwrap(),
+        at_ms: 0,
+        target_seq,
+        change: Change::React {
+            emoji: Emoji::parse("👍").unwrap(),
+        },
+    })
 }
 
 /// The bus's entry for message `seq`, as a message service publishes it.
@@ -138,12 +156,13 @@ impl Member {
 }
 
 fn joined() -> Bytes {
-    ServerFrame::joined(&lobby(), 0, &[], false).to_bytes()
+    ServerFrame::joined(&lobby(), 0, Vec::new(), false).to_bytes()
 }
 
 fn seq_of(frame: &Utf8Bytes) -> u64 {
     match ServerFrame::parse(frame.as_bytes()).unwrap() {
         ServerFrame::Message(m) => m.seq,
+        ServerFrame::Reacted(r) => r.seq,
         ServerFrame::Joined { .. } => 0,
         other => panic!("unexpected frame {other:?}"),
     }
@@ -178,15 +197,28 @@ async fn a_gap_the_bus_leaves_is_filled_from_history() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_tombstone_advances_the_sequence_unseen() {
-    let history = StoredHistory::with([message(1), tombstone(2), message(3)]);
+async fn a_gap_fill_delivers_tombstones_and_changes_in_their_place() {
+    let history = StoredHistory::with_events([
+        TimelineEvent::Message(message(1)),
+        TimelineEvent::Message(tombstone(2)),
+        reaction(3, 1),
+        TimelineEvent::Message(message(4)),
+    ]);
     let (fanout, _) = fanout(history, 64);
     let mut ann = Member::join(&fanout, 1, 64, 0, None);
-    deliver(&fanout, [1, 3]);
+    deliver(&fanout, [1, 4]);
     assert_eq!(ann.received(), vec![0, 1]);
-    assert_eq!(ann.wait_for(1).await, vec![3], "2 was deleted: nothing shown for it");
-    fanout.deliver(published(4));
-    assert_eq!(ann.received(), vec![4]);
+    let mut filled = Vec::new();
+    assert_eq!(ann.frames.recv_many(&mut filled, 3).await, 3);
+    let frames: Vec<ServerFrame> = filled
+        .iter()
+        .map(|f| ServerFrame::parse(f.as_bytes()).unwrap())
+        .collect();
+    assert!(matches!(&frames[0], ServerFrame::Message(m) if m.seq == 2 && m.deleted && m.text.is_empty()));
+    assert!(matches!(&frames[1], ServerFrame::Reacted(r) if r.seq == 3 && r.target_seq == 1));
+    assert!(matches!(&frames[2], ServerFrame::Message(m) if m.seq == 4));
+    fanout.deliver(published(5));
+    assert_eq!(ann.received(), vec![5]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,7 +8,9 @@ use crate::error::GatewayError;
 use crate::fanout::History;
 use crate::settings::UpstreamSettings;
 use chat_common::telemetry::TRACE_TARGET;
-use chat_domain::{Author, ChatMessage, ClientMsgId, ErrorCode, MessageBody, RoomName, UploadId};
+use chat_domain::{
+    Author, Change, ChatMessage, ClientMsgId, ErrorCode, MessageBody, RoomName, TimelineEvent, UploadId,
+};
 use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::{self, read_history_request::Position};
 use endpoints::{Connect, Endpoints, Route, Target};
@@ -51,9 +53,28 @@ pub use chat_store::RoomInfo;
 
 /// A page of history, oldest first, with the room's last seq when it was read.
 #[derive(Debug, Clone)]
-pub struct HistoryPage {
-    pub messages: Vec<ChatMessage>,
+pub struct HistoryPage<T> {
+    /// Messages in their current state ([`Upstream::history_before`]), or every event
+    /// ([`Upstream::history_after`]).
+    pub messages: Vec<T>,
     pub last_seq: u64,
+}
+
+/// What a socket or the HTTP API asks to commit: a message, or a change to one.
+#[derive(Debug, Clone)]
+pub enum Proposal {
+    Message {
+        body: MessageBody,
+        reply_to: Option<u64>,
+        /// Resolved from the text by the gateway ([`crate::actions::mentions`]).
+        mentions: Vec<Author>,
+    },
+    Change {
+        target_seq: u64,
+        change: Change,
+        /// From the session: an administrator may delete anyone's message.
+        admin: bool,
+    },
 }
 
 type Client =
@@ -86,14 +107,14 @@ struct Rpc {
 /// One send of a socket's group, as [`Upstream::send_group`] takes it.
 pub struct GroupSend<'a> {
     pub room: &'a RoomName,
-    pub body: &'a MessageBody,
+    pub proposal: &'a Proposal,
     pub client_msg_id: &'a ClientMsgId,
     /// The send's own trace, which the message service continues.
     pub traceparent: Option<String>,
 }
 
-/// What a send comes back as: the stored message, and whether it was stored before.
-pub type SendOutcome = Result<(ChatMessage, bool), GatewayError>;
+/// What a send comes back as: the stored event, and whether it was stored before.
+pub type SendOutcome = Result<(TimelineEvent, bool), GatewayError>;
 
 /// A socket's sends, in order, and where their answers go.
 struct Group {
@@ -184,10 +205,10 @@ impl Upstream {
         &self,
         room: &RoomName,
         author: &Author,
-        body: &MessageBody,
+        proposal: &Proposal,
         client_msg_id: &ClientMsgId,
     ) -> SendOutcome {
-        let request = send_request(room, author, body, client_msg_id);
+        let request = send_request(room, author, proposal, client_msg_id);
         let response = self
             .call("send_message", Route::Room(room.as_str()), |mut c| {
                 let request = request.clone();
@@ -208,7 +229,7 @@ impl Upstream {
         let sends: Vec<v1::BatchedSend> = sends
             .into_iter()
             .map(|send| v1::BatchedSend {
-                send: Some(send_request(send.room, author, send.body, send.client_msg_id)),
+                send: Some(send_request(send.room, author, send.proposal, send.client_msg_id)),
                 traceparent: send.traceparent.unwrap_or_default(),
             })
             .collect();
@@ -223,12 +244,12 @@ impl Upstream {
         answer.await.unwrap_or_else(|_| vec![Err(unavailable()); count])
     }
 
-    async fn history(
+    async fn history<T: TryFrom<v1::ChatMessage, Error = chat_proto::ConversionError>>(
         &self,
         room: &RoomName,
         position: Option<Position>,
         limit: u32,
-    ) -> Result<HistoryPage, GatewayError> {
+    ) -> Result<HistoryPage<T>, GatewayError> {
         let request = v1::ReadHistoryRequest {
             room: room.as_str().to_owned(),
             position,
@@ -244,30 +265,30 @@ impl Upstream {
             messages: response
                 .messages
                 .into_iter()
-                .map(ChatMessage::try_from)
+                .map(T::try_from)
                 .collect::<Result<_, _>>()
                 .map_err(corrupt)?,
             last_seq: response.last_seq,
         })
     }
 
-    /// Messages with seq > `after_seq`, oldest first.
+    /// Every event with seq > `after_seq`, oldest first.
     pub async fn history_after(
         &self,
         room: &RoomName,
         after_seq: u64,
         limit: u32,
-    ) -> Result<HistoryPage, GatewayError> {
+    ) -> Result<HistoryPage<TimelineEvent>, GatewayError> {
         self.history(room, Some(Position::AfterSeq(after_seq)), limit).await
     }
 
-    /// The newest messages with seq < `before_seq`, oldest first.
+    /// The newest messages with seq < `before_seq`, oldest first, in their current state.
     pub async fn history_before(
         &self,
         room: &RoomName,
         before_seq: u64,
         limit: u32,
-    ) -> Result<HistoryPage, GatewayError> {
+    ) -> Result<HistoryPage<ChatMessage>, GatewayError> {
         self.history(room, Some(Position::BeforeSeq(before_seq)), limit).await
     }
 
@@ -449,16 +470,39 @@ fn send_outcome(result: v1::SendResult) -> SendOutcome {
 fn send_request(
     room: &RoomName,
     author: &Author,
-    body: &MessageBody,
+    proposal: &Proposal,
     client_msg_id: &ClientMsgId,
 ) -> v1::SendMessageRequest {
-    v1::SendMessageRequest {
+    let request = v1::SendMessageRequest {
         room: room.as_str().to_owned(),
         author: Some(author.into()),
-        text: body.text.as_str().to_owned(),
         client_msg_id: client_msg_id.as_str().to_owned(),
-        kind: chat_proto::kind_to_wire(body.kind()) as i32,
-        attachment_id: body.attachment.map(UploadId::get),
+        ..Default::default()
+    };
+    match proposal {
+        Proposal::Message {
+            body,
+            reply_to,
+            mentions,
+        } => v1::SendMessageRequest {
+            text: body.text.as_str().to_owned(),
+            kind: chat_proto::kind_to_wire(body.kind()) as i32,
+            attachment_id: body.attachment.map(UploadId::get),
+            reply_to: *reply_to,
+            mentions: mentions.iter().map(Into::into).collect(),
+            ..request
+        },
+        Proposal::Change {
+            target_seq,
+            change,
+            admin,
+        } => v1::SendMessageRequest {
+            text: change.body().to_owned(),
+            kind: chat_proto::change_to_wire(change) as i32,
+            target_seq: *target_seq,
+            admin: *admin,
+            ..request
+        },
     }
 }
 
@@ -486,7 +530,7 @@ fn room_info(room: v1::Room) -> Result<RoomInfo, GatewayError> {
 /// Gaps in a room's fan-out are filled from the message services' history.
 #[async_trait::async_trait]
 impl History for Upstream {
-    async fn after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<ChatMessage>, GatewayError> {
+    async fn after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<TimelineEvent>, GatewayError> {
         Ok(self.history_after(room, after_seq, limit).await?.messages)
     }
 }

@@ -19,10 +19,11 @@ use crate::outbox::{Outbox, text};
 use crate::people::MAX_WATCHED_ROOMS;
 use crate::queue;
 use crate::state::AppState;
+use crate::upstream::Proposal;
 use axum::extract::ws::{Message, WebSocket};
 use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
-use chat_domain::protocol::{ClientFrame, ServerFrame};
-use chat_domain::{CloseCode, ErrorCode, RoomName, UserId};
+use chat_domain::protocol::{ClientFrame, HistoryItem, ServerFrame};
+use chat_domain::{ClientMsgId, CloseCode, ErrorCode, RoomName, TimelineEvent, UserId};
 use futures::stream::StreamExt;
 use send::{SendRequest, send_loop};
 use std::collections::HashSet;
@@ -277,44 +278,76 @@ impl Connection {
                 room,
                 body,
                 client_msg_id,
+                reply_to,
                 traceparent,
             } => {
-                if !self.joined.contains(&room) {
-                    return self.error(&not_joined(), Some(client_msg_id.as_str()));
-                }
-                if !self.send_rate.try_take(Instant::now()) {
-                    let rate = self.app.settings().gateway.send_rate_per_sec;
-                    let error = GatewayError::new(
-                        ErrorCode::RateLimited,
-                        format!("sending too fast: at most {rate} messages per second; this one was not sent"),
-                    );
-                    return self.error(&error, Some(client_msg_id.as_str()));
-                }
-                let span = tracing::info_span!(
-                    target: TRACE_TARGET,
-                    "ws receive",
-                    room = %room,
-                    client_msg_id = %client_msg_id,
-                    gateway = %self.app.instance(),
-                );
-                if let Some(traceparent) = &traceparent {
-                    set_parent_from_traceparent(&span, traceparent);
-                }
-                let request = Box::new(SendRequest {
-                    room,
+                let proposal = Proposal::Message {
                     body,
-                    client_msg_id,
-                    received: Instant::now(),
-                    span,
-                });
-                if let Err(queue::TrySendError::Full(request)) = self.sends.try_send(request) {
-                    let error = GatewayError::new(
-                        ErrorCode::RateLimited,
-                        "too many sends waiting for their ack; wait for acks",
-                    );
-                    self.error(&error, Some(request.client_msg_id.as_str()));
-                }
+                    reply_to,
+                    mentions: Vec::new(),
+                };
+                self.queue_send(room, proposal, client_msg_id, traceparent);
             }
+            ClientFrame::Change {
+                room,
+                target_seq,
+                change,
+                client_msg_id,
+                traceparent,
+            } => {
+                let proposal = Proposal::Change {
+                    target_seq,
+                    change,
+                    admin: self.principal.is_admin(),
+                };
+                self.queue_send(room, proposal, client_msg_id, traceparent);
+            }
+        }
+    }
+
+    /// Queues a send or change for the sender, which commits them in order; the rate
+    /// limit and the bound on waiting sends cover both alike.
+    fn queue_send(
+        &mut self,
+        room: RoomName,
+        proposal: Proposal,
+        client_msg_id: ClientMsgId,
+        traceparent: Option<String>,
+    ) {
+        if !self.joined.contains(&room) {
+            return self.error(&not_joined(), Some(client_msg_id.as_str()));
+        }
+        if !self.send_rate.try_take(Instant::now()) {
+            let rate = self.app.settings().gateway.send_rate_per_sec;
+            let error = GatewayError::new(
+                ErrorCode::RateLimited,
+                format!("sending too fast: at most {rate} messages per second; this one was not sent"),
+            );
+            return self.error(&error, Some(client_msg_id.as_str()));
+        }
+        let span = tracing::info_span!(
+            target: TRACE_TARGET,
+            "ws receive",
+            room = %room,
+            client_msg_id = %client_msg_id,
+            gateway = %self.app.instance(),
+        );
+        if let Some(traceparent) = &traceparent {
+            set_parent_from_traceparent(&span, traceparent);
+        }
+        let request = Box::new(SendRequest {
+            room,
+            proposal,
+            client_msg_id,
+            received: Instant::now(),
+            span,
+        });
+        if let Err(queue::TrySendError::Full(request)) = self.sends.try_send(request) {
+            let error = GatewayError::new(
+                ErrorCode::RateLimited,
+                "too many sends waiting for their ack; wait for acks",
+            );
+            self.error(&error, Some(request.client_msg_id.as_str()));
         }
     }
 
@@ -351,21 +384,26 @@ impl Connection {
         let cut = self.app.fanout().fix_cut(hub, self.id, info.last_seq, since_seq);
         // History is everything below the cut; live delivery starts at it.
         let below = cut - 1;
+        // A resume gets exactly the events it missed; a first join (or a resume too far
+        // behind) the newest messages in their current state.
         let (history, has_more) = match since_seq {
             Some(seen) if seen >= below => (Vec::new(), false),
             Some(seen) if below - seen > u64::from(limits.max_history) => (
-                upstream.history_before(room, cut, limits.max_history).await?.messages,
+                HistoryItem::messages(&upstream.history_before(room, cut, limits.max_history).await?.messages),
                 true,
             ),
-            Some(seen) => (missed_messages(upstream, room, seen, below).await?, false),
+            Some(seen) => {
+                let missed = missed_events(upstream, room, seen, below).await?;
+                let missed: Vec<_> = missed.into_iter().filter(|e| e.seq() < cut).collect();
+                (HistoryItem::events(&missed), false)
+            }
             None if below == 0 || limits.history_on_join == 0 => (Vec::new(), below > 0),
             None => {
                 let page = upstream.history_before(room, cut, limits.history_on_join).await?;
                 let has_more = page.messages.first().is_some_and(|m| m.seq > 1);
-                (page.messages, has_more)
+                (HistoryItem::messages(&page.messages), has_more)
             }
         };
-        let history: Vec<_> = history.into_iter().filter(|m| m.seq < cut).collect();
         let last_seq = info.last_seq.max(below);
         // Entering a room makes you a member, and what `joined` shows counts as read; both
         // recorded before `joined` goes out, so the panel agrees once the client sees it.
@@ -373,31 +411,31 @@ impl Connection {
             tracing::warn!(%room, error = %error.message, "could not record the membership");
         }
         mark_read(&self.app, &self.principal.author.id, room, last_seq).await;
-        let joined = ServerFrame::joined(room, last_seq, &history, has_more).to_bytes();
+        let joined = ServerFrame::joined(room, last_seq, history, has_more).to_bytes();
         self.app.fanout().activate(hub, self.id, joined);
         Ok(())
     }
 }
 
-/// Every message with `seen < seq <= below`, paging as the message service's page size
+/// Every event with `seen < seq <= below`, paging as the message service's page size
 /// requires: a resume must not come back short.
-async fn missed_messages(
+async fn missed_events(
     upstream: &crate::upstream::Upstream,
     room: &RoomName,
     seen: u64,
     below: u64,
-) -> Result<Vec<chat_domain::ChatMessage>, GatewayError> {
-    let mut messages = Vec::new();
+) -> Result<Vec<TimelineEvent>, GatewayError> {
+    let mut events = Vec::new();
     let mut after = seen;
     while after < below {
         let page = upstream.history_after(room, after, (below - after) as u32).await?;
         let Some(last) = page.messages.last() else {
             break;
         };
-        after = last.seq;
-        messages.extend(page.messages);
+        after = last.seq();
+        events.extend(page.messages);
     }
-    Ok(messages)
+    Ok(events)
 }
 
 fn not_joined() -> GatewayError {

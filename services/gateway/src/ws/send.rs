@@ -1,23 +1,23 @@
 //! A connection's sender: its sends go upstream in the order the client sent them, and
 //! each is answered on the socket with its `ack` or `error`, in the same order.
 
-use crate::actions::uploads::require_own_upload;
+use crate::actions::propose::prepare;
 use crate::auth::Principal;
 use crate::error::GatewayError;
 use crate::outbox::{Outbox, text};
 use crate::queue;
 use crate::state::AppState;
-use crate::upstream::{GroupSend, MAX_GROUP};
+use crate::upstream::{GroupSend, MAX_GROUP, Proposal};
 use chat_common::telemetry::{TRACE_TARGET, traceparent};
 use chat_domain::protocol::ServerFrame;
-use chat_domain::{ClientMsgId, MessageBody, RoomName};
+use chat_domain::{ClientMsgId, RoomName};
 use std::time::Instant;
 use tracing::Instrument;
 
-/// A send the reader accepted, waiting for its turn.
+/// A send or change the reader accepted, waiting for its turn.
 pub(super) struct SendRequest {
     pub room: RoomName,
-    pub body: MessageBody,
+    pub proposal: Proposal,
     pub client_msg_id: ClientMsgId,
     pub received: Instant,
     /// The `ws receive` span: the root of the message's trace (or a child of the browser's).
@@ -36,18 +36,15 @@ pub(super) async fn send_loop(
     let metrics = app.metrics().clone();
     let mut requests = Vec::with_capacity(MAX_GROUP);
     while pending.recv_many(&mut requests, MAX_GROUP).await > 0 {
-        // An image must be an upload of the sender's: checked here, and a refused send is
-        // answered in its place without going upstream.
+        // An image must be an upload of the sender's, and mentions are resolved: here, and
+        // a refused send is answered in its place without going upstream.
         let mut refused = Vec::with_capacity(requests.len());
-        for request in &requests {
-            let check = match request.body.attachment {
-                Some(id) => {
-                    Box::pin(require_own_upload(&app, id, &principal.author.id).instrument(request.span.clone()))
-                        .await
-                        .err()
-                }
-                None => None,
-            };
+        for request in &mut requests {
+            let check = Box::pin(
+                prepare(&app, &principal.author, &request.room, &mut request.proposal).instrument(request.span.clone()),
+            )
+            .await
+            .err();
             refused.push(check);
         }
         // Each send's own `grpc client` span, from the batch until its answer.
@@ -62,7 +59,7 @@ pub(super) async fn send_loop(
             .filter(|((_, refused), _)| refused.is_none())
             .map(|((request, _), call)| GroupSend {
                 room: &request.room,
-                body: &request.body,
+                proposal: &request.proposal,
                 client_msg_id: &request.client_msg_id,
                 traceparent: (!call.is_disabled()).then(|| traceparent(call)).flatten(),
             });
@@ -77,13 +74,13 @@ pub(super) async fn send_loop(
                 None => answers.next().unwrap_or_else(|| Err(GatewayError::internal())),
             };
             let frame = match result {
-                Ok((message, duplicate)) => {
+                Ok((event, duplicate)) => {
                     request.span.in_scope(|| {
-                        tracing::debug!(room = %message.room, seq = message.seq, "send acknowledged");
+                        tracing::debug!(room = %event.room(), seq = event.seq(), "send acknowledged");
                     });
                     metrics.acks.inc();
                     metrics.send_seconds.observe(request.received.elapsed().as_secs_f64());
-                    ServerFrame::ack(&message, duplicate)
+                    ServerFrame::ack(&event, duplicate)
                 }
                 Err(error) => {
                     metrics.error(error.code);

@@ -200,18 +200,22 @@ async fn commit_unpublished(cluster: &TestCluster, room: &str, texts: &[&str]) -
     let store = chat_store::connect(&chat_store::ConnectOptions::new(cluster.db.url.clone()))
         .await
         .unwrap();
-    let batch: Vec<chat_store::NewMessage> = texts
+    let batch: Vec<chat_store::NewEvent> = texts
         .iter()
-        .map(|text| chat_store::NewMessage {
-            room: RoomName::parse(room).unwrap(),
-            author: Author {
-                id: UserId::parse("guest:ghost").unwrap(),
-                name: DisplayName::parse("Ghost").unwrap(),
-            },
-            text: MessageText::parse(text.to_string()).unwrap(),
-            client_msg_id: ClientMsgId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
-            kind: MessageKind::Text,
-            attachment: None,
+        .map(|text| {
+            chat_store::NewEvent::Message(chat_store::NewMessage {
+                room: RoomName::parse(room).unwrap(),
+                author: Author {
+                    id: UserId::parse("guest:ghost").unwrap(),
+                    name: DisplayName::parse("Ghost").unwrap(),
+                },
+                text: MessageText::parse(text.to_string()).unwrap(),
+                client_msg_id: ClientMsgId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
+                kind: MessageKind::Text,
+                attachment: None,
+                reply_to: None,
+                mentions: Vec::new(),
+            })
         })
         .collect();
     store
@@ -220,7 +224,7 @@ async fn commit_unpublished(cluster: &TestCluster, room: &str, texts: &[&str]) -
         .unwrap()
         .into_iter()
         .map(|outcome| match outcome {
-            chat_store::AppendOutcome::Stored(m) => m,
+            chat_store::AppendOutcome::Stored(chat_domain::TimelineEvent::Message(m)) => m,
             other => panic!("expected a stored message, got {other:?}"),
         })
         .collect()

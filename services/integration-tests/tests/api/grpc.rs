@@ -23,7 +23,7 @@ fn send(room: &str, author: &str, text: &str, id: &str) -> v1::BatchedSend {
             text: text.into(),
             client_msg_id: id.into(),
             kind: v1::MessageKind::Text as i32,
-            attachment_id: None,
+            ..Default::default()
         }),
         traceparent: String::new(),
     }

@@ -16,4 +16,5 @@ mod membership;
 mod observability;
 mod openapi;
 mod slow_consumers;
+mod timeline;
 mod uploads;

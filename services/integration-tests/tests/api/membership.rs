@@ -205,30 +205,47 @@ async fn an_admin_deletes_a_message_everywhere_and_the_audit_log_records_it() {
     assert_eq!(found["messages"][0]["id"], spam_id);
     let (status, _) = cluster.call(0, Method::DELETE, &path, Some(&root), None).await;
     assert_eq!(status, 204);
+    // The deletion is an event of the room's timeline: its own seq, the message's seq.
     for ws in [&mut ann_ws, &mut bob_ws] {
         let (deleted, _) = ws.recv_until("deleted").await;
         assert_eq!(
-            (deleted["room"].as_str(), deleted["id"].as_i64()),
-            (Some("lobby"), Some(spam_id))
+            (
+                deleted["room"].as_str(),
+                deleted["seq"].as_u64(),
+                deleted["target_seq"].as_u64()
+            ),
+            (Some("lobby"), Some(3), spam["seq"].as_u64())
         );
+        assert_eq!(deleted["user"]["name"], "root");
     }
+    let (status, again) = cluster.call(0, Method::DELETE, &path, Some(&root), None).await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (204, None),
+        "a retried deletion is the same event"
+    );
     let (_, history) = cluster
         .call(1, Method::GET, "/api/v1/rooms/lobby/messages", Some(&bob), None)
         .await;
-    let texts: Vec<&str> = history["messages"]
+    let shown: Vec<(&str, bool)> = history["messages"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["text"].as_str().unwrap())
+        .map(|m| (m["text"].as_str().unwrap(), m["deleted"] == true))
         .collect();
-    assert_eq!(texts, ["keep me"]);
-    // A fresh join does not show it either, and the room's sequence goes on unbroken.
+    assert_eq!(
+        shown,
+        [("keep me", false), ("", true)],
+        "a tombstone keeps its place, without its text"
+    );
+    // A fresh join shows the tombstone too, and the room's sequence goes on unbroken.
     let mut late = cluster.client_with(1, &bob).await;
     let joined = late.join("lobby", None).await;
-    assert_eq!(joined["history"].as_array().unwrap().len(), 1);
+    assert_eq!(joined["history"].as_array().unwrap().len(), 2);
+    assert_eq!(joined["history"][1]["deleted"], true);
     ann_ws.send_text("lobby", "after", "a").await;
     let (after, _) = late.recv_until("message").await;
-    assert_eq!(after["seq"], 3);
+    assert_eq!(after["seq"], 4);
 
     let (_, audit) = cluster
         .call(0, Method::GET, "/api/v1/admin/audit", Some(&root), None)

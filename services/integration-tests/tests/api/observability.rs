@@ -115,7 +115,7 @@ async fn one_message_is_one_trace_across_both_gateways_and_services_and_its_logs
     let committed: Vec<Value> = [lines("message-service-1"), lines("message-service-2")]
         .concat()
         .into_iter()
-        .filter(|l| l["message"] == "message committed")
+        .filter(|l| l["message"] == "event committed")
         .collect();
     assert_eq!(committed.len(), 1, "{committed:?}");
     assert_eq!(committed[0]["trace_id"], trace);

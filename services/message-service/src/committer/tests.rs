@@ -2,8 +2,10 @@
 //! and holds each commit until the test lets it finish: no database.
 
 use super::*;
-use chat_domain::{Author, ClientMsgId, DisplayName, MessageId, MessageKind, MessageText, RoomName, UserId};
-use chat_store::{RoomInfo, StoreError};
+use chat_domain::{
+    Author, ChatMessage, ClientMsgId, DisplayName, MessageId, MessageKind, MessageText, RoomName, UserId,
+};
+use chat_store::{NewMessage, RoomInfo, StoreError};
 use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
 
@@ -26,8 +28,8 @@ impl Store for GatedStore {
     async fn list_rooms(&self, _: Option<&RoomName>, _: u32) -> Result<Vec<RoomInfo>, StoreError> {
         unreachable!("the committer only appends")
     }
-    async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError> {
-        let ids: Vec<String> = batch.iter().map(|m| m.client_msg_id.as_str().to_owned()).collect();
+    async fn append_batch(&self, batch: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
+        let ids: Vec<String> = batch.iter().map(|m| m.client_msg_id().as_str().to_owned()).collect();
         self.batches.send(ids.clone()).unwrap();
         self.permits.acquire().await.unwrap().forget();
         if ids.iter().any(|id| id == "fail") {
@@ -38,9 +40,11 @@ impl Store for GatedStore {
             .enumerate()
             .map(|(i, m)| {
                 let stored = stored(m, i as u64 + 1);
-                if m.room.as_str().starts_with("missing") {
+                if m.room().as_str().starts_with("missing") {
                     AppendOutcome::RoomNotFound
-                } else if m.client_msg_id.as_str().starts_with("again") {
+                } else if m.client_msg_id().as_str().starts_with("refuse") {
+                    AppendOutcome::Refused(ChangeError::NotYours)
+                } else if m.client_msg_id().as_str().starts_with("again") {
                     AppendOutcome::Duplicate(stored)
                 } else {
                     AppendOutcome::Stored(stored)
@@ -48,7 +52,7 @@ impl Store for GatedStore {
             })
             .collect())
     }
-    async fn history_after(&self, _: &RoomName, _: u64, _: u32) -> Result<Vec<ChatMessage>, StoreError> {
+    async fn history_after(&self, _: &RoomName, _: u64, _: u32) -> Result<Vec<TimelineEvent>, StoreError> {
         unreachable!("the committer only appends")
     }
     async fn history_before(&self, _: &RoomName, _: u64, _: u32) -> Result<Vec<ChatMessage>, StoreError> {
@@ -59,12 +63,12 @@ impl Store for GatedStore {
     }
 }
 
-fn stored(m: &NewMessage, seq: u64) -> ChatMessage {
+fn stored(m: &NewEvent, seq: u64) -> TimelineEvent {
     m.committed(MessageId::new(seq as i64).unwrap(), seq, 0)
 }
 
-fn send(room: &str, client_msg_id: &str) -> NewMessage {
-    NewMessage {
+fn send(room: &str, client_msg_id: &str) -> NewEvent {
+    NewEvent::Message(NewMessage {
         room: RoomName::parse(room).unwrap(),
         author: Author {
             id: UserId::parse("u:ann").unwrap(),
@@ -74,7 +78,9 @@ fn send(room: &str, client_msg_id: &str) -> NewMessage {
         client_msg_id: ClientMsgId::parse(client_msg_id).unwrap(),
         kind: MessageKind::Text,
         attachment: None,
-    }
+        reply_to: None,
+        mentions: Vec::new(),
+    })
 }
 
 struct Harness {
@@ -151,12 +157,12 @@ async fn sends_that_queue_during_a_commit_go_together_in_the_next_in_their_order
     // While "a" commits, three more queue up.
     let rest = [h.submit("lobby", "b"), h.submit("other", "c"), h.submit("lobby", "d")];
     h.finish_one();
-    assert_eq!(first.await.unwrap().message.client_msg_id.as_str(), "a");
+    assert_eq!(first.await.unwrap().event.client_msg_id().as_str(), "a");
     assert_eq!(h.next_batch().await, ["b", "c", "d"], "one commit for all that queued");
     h.finish_one();
     for (answer, id) in rest.into_iter().zip(["b", "c", "d"]) {
         let committed = answer.await.unwrap();
-        assert_eq!(committed.message.client_msg_id.as_str(), id, "each sender gets its own");
+        assert_eq!(committed.event.client_msg_id().as_str(), id, "each sender gets its own");
     }
     assert_eq!(h.next_published().await, [("a".to_owned(), 1)]);
     assert_eq!(
@@ -192,11 +198,17 @@ async fn each_outcome_answers_its_own_sender_and_only_stored_messages_are_publis
     let new = h.submit("lobby", "b");
     let missing = h.submit("missing-room", "c");
     let repeat = h.submit("lobby", "again-a");
+    let refused = h.submit("lobby", "refuse-edit");
     h.finish_one();
-    assert_eq!(h.next_batch().await, ["b", "c", "again-a"]);
+    assert_eq!(h.next_batch().await, ["b", "c", "again-a", "refuse-edit"]);
     h.finish_one();
     assert!(!new.await.unwrap().duplicate);
     assert_eq!(missing.await.unwrap_err(), CommitError::RoomNotFound);
+    assert_eq!(
+        refused.await.unwrap_err(),
+        CommitError::Refused(ChangeError::NotYours),
+        "a refused change is answered with its reason and published nowhere"
+    );
     let repeat = repeat.await.unwrap();
     assert!(repeat.duplicate, "a repeat is answered with the original");
     h.next_published().await;

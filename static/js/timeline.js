@@ -1,0 +1,95 @@
+// A room's messages in their current state, folded from the events of its timeline
+// (docs/protocol.md §3): messages, edits, deletions, reactions added and taken back.
+//
+// Every rule is an idempotent set operation, as the server's fold is: a message that comes
+// in its current state (history, a gap fill) followed by the replay of its changes ends as
+// it would from the events alone, and a repeated event changes nothing.
+
+/** Event frame types: each takes a seq of the room's timeline. */
+export const EVENT_TYPES = new Set(['message', 'edited', 'deleted', 'reacted', 'unreacted']);
+
+export class Timeline {
+  constructor() {
+    /** Messages by seq. */
+    this.messages = new Map();
+  }
+
+  get(seq) { return this.messages.get(seq); }
+
+  has(seq) { return this.messages.has(seq); }
+
+  clear() { this.messages.clear(); }
+
+  /**
+   * Applies one event frame. Returns the seq of the message whose display changed (the
+   * new message, or the one a change targets), or null when nothing changed.
+   */
+  apply(f) {
+    if (f.type === 'message') return this.#message(f);
+    const target = this.messages.get(f.target_seq);
+    if (!target || target.deleted) return null;
+    switch (f.type) {
+      case 'edited':
+        target.text = f.text ?? '';
+        target.edited_at = f.at;
+        break;
+      case 'deleted':
+        erase(target);
+        break;
+      case 'reacted': {
+        const reactions = target.reactions ?? (target.reactions = []);
+        let entry = reactions.find((r) => r.emoji === f.emoji);
+        if (!entry) reactions.push(entry = { emoji: f.emoji, count: 0, users: [] });
+        if (entry.users.some((u) => u.id === f.user.id)) return null;
+        entry.users.push(f.user);
+        entry.count = entry.users.length;
+        break;
+      }
+      case 'unreacted': {
+        const reactions = target.reactions ?? [];
+        const entry = reactions.find((r) => r.emoji === f.emoji);
+        if (!entry || !entry.users.some((u) => u.id === f.user.id)) return null;
+        entry.users = entry.users.filter((u) => u.id !== f.user.id);
+        entry.count = entry.users.length;
+        if (!entry.count) target.reactions = reactions.filter((r) => r !== entry);
+        break;
+      }
+      default:
+        return null;
+    }
+    return f.target_seq;
+  }
+
+  /** A message keeps the first state it arrived in, unless a later one is its tombstone. */
+  #message(m) {
+    const known = this.messages.get(m.seq);
+    if (known && (known.deleted || !m.deleted)) return null;
+    if (known) { erase(known); return m.seq; }
+    this.messages.set(m.seq, {
+      ...m,
+      mentions: [...(m.mentions ?? [])],
+      reactions: (m.reactions ?? []).map((r) => ({ ...r, users: [...r.users] })),
+    });
+    return m.seq;
+  }
+
+  /** The newest message of `userId` that can still be edited. */
+  lastOwn(userId) {
+    let found = null;
+    for (const m of this.messages.values()) {
+      if (m.user?.id === userId && !m.deleted && (!found || m.seq > found.seq)) found = m;
+    }
+    return found;
+  }
+}
+
+/** A tombstone keeps its place, author and time; its content is gone. */
+function erase(m) {
+  m.deleted = true;
+  m.text = '';
+  delete m.attachment;
+  delete m.reply_to;
+  delete m.edited_at;
+  m.mentions = [];
+  m.reactions = [];
+}
