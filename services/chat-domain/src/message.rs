@@ -56,8 +56,8 @@ pub struct Author {
 }
 
 /// A message as committed: it has its room's `seq` and the database id. Read back from
-/// history it is in its current state: the changes made to it since are folded in
-/// ([`crate::timeline`]).
+/// history it is in its current state: the changes made to it since are folded in (the
+/// timeline module's fold).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatMessage {
     pub id: MessageId,

@@ -5,7 +5,7 @@
 //! [`StoreError::Corrupt`] in one place rather than trusted.
 
 use crate::error::StoreError;
-use crate::store::RoomInfo;
+use crate::store::{NewEvent, RoomInfo};
 use chat_domain::Reaction;
 use chat_domain::{
     Author, Change, ChangeEvent, ChatMessage, ClientMsgId, DisplayName, Emoji, MessageId, MessageKind, RoomName,
@@ -137,6 +137,38 @@ impl MessageRow {
         match self.into_event(room)? {
             TimelineEvent::Message(message) => Ok(message),
             TimelineEvent::Change(_) => Err(corrupt("messages", id, "kind", "a change where a message belongs")),
+        }
+    }
+}
+
+/// The columns of an event to insert beside those every event has.
+impl NewEvent {
+    /// The columns a change or a reply fills.
+    pub(crate) fn target_seq(&self) -> Option<i64> {
+        match self {
+            Self::Message(_) => None,
+            Self::Change(c) => Some(to_db(c.target_seq)),
+        }
+    }
+
+    pub(crate) fn reply_to(&self) -> Option<i64> {
+        match self {
+            Self::Message(m) => m.reply_to.map(to_db),
+            Self::Change(_) => None,
+        }
+    }
+
+    pub(crate) fn mentions(&self) -> String {
+        match self {
+            Self::Message(m) => mentions_to_db(&m.mentions),
+            Self::Change(_) => String::new(),
+        }
+    }
+
+    pub(crate) fn attachment(&self) -> Option<i64> {
+        match self {
+            Self::Message(m) => m.attachment.map(UploadId::get),
+            Self::Change(_) => None,
         }
     }
 }

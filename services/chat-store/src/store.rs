@@ -117,35 +117,6 @@ impl NewEvent {
         }
     }
 
-    /// The columns a change or a reply fills.
-    pub(crate) fn target_seq(&self) -> Option<i64> {
-        match self {
-            Self::Message(_) => None,
-            Self::Change(c) => Some(crate::rows::to_db(c.target_seq)),
-        }
-    }
-
-    pub(crate) fn reply_to(&self) -> Option<i64> {
-        match self {
-            Self::Message(m) => m.reply_to.map(crate::rows::to_db),
-            Self::Change(_) => None,
-        }
-    }
-
-    pub(crate) fn mentions(&self) -> String {
-        match self {
-            Self::Message(m) => crate::rows::mentions_to_db(&m.mentions),
-            Self::Change(_) => String::new(),
-        }
-    }
-
-    pub(crate) fn attachment(&self) -> Option<i64> {
-        match self {
-            Self::Message(m) => m.attachment.map(UploadId::get),
-            Self::Change(_) => None,
-        }
-    }
-
     /// A plain new message needs nothing checked against what is stored.
     pub(crate) fn needs_no_check(&self) -> bool {
         matches!(self, Self::Message(m) if m.reply_to.is_none())

@@ -66,7 +66,7 @@ pub enum Proposal {
     Message {
         body: MessageBody,
         reply_to: Option<u64>,
-        /// Resolved from the text by the gateway ([`crate::actions::mentions`]).
+        /// Resolved from the text by the gateway before the message goes upstream.
         mentions: Vec<Author>,
     },
     Change {
