@@ -3,7 +3,7 @@
 # against the local cluster (scripts/cluster.sh: 2 gateways, 2 message services, Postgres,
 # Redis) and against the all-in-one binary. Results go to bench-results/<timestamp>/.
 #
-#   scripts/bench.sh [--quick] [--only cluster|all-in-one] [--scenarios "light saturation bigroom idle"]
+#   scripts/bench.sh [--quick] [--only cluster|all-in-one] [--scenarios "light saturation bigroom reactions idle"]
 #                    [--port P] [--idle-connections N]
 #
 #   light       10 rooms x 10 members, 1 sender per room at 10 msg/s
@@ -11,6 +11,9 @@
 #               anything is lost, duplicated or reordered; the highest clean step is reported
 #   bigroom     1 room x 2,000 members over both gateways, 1 sender at 50 msg/s, then higher
 #               while p99 <= 50 ms and clean; reports gateway CPU-seconds per million deliveries
+#   reactions   the big room with a timeline that changes: 1 sender at 50 msg/s and a member
+#               reacting (👍 to the newest message, then taking it back) at 50 a second, so
+#               2,000 members receive 100 events a second; reports the same figures
 #   idle        as many connections on one gateway as the file-descriptor limit allows;
 #               reports gateway RSS per connection
 #
@@ -27,7 +30,7 @@ LOG_PREFIX=bench
 # shellcheck source=lib.sh
 . scripts/lib.sh
 
-quick=0 only="" scenarios="light saturation bigroom idle" port=18080 idle_connections=""
+quick=0 only="" scenarios="light saturation bigroom reactions idle" port=18080 idle_connections=""
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1; shift ;;
@@ -35,7 +38,7 @@ while [ $# -gt 0 ]; do
     --scenarios) scenarios=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     --idle-connections) idle_connections=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0" >&2; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0" >&2; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -151,6 +154,14 @@ run_scenarios() {
       if clean_within "$dir/$name.json" 50; then best=$name; else log "$name: not clean or p99 > 50 ms; stopping"; break; fi
     done
     printf 'bigroom_highest_step_within_50ms\t%s\n' "${best:-none}" >>"$dir/results.tsv"
+  fi
+
+  if [[ " $scenarios " == *" reactions "* ]]; then
+    local name="bigroom-reactions"
+    lg "$dir" "$name" load "${gw_args[@]}" --clients "$bigroom_members" --rooms 1 --senders-per-room 1 \
+      --rate 50 --reactions-per-room 50 --connect-concurrency 128 "${common[@]}" || true
+    printf '%s_gateway_cpu_s_per_million_deliveries\t%s\n' "$name" "$(cpu_per_million "$dir/$name.json" "$gw_prefix")" \
+      >>"$dir/results.tsv"
   fi
 
   if [[ " $scenarios " == *" idle "* ]]; then

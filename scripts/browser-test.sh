@@ -74,17 +74,19 @@ trap 'exit 143' TERM
 
 # --- Chromium: Debian's package, never Playwright's own downloads.
 chromium="${CHROMIUM:-/usr/bin/chromium}"
-install_chromium() {
+# Installs Debian packages, as root or through sudo -n; fails where that cannot be done.
+apt_install() {
   local as_root
   if [ "$(id -u)" = 0 ]; then as_root=()
   elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then as_root=(sudo -n)
   else return 1; fi
   command -v apt-get >/dev/null 2>&1 || return 1
-  log "installing chromium (Debian package)"
+  log "installing $* (Debian packages)"
   local apt=("${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
-  "${apt[@]}" install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
-    || { "${apt[@]}" update -qq && "${apt[@]}" install -y -qq --no-install-recommends chromium >/dev/null; }
+  "${apt[@]}" install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 \
+    || { "${apt[@]}" update -qq && "${apt[@]}" install -y -qq --no-install-recommends "$@" >/dev/null; }
 }
+install_chromium() { apt_install chromium; }
 if [ ! -x "$chromium" ]; then
   if [ -n "${CHROMIUM:-}" ] && [ -x /usr/bin/chromium ]; then
     die "CHROMIUM=$CHROMIUM is not an executable; unset it to use /usr/bin/chromium"
@@ -95,6 +97,11 @@ if [ ! -x "$chromium" ]; then
 fi
 chromium_version=$("$chromium" --version 2>&1) || die "$chromium does not run: $chromium_version"
 log "$chromium_version"
+# Reactions and the emoji picker are drawn with a colour emoji font; without one the
+# screenshots show empty boxes (the tests read text, so they pass either way).
+if ! fc-list 2>/dev/null | grep -qi 'color emoji'; then
+  apt_install fonts-noto-color-emoji || log "no colour emoji font could be installed; emoji show as boxes"
+fi
 
 # --- Node and the npm packages (playwright-core, which downloads no browser).
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \

@@ -605,8 +605,13 @@ function mentionAtCaret() {
   return found ? { start: before.length - found[2].length - 1, prefix: found[2].toLowerCase() } : null;
 }
 
+/** Whether an `@name` is being typed: each new one reads the member list again. */
+let mentioning = false;
+
 function updateCompletion() {
   const at = mentionAtCaret();
+  if (at && !mentioning) refreshMembers().then(() => { if (mentionAtCaret()) updateCompletion(); });
+  mentioning = !!at;
   choices = at ? [...members.entries()]
     .filter(([id, name]) => id.startsWith('u:') && id !== me.id && name.toLowerCase().startsWith(at.prefix))
     .slice(0, 8) : [];

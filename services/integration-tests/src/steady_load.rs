@@ -82,9 +82,9 @@ pub struct SteadyLoad {
 #[derive(Debug, Default, Clone)]
 pub struct ClientReport {
     pub room: String,
-    /// The `client_msg_id` and seq of every ack.
+    /// The `client_msg_id` and seq of every ack (messages and changes alike).
     pub acked: Vec<(String, u64)>,
-    /// Distinct messages this sender sent (retries not counted).
+    /// Distinct events this sender sent: messages, edits, reactions (retries not counted).
     pub sent: u64,
     pub delivered: u64,
     pub duplicates: u64,
@@ -151,6 +151,7 @@ impl SteadyLoad {
                     room: room.clone(),
                     ..ClientReport::default()
                 },
+                own_last: None,
             };
             clients.push(tokio::spawn(client.run(started.clone())));
         }
@@ -243,13 +244,15 @@ impl SteadyLoad {
     }
 }
 
-/// One row of `messages`.
+/// One row of `messages`: a message, or a change to one.
 #[derive(Debug, Clone)]
 pub struct StoredRow {
     pub room: String,
     pub seq: u64,
     pub author: String,
     pub client_msg_id: String,
+    /// `text`, or the change: `edit`, `react`, `unreact`.
+    pub kind: String,
 }
 
 /// Reads every message row of the cluster's database.
@@ -258,18 +261,20 @@ pub async fn stored_rows(db: &crate::TestDb) -> Vec<StoredRow> {
     let mut conn = sqlx::PgConnection::connect(&db.url)
         .await
         .expect("connect to the test database");
-    let rows: Vec<(String, i64, String, String)> = sqlx::query_as(
-        "SELECT r.name, m.seq, m.author_id, m.client_msg_id FROM messages m JOIN rooms r ON r.id = m.room_id ORDER BY r.name, m.seq",
+    let rows: Vec<(String, i64, String, String, String)> = sqlx::query_as(
+        "SELECT r.name, m.seq, m.author_id, m.client_msg_id, m.kind FROM messages m JOIN rooms r ON r.id = m.room_id
+         ORDER BY r.name, m.seq",
     )
     .fetch_all(&mut conn)
     .await
     .expect("read messages");
     rows.into_iter()
-        .map(|(room, seq, author, client_msg_id)| StoredRow {
+        .map(|(room, seq, author, client_msg_id, kind)| StoredRow {
             room,
             seq: seq as u64,
             author,
             client_msg_id,
+            kind,
         })
         .collect()
 }
@@ -339,7 +344,8 @@ impl Report {
     /// * every acked message is stored exactly once, with the seq its ack named, and
     ///   nothing is stored that was not acked (every client retried until acked);
     /// * every room's seqs are 1..n without a hole;
-    /// * every member received every stored message of its room exactly once, in order.
+    /// * every member received every stored event of its room (messages, edits, reactions
+    ///   added and taken back) exactly once, in order.
     pub fn assert_exactly_once(&self) {
         assert!(
             self.clients.iter().all(|c| c.unexpected.is_empty()),
@@ -351,6 +357,15 @@ impl Report {
         for row in &self.stored {
             by_id.entry((&row.room, &row.client_msg_id)).or_default().push(row.seq);
             seqs.entry(&row.room).or_default().push(row.seq);
+        }
+        // The load holds every kind of event a sender makes, not only messages.
+        if self.stored.len() >= 16 {
+            for kind in ["text", "edit", "react", "unreact"] {
+                assert!(
+                    self.stored.iter().any(|r| r.kind == kind),
+                    "no {kind} event in the load"
+                );
+            }
         }
         for (room, seqs) in &seqs {
             let expected: Vec<u64> = (1..=seqs.len() as u64).collect();

@@ -69,6 +69,9 @@ struct LoadArgs {
     /// Messages per second per sender.
     #[arg(long, default_value_t = 10.0)]
     rate: f64,
+    /// Reactions per second per room, from a member that does not send (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    reactions_per_room: f64,
     /// The measured window.
     #[arg(long, default_value = "10s", value_parser = humantime_like)]
     duration: Duration,
@@ -164,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
                 rooms: args.rooms,
                 senders_per_room: args.senders_per_room,
                 rate_per_sender: args.rate,
+                reactions_per_room: args.reactions_per_room,
                 warmup: args.warmup,
                 duration: args.duration,
                 drain_timeout: args.drain_timeout,

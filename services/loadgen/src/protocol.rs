@@ -57,6 +57,29 @@ pub fn send(room: &str, text: &str, client_msg_id: &str) -> String {
     format!(r#"{{"type":"send","room":"{room}","text":"{text}","client_msg_id":"{client_msg_id}"}}"#)
 }
 
+/// The `client_msg_id` of a reaction: who reacted (the room), its number, and when it was
+/// sent, so that whoever receives the `reacted` frame can time it as a stamp times a message.
+pub fn reaction_id(room: usize, n: u64, sent_at_nanos: u64) -> String {
+    format!("lr-{room}-{n}-{sent_at_nanos}")
+}
+
+/// `(room, n, sent_at_nanos)` of a reaction's `client_msg_id`.
+pub fn parse_reaction_id(id: &str) -> Option<(usize, u64, u64)> {
+    let mut parts = id.strip_prefix("lr-")?.splitn(3, '-');
+    Some((
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    ))
+}
+
+/// A `react` (or, with `back`, an `unreact`) frame: 👍 on the message at `seq`.
+pub fn reaction(room: &str, seq: u64, back: bool, client_msg_id: &str) -> String {
+    debug_assert!(send_needs_no_escaping(room) && send_needs_no_escaping(client_msg_id));
+    let kind = if back { "unreact" } else { "react" };
+    format!(r#"{{"type":"{kind}","room":"{room}","seq":{seq},"emoji":"👍","client_msg_id":"{client_msg_id}"}}"#)
+}
+
 fn send_needs_no_escaping(s: &str) -> bool {
     s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }
@@ -64,6 +87,19 @@ fn send_needs_no_escaping(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reaction_id_round_trips_and_its_frame_is_json() {
+        let id = reaction_id(3, 17, 1_764_870_000_123_456_789);
+        assert_eq!(parse_reaction_id(&id), Some((3, 17, 1_764_870_000_123_456_789)));
+        assert_eq!(parse_reaction_id("lg-17"), None);
+        let frame: serde_json::Value = serde_json::from_str(&reaction("r", 9, true, &id)).unwrap();
+        assert_eq!(
+            (frame["type"].as_str(), frame["seq"].as_u64(), frame["emoji"].as_str()),
+            (Some("unreact"), Some(9), Some("👍"))
+        );
+        assert!(chat_domain::protocol::ClientFrame::parse(&reaction("r", 9, false, &id)).is_ok());
+    }
 
     #[test]
     fn a_message_frame_gives_seq_and_text() {

@@ -39,6 +39,8 @@ pub struct LoadConfig {
     pub rooms: usize,
     pub senders_per_room: usize,
     pub rate_per_sender: f64,
+    /// Reactions per second per room (a `react` or `unreact`, each a timeline event).
+    pub reactions_per_room: f64,
     pub warmup_seconds: f64,
     pub duration_seconds: f64,
     pub drain_timeout_seconds: f64,
@@ -75,6 +77,10 @@ pub struct Throughput {
 pub struct Totals {
     pub sent: u64,
     pub acked: u64,
+    /// Reactions (and reactions taken back) sent and acked; their deliveries count with
+    /// the messages'.
+    pub reactions_sent: u64,
+    pub reactions_acked: u64,
     /// Acks with `duplicate: true`: the server saw a `client_msg_id` twice.
     pub duplicate_acks: u64,
     /// Sends still without an ack or error when the run ended.

@@ -12,7 +12,7 @@ use crate::monitor::{Counters, Monitor, Phase};
 use crate::report::{Correctness, Drain, LoadConfig, LoadReport, Setup, Throughput, Totals};
 use crate::scenario::{LoadScenario, Placement, ScenarioError};
 use crate::stats::{Latencies, per_second};
-use client::{Client, FLUSH_EVERY, SendPlan};
+use client::{Client, FLUSH_EVERY, ReactPlan, SendPlan};
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -94,6 +94,9 @@ struct Outcome {
     acked_ns: SeqSet,
     sent: u64,
     acked: u64,
+    /// Reactions sent and acked (a room's reactor only).
+    reactions_sent: u64,
+    reactions_acked: u64,
     duplicate_acks: u64,
     unacked: u64,
     skipped: u64,
@@ -113,6 +116,8 @@ impl Outcome {
             acked_ns: SeqSet::new(),
             sent: 0,
             acked: 0,
+            reactions_sent: 0,
+            reactions_acked: 0,
             duplicate_acks: 0,
             unacked: 0,
             skipped: 0,
@@ -258,6 +263,16 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
             max_in_flight: scenario.max_in_flight,
             text_bytes: scenario.text_bytes,
         });
+        // The first member of a room that does not send reacts, at its own pace.
+        let reactions = (scenario.reactions_per_room > 0.0 && p.member == scenario.senders_per_room).then(|| {
+            let period = Duration::from_secs_f64(1.0 / scenario.reactions_per_room);
+            ReactPlan {
+                room: p.room,
+                first_tick: start + period / 2,
+                period,
+                end: send_end,
+            }
+        });
         let client_progress = Arc::new(Progress::default());
         client_progress
             .contiguous_plus_one
@@ -272,8 +287,10 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
             pending: HashMap::new(),
             delivery_buf: Vec::with_capacity(FLUSH_EVERY),
             ack_buf: Vec::with_capacity(FLUSH_EVERY),
+            newest_message: None,
+            reacted_on: None,
         };
-        tasks.push(tokio::spawn(client.drive(plan, stop.clone())));
+        tasks.push(tokio::spawn(client.drive(plan, reactions, stop.clone())));
     }
 
     monitor.set_phase(if scenario.warmup.is_zero() {
@@ -304,6 +321,8 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
     for o in &outcomes {
         totals.sent += o.sent;
         totals.acked += o.acked;
+        totals.reactions_sent += o.reactions_sent;
+        totals.reactions_acked += o.reactions_acked;
         totals.duplicate_acks += o.duplicate_acks;
         totals.unacked += o.unacked;
         totals.skipped_window_full += o.skipped;
@@ -353,6 +372,7 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
             rooms: scenario.rooms,
             senders_per_room: scenario.senders_per_room,
             rate_per_sender: scenario.rate_per_sender,
+            reactions_per_room: scenario.reactions_per_room,
             warmup_seconds: scenario.warmup.as_secs_f64(),
             duration_seconds: scenario.duration.as_secs_f64(),
             drain_timeout_seconds: scenario.drain_timeout.as_secs_f64(),

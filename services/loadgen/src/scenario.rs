@@ -63,6 +63,10 @@ pub struct LoadScenario {
     pub senders_per_room: usize,
     /// Messages per second per sender.
     pub rate_per_sender: f64,
+    /// Reactions per second per room (0: none), from the first member that does not send:
+    /// it reacts to the newest message it has seen, and takes the reaction back at the next
+    /// tick, so that every reaction is allowed.
+    pub reactions_per_room: f64,
     /// Sending before the measured window; its messages are checked for loss but not timed.
     pub warmup: Duration,
     /// The measured window.
@@ -97,6 +101,12 @@ impl LoadScenario {
         if self.duration.is_zero() {
             return Err(invalid("the duration must be positive"));
         }
+        if !(self.reactions_per_room >= 0.0 && self.reactions_per_room <= 10_000.0) {
+            return Err(invalid("reactions per room must be in [0, 10000] per second"));
+        }
+        if self.reactions_per_room > 0.0 && self.clients / self.rooms <= self.senders_per_room {
+            return Err(invalid("reactions need a member in each room that does not send"));
+        }
         if self.max_in_flight == 0 {
             return Err(invalid("max in flight must be at least 1"));
         }
@@ -130,9 +140,13 @@ impl LoadScenario {
 
     /// Deliveries per second if every message reached every member (senders included:
     /// they receive their own messages).
+    /// Messages and reactions, each to every member of its room.
     pub fn expected_deliveries_per_second(&self) -> f64 {
         (0..self.rooms)
-            .map(|r| self.senders_per_room as f64 * self.rate_per_sender * self.room_size(r) as f64)
+            .map(|r| {
+                (self.senders_per_room as f64 * self.rate_per_sender + self.reactions_per_room)
+                    * self.room_size(r) as f64
+            })
             .sum()
     }
 
@@ -201,6 +215,7 @@ mod tests {
             rooms,
             senders_per_room: senders,
             rate_per_sender: 10.0,
+            reactions_per_room: 0.0,
             warmup: Duration::ZERO,
             duration: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(1),

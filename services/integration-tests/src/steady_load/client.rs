@@ -1,4 +1,7 @@
 //! One member of the steady load: its reconnects, its retried sends, and what it saw.
+//!
+//! A sender cycles through the kinds of event a room's timeline holds: a message, an edit
+//! of it, a reaction to it, and the reaction taken back, each retried alike.
 
 use super::{ClientReport, Shared};
 use futures::{SinkExt, StreamExt};
@@ -42,6 +45,17 @@ pub(super) struct Client {
     pub(super) interval: Duration,
     pub(super) shared: Arc<Shared>,
     pub(super) report: ClientReport,
+    /// The seq of this sender's last acked message: what its changes change.
+    pub(super) own_last: Option<u64>,
+}
+
+/// A send or change waiting for its ack: retried as the same frame.
+#[derive(Clone)]
+pub(super) struct InFlight {
+    id: String,
+    frame: String,
+    /// A message (not a change): its ack names the seq later changes target.
+    message: bool,
 }
 
 /// Why a connection ended.
@@ -54,7 +68,7 @@ impl Client {
     pub(super) async fn run(mut self, started: Arc<tokio::sync::Barrier>) -> ClientReport {
         let mut started = Some(started);
         let mut next = 0u64;
-        let mut in_flight: Option<String> = None;
+        let mut in_flight: Option<InFlight> = None;
         let mut attempt = 0u32;
         loop {
             if self.shared.stop_all.is_cancelled() {
@@ -145,7 +159,7 @@ impl Client {
         }
     }
 
-    async fn converse(&mut self, mut socket: Socket, next: &mut u64, in_flight: &mut Option<String>) -> Ended {
+    async fn converse(&mut self, mut socket: Socket, next: &mut u64, in_flight: &mut Option<InFlight>) -> Ended {
         let far = Instant::now() + Duration::from_secs(3600);
         // A send in flight when the last socket dropped goes again at once, same id.
         let mut resend_at = if in_flight.is_some() { Instant::now() } else { far };
@@ -166,18 +180,18 @@ impl Client {
                         continue;
                     }
                     *next += 1;
-                    let id = format!("{}-{}", self.name, next);
+                    let pending = self.next_event(*next);
                     self.report.sent += 1;
-                    if !self.send(&mut socket, &id).await {
-                        *in_flight = Some(id);
+                    let sent = self.send(&mut socket, &pending.frame).await;
+                    *in_flight = Some(pending);
+                    if !sent {
                         return Ended::Dropped;
                     }
-                    *in_flight = Some(id);
                 }
                 _ = tokio::time::sleep_until(resend_at), if in_flight.is_some() => {
                     resend_at = far;
-                    let id = in_flight.clone().expect("checked");
-                    if !self.send(&mut socket, &id).await {
+                    let frame = in_flight.as_ref().expect("checked").frame.clone();
+                    if !self.send(&mut socket, &frame).await {
                         return Ended::Dropped;
                     }
                 }
@@ -196,11 +210,14 @@ impl Client {
                         continue;
                     };
                     match frame["type"].as_str() {
-                        Some("message") => self.delivered(&frame),
+                        Some("message" | "edited" | "reacted" | "unreacted" | "deleted") => self.delivered(&frame),
                         Some("ack") => {
                             let id = frame["client_msg_id"].as_str().unwrap_or_default();
-                            if in_flight.as_deref() == Some(id) {
+                            if let Some(acked) = in_flight.as_ref().filter(|f| f.id == id) {
                                 let seq = frame["seq"].as_u64().unwrap_or(0);
+                                if acked.message {
+                                    self.own_last = Some(seq);
+                                }
                                 self.report.acked.push((id.to_owned(), seq));
                                 *in_flight = None;
                                 self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -213,7 +230,7 @@ impl Client {
                         }
                         Some("error") => {
                             let code = self.count_error(&frame);
-                            let for_in_flight = in_flight.is_some() && frame["ref"].as_str() == in_flight.as_deref();
+                            let for_in_flight = in_flight.as_ref().is_some_and(|f| frame["ref"].as_str() == Some(f.id.as_str()));
                             if for_in_flight && TRANSIENT.contains(&code.as_str()) {
                                 resend_at = Instant::now() + BACKOFF;
                             } else {
@@ -228,9 +245,28 @@ impl Client {
         }
     }
 
-    async fn send(&self, socket: &mut Socket, id: &str) -> bool {
-        let frame = json!({"type": "send", "room": self.room, "text": format!("message {id}"), "client_msg_id": id});
-        socket.send(Message::Text(frame.to_string().into())).await.is_ok()
+    /// The sender's `n`th event: a message, then an edit of it, a reaction to it and the
+    /// reaction taken back, over and over (a message whenever there is none to change yet).
+    fn next_event(&self, n: u64) -> InFlight {
+        let id = format!("{}-{}", self.name, n);
+        let (room, target) = (&self.room, self.own_last);
+        let frame = match (n % 4, target) {
+            (2, Some(seq)) => {
+                json!({"type": "edit", "room": room, "seq": seq, "text": format!("edit {id}"), "client_msg_id": id})
+            }
+            (3, Some(seq)) => json!({"type": "react", "room": room, "seq": seq, "emoji": "👍", "client_msg_id": id}),
+            (0, Some(seq)) => json!({"type": "unreact", "room": room, "seq": seq, "emoji": "👍", "client_msg_id": id}),
+            _ => json!({"type": "send", "room": room, "text": format!("message {id}"), "client_msg_id": id}),
+        };
+        InFlight {
+            message: frame["type"] == "send",
+            frame: frame.to_string(),
+            id,
+        }
+    }
+
+    async fn send(&self, socket: &mut Socket, frame: &str) -> bool {
+        socket.send(Message::Text(frame.to_owned().into())).await.is_ok()
     }
 
     fn count_error(&mut self, frame: &Value) -> String {
@@ -243,7 +279,7 @@ impl Client {
         code
     }
 
-    /// A message frame (live, or from `joined`'s history): in order, once?
+    /// An event frame (live, or from `joined`'s history): in order, once?
     fn delivered(&mut self, message: &Value) {
         let Some(seq) = message["seq"].as_u64() else {
             self.report.unexpected.push(format!("a message without seq: {message}"));

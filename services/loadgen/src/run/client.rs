@@ -26,6 +26,14 @@ pub(super) struct SendPlan {
     pub(super) text_bytes: usize,
 }
 
+/// A room's reactor: 👍 on the newest message it has seen, taken back at the next tick.
+pub(super) struct ReactPlan {
+    pub(super) room: usize,
+    pub(super) first_tick: Instant,
+    pub(super) period: Duration,
+    pub(super) end: Instant,
+}
+
 pub(super) struct Client {
     pub(super) ws: Ws,
     pub(super) room: Arc<str>,
@@ -36,6 +44,10 @@ pub(super) struct Client {
     pub(super) pending: HashMap<u64, u64>,
     pub(super) delivery_buf: Vec<u64>,
     pub(super) ack_buf: Vec<u64>,
+    /// The seq of the newest message seen: what the next reaction goes to.
+    pub(super) newest_message: Option<u64>,
+    /// The message this reactor's 👍 stands on, if it does.
+    pub(super) reacted_on: Option<u64>,
 }
 
 async fn tick(ticker: &mut Option<tokio::time::Interval>) {
@@ -60,15 +72,26 @@ impl Client {
         }
     }
 
-    pub(super) async fn drive(mut self, plan: Option<SendPlan>, stop: CancellationToken) -> Outcome {
-        let mut ticker = plan.as_ref().map(|p| {
-            let mut t = tokio::time::interval_at(p.first_tick, p.period);
+    pub(super) async fn drive(
+        mut self,
+        plan: Option<SendPlan>,
+        reactions: Option<ReactPlan>,
+        stop: CancellationToken,
+    ) -> Outcome {
+        let paced = |first, period| {
+            let mut t = tokio::time::interval_at(first, period);
             // Catch up after a stall, so that the mean rate is the one asked for.
             t.set_missed_tick_behavior(MissedTickBehavior::Burst);
             t
-        });
-        let send_end = plan.as_ref().map_or_else(Instant::now, |p| p.end);
-        let mut sending = plan.is_some();
+        };
+        let mut ticker = plan.as_ref().map(|p| paced(p.first_tick, p.period));
+        let mut react_ticker = reactions.as_ref().map(|r| paced(r.first_tick, r.period));
+        let send_end = plan
+            .as_ref()
+            .map(|p| p.end)
+            .or(reactions.as_ref().map(|r| r.end))
+            .unwrap_or_else(Instant::now);
+        let mut sending = plan.is_some() || reactions.is_some();
         if !sending {
             self.progress.done_sending.store(true, Ordering::Release);
         }
@@ -86,6 +109,14 @@ impl Client {
                 _ = &mut end_of_sending, if sending => {
                     sending = false;
                     self.progress.done_sending.store(true, Ordering::Release);
+                }
+                _ = tick(&mut react_ticker), if sending => {
+                    let reactor = reactions.as_ref().expect("only reactors tick");
+                    if let Err(cause) = self.react(reactor.room, n).await {
+                        self.outcome.disconnect = Some(cause);
+                        break;
+                    }
+                    n += 1;
                 }
                 _ = tick(&mut ticker), if sending => {
                     let plan = plan.as_ref().expect("only senders tick");
@@ -149,6 +180,49 @@ impl Client {
         Ok(())
     }
 
+    /// 👍 on the newest message seen, or takes it back if it stands there already.
+    async fn react(&mut self, room: usize, n: u64) -> Result<(), String> {
+        let Some(target) = self.newest_message else {
+            return Ok(()); // nothing to react to yet
+        };
+        let back = self.reacted_on == Some(target);
+        let now = unix_nanos();
+        let frame = protocol::reaction(&self.room, target, back, &protocol::reaction_id(room, n, now));
+        self.ws
+            .send(Message::Text(frame.into()))
+            .await
+            .map_err(|e| format!("send failed: {e}"))?;
+        self.reacted_on = (!back).then_some(target);
+        self.outcome.reactions_sent += 1;
+        Ok(())
+    }
+
+    /// An event with this seq arrived: checked for order and loss, and counted as a
+    /// delivery. False for one from before the run.
+    fn delivered(&mut self, seq: u64, now: u64) -> bool {
+        if seq < self.outcome.first_seq {
+            return false;
+        }
+        self.outcome.by_seq.observe(seq);
+        let contiguous = self.outcome.by_seq.contiguous().map_or(0, |c| c + 1);
+        self.progress.contiguous_plus_one.store(contiguous, Ordering::Release);
+        Counters::add(&self.shared.monitor.counters.delivered, 1);
+        if self.shared.in_window(now) {
+            self.shared.window_delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// A delivery's latency from its send time, when that was in the measured window.
+    fn sample(&mut self, sent_at_nanos: u64, now: u64) {
+        if self.shared.in_window(sent_at_nanos) {
+            self.delivery_buf.push(now.saturating_sub(sent_at_nanos));
+            if self.delivery_buf.len() >= FLUSH_EVERY {
+                self.flush_latencies();
+            }
+        }
+    }
+
     fn handle(&mut self, text: &str) {
         let Ok(frame) = Incoming::parse(text) else {
             *self.outcome.errors.entry("unparsable_frame".into()).or_default() += 1;
@@ -161,15 +235,9 @@ impl Client {
                     *self.outcome.errors.entry("message_without_seq".into()).or_default() += 1;
                     return;
                 };
-                if seq < self.outcome.first_seq {
+                self.newest_message = Some(seq);
+                if !self.delivered(seq, now) {
                     return;
-                }
-                self.outcome.by_seq.observe(seq);
-                let contiguous = self.outcome.by_seq.contiguous().map_or(0, |c| c + 1);
-                self.progress.contiguous_plus_one.store(contiguous, Ordering::Release);
-                Counters::add(&self.shared.monitor.counters.delivered, 1);
-                if self.shared.in_window(now) {
-                    self.shared.window_delivered.fetch_add(1, Ordering::Relaxed);
                 }
                 match frame.text.as_deref().and_then(Stamp::parse) {
                     Some(stamp) => {
@@ -178,14 +246,28 @@ impl Client {
                             .entry(stamp.sender)
                             .or_insert_with(|| StreamCheck::starting_at(0))
                             .observe(stamp.n);
-                        if self.shared.in_window(stamp.sent_at_nanos) {
-                            self.delivery_buf.push(now.saturating_sub(stamp.sent_at_nanos));
-                            if self.delivery_buf.len() >= FLUSH_EVERY {
-                                self.flush_latencies();
-                            }
-                        }
+                        self.sample(stamp.sent_at_nanos, now);
                     }
                     None => *self.outcome.errors.entry("foreign_message".into()).or_default() += 1,
+                }
+            }
+            "reacted" | "unreacted" => {
+                let (Some(seq), Some(sent)) = (
+                    frame.seq,
+                    frame.client_msg_id.as_deref().and_then(protocol::parse_reaction_id),
+                ) else {
+                    *self.outcome.errors.entry("foreign_reaction".into()).or_default() += 1;
+                    return;
+                };
+                if self.delivered(seq, now) {
+                    self.sample(sent.2, now);
+                }
+            }
+            "ack" if frame.client_msg_id.as_deref().is_some_and(|id| id.starts_with("lr-")) => {
+                self.outcome.reactions_acked += 1;
+                if let Some(seq) = frame.seq {
+                    self.outcome.acked_seqs.insert(seq);
+                    self.progress.max_acked_seq.fetch_max(seq, Ordering::AcqRel);
                 }
             }
             "ack" => {
