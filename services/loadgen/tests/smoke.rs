@@ -48,6 +48,63 @@ fn gateway_args(cluster: &TestCluster, count: usize) -> Vec<String> {
         .collect()
 }
 
+/// A room whose timeline changes: reactions are delivered and checked with the messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_run_with_reactions_delivers_them_to_every_member() {
+    let cluster = TestCluster::start(2, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("reactions.json");
+    let mut args: Vec<String> = ["load", "--name", "smoke-reactions", "--quiet"]
+        .map(String::from)
+        .to_vec();
+    args.extend(gateway_args(&cluster, 2));
+    args.extend(
+        [
+            "--clients",
+            "8",
+            "--rooms",
+            "2",
+            "--senders-per-room",
+            "1",
+            "--rate",
+            "20",
+            "--reactions-per-room",
+            "20",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--drain-timeout",
+            "30s",
+            "--source-addrs",
+            "2",
+        ]
+        .map(String::from),
+    );
+    args.extend(["--out".into(), json.display().to_string()]);
+    loadgen(&args).await;
+
+    let report = read_json(&json);
+    assert_eq!(field(&report, "correctness.clean"), true, "{report:#}");
+    assert_eq!(field(&report, "drain.completed"), true);
+    let (messages, reactions) = (
+        number(&report, "totals.acked"),
+        number(&report, "totals.reactions_acked"),
+    );
+    assert!(messages > 0.0 && reactions > 0.0, "{report:#}");
+    assert_eq!(number(&report, "totals.reactions_sent"), reactions);
+    assert_eq!(
+        field(&report, "totals.errors"),
+        &serde_json::json!({}),
+        "every reaction was allowed"
+    );
+    // Each room's four members got every message and every reaction.
+    assert_eq!(
+        number(&report, "correctness.by_seq.delivered"),
+        (messages + reactions) * 4.0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_run_over_two_gateways_reports_everything() {
     let cluster = TestCluster::start(2, 1).await;

@@ -364,6 +364,15 @@ async fn each_bad_change_gets_its_error_and_stores_nothing() {
         .await;
     assert_eq!(ann_ws.answer("o1").await, Err("not_found".to_owned()));
 
+    // The HTTP publish keeps the same rules for a reply.
+    for (reply_to, status, code) in [(999, 404, "not_found"), (2, 409, "message_deleted")] {
+        let body = json!({"text": "re", "client_msg_id": format!("h{reply_to}"), "reply_to": reply_to});
+        let (got, reply) = cluster
+            .call(1, Method::POST, "/api/v1/rooms/lobby/messages", Some(&bob), Some(body))
+            .await;
+        assert_eq!((got, reply["error"]["code"].as_str()), (status, Some(code)), "{reply}");
+    }
+
     let events = get(&cluster, 0, &ann, "/api/v1/rooms/lobby/messages?after_seq=0").await;
     assert_eq!(events["last_seq"], last_seq, "nothing stored for any refusal");
     assert_eq!(events["messages"].as_array().unwrap().len() as u64, last_seq);
