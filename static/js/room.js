@@ -523,7 +523,11 @@ document.addEventListener('pointerdown', (e) => { if (menu && !menu.node.contain
 
 /** Deleting asks once more, in place. */
 function confirmDelete(seq, node) {
-  const yes = el('button.danger', { type: 'button', role: 'menuitem', onclick: () => { closeMenu(); sendChange('delete', seq); } }, 'Delete');
+  const m = tl.get(seq);
+  // Someone else's message: an administrator's deletion, through the audited admin API.
+  const remove = m?.user?.id === me.id ? () => sendChange('delete', seq)
+    : () => api('DELETE', `/admin/messages/${enc(String(m.id))}`).catch((e) => banner(`Could not delete: ${e.message}`, 'error'));
+  const yes = el('button.danger', { type: 'button', role: 'menuitem', onclick: () => { closeMenu(); remove(); } }, 'Delete');
   fill(node, el('p.menu-question', { id: 'confirm-delete' }, 'Delete this message for everyone?'), yes,
     el('button.subtle', { type: 'button', role: 'menuitem', onclick: () => closeMenu() }, 'Cancel'));
   node.setAttribute('aria-labelledby', 'confirm-delete');

@@ -136,6 +136,8 @@ async fn changes_reach_every_member_on_both_gateways_once_in_order_and_history_f
         .await;
     assert_eq!(status, 200);
     let mut carl_ws = Member::new(cluster.client_with(1, &carl).await);
+    // The socket answers frames only once it is registered for notifications.
+    carl_ws.join("elsewhere", None).await;
 
     ann_ws
         .send_text("lobby", "helo @Bob and @carl, not @nobody", "m1")
