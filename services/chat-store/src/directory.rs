@@ -191,6 +191,10 @@ pub trait Directory: Send + Sync + 'static {
     /// Raises the member's read marker to `seq` (capped at the room's last seq).
     async fn mark_read(&self, user_id: &UserId, room: &RoomName, seq: u64) -> Result<(), StoreError>;
     /// The user's rooms in name order after `after`, at most `limit`.
+    /// The names of the rooms `user_id` is a member of, in name order, at most `limit`:
+    /// what a socket watches for notifications. Cheaper than [`Directory::member_rooms`],
+    /// which counts each room's unread messages and mentions.
+    async fn member_room_names(&self, user_id: &UserId, limit: u32) -> Result<Vec<RoomName>, StoreError>;
     async fn member_rooms(
         &self,
         user_id: &UserId,

@@ -322,6 +322,18 @@ macro_rules! sql_directory {
                 Ok(())
             }
 
+            async fn member_room_names(&self, user_id: &UserId, limit: u32) -> Result<Vec<RoomName>, StoreError> {
+                let names: Vec<(String,)> = sqlx::query_as(
+                    "SELECT r.name FROM memberships mb JOIN rooms r ON r.id = mb.room_id
+                     WHERE mb.user_id = $1 AND r.deleted_at_ms IS NULL ORDER BY r.name LIMIT $2",
+                )
+                .bind(user_id.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                names.iter().map(|(name,)| room_name(name)).collect()
+            }
+
             async fn member_rooms(
                 &self,
                 user_id: &UserId,

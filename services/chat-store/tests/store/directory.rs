@@ -214,6 +214,12 @@ pub(crate) async fn membership_and_panel_counts(db: &TestDb) {
         1,
         "cursor"
     );
+    assert_eq!(
+        dir.member_room_names(&uid("ann"), 10).await.unwrap(),
+        [room("alpha"), room("beta")],
+        "the names a socket watches are the panel's rooms"
+    );
+    assert_eq!(dir.member_room_names(&uid("ann"), 1).await.unwrap(), [room("alpha")]);
     assert_eq!(dir.room_count(&uid("ann")).await.unwrap(), 2);
     assert_eq!(
         dir.message_count(&uid("bob")).await.unwrap(),

@@ -68,11 +68,11 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
     // The user's rooms, for notifications: read once here, then kept current by the bus.
     let member_rooms = match Box::pin(
         app.directory()
-            .member_rooms(&principal.author.id, None, MAX_WATCHED_ROOMS),
+            .member_room_names(&principal.author.id, MAX_WATCHED_ROOMS),
     )
     .await
     {
-        Ok(rooms) => rooms.into_iter().map(|r| r.room).collect(),
+        Ok(rooms) => rooms,
         Err(error) => {
             tracing::warn!(%error, "cannot read the user's rooms; no notifications on this socket");
             Vec::new()
