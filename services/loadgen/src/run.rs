@@ -289,6 +289,7 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
             ack_buf: Vec::with_capacity(FLUSH_EVERY),
             newest_message: None,
             reacted_on: None,
+            reactions_in_flight: 0,
         };
         tasks.push(tokio::spawn(client.drive(plan, reactions, stop.clone())));
     }
@@ -403,11 +404,13 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
     Ok(report)
 }
 
-/// Waits until every sender has its acks and every member has every acked message of
-/// its room, or until `deadline`; true when everything arrived.
+/// Waits until every sender (and reactor) has its acks and every member has every acked
+/// event of its room, or until `deadline`; true when everything arrived.
 async fn drain(progress: &[(Placement, Option<u32>, Arc<Progress>)], rooms: usize, deadline: Instant) -> bool {
+    // A member that neither sends nor reacts is done sending from the start, with nothing
+    // in flight.
     let senders_settled = || {
-        progress.iter().filter(|(_, s, _)| s.is_some()).all(|(_, _, p)| {
+        progress.iter().all(|(_, _, p)| {
             p.ended.load(Ordering::Acquire)
                 || (p.done_sending.load(Ordering::Acquire) && p.in_flight.load(Ordering::Acquire) == 0)
         })

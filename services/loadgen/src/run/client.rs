@@ -48,6 +48,8 @@ pub(super) struct Client {
     pub(super) newest_message: Option<u64>,
     /// The message this reactor's 👍 stands on, if it does.
     pub(super) reacted_on: Option<u64>,
+    /// Reactions sent and not yet answered.
+    pub(super) reactions_in_flight: u64,
 }
 
 async fn tick(ticker: &mut Option<tokio::time::Interval>) {
@@ -63,13 +65,18 @@ impl Client {
     /// A send or an ack: publishes how many sends await their ack, and counts it in
     /// `total`, and in `window` when it falls in the measured window.
     fn count(&self, total: &AtomicU64, window: &AtomicU64, now: u64) {
-        self.progress
-            .in_flight
-            .store(self.pending.len() as u64, Ordering::Release);
+        self.publish_in_flight();
         Counters::add(total, 1);
         if self.shared.in_window(now) {
             window.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// How many sends and reactions await their answer, for the drain.
+    fn publish_in_flight(&self) {
+        self.progress
+            .in_flight
+            .store(self.pending.len() as u64 + self.reactions_in_flight, Ordering::Release);
     }
 
     pub(super) async fn drive(
@@ -194,6 +201,8 @@ impl Client {
             .map_err(|e| format!("send failed: {e}"))?;
         self.reacted_on = (!back).then_some(target);
         self.outcome.reactions_sent += 1;
+        self.reactions_in_flight += 1;
+        self.publish_in_flight();
         Ok(())
     }
 
@@ -265,6 +274,8 @@ impl Client {
             }
             "ack" if frame.client_msg_id.as_deref().is_some_and(|id| id.starts_with("lr-")) => {
                 self.outcome.reactions_acked += 1;
+                self.reactions_in_flight = self.reactions_in_flight.saturating_sub(1);
+                self.publish_in_flight();
                 if let Some(seq) = frame.seq {
                     self.outcome.acked_seqs.insert(seq);
                     self.progress.max_acked_seq.fetch_max(seq, Ordering::AcqRel);
@@ -294,12 +305,13 @@ impl Client {
                 let code = frame.code.as_deref().unwrap_or("unknown");
                 *self.outcome.errors.entry(code.to_owned()).or_default() += 1;
                 Counters::add(&self.shared.monitor.counters.errors, 1);
-                if let Some(n) = frame.reference.as_deref().and_then(protocol::parse_client_msg_id) {
+                let reference = frame.reference.as_deref();
+                if let Some(n) = reference.and_then(protocol::parse_client_msg_id) {
                     self.pending.remove(&n);
-                    self.progress
-                        .in_flight
-                        .store(self.pending.len() as u64, Ordering::Release);
+                } else if reference.is_some_and(|r| r.starts_with("lr-")) {
+                    self.reactions_in_flight = self.reactions_in_flight.saturating_sub(1);
                 }
+                self.publish_in_flight();
             }
             _ => {}
         }
