@@ -2,12 +2,14 @@
 // completion list, an edit with ↑, reactions from the menu and from the chips, a reply that
 // leads back to its original, a deletion with its confirmation, the mention badge on the
 // panel; and text that must stay text (a javascript: URL, markup in code, HTML in a
-// reaction that the server never sent).
+// reaction that the server never sent). Then what goes on around a change: an edit in
+// progress while someone reacts, an empty edit, an edit whose connection drops, and a reply
+// whose original is deleted meanwhile.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, newPage, screenshots, unique } from '../lib/harness.mjs';
-import { signUp, enterRoom, send, waitShown, reloadOnto } from '../lib/chat.mjs';
+import { launch, newPage, screenshots, unique, api, waitFor } from '../lib/harness.mjs';
+import { signUp, enterRoom, send, waitShown, reloadOnto, png } from '../lib/chat.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -32,6 +34,27 @@ function chips(li) {
     count: Number(b.querySelector('.reaction-count').textContent),
     mine: b.getAttribute('aria-pressed') === 'true',
   })));
+}
+
+/** Two people in a new room; `route`, if given, sits between the first one's page and the server. */
+async function twoInRoom(prefix, route = null) {
+  const room = unique(prefix);
+  const a = await newPage(browser);
+  const b = await newPage(browser);
+  if (route) await a.page.routeWebSocket(/\/ws$/, route);
+  await signUp(a.page, unique('ann'));
+  await signUp(b.page, unique('bob'));
+  await enterRoom(a.page, room);
+  await enterRoom(b.page, room);
+  return { room, a, b };
+}
+
+/** Deletes one's own message, confirming, and waits until the page shows `tombstones` of them. */
+async function deleteOwn(page, li, tombstones) {
+  const menu = await menuOf(page, li);
+  await menu.getByRole('menuitem', { name: 'Delete…' }).click();
+  await page.getByRole('menuitem', { name: 'Delete', exact: true }).click();
+  await page.locator('#messages li.msg.deleted').nth(tombstones - 1).waitFor();
 }
 
 async function waitChips(page, li, expected) {
@@ -205,4 +228,192 @@ test('a javascript: URL, markup in code and HTML in a reaction all stay text', a
   await screenshots(a.page, 'timeline-hostile');
   assert.deepEqual(a.problems, []);
   await a.context.close();
+});
+
+test('an edit in progress survives another person\'s reaction, and the menu button says when its menu is closed', async () => {
+  const { a, b } = await twoInRoom('editing');
+  await send(a.page, 'draft one');
+  await waitShown(a.page, 1);
+  await waitShown(b.page, 1);
+  const seq = await a.page.locator('#messages li.msg').first().getAttribute('data-seq');
+  const annRow = a.page.locator(`#messages li.msg[data-seq="${seq}"]`);
+
+  // Ann starts editing and has typed half of it.
+  await a.page.getByLabel('Message', { exact: true }).press('ArrowUp');
+  const editor = a.page.getByLabel('Edit the message');
+  await editor.fill('draft two, half typed');
+
+  // Bob opens the menu and closes it by Escape, by a click elsewhere, then by choosing a reaction.
+  const bobRow = row(b.page, 'draft one');
+  const opener = bobRow.locator('.msg-menu-button');
+  await menuOf(b.page, bobRow);
+  assert.equal(await opener.getAttribute('aria-expanded'), 'true');
+  await b.page.keyboard.press('Escape');
+  await b.page.getByRole('menu', { name: 'Message actions' }).waitFor({ state: 'detached' });
+  assert.equal(await opener.getAttribute('aria-expanded'), 'false', 'Escape');
+  await menuOf(b.page, bobRow);
+  await b.page.locator('#room-title').click();
+  await b.page.getByRole('menu', { name: 'Message actions' }).waitFor({ state: 'detached' });
+  assert.equal(await opener.getAttribute('aria-expanded'), 'false', 'a click elsewhere');
+  const menu = await menuOf(b.page, bobRow);
+  await menu.getByRole('menuitem', { name: 'React with 🎉' }).click();
+  await waitChips(b.page, bobRow, [{ emoji: '🎉', count: 1, mine: true }]);
+  assert.equal(await opener.getAttribute('aria-expanded'), 'false', 'an item chosen');
+
+  // Ann's message shows the reaction, and her editor is still there, with her text and the focus.
+  await waitChips(a.page, annRow, [{ emoji: '🎉', count: 1, mine: false }]);
+  assert.equal(await editor.inputValue(), 'draft two, half typed');
+  assert.ok(await editor.evaluate((node) => node === document.activeElement), 'the editor keeps the focus');
+  await screenshots(a.page, 'timeline-edit-kept');
+  await a.page.keyboard.type(' and done');
+  await a.page.keyboard.press('Enter');
+  for (const { page } of [a, b]) {
+    await row(page, 'draft two, half typed and done').locator('.msg-edited').waitFor();
+    await waitChips(page, row(page, 'draft two, half typed and done'), [{ emoji: '🎉', count: 1, mine: page === b.page }]);
+  }
+  assert.deepEqual(a.problems, []);
+  assert.deepEqual(b.problems, []);
+  await a.context.close();
+  await b.context.close();
+});
+
+test('an image caption cannot be edited down to nothing: Save is disabled, the hint says why, nothing is sent', async () => {
+  const a = await newPage(browser);
+  const sent = []; // the type of every frame the page sends, in order
+  await a.page.routeWebSocket(/\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((m) => { sent.push(JSON.parse(String(m)).type); server.send(m); });
+  });
+  await signUp(a.page, unique('cid'));
+  await enterRoom(a.page, unique('caption'));
+  await a.page.locator('#file').setInputFiles({ name: 'cat.png', mimeType: 'image/png', buffer: png() });
+  await a.page.getByAltText('Preview of cat.png').waitFor();
+  await send(a.page, 'our cat');
+  await waitShown(a.page, 1);
+
+  await a.page.getByLabel('Message', { exact: true }).press('ArrowUp');
+  const editor = a.page.getByLabel('Edit the message');
+  const form = a.page.locator('form.edit-form');
+  await editor.fill('   ');
+  await form.locator('.hint.is-error').waitFor();
+  assert.match(await form.locator('.hint').textContent(), /cannot be empty/);
+  assert.equal(await form.getByRole('button', { name: 'Save' }).isDisabled(), true);
+  await screenshots(a.page, 'timeline-empty-edit');
+  await editor.press('Enter');
+  assert.equal(await editor.inputValue(), '   ', 'the editor stays open');
+  // Typing brings Save back; Escape gives up, and the caption is as it was.
+  await editor.fill('our cat, asleep');
+  assert.equal(await form.getByRole('button', { name: 'Save' }).isDisabled(), false);
+  await editor.press('Escape');
+  await row(a.page, 'our cat').waitFor();
+  // A message sent next goes on the same socket after anything the edit sent.
+  await send(a.page, 'next');
+  await waitShown(a.page, 2);
+  assert.deepEqual(sent.filter((type) => type === 'send' || type === 'edit'), ['send', 'send'], 'no edit frame');
+  assert.deepEqual(a.problems, []);
+  await a.context.close();
+});
+
+test('an edit unanswered when the connection drops is sent again after the reconnect, and stored once', async () => {
+  const edits = []; // the client_msg_id of every edit frame Ann's page sends, on any socket
+  const acked = new Set();
+  let dropAtEdit = true;
+  const { room, a, b } = await twoInRoom('redo', (ws) => {
+    const server = ws.connectToServer();
+    let cut = false;
+    ws.onMessage((m) => {
+      const frame = JSON.parse(String(m));
+      if (frame.type === 'edit') edits.push(frame.client_msg_id);
+      server.send(m);
+      // The first edit reaches the gateway, and the connection drops before any answer gets
+      // back: committed or not, the page cannot tell.
+      if (frame.type === 'edit' && dropAtEdit) {
+        dropAtEdit = false;
+        cut = true;
+        ws.close({ code: 1012, reason: 'server restarting, reconnect' }).catch(() => {});
+      }
+    });
+    server.onMessage((m) => {
+      if (cut) return;
+      const frame = JSON.parse(String(m));
+      if (frame.type === 'ack') acked.add(frame.client_msg_id);
+      ws.send(m);
+    });
+  });
+  await send(a.page, 'before the drop');
+  await waitShown(a.page, 1);
+  await waitShown(b.page, 1);
+
+  await a.page.getByLabel('Message', { exact: true }).press('ArrowUp');
+  const editor = a.page.getByLabel('Edit the message');
+  await editor.fill('after the drop');
+  await editor.press('Enter');
+  for (const { page } of [a, b]) await row(page, 'after the drop').locator('.msg-edited').waitFor();
+  await waitFor(() => edits.length === 2 && acked.has(edits[1]), { message: 'the edit sent again to be acked' });
+  assert.equal(edits[0], edits[1], 'sent again with the same client_msg_id');
+
+  // The room holds one edit event, whichever attempt committed it.
+  const { status, body } = await api(a.page, 'GET', `/api/v1/rooms/${room}/messages?after_seq=0&limit=200`);
+  assert.equal(status, 200);
+  assert.deepEqual(body.messages.filter((e) => e.type === 'edited').map((e) => e.client_msg_id), [edits[0]]);
+  for (const { page } of [a, b]) assert.equal(await page.locator('#messages li.msg').count(), 1);
+  assert.deepEqual(a.problems, []);
+  assert.deepEqual(b.problems, []);
+  await a.context.close();
+  await b.context.close();
+});
+
+test('a reply whose original is deleted: the reply bar lets go of it, and a refused reply fails once', async () => {
+  const replies = []; // the client_msg_id of every send with reply_to from Ann's page
+  let holdDeletions = false;
+  const held = [];
+  let toPage = null;
+  const { a, b } = await twoInRoom('gone', (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((m) => {
+      const frame = JSON.parse(String(m));
+      if (frame.type === 'send' && frame.reply_to !== undefined) replies.push(frame.client_msg_id);
+      server.send(m);
+    });
+    server.onMessage((m) => {
+      if (holdDeletions && JSON.parse(String(m)).type === 'deleted') held.push(m); else ws.send(m);
+    });
+    toPage = (m) => ws.send(m);
+  });
+  await send(b.page, 'first');
+  await waitShown(b.page, 1);
+  await send(b.page, 'second');
+  await waitShown(b.page, 2);
+  await waitShown(a.page, 2);
+  const bar = a.page.locator('.reply-bar');
+
+  // Ann is replying to Bob's first message when he deletes it: her reply bar lets go of it.
+  await (await menuOf(a.page, row(a.page, 'first'))).getByRole('menuitem', { name: 'Reply' }).click();
+  await bar.getByText('first').waitFor();
+  await deleteOwn(b.page, row(b.page, 'first'), 1);
+  await bar.waitFor({ state: 'hidden' });
+
+  // Bob deletes his second message before Ann's page hears of it (the frame is held back):
+  // her reply to it is refused, and it shows as failed, without being sent again.
+  await (await menuOf(a.page, row(a.page, 'second'))).getByRole('menuitem', { name: 'Reply' }).click();
+  await bar.getByText('second').waitFor();
+  holdDeletions = true;
+  await deleteOwn(b.page, row(b.page, 'second'), 2);
+  await send(a.page, 'too late');
+  const failed = a.page.locator('#pending li[data-state="failed"]');
+  await failed.waitFor();
+  assert.match(await failed.getByRole('alert').textContent(), /^Not sent: /);
+  await screenshots(a.page, 'timeline-reply-refused');
+  holdDeletions = false;
+  for (const frame of held.splice(0)) toPage(frame);
+  await a.page.locator('#messages li.msg.deleted').nth(1).waitFor();
+
+  await send(a.page, 'a plain one');
+  await row(a.page, 'a plain one').waitFor();
+  assert.equal(replies.length, 1, 'the refused reply went once');
+  assert.equal(await failed.count(), 1);
+  assert.deepEqual(a.problems, []);
+  assert.deepEqual(b.problems, []);
+  await a.context.close();
+  await b.context.close();
 });

@@ -97,13 +97,17 @@ pub enum WireKind {
     Change(Result<Change, chat_domain::NameError>),
 }
 
-/// Reads a wire kind; a change's `text` is its new text or emoji.
-pub fn kind_from_wire(kind: i32, text: &str) -> Result<WireKind, ConversionError> {
+/// Reads a wire kind; a change's `text` is its new text or emoji, and an edit's
+/// `mentions` the members its text names.
+pub fn kind_from_wire(kind: i32, text: &str, mentions: &[v1::Author]) -> Result<WireKind, ConversionError> {
     let emoji = || Emoji::parse(text);
     Ok(match v1::MessageKind::try_from(kind) {
         Ok(v1::MessageKind::Text) | Ok(v1::MessageKind::Unspecified) => WireKind::Message(MessageKind::Text),
         Ok(v1::MessageKind::Image) => WireKind::Message(MessageKind::Image),
-        Ok(v1::MessageKind::Edit) => WireKind::Change(Ok(Change::Edit { text: text.to_owned() })),
+        Ok(v1::MessageKind::Edit) => WireKind::Change(Ok(Change::Edit {
+            text: text.to_owned(),
+            mentions: authors(mentions.to_vec())?,
+        })),
         Ok(v1::MessageKind::Delete) => WireKind::Change(Ok(Change::Delete)),
         Ok(v1::MessageKind::React) => WireKind::Change(emoji().map(|emoji| Change::React { emoji })),
         Ok(v1::MessageKind::Unreact) => WireKind::Change(emoji().map(|emoji| Change::Unreact { emoji })),
@@ -185,6 +189,10 @@ impl From<&TimelineEvent> for v1::ChatMessage {
             kind: change_to_wire(&c.change) as i32,
             sent_at_ms: c.at_ms,
             target_seq: c.target_seq,
+            mentions: match &c.change {
+                Change::Edit { mentions, .. } => mentions.iter().map(Into::into).collect(),
+                _ => Vec::new(),
+            },
             ..Default::default()
         }
     }
@@ -201,7 +209,7 @@ impl TryFrom<v1::ChatMessage> for TimelineEvent {
         let room = RoomName::parse(&m.room).map_err(|e| invalid("room", e))?;
         let author: Author = m.author.ok_or_else(|| invalid("author", "missing"))?.try_into()?;
         let client_msg_id = ClientMsgId::parse(&m.client_msg_id).map_err(|e| invalid("client_msg_id", e))?;
-        let kind = match kind_from_wire(m.kind, &m.text)? {
+        let kind = match kind_from_wire(m.kind, &m.text, &m.mentions)? {
             WireKind::Change(change) => {
                 return Ok(TimelineEvent::Change(ChangeEvent {
                     id,
@@ -306,7 +314,10 @@ mod tests {
         let thumbs = Emoji::parse("👍").unwrap();
         for event in [
             TimelineEvent::Message(folded),
-            change(Change::Edit { text: "new".into() }),
+            change(Change::Edit {
+                text: "new".into(),
+                mentions: vec![message.author.clone()],
+            }),
             change(Change::Delete),
             change(Change::React { emoji: thumbs.clone() }),
             change(Change::Unreact { emoji: thumbs }),

@@ -38,7 +38,7 @@ const { me, conn } = await startShell({ active: 'room' });
 const tl = new Timeline();
 /** Their rendered rows, by seq. */
 const shown = new Map();
-/** Changes (edit, delete, react …) sent and not yet answered, by client_msg_id. */
+/** Changes (edit, delete, react …) not answered yet, by client_msg_id: { frame, what }. */
 const changes = new Map();
 /** The message the next send replies to, if any. */
 let replyTo = null;
@@ -51,7 +51,6 @@ const view = {
   /** The lowest seq whose range has been read; older pages start below it. */
   oldest: null,
   hasMore: false,
-  loadingOlder: false,
   gone: false,
   joinAttempt: 0,
 };
@@ -140,7 +139,7 @@ function messageEl(m) {
     const reactions = reactionsEl(m);
     if (reactions) body.append(reactions);
     body.append(el('button.msg-menu-button.subtle', {
-      type: 'button', 'aria-haspopup': 'menu', 'aria-label': `Actions for the message from ${user.name ?? 'someone'}`,
+      type: 'button', 'aria-haspopup': 'menu', 'aria-expanded': 'false', 'aria-label': `Actions for the message from ${user.name ?? 'someone'}`,
       onclick: (e) => openMenu(m.seq, e.currentTarget),
     }, el('span', { 'aria-hidden': 'true' }, '⋯')));
   }
@@ -186,20 +185,36 @@ function addMessage(m) {
   return true;
 }
 
-/** Draws a message again after a change; the menu or edit form open on it closes. */
+/**
+ * Draws a message again after a change. A menu open on it closes. An edit in progress on it
+ * stays, with what was typed (someone's reaction must not wipe it), unless the message was
+ * deleted.
+ */
 function rerender(seq) {
   const old = shown.get(seq);
   const m = tl.get(seq);
   if (!old || !m) return;
-  if (editing === seq) editing = null;
-  const hadFocus = old.contains(document.activeElement);
+  const focused = old.contains(document.activeElement) ? document.activeElement : null;
+  const selection = focused instanceof HTMLTextAreaElement ? [focused.selectionStart, focused.selectionEnd] : null;
+  if (menu && old.contains(menu.node)) closeMenu({ focus: false });
+  const form = editing === seq ? old.querySelector('.edit-form') : null;
+  if (editing === seq && m.deleted) editing = null;
   const li = messageEl(m);
+  if (form && !m.deleted) placeEditor(li, form);
   old.replaceWith(li);
   shown.set(seq, li);
   regroup(li);
   regroup(li.nextElementSibling);
   refreshReplies(seq);
-  if (hadFocus) (li.querySelector('.msg-menu-button') ?? li.querySelector('a, button'))?.focus();
+  if (!focused) return;
+  if (li.contains(focused)) { // moving the form took its focus
+    focused.focus({ preventScroll: true });
+    if (selection) focused.setSelectionRange(...selection);
+  } else if (form?.contains(focused)) {
+    ui.text.focus(); // the edit ended with the deletion, as a cancelled one does
+  } else {
+    (li.querySelector('.msg-menu-button') ?? li.querySelector('a, button'))?.focus();
+  }
 }
 
 /** Replies quote their original: when it arrives or changes, their previews follow. */
@@ -245,6 +260,11 @@ function streamEvent(f) {
   const stick = nearBottom();
   if (f.type === 'message') addMessage(f); else applyChange(f);
   if (view.resume === null || f.seq > view.resume) view.resume = f.seq;
+  // The message being replied to is gone: the next send must not reply to it (it would be refused).
+  if (replyTo !== null && tl.get(replyTo)?.deleted) {
+    setReply(null);
+    flash(ui.hint, 'The message you were replying to was deleted.');
+  }
   if (stick) toBottom();
 }
 
@@ -278,6 +298,7 @@ function onJoined(f) {
     // The server holds less than we saw: its data was reset. Start again from scratch.
     clearView();
     view.resume = null;
+    changes.clear(); // their seqs named messages that are gone
     conn.send({ type: 'leave', room });
     sendJoin();
     return;
@@ -298,6 +319,8 @@ function onJoined(f) {
   ui.send.disabled = false;
   document.body.dataset.roomState = 'joined';
   for (const entry of pending.values()) if (entry.status === 'sending') transmit(entry);
+  // Unanswered changes go again with their client_msg_id: one that did commit is only acked again.
+  for (const { frame } of changes.values()) conn.send(frame);
   refreshMembers();
 }
 
@@ -313,13 +336,22 @@ function onJoinError(f) {
 }
 
 // ---------- older history ----------
-async function loadEarlier() {
-  if (view.loadingOlder || !view.hasMore || view.oldest === null) return;
-  view.loadingOlder = true;
+/** The page being read, if any: another caller waits for it rather than giving up. */
+let olderPage = null;
+
+/** Reads the page before the oldest message shown; resolves to false when it could not. */
+function loadEarlier() {
+  if (!olderPage && view.hasMore && view.oldest !== null) olderPage = readEarlier().finally(() => { olderPage = null; });
+  return olderPage ?? Promise.resolve(true);
+}
+
+async function readEarlier() {
   ui.earlier.disabled = true;
   const before = view.oldest;
+  tl.hold(before); // changes to the page's messages that arrive while it is read
   try {
     const page = await api('GET', `/rooms/${enc(room)}/messages?before_seq=${before}&limit=${PAGE}`);
+    if (view.oldest !== before) return true; // a fresh join replaced the view: the page no longer borders it
     const height = ui.log.scrollHeight;
     const top = ui.log.scrollTop;
     for (const m of page.messages) addMessage(m);
@@ -328,10 +360,12 @@ async function loadEarlier() {
     view.hasMore = page.messages.length === PAGE && view.oldest > 1;
     ui.log.scrollTop = top + (ui.log.scrollHeight - height); // keep what was on screen in place
     updateEarlier();
+    return true;
   } catch (e) {
     banner(`Could not load earlier messages: ${e.message}`, 'error');
+    return false;
   } finally {
-    view.loadingOlder = false;
+    tl.release();
     ui.earlier.disabled = false;
   }
 }
@@ -433,11 +467,17 @@ function onError(f) {
   const change = f.ref !== undefined ? changes.get(f.ref) : null;
   if (change) {
     changes.delete(f.ref);
-    banner(`Could not ${change}: ${f.message || f.code}`, 'error');
+    banner(`Could not ${change.what}: ${f.message || f.code}`, 'error');
     return;
   }
   const entry = f.ref !== undefined ? pending.get(f.ref) : null;
-  if (entry) { fail(entry, f.message || f.code); return; }
+  if (entry) {
+    fail(entry, f.message || f.code); // failed: no longer sent again on reconnect
+    // Its original is gone (deleted, or never was): the bar must not offer it again.
+    const gone = f.code === 'message_deleted' || f.code === 'not_found';
+    if (gone && entry.replyTo != null && entry.replyTo === replyTo) setReply(null);
+    return;
+  }
   if (f.ref === room || f.ref === rawName) { onJoinError(f); return; }
   banner(f.message || f.code, 'error');
 }
@@ -469,13 +509,16 @@ let editing = null;
 const QUICK_EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢', '🙏', '🔥', '👀', '✅', '🚀', '💯'];
 const isAdmin = me.role === 'admin';
 
-/** Sends a change of the message at `seq`; its result comes back as an event in the stream. */
+/**
+ * Sends a change of the message at `seq`; its result comes back as an event in the stream.
+ * It is kept until acked or refused, and sent again after a reconnect, as sends are.
+ */
 function sendChange(type, seq, fields = {}) {
-  if (!view.joined) { banner('Not connected: try again in a moment.', 'error'); return; }
-  const id = newId();
+  const frame = { type, room, seq, client_msg_id: newId(), ...fields };
   const what = { edit: 'edit the message', delete: 'delete the message', react: 'react', unreact: 'take back the reaction' }[type];
-  changes.set(id, what);
-  conn.send({ type, room, seq, client_msg_id: id, ...fields });
+  changes.set(frame.client_msg_id, { frame, what });
+  if (view.joined) conn.send(frame);
+  else banner('Not connected: the change will be sent when the connection is back.', 'info');
 }
 
 let menu = null;
@@ -484,6 +527,7 @@ function closeMenu({ focus = true } = {}) {
   const { node, opener } = menu;
   menu = null;
   node.remove();
+  opener?.setAttribute('aria-expanded', 'false');
   if (focus && opener?.isConnected) opener.focus();
 }
 
@@ -537,31 +581,49 @@ function confirmDelete(seq, node) {
 /** Edits a message in place: Enter saves, Escape cancels. */
 function startEdit(seq) {
   const m = tl.get(seq);
+  if (!m || m.deleted || !shown.has(seq) || m.user?.id !== me.id) return;
+  const open = editing === seq ? shown.get(seq).querySelector('.edit-text') : null;
+  if (open) { open.focus(); return; } // already being edited: keep what was typed
+  if (editing !== null) { const previous = editing; editing = null; rerender(previous); }
   const li = shown.get(seq);
-  if (!m || m.deleted || !li || m.user?.id !== me.id) return;
-  if (editing !== null) rerender(editing);
   editing = seq;
-  const input = el('textarea.edit-text', { rows: 2, 'aria-label': 'Edit the message', value: m.text });
-  const hint = el('p.hint', {}, 'Enter to save · Escape to cancel');
+  const input = el('textarea.edit-text', { rows: 2, 'aria-label': 'Edit the message', 'aria-describedby': 'edit-hint', value: m.text });
+  const hint = el('p.hint', { id: 'edit-hint', 'aria-live': 'polite' });
+  const saveButton = el('button.primary', { type: 'submit' }, 'Save');
+  // The server refuses an empty edit, an image's caption included (protocol §7): never offer one.
+  const check = () => {
+    const empty = input.value.trim() === '';
+    const says = empty ? 'An edit cannot be empty: Escape to cancel, or delete the message instead.' : 'Enter to save · Escape to cancel';
+    saveButton.disabled = empty;
+    if (hint.textContent !== says) flash(hint, says, { error: empty, ms: 0 }); // not announced again on every key
+  };
   const save = () => {
+    if (saveButton.disabled) return; // empty: the hint says why
     const text = input.value;
-    const problem = textError(text, { caption: m.kind === 'image' });
-    if (problem) { flash(hint, problem, { error: true }); return; }
+    const problem = textError(text);
+    if (problem) { flash(hint, problem, { error: true, ms: 0 }); return; }
     if (text !== m.text) sendChange('edit', seq, { text });
     cancel();
   };
   const cancel = () => { editing = null; rerender(seq); ui.text.focus(); };
   const form = el('form.edit-form', { onsubmit: (e) => { e.preventDefault(); save(); } }, input, hint,
-    el('div.msg-actions', {}, el('button.primary', { type: 'submit' }, 'Save'),
+    el('div.msg-actions', {}, saveButton,
       el('button.subtle', { type: 'button', onclick: cancel }, 'Cancel')));
+  input.addEventListener('input', check);
   input.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); save(); }
     if (e.key === 'Escape') { e.preventDefault(); cancel(); }
   });
-  const text = li.querySelector('.msg-text');
-  if (text) text.replaceWith(form); else li.querySelector('.msg-body').append(form);
+  check();
+  placeEditor(li, form);
   input.focus();
   input.setSelectionRange(input.value.length, input.value.length);
+}
+
+/** The edit form takes the text's place; a caption-less image has none, so it goes last. */
+function placeEditor(li, form) {
+  const text = li.querySelector('.msg-text');
+  if (text) text.replaceWith(form); else li.querySelector('.msg-body').append(form);
 }
 
 /** The bar above the composer that says what the next message replies to. */
@@ -582,7 +644,7 @@ function setReply(seq) {
 async function reveal(seq) {
   while (!shown.has(seq) && view.hasMore && view.oldest > seq) {
     const before = view.oldest;
-    await loadEarlier();
+    if (!await loadEarlier()) return; // could not read it: its banner says so
     if (view.oldest === before) break;
   }
   const li = shown.get(seq);
@@ -796,6 +858,7 @@ conn.addEventListener('room_deleted', (e) => {
   conn.send({ type: 'leave', room });
   clearView();
   for (const entry of [...pending.values()]) discard(entry);
+  changes.clear();
   ui.send.disabled = true;
   ui.composer.hidden = ui.leave.hidden = true;
   banner('An administrator deleted this room.', 'error');

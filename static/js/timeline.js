@@ -9,6 +9,11 @@
 export const EVENT_TYPES = new Set(['message', 'edited', 'deleted', 'reacted', 'unreacted']);
 
 export class Timeline {
+  /** Changes to messages not held yet, by target seq, in seq order (see hold()). */
+  #early = new Map();
+  /** While a page is read, changes to unheld messages below this seq are kept; 0: none are. */
+  #below = 0;
+
   constructor() {
     /** Messages by seq. */
     this.messages = new Map();
@@ -18,7 +23,18 @@ export class Timeline {
 
   has(seq) { return this.messages.has(seq); }
 
-  clear() { this.messages.clear(); }
+  clear() { this.messages.clear(); this.#early.clear(); }
+
+  /**
+   * A page of older messages (below `seq`) is being read. A change to one of them can arrive
+   * live before the page, and the page can have been read before the change: keep such
+   * changes and apply them when their message comes. One the page already shows changes
+   * nothing again, so the result is what replaying every event gives.
+   */
+  hold(seq) { this.#below = seq; }
+
+  /** The page is in. A page read later is read after these changes, so it shows them. */
+  release() { this.#below = 0; this.#early.clear(); }
 
   /**
    * Applies one event frame. Returns the seq of the message whose display changed (the
@@ -27,10 +43,18 @@ export class Timeline {
   apply(f) {
     if (f.type === 'message') return this.#message(f);
     const target = this.messages.get(f.target_seq);
-    if (!target || target.deleted) return null;
+    if (!target) {
+      if (f.target_seq < this.#below) {
+        const early = this.#early.get(f.target_seq);
+        if (early) early.push(f); else this.#early.set(f.target_seq, [f]);
+      }
+      return null;
+    }
+    if (target.deleted) return null;
     switch (f.type) {
       case 'edited':
         target.text = f.text ?? '';
+        target.mentions = [...(f.mentions ?? [])];
         target.edited_at = f.at;
         break;
       case 'deleted':
@@ -70,6 +94,9 @@ export class Timeline {
       mentions: [...(m.mentions ?? [])],
       reactions: (m.reactions ?? []).map((r) => ({ ...r, users: [...r.users] })),
     });
+    const early = this.#early.get(m.seq);
+    this.#early.delete(m.seq);
+    for (const f of early ?? []) this.apply(f);
     return m.seq;
   }
 

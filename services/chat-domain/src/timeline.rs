@@ -55,8 +55,11 @@ pub fn mentioned_usernames(text: &str) -> Vec<crate::Username> {
 pub enum Change {
     /// New text for the author's own message. Validated as [`crate::MessageText`] when it
     /// was sent; empty when read back for a message deleted since (its text is erased).
+    /// `mentions` are the members the new text names, resolved as a message's are: they
+    /// replace the message's.
     Edit {
         text: String,
+        mentions: Vec<Author>,
     },
     /// The message becomes a tombstone: it keeps its seq and loses its content.
     Delete,
@@ -82,16 +85,17 @@ impl Change {
     /// The stored body: the new text, the emoji, or nothing.
     pub fn body(&self) -> &str {
         match self {
-            Self::Edit { text } => text,
+            Self::Edit { text, .. } => text,
             Self::Delete => "",
             Self::React { emoji } | Self::Unreact { emoji } => emoji.as_str(),
         }
     }
 
-    /// A change as stored (`kind`, `body`); `None` for the kinds of messages.
-    pub fn from_stored(kind: &str, body: String) -> Option<Result<Self, NameError>> {
+    /// A change as stored (`kind`, `body`, and an edit's `mentions`); `None` for the kinds
+    /// of messages.
+    pub fn from_stored(kind: &str, body: String, mentions: Vec<Author>) -> Option<Result<Self, NameError>> {
         Some(match kind {
-            "edit" => Ok(Self::Edit { text: body }),
+            "edit" => Ok(Self::Edit { text: body, mentions }),
             "delete" => Ok(Self::Delete),
             "react" => Emoji::parse(&body).map(|emoji| Self::React { emoji }),
             "unreact" => Emoji::parse(&body).map(|emoji| Self::Unreact { emoji }),
@@ -311,8 +315,9 @@ impl Timeline {
         }
         let target = change.target_seq;
         match &change.change {
-            Change::Edit { text } => {
+            Change::Edit { text, mentions } => {
                 message.text = text.clone();
+                message.mentions = mentions.clone();
                 message.edited_at_ms = Some(change.at_ms);
             }
             Change::Delete => {
@@ -397,7 +402,10 @@ mod tests {
     #[test]
     fn only_the_author_edits_and_the_author_or_an_admin_deletes() {
         let (ann, bob) = (user("u:ann"), user("u:bob"));
-        let edit = Change::Edit { text: "x".into() };
+        let edit = Change::Edit {
+            text: "x".into(),
+            mentions: vec![],
+        };
         let mut state = MessageState::new(ann.clone());
         assert_eq!(
             state.apply(&bob, true, &edit),

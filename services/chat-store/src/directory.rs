@@ -78,6 +78,11 @@ pub struct SessionLookup {
     pub disabled: bool,
 }
 
+/// How far back from a room's newest event its panel counts look: at most this many seqs
+/// per room, so a room left unread for a year costs the panel what a busy hour does. The
+/// client shows "99+" above 99, and a mention older than the window is no longer counted.
+pub const UNREAD_WINDOW: u64 = 1_000;
+
 /// A room on someone's panel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemberRoom {
@@ -87,7 +92,8 @@ pub struct MemberRoom {
     /// The newest message's time, `None` while the room is empty.
     pub last_activity_ms: Option<i64>,
     pub joined_at_ms: i64,
-    /// Messages after the read marker (changes to messages are not counted).
+    /// Messages after the read marker (changes to messages are not counted) among the
+    /// room's newest [`UNREAD_WINDOW`] seqs.
     pub unread: u64,
     /// Of those, the ones that mention this member.
     pub mentions: u64,
@@ -213,10 +219,12 @@ pub trait Directory: Send + Sync + 'static {
         limit: u32,
     ) -> Result<(u64, Vec<RoomMember>), StoreError>;
 
+    /// The members of `room` with these usernames (any case), as mentions name them: the
+    /// registered users among them who are members and not disabled, with the names they
+    /// have in the room, in the order of `usernames`. One statement whatever the count
+    /// (a text names at most `MAX_MENTIONS`).
+    async fn members_by_username(&self, room: &RoomName, usernames: &[Username]) -> Result<Vec<Author>, StoreError>;
     /// Admin: rooms whose name contains the query.
-    /// The member of `room` with this username (any case), as mentions name them: a
-    /// registered user who is a member, with the name they have in the room.
-    async fn member_by_username(&self, room: &RoomName, username: &Username) -> Result<Option<Author>, StoreError>;
     async fn search_rooms(&self, search: &Search<'_>) -> Result<Vec<crate::RoomInfo>, StoreError>;
     /// Admin: messages (not deleted) whose text contains `query`, optionally in one room,
     /// newest first, with ids below `before_id`.
@@ -234,6 +242,11 @@ pub trait Directory: Send + Sync + 'static {
     /// can be entered again later, as a new empty room that continues the old seqs.
     async fn delete_room(&self, room: &RoomName, now_ms: i64) -> Result<bool, StoreError>;
     async fn audit(&self, entry: &NewAuditEntry<'_>, now_ms: i64) -> Result<i64, StoreError>;
+    /// Records an action on a target unless one is recorded already; says whether it wrote
+    /// the entry. An idempotent request (an administrator's deletion, keyed by its message)
+    /// that is retried because its first answer was lost cannot tell whether the first try
+    /// reached the audit: it records once, here, instead of never or twice.
+    async fn audit_once(&self, entry: &NewAuditEntry<'_>, now_ms: i64) -> Result<bool, StoreError>;
     /// Newest first, ids below `before_id`.
     async fn audit_log(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 }

@@ -9,7 +9,7 @@
 
 use crate::directory::{
     AuditEntry, Directory, Entered, MemberRoom, MessageAt, NewAuditEntry, NewUser, ProfileUpdate, RoomMember, Search,
-    SessionLookup, SessionRecord, UserRecord, contains_pattern,
+    SessionLookup, SessionRecord, UNREAD_WINDOW, UserRecord, contains_pattern,
 };
 use crate::error::StoreError;
 use crate::rows::{RoomRow, message_columns, room_columns, to_db};
@@ -341,15 +341,18 @@ macro_rules! sql_directory {
                 limit: u32,
             ) -> Result<Vec<MemberRoom>, StoreError> {
                 // Unread counts messages only (edits and reactions are not news); mentions
-                // are the unread messages whose mention list names this user.
+                // are the unread messages whose mention list names this user. Both look at
+                // the newest UNREAD_WINDOW seqs at most (a range of the (room, seq) key).
                 let rows: Vec<MemberRoomRow> = sqlx::query_as(
                     "SELECT r.name, r.last_seq, mb.last_read_seq, mb.joined_at_ms,
                         (SELECT m.created_at_ms FROM messages m WHERE m.room_id = r.id AND m.seq = r.last_seq)
                             AS last_activity_ms,
-                        (SELECT count(*) FROM messages m WHERE m.room_id = r.id AND m.seq > mb.last_read_seq
+                        (SELECT count(*) FROM messages m WHERE m.room_id = r.id
+                            AND m.seq > mb.last_read_seq AND m.seq > r.last_seq - $5
                             AND m.kind IN ('text', 'image') AND m.deleted_at_ms IS NULL) AS unread,
-                        (SELECT count(*) FROM messages m WHERE m.room_id = r.id AND m.seq > mb.last_read_seq
-                            AND m.mentions LIKE $4 ESCAPE '\\') AS mentions
+                        (SELECT count(*) FROM messages m WHERE m.room_id = r.id
+                            AND m.seq > mb.last_read_seq AND m.seq > r.last_seq - $5
+                            AND m.kind IN ('text', 'image') AND m.mentions LIKE $4 ESCAPE '\\') AS mentions
                      FROM memberships mb JOIN rooms r ON r.id = mb.room_id
                      WHERE mb.user_id = $1 AND r.name > $2 AND r.deleted_at_ms IS NULL
                      ORDER BY r.name LIMIT $3",
@@ -358,6 +361,7 @@ macro_rules! sql_directory {
                 .bind(after.map_or("", |r| r.as_str()))
                 .bind(i64::from(limit))
                 .bind(mention_pattern(user_id))
+                .bind(to_db(UNREAD_WINDOW))
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter()
@@ -401,26 +405,34 @@ macro_rules! sql_directory {
                 Ok(count(n))
             }
 
-            async fn member_by_username(&self, room: &RoomName, username: &Username) -> Result<Option<Author>, StoreError> {
-                let found: Option<(String, String)> = sqlx::query_as(
-                    "SELECT u.id, mb.user_name FROM users u
+            async fn members_by_username(&self, room: &RoomName, usernames: &[Username]) -> Result<Vec<Author>, StoreError> {
+                if usernames.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let keys: Vec<String> = (2..usernames.len() + 2).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT u.username_key, u.id, mb.user_name FROM users u
                      JOIN memberships mb ON mb.user_id = u.id
-                     WHERE u.username_key = $1 AND u.disabled = false
-                       AND mb.room_id = (SELECT id FROM rooms WHERE name = $2)",
-                )
-                .bind(username.key())
-                .bind(room.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-                found
-                    .map(|(id, name)| {
+                     WHERE u.username_key IN ({}) AND u.disabled = false
+                       AND mb.room_id = (SELECT id FROM rooms WHERE name = $1)",
+                    keys.join(", ")
+                );
+                let mut query = sqlx::query_as::<_, (String, String, String)>(&sql).bind(room.as_str());
+                for username in usernames {
+                    query = query.bind(username.key());
+                }
+                let found = query.fetch_all(&self.pool).await?;
+                let mut members = Vec::with_capacity(found.len());
+                for username in usernames {
+                    if let Some((_, id, name)) = found.iter().find(|(key, _, _)| *key == username.key()) {
                         let bad = || StoreError::Corrupt(format!("memberships: invalid member {id:?} {name:?}"));
-                        Ok(Author {
-                            id: UserId::parse(&id).map_err(|_| bad())?,
-                            name: DisplayName::parse(&name).map_err(|_| bad())?,
-                        })
-                    })
-                    .transpose()
+                        members.push(Author {
+                            id: UserId::parse(id).map_err(|_| bad())?,
+                            name: DisplayName::parse(name).map_err(|_| bad())?,
+                        });
+                    }
+                }
+                Ok(members)
             }
 
             async fn room_members(
@@ -551,6 +563,23 @@ macro_rules! sql_directory {
                 .fetch_one(&self.pool)
                 .await?;
                 Ok(id)
+            }
+
+            async fn audit_once(&self, e: &NewAuditEntry<'_>, now_ms: i64) -> Result<bool, StoreError> {
+                let written = sqlx::query(
+                    "INSERT INTO audit_log (actor_id, actor_name, action, target, detail, created_at_ms)
+                     SELECT $1, $2, $3, $4, $5, $6
+                     WHERE NOT EXISTS (SELECT 1 FROM audit_log WHERE action = $3 AND target = $4)",
+                )
+                .bind(e.actor_id)
+                .bind(e.actor_name)
+                .bind(e.action)
+                .bind(e.target)
+                .bind(e.detail)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(written.rows_affected() == 1)
             }
 
             async fn audit_log(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {

@@ -35,7 +35,7 @@ mod store;
 pub use blobs::{Blob, Blobs};
 pub use directory::{
     AuditEntry, Directory, Entered, MemberRoom, MessageAt, NewAuditEntry, NewUser, ProfileUpdate, RoomMember, Search,
-    SessionLookup, SessionRecord, UserRecord,
+    SessionLookup, SessionRecord, UNREAD_WINDOW, UserRecord,
 };
 pub use error::StoreError;
 pub use store::{AppendOutcome, NewChange, NewEvent, NewMessage, RoomInfo, Store};

@@ -9,10 +9,12 @@
 //! holds 1 message or 500 in 50 rooms, and each statement's text is fixed, which lets the
 //! connection reuse its prepared statements. A batch of new messages (nearly every batch)
 //! is one statement: lock, number, insert and update in one round trip, its commit
-//! included. Only a batch that repeats a key, within itself or from before, takes the five
-//! round trips of a transaction that looks its keys up first (begin, lock, look up, insert
-//! and update, commit): a retried send is rare, and the unique index that refuses it in
-//! the single statement costs nothing extra.
+//! included. A batch that repeats a key, within itself or from before, or that holds a
+//! change or a reply (whose target the rules must read under the lock) takes the careful
+//! path instead: a transaction that looks its keys and targets up first (begin, lock, look
+//! up, insert, apply the changes, commit). A retried send is rare, the unique index that
+//! refuses it in the single statement costs nothing extra, and a change costs a few round
+//! trips more than a message, each an array statement whatever the batch holds.
 
 use crate::ConnectOptions;
 use crate::batch::{self, Effects, Plan, Targets};
@@ -434,7 +436,7 @@ async fn apply_effects(tx: &mut Transaction<'_, Postgres>, effects: &Effects) ->
     if !effects.edits.is_empty() {
         let (rooms, seqs, edits) = unzip3(&effects.edits);
         sqlx::query(
-            "UPDATE messages m SET body = e.body, edited_at_ms = e.created_at_ms
+            "UPDATE messages m SET body = e.body, mentions = e.mentions, edited_at_ms = e.created_at_ms
              FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS t(room_id, seq, edit_seq)
              JOIN messages e ON e.room_id = t.room_id AND e.seq = t.edit_seq
              WHERE m.room_id = t.room_id AND m.seq = t.seq",
@@ -456,7 +458,7 @@ async fn apply_effects(tx: &mut Transaction<'_, Postgres>, effects: &Effects) ->
                 FROM t JOIN messages d ON d.room_id = t.room_id AND d.seq = t.deletion_seq
                 WHERE m.room_id = t.room_id AND m.seq = t.seq
             ), edits AS (
-                UPDATE messages m SET body = ''
+                UPDATE messages m SET body = '', mentions = ''
                 FROM t WHERE m.room_id = t.room_id AND m.target_seq = t.seq AND m.kind = 'edit'
             )
             DELETE FROM reactions r USING t WHERE r.room_id = t.room_id AND r.seq = t.seq",

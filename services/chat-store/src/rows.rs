@@ -5,7 +5,7 @@
 //! [`StoreError::Corrupt`] in one place rather than trusted.
 
 use crate::error::StoreError;
-use crate::store::{NewEvent, RoomInfo};
+use crate::store::{NewChange, NewEvent, RoomInfo};
 use chat_domain::Reaction;
 use chat_domain::{
     Author, Change, ChangeEvent, ChatMessage, ClientMsgId, DisplayName, Emoji, MessageId, MessageKind, RoomName,
@@ -93,7 +93,11 @@ impl MessageRow {
         let client_msg_id =
             ClientMsgId::parse(&self.client_msg_id).map_err(|_| bad("client_msg_id", &self.client_msg_id))?;
         let message_id = MessageId::new(id).map_err(|_| bad("id", &id))?;
-        if let Some(change) = Change::from_stored(&self.kind, self.body.clone()) {
+        let mentions = match self.mentions.as_str() {
+            "" => Vec::new(),
+            json => serde_json::from_str(json).map_err(|_| bad("mentions", &json))?,
+        };
+        if let Some(change) = Change::from_stored(&self.kind, self.body.clone(), mentions.clone()) {
             return Ok(TimelineEvent::Change(ChangeEvent {
                 id: message_id,
                 room,
@@ -105,10 +109,6 @@ impl MessageRow {
                 change: change.map_err(|_| bad("body", &self.body))?,
             }));
         }
-        let mentions = match self.mentions.as_str() {
-            "" => Vec::new(),
-            json => serde_json::from_str(json).map_err(|_| bad("mentions", &json))?,
-        };
         Ok(TimelineEvent::Message(ChatMessage {
             id: message_id,
             room,
@@ -161,6 +161,10 @@ impl NewEvent {
     pub(crate) fn mentions(&self) -> String {
         match self {
             Self::Message(m) => mentions_to_db(&m.mentions),
+            Self::Change(NewChange {
+                change: Change::Edit { mentions, .. },
+                ..
+            }) => mentions_to_db(mentions),
             Self::Change(_) => String::new(),
         }
     }

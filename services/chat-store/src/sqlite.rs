@@ -116,7 +116,8 @@ impl SqliteStore {
 }
 
 /// Reads, holding the write lock, the messages the batch's changes and replies name, and
-/// the reactions on them that the rules need. Changes are few: one small query each.
+/// the reactions on them that the rules need: one small indexed query each. SQLite runs
+/// in this process, so a statement costs no round trip, and sqlx keeps each prepared.
 async fn read_targets(tx: &mut sqlx::SqliteConnection, plan: &Plan<'_>) -> Result<Targets, StoreError> {
     let mut targets = Targets::default();
     for (room_id, seq) in plan.targets() {
@@ -183,8 +184,8 @@ async fn apply_effects(tx: &mut sqlx::SqliteConnection, effects: &Effects) -> Re
     }
     for (room_id, seq, edit_seq) in &effects.edits {
         sqlx::query(
-            "UPDATE messages SET (body, edited_at_ms) =
-                 (SELECT e.body, e.created_at_ms FROM messages e WHERE e.room_id = ?1 AND e.seq = ?3)
+            "UPDATE messages SET (body, mentions, edited_at_ms) =
+                 (SELECT e.body, e.mentions, e.created_at_ms FROM messages e WHERE e.room_id = ?1 AND e.seq = ?3)
              WHERE room_id = ?1 AND seq = ?2",
         )
         .bind(room_id)
@@ -204,11 +205,13 @@ async fn apply_effects(tx: &mut sqlx::SqliteConnection, effects: &Effects) -> Re
         .bind(deletion_seq)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE messages SET body = '' WHERE room_id = ? AND target_seq = ? AND kind = 'edit'")
-            .bind(room_id)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE messages SET body = '', mentions = '' WHERE room_id = ? AND target_seq = ? AND kind = 'edit'",
+        )
+        .bind(room_id)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM reactions WHERE room_id = ? AND seq = ?")
             .bind(room_id)
             .bind(seq)

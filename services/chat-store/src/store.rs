@@ -187,7 +187,8 @@ pub trait Store: Send + Sync + 'static {
     async fn append_batch(&self, batch: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError>;
 
     /// Events with `seq > after_seq`, ascending, at most `limit`: catching up after a
-    /// reconnect, and filling gaps in live delivery, so every seq is there. Messages come
+    /// reconnect, and filling gaps in live delivery, so every seq is there (while the room
+    /// stands: deleting a room erases its events). Messages come
     /// in their current state (deleted ones as tombstones); replaying the changes after
     /// them leaves that state as it is.
     async fn history_after(

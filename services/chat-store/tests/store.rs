@@ -189,7 +189,7 @@ suite! {
         a_missing_room_fails_only_its_own_messages,
         history_pages_forward_and_back,
         changes_keep_the_rules_and_history_shows_the_result,
-        a_deletion_erases_the_text_of_edits_too,
+        an_edit_replaces_the_mentions_and_a_deletion_erases_its_text,
         history_is_the_fold_of_the_events,
     ],
     db: [
@@ -200,6 +200,7 @@ suite! {
         a_corrupt_row_is_reported_not_trusted,
         accounts_and_sessions,
         membership_and_panel_counts,
+        mentions_name_registered_members,
         admin_deletes_keep_seqs_and_are_audited,
         uploads_round_trip_and_image_messages_carry_them,
     ],

@@ -37,7 +37,8 @@ const FILL_PAGE: u32 = 500;
 #[async_trait::async_trait]
 pub trait History: Send + Sync + 'static {
     /// Events of `room` with seq > `after_seq`, oldest first, at most `limit`: messages
-    /// (deleted ones as tombstones) and changes, so the sequence has no holes.
+    /// (deleted ones as tombstones) and changes, so the sequence has no holes. (A deleted
+    /// room's events are erased; its members hear of that through a notice.)
     async fn after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<TimelineEvent>, GatewayError>;
 }
 
@@ -227,8 +228,8 @@ impl Fanout {
         self.accept(&hub, event.seq, frame);
     }
 
-    /// A notice (a deleted message, a deleted room): to every live member of the room now,
-    /// outside the seq order.
+    /// A notice (a deleted room): to every live member of the room now, outside the seq
+    /// order. A deleted message is no notice but an event of the timeline, in order.
     pub fn notice(&self, room: &RoomName, payload: Bytes) {
         let Some(hub) = self.hub(room) else {
             return;

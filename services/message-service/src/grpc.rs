@@ -92,13 +92,13 @@ fn new_event(request: v1::SendMessageRequest) -> Result<NewEvent, Status> {
         .ok_or_else(|| status(ErrorCode::MissingField, "missing author"))?
         .try_into()
         .map_err(|e: chat_proto::ConversionError| status(ErrorCode::InvalidName, e.to_string()))?;
-    let kind = match kind_from_wire(request.kind, &request.text)
+    let kind = match kind_from_wire(request.kind, &request.text, &request.mentions)
         .map_err(|e| status(ErrorCode::InvalidArgument, e.to_string()))?
     {
         WireKind::Message(kind) => kind,
         WireKind::Change(change) => {
             let mut change = change.map_err(name_status)?;
-            if let chat_domain::Change::Edit { text } = &mut change {
+            if let chat_domain::Change::Edit { text, .. } = &mut change {
                 *text = MessageText::parse(std::mem::take(text))
                     .map_err(name_status)?
                     .into_string();

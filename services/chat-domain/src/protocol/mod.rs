@@ -162,8 +162,10 @@ impl ClientFrame {
             }
             "edit" => {
                 let text = MessageText::parse(raw.text.clone().ok_or_else(|| missing("text"))?)?;
+                // Mentions are the gateway's to resolve, from the room's members.
                 change(Change::Edit {
                     text: text.into_string(),
+                    mentions: Vec::new(),
                 })
             }
             "delete" => change(Change::Delete),
@@ -240,7 +242,10 @@ mod tests {
         };
         assert_eq!(
             change_of(r#"{"type":"edit","room":"x","seq":5,"text":"fixed","client_msg_id":"e1"}"#),
-            Change::Edit { text: "fixed".into() }
+            Change::Edit {
+                text: "fixed".into(),
+                mentions: vec![]
+            }
         );
         assert_eq!(
             change_of(r#"{"type":"delete","room":"x","seq":5,"client_msg_id":"e1"}"#),

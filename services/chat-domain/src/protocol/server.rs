@@ -136,6 +136,9 @@ pub struct ChangeFrame {
     /// `edited`: the new text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// `edited`: the members the new text mentions, replacing the message's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<Author>,
     /// `reacted`, `unreacted`: the emoji.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
@@ -225,10 +228,10 @@ impl From<&ChatMessage> for MessageFrame {
 
 impl From<&ChangeEvent> for ChangeFrame {
     fn from(event: &ChangeEvent) -> Self {
-        let (text, emoji) = match &event.change {
-            Change::Edit { text } => (Some(text.clone()), None),
-            Change::Delete => (None, None),
-            Change::React { emoji } | Change::Unreact { emoji } => (None, Some(emoji.clone())),
+        let (text, mentions, emoji) = match &event.change {
+            Change::Edit { text, mentions } => (Some(text.clone()), mentions.clone(), None),
+            Change::Delete => (None, Vec::new(), None),
+            Change::React { emoji } | Change::Unreact { emoji } => (None, Vec::new(), Some(emoji.clone())),
         };
         Self {
             room: event.room.clone(),
@@ -239,6 +242,7 @@ impl From<&ChangeEvent> for ChangeFrame {
             client_msg_id: event.client_msg_id.clone(),
             at: format_millis(event.at_ms),
             text,
+            mentions,
             emoji,
         }
     }
@@ -453,7 +457,13 @@ mod tests {
         };
         for (event, expected) in [
             (
-                change(5, Change::Edit { text: "fixed".into() }),
+                change(
+                    5,
+                    Change::Edit {
+                        text: "fixed".into(),
+                        mentions: vec![],
+                    },
+                ),
                 with(header("edited", 5), "text", "fixed"),
             ),
             (change(6, Change::Delete), header("deleted", 6)),
@@ -506,7 +516,13 @@ mod tests {
         };
         let events = [
             TimelineEvent::Message(message.clone()),
-            change(5, Change::Edit { text: "x".into() }),
+            change(
+                5,
+                Change::Edit {
+                    text: "x".into(),
+                    mentions: vec![],
+                },
+            ),
             change(6, Change::Delete),
             change(7, Change::React { emoji: thumbs() }),
             change(8, Change::Unreact { emoji: thumbs() }),

@@ -242,6 +242,31 @@ pub(crate) async fn membership_and_panel_counts(db: &TestDb) {
         [(room("alpha"), 6)],
         "more names than one statement takes"
     );
+
+    // A long-unread room's counts look back UNREAD_WINDOW seqs: a mention before that, and
+    // the messages before that, are not counted (the panel shows "99+" well before).
+    store.enter_room(&room("gamma")).await.unwrap();
+    dir.enter(&uid("ann"), &name("Ann"), &room("gamma"), now())
+        .await
+        .unwrap();
+    let mut old_mention = new_message("gamma", "bob", "0", "@ann long ago");
+    old_mention.mentions = vec![author("ann")];
+    let filler = (1..=chat_store::UNREAD_WINDOW).map(|i| msg("gamma", "bob", &i.to_string(), "more"));
+    let events: Vec<NewEvent> = std::iter::once(NewEvent::Message(old_mention)).chain(filler).collect();
+    for chunk in events.chunks(200) {
+        store.append_batch(chunk).await.unwrap();
+    }
+    let gamma = dir.member_rooms(&uid("ann"), Some(&room("beta")), 10).await.unwrap();
+    assert_eq!(
+        (
+            gamma[0].room.as_str(),
+            gamma[0].last_seq,
+            gamma[0].unread,
+            gamma[0].mentions
+        ),
+        ("gamma", chat_store::UNREAD_WINDOW + 1, chat_store::UNREAD_WINDOW, 0)
+    );
+    assert!(dir.leave(&uid("ann"), &room("gamma")).await.unwrap());
     let (count, members) = dir.room_members(&room("alpha"), None, 1).await.unwrap();
     assert_eq!((count, members.len(), members[0].user_id.as_str()), (2, 1, "ann"));
     let (_, rest) = dir.room_members(&room("alpha"), Some("ann"), 10).await.unwrap();
@@ -256,6 +281,47 @@ pub(crate) async fn membership_and_panel_counts(db: &TestDb) {
             .unwrap(),
         Entered::Joined,
         "may come back"
+    );
+}
+
+pub(crate) async fn mentions_name_registered_members(db: &TestDb) {
+    let database = db.database().await;
+    let (store, dir) = (database.messages, database.directory);
+    store.enter_room(&room("lobby")).await.unwrap();
+    for (id, username, member) in [
+        ("u:1", "Ann_L", true),
+        ("u:2", "bob", true),
+        ("u:3", "carl", false),
+        ("u:4", "dora", true),
+    ] {
+        dir.create_user(&new_user(id, username)).await.unwrap();
+        if member {
+            dir.enter(&uid(id), &name(username), &room("lobby"), now())
+                .await
+                .unwrap();
+        }
+    }
+    dir.set_disabled(&uid("u:4"), true, now()).await.unwrap();
+    let usernames: Vec<chat_domain::Username> = ["BOB", "nobody", "carl", "dora", "ann_l"]
+        .iter()
+        .map(|u| chat_domain::Username::parse(u).unwrap())
+        .collect();
+    let found = dir.members_by_username(&room("lobby"), &usernames).await.unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|a| (a.id.as_str(), a.name.as_str()))
+            .collect::<Vec<_>>(),
+        [("u:2", "bob"), ("u:1", "Ann_L")],
+        "members only, not disabled, in the order named, any case"
+    );
+    assert!(dir.members_by_username(&room("lobby"), &[]).await.unwrap().is_empty());
+    assert!(
+        dir.members_by_username(&room("nope"), &usernames)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no such room"
     );
 }
 
@@ -335,6 +401,30 @@ pub(crate) async fn admin_deletes_keep_seqs_and_are_audited(db: &TestDb) {
         ["delete_room", "delete_message"]
     );
     assert_eq!(dir.audit_log(Some(log[0].id), 10).await.unwrap().len(), 1, "cursor");
+
+    // A retried deletion of one message is audited once, whichever try gets there.
+    let once = |target| chat_store::NewAuditEntry {
+        actor_id: "u:admin",
+        actor_name: "root",
+        action: "delete_message",
+        target,
+        detail: "",
+    };
+    assert!(dir.audit_once(&once("7"), now()).await.unwrap(), "first");
+    assert!(!dir.audit_once(&once("7"), now()).await.unwrap(), "retry");
+    assert!(dir.audit_once(&once("8"), now()).await.unwrap(), "another message");
+    let log = dir.audit_log(None, 10).await.unwrap();
+    assert_eq!(
+        log.iter()
+            .map(|e| (e.action.as_str(), e.target.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("delete_message", "8"),
+            ("delete_message", "7"),
+            ("delete_room", "lobby"),
+            ("delete_message", "lobby")
+        ]
+    );
 }
 
 pub(crate) async fn uploads_round_trip_and_image_messages_carry_them(db: &TestDb) {

@@ -10,7 +10,10 @@ fn emoji(e: &str) -> Emoji {
 }
 
 fn edit(text: &str) -> Change {
-    Change::Edit { text: text.into() }
+    Change::Edit {
+        text: text.into(),
+        mentions: Vec::new(),
+    }
 }
 
 fn react(e: &str) -> Change {
@@ -175,23 +178,37 @@ async fn all_events_at(store: &Arc<dyn Store>, seq: u64) -> i64 {
         .unwrap()
 }
 
-pub(crate) async fn a_deletion_erases_the_text_of_edits_too(store: Arc<dyn Store>) {
+pub(crate) async fn an_edit_replaces_the_mentions_and_a_deletion_erases_its_text(store: Arc<dyn Store>) {
     enter(&store, &["lobby"]).await;
     let c = |cmid: &str, target: u64, what: Change| change("lobby", "ann", cmid, target, what, false);
+    let mut first = new_message("lobby", "ann", "m1", "secret @bob");
+    first.mentions = vec![author("bob")];
+    let naming_carl = Change::Edit {
+        text: "still secret @carl".into(),
+        mentions: vec![author("carl")],
+    };
     store
-        .append_batch(&[msg("lobby", "ann", "m1", "secret"), c("e1", 1, edit("still secret"))])
+        .append_batch(&[NewEvent::Message(first), c("e1", 1, naming_carl.clone())])
         .await
         .unwrap();
+    let mentioned = |m: &chat_domain::ChatMessage| m.mentions.iter().map(|a| a.id.to_string()).collect::<Vec<_>>();
+    assert_eq!(mentioned(&page(&store, "lobby").await[0]), ["carl"], "history");
+    let events = all_events(&store, "lobby").await;
+    assert!(
+        matches!(&events[1], TimelineEvent::Change(e) if e.change == naming_carl),
+        "replay"
+    );
+
     store.append_batch(&[c("d1", 1, Change::Delete)]).await.unwrap();
     for event in all_events(&store, "lobby").await {
-        let text = match &event {
-            TimelineEvent::Message(m) => m.text.clone(),
+        let (text, mentions) = match &event {
+            TimelineEvent::Message(m) => (m.text.clone(), m.mentions.len()),
             TimelineEvent::Change(c) => match &c.change {
-                Change::Edit { text } => text.clone(),
-                _ => String::new(),
+                Change::Edit { text, mentions } => (text.clone(), mentions.len()),
+                _ => (String::new(), 0),
             },
         };
-        assert!(!text.contains("secret"), "{event:?}");
+        assert!(!text.contains("secret") && mentions == 0, "{event:?}");
     }
 }
 
@@ -208,45 +225,72 @@ impl Rng {
     }
 }
 
-/// Random sequences of messages and changes (many refused), committed in random batches:
-/// the page of history equals the fold of the committed events and the fold of the
-/// replay. The three are what a paging client, a live client and a resuming client show.
+/// Random sequences of messages and changes (many refused, some retried), committed in
+/// random batches: the page of history equals the fold of the committed events and the
+/// fold of the replay. The three are what a paging client, a live client and a resuming
+/// client show.
 pub(crate) async fn history_is_the_fold_of_the_events(store: Arc<dyn Store>) {
     const PEOPLE: [&str; 2] = ["ann", "bob"];
-    const EMOJI: [&str; 3] = ["👍", "🎉", "❤️"];
-    // Edited, deleted and reacted messages that stand at the end: the generator must make
-    // every kind of change, or the comparison proves little.
+    // Past MAX_REACTIONS, for the flood of reactions some rooms get.
+    const EMOJI: [&str; 24] = [
+        "👍", "🎉", "❤️", "😀", "😂", "😎", "🔥", "👀", "🙏", "✅", "❌", "💯", "🚀", "🤔", "😢", "😡", "👏", "🙌",
+        "🤝", "💡", "⭐", "🍕", "☕", "🐛",
+    ];
+    // Edited, deleted and reacted messages that stand at the end, retries and refusals
+    // for too many reactions: the generator must make each, or the comparison proves little.
     let mut stood = (0, 0, 0);
+    let (mut retried, mut too_many) = (0, 0);
     for seed in 0..40u64 {
         let name = format!("fold-{seed}");
         enter(&store, &[&name]).await;
         let mut rng = Rng(seed);
         let mut committed = Vec::new();
+        let mut sent: Vec<NewEvent> = Vec::new();
         let mut next_id = 0;
-        for _ in 0..12 {
-            let batch: Vec<NewEvent> = (0..1 + rng.below(8))
-                .map(|_| {
-                    next_id += 1;
-                    let who = PEOPLE[rng.below(2) as usize];
-                    let cmid = format!("k{next_id}");
-                    // Mostly the latest few seqs, so changes pile up on the same messages;
-                    // sometimes one past the end.
-                    let last = committed.len() as u64 + 1;
-                    let target = last.saturating_sub(rng.below(5)).max(1);
-                    let pick = EMOJI[rng.below(3) as usize];
-                    match rng.below(10) {
-                        0..=2 => msg(&name, who, &cmid, &format!("text {next_id}")),
-                        3 => reply(&name, who, &cmid, target),
-                        4 => change(&name, who, &cmid, target, edit(&format!("edit {next_id}")), false),
-                        5 => change(&name, who, &cmid, target, Change::Delete, rng.below(4) == 0),
-                        6..=7 => change(&name, who, &cmid, target, react(pick), false),
-                        _ => change(&name, who, &cmid, target, unreact(pick), false),
-                    }
-                })
-                .collect();
+        for round in 0..12 {
+            let last = committed.len() as u64 + 1;
+            let batch: Vec<NewEvent> = if round == 6 && seed % 4 == 0 {
+                // One person floods the newest message with every emoji.
+                let target = last.saturating_sub(1).max(1);
+                EMOJI
+                    .iter()
+                    .map(|e| {
+                        next_id += 1;
+                        change(&name, "bob", &format!("k{next_id}"), target, react(e), false)
+                    })
+                    .collect()
+            } else {
+                (0..1 + rng.below(8))
+                    .map(|_| {
+                        next_id += 1;
+                        let who = PEOPLE[rng.below(2) as usize];
+                        let cmid = format!("k{next_id}");
+                        // Mostly the latest few seqs, so changes pile up on the same
+                        // messages; sometimes one past the end.
+                        let target = last.saturating_sub(rng.below(5)).max(1);
+                        let pick = EMOJI[rng.below(3) as usize];
+                        let event = match rng.below(11) {
+                            0..=2 => msg(&name, who, &cmid, &format!("text {next_id}")),
+                            3 => reply(&name, who, &cmid, target),
+                            4 => change(&name, who, &cmid, target, edit(&format!("edit {next_id}")), false),
+                            5 => change(&name, who, &cmid, target, Change::Delete, rng.below(4) == 0),
+                            6..=7 => change(&name, who, &cmid, target, react(pick), false),
+                            8 => change(&name, who, &cmid, target, unreact(pick), false),
+                            // A retry of something sent before, in this batch or an earlier one.
+                            _ if !sent.is_empty() => sent[rng.below(sent.len() as u64) as usize].clone(),
+                            _ => msg(&name, who, &cmid, "first"),
+                        };
+                        sent.push(event.clone());
+                        event
+                    })
+                    .collect()
+            };
             for outcome in store.append_batch(&batch).await.unwrap() {
-                if let AppendOutcome::Stored(event) = outcome {
-                    committed.push(event);
+                match outcome {
+                    AppendOutcome::Stored(event) => committed.push(event),
+                    AppendOutcome::Duplicate(_) => retried += 1,
+                    AppendOutcome::Refused(ChangeError::TooManyReactions) => too_many += 1,
+                    _ => {}
                 }
             }
         }
@@ -268,4 +312,5 @@ pub(crate) async fn history_is_the_fold_of_the_events(store: Arc<dyn Store>) {
         stood.2 += history.iter().map(|m| m.reactions.len()).sum::<usize>();
     }
     assert!(stood.0 > 10 && stood.1 > 10 && stood.2 > 10, "{stood:?}");
+    assert!(retried > 10 && too_many > 0, "retried {retried}, too many {too_many}");
 }

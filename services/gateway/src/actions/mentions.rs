@@ -10,16 +10,15 @@ use chat_domain::{Author, RoomName};
 /// plain text; if the directory cannot be read the message goes out without mentions
 /// (logged) rather than not at all.
 pub async fn resolve(app: &AppState, room: &RoomName, text: &str) -> Vec<Author> {
-    let mut mentioned = Vec::new();
-    for username in mentioned_usernames(text) {
-        match app.directory().member_by_username(room, &username).await {
-            Ok(Some(member)) if !mentioned.contains(&member) => mentioned.push(member),
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(%room, %error, "cannot resolve mentions; sending without them");
-                return Vec::new();
-            }
+    let usernames = mentioned_usernames(text);
+    if usernames.is_empty() {
+        return Vec::new();
+    }
+    match app.directory().members_by_username(room, &usernames).await {
+        Ok(members) => members,
+        Err(error) => {
+            tracing::warn!(%room, %error, "cannot resolve mentions; sending without them");
+            Vec::new()
         }
     }
-    mentioned
 }

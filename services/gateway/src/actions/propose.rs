@@ -5,23 +5,29 @@ use crate::actions::{mentions, uploads::require_own_upload};
 use crate::error::GatewayError;
 use crate::state::AppState;
 use crate::upstream::Proposal;
-use chat_domain::{Author, RoomName};
+use chat_domain::{Author, Change, RoomName};
 
-/// An image must be an upload of the sender's; a message's `@username`s become its
-/// mentions. A change needs neither: the store decides it.
+/// An image must be an upload of the sender's; the `@username`s of a message, or of an
+/// edit's new text, become its mentions. Whether a change may be made is the store's to
+/// decide, under the room's lock.
 pub async fn prepare(
     app: &AppState,
     author: &Author,
     room: &RoomName,
     proposal: &mut Proposal,
 ) -> Result<(), GatewayError> {
-    if let Proposal::Message { body, mentions, .. } = proposal {
-        if let Some(id) = body.attachment {
-            require_own_upload(app, id, &author.id).await?;
-        }
-        if body.text.as_str().contains('@') {
+    match proposal {
+        Proposal::Message { body, mentions, .. } => {
+            if let Some(id) = body.attachment {
+                require_own_upload(app, id, &author.id).await?;
+            }
             *mentions = mentions::resolve(app, room, body.text.as_str()).await;
         }
+        Proposal::Change {
+            change: Change::Edit { text, mentions },
+            ..
+        } => *mentions = mentions::resolve(app, room, text).await,
+        Proposal::Change { .. } => {}
     }
     Ok(())
 }

@@ -23,12 +23,21 @@ use chat_domain::protocol::{HistoryItem, ServerFrame};
 use chat_domain::{Change, ClientMsgId, MessageId, RoomName};
 use chat_store::{NewAuditEntry, Search};
 
+/// How often an action on one target is audited.
+#[derive(Clone, Copy)]
+enum Record {
+    /// Each time: a room or an account can be deleted, disabled or enabled again.
+    Each,
+    /// Once: a request keyed by its target (a message's deletion) that is retried after a
+    /// lost answer cannot tell whether its first try reached the audit.
+    Once,
+}
+
 async fn audit(
     app: &AppState,
     admin: &Principal,
-    action: &str,
-    target: &str,
-    detail: &str,
+    (action, target, detail): (&str, &str, &str),
+    record: Record,
 ) -> Result<(), GatewayError> {
     let entry = NewAuditEntry {
         actor_id: admin.author.id.as_str(),
@@ -37,8 +46,16 @@ async fn audit(
         target,
         detail,
     };
-    app.directory().audit(&entry, now_ms()).await?;
-    tracing::info!(admin = %admin.author.id, action, target, "admin action");
+    let written = match record {
+        Record::Each => {
+            app.directory().audit(&entry, now_ms()).await?;
+            true
+        }
+        Record::Once => app.directory().audit_once(&entry, now_ms()).await?,
+    };
+    if written {
+        tracing::info!(admin = %admin.author.id, action, target, "admin action");
+    }
     Ok(())
 }
 
@@ -75,7 +92,7 @@ pub async fn delete_room(
     if !app.directory().delete_room(&room, now_ms()).await? {
         return Err(GatewayError::not_found("room"));
     }
-    audit(&app, &admin, "delete_room", room.as_str(), "").await?;
+    audit(&app, &admin, ("delete_room", room.as_str(), ""), Record::Each).await?;
     announce(&app, Control::RoomDeleted { room: room.clone() }).await;
     publish_unsequenced(
         &app,
@@ -125,7 +142,7 @@ pub async fn set_disabled(
     }
     app.directory().set_disabled(&user.id, body.disabled, now_ms()).await?;
     let action = if body.disabled { "disable_user" } else { "enable_user" };
-    audit(&app, &admin, action, &user.username, "").await?;
+    audit(&app, &admin, (action, &user.username, ""), Record::Each).await?;
     if body.disabled {
         announce(
             &app,
@@ -188,14 +205,14 @@ pub async fn delete_message(
     };
     // Keyed by the message: a retried deletion is the same event.
     let client_msg_id = ClientMsgId::parse(&format!("admin-delete-{id}")).map_err(GatewayError::from)?;
-    let (event, repeated) = app
+    let (event, _repeated) = app
         .upstream()
         .send(&at.room, &admin.author, &delete, &client_msg_id)
         .await?;
-    if !repeated {
-        let detail = format!("room {} seq {} (event seq {})", at.room, at.seq, event.seq());
-        audit(&app, &admin, "delete_message", &id.to_string(), &detail).await?;
-    }
+    // Audited on a repeat too: the try that committed may have failed before its audit.
+    let detail = format!("room {} seq {} (event seq {})", at.room, at.seq, event.seq());
+    let target = id.to_string();
+    audit(&app, &admin, ("delete_message", &target, &detail), Record::Once).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -499,6 +499,10 @@ fn send_request(
         } => v1::SendMessageRequest {
             text: change.body().to_owned(),
             kind: chat_proto::change_to_wire(change) as i32,
+            mentions: match change {
+                Change::Edit { mentions, .. } => mentions.iter().map(Into::into).collect(),
+                _ => Vec::new(),
+            },
             target_seq: *target_seq,
             admin: *admin,
             ..request

@@ -237,6 +237,13 @@ async fn changes_reach_every_member_on_both_gateways_once_in_order_and_history_f
         (Some(1), Some("hello @bob"))
     );
     assert_eq!(
+        seen[2]["mentions"]
+            .as_array()
+            .map(|m| m.iter().map(|m| m["name"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!("bob")]),
+        "an edit's mentions replace the message's"
+    );
+    assert_eq!(
         (seen[4]["emoji"].as_str(), seen[4]["user"]["name"].as_str()),
         (Some("🎉"), Some("ann"))
     );
@@ -249,6 +256,11 @@ async fn changes_reach_every_member_on_both_gateways_once_in_order_and_history_f
     let messages = page["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 3, "{page}");
     assert_eq!(messages[0]["text"], "hello @bob");
+    assert_eq!(
+        messages[0]["mentions"].as_array().map(Vec::len),
+        Some(1),
+        "Carl is no longer named"
+    );
     assert!(messages[0]["edited_at"].is_string());
     assert_eq!(
         messages[0]["reactions"],
