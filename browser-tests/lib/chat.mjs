@@ -3,9 +3,25 @@
 // them, so the tests also hold the client to being usable by keyboard and screen reader.
 
 import { deflateSync } from 'node:zlib';
-import { metricByGateway } from './harness.mjs';
+import { metricByGateway, newPage, unique } from './harness.mjs';
 
 export const PASSWORD = 'correct horse battery staple';
+
+/**
+ * Two people, newly signed up, in a new room named after `prefix`; `route`, if given, sits
+ * between the first one's page and the server (page.routeWebSocket).
+ */
+export async function twoInRoom(browser, prefix, route = null) {
+  const room = unique(prefix);
+  const a = await newPage(browser);
+  const b = await newPage(browser);
+  if (route) await a.page.routeWebSocket(/\/ws$/, route);
+  await signUp(a.page, unique('ann'));
+  await signUp(b.page, unique('bob'));
+  await enterRoom(a.page, room);
+  await enterRoom(b.page, room);
+  return { room, a, b };
+}
 
 /** Signs up through the sign-up page; resolves on the panel. */
 export async function signUp(page, username) {

@@ -2,26 +2,15 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, newPage, screenshots, unique } from '../lib/harness.mjs';
-import { signUp, enterRoom, send, waitShown, shown, png } from '../lib/chat.mjs';
+import { launch, screenshots } from '../lib/harness.mjs';
+import { send, waitShown, shown, png, twoInRoom } from '../lib/chat.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 
-async function twoInRoom() {
-  const room = unique('pics');
-  const a = await newPage(browser);
-  const b = await newPage(browser);
-  await signUp(a.page, unique('gus'));
-  await signUp(b.page, unique('hal'));
-  await enterRoom(a.page, room);
-  await enterRoom(b.page, room);
-  return { a, b, room };
-}
-
 test('an image message appears for both users (picked, then dropped)', async () => {
-  const { a, b } = await twoInRoom();
+  const { a, b } = await twoInRoom(browser, 'pics');
   // Picked with the file chooser, with a caption, previewed before sending.
   await a.page.locator('#file').setInputFiles({ name: 'gradient.png', mimeType: 'image/png', buffer: png() });
   await a.page.getByAltText('Preview of gradient.png').waitFor();
@@ -57,7 +46,7 @@ test('an image message appears for both users (picked, then dropped)', async () 
 });
 
 test('markup in messages is shown literally and runs nothing', async () => {
-  const { a, b } = await twoInRoom();
+  const { a, b } = await twoInRoom(browser, 'pics');
   const hostile = ['<img src=x onerror=alert(1)>', '<script>alert(2)</script>', '<b>not bold</b> & "quotes"'];
   for (const text of hostile) {
     await send(a.page, text);
@@ -77,7 +66,7 @@ test('markup in messages is shown literally and runs nothing', async () => {
 });
 
 test('links and formatting render as elements, and nothing else becomes markup or a link', async () => {
-  const { a, b } = await twoInRoom();
+  const { a, b } = await twoInRoom(browser, 'pics');
   const texts = [
     'see https://example.com/a_b?x=1. and (https://example.org/wiki/Rust_(language)) too',
     'javascript:alert(1) and <a href=x onclick=alert(1)>a tag</a> and www.example.com',
@@ -134,7 +123,7 @@ test('links and formatting render as elements, and nothing else becomes markup o
 });
 
 test('consecutive messages from one person are grouped, and another person starts a new group', async () => {
-  const { a, b } = await twoInRoom();
+  const { a, b } = await twoInRoom(browser, 'pics');
   const order = [[a, 'first'], [a, 'second'], [a, 'third'], [b, 'a reply'], [a, 'back again']];
   for (const [{ page }, text] of order) {
     await send(page, text);

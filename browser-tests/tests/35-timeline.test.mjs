@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, newPage, screenshots, unique, api, waitFor } from '../lib/harness.mjs';
-import { signUp, enterRoom, send, waitShown, reloadOnto, png } from '../lib/chat.mjs';
+import { signUp, enterRoom, send, waitShown, reloadOnto, png, twoInRoom } from '../lib/chat.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -34,19 +34,6 @@ function chips(li) {
     count: Number(b.querySelector('.reaction-count').textContent),
     mine: b.getAttribute('aria-pressed') === 'true',
   })));
-}
-
-/** Two people in a new room; `route`, if given, sits between the first one's page and the server. */
-async function twoInRoom(prefix, route = null) {
-  const room = unique(prefix);
-  const a = await newPage(browser);
-  const b = await newPage(browser);
-  if (route) await a.page.routeWebSocket(/\/ws$/, route);
-  await signUp(a.page, unique('ann'));
-  await signUp(b.page, unique('bob'));
-  await enterRoom(a.page, room);
-  await enterRoom(b.page, room);
-  return { room, a, b };
 }
 
 /** Deletes one's own message, confirming, and waits until the page shows `tombstones` of them. */
@@ -231,7 +218,7 @@ test('a javascript: URL, markup in code and HTML in a reaction all stay text', a
 });
 
 test('an edit in progress survives another person\'s reaction, and the menu button says when its menu is closed', async () => {
-  const { a, b } = await twoInRoom('editing');
+  const { a, b } = await twoInRoom(browser, 'editing');
   await send(a.page, 'draft one');
   await waitShown(a.page, 1);
   await waitShown(b.page, 1);
@@ -318,7 +305,7 @@ test('an edit unanswered when the connection drops is sent again after the recon
   const edits = []; // the client_msg_id of every edit frame Ann's page sends, on any socket
   const acked = new Set();
   let dropAtEdit = true;
-  const { room, a, b } = await twoInRoom('redo', (ws) => {
+  const { room, a, b } = await twoInRoom(browser, 'redo', (ws) => {
     const server = ws.connectToServer();
     let cut = false;
     ws.onMessage((m) => {
@@ -368,7 +355,7 @@ test('a reply whose original is deleted: the reply bar lets go of it, and a refu
   let holdDeletions = false;
   const held = [];
   let toPage = null;
-  const { a, b } = await twoInRoom('gone', (ws) => {
+  const { a, b } = await twoInRoom(browser, 'gone', (ws) => {
     const server = ws.connectToServer();
     ws.onMessage((m) => {
       const frame = JSON.parse(String(m));

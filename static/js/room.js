@@ -10,6 +10,7 @@ import {
 import { roomNameError, textError, IMAGE_TYPES } from './rules.js';
 import { formatted } from './format.js';
 import { Timeline, EVENT_TYPES } from './timeline.js';
+import { TypingLine, SEND_EVERY_MS } from './typing.js';
 import { RoomList } from './roomlist.js';
 import { startShell, desktopNotify } from './shell.js';
 import { backoffDelay } from './connection.js';
@@ -23,7 +24,7 @@ const ui = {
   file: $('#file'), attachment: $('#attachment'), hint: $('#composer-hint'), send: $('#send'),
   members: $('#members'), memberList: $('#member-list'), memberCount: $('#member-count'),
   membersToggle: $('#members-toggle'), membersTitle: $('#members-title'), leave: $('#leave'),
-  dropZone: $('#drop-zone'), main: $('#main'),
+  dropZone: $('#drop-zone'), main: $('#main'), typing: $('#typing'),
 };
 const HINT = ui.hint.textContent;
 
@@ -258,7 +259,7 @@ function regroup(li) {
 function streamEvent(f) {
   if (f.room !== room || !EVENT_TYPES.has(f.type)) return;
   const stick = nearBottom();
-  if (f.type === 'message') addMessage(f); else applyChange(f);
+  if (f.type === 'message') { addMessage(f); typing.stopped(f.user?.id); } else applyChange(f);
   if (view.resume === null || f.seq > view.resume) view.resume = f.seq;
   // The message being replied to is gone: the next send must not reply to it (it would be refused).
   if (replyTo !== null && tl.get(replyTo)?.deleted) {
@@ -495,6 +496,7 @@ function submit() {
   };
   pending.set(entry.id, entry);
   attached = null;
+  typingSentAt = 0; // what they type next is news again
   renderAttachment();
   setReply(null);
   ui.text.value = '';
@@ -826,6 +828,16 @@ function autosize() {
   ui.text.style.height = `${Math.min(ui.text.scrollHeight, 200)}px`;
 }
 ui.text.addEventListener('input', autosize);
+
+// ---------- typing ----------
+const typing = new TypingLine(ui.typing, me.id);
+let typingSentAt = 0;
+/** While the person types, the room hears so every few seconds (never stored). */
+ui.text.addEventListener('input', () => {
+  if (!view.joined || ui.text.value.trim() === '' || Date.now() - typingSentAt < SEND_EVERY_MS) return;
+  typingSentAt = Date.now();
+  conn.send({ type: 'typing', room });
+});
 ui.text.addEventListener('keydown', (e) => { // Enter sends, Shift+Enter is a new line
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
 });
@@ -839,11 +851,12 @@ const sidebar = new RoomList($('#room-list'), { current: room, compact: true });
 sidebar.reload().catch(() => {});
 
 conn.addEventListener('open', () => { view.joined = false; sendJoin(); });
-conn.addEventListener('close', () => { view.joined = false; document.body.dataset.roomState = 'away'; });
+conn.addEventListener('close', () => { view.joined = false; typing.clear(); document.body.dataset.roomState = 'away'; });
 conn.addEventListener('joined', (e) => onJoined(e.detail));
 for (const type of EVENT_TYPES) {
   conn.addEventListener(type, (e) => { if (e.detail.room === room && view.joined) streamEvent(e.detail); });
 }
+conn.addEventListener('typing', (e) => { if (e.detail.room === room && view.joined) typing.heard(e.detail); });
 conn.addEventListener('ack', (e) => onAck(e.detail));
 conn.addEventListener('error', (e) => onError(e.detail));
 conn.addEventListener('notify', (e) => {

@@ -1,10 +1,14 @@
 //! The in-process bus of the all-in-one binary: a bounded log in memory with the same
 //! semantics as the Redis Streams bus (ids, readers from their last id, trimming).
 
-use crate::{Bus, BusError, BusEvent, BusItem, BusReader};
+use crate::{Bus, BusError, BusEvent, BusItem, BusReader, Signal, SignalReader};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
+
+/// Signals a listener that falls behind may miss (it skips ahead, as an ephemeral signal may
+/// be lost).
+const SIGNAL_CAPACITY: usize = 4096;
 
 /// A bounded append-only log. Like a stream trimmed with `MAXLEN`, the oldest entries go
 /// once it is full; a reader that falls that far behind gets [`BusItem::Resync`].
@@ -17,6 +21,7 @@ struct Inner {
     log: Mutex<Log>,
     /// The id of the newest entry; readers wait on it changing.
     newest: watch::Sender<u64>,
+    signals: broadcast::Sender<Signal>,
 }
 
 struct Log {
@@ -37,6 +42,7 @@ impl InProcessBus {
                     capacity: capacity.max(1),
                 }),
                 newest,
+                signals: broadcast::channel(SIGNAL_CAPACITY).0,
             }),
         }
     }
@@ -77,6 +83,40 @@ impl Bus for InProcessBus {
 
     async fn ping(&self) -> Result<(), BusError> {
         Ok(())
+    }
+
+    async fn signal(&self, signal: &Signal) -> Result<(), BusError> {
+        // No listener is no error: nobody is there to tell.
+        let _ = self.inner.signals.send(signal.clone());
+        Ok(())
+    }
+
+    async fn listen(&self) -> Result<Box<dyn SignalReader>, BusError> {
+        Ok(Box::new(InProcessSignals(self.inner.signals.subscribe())))
+    }
+}
+
+struct InProcessSignals(broadcast::Receiver<Signal>);
+
+#[async_trait::async_trait]
+impl SignalReader for InProcessSignals {
+    async fn next(&mut self) -> Vec<Signal> {
+        loop {
+            match self.0.recv().await {
+                Ok(first) => {
+                    let mut signals = vec![first];
+                    while let Ok(signal) = self.0.try_recv() {
+                        signals.push(signal);
+                    }
+                    return signals;
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "signal listener fell behind; skipped ahead");
+                }
+                // The bus is gone (process shutting down): nothing more will come.
+                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
     }
 }
 

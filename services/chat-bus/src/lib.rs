@@ -5,6 +5,8 @@
 //! * [`Bus`] and [`BusReader`]: the one interface, with the semantics both backends keep.
 //! * [`redis_streams`]: sharded Redis Streams, for the scaled topology.
 //! * [`in_process`]: a bounded in-memory log, for the all-in-one binary.
+//! * [`signals`]: ephemeral signals (typing, presence, read receipts) beside the streams:
+//!   Redis Pub/Sub, or an in-process broadcast. Never stored, never replayed.
 //!
 //! # Semantics
 //! * Every reader sees every event published after it subscribed, in publish order per
@@ -16,6 +18,9 @@
 
 pub mod in_process;
 pub mod redis_streams;
+pub mod signals;
+
+pub use signals::{Signal, SignalKind, SignalReader};
 
 use bytes::Bytes;
 use chat_domain::RoomName;
@@ -98,6 +103,13 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Cheap health check for `/readyz`.
     async fn ping(&self) -> Result<(), BusError>;
+
+    /// Sends an ephemeral signal to every gateway listening now (this one included). At
+    /// most once: a failure loses it, and the caller only logs that.
+    async fn signal(&self, signal: &Signal) -> Result<(), BusError>;
+
+    /// A listener for the signals sent from now on.
+    async fn listen(&self) -> Result<Box<dyn SignalReader>, BusError>;
 }
 
 #[async_trait::async_trait]

@@ -2,10 +2,14 @@
 //! stable hash of the room. Publishers pipeline `XADD … MAXLEN ~ N`; every gateway reads
 //! all shards with one `XREAD BLOCK` from its last seen ids, and after a lost connection
 //! resumes from those same ids.
+//!
+//! Ephemeral signals go over Pub/Sub on one channel, `{prefix}:signals`: published on the
+//! same connection as the streams, heard on a connection of each listener's own.
 
-use crate::{Bus, BusError, BusEvent, BusItem, BusReader, EventKind, shard_of};
+use crate::{Bus, BusError, BusEvent, BusItem, BusReader, EventKind, Signal, SignalReader, shard_of};
 use bytes::Bytes;
 use chat_domain::RoomName;
+use futures::{FutureExt, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::streams::StreamRangeReply;
 use redis::{AsyncConnectionConfig, Client, Value};
@@ -46,6 +50,10 @@ impl RedisStreamsConfig {
 
     fn key(&self, shard: u32) -> String {
         format!("{}:events:{shard}", self.key_prefix)
+    }
+
+    fn signal_channel(&self) -> String {
+        format!("{}:signals", self.key_prefix)
     }
 }
 
@@ -138,6 +146,94 @@ impl Bus for RedisStreamsBus {
         let mut conn = self.publisher.clone();
         redis::cmd("PING").query_async::<()>(&mut conn).await?;
         Ok(())
+    }
+
+    async fn signal(&self, signal: &Signal) -> Result<(), BusError> {
+        let mut conn = self.publisher.clone();
+        redis::cmd("PUBLISH")
+            .arg(self.config.signal_channel())
+            .arg(signal.encode())
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn listen(&self) -> Result<Box<dyn SignalReader>, BusError> {
+        let mut listener = RedisSignals {
+            client: self.client.clone(),
+            channel: self.config.signal_channel(),
+            messages: None,
+        };
+        listener.messages = Some(listener.subscribe().await?);
+        Ok(Box::new(listener))
+    }
+}
+
+/// A gateway's Pub/Sub subscription to the signals.
+struct RedisSignals {
+    client: Client,
+    channel: String,
+    /// `None` after the connection broke, until it is back.
+    messages: Option<redis::aio::PubSubStream>,
+}
+
+impl RedisSignals {
+    async fn subscribe(&self) -> Result<redis::aio::PubSubStream, BusError> {
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(&self.channel).await?;
+        Ok(pubsub.into_on_message())
+    }
+}
+
+/// Signals taken per wake-up at most, so that a burst is handled in bounded batches.
+const SIGNAL_BATCH: usize = 256;
+
+#[async_trait::async_trait]
+impl SignalReader for RedisSignals {
+    async fn next(&mut self) -> Vec<Signal> {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let Some(messages) = self.messages.as_mut() else {
+                match self.subscribe().await {
+                    Ok(messages) => {
+                        tracing::info!(channel = %self.channel, "signal listener resubscribed");
+                        self.messages = Some(messages);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "signal listener cannot reach redis");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                }
+                continue;
+            };
+            let Some(first) = messages.next().await else {
+                tracing::warn!(channel = %self.channel, "signal listener lost its redis connection");
+                self.messages = None;
+                continue;
+            };
+            let mut arrived = vec![first];
+            // Whatever else has arrived already, without waiting for more.
+            while arrived.len() < SIGNAL_BATCH {
+                match messages.next().now_or_never() {
+                    Some(Some(message)) => arrived.push(message),
+                    _ => break,
+                }
+            }
+            let signals: Vec<Signal> = arrived
+                .iter()
+                .filter_map(|message| {
+                    let signal = Signal::decode(message.get_payload_bytes());
+                    if signal.is_none() {
+                        tracing::warn!(channel = %self.channel, "skipping a malformed signal");
+                    }
+                    signal
+                })
+                .collect();
+            if !signals.is_empty() {
+                return signals;
+            }
+        }
     }
 }
 

@@ -98,7 +98,7 @@ fn number_field(valid: &'static [i64]) -> impl Strategy<Value = Option<Value>> {
 /// A frame-shaped object: every known field present or not, valid or not, plus junk fields.
 fn structured_frame() -> impl Strategy<Value = Value> {
     (
-        field(&["join", "leave", "send", "JOIN", "dance", ""]),
+        field(&["join", "leave", "send", "typing", "JOIN", "dance", ""]),
         field(&["lobby", "General", "a.b_c-1", "-x", "no spaces", "ünï"]),
         field(&["hello", " ", "", "nul\u{0}", "\u{202e}bidi"]),
         field(&["c-1", "0190c3e4-7b1a-7cc0-9a55-3f8e0b0d3c11", "a b", ""]),
@@ -169,7 +169,7 @@ fn expected_outcome(frame: &Value) -> Result<(), (ErrorCode, Option<String>)> {
     let Some(ty) = ty else {
         return fail(ErrorCode::MissingField);
     };
-    if !matches!(ty.as_str(), "join" | "leave" | "send") {
+    if !matches!(ty.as_str(), "join" | "leave" | "send" | "typing") {
         return fail(ErrorCode::UnknownType);
     }
     let Some(room) = room.as_deref() else {
@@ -286,7 +286,9 @@ proptest! {
                         prop_assert_eq!(r.as_str(), room.to_ascii_lowercase());
                         prop_assert_eq!(since_seq, frame.get("since_seq").and_then(Value::as_u64));
                     }
-                    ClientFrame::Leave { room: r } => prop_assert_eq!(r.as_str(), room.to_ascii_lowercase()),
+                    ClientFrame::Leave { room: r } | ClientFrame::Typing { room: r } => {
+                        prop_assert_eq!(r.as_str(), room.to_ascii_lowercase())
+                    }
                     ClientFrame::Send { room: r, body, client_msg_id, traceparent, .. } => {
                         prop_assert_eq!(r.as_str(), room.to_ascii_lowercase());
                         prop_assert_eq!(body.text.as_str(), frame["text"].as_str().unwrap_or(""));

@@ -3,6 +3,7 @@
 //! `TaskTracker` and waits for them when it stops.
 //!
 //! * [`bus_reader`]: every event from the bus, to whoever on this gateway it concerns.
+//! * [`crate::signals::listen`]: every ephemeral signal, to the rooms' members here.
 //! * [`repair_sweep`]: catches rooms up whose tail was never published.
 //! * [`purge_sessions`]: deletes expired sessions.
 
@@ -11,7 +12,8 @@ use crate::control::Control;
 use crate::fanout::Fanout;
 use crate::metrics::Metrics;
 use crate::people::People;
-use chat_bus::{BusEvent, BusItem, BusReader, EventKind};
+use crate::signals::TypingSettings;
+use chat_bus::{BusEvent, BusItem, BusReader, EventKind, SignalReader};
 use chat_store::Directory;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,10 +21,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Starts the three tasks on one tracker, closed: waiting on it waits for all of them to
+/// Starts the four tasks on one tracker, closed: waiting on it waits for all of them to
 /// have stopped after `shutdown`.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     reader: Box<dyn BusReader>,
+    signals: Box<dyn SignalReader>,
+    typing: TypingSettings,
     fanout: Fanout,
     people: People,
     directory: Arc<dyn Directory>,
@@ -31,6 +36,13 @@ pub fn spawn(
     shutdown: &CancellationToken,
 ) -> TaskTracker {
     let tasks = TaskTracker::new();
+    tasks.spawn(crate::signals::listen(
+        signals,
+        fanout.clone(),
+        typing,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(bus_reader(
         reader,
         fanout.clone(),

@@ -249,6 +249,25 @@ impl Fanout {
         }
     }
 
+    /// An ephemeral frame (typing, presence, a read receipt) to the room's members here who
+    /// have joined it, if their queues have room; not to one still joining, whose `joined`
+    /// carries the state instead. Returns how many it reached.
+    pub fn signal(&self, room: &RoomName, payload: Bytes) -> usize {
+        let Some(hub) = self.hub(room) else {
+            return 0;
+        };
+        let Ok(frame) = Utf8Bytes::try_from(payload) else {
+            tracing::error!(%room, "signal is not UTF-8; dropped");
+            return 0;
+        };
+        let state = hub.state.lock().expect("hub lock");
+        state
+            .members
+            .values()
+            .filter(|member| member.joining.is_none() && member.outbox.offer(frame.clone()))
+            .count()
+    }
+
     /// The last seq this gateway delivered in `room`, if it has members there.
     pub fn position(&self, room: &RoomName) -> Option<u64> {
         let hub = self.hub(room)?;

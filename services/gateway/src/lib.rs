@@ -17,6 +17,7 @@
 //!   delivery with gap fill. It reads history through a small trait, so its rules are
 //!   unit-tested without a database.
 //! * [`background`]: the bus reader, the repair sweep and the session purge.
+//! * [`signals`]: ephemeral signals between gateways (typing), bounded per room.
 //! * [`people`]: who is connected here, their rooms (for `notify`) and their sessions;
 //!   [`control`]: the typed events between gateways that keep it current.
 //! * [`outbox`]: a connection's bounded outbound queue and its close codes.
@@ -48,6 +49,7 @@ pub mod queue;
 pub mod router;
 pub mod server;
 pub mod settings;
+pub mod signals;
 pub mod state;
 pub mod upstream;
 pub mod ws;
@@ -143,6 +145,8 @@ impl Gateway {
             metrics.clone(),
         );
         let reader = bus.subscribe().await?;
+        let signals = bus.listen().await?;
+        let typing = settings.signals.typing();
         let repair_every = Duration::from_millis(settings.gateway.repair_interval_ms);
         let drain = Duration::from_secs(settings.drain_timeout_secs);
         let people = people::People::default();
@@ -163,7 +167,17 @@ impl Gateway {
             shutdown.clone(),
         );
 
-        let tasks = background::spawn(reader, fanout, people, directory, metrics, repair_every, &shutdown);
+        let tasks = background::spawn(
+            reader,
+            signals,
+            typing,
+            fanout,
+            people,
+            directory,
+            metrics,
+            repair_every,
+            &shutdown,
+        );
 
         let ops = ops::OpsServer::spawn(
             ops_listener,

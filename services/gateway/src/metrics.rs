@@ -1,5 +1,6 @@
 //! The gateway's Prometheus metrics.
 
+use chat_bus::SignalKind;
 use chat_domain::ErrorCode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -11,6 +12,11 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
     pub code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignalLabel {
+    pub kind: &'static str,
 }
 
 #[derive(Clone)]
@@ -30,6 +36,12 @@ pub struct Metrics {
     pub gap_fills: Counter,
     pub bus_resyncs: Counter,
     pub send_seconds: Histogram,
+    /// Signals heard on the bus, by kind.
+    pub signals_in: Family<SignalLabel, Counter>,
+    /// Signal frames queued to sockets, by kind.
+    pub signals_out: Family<SignalLabel, Counter>,
+    /// `typing` frames from clients dropped for coming too fast.
+    pub typing_dropped: Counter,
 }
 
 impl Metrics {
@@ -50,11 +62,29 @@ impl Metrics {
             gap_fills: Counter::default(),
             bus_resyncs: Counter::default(),
             send_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
+            signals_in: Family::default(),
+            signals_out: Family::default(),
+            typing_dropped: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("sc_gateway");
         r.register("connections", "Open websocket connections", m.connections.clone());
         r.register("rooms", "Rooms with at least one local member", m.rooms.clone());
         r.register("frames_in", "Websocket frames received", m.frames_in.clone());
+        r.register(
+            "signals_in",
+            "Ephemeral signals (typing, presence, read) heard from the bus",
+            m.signals_in.clone(),
+        );
+        r.register(
+            "signals_out",
+            "Ephemeral signal frames queued to sockets",
+            m.signals_out.clone(),
+        );
+        r.register(
+            "typing_dropped",
+            "Typing frames from clients dropped for coming faster than signals.typing_min_interval_ms",
+            m.typing_dropped.clone(),
+        );
         r.register(
             "deliveries",
             "Message frames queued to sockets by the fan-out",
@@ -112,5 +142,25 @@ impl Metrics {
 
     pub fn error(&self, code: ErrorCode) {
         self.errors.get_or_create(&CodeLabel { code: code.as_str() }).inc();
+    }
+
+    pub fn signal_in(&self, kind: SignalKind) {
+        self.signals_in.get_or_create(&signal_label(kind)).inc();
+    }
+
+    pub fn signal_out(&self, kind: SignalKind, frames: usize) {
+        self.signals_out
+            .get_or_create(&signal_label(kind))
+            .inc_by(frames as u64);
+    }
+}
+
+fn signal_label(kind: SignalKind) -> SignalLabel {
+    SignalLabel {
+        kind: match kind {
+            SignalKind::Typing => "typing",
+            SignalKind::Presence => "presence",
+            SignalKind::Read => "read",
+        },
     }
 }

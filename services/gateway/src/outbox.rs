@@ -135,6 +135,12 @@ impl Outbox {
         }
     }
 
+    /// Queues an ephemeral frame (typing, presence) if there is room, and drops it if not: a
+    /// signal that will be stale in seconds is not worth closing a connection over.
+    pub fn offer(&self, frame: Utf8Bytes) -> bool {
+        !self.is_closing() && self.tx.try_send(frame).is_ok()
+    }
+
     /// The connection is being closed now: frames for it are dropped.
     pub fn is_closing(&self) -> bool {
         self.closer.closing.load(Ordering::Acquire)

@@ -61,6 +61,12 @@ max_history = 500
 gap_fill_after_ms = 200
 repair_interval_ms = 5000
 
+[signals]
+typing = true
+typing_min_interval_ms = 2000
+typing_ttl_ms = 6000
+typing_names = 3
+
 [redis]
 url = "redis://127.0.0.1:6379"
 key_prefix = "sc"
@@ -87,6 +93,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub uploads: UploadSettings,
     pub gateway: Limits,
+    pub signals: SignalSettings,
     pub redis: RedisStreamsConfig,
     pub log: LogSettings,
     pub telemetry: TelemetrySettings,
@@ -140,6 +147,31 @@ impl std::fmt::Debug for AuthSettings {
 pub struct UploadSettings {
     /// Largest upload accepted, in bytes.
     pub max_bytes: usize,
+}
+
+/// Ephemeral signals between members: typing indicators.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalSettings {
+    /// Whether `typing` frames are passed on at all; off, they are accepted and dropped.
+    pub typing: bool,
+    /// A socket's `typing` frames closer together than this are dropped (clients send one
+    /// every 3 s while the person types); a room's typing count goes out at most this often.
+    pub typing_min_interval_ms: u64,
+    /// How long a typist counts as typing without a refresh (what clients show, too).
+    pub typing_ttl_ms: u64,
+    /// Typists a room's members hear of by name; past it, how many are typing.
+    pub typing_names: usize,
+}
+
+impl SignalSettings {
+    pub fn typing(&self) -> crate::signals::TypingSettings {
+        crate::signals::TypingSettings {
+            ttl: std::time::Duration::from_millis(self.typing_ttl_ms),
+            min_interval: std::time::Duration::from_millis(self.typing_min_interval_ms),
+            names: self.typing_names,
+        }
+    }
 }
 
 /// Per-connection bounds. `docs/protocol.md` documents each.
@@ -223,6 +255,13 @@ impl Settings {
         self.database.validate()?;
         if self.message_service.endpoints.is_empty() {
             return Err(rule("message_service.endpoints", "must list at least one endpoint"));
+        }
+        let s = &self.signals;
+        if s.typing_min_interval_ms == 0 || s.typing_ttl_ms <= s.typing_min_interval_ms || s.typing_names == 0 {
+            return Err(rule(
+                "signals.typing_ttl_ms",
+                "typing_min_interval_ms and typing_names must be at least 1, and typing_ttl_ms longer than the interval",
+            ));
         }
         let g = &self.gateway;
         if g.max_frame_bytes < 1024 {

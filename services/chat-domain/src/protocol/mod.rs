@@ -8,6 +8,7 @@ mod server;
 
 pub use server::{
     AckFrame, AckItem, Attachment, ChangeFrame, HistoryItem, MessageFrame, PREVIEW_CHARS, ReactionCount, ServerFrame,
+    TypingFrame,
 };
 
 use crate::error::ErrorCode;
@@ -49,6 +50,11 @@ pub enum ClientFrame {
         change: Change,
         client_msg_id: ClientMsgId,
         traceparent: Option<String>,
+    },
+    /// The person is typing in a joined room (sent every few seconds while they type).
+    /// Ephemeral: stored nowhere, acknowledged never.
+    Typing {
+        room: RoomName,
     },
 }
 
@@ -148,6 +154,7 @@ impl ClientFrame {
                 since_seq: raw.since_seq,
             }),
             "leave" => Ok(Self::Leave { room: room()? }),
+            "typing" => Ok(Self::Typing { room: room()? }),
             "send" => {
                 let room = room()?;
                 let client_msg_id = client_msg_id()?;

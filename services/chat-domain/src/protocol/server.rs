@@ -58,6 +58,9 @@ pub enum ServerFrame {
         kind: MessageKind,
         mention: bool,
     },
+    /// Someone in the room is typing: `user`, or, once more are typing than a client
+    /// shows by name, only how many (`count`), at most once every few seconds.
+    Typing(TypingFrame),
     /// A frame or request failed; the connection stays usable. `ref` names the request:
     /// the `client_msg_id` of a refused send, or the room of a refused join.
     Error {
@@ -66,6 +69,20 @@ pub enum ServerFrame {
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
+}
+
+/// The `typing` frame: who is typing, or how many are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TypingFrame {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub room: RoomName,
+    /// The person typing; absent in a summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<Author>,
+    /// A summary: this many people are typing now (more than are named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
 }
 
 /// A committed message as clients see it: the `message` frame's fields.

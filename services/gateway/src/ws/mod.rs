@@ -21,8 +21,9 @@ use crate::queue;
 use crate::state::AppState;
 use crate::upstream::Proposal;
 use axum::extract::ws::{Message, WebSocket};
+use chat_bus::{Signal, SignalKind};
 use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
-use chat_domain::protocol::{ClientFrame, HistoryItem, ServerFrame};
+use chat_domain::protocol::{ClientFrame, HistoryItem, ServerFrame, TypingFrame};
 use chat_domain::{ClientMsgId, CloseCode, ErrorCode, RoomName, TimelineEvent, UserId};
 use futures::stream::StreamExt;
 use send::{SendRequest, send_loop};
@@ -42,6 +43,8 @@ struct Connection {
     sends: queue::Sender<Box<SendRequest>>,
     principal: Principal,
     send_rate: TokenBucket,
+    /// When this socket's last `typing` was passed on.
+    last_typing: Option<Instant>,
 }
 
 /// Runs one upgraded connection until either side closes it or the gateway shuts down.
@@ -93,6 +96,7 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
         sends,
         principal,
         send_rate: TokenBucket::new(limits.send_rate_per_sec, limits.send_burst, Instant::now()),
+        last_typing: None,
     };
     let shutdown = app.shutdown().clone();
     let session_end = tokio::time::sleep(until(expires_at));
@@ -286,6 +290,9 @@ impl Connection {
                     reply_to,
                     mentions: Vec::new(),
                 };
+                // Their message ends their typing (clients drop the indicator on it): what
+                // they type next is news at once.
+                self.last_typing = None;
                 self.queue_send(room, proposal, client_msg_id, traceparent);
             }
             ClientFrame::Change {
@@ -304,7 +311,45 @@ impl Connection {
                 };
                 self.queue_send(room, proposal, client_msg_id, traceparent);
             }
+            ClientFrame::Typing { room } => self.typing(room),
         }
+    }
+
+    /// Passes `typing` on to the room's members on every gateway, at most once per
+    /// `typing_min_interval_ms` per socket (faster ones are dropped, unanswered: the
+    /// indicator is already showing). Never stored, never acknowledged.
+    fn typing(&mut self, room: RoomName) {
+        if !self.joined.contains(&room) {
+            return self.error(&not_joined(), Some(room.as_str()));
+        }
+        let settings = &self.app.settings().signals;
+        if !settings.typing {
+            return;
+        }
+        let now = Instant::now();
+        let interval = std::time::Duration::from_millis(settings.typing_min_interval_ms);
+        if self.last_typing.is_some_and(|at| now.duration_since(at) < interval) {
+            self.app.metrics().typing_dropped.inc();
+            return;
+        }
+        self.last_typing = Some(now);
+        let frame = ServerFrame::Typing(TypingFrame {
+            room: room.clone(),
+            user: Some(self.principal.author.clone()),
+            count: None,
+        });
+        let signal = Signal {
+            kind: SignalKind::Typing,
+            room,
+            user: self.principal.author.id.clone(),
+            payload: frame.to_bytes(),
+        };
+        let bus = self.app.bus().clone();
+        tokio::spawn(async move {
+            if let Err(error) = bus.signal(&signal).await {
+                tracing::debug!(%error, "typing signal lost");
+            }
+        });
     }
 
     /// Queues a send or change for the sender, which commits them in order; the rate
