@@ -1,6 +1,7 @@
 //! The in-process bus of the all-in-one binary: a bounded log in memory with the same
 //! semantics as the Redis Streams bus (ids, readers from their last id, trimming).
 
+use crate::presence::{InMemoryPresence, Presence};
 use crate::{Bus, BusError, BusEvent, BusItem, BusReader, Signal, SignalReader};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,7 @@ struct Inner {
     /// The id of the newest entry; readers wait on it changing.
     newest: watch::Sender<u64>,
     signals: broadcast::Sender<Signal>,
+    presence: Arc<InMemoryPresence>,
 }
 
 struct Log {
@@ -43,6 +45,7 @@ impl InProcessBus {
                 }),
                 newest,
                 signals: broadcast::channel(SIGNAL_CAPACITY).0,
+                presence: Arc::default(),
             }),
         }
     }
@@ -85,10 +88,16 @@ impl Bus for InProcessBus {
         Ok(())
     }
 
-    async fn signal(&self, signal: &Signal) -> Result<(), BusError> {
-        // No listener is no error: nobody is there to tell.
-        let _ = self.inner.signals.send(signal.clone());
+    async fn signal(&self, signals: &[Signal]) -> Result<(), BusError> {
+        for signal in signals {
+            // No listener is no error: nobody is there to tell.
+            let _ = self.inner.signals.send(signal.clone());
+        }
         Ok(())
+    }
+
+    fn presence(&self) -> Arc<dyn Presence> {
+        self.inner.presence.clone()
     }
 
     async fn listen(&self) -> Result<Box<dyn SignalReader>, BusError> {

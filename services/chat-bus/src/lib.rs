@@ -7,6 +7,7 @@
 //! * [`in_process`]: a bounded in-memory log, for the all-in-one binary.
 //! * [`signals`]: ephemeral signals (typing, presence, read receipts) beside the streams:
 //!   Redis Pub/Sub, or an in-process broadcast. Never stored, never replayed.
+//! * [`presence`]: who is online on some gateway, as holds that expire unless renewed.
 //!
 //! # Semantics
 //! * Every reader sees every event published after it subscribed, in publish order per
@@ -17,8 +18,11 @@
 //!   [`BusItem::Resync`], and the gateway catches its rooms up from the database.
 
 pub mod in_process;
+pub mod presence;
 pub mod redis_streams;
 pub mod signals;
+
+pub use presence::Presence;
 
 pub use signals::{Signal, SignalKind, SignalReader};
 
@@ -104,12 +108,15 @@ pub trait Bus: Send + Sync + 'static {
     /// Cheap health check for `/readyz`.
     async fn ping(&self) -> Result<(), BusError>;
 
-    /// Sends an ephemeral signal to every gateway listening now (this one included). At
-    /// most once: a failure loses it, and the caller only logs that.
-    async fn signal(&self, signal: &Signal) -> Result<(), BusError>;
+    /// Sends ephemeral signals to every gateway listening now (this one included), in
+    /// order. At most once: a failure loses them, and the caller only logs that.
+    async fn signal(&self, signals: &[Signal]) -> Result<(), BusError>;
 
     /// A listener for the signals sent from now on.
     async fn listen(&self) -> Result<Box<dyn SignalReader>, BusError>;
+
+    /// Who is online, in the same backend: what every gateway renews and reads.
+    fn presence(&self) -> std::sync::Arc<dyn Presence>;
 }
 
 #[async_trait::async_trait]

@@ -6,6 +6,7 @@
 //! Ephemeral signals go over Pub/Sub on one channel, `{prefix}:signals`: published on the
 //! same connection as the streams, heard on a connection of each listener's own.
 
+use crate::presence::{Presence, RedisPresence};
 use crate::{Bus, BusError, BusEvent, BusItem, BusReader, EventKind, Signal, SignalReader, shard_of};
 use bytes::Bytes;
 use chat_domain::RoomName;
@@ -13,6 +14,7 @@ use futures::{FutureExt, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::streams::StreamRangeReply;
 use redis::{AsyncConnectionConfig, Client, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
@@ -62,6 +64,7 @@ pub struct RedisStreamsBus {
     client: Client,
     /// Reconnects by itself after Redis restarts.
     publisher: ConnectionManager,
+    presence: Arc<RedisPresence>,
 }
 
 impl RedisStreamsBus {
@@ -80,10 +83,12 @@ impl RedisStreamsBus {
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(2);
         let publisher = ConnectionManager::new_with_config(client.clone(), manager_config).await?;
+        let presence = Arc::new(RedisPresence::new(publisher.clone(), &config.key_prefix));
         Ok(Self {
             config,
             client,
             publisher,
+            presence,
         })
     }
 
@@ -148,14 +153,22 @@ impl Bus for RedisStreamsBus {
         Ok(())
     }
 
-    async fn signal(&self, signal: &Signal) -> Result<(), BusError> {
+    async fn signal(&self, signals: &[Signal]) -> Result<(), BusError> {
+        if signals.is_empty() {
+            return Ok(());
+        }
+        let channel = self.config.signal_channel();
+        let mut pipe = redis::pipe();
+        for signal in signals {
+            pipe.cmd("PUBLISH").arg(&channel).arg(signal.encode()).ignore();
+        }
         let mut conn = self.publisher.clone();
-        redis::cmd("PUBLISH")
-            .arg(self.config.signal_channel())
-            .arg(signal.encode())
-            .query_async::<()>(&mut conn)
-            .await?;
+        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
+    }
+
+    fn presence(&self) -> Arc<dyn Presence> {
+        self.presence.clone()
     }
 
     async fn listen(&self) -> Result<Box<dyn SignalReader>, BusError> {

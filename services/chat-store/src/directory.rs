@@ -219,6 +219,9 @@ pub trait Directory: Send + Sync + 'static {
         limit: u32,
     ) -> Result<(u64, Vec<RoomMember>), StoreError>;
 
+    /// The ids of `room`'s members, at most `limit` (in id order): whom the room's
+    /// presence looks up.
+    async fn member_ids(&self, room: &RoomName, limit: u32) -> Result<Vec<UserId>, StoreError>;
     /// The members of `room` with these usernames (any case), as mentions name them: the
     /// registered users among them who are members and not disabled, with the names they
     /// have in the room, in the order of `usernames`. One statement whatever the count

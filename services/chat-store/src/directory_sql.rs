@@ -405,6 +405,20 @@ macro_rules! sql_directory {
                 Ok(count(n))
             }
 
+            async fn member_ids(&self, room: &RoomName, limit: u32) -> Result<Vec<UserId>, StoreError> {
+                let ids: Vec<(String,)> = sqlx::query_as(
+                    "SELECT user_id FROM memberships WHERE room_id = (SELECT id FROM rooms WHERE name = $1)
+                     ORDER BY user_id LIMIT $2",
+                )
+                .bind(room.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                ids.iter()
+                    .map(|(id,)| UserId::parse(id).map_err(|_| StoreError::Corrupt(format!("memberships: invalid user {id:?}"))))
+                    .collect()
+            }
+
             async fn members_by_username(&self, room: &RoomName, usernames: &[Username]) -> Result<Vec<Author>, StoreError> {
                 if usernames.is_empty() {
                     return Ok(Vec::new());

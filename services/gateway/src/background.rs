@@ -4,6 +4,7 @@
 //!
 //! * [`bus_reader`]: every event from the bus, to whoever on this gateway it concerns.
 //! * [`crate::signals::listen`]: every ephemeral signal, to the rooms' members here.
+//! * [`crate::presence::run`]: renews this gateway's presence holds, sweeps expired ones.
 //! * [`repair_sweep`]: catches rooms up whose tail was never published.
 //! * [`purge_sessions`]: deletes expired sessions.
 
@@ -12,6 +13,7 @@ use crate::control::Control;
 use crate::fanout::Fanout;
 use crate::metrics::Metrics;
 use crate::people::People;
+use crate::presence::PresenceService;
 use crate::signals::TypingSettings;
 use chat_bus::{BusEvent, BusItem, BusReader, EventKind, SignalReader};
 use chat_store::Directory;
@@ -21,30 +23,49 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Starts the four tasks on one tracker, closed: waiting on it waits for all of them to
+/// What the background tasks work with.
+pub struct Parts {
+    pub bus: Box<dyn BusReader>,
+    pub signals: Box<dyn SignalReader>,
+    pub typing: TypingSettings,
+    pub presence: PresenceService,
+    pub fanout: Fanout,
+    pub people: People,
+    pub directory: Arc<dyn Directory>,
+    pub metrics: Metrics,
+    pub repair_every: Duration,
+}
+
+/// Starts the five tasks on one tracker, closed: waiting on it waits for all of them to
 /// have stopped after `shutdown`.
-#[allow(clippy::too_many_arguments)]
-pub fn spawn(
-    reader: Box<dyn BusReader>,
-    signals: Box<dyn SignalReader>,
-    typing: TypingSettings,
-    fanout: Fanout,
-    people: People,
-    directory: Arc<dyn Directory>,
-    metrics: Metrics,
-    repair_every: Duration,
-    shutdown: &CancellationToken,
-) -> TaskTracker {
+pub fn spawn(parts: Parts, shutdown: &CancellationToken) -> TaskTracker {
+    let Parts {
+        bus,
+        signals,
+        typing,
+        presence,
+        fanout,
+        people,
+        directory,
+        metrics,
+        repair_every,
+    } = parts;
     let tasks = TaskTracker::new();
     tasks.spawn(crate::signals::listen(
         signals,
         fanout.clone(),
-        typing,
+        (typing, presence.clone()),
         metrics.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(crate::presence::run(
+        presence,
+        people.clone(),
+        fanout.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(bus_reader(
-        reader,
+        bus,
         fanout.clone(),
         people,
         metrics.clone(),

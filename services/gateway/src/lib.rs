@@ -17,7 +17,9 @@
 //!   delivery with gap fill. It reads history through a small trait, so its rules are
 //!   unit-tested without a database.
 //! * [`background`]: the bus reader, the repair sweep and the session purge.
-//! * [`signals`]: ephemeral signals between gateways (typing), bounded per room.
+//! * [`signals`]: ephemeral signals between gateways (typing, presence), bounded per room.
+//! * [`presence`]: who is online: this gateway's holds in the shared registry, what joining
+//!   sockets are told, and the announcements of who comes and goes.
 //! * [`people`]: who is connected here, their rooms (for `notify`) and their sessions;
 //!   [`control`]: the typed events between gateways that keep it current.
 //! * [`outbox`]: a connection's bounded outbound queue and its close codes.
@@ -45,6 +47,7 @@ pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod people;
+pub mod presence;
 pub mod queue;
 pub mod router;
 pub mod server;
@@ -146,7 +149,7 @@ impl Gateway {
         );
         let reader = bus.subscribe().await?;
         let signals = bus.listen().await?;
-        let typing = settings.signals.typing();
+        let typing = signals::TypingSettings::from(&settings.signals);
         let repair_every = Duration::from_millis(settings.gateway.repair_interval_ms);
         let drain = Duration::from_secs(settings.drain_timeout_secs);
         let people = people::People::default();
@@ -167,17 +170,18 @@ impl Gateway {
             shutdown.clone(),
         );
 
-        let tasks = background::spawn(
-            reader,
+        let parts = background::Parts {
+            bus: reader,
             signals,
             typing,
+            presence: state.presence().clone(),
             fanout,
             people,
             directory,
             metrics,
             repair_every,
-            &shutdown,
-        );
+        };
+        let tasks = background::spawn(parts, &shutdown);
 
         let ops = ops::OpsServer::spawn(
             ops_listener,

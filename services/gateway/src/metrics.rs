@@ -42,6 +42,12 @@ pub struct Metrics {
     pub signals_out: Family<SignalLabel, Counter>,
     /// `typing` frames from clients dropped for coming too fast.
     pub typing_dropped: Counter,
+    /// Holds in the presence registry (every gateway's), as last read.
+    pub presence_holds: Gauge,
+    /// Holds this gateway's sweeps took away because they expired (their gateway died).
+    pub presence_expired: Counter,
+    /// Big rooms' online members counted (on a join with no fresh count, or when due).
+    pub presence_counts: Counter,
 }
 
 impl Metrics {
@@ -65,6 +71,9 @@ impl Metrics {
             signals_in: Family::default(),
             signals_out: Family::default(),
             typing_dropped: Counter::default(),
+            presence_holds: Gauge::default(),
+            presence_expired: Counter::default(),
+            presence_counts: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("sc_gateway");
         r.register("connections", "Open websocket connections", m.connections.clone());
@@ -79,6 +88,21 @@ impl Metrics {
             "signals_out",
             "Ephemeral signal frames queued to sockets",
             m.signals_out.clone(),
+        );
+        r.register(
+            "presence_holds",
+            "Holds in the presence registry, every gateway's (someone online on some gateway)",
+            m.presence_holds.clone(),
+        );
+        r.register(
+            "presence_expired",
+            "Presence holds this gateway's sweeps removed because they were not renewed",
+            m.presence_expired.clone(),
+        );
+        r.register(
+            "presence_counts",
+            "Big rooms' online members counted (a join without a fresh count, or a summary due)",
+            m.presence_counts.clone(),
         );
         r.register(
             "typing_dropped",

@@ -40,12 +40,22 @@ struct Conn {
 }
 
 impl People {
-    pub fn add(&self, conn: ConnId, user: UserId, session: Option<String>, outbox: Outbox, rooms: Vec<RoomName>) {
+    /// Returns whether it is the user's first socket here (they arrive, for presence).
+    pub fn add(
+        &self,
+        conn: ConnId,
+        user: UserId,
+        session: Option<String>,
+        outbox: Outbox,
+        rooms: Vec<RoomName>,
+    ) -> bool {
         let mut state = self.inner.lock().expect("people lock");
         for room in &rooms {
             state.watching.entry(room.clone()).or_default().insert(conn);
         }
-        state.by_user.entry(user.clone()).or_default().insert(conn);
+        let conns = state.by_user.entry(user.clone()).or_default();
+        let first = conns.is_empty();
+        conns.insert(conn);
         state.conns.insert(
             conn,
             Conn {
@@ -56,22 +66,44 @@ impl People {
                 joined: HashSet::new(),
             },
         );
+        first
     }
 
-    pub fn remove(&self, conn: ConnId) {
+    /// Returns, when it was the user's last socket here, who they are and their rooms (they
+    /// depart, for presence).
+    pub fn remove(&self, conn: ConnId) -> Option<(UserId, Vec<RoomName>)> {
         let mut state = self.inner.lock().expect("people lock");
-        let Some(gone) = state.conns.remove(&conn) else {
-            return;
-        };
+        let gone = state.conns.remove(&conn)?;
         for room in gone.member_of.iter().chain(&gone.joined) {
             unwatch(&mut state.watching, room, conn);
         }
-        if let Some(conns) = state.by_user.get_mut(&gone.user) {
-            conns.remove(&conn);
-            if conns.is_empty() {
-                state.by_user.remove(&gone.user);
-            }
+        let conns = state.by_user.get_mut(&gone.user)?;
+        conns.remove(&conn);
+        if !conns.is_empty() {
+            return None;
         }
+        state.by_user.remove(&gone.user);
+        Some((gone.user, gone.member_of.into_iter().collect()))
+    }
+
+    /// Everyone with a socket here.
+    pub fn users(&self) -> Vec<UserId> {
+        self.inner
+            .lock()
+            .expect("people lock")
+            .by_user
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The rooms `user` belongs to, as their sockets here know them.
+    pub fn rooms_of(&self, user: &UserId) -> Vec<RoomName> {
+        let state = self.inner.lock().expect("people lock");
+        let conn = state.by_user.get(user).and_then(|conns| conns.iter().next());
+        conn.and_then(|c| state.conns.get(c))
+            .map(|c| c.member_of.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The socket joined `room`: it gets the room's messages instead of notifications.

@@ -67,6 +67,14 @@ typing_min_interval_ms = 2000
 typing_ttl_ms = 6000
 typing_names = 3
 
+[presence]
+enabled = true
+ttl_ms = 20000
+renew_ms = 5000
+big_room_members = 100
+summary_ms = 10000
+max_counted_members = 10000
+
 [redis]
 url = "redis://127.0.0.1:6379"
 key_prefix = "sc"
@@ -94,6 +102,7 @@ pub struct Settings {
     pub uploads: UploadSettings,
     pub gateway: Limits,
     pub signals: SignalSettings,
+    pub presence: PresenceSettings,
     pub redis: RedisStreamsConfig,
     pub log: LogSettings,
     pub telemetry: TelemetrySettings,
@@ -164,14 +173,23 @@ pub struct SignalSettings {
     pub typing_names: usize,
 }
 
-impl SignalSettings {
-    pub fn typing(&self) -> crate::signals::TypingSettings {
-        crate::signals::TypingSettings {
-            ttl: std::time::Duration::from_millis(self.typing_ttl_ms),
-            min_interval: std::time::Duration::from_millis(self.typing_min_interval_ms),
-            names: self.typing_names,
-        }
-    }
+/// Who is online. `docs/protocol.md` says what members see of it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceSettings {
+    /// Off: nobody is shown online, no presence frames, nothing held in Redis.
+    pub enabled: bool,
+    /// A gateway's hold on its people lasts this long unless renewed: a gateway that dies
+    /// leaves its people online at most `ttl_ms + renew_ms`.
+    pub ttl_ms: u64,
+    /// How often a gateway renews its holds and sweeps expired ones.
+    pub renew_ms: u64,
+    /// Rooms with more members get an online count, not a frame per change per member.
+    pub big_room_members: u32,
+    /// How often a bigger room's count is recounted (when it may have changed) and sent.
+    pub summary_ms: u64,
+    /// Members a bigger room's count looks at, at most.
+    pub max_counted_members: u32,
 }
 
 /// Per-connection bounds. `docs/protocol.md` documents each.
@@ -255,6 +273,14 @@ impl Settings {
         self.database.validate()?;
         if self.message_service.endpoints.is_empty() {
             return Err(rule("message_service.endpoints", "must list at least one endpoint"));
+        }
+        let p = &self.presence;
+        if p.renew_ms == 0 || p.ttl_ms <= p.renew_ms || p.summary_ms == 0 || p.max_counted_members < p.big_room_members
+        {
+            return Err(rule(
+                "presence.ttl_ms",
+                "renew_ms and summary_ms must be at least 1, ttl_ms longer than renew_ms, and max_counted_members at least big_room_members",
+            ));
         }
         let s = &self.signals;
         if s.typing_min_interval_ms == 0 || s.typing_ttl_ms <= s.typing_min_interval_ms || s.typing_names == 0 {

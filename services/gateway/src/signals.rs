@@ -1,5 +1,5 @@
-//! Ephemeral signals (typing now; presence and read receipts build on it): what every
-//! gateway hears on the bus's signal channel, and what it passes on to its sockets.
+//! Ephemeral signals (typing, presence; read receipts build on it): what every gateway
+//! hears on the bus's signal channel, and what it passes on to its sockets.
 //!
 //! Typing is bounded per room, whatever the number of typists: each gateway passes on by
 //! name only the first [`TypingSettings::names`] people typing in a room, and the rest as
@@ -9,6 +9,8 @@
 
 use crate::fanout::Fanout;
 use crate::metrics::Metrics;
+use crate::presence::PresenceService;
+use crate::settings::SignalSettings;
 use chat_bus::{SignalKind, SignalReader};
 use chat_domain::protocol::{ServerFrame, TypingFrame};
 use chat_domain::{RoomName, UserId};
@@ -26,6 +28,16 @@ pub struct TypingSettings {
     pub min_interval: Duration,
     /// Typists passed on by name in one room.
     pub names: usize,
+}
+
+impl From<&SignalSettings> for TypingSettings {
+    fn from(s: &SignalSettings) -> Self {
+        Self {
+            ttl: Duration::from_millis(s.typing_ttl_ms),
+            min_interval: Duration::from_millis(s.typing_min_interval_ms),
+            names: s.typing_names,
+        }
+    }
 }
 
 /// What to do with one typing signal.
@@ -98,7 +110,7 @@ impl TypingRooms {
 pub async fn listen(
     mut reader: Box<dyn SignalReader>,
     fanout: Fanout,
-    settings: TypingSettings,
+    (settings, presence): (TypingSettings, PresenceService),
     metrics: Metrics,
     shutdown: CancellationToken,
 ) {
@@ -126,6 +138,8 @@ pub async fn listen(
                     .to_bytes(),
                     Typed::Quiet => continue,
                 },
+                // A big room's members get a count now and then, not every change.
+                SignalKind::Presence if !presence.pass_on(&signal.room) => continue,
                 SignalKind::Presence | SignalKind::Read => signal.payload,
             };
             let delivered = fanout.signal(&signal.room, frame);

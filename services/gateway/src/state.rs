@@ -8,6 +8,7 @@ use crate::fanout::{ConnId, Fanout};
 use crate::limits::{Admission, TokenBucket};
 use crate::metrics::Metrics;
 use crate::people::People;
+use crate::presence::PresenceService;
 use crate::settings::Settings;
 use crate::upstream::Upstream;
 use chat_bus::Bus;
@@ -29,6 +30,7 @@ struct Inner {
     database: Database,
     bus: Arc<dyn Bus>,
     people: People,
+    presence: PresenceService,
     admission: Arc<Admission>,
     upstream: Upstream,
     fanout: Fanout,
@@ -63,6 +65,13 @@ impl AppState {
                 std::time::Instant::now(),
             ),
         );
+        let presence = PresenceService::new(
+            bus.clone(),
+            database.directory.clone(),
+            &instance,
+            settings.presence.clone(),
+            metrics.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 settings,
@@ -70,6 +79,7 @@ impl AppState {
                 database,
                 bus,
                 people,
+                presence,
                 admission,
                 upstream,
                 fanout,
@@ -96,6 +106,9 @@ impl AppState {
     }
     pub fn people(&self) -> &People {
         &self.inner.people
+    }
+    pub fn presence(&self) -> &PresenceService {
+        &self.inner.presence
     }
     pub fn admission(&self) -> &Arc<Admission> {
         &self.inner.admission

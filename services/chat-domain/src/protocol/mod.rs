@@ -7,8 +7,8 @@
 mod server;
 
 pub use server::{
-    AckFrame, AckItem, Attachment, ChangeFrame, HistoryItem, MessageFrame, PREVIEW_CHARS, ReactionCount, ServerFrame,
-    TypingFrame,
+    AckFrame, AckItem, Attachment, ChangeFrame, HistoryItem, MessageFrame, PREVIEW_CHARS, PresenceFrame, ReactionCount,
+    RoomPresence, ServerFrame, TypingFrame,
 };
 
 use crate::error::ErrorCode;

@@ -8,7 +8,7 @@
 
 use crate::error::ErrorCode;
 use crate::message::{Author, ChatMessage, MessageId, MessageKind, format_millis, upload_url};
-use crate::names::{ClientMsgId, Emoji, RoomName};
+use crate::names::{ClientMsgId, Emoji, RoomName, UserId};
 use crate::timeline::{Change, ChangeEvent, TimelineEvent};
 use crate::upload::UploadId;
 use bytes::Bytes;
@@ -30,6 +30,9 @@ pub enum ServerFrame {
         last_seq: u64,
         history: Vec<HistoryItem>,
         has_more: bool,
+        /// Who of the room's members is online; absent when presence is switched off.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        presence: Option<RoomPresence>,
     },
     /// The socket no longer receives the room's messages.
     Left { room: RoomName },
@@ -58,6 +61,9 @@ pub enum ServerFrame {
         kind: MessageKind,
         mention: bool,
     },
+    /// A member of the room came online or went offline (a room up to the size where
+    /// presence is told person by person), or, in a bigger room, how many are online now.
+    Presence(PresenceFrame),
     /// Someone in the room is typing: `user`, or, once more are typing than a client
     /// shows by name, only how many (`count`), at most once every few seconds.
     Typing(TypingFrame),
@@ -69,6 +75,37 @@ pub enum ServerFrame {
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
+}
+
+/// Who of a room's members is online, as `joined` tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoomPresence {
+    /// How many members are online.
+    pub online_count: usize,
+    /// Their ids, in a room small enough for presence person by person; absent in a bigger
+    /// one, whose members get only the count (`presence` frames with `online_count`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    pub online: Option<Vec<UserId>>,
+}
+
+/// The `presence` frame: one member came online or went offline, or a bigger room's count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PresenceFrame {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub room: RoomName,
+    /// Who changed; absent in a count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub user_id: Option<UserId>,
+    /// Whether `user_id` is online now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
+    /// A bigger room's count of members online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_count: Option<usize>,
 }
 
 /// The `typing` frame: who is typing, or how many are.
@@ -327,6 +364,7 @@ impl ServerFrame {
             last_seq,
             history,
             has_more,
+            presence: None,
         }
     }
 

@@ -316,6 +316,15 @@ pub(crate) async fn mentions_name_registered_members(db: &TestDb) {
         "members only, not disabled, in the order named, any case"
     );
     assert!(dir.members_by_username(&room("lobby"), &[]).await.unwrap().is_empty());
+    // Whom presence looks up: every member, disabled or not, in id order, bounded.
+    assert_eq!(
+        dir.member_ids(&room("lobby"), 10).await.unwrap(),
+        [uid("u:1"), uid("u:2"), uid("u:4")]
+    );
+    assert_eq!(
+        dir.member_ids(&room("lobby"), 2).await.unwrap(),
+        [uid("u:1"), uid("u:2")]
+    );
     assert!(
         dir.members_by_username(&room("nope"), &usernames)
             .await

@@ -9,6 +9,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
+use chat_domain::message::format_millis;
 use chat_domain::{Bio, Email, PersonName, UploadId};
 use chat_store::ProfileUpdate;
 
@@ -69,5 +70,10 @@ pub async fn user_profile(
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| GatewayError::not_found("user"))?;
-    Ok(Json(ProfileView::from(&user)).into_response())
+    let mut profile = ProfileView::from(&user);
+    if let Some((online, last_seen)) = app.presence().seen(&user.id).await {
+        profile.online = Some(online);
+        profile.last_seen = last_seen.map(|ms| format_millis(ms as i64));
+    }
+    Ok(Json(profile).into_response())
 }

@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chat_domain::message::format_millis;
 use chat_domain::protocol::{AckFrame, AckItem, HistoryItem};
-use chat_domain::{ClientMsgId, ErrorCode, MessageBody, RoomName, UploadId};
+use chat_domain::{ClientMsgId, ErrorCode, MessageBody, RoomName, UploadId, UserId};
 
 /// Rooms in name order, paged by cursor.
 #[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", params(Page),
@@ -139,10 +139,20 @@ pub async fn members(
         .room_members(&room, page.after.as_deref(), limit)
         .await?;
     let next_after = next_cursor(&members, limit, |m| m.user_id.clone());
+    let mut views: Vec<MemberView> = members.iter().map(MemberView::from).collect();
+    // The page a client shows is the members in its view: their presence, one lookup.
+    let ids: Vec<UserId> = views.iter().filter_map(|m| UserId::parse(&m.user_id).ok()).collect();
+    if ids.len() == views.len()
+        && let Some(online) = app.presence().online(&ids).await
+    {
+        for (view, online) in views.iter_mut().zip(online) {
+            view.online = Some(online);
+        }
+    }
     Ok(Json(MembersPage {
         room: room.as_str().to_owned(),
         count,
-        members: members.iter().map(MemberView::from).collect(),
+        members: views,
         next_after,
     })
     .into_response())

@@ -102,6 +102,12 @@ pub struct ProfileView {
     pub joined_at: String,
     #[schema(value_type = String)]
     pub role: Role,
+    /// Whether they are online now; absent when presence is switched off (and on your own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
+    /// When they last went offline (RFC 3339), if ever and presence is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
 }
 
 impl From<&UserRecord> for ProfileView {
@@ -115,6 +121,8 @@ impl From<&UserRecord> for ProfileView {
             avatar_url: u.avatar_id.and_then(|id| UploadId::new(id).ok()).map(upload_url),
             joined_at: format_millis(u.created_at_ms),
             role: u.role,
+            online: None,
+            last_seen: None,
         }
     }
 }
@@ -192,6 +200,9 @@ pub struct MemberView {
     pub user_id: String,
     pub name: String,
     pub joined_at: String,
+    /// Whether they are online now; absent when presence is switched off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
 }
 
 impl From<&RoomMember> for MemberView {
@@ -200,6 +211,7 @@ impl From<&RoomMember> for MemberView {
             user_id: m.user_id.clone(),
             name: m.name.clone(),
             joined_at: format_millis(m.joined_at_ms),
+            online: None,
         }
     }
 }

@@ -81,13 +81,18 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
             Vec::new()
         }
     };
-    app.people().add(
+    let rooms_for_presence = member_rooms.clone();
+    let first_here = app.people().add(
         id,
         principal.author.id.clone(),
         principal.session_id.clone(),
         outbox.clone(),
         member_rooms,
     );
+    if first_here {
+        Box::pin(app.presence().arrived(&principal.author.id, &rooms_for_presence)).await;
+    }
+    drop(rooms_for_presence);
     let mut conn = Connection {
         id,
         app: app.clone(),
@@ -158,7 +163,9 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
         }
     }
 
-    app.people().remove(conn.id);
+    if let Some((user, rooms)) = app.people().remove(conn.id) {
+        Box::pin(app.presence().departed(&user, &rooms)).await;
+    }
     let read_markers: Vec<(RoomName, Option<u64>)> = conn
         .joined
         .drain()
@@ -346,7 +353,7 @@ impl Connection {
         };
         let bus = self.app.bus().clone();
         tokio::spawn(async move {
-            if let Err(error) = bus.signal(&signal).await {
+            if let Err(error) = bus.signal(&[signal]).await {
                 tracing::debug!(%error, "typing signal lost");
             }
         });
@@ -458,7 +465,12 @@ impl Connection {
             tracing::warn!(%room, error = %error.message, "could not record the membership");
         }
         mark_read(&self.app, &self.principal.author.id, room, last_seq).await;
-        let joined = ServerFrame::joined(room, last_seq, history, has_more).to_bytes();
+        let mut joined = ServerFrame::joined(room, last_seq, history, has_more);
+        if let ServerFrame::Joined { presence, .. } = &mut joined {
+            *presence = self.app.presence().of_room(room).await;
+        }
+        self.app.presence().entered(&self.principal.author.id, room).await;
+        let joined = joined.to_bytes();
         self.app.fanout().activate(hub, self.id, joined);
         Ok(())
     }

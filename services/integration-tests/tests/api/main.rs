@@ -15,6 +15,7 @@ mod limits;
 mod membership;
 mod observability;
 mod openapi;
+mod presence;
 mod signals;
 mod slow_consumers;
 mod timeline;

@@ -1,0 +1,355 @@
+//! Who is online, as this gateway takes part in it: it holds its own people in the shared
+//! registry ([`chat_bus::Presence`]), announces who comes and goes to the rooms they share,
+//! and tells each joining socket who of the room is online.
+//!
+//! **What it costs.** A change (someone's first socket anywhere, or their last one closing)
+//! is one signal per room of theirs. In a room up to `big_room_members`, every member who
+//! has the room open gets a `presence` frame for it. Above that, no frame per change: a
+//! gateway marks the room changed, and at most every `summary_ms` recounts it and sends its
+//! members one count. So a join storm of 5,000 into one room costs each member a few counts,
+//! not 5,000 frames, and the gateway's work grows with the room, not with its square. A
+//! joining socket gets the room's online members in a small room (a bounded lookup), and a
+//! count no older than `summary_ms` in a big one.
+//!
+//! **A gateway that dies** stops renewing its holds; they expire after `ttl_ms`, and the
+//! next sweep (any gateway's, every `renew_ms`) takes them away and announces who went
+//! offline. Presence is best effort: a registry that cannot be reached is logged, and the
+//! next renewal puts things right.
+
+use crate::fanout::Fanout;
+use crate::metrics::Metrics;
+use crate::people::{MAX_WATCHED_ROOMS, People};
+use crate::settings::PresenceSettings;
+use chat_bus::{Bus, Presence, Signal, SignalKind};
+use chat_domain::protocol::{PresenceFrame, RoomPresence, ServerFrame};
+use chat_domain::{RoomName, UserId};
+use chat_store::Directory;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Expired holds one sweep takes away at most.
+const SWEEP_LIMIT: usize = 1000;
+
+#[derive(Clone)]
+pub struct PresenceService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Arc<dyn Presence>,
+    bus: Arc<dyn Bus>,
+    directory: Arc<dyn Directory>,
+    /// This gateway's name in the registry: new at every start, so that a restarted
+    /// gateway's holds are its own and its predecessor's expire.
+    gateway: String,
+    settings: PresenceSettings,
+    metrics: Metrics,
+    rooms: Mutex<HashMap<RoomName, RoomState>>,
+}
+
+/// What this gateway knows of a room's presence, for the rooms joined here.
+struct RoomState {
+    big: bool,
+    /// A big room's last count, and when it was taken.
+    count: Option<(Instant, usize)>,
+    /// A change was heard since the count.
+    changed: bool,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl PresenceService {
+    pub fn new(
+        bus: Arc<dyn Bus>,
+        directory: Arc<dyn Directory>,
+        instance: &str,
+        settings: PresenceSettings,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                registry: bus.presence(),
+                bus,
+                directory,
+                gateway: format!("{instance}/{}", uuid::Uuid::new_v4().simple()),
+                settings,
+                metrics,
+                rooms: Mutex::default(),
+            }),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.inner.settings.enabled
+    }
+
+    /// `user`'s first socket on this gateway opened: they are online, and if they were not
+    /// before, the rooms they belong to hear so.
+    pub async fn arrived(&self, user: &UserId, rooms: &[RoomName]) {
+        if !self.enabled() {
+            return;
+        }
+        let ttl = self.inner.settings.ttl_ms;
+        match self
+            .inner
+            .registry
+            .renew(&self.inner.gateway, std::slice::from_ref(user), now_ms(), ttl)
+            .await
+        {
+            Ok(arrived) if !arrived.is_empty() => self.announce(user, rooms, true).await,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "presence: cannot record an arrival"),
+        }
+    }
+
+    /// `user`'s last socket on this gateway closed: if no gateway holds them now, they are
+    /// offline, and their rooms hear so.
+    pub async fn departed(&self, user: &UserId, rooms: &[RoomName]) {
+        if !self.enabled() {
+            return;
+        }
+        match self.inner.registry.release(&self.inner.gateway, user, now_ms()).await {
+            Ok(true) => self.announce(user, rooms, false).await,
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "presence: cannot record a departure"),
+        }
+    }
+
+    /// `user` joined `room` on a socket: its members hear that they are online (a new
+    /// member was in no announcement of theirs yet). Repeats are harmless: a client sets
+    /// the same state again.
+    pub async fn entered(&self, user: &UserId, room: &RoomName) {
+        if self.enabled() {
+            self.announce(user, std::slice::from_ref(room), true).await;
+        }
+    }
+
+    /// Who of `room` is online, for a socket joining it; `None` when presence is off or
+    /// cannot be read.
+    pub async fn of_room(&self, room: &RoomName) -> Option<RoomPresence> {
+        if !self.enabled() {
+            return None;
+        }
+        let small = self.inner.settings.big_room_members;
+        let result = async {
+            let ids = self
+                .inner
+                .directory
+                .member_ids(room, small + 1)
+                .await
+                .map_err(|e| e.to_string())?;
+            if ids.len() <= small as usize {
+                self.remember(room, false, None);
+                let online = self
+                    .inner
+                    .registry
+                    .online(&ids, now_ms())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let online: Vec<UserId> = ids
+                    .into_iter()
+                    .zip(online)
+                    .filter(|(_, on)| *on)
+                    .map(|(id, _)| id)
+                    .collect();
+                return Ok::<_, String>(RoomPresence {
+                    online_count: online.len(),
+                    online: Some(online),
+                });
+            }
+            let fresh = Duration::from_millis(self.inner.settings.summary_ms);
+            let cached = self.state(room, |s| s.count.filter(|(at, _)| at.elapsed() < fresh).map(|(_, n)| n));
+            let online_count = match cached.flatten() {
+                Some(count) => count,
+                None => self.recount(room).await?,
+            };
+            Ok(RoomPresence {
+                online_count,
+                online: None,
+            })
+        }
+        .await;
+        result
+            .inspect_err(|error| tracing::warn!(%room, %error, "presence: cannot read the room's"))
+            .ok()
+    }
+
+    /// Whether each of `users` is online; `None` when presence is off or cannot be read.
+    pub async fn online(&self, users: &[UserId]) -> Option<Vec<bool>> {
+        if !self.enabled() {
+            return None;
+        }
+        self.inner
+            .registry
+            .online(users, now_ms())
+            .await
+            .inspect_err(|error| tracing::warn!(%error, "presence: cannot read who is online"))
+            .ok()
+    }
+
+    /// Whether `user` is online, and when they were last seen going offline (ms); `None`
+    /// when presence is off or cannot be read.
+    pub async fn seen(&self, user: &UserId) -> Option<(bool, Option<u64>)> {
+        let online = self.online(std::slice::from_ref(user)).await?.first().copied()?;
+        let last_seen = self.inner.registry.last_seen(user).await.ok()?;
+        Some((online, last_seen))
+    }
+
+    /// A presence signal for `room` arrived: whether to pass it on to the members here (a
+    /// small room, or one nobody here has joined, where it reaches nobody). A big room's is
+    /// only noted, for its next count.
+    pub fn pass_on(&self, room: &RoomName) -> bool {
+        self.state(room, |s| {
+            s.changed = true;
+            !s.big
+        })
+        .unwrap_or(true)
+    }
+
+    fn state<T>(&self, room: &RoomName, f: impl FnOnce(&mut RoomState) -> T) -> Option<T> {
+        self.inner.rooms.lock().expect("presence lock").get_mut(room).map(f)
+    }
+
+    fn remember(&self, room: &RoomName, big: bool, count: Option<usize>) {
+        let mut rooms = self.inner.rooms.lock().expect("presence lock");
+        let state = rooms.entry(room.clone()).or_insert(RoomState {
+            big,
+            count: None,
+            changed: false,
+        });
+        state.big = big;
+        if let Some(count) = count {
+            state.count = Some((Instant::now(), count));
+            state.changed = false;
+        }
+    }
+
+    /// Counts a big room's online members (the first `max_counted_members`).
+    async fn recount(&self, room: &RoomName) -> Result<usize, String> {
+        self.inner.metrics.presence_counts.inc();
+        let limit = self.inner.settings.max_counted_members;
+        let ids = self
+            .inner
+            .directory
+            .member_ids(room, limit)
+            .await
+            .map_err(|e| e.to_string())?;
+        let online = self
+            .inner
+            .registry
+            .online(&ids, now_ms())
+            .await
+            .map_err(|e| e.to_string())?;
+        let count = online.into_iter().filter(|on| *on).count();
+        self.remember(room, true, Some(count));
+        Ok(count)
+    }
+
+    async fn announce(&self, user: &UserId, rooms: &[RoomName], online: bool) {
+        let signals: Vec<Signal> = rooms
+            .iter()
+            .map(|room| Signal {
+                kind: SignalKind::Presence,
+                room: room.clone(),
+                user: user.clone(),
+                payload: ServerFrame::Presence(PresenceFrame {
+                    room: room.clone(),
+                    user_id: Some(user.clone()),
+                    online: Some(online),
+                    online_count: None,
+                })
+                .to_bytes(),
+            })
+            .collect();
+        if let Err(error) = self.inner.bus.signal(&signals).await {
+            tracing::warn!(%error, %user, online, "presence: a change was not announced");
+        }
+    }
+
+    /// One round of the background work: renew this gateway's holds, sweep expired ones,
+    /// and send the big rooms' counts that are due.
+    async fn tick(&self, people: &People, fanout: &Fanout) {
+        let inner = &self.inner;
+        let users = people.users();
+        match inner
+            .registry
+            .renew(&inner.gateway, &users, now_ms(), inner.settings.ttl_ms)
+            .await
+        {
+            // Online again after a lapse (a renewal that came late, a registry restarted).
+            Ok(arrived) => {
+                for user in arrived {
+                    self.announce(&user, &people.rooms_of(&user), true).await;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "presence: cannot renew"),
+        }
+        match inner.registry.sweep(now_ms(), SWEEP_LIMIT).await {
+            Ok(gone) => {
+                inner.metrics.presence_expired.inc_by(gone.len() as u64);
+                for user in gone {
+                    match inner.directory.member_room_names(&user, MAX_WATCHED_ROOMS).await {
+                        Ok(rooms) => self.announce(&user, &rooms, false).await,
+                        Err(error) => {
+                            tracing::warn!(%error, %user, "presence: cannot read the rooms of one who went offline")
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "presence: cannot sweep"),
+        }
+        if let Ok(holds) = inner.registry.holds().await {
+            inner.metrics.presence_holds.set(holds as i64);
+        }
+        self.send_counts(fanout).await;
+    }
+
+    /// Recounts the big rooms joined here that changed since their count, at most once per
+    /// `summary_ms`, and sends each count to the room's members here; forgets the rooms
+    /// nobody here has joined any more.
+    async fn send_counts(&self, fanout: &Fanout) {
+        let due: Vec<RoomName> = {
+            let mut rooms = self.inner.rooms.lock().expect("presence lock");
+            rooms.retain(|room, _| fanout.position(room).is_some());
+            let every = Duration::from_millis(self.inner.settings.summary_ms);
+            rooms
+                .iter()
+                .filter(|(_, s)| s.big && s.changed && s.count.is_none_or(|(at, _)| at.elapsed() >= every))
+                .map(|(room, _)| room.clone())
+                .collect()
+        };
+        for room in due {
+            let Ok(count) = self.recount(&room).await else { continue };
+            let frame = ServerFrame::Presence(PresenceFrame {
+                room: room.clone(),
+                user_id: None,
+                online: None,
+                online_count: Some(count),
+            });
+            let sent = fanout.signal(&room, frame.to_bytes());
+            self.inner.metrics.signal_out(SignalKind::Presence, sent);
+        }
+    }
+}
+
+/// Renews, sweeps and counts every `renew_ms` until shutdown. (A draining gateway's holds
+/// go as its sockets close: each last socket of someone releases theirs.)
+pub async fn run(service: PresenceService, people: People, fanout: Fanout, shutdown: CancellationToken) {
+    if !service.enabled() {
+        return;
+    }
+    let mut every = tokio::time::interval(Duration::from_millis(service.inner.settings.renew_ms));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = every.tick() => service.tick(&people, &fanout).await,
+        }
+    }
+}
