@@ -2,7 +2,7 @@
 // sessions you can end.
 
 import { api, ApiError, upload, enc } from './api.js';
-import { $, el, fill, avatarEl, longDate, longDateTime, flash } from './dom.js';
+import { $, el, fill, avatarEl, longDate, longDateTime, flash, timeEl, relativeTime } from './dom.js';
 import { personNameError, emailError, bioError } from './rules.js';
 import { startShell } from './shell.js';
 
@@ -20,12 +20,26 @@ async function showProfile(username) {
     $('#profile-name').textContent = fullName(p) || p.username;
     $('#profile-username').replaceChildren(`@${p.username}`, p.role === 'admin' ? el('span.tag', {}, 'admin') : '');
     $('#profile-bio').textContent = p.bio;
-    fill($('#profile-facts'), el('div.stat', {}, el('dt', {}, 'Member since'), el('dd', {}, longDate(p.joined_at))));
+    fill($('#profile-facts'), el('div.stat', {}, el('dt', {}, 'Member since'), el('dd', {}, longDate(p.joined_at))),
+      p.id !== me.id && typeof p.online === 'boolean' ? el('div.stat', {}, el('dt', {}, 'Status'), el('dd', {}, presenceEl(p))) : null);
     $('#profile-edit').hidden = !(me.kind === 'account' && p.id === me.id);
     $('#view').hidden = false;
   } catch (e) {
     flash(status, e.status === 404 ? `There is no user called “${username}”.` : e.message, { error: true, ms: 0 });
   }
+}
+
+/**
+ * "Online", or when they were last seen ("Last seen 5 minutes ago", the exact time on
+ * hover). The server leaves both out when presence is switched off, and `last_seen` out
+ * for someone never seen.
+ */
+function presenceEl(p) {
+  const dot = el('span.presence-dot', { 'aria-hidden': 'true' });
+  const state = { dataset: { online: String(p.online) } };
+  if (p.online) return el('span.presence', state, dot, 'Online');
+  if (!p.last_seen || Number.isNaN(new Date(p.last_seen).getTime())) return el('span.presence', state, dot, 'Offline');
+  return el('span.presence', state, dot, 'Last seen ', timeEl(p.last_seen, relativeTime(p.last_seen)));
 }
 
 // ---------- your own profile ----------

@@ -1,7 +1,7 @@
 // The room page: history, live events in seq order (messages, edits, deletions,
-// reactions), sends that show as pending until acked, replies, mentions, images, members,
-// and a resume with `since_seq` after every reconnect so that nothing is missed or shown
-// twice (docs/protocol.md §3–5).
+// reactions), sends that show as pending until acked, replies, mentions, images, members
+// and who of them is online, and a resume with `since_seq` after every reconnect so that
+// nothing is missed or shown twice (docs/protocol.md §3–5).
 
 import { api, ApiError, upload, enc } from './api.js';
 import {
@@ -11,6 +11,7 @@ import { roomNameError, textError, IMAGE_TYPES } from './rules.js';
 import { formatted } from './format.js';
 import { Timeline, EVENT_TYPES } from './timeline.js';
 import { TypingLine, SEND_EVERY_MS } from './typing.js';
+import { RoomPresence, onlineText } from './presence.js';
 import { RoomList } from './roomlist.js';
 import { startShell, desktopNotify } from './shell.js';
 import { backoffDelay } from './connection.js';
@@ -22,7 +23,7 @@ const ui = {
   title: $('#room-title'), banner: $('#banner'), log: $('#log'), earlier: $('#earlier'), start: $('#log-start'),
   messages: $('#messages'), pending: $('#pending'), composer: $('#composer'), text: $('#text'),
   file: $('#file'), attachment: $('#attachment'), hint: $('#composer-hint'), send: $('#send'),
-  members: $('#members'), memberList: $('#member-list'), memberCount: $('#member-count'),
+  members: $('#members'), memberList: $('#member-list'), memberCount: $('#member-count'), onlineCount: $('#online-count'),
   membersToggle: $('#members-toggle'), membersTitle: $('#members-title'), leave: $('#leave'),
   dropZone: $('#drop-zone'), main: $('#main'), typing: $('#typing'),
 };
@@ -322,6 +323,8 @@ function onJoined(f) {
   for (const entry of pending.values()) if (entry.status === 'sending') transmit(entry);
   // Unanswered changes go again with their client_msg_id: one that did commit is only acked again.
   for (const { frame } of changes.values()) conn.send(frame);
+  presence.joined(f.presence);
+  renderPresence();
   refreshMembers();
 }
 
@@ -781,26 +784,123 @@ ui.file.addEventListener('change', () => attach(ui.file.files[0]));
 const memberIds = new Set();
 let membersTimer = 0;
 const refreshMembersSoon = () => { clearTimeout(membersTimer); membersTimer = setTimeout(refreshMembers, 500); };
+/** Who is online in the room (docs/protocol.md, `presence`); unknown while not joined. */
+const presence = new RoomPresence();
+/** The member list's rows by user id ({ li, name, flag, online }), kept across reloads so focus stays put. */
+let memberRows = new Map();
+/** The "and N more" line under a list longer than one page. */
+let moreRow = null;
+let memberTotal = null;
+/** When the member list was last read (ms), so a big room's recounts do not re-read it each time. */
+let membersReadAt = 0;
+const byName = new Intl.Collator(undefined, { sensitivity: 'base', numeric: true }).compare;
+
+function memberEl(m) {
+  const user = { id: m.user_id, name: m.name };
+  const href = profileHref(user);
+  // The dot says it to the eye (a filled dot or a ring); the hidden words say it to a screen reader.
+  const name = [el('bdi', {}, m.name), el('span.visually-hidden.member-status')];
+  return el('li.member', { dataset: { userId: m.user_id } },
+    el('span.member-avatar', {}, liveAvatar(user, 'sm'), el('span.presence-dot', { 'aria-hidden': 'true' })),
+    href ? el('a.member-name', { href }, ...name) : el('span.member-name', {}, ...name),
+    m.user_id === me.id ? el('span.muted', {}, ' (you)') : null);
+}
 
 async function refreshMembers() {
   try {
     const page = await api('GET', `/rooms/${enc(room)}/members?limit=200`);
     memberIds.clear();
     members.clear();
-    for (const m of page.members) { memberIds.add(m.user_id); members.set(m.user_id, m.name); }
+    const rows = new Map();
+    for (const m of page.members) {
+      memberIds.add(m.user_id);
+      members.set(m.user_id, m.name);
+      const known = memberRows.get(m.user_id);
+      const row = known?.name === m.name ? known : { li: memberEl(m), name: m.name, online: undefined };
+      row.flag = typeof m.online === 'boolean' ? m.online : null; // absent: presence is switched off
+      rows.set(m.user_id, row);
+    }
+    memberRows = rows;
+    membersReadAt = Date.now();
+    memberTotal = page.count;
     ui.memberCount.textContent = `(${page.count})`;
     ui.membersTitle.textContent = `Members (${page.count})`;
-    const rows = page.members.map((m) => {
-      const user = { id: m.user_id, name: m.name };
-      const href = profileHref(user);
-      const name = el('bdi', {}, m.name);
-      return el('li.member', { dataset: { userId: m.user_id } }, liveAvatar(user, 'sm'),
-        href ? el('a', { href }, name) : name,
-        m.user_id === me.id ? el('span.muted', {}, ' (you)') : null);
-    });
-    if (page.count > page.members.length) rows.push(el('li.muted', {}, `and ${page.count - page.members.length} more`));
-    fill(ui.memberList, rows);
+    moreRow = page.count > page.members.length ? el('li.muted', {}, `and ${page.count - page.members.length} more`) : null;
+    renderPresence();
   } catch { /* the list is a convenience; the next join or new author refreshes it */ }
+}
+
+/** One member's dot and words: online, offline, or none when that is not known. */
+function showOnline(row, online) {
+  if (row.online === online) return;
+  row.online = online;
+  const known = online !== null;
+  if (known) row.li.dataset.online = String(online); else delete row.li.dataset.online;
+  row.li.querySelector('.member-status').textContent = known ? (online ? ', online' : ', offline') : '';
+  const avatar = row.li.querySelector('.member-avatar');
+  if (known) avatar.title = online ? 'Online' : 'Offline'; else avatar.removeAttribute('title');
+}
+
+/**
+ * The member list's dots and order, and the header's count, from what presence and the
+ * member list say now. Online members come first, then by name. While presence is unknown
+ * (the socket is away) the dots and the count go, and the order stays as it was rather
+ * than jumping on every reconnect.
+ */
+function renderPresence() {
+  const known = presence.known;
+  for (const [id, row] of memberRows) showOnline(row, known ? presence.online(id, row.flag) : null);
+  const rows = [...memberRows.values()];
+  if (presence.mode === 'unknown') {
+    const place = new Map([...ui.memberList.children].map((li, i) => [li, i]));
+    const at = (row) => place.get(row.li) ?? Infinity; // new rows go last
+    rows.sort((x, y) => (at(x) - at(y)) || byName(x.name, y.name));
+  } else {
+    rows.sort((x, y) => (Number(y.online === true) - Number(x.online === true)) || byName(x.name, y.name));
+  }
+  placeRows(ui.memberList, [...rows.map((row) => row.li), moreRow].filter(Boolean));
+
+  // Not a live region: a count that changes with every arrival would talk over the room.
+  const count = presence.count;
+  const text = count === null ? '' : onlineText(count);
+  ui.onlineCount.hidden = count === null;
+  if (ui.onlineCount.textContent !== text) ui.onlineCount.textContent = text;
+  if (count === null || memberTotal === null) ui.onlineCount.removeAttribute('title');
+  else ui.onlineCount.title = `${count} of ${memberTotal} members online now`;
+}
+
+/**
+ * Puts `nodes` in `list` in this order, moving only those out of place, and drops the rest.
+ * A moved node loses the focus, so it goes back to where it was.
+ */
+function placeRows(list, nodes) {
+  const focused = list.contains(document.activeElement) ? document.activeElement : null;
+  let at = list.firstChild;
+  for (const node of nodes) {
+    if (node === at) at = at.nextSibling;
+    else list.insertBefore(node, at);
+  }
+  while (at) { const next = at.nextSibling; at.remove(); at = next; }
+  if (focused?.isConnected && document.activeElement !== focused) focused.focus({ preventScroll: true });
+}
+
+/** How long a big room's member list (its `online` flags) is kept before a recount reads it again. */
+const FLAGS_MS = 30_000;
+let flagsTimer = 0;
+const listVisible = () => ui.members.getClientRects().length > 0 && document.visibilityState === 'visible';
+
+function onPresence(f) {
+  const changed = presence.heard(f);
+  if (!changed) return;
+  renderPresence();
+  // Someone online entered the room: they are a new member.
+  if (changed === 'person' && f.online && membersReadAt && !memberIds.has(f.user_id)) refreshMembersSoon();
+  // A big room says only how many: who they are comes from the member list's flags, read
+  // again now and then while the list is in view, spread out so the room's pages do not all
+  // ask at once.
+  if (changed === 'count' && listVisible() && !flagsTimer && Date.now() - membersReadAt > FLAGS_MS) {
+    flagsTimer = setTimeout(() => { flagsTimer = 0; refreshMembers(); }, 500 + Math.random() * 5000);
+  }
 }
 
 ui.membersToggle.addEventListener('click', () => {
@@ -851,12 +951,19 @@ const sidebar = new RoomList($('#room-list'), { current: room, compact: true });
 sidebar.reload().catch(() => {});
 
 conn.addEventListener('open', () => { view.joined = false; sendJoin(); });
-conn.addEventListener('close', () => { view.joined = false; typing.clear(); document.body.dataset.roomState = 'away'; });
+conn.addEventListener('close', () => {
+  view.joined = false;
+  typing.clear();
+  presence.clear(); // unknown until the next `joined`
+  renderPresence();
+  document.body.dataset.roomState = 'away';
+});
 conn.addEventListener('joined', (e) => onJoined(e.detail));
 for (const type of EVENT_TYPES) {
   conn.addEventListener(type, (e) => { if (e.detail.room === room && view.joined) streamEvent(e.detail); });
 }
 conn.addEventListener('typing', (e) => { if (e.detail.room === room && view.joined) typing.heard(e.detail); });
+conn.addEventListener('presence', (e) => { if (e.detail.room === room && view.joined) onPresence(e.detail); });
 conn.addEventListener('ack', (e) => onAck(e.detail));
 conn.addEventListener('error', (e) => onError(e.detail));
 conn.addEventListener('notify', (e) => {
@@ -872,6 +979,8 @@ conn.addEventListener('room_deleted', (e) => {
   clearView();
   for (const entry of [...pending.values()]) discard(entry);
   changes.clear();
+  presence.clear();
+  renderPresence();
   ui.send.disabled = true;
   ui.composer.hidden = ui.leave.hidden = true;
   banner('An administrator deleted this room.', 'error');

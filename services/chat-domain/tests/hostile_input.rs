@@ -298,7 +298,9 @@ proptest! {
                             prop_assert_eq!(Some(tp.as_str()), frame["traceparent"].as_str());
                         }
                     }
-                    ClientFrame::Change { .. } => prop_assert!(false, "no change frame is generated"),
+                    ClientFrame::Change { .. } | ClientFrame::Read { .. } => {
+                        prop_assert!(false, "no change or read frame is generated")
+                    }
                 }
             }
             (Err((code, reference)), Err(e)) => {

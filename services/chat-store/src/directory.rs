@@ -27,6 +27,8 @@ pub struct UserRecord {
     pub last_login_ms: Option<i64>,
     /// The argon2id PHC string.
     pub password_hash: String,
+    /// Whether the members of their rooms see how far they have read.
+    pub read_receipts: bool,
 }
 
 /// A user to create; every field already validated and the password already hashed.
@@ -51,6 +53,8 @@ pub struct ProfileUpdate {
     pub bio: Option<Bio>,
     /// `Some(None)` removes the avatar.
     pub avatar_id: Option<Option<i64>>,
+    /// Whether they send read receipts.
+    pub read_receipts: Option<bool>,
 }
 
 /// A server-side session. The token itself is never stored, only its hash.
@@ -194,8 +198,13 @@ pub trait Directory: Send + Sync + 'static {
     ) -> Result<Entered, StoreError>;
     /// Returns false when the user was not a member.
     async fn leave(&self, user_id: &UserId, room: &RoomName) -> Result<bool, StoreError>;
-    /// Raises the member's read marker to `seq` (capped at the room's last seq).
-    async fn mark_read(&self, user_id: &UserId, room: &RoomName, seq: u64) -> Result<(), StoreError>;
+    /// Raises the member's read marker to `seq` (capped at the room's last seq). Returns
+    /// the new marker when it moved and the member sends read receipts: what their rooms
+    /// may be told.
+    async fn mark_read(&self, user_id: &UserId, room: &RoomName, seq: u64) -> Result<Option<u64>, StoreError>;
+    /// The read markers of `room`'s members who send read receipts, at most `limit`: who has
+    /// seen how far, as a joining socket is shown.
+    async fn read_markers(&self, room: &RoomName, limit: u32) -> Result<Vec<(UserId, u64)>, StoreError>;
     /// The user's rooms in name order after `after`, at most `limit`.
     /// The names of the rooms `user_id` is a member of, in name order, at most `limit`:
     /// what a socket watches for notifications. Cheaper than [`Directory::member_rooms`],

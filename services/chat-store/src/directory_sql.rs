@@ -112,7 +112,8 @@ macro_rules! sql_directory {
                         first_name = COALESCE($3, first_name),
                         last_name = COALESCE($4, last_name),
                         bio = COALESCE($5, bio),
-                        avatar_id = CASE WHEN $6 THEN $7 ELSE avatar_id END
+                        avatar_id = CASE WHEN $6 THEN $7 ELSE avatar_id END,
+                        read_receipts = COALESCE($8, read_receipts)
                      WHERE id = $1 RETURNING {USER_COLUMNS}"
                 ))
                 .bind(id.as_str())
@@ -122,6 +123,7 @@ macro_rules! sql_directory {
                 .bind(update.bio.as_ref().map(|v| v.as_str()))
                 .bind(update.avatar_id.is_some())
                 .bind(update.avatar_id.flatten())
+                .bind(update.read_receipts)
                 .fetch_optional(&self.pool)
                 .await?;
                 row.map(UserRow::into_record).transpose()
@@ -306,20 +308,44 @@ macro_rules! sql_directory {
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn mark_read(&self, user_id: &UserId, room: &RoomName, seq: u64) -> Result<(), StoreError> {
-                sqlx::query(
+            async fn mark_read(&self, user_id: &UserId, room: &RoomName, seq: u64) -> Result<Option<u64>, StoreError> {
+                // The cap can leave the marker where it was (a seq past the room's end):
+                // only a marker that rose is news.
+                let moved: Option<(i64, Option<bool>)> = sqlx::query_as(
                     "UPDATE memberships SET last_read_seq =
                         (SELECT CASE WHEN r.last_seq < $3 THEN r.last_seq ELSE $3 END
                          FROM rooms r WHERE r.id = memberships.room_id)
                      WHERE user_id = $1 AND room_id = (SELECT id FROM rooms WHERE name = $2)
-                       AND last_read_seq < $3",
+                       AND last_read_seq < $3
+                       AND last_read_seq < (SELECT r.last_seq FROM rooms r WHERE r.id = memberships.room_id)
+                     RETURNING last_read_seq, (SELECT u.read_receipts FROM users u WHERE u.id = memberships.user_id)",
                 )
                 .bind(user_id.as_str())
                 .bind(room.as_str())
                 .bind(to_db(seq))
-                .execute(&self.pool)
+                .fetch_optional(&self.pool)
                 .await?;
-                Ok(())
+                Ok(moved.filter(|(_, receipts)| receipts.unwrap_or(true)).map(|(seq, _)| count(seq)))
+            }
+
+            async fn read_markers(&self, room: &RoomName, limit: u32) -> Result<Vec<(UserId, u64)>, StoreError> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT mb.user_id, mb.last_read_seq FROM memberships mb
+                     LEFT JOIN users u ON u.id = mb.user_id
+                     WHERE mb.room_id = (SELECT id FROM rooms WHERE name = $1)
+                       AND mb.last_read_seq > 0 AND COALESCE(u.read_receipts, true)
+                     ORDER BY mb.last_read_seq DESC LIMIT $2",
+                )
+                .bind(room.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|(id, seq)| {
+                        let id = UserId::parse(id).map_err(|_| StoreError::Corrupt(format!("memberships: invalid user {id:?}")))?;
+                        Ok((id, count(*seq)))
+                    })
+                    .collect()
             }
 
             async fn member_room_names(&self, user_id: &UserId, limit: u32) -> Result<Vec<RoomName>, StoreError> {

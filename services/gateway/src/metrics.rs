@@ -75,6 +75,11 @@ impl Metrics {
             presence_expired: Counter::default(),
             presence_counts: Counter::default(),
         };
+        // Every kind shows from the start, at zero: a dashboard's rate needs the series.
+        for kind in [SignalKind::Typing, SignalKind::Presence, SignalKind::Read] {
+            m.signals_in.get_or_create(&signal_label(kind));
+            m.signals_out.get_or_create(&signal_label(kind));
+        }
         let r = registry.sub_registry_with_prefix("sc_gateway");
         r.register("connections", "Open websocket connections", m.connections.clone());
         r.register("rooms", "Rooms with at least one local member", m.rooms.clone());

@@ -212,6 +212,12 @@ impl PresenceService {
         .unwrap_or(true)
     }
 
+    /// Whether `room` is known here as one with more than `big_room_members` members: its
+    /// read receipts are not passed on, and its presence comes as counts.
+    pub fn is_big(&self, room: &RoomName) -> bool {
+        self.state(room, |s| s.big).unwrap_or(false)
+    }
+
     fn state<T>(&self, room: &RoomName, f: impl FnOnce(&mut RoomState) -> T) -> Option<T> {
         self.inner.rooms.lock().expect("presence lock").get_mut(room).map(f)
     }

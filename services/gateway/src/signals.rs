@@ -1,5 +1,6 @@
-//! Ephemeral signals (typing, presence; read receipts build on it): what every gateway
-//! hears on the bus's signal channel, and what it passes on to its sockets.
+//! Ephemeral signals (typing, presence, read receipts): what every gateway hears on the
+//! bus's signal channel, and what it passes on to its sockets. Presence and receipts are
+//! passed on person by person only in rooms of at most `big_room_members`.
 //!
 //! Typing is bounded per room, whatever the number of typists: each gateway passes on by
 //! name only the first [`TypingSettings::names`] people typing in a room, and the rest as
@@ -140,6 +141,8 @@ pub async fn listen(
                 },
                 // A big room's members get a count now and then, not every change.
                 SignalKind::Presence if !presence.pass_on(&signal.room) => continue,
+                // Receipts are shown person by person, so only in rooms small enough.
+                SignalKind::Read if presence.is_big(&signal.room) => continue,
                 SignalKind::Presence | SignalKind::Read => signal.payload,
             };
             let delivered = fanout.signal(&signal.room, frame);

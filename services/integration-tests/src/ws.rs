@@ -94,7 +94,20 @@ impl WsClient {
         }
     }
 
+    /// The next frame, passing over ephemeral signals (presence, typing, read receipts):
+    /// they come when they come, and a test about something else must not trip on them.
+    /// [`Self::recv_until`] and [`Self::recv_any`] see them.
     pub async fn recv(&mut self) -> Value {
+        loop {
+            let frame = self.recv_any().await;
+            if !is_ephemeral(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    /// The next frame, whatever it is.
+    pub async fn recv_any(&mut self) -> Value {
         match self.next_event().await {
             Event::Frame(frame) => frame,
             Event::Closed(close) => {
@@ -103,15 +116,18 @@ impl WsClient {
         }
     }
 
-    /// The next frame of type `ty`; frames of other types are returned too, in order.
+    /// The next frame of type `ty`; frames of other types are returned too, in order
+    /// (ephemeral signals of other types excepted).
     pub async fn recv_until(&mut self, ty: &str) -> (Value, Vec<Value>) {
         let mut skipped = Vec::new();
         loop {
-            let frame = self.recv().await;
+            let frame = self.recv_any().await;
             if frame["type"] == ty {
                 return (frame, skipped);
             }
-            skipped.push(frame);
+            if !is_ephemeral(&frame) {
+                skipped.push(frame);
+            }
         }
     }
 
@@ -142,6 +158,11 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }
+}
+
+/// Presence, typing and read receipts: never stored, never sequenced, sent as things happen.
+fn is_ephemeral(frame: &Value) -> bool {
+    matches!(frame["type"].as_str(), Some("presence" | "typing" | "read"))
 }
 
 /// Reads until at least `messages` message frames and `acks` ack frames arrived, and

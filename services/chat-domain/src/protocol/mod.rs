@@ -8,7 +8,7 @@ mod server;
 
 pub use server::{
     AckFrame, AckItem, Attachment, ChangeFrame, HistoryItem, MessageFrame, PREVIEW_CHARS, PresenceFrame, ReactionCount,
-    RoomPresence, ServerFrame, TypingFrame,
+    ReadMarker, RoomPresence, ServerFrame, TypingFrame,
 };
 
 use crate::error::ErrorCode;
@@ -55,6 +55,12 @@ pub enum ClientFrame {
     /// Ephemeral: stored nowhere, acknowledged never.
     Typing {
         room: RoomName,
+    },
+    /// The person has seen the joined room up to `seq` (their read marker; a read receipt
+    /// if they send them). Not acknowledged.
+    Read {
+        room: RoomName,
+        seq: u64,
     },
 }
 
@@ -155,6 +161,10 @@ impl ClientFrame {
             }),
             "leave" => Ok(Self::Leave { room: room()? }),
             "typing" => Ok(Self::Typing { room: room()? }),
+            "read" => Ok(Self::Read {
+                room: room()?,
+                seq: raw.seq.ok_or_else(|| missing("seq"))?,
+            }),
             "send" => {
                 let room = room()?;
                 let client_msg_id = client_msg_id()?;

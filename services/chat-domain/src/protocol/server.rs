@@ -33,6 +33,10 @@ pub enum ServerFrame {
         /// Who of the room's members is online; absent when presence is switched off.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         presence: Option<RoomPresence>,
+        /// How far the members who send read receipts have read, furthest first (in a room
+        /// of at most `big_room_members`); absent in a bigger room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reads: Option<Vec<ReadMarker>>,
     },
     /// The socket no longer receives the room's messages.
     Left { room: RoomName },
@@ -64,6 +68,8 @@ pub enum ServerFrame {
     /// A member of the room came online or went offline (a room up to the size where
     /// presence is told person by person), or, in a bigger room, how many are online now.
     Presence(PresenceFrame),
+    /// A member who sends read receipts has read the room up to `seq`.
+    Read { room: RoomName, user_id: UserId, seq: u64 },
     /// Someone in the room is typing: `user`, or, once more are typing than a client
     /// shows by name, only how many (`count`), at most once every few seconds.
     Typing(TypingFrame),
@@ -75,6 +81,15 @@ pub enum ServerFrame {
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
+}
+
+/// How far one member has read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReadMarker {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub user_id: UserId,
+    pub seq: u64,
 }
 
 /// Who of a room's members is online, as `joined` tells it.
@@ -365,6 +380,7 @@ impl ServerFrame {
             history,
             has_more,
             presence: None,
+            reads: None,
         }
     }
 

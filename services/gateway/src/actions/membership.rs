@@ -7,6 +7,8 @@ use crate::auth::{Principal, now_ms};
 use crate::control::Control;
 use crate::error::GatewayError;
 use crate::state::AppState;
+use chat_bus::{Signal, SignalKind};
+use chat_domain::protocol::ServerFrame;
 use chat_domain::{ErrorCode, RoomName, UserId};
 use chat_store::Entered;
 
@@ -58,6 +60,25 @@ pub async fn leave(app: &AppState, user: &UserId, room: &RoomName) -> Result<(),
 }
 
 /// Raises the user's read marker in `room` to `seq`: the panel's unread count follows it.
+/// When it moved and they send read receipts (the one place that rule is kept), the room's
+/// members on every gateway hear it as a `read` frame.
 pub async fn mark_read(app: &AppState, user: &UserId, room: &RoomName, seq: u64) -> Result<(), GatewayError> {
-    Ok(app.directory().mark_read(user, room, seq).await?)
+    let Some(seq) = app.directory().mark_read(user, room, seq).await? else {
+        return Ok(());
+    };
+    let receipt = Signal {
+        kind: SignalKind::Read,
+        room: room.clone(),
+        user: user.clone(),
+        payload: ServerFrame::Read {
+            room: room.clone(),
+            user_id: user.clone(),
+            seq,
+        }
+        .to_bytes(),
+    };
+    if let Err(error) = app.bus().signal(&[receipt]).await {
+        tracing::debug!(%room, %error, "a read receipt was lost");
+    }
+    Ok(())
 }

@@ -45,6 +45,7 @@ pub async fn update_profile(
         last_name: patch.last_name.as_deref().map(PersonName::parse).transpose()?,
         bio: patch.bio.as_deref().map(Bio::parse).transpose()?,
         avatar_id: patch.avatar_id,
+        read_receipts: patch.read_receipts,
     };
     if let Some(Some(avatar)) = update.avatar_id {
         require_own_upload(&app, UploadId::new(avatar)?, &principal.author.id).await?;

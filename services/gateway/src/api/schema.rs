@@ -135,6 +135,8 @@ pub struct OwnProfile {
     pub email: String,
     pub last_login: Option<String>,
     pub disabled: bool,
+    /// Whether the members of your rooms see how far you have read.
+    pub read_receipts: bool,
 }
 
 impl From<&UserRecord> for OwnProfile {
@@ -144,6 +146,7 @@ impl From<&UserRecord> for OwnProfile {
             email: u.email.clone(),
             last_login: u.last_login_ms.map(format_millis),
             disabled: u.disabled,
+            read_receipts: u.read_receipts,
         }
     }
 }
@@ -344,6 +347,8 @@ pub struct ProfilePatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<i64>)]
     pub avatar_id: Option<Option<i64>>,
+    /// Whether the members of your rooms see how far you have read.
+    pub read_receipts: Option<bool>,
 }
 
 /// Tells "absent" (outer `None`) from "null" (`Some(None)`).

@@ -23,7 +23,7 @@ use crate::upstream::Proposal;
 use axum::extract::ws::{Message, WebSocket};
 use chat_bus::{Signal, SignalKind};
 use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
-use chat_domain::protocol::{ClientFrame, HistoryItem, ServerFrame, TypingFrame};
+use chat_domain::protocol::{ClientFrame, HistoryItem, ReadMarker, ServerFrame, TypingFrame};
 use chat_domain::{ClientMsgId, CloseCode, ErrorCode, RoomName, TimelineEvent, UserId};
 use futures::stream::StreamExt;
 use send::{SendRequest, send_loop};
@@ -319,6 +319,7 @@ impl Connection {
                 self.queue_send(room, proposal, client_msg_id, traceparent);
             }
             ClientFrame::Typing { room } => self.typing(room),
+            ClientFrame::Read { room, seq } => self.read(room, seq).await,
         }
     }
 
@@ -466,13 +467,50 @@ impl Connection {
         }
         mark_read(&self.app, &self.principal.author.id, room, last_seq).await;
         let mut joined = ServerFrame::joined(room, last_seq, history, has_more);
-        if let ServerFrame::Joined { presence, .. } = &mut joined {
+        if let ServerFrame::Joined { presence, reads, .. } = &mut joined {
             *presence = self.app.presence().of_room(room).await;
+            *reads = self.read_markers(room).await;
         }
         self.app.presence().entered(&self.principal.author.id, room).await;
         let joined = joined.to_bytes();
         self.app.fanout().activate(hub, self.id, joined);
         Ok(())
+    }
+}
+
+impl Connection {
+    /// How far the room's members have read, for a room small enough to show it person by
+    /// person; `None` in a big one, or if it cannot be read (the receipts are extras).
+    async fn read_markers(&self, room: &RoomName) -> Option<Vec<ReadMarker>> {
+        if self.app.presence().is_big(room) {
+            return None;
+        }
+        let limit = self.app.settings().presence.big_room_members;
+        match self.app.directory().read_markers(room, limit).await {
+            Ok(markers) => Some(
+                markers
+                    .into_iter()
+                    .map(|(user_id, seq)| ReadMarker { user_id, seq })
+                    .collect(),
+            ),
+            Err(error) => {
+                tracing::warn!(%room, %error, "cannot read the room's read markers");
+                None
+            }
+        }
+    }
+
+    /// The client read `room` up to `seq` (it was on screen): the marker moves, and the
+    /// room hears it if they send receipts. Each takes a token of the socket's send rate
+    /// (a database write, like a send); past it the frame is dropped unanswered, and the
+    /// next one, or leaving, or closing, carries the position.
+    async fn read(&mut self, room: RoomName, seq: u64) {
+        if !self.joined.contains(&room) {
+            return self.error(&not_joined(), Some(room.as_str()));
+        }
+        if self.send_rate.try_take(Instant::now()) {
+            mark_read(&self.app, &self.principal.author.id, &room, seq).await;
+        }
     }
 }
 

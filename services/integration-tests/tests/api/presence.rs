@@ -241,3 +241,97 @@ async fn a_sigkilled_gateways_people_go_offline_within_the_bound() {
     bob.join("lobby", None).await;
     assert!(presence_of(&mut ann, &bob_id).await);
 }
+
+/// The next `read` frame.
+async fn next_read(ws: &mut WsClient) -> Value {
+    ws.recv_until("read").await.0
+}
+
+/// Read receipts: a member's `read` moves their marker and reaches the author on the other
+/// gateway; a joining socket is shown how far each member has read; someone who turned
+/// receipts off sends none, and their unread count still follows their marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_receipts_reach_the_other_gateway_unless_turned_off() {
+    let cluster = TestCluster::start(2, 1).await;
+    let ann_token = cluster.sign_up(0, "ann").await;
+    let bob_token = cluster.sign_up(1, "bob").await;
+    let carl_token = cluster.sign_up(1, "carl").await;
+    let bob_id = user_id(cluster.gateway(1), &bob_token).await;
+    let carl_id = user_id(cluster.gateway(1), &carl_token).await;
+    let mut ann = cluster.client_with(0, &ann_token).await;
+    ann.join("lobby", None).await;
+    let mut bob = cluster.client_with(1, &bob_token).await;
+    bob.join("lobby", None).await;
+    let mut carl = cluster.client_with(1, &carl_token).await;
+    carl.join("lobby", None).await;
+    ann.send_text("lobby", "hello", "m1").await;
+    ann.recv_until("ack").await;
+    for ws in [&mut bob, &mut carl] {
+        ws.recv_until("message").await;
+    }
+
+    bob.send_json(serde_json::json!({"type": "read", "room": "lobby", "seq": 1}))
+        .await;
+    let read = next_read(&mut ann).await;
+    assert_eq!(
+        (read["user_id"].as_str(), read["seq"].as_u64()),
+        (Some(bob_id.as_str()), Some(1))
+    );
+    // A socket joining now is shown how far each member has read.
+    let mut ann_again = cluster.client_with(0, &ann_token).await;
+    let joined = ann_again.join("lobby", None).await;
+    let reads = joined["reads"].as_array().expect("reads in a small room");
+    assert!(
+        reads.iter().any(|r| r["user_id"] == bob_id.as_str() && r["seq"] == 1),
+        "{joined}"
+    );
+
+    // Carl turns receipts off: his marker moves (his unread count follows), and nobody is
+    // told. Bob's receipt after it, from the same gateway, shows none was sent before.
+    let (status, profile) = cluster
+        .call(
+            1,
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&carl_token),
+            Some(serde_json::json!({"read_receipts": false})),
+        )
+        .await;
+    assert_eq!(
+        (status, profile["read_receipts"].as_bool()),
+        (200, Some(false)),
+        "{profile}"
+    );
+    ann.send_text("lobby", "again", "m2").await;
+    ann.recv_until("ack").await;
+    for ws in [&mut bob, &mut carl] {
+        ws.recv_until("message").await;
+    }
+    carl.send_json(serde_json::json!({"type": "read", "room": "lobby", "seq": 2}))
+        .await;
+    carl.join("elsewhere", None).await; // his read is handled once this is answered
+    let (_, panel) = cluster
+        .call(1, Method::GET, "/api/v1/me/panel", Some(&carl_token), None)
+        .await;
+    let lobby = panel["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "lobby")
+        .cloned()
+        .unwrap();
+    assert_eq!(lobby["unread"], 0, "{panel}");
+    bob.send_json(serde_json::json!({"type": "read", "room": "lobby", "seq": 2}))
+        .await;
+    let read = next_read(&mut ann).await;
+    assert_eq!(read["user_id"], bob_id.as_str(), "Carl's came first: {read}");
+    let joined = cluster.client_with(0, &ann_token).await.join("lobby", None).await;
+    assert!(
+        joined["reads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["user_id"] != carl_id.as_str()),
+        "{joined}"
+    );
+}

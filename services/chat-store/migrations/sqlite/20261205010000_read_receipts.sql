@@ -1,0 +1,4 @@
+-- Whether a person lets the members of their rooms see how far they have read (read
+-- receipts). Off, their read marker still drives their own unread counts; it is only not
+-- shown. People without an account row (guests, external users) send receipts.
+ALTER TABLE users ADD COLUMN read_receipts INTEGER NOT NULL DEFAULT 1 CHECK (read_receipts IN (0, 1));
