@@ -3,7 +3,7 @@
 # against the local cluster (scripts/cluster.sh: 2 gateways, 2 message services, Postgres,
 # Redis) and against the all-in-one binary. Results go to bench-results/<timestamp>/.
 #
-#   scripts/bench.sh [--quick] [--only cluster|all-in-one] [--scenarios "light saturation bigroom reactions idle"]
+#   scripts/bench.sh [--quick] [--only cluster|all-in-one] [--scenarios "light saturation bigroom reactions typing idle"]
 #                    [--port P] [--idle-connections N]
 #
 #   light       10 rooms x 10 members, 1 sender per room at 10 msg/s
@@ -30,7 +30,7 @@ LOG_PREFIX=bench
 # shellcheck source=lib.sh
 . scripts/lib.sh
 
-quick=0 only="" scenarios="light saturation bigroom reactions idle" port=18080 idle_connections=""
+quick=0 only="" scenarios="light saturation bigroom reactions typing idle" port=18080 idle_connections=""
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1; shift ;;
@@ -162,6 +162,19 @@ run_scenarios() {
       --rate 50 --reactions-per-room 50 --connect-concurrency 128 "${common[@]}" || true
     printf '%s_gateway_cpu_s_per_million_deliveries\t%s\n' "$name" "$(cpu_per_million "$dir/$name.json" "$gw_prefix")" \
       >>"$dir/results.tsv"
+  fi
+
+  if [[ " $scenarios " == *" typing "* ]]; then
+    # The big room at 50 msg/s, without and then with 20 members typing (a typing frame
+    # every 3 s each): what the typists cost the messages' latency and the gateways' CPU.
+    local typists name
+    for typists in 0 20; do
+      name="bigroom-typists-$typists"
+      lg "$dir" "$name" load "${gw_args[@]}" --clients "$bigroom_members" --rooms 1 --senders-per-room 1 \
+        --rate 50 --typists-per-room "$typists" --connect-concurrency 128 "${common[@]}" || true
+      printf '%s_gateway_cpu_s_per_million_deliveries\t%s\n' "$name" "$(cpu_per_million "$dir/$name.json" "$gw_prefix")" \
+        >>"$dir/results.tsv"
+    done
   fi
 
   if [[ " $scenarios " == *" idle "* ]]; then

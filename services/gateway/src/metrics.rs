@@ -77,8 +77,8 @@ impl Metrics {
         };
         // Every kind shows from the start, at zero: a dashboard's rate needs the series.
         for kind in [SignalKind::Typing, SignalKind::Presence, SignalKind::Read] {
-            m.signals_in.get_or_create(&signal_label(kind));
-            m.signals_out.get_or_create(&signal_label(kind));
+            let _ = m.signals_in.get_or_create(&signal_label(kind));
+            let _ = m.signals_out.get_or_create(&signal_label(kind));
         }
         let r = registry.sub_registry_with_prefix("sc_gateway");
         r.register("connections", "Open websocket connections", m.connections.clone());

@@ -72,6 +72,9 @@ struct LoadArgs {
     /// Reactions per second per room, from a member that does not send (0: none).
     #[arg(long, default_value_t = 0.0)]
     reactions_per_room: f64,
+    /// Members per room that type (a `typing` frame every 3 s) without sending (0: none).
+    #[arg(long, default_value_t = 0)]
+    typists_per_room: usize,
     /// The measured window.
     #[arg(long, default_value = "10s", value_parser = humantime_like)]
     duration: Duration,
@@ -168,6 +171,7 @@ async fn main() -> anyhow::Result<()> {
                 senders_per_room: args.senders_per_room,
                 rate_per_sender: args.rate,
                 reactions_per_room: args.reactions_per_room,
+                typists_per_room: args.typists_per_room,
                 warmup: args.warmup,
                 duration: args.duration,
                 drain_timeout: args.drain_timeout,

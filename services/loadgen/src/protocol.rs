@@ -80,6 +80,12 @@ pub fn reaction(room: &str, seq: u64, back: bool, client_msg_id: &str) -> String
     format!(r#"{{"type":"{kind}","room":"{room}","seq":{seq},"emoji":"👍","client_msg_id":"{client_msg_id}"}}"#)
 }
 
+/// `typing` in `room`: ephemeral, never answered.
+pub fn typing(room: &str) -> String {
+    debug_assert!(send_needs_no_escaping(room));
+    format!(r#"{{"type":"typing","room":"{room}"}}"#)
+}
+
 fn send_needs_no_escaping(s: &str) -> bool {
     s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }

@@ -41,6 +41,8 @@ pub struct LoadConfig {
     pub rate_per_sender: f64,
     /// Reactions per second per room (a `react` or `unreact`, each a timeline event).
     pub reactions_per_room: f64,
+    /// Members per room sending `typing` every 3 s.
+    pub typists_per_room: usize,
     pub warmup_seconds: f64,
     pub duration_seconds: f64,
     pub drain_timeout_seconds: f64,
@@ -81,6 +83,12 @@ pub struct Totals {
     /// the messages'.
     pub reactions_sent: u64,
     pub reactions_acked: u64,
+    /// `typing` frames sent, and received (every member's, summed): typing travels apart
+    /// from the timeline and is never acknowledged.
+    pub typing_sent: u64,
+    pub typing_received: u64,
+    /// `presence` frames received, every member's summed.
+    pub presence_received: u64,
     /// Acks with `duplicate: true`: the server saw a `client_msg_id` twice.
     pub duplicate_acks: u64,
     /// Sends still without an ack or error when the run ended.
@@ -312,6 +320,13 @@ impl LoadReport {
             "  totals      sent {} acked {} (dup acks {}, unacked {}, window full {}); errors {:?}; disconnects {:?}",
             to.sent, to.acked, to.duplicate_acks, to.unacked, to.skipped_window_full, to.errors, to.disconnects
         );
+        if to.typing_sent + to.typing_received + to.presence_received > 0 {
+            let _ = writeln!(
+                s,
+                "  signals     typing sent {} received {}; presence received {}",
+                to.typing_sent, to.typing_received, to.presence_received
+            );
+        }
         let _ = writeln!(
             s,
             "  drain       {} in {:.2}s",

@@ -12,7 +12,7 @@ use crate::monitor::{Counters, Monitor, Phase};
 use crate::report::{Correctness, Drain, LoadConfig, LoadReport, Setup, Throughput, Totals};
 use crate::scenario::{LoadScenario, Placement, ScenarioError};
 use crate::stats::{Latencies, per_second};
-use client::{Client, FLUSH_EVERY, ReactPlan, SendPlan};
+use client::{Client, FLUSH_EVERY, ReactPlan, SendPlan, TypePlan};
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -97,6 +97,9 @@ struct Outcome {
     /// Reactions sent and acked (a room's reactor only).
     reactions_sent: u64,
     reactions_acked: u64,
+    typing_sent: u64,
+    typing_received: u64,
+    presence_received: u64,
     duplicate_acks: u64,
     unacked: u64,
     skipped: u64,
@@ -118,6 +121,9 @@ impl Outcome {
             acked: 0,
             reactions_sent: 0,
             reactions_acked: 0,
+            typing_sent: 0,
+            typing_received: 0,
+            presence_received: 0,
             duplicate_acks: 0,
             unacked: 0,
             skipped: 0,
@@ -273,6 +279,18 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
                 end: send_end,
             }
         });
+        // The members after the senders and the reactor type, spread over one interval.
+        let first_typist = scenario.senders_per_room + 1;
+        let typing = (p.member >= first_typist && p.member < first_typist + scenario.typists_per_room).then(|| {
+            let every = crate::scenario::TYPING_EVERY;
+            let slot = (p.room * scenario.typists_per_room + p.member - first_typist) as f64;
+            let of = (scenario.rooms * scenario.typists_per_room) as f64;
+            TypePlan {
+                first_tick: start + every.mul_f64(slot / of),
+                every,
+                end: send_end,
+            }
+        });
         let client_progress = Arc::new(Progress::default());
         client_progress
             .contiguous_plus_one
@@ -291,7 +309,7 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
             reacted_on: None,
             reactions_in_flight: 0,
         };
-        tasks.push(tokio::spawn(client.drive(plan, reactions, stop.clone())));
+        tasks.push(tokio::spawn(client.drive(plan, (reactions, typing), stop.clone())));
     }
 
     monitor.set_phase(if scenario.warmup.is_zero() {
@@ -324,6 +342,9 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
         totals.acked += o.acked;
         totals.reactions_sent += o.reactions_sent;
         totals.reactions_acked += o.reactions_acked;
+        totals.typing_sent += o.typing_sent;
+        totals.typing_received += o.typing_received;
+        totals.presence_received += o.presence_received;
         totals.duplicate_acks += o.duplicate_acks;
         totals.unacked += o.unacked;
         totals.skipped_window_full += o.skipped;
@@ -374,6 +395,7 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
             senders_per_room: scenario.senders_per_room,
             rate_per_sender: scenario.rate_per_sender,
             reactions_per_room: scenario.reactions_per_room,
+            typists_per_room: scenario.typists_per_room,
             warmup_seconds: scenario.warmup.as_secs_f64(),
             duration_seconds: scenario.duration.as_secs_f64(),
             drain_timeout_seconds: scenario.drain_timeout.as_secs_f64(),

@@ -67,6 +67,9 @@ pub struct LoadScenario {
     /// it reacts to the newest message it has seen, and takes the reaction back at the next
     /// tick, so that every reaction is allowed.
     pub reactions_per_room: f64,
+    /// Members per room that send `typing` every [`TYPING_EVERY`] and nothing else: the
+    /// members after the senders and the reactor.
+    pub typists_per_room: usize,
     /// Sending before the measured window; its messages are checked for loss but not timed.
     pub warmup: Duration,
     /// The measured window.
@@ -82,6 +85,9 @@ pub struct LoadScenario {
     /// Per-connection read buffer.
     pub read_buffer_bytes: usize,
 }
+
+/// How often a typist says it is typing: what the web client does while a person types.
+pub const TYPING_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl LoadScenario {
     pub fn validate(&self) -> Result<(), ScenarioError> {
@@ -106,6 +112,11 @@ impl LoadScenario {
         }
         if self.reactions_per_room > 0.0 && self.clients / self.rooms <= self.senders_per_room {
             return Err(invalid("reactions need a member in each room that does not send"));
+        }
+        if self.typists_per_room > 0 && self.senders_per_room + 1 + self.typists_per_room > self.clients / self.rooms {
+            return Err(invalid(
+                "typists need members in each room besides the senders and the reactor",
+            ));
         }
         if self.max_in_flight == 0 {
             return Err(invalid("max in flight must be at least 1"));
@@ -216,6 +227,7 @@ mod tests {
             senders_per_room: senders,
             rate_per_sender: 10.0,
             reactions_per_room: 0.0,
+            typists_per_room: 0,
             warmup: Duration::ZERO,
             duration: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(1),

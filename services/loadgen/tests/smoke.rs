@@ -48,7 +48,8 @@ fn gateway_args(cluster: &TestCluster, count: usize) -> Vec<String> {
         .collect()
 }
 
-/// A room whose timeline changes: reactions are delivered and checked with the messages.
+/// A room whose timeline changes: reactions are delivered and checked with the messages;
+/// and members who type, whose `typing` frames travel apart from the timeline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_run_with_reactions_delivers_them_to_every_member() {
     let cluster = TestCluster::start(2, 1).await;
@@ -70,6 +71,8 @@ async fn a_load_run_with_reactions_delivers_them_to_every_member() {
             "20",
             "--reactions-per-room",
             "20",
+            "--typists-per-room",
+            "2",
             "--duration",
             "1s",
             "--warmup",
@@ -98,6 +101,9 @@ async fn a_load_run_with_reactions_delivers_them_to_every_member() {
         &serde_json::json!({}),
         "every reaction was allowed"
     );
+    // Typing sent at the start reached the rooms long before their last message did.
+    assert!(number(&report, "totals.typing_sent") > 0.0, "{report:#}");
+    assert!(number(&report, "totals.typing_received") > 0.0, "{report:#}");
     // Each room's four members got every message and every reaction.
     assert_eq!(
         number(&report, "correctness.by_seq.delivered"),

@@ -34,6 +34,13 @@ pub(super) struct ReactPlan {
     pub(super) end: Instant,
 }
 
+/// A room's typist: `typing` every few seconds, as a person typing a long message.
+pub(super) struct TypePlan {
+    pub(super) first_tick: Instant,
+    pub(super) every: Duration,
+    pub(super) end: Instant,
+}
+
 pub(super) struct Client {
     pub(super) ws: Ws,
     pub(super) room: Arc<str>,
@@ -82,7 +89,7 @@ impl Client {
     pub(super) async fn drive(
         mut self,
         plan: Option<SendPlan>,
-        reactions: Option<ReactPlan>,
+        (reactions, typing): (Option<ReactPlan>, Option<TypePlan>),
         stop: CancellationToken,
     ) -> Outcome {
         let paced = |first, period| {
@@ -93,12 +100,14 @@ impl Client {
         };
         let mut ticker = plan.as_ref().map(|p| paced(p.first_tick, p.period));
         let mut react_ticker = reactions.as_ref().map(|r| paced(r.first_tick, r.period));
+        let mut type_ticker = typing.as_ref().map(|t| paced(t.first_tick, t.every));
         let send_end = plan
             .as_ref()
             .map(|p| p.end)
             .or(reactions.as_ref().map(|r| r.end))
+            .or(typing.as_ref().map(|t| t.end))
             .unwrap_or_else(Instant::now);
-        let mut sending = plan.is_some() || reactions.is_some();
+        let mut sending = plan.is_some() || reactions.is_some() || typing.is_some();
         if !sending {
             self.progress.done_sending.store(true, Ordering::Release);
         }
@@ -124,6 +133,14 @@ impl Client {
                         break;
                     }
                     n += 1;
+                }
+                _ = tick(&mut type_ticker), if sending => {
+                    let frame = protocol::typing(&self.room);
+                    if let Err(e) = self.ws.send(Message::Text(frame.into())).await {
+                        self.outcome.disconnect = Some(format!("send failed: {e}"));
+                        break;
+                    }
+                    self.outcome.typing_sent += 1;
                 }
                 _ = tick(&mut ticker), if sending => {
                     let plan = plan.as_ref().expect("only senders tick");
@@ -301,6 +318,8 @@ impl Client {
                 }
                 self.count(&self.shared.monitor.counters.acked, &self.shared.window_acked, now);
             }
+            "typing" => self.outcome.typing_received += 1,
+            "presence" => self.outcome.presence_received += 1,
             "error" => {
                 let code = frame.code.as_deref().unwrap_or("unknown");
                 *self.outcome.errors.entry(code.to_owned()).or_default() += 1;
