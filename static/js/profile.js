@@ -59,6 +59,10 @@ function fillOwn(p) {
   $('#edit-username').textContent = p.username;
   $('#public-link').href = `/profile.html?u=${enc(p.username)}`;
   for (const f of fields) $(`#${f}`).value = p[f];
+  // A server without read receipts has no such setting: offer none rather than one that does nothing.
+  const receipts = typeof p.read_receipts === 'boolean';
+  $('#read_receipts-field').hidden = !receipts;
+  if (receipts) $('#read_receipts').checked = p.read_receipts;
 }
 
 async function patch(body) {
@@ -93,6 +97,9 @@ $('#profile-form').addEventListener('submit', async (e) => {
     if (problem && !first) first = f;
     if (value !== mine[f]) changes[f] = value;
   }
+  // Saved with the rest, as the form's other fields are: the Save button is the one commitment.
+  const receipts = $('#read_receipts').checked;
+  if (typeof mine.read_receipts === 'boolean' && receipts !== mine.read_receipts) changes.read_receipts = receipts;
   if (first) { $(`#${first}`).focus(); return; }
   if (!Object.keys(changes).length) { flash($('#saved'), 'Nothing to save.'); return; }
   try {

@@ -1,6 +1,7 @@
 // The room page: history, live events in seq order (messages, edits, deletions,
 // reactions), sends that show as pending until acked, replies, mentions, images, members
-// and who of them is online, and a resume with `since_seq` after every reconnect so that
+// and who of them is online, how far the newest messages have been read (ours sent, theirs
+// shown as "seen by" avatars), and a resume with `since_seq` after every reconnect so that
 // nothing is missed or shown twice (docs/protocol.md §3–5).
 
 import { api, ApiError, upload, enc } from './api.js';
@@ -12,6 +13,7 @@ import { formatted } from './format.js';
 import { Timeline, EVENT_TYPES } from './timeline.js';
 import { TypingLine, SEND_EVERY_MS } from './typing.js';
 import { RoomPresence, onlineText } from './presence.js';
+import { ReadMarkers, SEEN_FACES, lastAtOrBelow, seenText } from './receipts.js';
 import { RoomList } from './roomlist.js';
 import { startShell, desktopNotify } from './shell.js';
 import { backoffDelay } from './connection.js';
@@ -58,6 +60,16 @@ const view = {
 };
 /** The picked, pasted or dropped image waiting to be sent. */
 let attached = null;
+/**
+ * How far this page has told the server the room was read: `sent`, the seq of the last
+ * `read` frame (or what the last `joined` showed, which joining marks read); `seen`, the
+ * newest seq seen since, waiting for its frame; `at`, when the last one went.
+ */
+const reading = { sent: 0, seen: 0, at: -Infinity, timer: 0 };
+/** How far the room's other members have read (docs/protocol.md, `read`); unknown while not joined. */
+const markers = new ReadMarkers();
+/** The "seen by" rows on screen, by the seq of the message they sit under: { node, key }. */
+const seenRows = new Map();
 
 // ---------- rendering ----------
 const avatars = new Map(); // username → Promise<url|null>
@@ -180,6 +192,7 @@ function addMessage(m) {
   regroup(li);
   regroup(li.nextElementSibling);
   refreshReplies(m.seq);
+  placeReceipts(); // a member's avatar may now belong under this message
   // Our own message, confirmed by the room's stream (say after a resume): no longer pending.
   const mine = pending.get(m.client_msg_id);
   if (mine && m.user?.id === me.id) settle(m.client_msg_id);
@@ -205,6 +218,7 @@ function rerender(seq) {
   if (form && !m.deleted) placeEditor(li, form);
   old.replaceWith(li);
   shown.set(seq, li);
+  attachSeen(seq);
   regroup(li);
   regroup(li.nextElementSibling);
   refreshReplies(seq);
@@ -268,10 +282,12 @@ function streamEvent(f) {
     flash(ui.hint, 'The message you were replying to was deleted.');
   }
   if (stick) toBottom();
+  noteSeen();
 }
 
 function clearView() {
   shown.clear();
+  seenRows.clear(); // their nodes went with the rows
   tl.clear();
   ui.messages.replaceChildren();
   view.oldest = null;
@@ -307,6 +323,9 @@ function onJoined(f) {
   }
   const fresh = !resumed || f.has_more; // too much missed to show without a hole: start afresh
   if (fresh) clearView();
+  // Joining moved our marker to what `joined` shows (§2 `join`): only newer messages are news.
+  reading.sent = f.last_seq;
+  reading.seen = 0;
   view.joined = true;
   ui.messages.setAttribute('aria-busy', 'true');
   for (const item of f.history ?? []) streamEvent(item);
@@ -317,6 +336,9 @@ function onJoined(f) {
     updateEarlier();
     toBottom();
   }
+  // Before the page says it is joined: whoever waits for that sees the room's receipts too.
+  markers.joined(f.reads);
+  placeReceipts();
   banner('');
   ui.send.disabled = false;
   document.body.dataset.roomState = 'joined';
@@ -465,6 +487,7 @@ function onAck(f) {
     attachment: entry.attachmentId ? { id: entry.attachmentId, url: `/api/v1/uploads/${entry.attachmentId}` } : undefined,
   });
   if (stick) toBottom();
+  noteSeen();
 }
 
 function onError(f) {
@@ -827,6 +850,7 @@ async function refreshMembers() {
     ui.membersTitle.textContent = `Members (${page.count})`;
     moreRow = page.count > page.members.length ? el('li.muted', {}, `and ${page.count - page.members.length} more`) : null;
     renderPresence();
+    placeReceipts(); // names known now, or changed
   } catch { /* the list is a convenience; the next join or new author refreshes it */ }
 }
 
@@ -910,6 +934,123 @@ ui.membersToggle.addEventListener('click', () => {
   if (open) refreshMembers();
 });
 
+// ---------- read position and receipts ----------
+/** The server takes a `read` at most this often from a page (docs/protocol.md §2 `read`). */
+const READ_EVERY_MS = 2000;
+
+/** The newest seq shown: the newest message, or a change after it (an edit, a reaction). */
+const newestSeq = () => Math.max(view.resume ?? 0, Number(ui.messages.lastElementChild?.dataset.seq ?? 0));
+
+/**
+ * Called whenever the newest messages may have come into view (a new one, a scroll, the
+ * page shown again): if they are in front of the person, the server hears how far they
+ * have read, which their unread counts and the room's "seen by" follow. A hidden page or
+ * a log scrolled up to older messages has not seen them.
+ */
+function noteSeen() {
+  if (!view.joined || document.visibilityState !== 'visible') return;
+  const seq = newestSeq();
+  if (seq <= Math.max(reading.sent, reading.seen) || !nearBottom()) return;
+  reading.seen = seq;
+  sendRead();
+}
+
+/**
+ * At most one `read` per READ_EVERY_MS: a busy room would otherwise cost a frame (and a
+ * database write) per message. What is seen in between goes in a trailing frame, so the
+ * last position is never lost; it was seen when noted, so it goes even if the page has
+ * been hidden since.
+ */
+function sendRead() {
+  if (reading.timer || reading.seen <= reading.sent) return;
+  const wait = reading.at + READ_EVERY_MS - Date.now();
+  if (wait > 0) {
+    reading.timer = setTimeout(() => { reading.timer = 0; sendRead(); }, wait);
+    return;
+  }
+  if (!view.joined) return; // the next `joined` marks read what it shows, which covers this
+  reading.sent = reading.seen;
+  reading.at = Date.now();
+  conn.send({ type: 'read', room, seq: reading.sent });
+}
+
+document.addEventListener('visibilitychange', noteSeen);
+ui.log.addEventListener('scroll', noteSeen, { passive: true });
+
+function onRead(f) {
+  // Our own marker, moved by another of our pages: no need to say it again from this one.
+  if (f.user_id === me.id && Number.isSafeInteger(f.seq)) reading.sent = Math.max(reading.sent, f.seq);
+  if (!markers.heard(f) || f.user_id === me.id) return;
+  if (membersReadAt && !memberIds.has(f.user_id)) refreshMembersSoon(); // a new member: the list has their name
+  const stick = nearBottom(); // a row under the newest message must not push it out of view
+  placeReceipts();
+  if (stick) toBottom();
+}
+
+/**
+ * Puts each other member's avatar under the last message shown that they have read: the
+ * largest shown seq at or below their marker (a marker can name a change, or a message
+ * not loaded). Called on every marker, message or name that could move one; only the
+ * rows whose people changed are drawn again.
+ */
+function placeReceipts() {
+  const rows = ui.messages.children; // one per message, in seq order
+  const seqAt = (i) => Number(rows[i].dataset.seq);
+  const under = new Map(); // seq → the user ids whose avatar goes there
+  for (const [id, seq] of markers.entries()) {
+    if (id === me.id) continue; // you know what you have read
+    const i = lastAtOrBelow(rows.length, seqAt, seq);
+    if (i < 0) continue; // read only what is older than what is loaded
+    const at = seqAt(i);
+    if (under.has(at)) under.get(at).push(id); else under.set(at, [id]);
+  }
+  for (const seq of [...seenRows.keys()]) if (!under.has(seq)) drawSeen(seq, []);
+  for (const [seq, ids] of under) drawSeen(seq, ids);
+}
+
+/** The "seen by" row under one message: drawn only when its people or their names changed. */
+function drawSeen(seq, ids) {
+  const row = seenRows.get(seq);
+  // The member list names them; until it is read (or for someone not in it yet), the id.
+  const people = ids.map((id) => ({ id, name: members.get(id) ?? id })).sort((x, y) => byName(x.name, y.name));
+  const key = people.map((p) => `${p.id} ${p.name}`).join('\n');
+  if ((row?.key ?? '') === key) return;
+  if (!people.length) {
+    row.node.remove();
+    shown.get(seq)?.classList.remove('seen');
+    seenRows.delete(seq);
+    return;
+  }
+  const label = seenText(people.map((p) => p.name));
+  const rest = people.slice(SEEN_FACES);
+  // The label says it all to a screen reader; the faces are for the eye, each named on hover.
+  const faces = el('span.seen-faces', { 'aria-hidden': 'true' },
+    people.slice(0, SEEN_FACES).map((p) => el('span.seen-face', { title: p.name },
+      members.has(p.id) ? liveAvatar(p, 'xs') : avatarEl(p, null, 'xs'))), // an id is no username to look up
+    rest.length ? el('span.seen-more', { title: rest.map((p) => p.name).join(', ') }, `+${rest.length}`) : null);
+  if (row) {
+    // Changed in place: the timeline is a live region, and a row added to it is announced.
+    row.node.setAttribute('aria-label', label);
+    row.node.title = label;
+    row.node.replaceChildren(faces);
+    row.key = key;
+    return;
+  }
+  // `aria-live="off"`: a receipt is read with its message, not announced each time one moves.
+  const node = el('div.seen-by', { role: 'group', 'aria-label': label, title: label, 'aria-live': 'off' }, faces);
+  seenRows.set(seq, { node, key });
+  attachSeen(seq);
+}
+
+/** Puts a message's "seen by" row into its rendered row (again, after a re-render). */
+function attachSeen(seq) {
+  const row = seenRows.get(seq);
+  const li = shown.get(seq);
+  if (!row || !li) return;
+  li.append(row.node);
+  li.classList.add('seen');
+}
+
 // ---------- leaving ----------
 ui.leave.addEventListener('click', async () => {
   ui.leave.disabled = true;
@@ -956,6 +1097,8 @@ conn.addEventListener('close', () => {
   typing.clear();
   presence.clear(); // unknown until the next `joined`
   renderPresence();
+  markers.clear(); // likewise
+  placeReceipts();
   document.body.dataset.roomState = 'away';
 });
 conn.addEventListener('joined', (e) => onJoined(e.detail));
@@ -964,6 +1107,7 @@ for (const type of EVENT_TYPES) {
 }
 conn.addEventListener('typing', (e) => { if (e.detail.room === room && view.joined) typing.heard(e.detail); });
 conn.addEventListener('presence', (e) => { if (e.detail.room === room && view.joined) onPresence(e.detail); });
+conn.addEventListener('read', (e) => { if (e.detail.room === room && view.joined) onRead(e.detail); });
 conn.addEventListener('ack', (e) => onAck(e.detail));
 conn.addEventListener('error', (e) => onError(e.detail));
 conn.addEventListener('notify', (e) => {
@@ -981,6 +1125,7 @@ conn.addEventListener('room_deleted', (e) => {
   changes.clear();
   presence.clear();
   renderPresence();
+  markers.clear();
   ui.send.disabled = true;
   ui.composer.hidden = ui.leave.hidden = true;
   banner('An administrator deleted this room.', 'error');

@@ -130,6 +130,14 @@ impl PresenceService {
         }
     }
 
+    /// `user` is no longer a member of `room`: its members count them out, as if they had
+    /// gone offline there.
+    pub async fn left(&self, user: &UserId, room: &RoomName) {
+        if self.enabled() {
+            self.announce(user, std::slice::from_ref(room), false).await;
+        }
+    }
+
     /// Who of `room` is online, for a socket joining it; `None` when presence is off or
     /// cannot be read.
     pub async fn of_room(&self, room: &RoomName) -> Option<RoomPresence> {

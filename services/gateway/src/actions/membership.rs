@@ -56,6 +56,7 @@ pub async fn leave(app: &AppState, user: &UserId, room: &RoomName) -> Result<(),
         },
     )
     .await;
+    app.presence().left(user, room).await;
     Ok(())
 }
 
