@@ -32,6 +32,20 @@ use tokio_util::sync::CancellationToken;
 /// Expired holds one sweep takes away at most.
 const SWEEP_LIMIT: usize = 1000;
 
+/// How long a socket's connect or join waits on presence (Redis) at most. Presence is an
+/// extra: with Redis slow or down, a person still gets in, shown late (the next renewal
+/// puts it right) rather than kept waiting for the connection's retries.
+pub const WAIT: Duration = Duration::from_secs(1);
+
+/// `work` within [`WAIT`], or nothing (logged).
+pub async fn within<T>(what: &str, work: impl std::future::Future<Output = T>) -> Option<T> {
+    let done = tokio::time::timeout(WAIT, work).await;
+    if done.is_err() {
+        tracing::warn!(what, "presence: gave up waiting on the registry");
+    }
+    done.ok()
+}
+
 #[derive(Clone)]
 pub struct PresenceService {
     inner: Arc<Inner>,

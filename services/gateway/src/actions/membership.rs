@@ -6,6 +6,7 @@ use super::announce::announce;
 use crate::auth::{Principal, now_ms};
 use crate::control::Control;
 use crate::error::GatewayError;
+use crate::presence;
 use crate::state::AppState;
 use chat_bus::{Signal, SignalKind};
 use chat_domain::protocol::ServerFrame;
@@ -78,8 +79,11 @@ pub async fn mark_read(app: &AppState, user: &UserId, room: &RoomName, seq: u64)
         }
         .to_bytes(),
     };
-    if let Err(error) = app.bus().signal(&[receipt]).await {
-        tracing::debug!(%room, %error, "a read receipt was lost");
+    // Bounded: a join or an HTTP call marks read, and must not wait out Redis's retries.
+    match presence::within("read receipt", app.bus().signal(&[receipt])).await {
+        Some(Err(error)) => tracing::debug!(%room, %error, "a read receipt was lost"),
+        None => tracing::debug!(%room, "a read receipt was dropped: Redis is slow"),
+        Some(Ok(())) => {}
     }
     Ok(())
 }

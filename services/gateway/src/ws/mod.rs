@@ -17,6 +17,7 @@ use crate::fanout::{ConnId, Hub};
 use crate::limits::TokenBucket;
 use crate::outbox::{Outbox, text};
 use crate::people::MAX_WATCHED_ROOMS;
+use crate::presence;
 use crate::queue;
 use crate::state::AppState;
 use crate::upstream::Proposal;
@@ -90,7 +91,8 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
         member_rooms,
     );
     if first_here {
-        Box::pin(app.presence().arrived(&principal.author.id, &rooms_for_presence)).await;
+        let arrival = app.presence().arrived(&principal.author.id, &rooms_for_presence);
+        presence::within("arrival", Box::pin(arrival)).await;
     }
     drop(rooms_for_presence);
     let mut conn = Connection {
@@ -164,7 +166,9 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
     }
 
     if let Some((user, rooms)) = app.people().remove(conn.id) {
-        Box::pin(app.presence().departed(&user, &rooms)).await;
+        // Off the socket's path: the close must not wait on Redis.
+        let presence = app.presence().clone();
+        tokio::spawn(async move { presence.departed(&user, &rooms).await });
     }
     let read_markers: Vec<(RoomName, Option<u64>)> = conn
         .joined
@@ -468,10 +472,12 @@ impl Connection {
         mark_read(&self.app, &self.principal.author.id, room, last_seq).await;
         let mut joined = ServerFrame::joined(room, last_seq, history, has_more);
         if let ServerFrame::Joined { presence, reads, .. } = &mut joined {
-            *presence = self.app.presence().of_room(room).await;
+            *presence = presence::within("room", self.app.presence().of_room(room))
+                .await
+                .flatten();
             *reads = self.read_markers(room).await;
         }
-        self.app.presence().entered(&self.principal.author.id, room).await;
+        presence::within("entry", self.app.presence().entered(&self.principal.author.id, room)).await;
         let joined = joined.to_bytes();
         self.app.fanout().activate(hub, self.id, joined);
         Ok(())

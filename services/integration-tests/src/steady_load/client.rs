@@ -237,7 +237,8 @@ impl Client {
                                 self.report.unexpected.push(format!("error frame: {frame}"));
                             }
                         }
-                        Some("notify") => {}
+                        // Ephemeral signals come when they come; this load checks the timeline.
+                        Some("notify" | "presence" | "typing" | "read") => {}
                         _ => self.report.unexpected.push(format!("unexpected frame: {frame}")),
                     }
                 }
