@@ -160,26 +160,9 @@ impl PresenceService {
         }
         let small = self.inner.settings.big_room_members;
         let result = async {
-            let ids = self
-                .inner
-                .directory
-                .member_ids(room, small + 1)
-                .await
-                .map_err(|e| e.to_string())?;
-            if ids.len() <= small as usize {
+            let (members, online) = self.members_online(room, small + 1).await?;
+            if members <= small as usize {
                 self.remember(room, false, None);
-                let online = self
-                    .inner
-                    .registry
-                    .online(&ids, now_ms())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let online: Vec<UserId> = ids
-                    .into_iter()
-                    .zip(online)
-                    .filter(|(_, on)| *on)
-                    .map(|(id, _)| id)
-                    .collect();
                 return Ok::<_, String>(RoomPresence {
                     online_count: online.len(),
                     online: Some(online),
@@ -261,7 +244,15 @@ impl PresenceService {
     /// Counts a big room's online members (the first `max_counted_members`).
     async fn recount(&self, room: &RoomName) -> Result<usize, String> {
         self.inner.metrics.presence_counts.inc();
-        let limit = self.inner.settings.max_counted_members;
+        let (_, online) = self
+            .members_online(room, self.inner.settings.max_counted_members)
+            .await?;
+        self.remember(room, true, Some(online.len()));
+        Ok(online.len())
+    }
+
+    /// How many members `room` has (at most `limit` looked at), and who of them is online.
+    async fn members_online(&self, room: &RoomName, limit: u32) -> Result<(usize, Vec<UserId>), String> {
         let ids = self
             .inner
             .directory
@@ -274,9 +265,14 @@ impl PresenceService {
             .online(&ids, now_ms())
             .await
             .map_err(|e| e.to_string())?;
-        let count = online.into_iter().filter(|on| *on).count();
-        self.remember(room, true, Some(count));
-        Ok(count)
+        let members = ids.len();
+        let online = ids
+            .into_iter()
+            .zip(online)
+            .filter(|(_, on)| *on)
+            .map(|(id, _)| id)
+            .collect();
+        Ok((members, online))
     }
 
     async fn announce(&self, user: &UserId, rooms: &[RoomName], online: bool) {

@@ -3,6 +3,7 @@
 //! return; a big room gets counts, not a frame per change per member; a SIGKILLed gateway's
 //! people go offline within the bound (real processes).
 
+use crate::helpers::series;
 use integration_tests::cluster::{create_session, scrape_metrics};
 use integration_tests::processes::ScriptCluster;
 use integration_tests::{TestCluster, WsClient};
@@ -10,12 +11,6 @@ use reqwest::Method;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
-}
 
 /// The user id behind a session token.
 async fn user_id(gateway: SocketAddr, token: &str) -> String {
@@ -100,7 +95,7 @@ async fn presence_follows_the_sockets_of_a_person_across_gateways() {
     assert!(presence_of(&mut ann, &bob_id).await);
     bob_first.close().await;
     let gw1 = cluster.gateways[1].ops_addr;
-    until(|| async move { metric(&scrape_metrics(gw1).await, "sc_gateway_connections") == 0.0 }).await;
+    until(|| async move { series(&scrape_metrics(gw1).await, "sc_gateway_connections") == 0.0 }).await;
     assert_eq!(online_in_members(&cluster, &ann_token, &bob_id).await, Some(true));
 
     // The last one closes: offline, with a last-seen time on his profile.
@@ -160,11 +155,11 @@ async fn a_join_storm_into_a_big_room_costs_counts_not_a_frame_per_change_per_me
     for gateway in &cluster.gateways {
         // Every gateway has heard every arrival (one signal per join) before it is read.
         let ops = gateway.ops_addr;
-        let heard = |text: &str| metric(text, r#"sc_gateway_signals_in_total{kind="presence"}"#);
+        let heard = |text: &str| series(text, r#"sc_gateway_signals_in_total{kind="presence"}"#);
         until(|| async move { heard(&scrape_metrics(ops).await) >= MEMBERS as f64 }).await;
         let text = scrape_metrics(ops).await;
-        frames += metric(&text, r#"sc_gateway_signals_out_total{kind="presence"}"#);
-        counts += metric(&text, "sc_gateway_presence_counts_total");
+        frames += series(&text, r#"sc_gateway_signals_out_total{kind="presence"}"#);
+        counts += series(&text, "sc_gateway_presence_counts_total");
     }
     println!(
         "join storm of {MEMBERS}: {frames} presence frames out ({:.3} per member), {counts} counts",

@@ -2,15 +2,10 @@
 //! the room's members on the other gateway, stores nothing, is dropped past its rate, and
 //! past the names a room shows becomes a count.
 
+use crate::helpers::series;
 use integration_tests::cluster::scrape_metrics;
 use integration_tests::{TestCluster, WsClient};
 use serde_json::{Value, json};
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
-}
 
 /// Reads until a `typing` frame, and fails on anything of the timeline on the way: typing
 /// takes no seq.
@@ -43,7 +38,7 @@ async fn typing_reaches_the_other_gateway_stores_nothing_and_is_dropped_past_its
     ann.send_json(json!({"type": "typing", "room": "lobby"})).await;
     ann.join("elsewhere", None).await;
     let gw0 = scrape_metrics(cluster.gateways[0].ops_addr).await;
-    assert_eq!(metric(&gw0, "sc_gateway_typing_dropped_total"), 1.0);
+    assert_eq!(series(&gw0, "sc_gateway_typing_dropped_total"), 1.0);
 
     // Only in a room the socket has joined.
     ann.send_json(json!({"type": "typing", "room": "nowhere"})).await;
@@ -60,8 +55,8 @@ async fn typing_reaches_the_other_gateway_stores_nothing_and_is_dropped_past_its
 
     // The other gateway passed it on to its member: once in, once out.
     let gw1 = scrape_metrics(cluster.gateways[1].ops_addr).await;
-    assert_eq!(metric(&gw1, r#"sc_gateway_signals_in_total{kind="typing"}"#), 1.0);
-    assert_eq!(metric(&gw1, r#"sc_gateway_signals_out_total{kind="typing"}"#), 1.0);
+    assert_eq!(series(&gw1, r#"sc_gateway_signals_in_total{kind="typing"}"#), 1.0);
+    assert_eq!(series(&gw1, r#"sc_gateway_signals_out_total{kind="typing"}"#), 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
