@@ -95,6 +95,8 @@ pub fn kind_to_wire(kind: MessageKind) -> v1::MessageKind {
 pub enum WireKind {
     Message(MessageKind),
     Change(Result<Change, chat_domain::NameError>),
+    /// A room event, whose `text` is the action as JSON.
+    Room,
 }
 
 /// Reads a wire kind; a change's `text` is its new text or emoji, and an edit's
@@ -111,6 +113,7 @@ pub fn kind_from_wire(kind: i32, text: &str, mentions: &[v1::Author]) -> Result<
         Ok(v1::MessageKind::Delete) => WireKind::Change(Ok(Change::Delete)),
         Ok(v1::MessageKind::React) => WireKind::Change(emoji().map(|emoji| Change::React { emoji })),
         Ok(v1::MessageKind::Unreact) => WireKind::Change(emoji().map(|emoji| Change::Unreact { emoji })),
+        Ok(v1::MessageKind::Room) => WireKind::Room,
         Err(_) => return Err(invalid("kind", format!("unknown kind {kind}"))),
     })
 }
@@ -177,6 +180,19 @@ impl From<&TimelineEvent> for v1::ChatMessage {
     fn from(event: &TimelineEvent) -> Self {
         let c = match event {
             TimelineEvent::Message(m) => return m.into(),
+            TimelineEvent::Room(r) => {
+                return Self {
+                    id: r.id.get(),
+                    room: r.room.as_str().to_owned(),
+                    seq: r.seq,
+                    author: Some((&r.author).into()),
+                    text: r.action.to_json(),
+                    client_msg_id: r.client_msg_id.as_str().to_owned(),
+                    kind: v1::MessageKind::Room as i32,
+                    sent_at_ms: r.at_ms,
+                    ..Default::default()
+                };
+            }
             TimelineEvent::Change(c) => c,
         };
         Self {
@@ -222,6 +238,17 @@ impl TryFrom<v1::ChatMessage> for TimelineEvent {
                     change: change.map_err(|e| invalid("text", e))?,
                 }));
             }
+            WireKind::Room => {
+                return Ok(TimelineEvent::Room(chat_domain::RoomEvent {
+                    id,
+                    room,
+                    seq: m.seq,
+                    author,
+                    client_msg_id,
+                    at_ms: m.sent_at_ms,
+                    action: chat_domain::RoomAction::from_json(&m.text).map_err(|e| invalid("text", e))?,
+                }));
+            }
             WireKind::Message(kind) => kind,
         };
         Ok(TimelineEvent::Message(ChatMessage {
@@ -261,7 +288,9 @@ impl TryFrom<v1::ChatMessage> for ChatMessage {
     fn try_from(m: v1::ChatMessage) -> Result<Self, Self::Error> {
         match TimelineEvent::try_from(m)? {
             TimelineEvent::Message(message) => Ok(message),
-            TimelineEvent::Change(_) => Err(invalid("kind", "a change where a message belongs")),
+            TimelineEvent::Change(_) | TimelineEvent::Room(_) => {
+                Err(invalid("kind", "an event where a message belongs"))
+            }
         }
     }
 }

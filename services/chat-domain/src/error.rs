@@ -63,6 +63,15 @@ pub enum ErrorCode {
     AlreadyReacted,
     /// You have not reacted to the message with this emoji.
     NotReacted,
+    /// You are banned from the room: you may neither join nor read it.
+    Banned,
+    /// You are muted in the room until the time the message gives: you may read, not send.
+    Muted,
+    /// The request would change nothing (removing a non-member, unbanning someone who is
+    /// not banned …).
+    Conflict,
+    /// The invite link is unknown, used up or expired.
+    InviteInvalid,
     /// No valid session: log in or create a session first.
     Unauthorized,
     /// The request came from an origin that is not allowed.
@@ -107,6 +116,10 @@ impl ErrorCode {
             Self::TooManyReactions => "too_many_reactions",
             Self::AlreadyReacted => "already_reacted",
             Self::NotReacted => "not_reacted",
+            Self::Banned => "banned",
+            Self::Muted => "muted",
+            Self::Conflict => "conflict",
+            Self::InviteInvalid => "invite_invalid",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::RateLimited => "rate_limited",
@@ -142,11 +155,13 @@ impl ErrorCode {
             | Self::InvalidEmoji
             | Self::TooManyReactions => 400,
             Self::Unauthorized | Self::InvalidCredentials => 401,
-            Self::Forbidden | Self::AccountDisabled => 403,
-            Self::UsernameTaken | Self::MessageDeleted | Self::AlreadyReacted | Self::NotReacted => 409,
+            Self::Forbidden | Self::AccountDisabled | Self::Banned | Self::Muted => 403,
+            Self::UsernameTaken | Self::Conflict | Self::MessageDeleted | Self::AlreadyReacted | Self::NotReacted => {
+                409
+            }
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
-            Self::NotFound => 404,
+            Self::NotFound | Self::InviteInvalid => 404,
             Self::RateLimited => 429,
             Self::Unavailable => 503,
             Self::Internal => 500,
@@ -154,7 +169,7 @@ impl ErrorCode {
     }
 }
 
-const ALL_CODES: [ErrorCode; 32] = [
+const ALL_CODES: [ErrorCode; 36] = [
     ErrorCode::InvalidJson,
     ErrorCode::UnknownType,
     ErrorCode::MissingField,
@@ -182,6 +197,10 @@ const ALL_CODES: [ErrorCode; 32] = [
     ErrorCode::TooManyReactions,
     ErrorCode::AlreadyReacted,
     ErrorCode::NotReacted,
+    ErrorCode::Banned,
+    ErrorCode::Muted,
+    ErrorCode::Conflict,
+    ErrorCode::InviteInvalid,
     ErrorCode::Unauthorized,
     ErrorCode::Forbidden,
     ErrorCode::RateLimited,

@@ -9,6 +9,8 @@
 //! * [`timeline`]: a room's events (messages and the changes made to them: edits,
 //!   deletions, reactions), the rules a change must keep, and the fold that gives a
 //!   message's current state.
+//! * [`room`]: public and private rooms, roles, bans and mutes: who may see and do what
+//!   (the one place access is decided), and the room events moderation commits.
 //! * [`upload`]: upload ids, and what an upload's bytes really are.
 //! * [`protocol`]: client frames (parsed with precise error codes) and [`protocol::ServerFrame`],
 //!   every frame the server sends.
@@ -20,6 +22,7 @@ pub mod error;
 pub mod message;
 pub mod names;
 pub mod protocol;
+pub mod room;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod timeline;
@@ -29,5 +32,6 @@ pub use account::{Bio, Email, Password, PersonName, Role, Username};
 pub use error::{CloseCode, ErrorCode};
 pub use message::{Author, ChatMessage, MessageBody, MessageId, MessageKind, Reaction};
 pub use names::{ClientMsgId, DisplayName, Emoji, MessageText, NameError, RoomName, UserId};
+pub use room::{AccessError, RoomAccess, RoomAction, RoomEvent, RoomRole, Standing, Visibility};
 pub use timeline::{Change, ChangeError, ChangeEvent, TimelineEvent};
 pub use upload::UploadId;

@@ -124,6 +124,8 @@ pub struct ChangeEvent {
 pub enum TimelineEvent {
     Message(ChatMessage),
     Change(ChangeEvent),
+    /// A change to the room itself: moderation, roles, topic, visibility.
+    Room(crate::room::RoomEvent),
 }
 
 impl TimelineEvent {
@@ -131,6 +133,7 @@ impl TimelineEvent {
         match self {
             Self::Message(m) => m.seq,
             Self::Change(c) => c.seq,
+            Self::Room(r) => r.seq,
         }
     }
 
@@ -138,6 +141,7 @@ impl TimelineEvent {
         match self {
             Self::Message(m) => &m.room,
             Self::Change(c) => &c.room,
+            Self::Room(r) => &r.room,
         }
     }
 
@@ -145,6 +149,7 @@ impl TimelineEvent {
         match self {
             Self::Message(m) => m.id,
             Self::Change(c) => c.id,
+            Self::Room(r) => r.id,
         }
     }
 
@@ -152,6 +157,7 @@ impl TimelineEvent {
         match self {
             Self::Message(m) => &m.author,
             Self::Change(c) => &c.author,
+            Self::Room(r) => &r.author,
         }
     }
 
@@ -159,6 +165,7 @@ impl TimelineEvent {
         match self {
             Self::Message(m) => &m.client_msg_id,
             Self::Change(c) => &c.client_msg_id,
+            Self::Room(r) => &r.client_msg_id,
         }
     }
 
@@ -167,6 +174,7 @@ impl TimelineEvent {
         match self {
             Self::Message(m) => m.sent_at_ms,
             Self::Change(c) => c.at_ms,
+            Self::Room(r) => r.at_ms,
         }
     }
 }
@@ -305,6 +313,8 @@ impl Timeline {
                 self.messages.insert(message.seq, message.clone());
                 return;
             }
+            // A room event changes no message.
+            TimelineEvent::Room(_) => return,
             TimelineEvent::Change(change) => change,
         };
         let Some(message) = self.messages.get_mut(&change.target_seq) else {

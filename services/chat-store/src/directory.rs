@@ -101,6 +101,11 @@ pub struct MemberRoom {
     pub unread: u64,
     /// Of those, the ones that mention this member.
     pub mentions: u64,
+    pub visibility: chat_domain::Visibility,
+    /// A private room's title.
+    pub title: Option<String>,
+    /// In a direct message, the other person.
+    pub dm_with: Option<Author>,
 }
 
 /// A member as the room's member list shows them.
@@ -109,6 +114,9 @@ pub struct RoomMember {
     pub user_id: String,
     pub name: String,
     pub joined_at_ms: i64,
+    pub role: chat_domain::RoomRole,
+    /// Until when they may read but not send, if a mute was set (it may have ended).
+    pub muted_until_ms: Option<i64>,
 }
 
 /// What [`Directory::enter`] did.
@@ -162,7 +170,7 @@ pub struct Search<'a> {
 }
 
 #[async_trait::async_trait]
-pub trait Directory: Send + Sync + 'static {
+pub trait Directory: crate::Rooms + Send + Sync + 'static {
     /// Fails with [`StoreError::Conflict`] when the username is taken in any case.
     async fn create_user(&self, user: &NewUser) -> Result<UserRecord, StoreError>;
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
@@ -188,7 +196,9 @@ pub trait Directory: Send + Sync + 'static {
     /// Removes sessions that expired before `now_ms`; returns how many.
     async fn purge_expired_sessions(&self, now_ms: i64) -> Result<u64, StoreError>;
 
-    /// Makes the user a member of the room (a live one; deleted rooms are not found).
+    /// Makes the user a member of the room (a live one; deleted rooms are not found), and
+    /// uses up their invitation to it. Whether they may is the caller's to have decided
+    /// ([`chat_domain::RoomAccess::check_read`]).
     async fn enter(
         &self,
         user_id: &UserId,

@@ -20,6 +20,7 @@ use rows::{
 };
 
 mod blobs;
+mod rooms;
 mod rows;
 
 pub(crate) struct SqlDirectory<DB: sqlx::Database> {
@@ -284,6 +285,13 @@ macro_rules! sql_directory {
                 .execute(&self.pool)
                 .await?;
                 if done.rows_affected() > 0 {
+                    sqlx::query(
+                        "DELETE FROM room_invites WHERE user_id = $1 AND room_id = (SELECT id FROM rooms WHERE name = $2)",
+                    )
+                    .bind(user_id.as_str())
+                    .bind(room.as_str())
+                    .execute(&self.pool)
+                    .await?;
                     return Ok(Entered::Joined);
                 }
                 let member: Option<(i64,)> = sqlx::query_as(
@@ -378,7 +386,12 @@ macro_rules! sql_directory {
                             AND m.kind IN ('text', 'image') AND m.deleted_at_ms IS NULL) AS unread,
                         (SELECT count(*) FROM messages m WHERE m.room_id = r.id
                             AND m.seq > mb.last_read_seq AND m.seq > r.last_seq - $5
-                            AND m.kind IN ('text', 'image') AND m.mentions LIKE $4 ESCAPE '\\') AS mentions
+                            AND m.kind IN ('text', 'image') AND m.mentions LIKE $4 ESCAPE '\\') AS mentions,
+                        r.visibility, r.title,
+                        CASE WHEN r.dm_key IS NOT NULL THEN (SELECT o.user_id FROM memberships o
+                            WHERE o.room_id = r.id AND o.user_id <> $1 LIMIT 1) END AS dm_with_id,
+                        CASE WHEN r.dm_key IS NOT NULL THEN (SELECT o.user_name FROM memberships o
+                            WHERE o.room_id = r.id AND o.user_id <> $1 LIMIT 1) END AS dm_with_name
                      FROM memberships mb JOIN rooms r ON r.id = mb.room_id
                      WHERE mb.user_id = $1 AND r.name > $2 AND r.deleted_at_ms IS NULL
                      ORDER BY r.name LIMIT $3",
@@ -400,6 +413,17 @@ macro_rules! sql_directory {
                             joined_at_ms: r.joined_at_ms,
                             unread: count(r.unread),
                             mentions: count(r.mentions),
+                            visibility: chat_domain::Visibility::parse(&r.visibility)
+                                .map_err(|_| StoreError::Corrupt(format!("rooms: invalid visibility {:?}", r.visibility)))?,
+                            title: r.title,
+                            dm_with: match (&r.dm_with_id, &r.dm_with_name) {
+                                (Some(id), Some(name)) => Some(Author {
+                                    id: UserId::parse(id).map_err(|_| StoreError::Corrupt(format!("memberships: invalid user {id:?}")))?,
+                                    name: DisplayName::parse(name)
+                                        .map_err(|_| StoreError::Corrupt(format!("memberships: invalid name {name:?}")))?,
+                                }),
+                                _ => None,
+                            },
                         })
                     })
                     .collect()
@@ -487,8 +511,8 @@ macro_rules! sql_directory {
                 .bind(room.as_str())
                 .fetch_one(&self.pool)
                 .await?;
-                let rows: Vec<(String, String, i64)> = sqlx::query_as(
-                    "SELECT user_id, user_name, joined_at_ms FROM memberships
+                let rows: Vec<(String, String, i64, String, Option<i64>)> = sqlx::query_as(
+                    "SELECT user_id, user_name, joined_at_ms, role, muted_until_ms FROM memberships
                      WHERE room_id = (SELECT id FROM rooms WHERE name = $1) AND user_id > $2
                      ORDER BY user_id LIMIT $3",
                 )
@@ -499,12 +523,17 @@ macro_rules! sql_directory {
                 .await?;
                 let members = rows
                     .into_iter()
-                    .map(|(user_id, name, joined_at_ms)| RoomMember {
-                        user_id,
-                        name,
-                        joined_at_ms,
+                    .map(|(user_id, name, joined_at_ms, role, muted_until_ms)| {
+                        Ok(RoomMember {
+                            role: chat_domain::RoomRole::parse(&role)
+                                .map_err(|_| StoreError::Corrupt(format!("memberships: invalid role {role:?}")))?,
+                            user_id,
+                            name,
+                            joined_at_ms,
+                            muted_until_ms,
+                        })
                     })
-                    .collect();
+                    .collect::<Result<_, StoreError>>()?;
                 Ok((count(n), members))
             }
 

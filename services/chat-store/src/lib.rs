@@ -28,6 +28,7 @@ mod directory;
 mod directory_sql;
 mod error;
 mod postgres;
+mod rooms;
 mod rows;
 mod sqlite;
 mod store;
@@ -38,6 +39,7 @@ pub use directory::{
     SessionLookup, SessionRecord, UNREAD_WINDOW, UserRecord,
 };
 pub use error::StoreError;
+pub use rooms::{Moderation, NewInviteLink, NewRoom, Redeemed, RoomRecord, Rooms, UPLOAD_ROOMS, UploadUses};
 pub use store::{AppendOutcome, NewChange, NewEvent, NewMessage, RoomInfo, Store};
 
 use std::sync::Arc;

@@ -457,6 +457,13 @@ async fn apply_effects(tx: &mut Transaction<'_, Postgres>, effects: &Effects) ->
                        edited_at_ms = NULL, deleted_at_ms = d.created_at_ms
                 FROM t JOIN messages d ON d.room_id = t.room_id AND d.seq = t.deletion_seq
                 WHERE m.room_id = t.room_id AND m.seq = t.seq
+            ), images AS (
+                -- A deleted message's image is served no more: the upload goes with it
+                -- (unless it is someone's avatar). Reads the attachment as it was before
+                -- `erased`, as every part of one statement does.
+                DELETE FROM uploads u USING t, messages o
+                WHERE o.room_id = t.room_id AND o.seq = t.seq AND u.id = o.attachment_id
+                  AND NOT EXISTS (SELECT 1 FROM users p WHERE p.avatar_id = u.id)
             ), edits AS (
                 UPDATE messages m SET body = '', mentions = ''
                 FROM t WHERE m.room_id = t.room_id AND m.target_seq = t.seq AND m.kind = 'edit'

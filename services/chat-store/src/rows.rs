@@ -6,11 +6,14 @@
 
 use crate::error::StoreError;
 use crate::store::{NewChange, NewEvent, RoomInfo};
-use chat_domain::Reaction;
 use chat_domain::{
     Author, Change, ChangeEvent, ChatMessage, ClientMsgId, DisplayName, Emoji, MessageId, MessageKind, RoomName,
     TimelineEvent, UploadId, UserId,
 };
+use chat_domain::{Reaction, RoomAction, RoomEvent};
+
+/// The stored kind of a room event (its body is the [`RoomAction`] as JSON).
+pub(crate) const ROOM_EVENT_KIND: &str = "room";
 
 /// The columns of [`RoomRow`], for `SELECT` lists and `RETURNING` clauses. Macros rather
 /// than consts so that queries are assembled with `concat!` at compile time.
@@ -97,6 +100,17 @@ impl MessageRow {
             "" => Vec::new(),
             json => serde_json::from_str(json).map_err(|_| bad("mentions", &json))?,
         };
+        if self.kind == ROOM_EVENT_KIND {
+            return Ok(TimelineEvent::Room(RoomEvent {
+                id: message_id,
+                room,
+                seq: seq(self.seq, "seq")?,
+                author,
+                client_msg_id,
+                at_ms: self.created_at_ms,
+                action: RoomAction::from_json(&self.body).map_err(|_| bad("body", &self.body))?,
+            }));
+        }
         if let Some(change) = Change::from_stored(&self.kind, self.body.clone(), mentions.clone()) {
             return Ok(TimelineEvent::Change(ChangeEvent {
                 id: message_id,
@@ -136,7 +150,9 @@ impl MessageRow {
         let id = self.id;
         match self.into_event(room)? {
             TimelineEvent::Message(message) => Ok(message),
-            TimelineEvent::Change(_) => Err(corrupt("messages", id, "kind", "a change where a message belongs")),
+            TimelineEvent::Change(_) | TimelineEvent::Room(_) => {
+                Err(corrupt("messages", id, "kind", "an event where a message belongs"))
+            }
         }
     }
 }
@@ -243,11 +259,11 @@ pub(crate) fn into_messages(
         .into_iter()
         .map(|event| match event {
             TimelineEvent::Message(message) => Ok(message),
-            TimelineEvent::Change(change) => Err(corrupt(
+            other => Err(corrupt(
                 "messages",
-                change.id.get(),
+                other.id().get(),
                 "kind",
-                "a change in a page of messages",
+                "an event in a page of messages",
             )),
         })
         .collect()

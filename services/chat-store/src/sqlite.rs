@@ -195,6 +195,16 @@ async fn apply_effects(tx: &mut sqlx::SqliteConnection, effects: &Effects) -> Re
         .await?;
     }
     for (room_id, seq, deletion_seq) in &effects.deletions {
+        // A deleted message's image is served no more: the upload goes with it (unless it
+        // is someone's avatar).
+        sqlx::query(
+            "DELETE FROM uploads WHERE id = (SELECT attachment_id FROM messages WHERE room_id = ?1 AND seq = ?2)
+               AND NOT EXISTS (SELECT 1 FROM users p WHERE p.avatar_id = uploads.id)",
+        )
+        .bind(room_id)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "UPDATE messages SET body = '', attachment_id = NULL, reply_to = NULL, mentions = '', edited_at_ms = NULL,
                  deleted_at_ms = (SELECT d.created_at_ms FROM messages d WHERE d.room_id = ?1 AND d.seq = ?3)

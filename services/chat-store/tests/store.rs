@@ -124,7 +124,7 @@ async fn all_history(store: &Arc<dyn Store>, name: &str) -> Vec<ChatMessage> {
         .into_iter()
         .filter_map(|event| match event {
             TimelineEvent::Message(m) => Some(m),
-            TimelineEvent::Change(_) => None,
+            TimelineEvent::Change(_) | TimelineEvent::Room(_) => None,
         })
         .collect()
 }
@@ -141,11 +141,14 @@ fn now_ms() -> i64 {
 mod directory;
 #[path = "store/messages.rs"]
 mod messages;
+#[path = "store/rooms.rs"]
+mod rooms;
 #[path = "store/timeline.rs"]
 mod timeline;
 
 use directory::*;
 use messages::*;
+use rooms::*;
 use timeline::*;
 
 // ---------------------------------------------------------------------------------------
@@ -203,6 +206,10 @@ suite! {
         mentions_name_registered_members,
         admin_deletes_keep_seqs_and_are_audited,
         uploads_round_trip_and_image_messages_carry_them,
+        a_private_room_is_for_its_members_and_invitees,
+        moderation_is_ruled_and_committed_as_room_events,
+        invite_links_and_direct_messages,
+        what_decides_who_may_fetch_an_upload,
     ],
 }
 

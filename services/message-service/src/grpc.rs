@@ -96,6 +96,14 @@ fn new_event(request: v1::SendMessageRequest) -> Result<NewEvent, Status> {
         .map_err(|e| status(ErrorCode::InvalidArgument, e.to_string()))?
     {
         WireKind::Message(kind) => kind,
+        // Room events are committed by the gateway's directory, with the decision they
+        // need; a send cannot carry one.
+        WireKind::Room => {
+            return Err(status(
+                ErrorCode::InvalidArgument,
+                "a room event is not something to send",
+            ));
+        }
         WireKind::Change(change) => {
             let mut change = change.map_err(name_status)?;
             if let chat_domain::Change::Edit { text, .. } = &mut change {

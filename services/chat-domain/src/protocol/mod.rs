@@ -8,7 +8,7 @@ mod server;
 
 pub use server::{
     AckFrame, AckItem, Attachment, ChangeFrame, HistoryItem, MessageFrame, PREVIEW_CHARS, PresenceFrame, ReactionCount,
-    ReadMarker, RoomPresence, ServerFrame, TypingFrame,
+    ReadMarker, RemovedReason, RoomEventFrame, RoomPresence, ServerFrame, TypingFrame,
 };
 
 use crate::error::ErrorCode;

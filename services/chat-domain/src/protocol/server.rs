@@ -9,6 +9,7 @@
 use crate::error::ErrorCode;
 use crate::message::{Author, ChatMessage, MessageId, MessageKind, format_millis, upload_url};
 use crate::names::{ClientMsgId, Emoji, RoomName, UserId};
+use crate::room::{RoomAction, RoomEvent, RoomRole, Visibility};
 use crate::timeline::{Change, ChangeEvent, TimelineEvent};
 use crate::upload::UploadId;
 use bytes::Bytes;
@@ -51,6 +52,12 @@ pub enum ServerFrame {
     Reacted(ChangeFrame),
     /// `user` took back their `emoji` reaction to the message at `target_seq`.
     Unreacted(ChangeFrame),
+    /// A change to the room itself (moderation, roles, topic, visibility), in its place in
+    /// the timeline.
+    RoomEvent(RoomEventFrame),
+    /// The socket was taken out of the room (its person was removed or banned): it gets
+    /// no more of the room's events.
+    Removed { room: RoomName, reason: RemovedReason },
     /// A send or change is committed with this `seq`.
     Ack(AckFrame),
     /// An administrator deleted the room; the socket no longer receives it.
@@ -214,6 +221,80 @@ pub struct ChangeFrame {
     pub emoji: Option<Emoji>,
 }
 
+/// Why a socket was taken out of a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovedReason {
+    Kicked,
+    Banned,
+}
+
+/// A room event: the `room_event` frame's fields. `user` acted; `action` says what
+/// happened, and the fields it names say to whom and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoomEventFrame {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub room: RoomName,
+    pub seq: u64,
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub id: MessageId,
+    /// Who acted.
+    pub user: Author,
+    /// Commit time, RFC 3339 in UTC with milliseconds.
+    pub at: String,
+    /// `invited`, `kicked`, `banned`, `unbanned`, `muted`, `unmuted`, `role_changed`,
+    /// `updated`, `visibility_changed` or `owner_changed`.
+    pub action: String,
+    /// Whom the action is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Author>,
+    /// `muted`: until when, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// `role_changed`: the new role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoomRole>,
+    /// `updated`: the new topic and description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `visibility_changed`: the new visibility.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<Visibility>,
+}
+
+impl From<&RoomEvent> for RoomEventFrame {
+    fn from(event: &RoomEvent) -> Self {
+        let mut frame = Self {
+            room: event.room.clone(),
+            seq: event.seq,
+            id: event.id,
+            user: event.author.clone(),
+            at: format_millis(event.at_ms),
+            action: event.action.name().to_owned(),
+            target: event.action.target().cloned(),
+            until: None,
+            role: None,
+            topic: None,
+            description: None,
+            visibility: None,
+        };
+        match &event.action {
+            RoomAction::Muted { until_ms, .. } => frame.until = Some(format_millis(*until_ms)),
+            RoomAction::RoleChanged { role, .. } => frame.role = Some(*role),
+            RoomAction::Updated { topic, description } => {
+                frame.topic = Some(topic.clone());
+                frame.description = Some(description.clone());
+            }
+            RoomAction::VisibilityChanged { visibility } => frame.visibility = Some(*visibility),
+            _ => {}
+        }
+        frame
+    }
+}
+
 /// Where an image message's upload is fetched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -236,6 +317,7 @@ pub enum HistoryItem {
     Deleted(ChangeFrame),
     Reacted(ChangeFrame),
     Unreacted(ChangeFrame),
+    RoomEvent(RoomEventFrame),
 }
 
 /// The `ack` frame on its own, as the HTTP publish answers: tagged as on the socket, the
@@ -321,6 +403,7 @@ impl From<&TimelineEvent> for HistoryItem {
     fn from(event: &TimelineEvent) -> Self {
         let change = match event {
             TimelineEvent::Message(message) => return Self::Message(message.into()),
+            TimelineEvent::Room(room) => return Self::RoomEvent(room.into()),
             TimelineEvent::Change(change) => change,
         };
         let frame = ChangeFrame::from(change);
@@ -341,6 +424,7 @@ impl From<HistoryItem> for ServerFrame {
             HistoryItem::Deleted(frame) => Self::Deleted(frame),
             HistoryItem::Reacted(frame) => Self::Reacted(frame),
             HistoryItem::Unreacted(frame) => Self::Unreacted(frame),
+            HistoryItem::RoomEvent(frame) => Self::RoomEvent(frame),
         }
     }
 }
@@ -597,8 +681,24 @@ mod tests {
             change(6, Change::Delete),
             change(7, Change::React { emoji: thumbs() }),
             change(8, Change::Unreact { emoji: thumbs() }),
+            TimelineEvent::Room(RoomEvent {
+                id: MessageId::new(40).unwrap(),
+                room: room.clone(),
+                seq: 9,
+                author: message.author.clone(),
+                client_msg_id: ClientMsgId::parse("room-9").unwrap(),
+                at_ms: message.sent_at_ms,
+                action: RoomAction::Muted {
+                    target: message.author.clone(),
+                    until_ms: message.sent_at_ms + 60_000,
+                },
+            }),
         ];
         let mut frames = vec![
+            ServerFrame::Removed {
+                room: room.clone(),
+                reason: RemovedReason::Banned,
+            },
             ServerFrame::joined(&room, 3, HistoryItem::events(&events), false),
             ServerFrame::left(&room),
             ServerFrame::ack(&events[1], false),

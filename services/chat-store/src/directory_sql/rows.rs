@@ -98,6 +98,10 @@ pub(super) struct MemberRoomRow {
     pub(super) joined_at_ms: i64,
     pub(super) unread: i64,
     pub(super) mentions: i64,
+    pub(super) visibility: String,
+    pub(super) title: Option<String>,
+    pub(super) dm_with_id: Option<String>,
+    pub(super) dm_with_name: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]

@@ -19,7 +19,7 @@ fn name(name: &str) -> DisplayName {
     DisplayName::parse(name).unwrap()
 }
 
-fn new_user(id: &str, username: &str) -> chat_store::NewUser {
+pub(crate) fn new_user(id: &str, username: &str) -> chat_store::NewUser {
     chat_store::NewUser {
         id: uid(id),
         username: chat_domain::Username::parse(username).unwrap(),

@@ -207,6 +207,7 @@ pub(crate) async fn an_edit_replaces_the_mentions_and_a_deletion_erases_its_text
                 Change::Edit { text, mentions } => (text.clone(), mentions.len()),
                 _ => (String::new(), 0),
             },
+            TimelineEvent::Room(_) => (String::new(), 0),
         };
         assert!(!text.contains("secret") && mentions == 0, "{event:?}");
     }
