@@ -2,8 +2,9 @@
 //! invited, banned or muted, and the rules of what each may see and do.
 //!
 //! This is the one place access is decided. The store reads where a person stands
-//! ([`RoomAccess`]) and every path asks it: a websocket join or send, the HTTP history and
-//! member list, an upload's download, a notification. A moderation action is decided here
+//! ([`RoomAccess`]) and every path asks it: a websocket join or send, the HTTP history,
+//! member list and publish, an upload's download. (Notifications go to members only, and a
+//! removal ends membership.) A moderation action is decided here
 //! too ([`RoomAccess::check_action`]), by the store, under the room's lock, against what it
 //! read there, so two moderators racing cannot undo each other's rules.
 

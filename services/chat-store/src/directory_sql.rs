@@ -610,7 +610,15 @@ macro_rules! sql_directory {
                         .execute(&mut *tx)
                         .await?;
                 }
-                sqlx::query("DELETE FROM memberships WHERE room_id = $1")
+                // Who was in it, banned, invited or holding a link goes too; the room that
+                // comes back under the name is new in all but its seqs.
+                for table in ["memberships", "room_bans", "room_invites", "invite_links"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE room_id = $1"))
+                        .bind(room_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query("UPDATE rooms SET topic = '', description = '' WHERE id = $1")
                     .bind(room_id)
                     .execute(&mut *tx)
                     .await?;

@@ -133,6 +133,9 @@ pub trait Rooms: Send + Sync + 'static {
     async fn invite_link_room(&self, token_hash: &str, now_ms: i64) -> Result<Option<RoomRecord>, StoreError>;
     /// Takes one use of the link and makes `who` a member, unless they are banned.
     async fn redeem_invite(&self, token_hash: &str, who: &Author, now_ms: i64) -> Result<Redeemed, StoreError>;
+    /// The name `user` has in `room`, if a member: how a guest (who has no username) is
+    /// named by a moderation event.
+    async fn member_name(&self, room: &RoomName, user: &UserId) -> Result<Option<String>, StoreError>;
     /// `None` when no such upload.
     async fn upload_uses(&self, id: UploadId) -> Result<Option<UploadUses>, StoreError>;
 }

@@ -9,7 +9,7 @@
 //! * [`purge_sessions`]: deletes expired sessions.
 
 use crate::auth;
-use crate::control::Control;
+use crate::control::{Control, StandingChange};
 use crate::fanout::Fanout;
 use crate::metrics::Metrics;
 use crate::people::People;
@@ -120,7 +120,21 @@ fn dispatch(fanout: &Fanout, people: &People, event: BusEvent) {
         }
         EventKind::Notice => fanout.notice(&event.room, event.payload),
         EventKind::Control => match Control::parse(&event.payload) {
-            Some(control) => people.apply(control),
+            Some(control) => {
+                // Taken out of a room: their sockets here stop getting its events now (the
+                // room event that says so went before, on the same stream).
+                if let Control::Standing {
+                    user,
+                    room,
+                    change: StandingChange::Removed { .. },
+                } = &control
+                {
+                    for conn in people.conns_of(user) {
+                        fanout.leave(room, conn);
+                    }
+                }
+                people.apply(control);
+            }
             None => tracing::warn!(room = %event.room, "unknown control event on the bus; ignored"),
         },
     }

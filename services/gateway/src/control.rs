@@ -3,6 +3,7 @@
 //! (`People::apply`).
 
 use bytes::Bytes;
+use chat_domain::protocol::RemovedReason;
 use chat_domain::{RoomName, UserId};
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
@@ -18,6 +19,28 @@ pub enum Control {
     EndSessions { user: UserId, session: Option<String> },
     /// An admin deleted `room`: it has no members any more.
     RoomDeleted { room: RoomName },
+    /// A moderator changed `user`'s standing in `room` in a way their sockets act on at
+    /// once: taken out of the room, or muted, or unmuted.
+    Standing {
+        user: UserId,
+        room: RoomName,
+        change: StandingChange,
+    },
+}
+
+/// What [`Control::Standing`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StandingChange {
+    /// No longer a member: their sockets leave the room.
+    Removed {
+        reason: RemovedReason,
+    },
+    /// They may read but not send until then (Unix ms).
+    Muted {
+        until_ms: i64,
+    },
+    Unmuted,
 }
 
 /// The bus files every event under a room, which picks its shard. A session's end concerns
@@ -37,7 +60,7 @@ impl Control {
     /// The room the bus files this event under.
     pub fn room(&self) -> &RoomName {
         match self {
-            Self::Membership { room, .. } | Self::RoomDeleted { room } => room,
+            Self::Membership { room, .. } | Self::RoomDeleted { room } | Self::Standing { room, .. } => room,
             Self::EndSessions { .. } => &SESSIONS_SHARD,
         }
     }
@@ -62,6 +85,18 @@ mod tests {
             },
             Control::RoomDeleted {
                 room: RoomName::parse("b").unwrap(),
+            },
+            Control::Standing {
+                user: UserId::parse("u:2").unwrap(),
+                room: RoomName::parse("c").unwrap(),
+                change: StandingChange::Muted { until_ms: 9 },
+            },
+            Control::Standing {
+                user: UserId::parse("u:2").unwrap(),
+                room: RoomName::parse("c").unwrap(),
+                change: StandingChange::Removed {
+                    reason: RemovedReason::Banned,
+                },
             },
         ] {
             assert_eq!(Control::parse(&control.to_json()), Some(control));

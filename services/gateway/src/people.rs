@@ -7,12 +7,14 @@
 //! by control events on the bus (a member entered or left a room, on any gateway), so a
 //! notification costs no database query.
 
-use crate::control::Control;
+use crate::control::{Control, StandingChange};
 use crate::fanout::ConnId;
 use crate::outbox::{Outbox, Pushed, text};
+use chat_domain::protocol::RemovedReason;
 use chat_domain::protocol::ServerFrame;
 use chat_domain::{CloseCode, RoomName, UserId};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Most rooms a socket is notified about: its user's first this many memberships.
@@ -37,10 +39,70 @@ struct Conn {
     outbox: Outbox,
     member_of: HashSet<RoomName>,
     joined: HashSet<RoomName>,
+    restrictions: Arc<Restrictions>,
+}
+
+/// What moderation changed for one socket's rooms since it joined them: shared by the
+/// socket's reader, which asks before each send, and [`People`], which applies the control
+/// events. Costs one atomic load per send while nothing was ever restricted.
+#[derive(Default)]
+pub struct Restrictions {
+    any: AtomicBool,
+    rooms: Mutex<HashMap<RoomName, Restriction>>,
+}
+
+/// One room's restriction on a socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Restriction {
+    /// Taken out of the room: its sends and signals are refused until it joins again.
+    pub removed: Option<RemovedReason>,
+    /// Muted until then (Unix ms).
+    pub muted_until_ms: Option<i64>,
+}
+
+impl Restrictions {
+    pub fn get(&self, room: &RoomName) -> Option<Restriction> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        self.rooms.lock().expect("restrictions lock").get(room).copied()
+    }
+
+    /// What a (re)join read: not removed, muted until `muted_until_ms` if set.
+    pub fn joined(&self, room: &RoomName, muted_until_ms: Option<i64>) {
+        let mut rooms = self.rooms.lock().expect("restrictions lock");
+        match muted_until_ms {
+            Some(until) => {
+                rooms.insert(
+                    room.clone(),
+                    Restriction {
+                        removed: None,
+                        muted_until_ms: Some(until),
+                    },
+                );
+                self.any.store(true, Ordering::Release);
+            }
+            None => {
+                rooms.remove(room);
+            }
+        }
+    }
+
+    fn change(&self, room: &RoomName, change: StandingChange) {
+        let mut rooms = self.rooms.lock().expect("restrictions lock");
+        let entry = rooms.entry(room.clone()).or_default();
+        match change {
+            StandingChange::Removed { reason } => entry.removed = Some(reason),
+            StandingChange::Muted { until_ms } => entry.muted_until_ms = Some(until_ms),
+            StandingChange::Unmuted => entry.muted_until_ms = None,
+        }
+        self.any.store(true, Ordering::Release);
+    }
 }
 
 impl People {
-    /// Returns whether it is the user's first socket here (they arrive, for presence).
+    /// Returns whether it is the user's first socket here (they arrive, for presence), and
+    /// the socket's restrictions, which moderation keeps current.
     pub fn add(
         &self,
         conn: ConnId,
@@ -48,7 +110,8 @@ impl People {
         session: Option<String>,
         outbox: Outbox,
         rooms: Vec<RoomName>,
-    ) -> bool {
+    ) -> (bool, Arc<Restrictions>) {
+        let restrictions = Arc::new(Restrictions::default());
         let mut state = self.inner.lock().expect("people lock");
         for room in &rooms {
             state.watching.entry(room.clone()).or_default().insert(conn);
@@ -64,9 +127,16 @@ impl People {
                 outbox,
                 member_of: rooms.into_iter().collect(),
                 joined: HashSet::new(),
+                restrictions: restrictions.clone(),
             },
         );
-        first
+        (first, restrictions)
+    }
+
+    /// The sockets of `user` here.
+    pub fn conns_of(&self, user: &UserId) -> Vec<ConnId> {
+        let state = self.inner.lock().expect("people lock");
+        state.by_user.get(user).into_iter().flatten().copied().collect()
     }
 
     /// Returns, when it was the user's last socket here, who they are and their rooms (they
@@ -154,6 +224,26 @@ impl People {
                 state.watching.remove(&room);
                 for c in state.conns.values_mut() {
                     c.member_of.remove(&room);
+                }
+            }
+            Control::Standing { user, room, change } => {
+                let conns: Vec<ConnId> = state.by_user.get(&user).into_iter().flatten().copied().collect();
+                for conn in conns {
+                    let Some(c) = state.conns.get_mut(&conn) else { continue };
+                    c.restrictions.change(&room, change);
+                    if let StandingChange::Removed { reason } = change {
+                        c.member_of.remove(&room);
+                        if c.joined.remove(&room) {
+                            c.outbox.push(text(
+                                ServerFrame::Removed {
+                                    room: room.clone(),
+                                    reason,
+                                }
+                                .to_bytes(),
+                            ));
+                        }
+                        unwatch(&mut state.watching, &room, conn);
+                    }
                 }
             }
             Control::EndSessions { user, session } => {
@@ -244,7 +334,7 @@ mod tests {
         let (outbox, mut frames, _closer) = Outbox::new(16);
         let room = RoomName::parse("b").unwrap();
         let ann = UserId::parse("u:ann").unwrap();
-        people.add(1, ann.clone(), None, outbox, vec![room.clone()]);
+        let _ = people.add(1, ann.clone(), None, outbox, vec![room.clone()]);
 
         assert_eq!(people.notify(&room, 7, &message_frame("u:bob")), 1);
         let frame: serde_json::Value = serde_json::from_str(frames.try_recv().unwrap().as_str()).unwrap();

@@ -164,9 +164,14 @@ macro_rules! sql_rooms {
                         .await?;
                     }
                     RoomAction::Kicked { target } => {
-                        on("DELETE FROM memberships WHERE room_id = $1 AND user_id = $2", room_id, target)
-                            .execute(&mut *conn)
-                            .await?;
+                        // Out, invitation and all: a private room takes them back only if
+                        // someone lets them in again.
+                        for sql in [
+                            "DELETE FROM memberships WHERE room_id = $1 AND user_id = $2",
+                            "DELETE FROM room_invites WHERE room_id = $1 AND user_id = $2",
+                        ] {
+                            on(sql, room_id, target).execute(&mut *conn).await?;
+                        }
                     }
                     RoomAction::Banned { target } => {
                         on("INSERT INTO room_bans (room_id, user_id, user_name, by_id, at_ms) VALUES ($1, $2, $3, $4, $5)
@@ -353,8 +358,10 @@ macro_rules! sql_rooms {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let created = inserted.is_some();
+                // A pair's direct message deleted by an administrator comes back (empty) when
+                // either opens it again, as any deleted room does when entered.
                 let (room_id, found_name): (i64, String) =
-                    sqlx::query_as("SELECT id, name FROM rooms WHERE dm_key = $1")
+                    sqlx::query_as("UPDATE rooms SET deleted_at_ms = NULL WHERE dm_key = $1 RETURNING id, name")
                         .bind(&key)
                         .fetch_one(&mut *tx)
                         .await?;
@@ -514,8 +521,27 @@ macro_rules! sql_rooms {
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?;
+                // A member needs no invitation any more (one left behind would let them back
+                // in after a kick).
+                sqlx::query("DELETE FROM room_invites WHERE room_id = $1 AND user_id = $2")
+                    .bind(room_id)
+                    .bind(who.id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 Ok(Redeemed::Member { room, new: true })
+            }
+
+            async fn member_name(&self, room: &RoomName, user: &UserId) -> Result<Option<String>, StoreError> {
+                let row: Option<(String,)> = sqlx::query_as(
+                    "SELECT mb.user_name FROM memberships mb JOIN rooms r ON r.id = mb.room_id
+                     WHERE r.name = $1 AND mb.user_id = $2",
+                )
+                .bind(room.as_str())
+                .bind(user.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(name,)| name))
             }
 
             async fn upload_uses(&self, id: UploadId) -> Result<Option<UploadUses>, StoreError> {

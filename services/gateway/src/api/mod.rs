@@ -20,6 +20,7 @@ pub mod accounts;
 pub mod admin;
 pub mod extract;
 pub mod profiles;
+pub mod room_access;
 pub mod rooms;
 pub mod schema;
 pub mod uploads;
@@ -137,6 +138,11 @@ pub fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(rooms::history, rooms::publish))
         .routes(routes!(rooms::members))
         .routes(routes!(rooms::leave_room))
+        .routes(routes!(room_access::room_details))
+        .routes(routes!(room_access::room_action))
+        .routes(routes!(room_access::create_invite_link))
+        .routes(routes!(room_access::invite_preview, room_access::redeem_invite))
+        .routes(routes!(room_access::open_dm))
         .routes(routes!(rooms::mark_read))
         .routes(routes!(uploads::upload))
         .routes(routes!(uploads::download))

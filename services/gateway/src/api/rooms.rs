@@ -2,13 +2,13 @@
 
 use super::extract::{JsonBody, PathParams, QueryParams, Session};
 use super::schema::{
-    EnterRoom, ErrorBody, HistoryPage, HistoryQuery, MarkRead, MemberView, MembersPage, OwnProfile, Page, Panel,
-    PanelRoom, PrincipalView, Publish, RoomEntered, RoomView, RoomsPage,
+    DirectoryPage, DirectoryRoom, EnterRoom, ErrorBody, HistoryPage, HistoryQuery, MarkRead, MemberView, MembersPage,
+    OwnProfile, Page, Panel, PanelRoom, PrincipalView, Publish, RoomEntered, RoomView, SearchPage,
 };
-use super::{ApiResult, limit, next_cursor};
-use crate::actions::membership;
+use super::{ApiResult, limit, next_cursor, text_param};
 use crate::actions::propose::prepare;
-use crate::auth::IdentityKind;
+use crate::actions::{access, membership, moderation};
+use crate::auth::{IdentityKind, now_ms};
 use crate::error::GatewayError;
 use crate::state::AppState;
 use crate::upstream::Proposal;
@@ -18,37 +18,61 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chat_domain::message::format_millis;
 use chat_domain::protocol::{AckFrame, AckItem, HistoryItem};
-use chat_domain::{ClientMsgId, ErrorCode, MessageBody, RoomName, UploadId, UserId};
+use chat_domain::{ClientMsgId, ErrorCode, MessageBody, RoomName, UploadId, UserId, Visibility};
 
-/// Rooms in name order, paged by cursor.
-#[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", params(Page),
-    responses((status = 200, body = RoomsPage), (status = 400, body = ErrorBody)))]
-pub async fn list_rooms(State(app): State<AppState>, _: Session, QueryParams(page): QueryParams<Page>) -> ApiResult {
+/// The room directory: public rooms in name order, filtered by `q` (a case-insensitive
+/// part of the name), with member counts and last activity, paged by cursor.
+#[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", params(SearchPage),
+    responses((status = 200, body = DirectoryPage), (status = 400, body = ErrorBody)))]
+pub async fn list_rooms(
+    State(app): State<AppState>,
+    _: Session,
+    QueryParams(page): QueryParams<SearchPage>,
+) -> ApiResult {
     let after = page.after.as_deref().map(RoomName::parse).transpose()?;
+    let query = page.q.as_deref().map(|q| text_param("q", q)).transpose()?;
     let limit = limit(page.limit)?;
-    let (rooms, next_after) = app.upstream().list_rooms(after.as_ref(), limit).await?;
-    Ok(Json(RoomsPage {
-        rooms: rooms.iter().map(RoomView::from).collect(),
-        next_after: next_after.map(|r| r.as_str().to_owned()),
+    let rooms = app.directory().public_rooms(query, after.as_ref(), limit).await?;
+    let next_after = next_cursor(&rooms, limit, |r| r.name.as_str().to_owned());
+    Ok(Json(DirectoryPage {
+        rooms: rooms.iter().map(DirectoryRoom::from).collect(),
+        next_after,
     })
     .into_response())
 }
 
-/// Enter a room by name: it is created if new, and the caller becomes a member.
+/// Enter a public room by name: it is created if new (you own it then), and you become a
+/// member. With `"visibility": "private"`, create a private room titled `name`: the
+/// server names it, and only its members and the people they invite can see it.
 #[utoipa::path(post, path = "/api/v1/rooms", tag = "rooms", request_body = EnterRoom,
-    responses((status = 200, body = RoomEntered), (status = 400, description = "`invalid_room`", body = ErrorBody)))]
+    responses((status = 200, body = RoomEntered), (status = 400, description = "`invalid_room`", body = ErrorBody),
+        (status = 403, description = "`banned`", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn enter_room(
     State(app): State<AppState>,
     Session(principal): Session,
     JsonBody(body): JsonBody<EnterRoom>,
 ) -> ApiResult {
-    let room = app.upstream().enter_room(&RoomName::parse(&body.name)?).await?;
-    let joined = membership::become_member(&app, &principal, &room.name).await?;
-    Ok(Json(RoomEntered {
-        room: RoomView::from(&room),
-        joined,
-    })
-    .into_response())
+    let (room, joined) = match body.visibility.unwrap_or(Visibility::Public) {
+        Visibility::Public => {
+            let (info, _, joined) = access::enter(&app, &principal, &RoomName::parse(&body.name)?).await?;
+            // A private room may be entered by its name too (by its members): shown as it is.
+            let view = match app.directory().room_record(&info.name).await? {
+                Some(record) => RoomView::from(&record),
+                None => RoomView::from(&info),
+            };
+            (view, joined)
+        }
+        Visibility::Private => {
+            let name = moderation::create_private(&app, &principal, &body.name).await?;
+            let record = app
+                .directory()
+                .room_record(&name)
+                .await?
+                .ok_or_else(GatewayError::internal)?;
+            (RoomView::from(&record), true)
+        }
+    };
+    Ok(Json(RoomEntered { room, joined }).into_response())
 }
 
 /// A page of history, oldest first. Without a position, or with `before_seq`, the messages
@@ -56,14 +80,16 @@ pub async fn enter_room(
 /// as a resuming client replays them.
 #[utoipa::path(get, path = "/api/v1/rooms/{room}/messages", tag = "rooms",
     params(("room" = String, Path), HistoryQuery),
-    responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody),
+        (status = 403, description = "`banned`", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn history(
     State(app): State<AppState>,
-    _: Session,
+    Session(principal): Session,
     PathParams(room): PathParams<String>,
     QueryParams(query): QueryParams<HistoryQuery>,
 ) -> ApiResult {
     let room = RoomName::parse(&room)?;
+    access::readable(&app, &principal, &room).await?;
     let limit = limit(query.limit)?;
     let (last_seq, messages) = match (query.after_seq, query.before_seq) {
         (Some(_), Some(_)) => {
@@ -96,7 +122,8 @@ pub async fn history(
     responses(
         (status = 201, description = "Stored", body = AckItem),
         (status = 200, description = "Stored before with this client_msg_id: the original's ack", body = AckItem),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 403, description = "`banned`, `muted`", body = ErrorBody),
+        (status = 404, body = ErrorBody),
     ))]
 pub async fn publish(
     State(app): State<AppState>,
@@ -112,7 +139,8 @@ pub async fn publish(
         mentions: Vec::new(),
     };
     let client_msg_id = ClientMsgId::parse(&body.client_msg_id)?;
-    prepare(&app, &principal.author, &room, &mut proposal).await?;
+    access::sendable(&app, &principal, &room).await?;
+    prepare(&app, &principal, &room, &mut proposal).await?;
     let (message, duplicate) = app
         .upstream()
         .send(&room, &principal.author, &proposal, &client_msg_id)
@@ -125,21 +153,24 @@ pub async fn publish(
 /// The room's members and their count, paged by user id.
 #[utoipa::path(get, path = "/api/v1/rooms/{room}/members", tag = "rooms",
     params(("room" = String, Path), Page),
-    responses((status = 200, body = MembersPage), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = MembersPage), (status = 400, body = ErrorBody),
+        (status = 403, description = "`banned`", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn members(
     State(app): State<AppState>,
-    _: Session,
+    Session(principal): Session,
     PathParams(room): PathParams<String>,
     QueryParams(page): QueryParams<Page>,
 ) -> ApiResult {
     let room = RoomName::parse(&room)?;
+    access::readable(&app, &principal, &room).await?;
     let limit = limit(page.limit)?;
     let (count, members) = app
         .directory()
         .room_members(&room, page.after.as_deref(), limit)
         .await?;
     let next_after = next_cursor(&members, limit, |m| m.user_id.clone());
-    let mut views: Vec<MemberView> = members.iter().map(MemberView::from).collect();
+    let now = now_ms();
+    let mut views: Vec<MemberView> = members.iter().map(|m| MemberView::new(m, now)).collect();
     // The page a client shows is the members in its view: their presence, one lookup.
     let ids: Vec<UserId> = views.iter().filter_map(|m| UserId::parse(&m.user_id).ok()).collect();
     if ids.len() == views.len()

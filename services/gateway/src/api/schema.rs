@@ -6,8 +6,8 @@
 use crate::auth::{IdentityKind, Principal};
 use chat_domain::message::{format_millis, upload_url};
 use chat_domain::protocol::HistoryItem;
-use chat_domain::{Role, UploadId};
-use chat_store::{AuditEntry, MemberRoom, RoomInfo, RoomMember, SessionRecord, UserRecord};
+use chat_domain::{Author, Role, RoomRole, UploadId, UserId, Visibility};
+use chat_store::{AuditEntry, MemberRoom, RoomInfo, RoomMember, RoomRecord, SessionRecord, UserRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -163,16 +163,162 @@ pub struct RoomView {
     pub name: String,
     pub last_seq: u64,
     pub created_at: String,
+    pub visibility: Visibility,
+    /// A private room's title (its name is the server's); `null` for a public room.
+    pub title: Option<String>,
 }
 
 impl From<&RoomInfo> for RoomView {
+    /// A public room entered by name.
     fn from(r: &RoomInfo) -> Self {
         Self {
             name: r.name.as_str().to_owned(),
             last_seq: r.last_seq,
             created_at: format_millis(r.created_at_ms),
+            visibility: Visibility::Public,
+            title: None,
         }
     }
+}
+
+impl From<&RoomRecord> for RoomView {
+    fn from(r: &RoomRecord) -> Self {
+        Self {
+            name: r.name.as_str().to_owned(),
+            last_seq: r.last_seq,
+            created_at: format_millis(r.created_at_ms),
+            visibility: r.visibility,
+            title: r.title.clone(),
+        }
+    }
+}
+
+/// A public room as the room directory lists it.
+#[derive(Serialize, ToSchema)]
+pub struct DirectoryRoom {
+    #[serde(flatten)]
+    pub room: RoomView,
+    pub topic: String,
+    pub member_count: u64,
+    /// The newest event's time; `null` while the room is empty.
+    pub last_activity: Option<String>,
+}
+
+impl From<&RoomRecord> for DirectoryRoom {
+    fn from(r: &RoomRecord) -> Self {
+        Self {
+            room: r.into(),
+            topic: r.topic.clone(),
+            member_count: r.member_count,
+            last_activity: r.last_activity_ms.map(format_millis),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DirectoryPage {
+    pub rooms: Vec<DirectoryRoom>,
+    pub next_after: Option<String>,
+}
+
+/// A room as its page shows it, and where the caller stands with it.
+#[derive(Serialize, ToSchema)]
+pub struct RoomDetails {
+    pub name: String,
+    pub visibility: Visibility,
+    pub title: Option<String>,
+    pub topic: String,
+    pub description: String,
+    /// In a direct message, the other person.
+    pub dm_with: Option<Author>,
+    pub member_count: u64,
+    /// `null` for a room made before rooms had owners, and for a direct message.
+    pub owner: Option<Author>,
+    pub last_seq: u64,
+    /// `null` when the caller is not a member.
+    pub your_role: Option<RoomRole>,
+    /// Until when the caller may read but not send here; `null` when not muted.
+    pub muted_until: Option<String>,
+    /// The caller is invited (and not yet a member).
+    pub invited: bool,
+}
+
+impl RoomDetails {
+    pub fn new(r: &RoomRecord, viewer: &UserId, standing: &chat_domain::Standing, now_ms: i64) -> Self {
+        Self {
+            name: r.name.as_str().to_owned(),
+            visibility: r.visibility,
+            title: r.title.clone(),
+            topic: r.topic.clone(),
+            description: r.description.clone(),
+            dm_with: r.dm_with(viewer).cloned(),
+            member_count: r.member_count,
+            owner: r.owner.clone(),
+            last_seq: r.last_seq,
+            your_role: standing.role,
+            muted_until: standing.muted_at(now_ms).map(format_millis),
+            invited: standing.invited,
+        }
+    }
+}
+
+/// An owner's or moderator's action (`POST /api/v1/rooms/{room}/actions`). Which fields
+/// are needed depends on `action`; the person is named by `user_id` or `username`.
+#[derive(Deserialize, ToSchema)]
+pub struct RoomActionBody {
+    /// `invite`, `kick`, `ban`, `unban`, `mute`, `unmute`, `set_role`, `update`,
+    /// `set_visibility` or `transfer`.
+    pub action: String,
+    pub user_id: Option<String>,
+    pub username: Option<String>,
+    /// `mute`: for how long, 1 to 525600 minutes.
+    pub minutes: Option<u32>,
+    /// `set_role`: `moderator` or `member`.
+    pub role: Option<RoomRole>,
+    /// `update`: the new topic (one line, up to 200 characters) and description (up to
+    /// 1000); one left out stays as it is.
+    pub topic: Option<String>,
+    pub description: Option<String>,
+    /// `set_visibility`.
+    pub visibility: Option<Visibility>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewInviteLinkBody {
+    /// 1 to 43200 (30 days); 10080 (7 days) when absent.
+    pub expires_in_minutes: Option<u32>,
+    /// 1 to 1000; any number of uses when absent.
+    pub max_uses: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InviteLinkView {
+    /// Shown once: only its hash is kept.
+    pub token: String,
+    /// Where to send people: the invite page, with the token in the fragment.
+    pub url: String,
+    pub expires_at: String,
+    pub max_uses: Option<u32>,
+}
+
+/// What an invite link leads to, before it is used.
+#[derive(Serialize, ToSchema)]
+pub struct InvitePreview {
+    pub room: String,
+    pub title: Option<String>,
+    pub visibility: Visibility,
+    pub member_count: u64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct OpenDm {
+    pub username: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DmOpened {
+    pub room: RoomView,
+    pub dm_with: Author,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -194,7 +340,7 @@ pub struct HistoryPage {
     pub last_seq: u64,
     /// Oldest first, each as its websocket frame: messages in their current state (deleted
     /// ones as tombstones), or with `after_seq` every event after it (`message`, `edited`,
-    /// `deleted`, `reacted`, `unreacted`).
+    /// `deleted`, `reacted`, `unreacted`, `room_event`).
     pub messages: Vec<HistoryItem>,
 }
 
@@ -206,15 +352,20 @@ pub struct MemberView {
     /// Whether they are online now; absent when presence is switched off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub online: Option<bool>,
+    pub role: RoomRole,
+    /// Until when they may read but not send; `null` when not muted.
+    pub muted_until: Option<String>,
 }
 
-impl From<&RoomMember> for MemberView {
-    fn from(m: &RoomMember) -> Self {
+impl MemberView {
+    pub fn new(m: &RoomMember, now_ms: i64) -> Self {
         Self {
             user_id: m.user_id.clone(),
             name: m.name.clone(),
             joined_at: format_millis(m.joined_at_ms),
             online: None,
+            role: m.role,
+            muted_until: m.muted_until_ms.filter(|until| *until > now_ms).map(format_millis),
         }
     }
 }
@@ -237,6 +388,11 @@ pub struct PanelRoom {
     pub mentions: u64,
     pub last_activity: Option<String>,
     pub joined_at: String,
+    pub visibility: Visibility,
+    /// A private room's title; `null` for a public room.
+    pub title: Option<String>,
+    /// In a direct message, the other person (list it under their name).
+    pub dm_with: Option<Author>,
 }
 
 impl From<&MemberRoom> for PanelRoom {
@@ -248,6 +404,9 @@ impl From<&MemberRoom> for PanelRoom {
             mentions: r.mentions,
             last_activity: r.last_activity_ms.map(format_millis),
             joined_at: format_millis(r.joined_at_ms),
+            visibility: r.visibility,
+            title: r.title.clone(),
+            dm_with: r.dm_with.clone(),
         }
     }
 }
@@ -358,7 +517,10 @@ fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
 
 #[derive(Deserialize, ToSchema)]
 pub struct EnterRoom {
+    /// A public room's name; for a private room, its title (the server names it).
     pub name: String,
+    /// `public` (the default) or `private`.
+    pub visibility: Option<Visibility>,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -6,6 +6,7 @@
 use super::ApiResult;
 use super::extract::{PathParams, Session};
 use super::schema::{ErrorBody, UploadView};
+use crate::actions::access;
 use crate::auth::now_ms;
 use crate::error::GatewayError;
 use crate::state::AppState;
@@ -72,16 +73,24 @@ pub async fn upload(
         .into_response())
 }
 
-/// An uploaded image. Uploads never change, so they may be cached for a long time.
+/// An uploaded image: yours, someone's avatar, or posted in a room you may read (a
+/// deleted message's image is gone). Uploads never change, so they may be cached (privately)
+/// for a long time.
 #[utoipa::path(get, path = "/api/v1/uploads/{id}", tag = "uploads",
     params(("id" = i64, Path)),
     responses(
         (status = 200, description = "The image", content_type = "image/*", body = Vec<u8>),
         (status = 404, body = ErrorBody),
     ))]
-pub async fn download(State(app): State<AppState>, _: Session, PathParams(id): PathParams<i64>) -> ApiResult {
+pub async fn download(
+    State(app): State<AppState>,
+    Session(principal): Session,
+    PathParams(id): PathParams<i64>,
+) -> ApiResult {
     // An id no upload can have names none.
     let id = UploadId::new(id).map_err(|_| GatewayError::not_found("upload"))?;
+    // Yours, an avatar, or posted where you may read; else as if there were none.
+    access::may_fetch_upload(&app, &principal, id).await?;
     let blob = app
         .blobs()
         .get(id)

@@ -187,7 +187,8 @@ impl Upstream {
         self.rpc.call(method, route, f).await
     }
 
-    pub async fn enter_room(&self, room: &RoomName) -> Result<RoomInfo, GatewayError> {
+    /// Gets or creates the room; the `bool` says this call created it.
+    pub async fn enter_room(&self, room: &RoomName) -> Result<(RoomInfo, bool), GatewayError> {
         let request = v1::EnterRoomRequest {
             room: room.as_str().to_owned(),
         };
@@ -197,7 +198,7 @@ impl Upstream {
                 async move { c.enter_room(request).await }
             })
             .await?;
-        room_info(response.room.unwrap_or_default())
+        Ok((room_info(response.room.unwrap_or_default())?, response.created))
     }
 
     /// One send in a call of its own (the HTTP API's path).

@@ -10,13 +10,13 @@ pub mod handshake;
 mod send;
 mod write;
 
-use crate::actions::membership;
-use crate::auth::Principal;
+use crate::actions::{access, membership};
+use crate::auth::{Principal, now_ms};
 use crate::error::GatewayError;
 use crate::fanout::{ConnId, Hub};
 use crate::limits::TokenBucket;
 use crate::outbox::{Outbox, text};
-use crate::people::MAX_WATCHED_ROOMS;
+use crate::people::{MAX_WATCHED_ROOMS, Restrictions};
 use crate::presence;
 use crate::queue;
 use crate::state::AppState;
@@ -24,8 +24,8 @@ use crate::upstream::Proposal;
 use axum::extract::ws::{Message, WebSocket};
 use chat_bus::{Signal, SignalKind};
 use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
-use chat_domain::protocol::{ClientFrame, HistoryItem, ReadMarker, ServerFrame, TypingFrame};
-use chat_domain::{ClientMsgId, CloseCode, ErrorCode, RoomName, TimelineEvent, UserId};
+use chat_domain::protocol::{ClientFrame, HistoryItem, ReadMarker, RemovedReason, ServerFrame, TypingFrame};
+use chat_domain::{AccessError, ClientMsgId, CloseCode, ErrorCode, RoomName, TimelineEvent, UserId};
 use futures::stream::StreamExt;
 use send::{SendRequest, send_loop};
 use std::collections::HashSet;
@@ -46,6 +46,8 @@ struct Connection {
     send_rate: TokenBucket,
     /// When this socket's last `typing` was passed on.
     last_typing: Option<Instant>,
+    /// Rooms moderation took it out of, and mutes, kept current by the bus.
+    restrictions: Arc<Restrictions>,
 }
 
 /// Runs one upgraded connection until either side closes it or the gateway shuts down.
@@ -83,7 +85,7 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
         }
     };
     let rooms_for_presence = member_rooms.clone();
-    let first_here = app.people().add(
+    let (first_here, restrictions) = app.people().add(
         id,
         principal.author.id.clone(),
         principal.session_id.clone(),
@@ -104,6 +106,7 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
         principal,
         send_rate: TokenBucket::new(limits.send_rate_per_sec, limits.send_burst, Instant::now()),
         last_typing: None,
+        restrictions,
     };
     let shutdown = app.shutdown().clone();
     let session_end = tokio::time::sleep(until(expires_at));
@@ -278,6 +281,7 @@ impl Connection {
         match frame {
             ClientFrame::Join { room, since_seq } => self.join(room, since_seq).await,
             ClientFrame::Leave { room } => {
+                let _ = self.restricted(&room);
                 if self.joined.remove(&room) {
                     if let Some(seq) = self.app.fanout().position(&room) {
                         mark_read(&self.app, &self.principal.author.id, &room, seq).await;
@@ -316,8 +320,9 @@ impl Connection {
                 let proposal = Proposal::Change {
                     target_seq,
                     change,
-                    // An administrator deletes someone else's message through the admin
-                    // API, which checks the role on each request and audits it.
+                    // Whether a deletion may take someone else's message (the room's
+                    // moderators and owner, a site administrator) is read when it is
+                    // prepared (`actions::propose`).
                     admin: false,
                 };
                 self.queue_send(room, proposal, client_msg_id, traceparent);
@@ -331,6 +336,9 @@ impl Connection {
     /// `typing_min_interval_ms` per socket (faster ones are dropped, unanswered: the
     /// indicator is already showing). Never stored, never acknowledged.
     fn typing(&mut self, room: RoomName) {
+        if let Err(error) = self.restricted(&room) {
+            return self.error(&error, Some(room.as_str()));
+        }
         if !self.joined.contains(&room) {
             return self.error(&not_joined(), Some(room.as_str()));
         }
@@ -373,6 +381,9 @@ impl Connection {
         client_msg_id: ClientMsgId,
         traceparent: Option<String>,
     ) {
+        if let Err(error) = self.restricted(&room) {
+            return self.error(&error, Some(client_msg_id.as_str()));
+        }
         if !self.joined.contains(&room) {
             return self.error(&not_joined(), Some(client_msg_id.as_str()));
         }
@@ -412,6 +423,8 @@ impl Connection {
 
     async fn join(&mut self, room: RoomName, since_seq: Option<u64>) {
         let reference = Some(room.as_str());
+        // Taken out of it since: this is a new join, which reads the standing again.
+        let _ = self.restricted(&room);
         if self.joined.contains(&room) {
             let error = GatewayError::new(ErrorCode::AlreadyJoined, "already joined this room");
             return self.error(&error, reference);
@@ -439,7 +452,11 @@ impl Connection {
     async fn complete_join(&self, hub: &Arc<Hub>, room: &RoomName, since_seq: Option<u64>) -> Result<(), GatewayError> {
         let upstream = self.app.upstream();
         let limits = &self.app.settings().gateway;
-        let info = upstream.enter_room(room).await?;
+        // Who may enter is decided here (a private room only for its members and invitees,
+        // a ban shuts any room); entering makes you a member. Recorded before `joined`
+        // goes out, so the panel agrees once the client sees it.
+        let (info, access, _) = access::enter(&self.app, &self.principal, room).await?;
+        self.restrictions.joined(room, access.standing.muted_at(now_ms()));
         let cut = self.app.fanout().fix_cut(hub, self.id, info.last_seq, since_seq);
         // History is everything below the cut; live delivery starts at it.
         let below = cut - 1;
@@ -464,11 +481,7 @@ impl Connection {
             }
         };
         let last_seq = info.last_seq.max(below);
-        // Entering a room makes you a member, and what `joined` shows counts as read; both
-        // recorded before `joined` goes out, so the panel agrees once the client sees it.
-        if let Err(error) = membership::become_member(&self.app, &self.principal, room).await {
-            tracing::warn!(%room, error = %error.message, "could not record the membership");
-        }
+        // What `joined` shows counts as read.
         mark_read(&self.app, &self.principal.author.id, room, last_seq).await;
         let mut joined = ServerFrame::joined(room, last_seq, history, has_more);
         if let ServerFrame::Joined { presence, reads, .. } = &mut joined {
@@ -485,6 +498,32 @@ impl Connection {
 }
 
 impl Connection {
+    /// Refuses what moderation forbids since the socket joined `room`: taken out of it (the
+    /// socket leaves it here too), or muted.
+    fn restricted(&mut self, room: &RoomName) -> Result<(), GatewayError> {
+        let Some(restriction) = self.restrictions.get(room) else {
+            return Ok(());
+        };
+        if let Some(reason) = restriction.removed {
+            if self.joined.remove(room) {
+                self.app.fanout().leave(room, self.id);
+                self.app.people().left(self.id, room);
+            }
+            self.restrictions.joined(room, None);
+            return Err(match reason {
+                RemovedReason::Banned => AccessError::Banned.into(),
+                RemovedReason::Kicked => GatewayError::new(
+                    ErrorCode::NotJoined,
+                    "you were removed from this room; join it again to take part",
+                ),
+            });
+        }
+        match restriction.muted_until_ms {
+            Some(until_ms) if until_ms > now_ms() => Err(AccessError::Muted { until_ms }.into()),
+            _ => Ok(()),
+        }
+    }
+
     /// How far the room's members have read, for a room small enough to show it person by
     /// person; `None` in a big one, or if it cannot be read (the receipts are extras).
     async fn read_markers(&self, room: &RoomName) -> Option<Vec<ReadMarker>> {

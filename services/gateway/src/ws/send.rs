@@ -41,7 +41,7 @@ pub(super) async fn send_loop(
         let mut refused = Vec::with_capacity(requests.len());
         for request in &mut requests {
             let check = Box::pin(
-                prepare(&app, &principal.author, &request.room, &mut request.proposal).instrument(request.span.clone()),
+                prepare(&app, &principal, &request.room, &mut request.proposal).instrument(request.span.clone()),
             )
             .await
             .err();

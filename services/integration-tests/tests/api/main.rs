@@ -1,6 +1,7 @@
 //! End-to-end tests of the scaled topology. One test binary (link time), one module per
 //! concern. Each test starts its own cluster: fresh database, fresh Redis prefix.
 
+mod access;
 mod accounts;
 mod bad_input;
 mod cluster;

@@ -122,9 +122,8 @@ async fn changes_reach_every_member_on_both_gateways_once_in_order_and_history_f
     let carl = cluster.sign_up(1, "carl").await;
     let mut ann_ws = Member::new(cluster.client_with(0, &ann).await);
     let mut bob_ws = Member::new(cluster.client_with(1, &bob).await);
-    ann_ws.join("lobby", None).await;
-    bob_ws.join("lobby", None).await;
     // Carl is a member of the room without it open: he is notified, and of a mention as one.
+    // He made it, so he owns it: Ann and Bob are plain members.
     let (status, _) = cluster
         .call(
             1,
@@ -135,6 +134,8 @@ async fn changes_reach_every_member_on_both_gateways_once_in_order_and_history_f
         )
         .await;
     assert_eq!(status, 200);
+    ann_ws.join("lobby", None).await;
+    bob_ws.join("lobby", None).await;
     let mut carl_ws = Member::new(cluster.client_with(1, &carl).await);
     // The socket answers frames only once it is registered for notifications.
     carl_ws.join("elsewhere", None).await;
