@@ -3,7 +3,7 @@
 // them, so the tests also hold the client to being usable by keyboard and screen reader.
 
 import { deflateSync } from 'node:zlib';
-import { metricByGateway, newPage, unique } from './harness.mjs';
+import { api, metricByGateway, newPage, unique } from './harness.mjs';
 
 export const PASSWORD = 'correct horse battery staple';
 
@@ -47,6 +47,27 @@ export async function enterRoom(page, room) {
     page.getByRole('button', { name: 'Enter', exact: true }).click(),
   ]);
   await waitJoined(page);
+}
+
+/**
+ * Creates a private room from the panel's form (its name is the room's title); resolves
+ * with the room's name (`p.…`, the server's choice) once the room page has joined it.
+ */
+export async function createPrivateRoom(page, title) {
+  if (new URL(page.url()).pathname !== '/') await page.goto('/');
+  await page.getByLabel('Room name').fill(title);
+  await page.getByLabel('Private', { exact: true }).check();
+  await Promise.all([
+    page.waitForURL((url) => url.pathname === '/room.html'),
+    page.getByRole('button', { name: 'Create', exact: true }).click(),
+  ]);
+  await waitJoined(page);
+  return new URL(page.url()).searchParams.get('name');
+}
+
+/** Who the page's person is: `{ id, name, kind, role }`. */
+export async function whoAmI(page) {
+  return (await api(page, 'GET', '/api/v1/session')).body.user;
 }
 
 /** The room page marks the moment its `joined` frame arrived. */

@@ -50,9 +50,12 @@ export async function currentUser() {
   }
 }
 
-/** Sends the user to the log-in page, to come back here afterwards. */
+/**
+ * Sends the user to the log-in page, to come back here afterwards, fragment included (an
+ * invite link carries its token there).
+ */
 export function toLogin(reason = '') {
-  const next = location.pathname + location.search;
+  const next = location.pathname + location.search + location.hash;
   const params = new URLSearchParams({ next });
   if (reason) params.set('reason', reason);
   location.replace(`/login.html?${params}`);

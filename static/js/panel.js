@@ -1,10 +1,12 @@
 // The panel (index page): who you are, your counts, your rooms with unread badges kept live
-// by `notify` frames, and the field that creates or enters a room.
+// by `notify` frames, the field that creates or enters a room (or creates a private one),
+// and the directory of public rooms.
 
 import { api, ApiError } from './api.js';
 import { $, el, fill, longDate, longDateTime, roomHref, flash } from './dom.js';
-import { roomNameError } from './rules.js';
+import { roomNameError, roomTitleError } from './rules.js';
 import { RoomList } from './roomlist.js';
+import { Directory } from './directory.js';
 import { startShell, desktopNotify } from './shell.js';
 
 const { me, conn } = await startShell({ active: 'panel' });
@@ -44,34 +46,54 @@ async function load() {
 }
 
 // Create or enter: checked here as the server checks, then by the server, which creates the
-// room and makes you a member before the room page opens.
+// room and makes you a member before the room page opens. A private room is always new: what
+// was typed is its title, and the server names it.
 const form = $('#enter-form');
 const input = $('#room-name');
 const error = $('#room-error');
+const privateBox = $('#room-private');
+const enterButton = $('#enter-button');
+const problemOf = (value) => (privateBox.checked ? roomTitleError(value) : roomNameError(value));
 const showProblem = (problem) => {
   error.textContent = problem ?? '';
   input.setAttribute('aria-invalid', problem ? 'true' : 'false');
 };
-input.addEventListener('input', () => showProblem(input.value === '' ? null : roomNameError(input.value)));
+function showKind() {
+  const priv = privateBox.checked;
+  $('#room-hint').hidden = priv;
+  $('#room-hint-private').hidden = !priv;
+  input.setAttribute('aria-describedby', `${priv ? 'room-hint-private' : 'room-hint'} room-error`);
+  enterButton.textContent = priv ? 'Create' : 'Enter';
+  input.placeholder = priv ? 'e.g. Weekend plans' : 'e.g. lobby';
+  showProblem(input.value === '' ? null : problemOf(input.value));
+}
+privateBox.addEventListener('change', showKind);
+input.addEventListener('input', () => showProblem(input.value === '' ? null : problemOf(input.value)));
 form.addEventListener('submit', async (e) => {
   e.preventDefault();
-  const problem = roomNameError(input.value);
+  const problem = problemOf(input.value);
   showProblem(problem);
   if (problem) { input.focus(); return; }
-  const button = form.querySelector('button');
-  button.disabled = true;
+  enterButton.disabled = true;
   try {
-    const entered = await api('POST', '/rooms', { name: input.value });
+    const body = privateBox.checked ? { name: input.value.trim(), visibility: 'private' } : { name: input.value };
+    const entered = await api('POST', '/rooms', body);
     location.assign(roomHref(entered.room.name));
   } catch (err) {
     showProblem(err instanceof ApiError ? err.message : String(err));
     input.focus();
   } finally {
-    button.disabled = false;
+    enterButton.disabled = false;
   }
 });
+showKind(); // the browser may have kept the box ticked from before
 
 $('#more-rooms').addEventListener('click', () => rooms.more().catch((e) => flash(status, e.message, { error: true })));
+
+const directory = new Directory({
+  form: $('#directory-form'), input: $('#directory-q'), list: $('#directory-list'),
+  empty: $('#directory-empty'), more: $('#directory-more'), status,
+});
 
 // Desktop notifications need a click to ask for permission.
 const notifyButton = $('#notify-button');
@@ -91,7 +113,7 @@ conn.addEventListener('open', () => {
 });
 conn.addEventListener('notify', (e) => {
   rooms.bump(e.detail);
-  desktopNotify(e.detail);
+  desktopNotify(e.detail, rooms.label(e.detail.room));
 });
 
-await load();
+await Promise.all([load(), directory.search($('#directory-q').value)]);

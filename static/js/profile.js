@@ -1,8 +1,8 @@
-// Profiles: anyone's, to view (`?u=name`), and your own, to edit, with its picture and the
-// sessions you can end.
+// Profiles: anyone's, to view (`?u=name`) and to message directly, and your own, to edit,
+// with its picture and the sessions you can end.
 
 import { api, ApiError, upload, enc } from './api.js';
-import { $, el, fill, avatarEl, longDate, longDateTime, flash, timeEl, relativeTime } from './dom.js';
+import { $, el, fill, avatarEl, longDate, longDateTime, flash, timeEl, relativeTime, roomHref } from './dom.js';
 import { personNameError, emailError, bioError } from './rules.js';
 import { startShell } from './shell.js';
 
@@ -23,9 +23,26 @@ async function showProfile(username) {
     fill($('#profile-facts'), el('div.stat', {}, el('dt', {}, 'Member since'), el('dd', {}, longDate(p.joined_at))),
       p.id !== me.id && typeof p.online === 'boolean' ? el('div.stat', {}, el('dt', {}, 'Status'), el('dd', {}, presenceEl(p))) : null);
     $('#profile-edit').hidden = !(me.kind === 'account' && p.id === me.id);
+    // Guests cannot have direct messages; nor can you with yourself.
+    $('#profile-message').hidden = me.kind === 'guest' || p.id === me.id;
+    $('#message-button').onclick = () => openDm(p.username);
     $('#view').hidden = false;
   } catch (e) {
     flash(status, e.status === 404 ? `There is no user called “${username}”.` : e.message, { error: true, ms: 0 });
+  }
+}
+
+/** Opens the direct-message room with this person: the same room each time, made the first time. */
+async function openDm(username) {
+  const button = $('#message-button');
+  button.disabled = true;
+  try {
+    const dm = await api('POST', '/dms', { username });
+    location.assign(roomHref(dm.room.name));
+  } catch (e) {
+    flash(status, `Could not open a conversation: ${e.message}`, { error: true });
+  } finally {
+    button.disabled = false;
   }
 }
 

@@ -1,20 +1,22 @@
 // The room page: history, live events in seq order (messages, edits, deletions,
-// reactions), sends that show as pending until acked, replies, mentions, images, members
-// and who of them is online, how far the newest messages have been read (ours sent, theirs
-// shown as "seen by" avatars), and a resume with `since_seq` after every reconnect so that
-// nothing is missed or shown twice (docs/protocol.md §3–5).
+// reactions, and changes to the room itself shown as system lines), sends that show as
+// pending until acked, replies, mentions, images, members and who of them is online, how far
+// the newest messages have been read (ours sent, theirs shown as "seen by" avatars), and a
+// resume with `since_seq` after every reconnect so that nothing is missed or shown twice
+// (docs/protocol.md §3–5). The room's title, topic and your role in it come from its
+// details; owners and moderators invite, mute, kick and ban from here.
 
 import { api, ApiError, upload, enc } from './api.js';
 import {
-  $, el, fill, timeEl, avatarEl, profileHref, newId, flash, formatBytes,
+  $, el, fill, timeEl, avatarEl, profileHref, newId, flash, formatBytes, shortTime, longDateTime,
 } from './dom.js';
-import { roomNameError, textError, IMAGE_TYPES } from './rules.js';
+import { roomNameError, textError, isReservedRoom, IMAGE_TYPES } from './rules.js';
 import { formatted } from './format.js';
 import { Timeline, EVENT_TYPES } from './timeline.js';
 import { TypingLine, SEND_EVERY_MS } from './typing.js';
 import { RoomPresence, onlineText } from './presence.js';
 import { ReadMarkers, SEEN_FACES, lastAtOrBelow, seenText } from './receipts.js';
-import { RoomList } from './roomlist.js';
+import { RoomList, roomLabel, lockIcon } from './roomlist.js';
 import { startShell, desktopNotify } from './shell.js';
 import { backoffDelay } from './connection.js';
 
@@ -28,6 +30,9 @@ const ui = {
   members: $('#members'), memberList: $('#member-list'), memberCount: $('#member-count'), onlineCount: $('#online-count'),
   membersToggle: $('#members-toggle'), membersTitle: $('#members-title'), leave: $('#leave'),
   dropZone: $('#drop-zone'), main: $('#main'), typing: $('#typing'),
+  kind: $('#room-kind'), topic: $('#room-topic'), about: $('#room-about'), description: $('#room-description'),
+  inviteOpen: $('#invite-open'), manageOpen: $('#manage-open'), notice: $('#composer-notice'),
+  membersStatus: $('#members-status'),
 };
 const HINT = ui.hint.textContent;
 
@@ -70,6 +75,21 @@ const reading = { sent: 0, seen: 0, at: -Infinity, timer: 0 };
 const markers = new ReadMarkers();
 /** The "seen by" rows on screen, by the seq of the message they sit under: { node, key }. */
 const seenRows = new Map();
+/**
+ * The room itself, as its details (GET /rooms/{room}) said and its room events since: how
+ * it is named, what it is about, your role in it, and until when you are muted, if you are.
+ */
+const info = {
+  loaded: false, visibility: isReservedRoom(room) ? 'private' : 'public', title: null, dmWith: null,
+  topic: '', description: '', role: null, mutedUntil: null,
+};
+const NO_ACCESS = 'This room does not exist or you do not have access.';
+/**
+ * Counts the room events applied. A read of the details or the member list that saw one
+ * arrive meanwhile may predate it (an unmute undone by a reply read just before it): such a
+ * reply is read again rather than trusted.
+ */
+let roomEpoch = 0;
 
 // ---------- rendering ----------
 const avatars = new Map(); // username → Promise<url|null>
@@ -186,11 +206,7 @@ function addMessage(m) {
   if (shown.has(m.seq)) { rerender(m.seq); return true; }
   const li = messageEl(tl.get(m.seq));
   shown.set(m.seq, li);
-  let after = ui.messages.lastElementChild;
-  while (after && Number(after.dataset.seq) > m.seq) after = after.previousElementSibling;
-  if (after) after.after(li); else ui.messages.prepend(li);
-  regroup(li);
-  regroup(li.nextElementSibling);
+  placeRow(li, m.seq);
   refreshReplies(m.seq);
   placeReceipts(); // a member's avatar may now belong under this message
   // Our own message, confirmed by the room's stream (say after a resume): no longer pending.
@@ -198,6 +214,15 @@ function addMessage(m) {
   if (mine && m.user?.id === me.id) settle(m.client_msg_id);
   if (m.user?.id && !memberIds.has(m.user.id)) refreshMembersSoon();
   return true;
+}
+
+/** Puts a new row at its seq's place in the timeline. */
+function placeRow(li, seq) {
+  let after = ui.messages.lastElementChild;
+  while (after && Number(after.dataset.seq) > seq) after = after.previousElementSibling;
+  if (after) after.after(li); else ui.messages.prepend(li);
+  regroup(li);
+  regroup(li.nextElementSibling);
 }
 
 /**
@@ -274,7 +299,7 @@ function regroup(li) {
 function streamEvent(f) {
   if (f.room !== room || !EVENT_TYPES.has(f.type)) return;
   const stick = nearBottom();
-  if (f.type === 'message') { addMessage(f); typing.stopped(f.user?.id); } else applyChange(f);
+  if (f.type === 'message') { addMessage(f); typing.stopped(f.user?.id); } else if (f.type === 'room_event') addRoomEvent(f); else applyChange(f);
   if (view.resume === null || f.seq > view.resume) view.resume = f.seq;
   // The message being replied to is gone: the next send must not reply to it (it would be refused).
   if (replyTo !== null && tl.get(replyTo)?.deleted) {
@@ -340,7 +365,7 @@ function onJoined(f) {
   markers.joined(f.reads);
   placeReceipts();
   banner('');
-  ui.send.disabled = false;
+  syncComposer(); // enabled again, unless you are muted
   document.body.dataset.roomState = 'joined';
   for (const entry of pending.values()) if (entry.status === 'sending') transmit(entry);
   // Unanswered changes go again with their client_msg_id: one that did commit is only acked again.
@@ -348,12 +373,16 @@ function onJoined(f) {
   presence.joined(f.presence);
   renderPresence();
   refreshMembers();
+  loadDetails(); // what changed while away (a role, a mute) is in it
 }
 
 function onJoinError(f) {
   if (f.code === 'already_joined') return;
+  // A private room you may not see answers as a room that does not exist: nothing to retry.
+  if (f.code === 'not_found') { refuse(NO_ACCESS, 'no-access'); return; }
+  if (f.code === 'banned') { refuse('You are banned from this room.', 'banned'); return; }
   if (RETRY_JOIN.has(f.code)) {
-    banner(`Could not open #${room}: ${f.message} Retrying…`, 'error');
+    banner(`Could not open ${ui.title.textContent}: ${f.message} Retrying…`, 'error');
     setTimeout(() => { if (!view.joined) sendJoin(); }, 1000 + backoffDelay(view.joinAttempt++));
     return;
   }
@@ -454,6 +483,7 @@ async function dispatch(entry) {
 
 /** A retry reuses the same client_msg_id, so a send that did commit is not stored twice. */
 function retry(entry) {
+  if (view.gone) return;
   entry.error = null;
   dispatch(entry);
 }
@@ -500,6 +530,8 @@ function onError(f) {
   const entry = f.ref !== undefined ? pending.get(f.ref) : null;
   if (entry) {
     fail(entry, f.message || f.code); // failed: no longer sent again on reconnect
+    if (f.code === 'muted') mutedRefused();
+    if (f.code === 'banned') removed('banned');
     // Its original is gone (deleted, or never was): the bar must not offer it again.
     const gone = f.code === 'message_deleted' || f.code === 'not_found';
     if (gone && entry.replyTo != null && entry.replyTo === replyTo) setReply(null);
@@ -515,6 +547,7 @@ function submit() {
   ui.hint.textContent = problem ?? HINT;
   ui.hint.classList.toggle('is-error', !!problem);
   if (problem || view.gone || nameProblem) return;
+  if (mutedNow()) { syncComposer(); return; } // the notice says until when
   const entry = {
     id: newId(), text: attached && text.trim() === '' ? '' : text, file: attached?.file ?? null,
     previewUrl: attached?.url ?? null, attachmentId: null, status: 'sending', error: null, li: null,
@@ -577,21 +610,29 @@ function openMenu(seq, opener) {
     item('Reply', () => { closeMenu({ focus: false }); setReply(seq); }),
     own ? item('Edit', () => { closeMenu({ focus: false }); startEdit(seq); }) : null,
     own || isAdmin ? item('Delete…', () => confirmDelete(seq, node), '.danger') : null);
-  node.addEventListener('keydown', (e) => {
-    const items = [...node.querySelectorAll('[role="menuitem"]')];
-    const at = items.indexOf(document.activeElement);
-    if (e.key === 'Escape') { e.preventDefault(); closeMenu(); }
-    else if (e.key === 'ArrowDown' || e.key === 'ArrowRight') { e.preventDefault(); items[(at + 1) % items.length]?.focus(); }
-    else if (e.key === 'ArrowUp' || e.key === 'ArrowLeft') { e.preventDefault(); items[(at - 1 + items.length) % items.length]?.focus(); }
-    else if (e.key === 'Tab') closeMenu({ focus: false });
-  });
+  menuKeys(node, closeMenu);
   opener.after(node);
   opener.setAttribute('aria-expanded', 'true');
   menu = { node, opener };
   node.querySelector('[role="menuitem"]')?.focus();
 }
 
-document.addEventListener('pointerdown', (e) => { if (menu && !menu.node.contains(e.target) && e.target !== menu.opener) closeMenu({ focus: false }); });
+/** A menu's keys: arrows move between its items, Escape closes it, Tab leaves it. */
+function menuKeys(node, close) {
+  node.addEventListener('keydown', (e) => {
+    const items = [...node.querySelectorAll('[role="menuitem"]')];
+    const at = items.indexOf(document.activeElement);
+    if (e.key === 'Escape') { e.preventDefault(); close(); }
+    else if (e.key === 'ArrowDown' || e.key === 'ArrowRight') { e.preventDefault(); items[(at + 1) % items.length]?.focus(); }
+    else if (e.key === 'ArrowUp' || e.key === 'ArrowLeft') { e.preventDefault(); items[(at - 1 + items.length) % items.length]?.focus(); }
+    else if (e.key === 'Tab') close({ focus: false });
+  });
+}
+
+document.addEventListener('pointerdown', (e) => {
+  if (menu && !menu.node.contains(e.target) && e.target !== menu.opener) closeMenu({ focus: false });
+  if (memberMenu && !memberMenu.node.contains(e.target) && !memberMenu.opener.contains(e.target)) closeMemberMenu({ focus: false });
+});
 
 /** Deleting asks once more, in place. */
 function confirmDelete(seq, node) {
@@ -826,12 +867,20 @@ function memberEl(m) {
   return el('li.member', { dataset: { userId: m.user_id } },
     el('span.member-avatar', {}, liveAvatar(user, 'sm'), el('span.presence-dot', { 'aria-hidden': 'true' })),
     href ? el('a.member-name', { href }, ...name) : el('span.member-name', {}, ...name),
-    m.user_id === me.id ? el('span.muted', {}, ' (you)') : null);
+    m.user_id === me.id ? el('span.muted', {}, ' (you)') : null,
+    el('span.member-tags'),
+    // Shown to owners and moderators, for the people they may act on (decorate()).
+    el('button.member-menu-button.subtle', {
+      type: 'button', hidden: true, 'aria-haspopup': 'menu', 'aria-expanded': 'false', 'aria-label': `Actions for ${m.name}`,
+      onclick: (e) => toggleMemberMenu(m.user_id, e.currentTarget),
+    }, el('span', { 'aria-hidden': 'true' }, '⋯')));
 }
 
-async function refreshMembers() {
+async function refreshMembers(attempt = 0) {
   try {
+    const epoch = roomEpoch;
     const page = await api('GET', `/rooms/${enc(room)}/members?limit=200`);
+    if (epoch !== roomEpoch && attempt < 3) { await refreshMembers(attempt + 1); return; } // roles or mutes may be stale
     memberIds.clear();
     members.clear();
     const rows = new Map();
@@ -841,9 +890,12 @@ async function refreshMembers() {
       const known = memberRows.get(m.user_id);
       const row = known?.name === m.name ? known : { li: memberEl(m), name: m.name, online: undefined };
       row.flag = typeof m.online === 'boolean' ? m.online : null; // absent: presence is switched off
+      row.member = { user_id: m.user_id, name: m.name, role: m.role ?? null, muted_until: m.muted_until ?? null };
       rows.set(m.user_id, row);
     }
+    if (memberMenu && rows.get(memberMenu.row.member.user_id) !== memberMenu.row) closeMemberMenu({ focus: false }); // they left
     memberRows = rows;
+    decorateMembers();
     membersReadAt = Date.now();
     memberTotal = page.count;
     ui.memberCount.textContent = `(${page.count})`;
@@ -1051,6 +1103,455 @@ function attachSeen(seq) {
   li.classList.add('seen');
 }
 
+// ---------- the room: its name and topic, your role, moderation ----------
+const RANK = { member: 1, moderator: 2, owner: 3 };
+const rankOf = (role) => RANK[role] ?? 0;
+/** Whether you may invite, mute, kick and ban here (a direct message has no such roles). */
+const moderating = () => !view.gone && !info.dmWith && rankOf(info.role) >= RANK.moderator;
+/** Whether you may act on this member: an account, of a lower role than yours, not you. */
+const canModerate = (m) => moderating() && m.user_id !== me.id && m.user_id.startsWith('u:') && rankOf(m.role) < rankOf(info.role);
+const mutedNow = () => !!info.mutedUntil && Date.parse(info.mutedUntil) > Date.now();
+const activeMute = (until) => (until && Date.parse(until) > Date.now() ? until : null);
+
+/** The header: a private room's title or the other person of a direct message, never `p.…`/`dm.…`. */
+function renderHeader() {
+  if (nameProblem) return;
+  const placeholder = room.startsWith('dm.') ? 'Direct message' : 'Private room';
+  const label = info.loaded || !isReservedRoom(room) ? roomLabel({ name: room, title: info.title, dm_with: info.dmWith }) : placeholder;
+  ui.title.textContent = label;
+  document.title = `${label} · Super Channels`;
+  const kind = info.dmWith ? 'dm' : info.visibility === 'private' ? 'private' : 'public';
+  ui.kind.hidden = !info.loaded || kind === 'public';
+  if (kind === 'private') fill(ui.kind, lockIcon(''), 'Private'); else fill(ui.kind, 'Direct message');
+  ui.topic.textContent = info.topic;
+  ui.topic.title = info.topic;
+  ui.topic.hidden = !info.topic;
+  ui.description.textContent = info.description;
+  ui.about.hidden = !info.description;
+}
+
+let detailsTimer = 0;
+/** Reads the room's details; a private room you may not see answers 404, as an unknown one does. */
+async function loadDetails(attempt = 0) {
+  clearTimeout(detailsTimer);
+  if (nameProblem || view.gone) return;
+  try {
+    const epoch = roomEpoch;
+    const d = await api('GET', `/rooms/${enc(room)}`);
+    if (view.gone) return;
+    if (epoch !== roomEpoch && attempt < 3) { loadDetails(attempt + 1); return; }
+    Object.assign(info, {
+      loaded: true, visibility: d.visibility ?? 'public', title: d.title ?? null, dmWith: d.dm_with ?? null,
+      topic: d.topic ?? '', description: d.description ?? '', role: d.your_role ?? null, mutedUntil: d.muted_until ?? null,
+    });
+    roomChanged();
+  } catch (e) {
+    if (view.gone) return;
+    if (e.code === 'banned') refuse('You are banned from this room.', 'banned');
+    else if (e.status === 404 && isReservedRoom(room)) refuse(NO_ACCESS, 'no-access');
+    // Otherwise the header keeps what it had; the next `joined` reads it again.
+  }
+}
+const loadDetailsSoon = () => { clearTimeout(detailsTimer); detailsTimer = setTimeout(() => loadDetails(), 300); };
+
+function roomChanged() {
+  renderHeader();
+  renderRole();
+  syncComposer();
+}
+
+/** What owners and moderators get: the invite and manage buttons, and the member actions. */
+function renderRole() {
+  const mod = moderating();
+  ui.inviteOpen.hidden = !mod;
+  ui.manageOpen.hidden = !mod;
+  for (const form of manageDialog.querySelectorAll('.owner-only')) form.hidden = !(mod && info.role === 'owner');
+  if (!mod) closeDialogs();
+  decorateMembers();
+}
+
+let mutesTimer = 0;
+/**
+ * The composer follows your mute: off until it ends, with the notice saying until when. A
+ * room you were removed from, or may not see, takes no messages at all.
+ */
+function syncComposer() {
+  if (nameProblem) return;
+  const muted = !view.gone && mutedNow();
+  const blocked = view.gone || muted;
+  ui.text.disabled = ui.file.disabled = ui.send.disabled = blocked;
+  ui.composer.classList.toggle('is-blocked', blocked);
+  const says = muted ? `You are muted in this room until ${shortTime(info.mutedUntil)}.` : '';
+  if (ui.notice.textContent !== says) ui.notice.textContent = says;
+  scheduleMutes();
+}
+
+/** When the soonest mute shown ends (yours or a member's), the page says so without a reload. */
+function scheduleMutes() {
+  clearTimeout(mutesTimer);
+  const now = Date.now();
+  const ends = [info.mutedUntil, ...[...memberRows.values()].map((row) => row.member?.muted_until)]
+    .map((t) => (t ? Date.parse(t) : NaN)).filter((t) => t > now);
+  if (!ends.length) return;
+  mutesTimer = setTimeout(() => { syncComposer(); decorateMembers(); }, Math.min(Math.min(...ends) - now + 250, 2 ** 31 - 1));
+}
+
+/** A send was refused because you are muted: say so now, and learn until when. */
+function mutedRefused() {
+  if (!mutedNow()) ui.notice.textContent = 'You are muted in this room.';
+  loadDetails();
+}
+
+/** Stops the page for good: nothing to show or send here, and no joining again. */
+function stopRoom() {
+  view.gone = true;
+  view.joined = false;
+  typing.clear();
+  presence.clear();
+  renderPresence();
+  markers.clear();
+  placeReceipts();
+  changes.clear();
+  closeMenu({ focus: false });
+  closeMemberMenu({ focus: false });
+  closeDialogs();
+}
+
+/** The room cannot be opened: it does not exist, you may not see it, or you are banned. */
+function refuse(text, state) {
+  if (view.gone) return;
+  stopRoom();
+  clearView();
+  for (const entry of [...pending.values()]) discard(entry);
+  ui.send.disabled = true;
+  ui.composer.hidden = ui.leave.hidden = ui.membersToggle.hidden = ui.members.hidden = true;
+  renderRole();
+  banner(text, 'error');
+  document.body.dataset.roomState = state;
+}
+
+/** A `removed` frame: you were kicked or banned. What was here stays to read; nothing more comes. */
+function removed(reason) {
+  if (view.gone) return;
+  stopRoom();
+  info.role = null;
+  info.mutedUntil = null;
+  for (const entry of [...pending.values()]) if (entry.status !== 'failed') fail(entry, 'You are no longer in this room.');
+  renderRole();
+  syncComposer();
+  ui.leave.hidden = true;
+  banner(reason === 'banned' ? 'You were banned from this room.' : 'You were removed from this room.', 'error');
+  document.body.dataset.roomState = 'removed';
+  sidebar.reload().catch(() => {});
+}
+
+// ---------- room events: system lines in the timeline ----------
+const nameEl = (user) => el('bdi', {}, String(user?.name ?? 'someone'));
+
+/** "10 minutes", "1 hour", "2 days": how long a mute from `at` to `until` lasts. */
+function muteSpan(at, until) {
+  const minutes = Math.round((Date.parse(until) - Date.parse(at)) / 60000);
+  if (!(minutes > 0)) return '';
+  const unit = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  if (minutes % 1440 === 0) return unit(minutes / 1440, 'day');
+  if (minutes % 60 === 0) return unit(minutes / 60, 'hour');
+  return unit(minutes, 'minute');
+}
+
+/** What a room event says, in words (names as text, never markup). Read before it is applied. */
+function eventWords(f) {
+  const who = nameEl(f.user);
+  const whom = nameEl(f.target);
+  switch (f.action) {
+    case 'invited': return [who, ' invited ', whom];
+    case 'kicked': return [whom, ' was removed by ', who];
+    case 'banned': return [who, ' banned ', whom];
+    case 'unbanned': return [who, ' lifted the ban on ', whom];
+    case 'muted': {
+      const span = f.until ? muteSpan(f.at, f.until) : '';
+      return [who, ' muted ', whom, span ? ` for ${span}` : ''];
+    }
+    case 'unmuted': return [who, ' unmuted ', whom];
+    case 'role_changed': return f.role === 'moderator' ? [who, ' made ', whom, ' a moderator'] : [who, ' removed ', whom, ' as a moderator'];
+    case 'owner_changed': return [who, ' made ', whom, ' the owner'];
+    case 'visibility_changed': return [who, f.visibility === 'private' ? ' made the room private' : ' made the room public'];
+    case 'updated': {
+      const topic = f.topic !== undefined && f.topic !== info.topic;
+      const description = f.description !== undefined && f.description !== info.description;
+      if (topic && !description) return f.topic ? [who, ' set the topic to “', f.topic, '”'] : [who, ' cleared the topic'];
+      if (description && !topic) return [who, f.description ? ' changed the description' : ' cleared the description'];
+      return [who, ' changed the topic and description'];
+    }
+    default: return [who, ' changed the room'];
+  }
+}
+
+/** A room event's effect on what the page knows: the header, your role and mute, the member list. */
+function applyRoomEvent(f) {
+  roomEpoch += 1;
+  const target = f.target?.id;
+  const member = (id, patch) => {
+    const row = memberRows.get(id);
+    if (row?.member) Object.assign(row.member, patch);
+  };
+  switch (f.action) {
+    case 'muted':
+      if (target === me.id) info.mutedUntil = f.until ?? null;
+      member(target, { muted_until: f.until ?? null });
+      break;
+    case 'unmuted':
+      if (target === me.id) info.mutedUntil = null;
+      member(target, { muted_until: null });
+      break;
+    case 'role_changed':
+      if (target === me.id) info.role = f.role;
+      member(target, { role: f.role });
+      break;
+    case 'owner_changed': // the old owner (who acted) becomes a moderator
+      if (target === me.id) info.role = 'owner';
+      else if (f.user?.id === me.id) info.role = 'moderator';
+      member(f.user?.id, { role: 'moderator' });
+      member(target, { role: 'owner' });
+      break;
+    case 'updated':
+      if (f.topic !== undefined) info.topic = f.topic ?? '';
+      if (f.description !== undefined) info.description = f.description ?? '';
+      break;
+    case 'visibility_changed':
+      if (f.visibility) info.visibility = f.visibility;
+      break;
+    default:
+      break;
+  }
+  roomChanged();
+  if (['invited', 'kicked', 'banned', 'unbanned'].includes(f.action) || (target && !memberRows.has(target))) refreshMembersSoon();
+  // About you: the details are the record (say a mute that came while this page was away).
+  if (view.joined && (target === me.id || f.action === 'owner_changed')) loadDetailsSoon();
+}
+
+/** A room event, once, at its seq's place: a small system line. */
+function addRoomEvent(f) {
+  if (f.room !== room || !Number.isSafeInteger(f.seq) || shown.has(f.seq)) return false;
+  const words = eventWords(f);
+  applyRoomEvent(f);
+  const li = el('li.sys-event', { dataset: { seq: String(f.seq), at: String(f.at ?? ''), author: '', action: String(f.action) } },
+    el('p.sys-text', {}, el('span', {}, ...words), ' ', timeEl(f.at)));
+  shown.set(f.seq, li);
+  placeRow(li, f.seq);
+  placeReceipts();
+  return true;
+}
+
+/**
+ * An owner's or moderator's action. Its answer is the room event it committed, shown at
+ * once (it also comes in the stream, where its seq makes it count once). Returns the event,
+ * or null after saying in `status` why it was refused.
+ */
+async function moderate(body, status = ui.membersStatus) {
+  try {
+    const frame = await api('POST', `/rooms/${enc(room)}/actions`, body);
+    if (frame && Number.isSafeInteger(frame.seq)) {
+      const stick = nearBottom();
+      addRoomEvent({ ...frame, type: 'room_event', room });
+      if (stick) toBottom();
+    }
+    return frame ?? {};
+  } catch (e) {
+    flash(status, e.message, { error: true });
+    return null;
+  }
+}
+
+// ---------- member roles, mutes and actions ----------
+/** A member row's role and mute tags, and its actions button for those who may act on them. */
+function decorate(row) {
+  const m = row.member;
+  if (!m) return;
+  const until = activeMute(m.muted_until);
+  const key = `${m.role ?? ''}|${until ?? ''}`;
+  const tags = row.li.querySelector('.member-tags');
+  if (tags.dataset.key !== key) {
+    tags.dataset.key = key;
+    fill(tags,
+      m.role === 'owner' || m.role === 'moderator' ? el('span.tag.role-tag', { dataset: { role: m.role } }, m.role) : null,
+      until ? el('span.tag.muted-tag', { title: `Muted until ${longDateTime(until)}` },
+        'muted', el('span.visually-hidden', {}, ` until ${shortTime(until)}`)) : null);
+  }
+  if (m.role) row.li.dataset.role = m.role; else delete row.li.dataset.role;
+  if (until) row.li.dataset.muted = 'true'; else delete row.li.dataset.muted;
+  const allowed = canModerate(m);
+  row.li.querySelector('.member-menu-button').hidden = !allowed;
+  if (!allowed && memberMenu?.row === row) closeMemberMenu({ focus: false });
+}
+
+function decorateMembers() {
+  for (const row of memberRows.values()) decorate(row);
+  scheduleMutes();
+}
+
+const MUTES = [[10, '10 minutes'], [60, '1 hour'], [1440, '1 day']];
+/** The open member menu, if any: { node, opener, row }. */
+let memberMenu = null;
+
+function closeMemberMenu({ focus = true } = {}) {
+  if (!memberMenu) return;
+  const { node, opener } = memberMenu;
+  memberMenu = null;
+  node.remove();
+  opener.setAttribute('aria-expanded', 'false');
+  if (focus && opener.isConnected && !opener.hidden) opener.focus();
+}
+
+function toggleMemberMenu(userId, opener) {
+  if (memberMenu?.opener === opener) { closeMemberMenu(); return; }
+  openMemberMenu(userId, opener);
+}
+
+/** What an owner or moderator may do to one member: mute, unmute, kick, ban; the owner also roles and ownership. */
+function openMemberMenu(userId, opener) {
+  closeMemberMenu({ focus: false });
+  closeMenu({ focus: false });
+  const row = memberRows.get(userId);
+  if (!row?.member || !canModerate(row.member)) return;
+  const m = row.member;
+  const owner = info.role === 'owner';
+  const item = (label, onclick, cls = '') => el(`button.menu-item${cls}`, { type: 'button', role: 'menuitem', onclick }, label);
+  const act = (body) => () => { closeMemberMenu(); moderate({ ...body, username: m.name }); };
+  const ask = (question, yes, body) => () => confirmMember(node, question, yes, () => moderate({ ...body, username: m.name }));
+  const node = el('div.member-menu', { role: 'menu', 'aria-label': `Actions for ${m.name}` },
+    MUTES.map(([minutes, label]) => item(`Mute for ${label}`, act({ action: 'mute', minutes }))),
+    activeMute(m.muted_until) ? item('Unmute', act({ action: 'unmute' })) : null,
+    owner ? item(m.role === 'moderator' ? 'Remove moderator' : 'Make moderator',
+      act({ action: 'set_role', role: m.role === 'moderator' ? 'member' : 'moderator' })) : null,
+    item('Kick…', ask(`Remove ${m.name} from the room?`, 'Kick', { action: 'kick' }), '.danger'),
+    item('Ban…', ask(`Ban ${m.name}? They are removed and cannot come back until unbanned.`, 'Ban', { action: 'ban' }), '.danger'),
+    owner ? item('Transfer ownership…', ask(`Make ${m.name} the owner? You will be a moderator.`, 'Transfer', { action: 'transfer' })) : null);
+  menuKeys(node, closeMemberMenu);
+  row.li.append(node);
+  opener.setAttribute('aria-expanded', 'true');
+  memberMenu = { node, opener, row };
+  node.querySelector('[role="menuitem"]')?.focus();
+}
+
+/** The grave actions ask once more, in place. */
+function confirmMember(node, question, yes, run) {
+  const button = el('button.danger', { type: 'button', role: 'menuitem', onclick: () => { closeMemberMenu(); run(); } }, yes);
+  fill(node, el('p.menu-question', { id: 'confirm-member' }, question), button,
+    el('button.subtle', { type: 'button', role: 'menuitem', onclick: () => closeMemberMenu() }, 'Cancel'));
+  node.removeAttribute('aria-label');
+  node.setAttribute('aria-labelledby', 'confirm-member');
+  button.focus();
+}
+
+// ---------- inviting and managing: dialogs for owners and moderators ----------
+const inviteDialog = $('#invite-dialog');
+const manageDialog = $('#manage-dialog');
+
+/** A modal dialog: the page behind is inert while it is open; closing it gives the focus back. */
+function openDialog(dialog, opener, first) {
+  if (dialog.open) return;
+  closeMenu({ focus: false });
+  closeMemberMenu({ focus: false });
+  for (const status of dialog.querySelectorAll('.dialog-status')) status.textContent = '';
+  dialog.showModal();
+  first?.focus();
+  dialog.addEventListener('close', () => {
+    if (opener.isConnected && !opener.hidden) opener.focus(); else if (!ui.text.disabled) ui.text.focus();
+  }, { once: true });
+}
+
+function closeDialogs() {
+  for (const dialog of [inviteDialog, manageDialog]) if (dialog.open) dialog.close();
+}
+
+for (const dialog of [inviteDialog, manageDialog]) {
+  dialog.querySelector('[data-close]').addEventListener('click', () => dialog.close());
+}
+
+/** Runs a dialog's action with its button disabled. */
+async function busy(button, run) {
+  button.disabled = true;
+  try { return await run(); } finally { button.disabled = false; }
+}
+
+ui.inviteOpen.addEventListener('click', () => openDialog(inviteDialog, ui.inviteOpen, $('#invite-username')));
+
+$('#invite-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const field = $('#invite-username');
+  const result = $('#invite-result');
+  const username = field.value.trim();
+  if (!username) { flash(result, 'Enter the username of the person to invite.', { error: true }); field.focus(); return; }
+  const done = await busy(e.submitter ?? e.target.querySelector('button'), () => moderate({ action: 'invite', username }, result));
+  if (done) { field.value = ''; flash(result, `Invited ${username}.`); }
+  field.focus();
+});
+
+$('#invite-link-create').addEventListener('click', (e) => busy(e.currentTarget, async () => {
+  const field = $('#invite-link');
+  const status = $('#invite-link-status');
+  let link;
+  try {
+    link = await api('POST', `/rooms/${enc(room)}/invite-links`, { expires_in_minutes: Number($('#invite-expiry').value) });
+  } catch (err) {
+    flash(status, `Could not make a link: ${err.message}`, { error: true, ms: 0 });
+    return;
+  }
+  field.value = location.origin + link.url;
+  $('#invite-link-field').hidden = false;
+  const lasts = `It works until ${longDateTime(link.expires_at)}${link.max_uses ? `, ${link.max_uses} times at most` : ''}.`;
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(field.value);
+    copied = true;
+  } catch { /* no clipboard here (or no permission): the field holds the link */ }
+  flash(status, copied ? `Link copied. ${lasts}` : `Copy the link from the field above. ${lasts}`, { ms: 0 });
+  if (!copied) { field.focus(); field.select(); }
+}));
+
+ui.manageOpen.addEventListener('click', () => {
+  $('#topic-field').value = info.topic;
+  $('#description-field').value = info.description;
+  $(info.visibility === 'private' ? '#visibility-private' : '#visibility-public').checked = true;
+  openDialog(manageDialog, ui.manageOpen, info.role === 'owner' ? $('#topic-field') : $('#ban-username'));
+});
+
+$('#about-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const status = $('#about-status');
+  const body = { action: 'update' };
+  const topic = $('#topic-field').value.trim();
+  const description = $('#description-field').value.trim();
+  if (topic !== info.topic) body.topic = topic;
+  if (description !== info.description) body.description = description;
+  if (Object.keys(body).length === 1) { flash(status, 'Nothing to save.'); return; }
+  if (await busy(e.submitter ?? e.target.querySelector('button'), () => moderate(body, status))) flash(status, 'Saved.');
+});
+
+$('#visibility-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const status = $('#visibility-status');
+  const visibility = $('#visibility-private').checked ? 'private' : 'public';
+  if (visibility === info.visibility) { flash(status, `The room is ${visibility} already.`); return; }
+  const done = await busy(e.submitter ?? e.target.querySelector('button'), () => moderate({ action: 'set_visibility', visibility }, status));
+  if (done) flash(status, visibility === 'private' ? 'The room is private now: only people who are invited can enter.' : 'The room is public now: anyone can find and enter it.');
+});
+
+// Enter in the field does nothing: banning is never the default.
+$('#ban-form').addEventListener('submit', (e) => e.preventDefault());
+for (const [id, action] of [['#ban-button', 'ban'], ['#unban-button', 'unban']]) {
+  $(id).addEventListener('click', (e) => busy(e.currentTarget, async () => {
+    const field = $('#ban-username');
+    const status = $('#ban-status');
+    const username = field.value.trim();
+    if (!username) { flash(status, 'Enter a username.', { error: true }); field.focus(); return; }
+    if (await moderate({ action, username }, status)) {
+      field.value = '';
+      flash(status, action === 'ban' ? `Banned ${username}.` : `${username} is no longer banned.`);
+    }
+  }));
+}
+
 // ---------- leaving ----------
 ui.leave.addEventListener('click', async () => {
   ui.leave.disabled = true;
@@ -1099,7 +1600,7 @@ conn.addEventListener('close', () => {
   renderPresence();
   markers.clear(); // likewise
   placeReceipts();
-  document.body.dataset.roomState = 'away';
+  if (!view.gone) document.body.dataset.roomState = 'away';
 });
 conn.addEventListener('joined', (e) => onJoined(e.detail));
 for (const type of EVENT_TYPES) {
@@ -1113,8 +1614,9 @@ conn.addEventListener('error', (e) => onError(e.detail));
 conn.addEventListener('notify', (e) => {
   if (e.detail.room === room) return;
   sidebar.bump(e.detail);
-  desktopNotify(e.detail);
+  desktopNotify(e.detail, sidebar.label(e.detail.room));
 });
+conn.addEventListener('removed', (e) => { if (e.detail.room === room) removed(e.detail.reason); });
 conn.addEventListener('room_deleted', (e) => {
   if (e.detail.room !== room) return;
   view.gone = true;
@@ -1128,6 +1630,7 @@ conn.addEventListener('room_deleted', (e) => {
   markers.clear();
   ui.send.disabled = true;
   ui.composer.hidden = ui.leave.hidden = true;
+  renderRole(); // nothing left to manage
   banner('An administrator deleted this room.', 'error');
 });
 
@@ -1137,8 +1640,10 @@ if (nameProblem) {
   ui.send.disabled = true;
   ui.composer.hidden = ui.leave.hidden = ui.membersToggle.hidden = ui.members.hidden = true;
 } else {
-  ui.title.textContent = `#${room}`;
-  document.title = `#${room} · Super Channels`;
+  renderHeader();
   ui.text.focus();
+  // A public room is read once joined (joining makes a new one); a private room or a
+  // direct message at once, for its title, or to learn that this person may not see it.
+  if (isReservedRoom(room)) loadDetails();
   if (conn.isOpen) sendJoin();
 }

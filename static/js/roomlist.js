@@ -1,8 +1,37 @@
 // A person's rooms with unread badges, as the panel and the room page's sidebar show them.
 // The panel API is the record; `notify` frames only bump the counts until it is read again.
+// Private rooms show their title with a lock, direct messages the other person's name:
+// their `p.…` / `dm.…` names mean nothing to people.
 
 import { api } from './api.js';
 import { el, fill, relativeTime, roomHref } from './dom.js';
+
+/** A room's name as people read it: `#name`, a private room's title, `@name` of a direct message. */
+export function roomLabel(room) {
+  if (room?.dm_with) return `@${room.dm_with.name}`;
+  if (room?.title) return room.title;
+  return `#${room?.name ?? ''}`;
+}
+
+/** Which kind of room: `dm`, `private` or `public`. */
+export const roomKind = (room) => (room?.dm_with ? 'dm' : room?.visibility === 'private' ? 'private' : 'public');
+
+/** The lock that marks a private room; its text alternative says it to a screen reader. */
+export const lockIcon = (alt = 'Private room:') => el('img.lock', { src: '/icons/lock.svg', alt, width: 14, height: 14 });
+
+/** A room's name for lists, marked by its kind. */
+export function roomNameEl(room) {
+  switch (roomKind(room)) {
+    case 'dm':
+      return el('span.room-name', {}, el('span.visually-hidden', {}, 'Direct message with '),
+        el('span.hash', { 'aria-hidden': 'true' }, '@'), el('bdi', {}, room.dm_with.name));
+    case 'private':
+      return el('span.room-name', {}, lockIcon(), el('bdi', {}, room.title || room.name));
+    default: // a private room made public keeps its title
+      return room.title ? el('span.room-name', {}, el('bdi', {}, room.title))
+        : el('span.room-name', {}, el('span.hash', { 'aria-hidden': 'true' }, '#'), room.name);
+  }
+}
 
 export class RoomList {
   /** `current`: the room open on this page, whose unread count is not shown. */
@@ -52,6 +81,11 @@ export class RoomList {
     this.render();
   }
 
+  /** How a room of this list is named to people (a desktop notification, say). */
+  label(name) {
+    return roomLabel(this.rooms.get(name) ?? { name });
+  }
+
   render() {
     const rows = [...this.rooms.values()].map((room) => this.#row(room));
     fill(this.list, rows);
@@ -69,9 +103,8 @@ export class RoomList {
     }, `@${mentions > 99 ? '99+' : mentions}`);
     const activity = this.compact ? null : el('span.room-activity', {},
       room.last_activity ? `Active ${relativeTime(room.last_activity)}` : 'No messages yet');
-    return el('li.room-row', { dataset: { room: room.name, unread: String(unread) } },
+    return el('li.room-row', { dataset: { room: room.name, unread: String(unread), kind: roomKind(room) } },
       el('a', { href: roomHref(room.name), 'aria-current': room.name === this.current ? 'page' : null },
-        el('span.room-name', {}, el('span.hash', { 'aria-hidden': 'true' }, '#'), room.name),
-        activity, mentionBadge, badge));
+        roomNameEl(room), activity, mentionBadge, badge));
   }
 }

@@ -19,6 +19,18 @@ export function roomNameError(s) {
   return null;
 }
 
+/** A private room's name, which the server keeps as its title: any text of 1 to 64 characters. */
+export function roomTitleError(input) {
+  const s = input.trim();
+  if (s === '') return 'Enter a name for the room.';
+  if (chars(s) > 64) return 'A private room’s name is at most 64 characters.';
+  if (CONTROL.test(s)) return 'A room name cannot hold control characters.';
+  return null;
+}
+
+/** Names the server reserves for private rooms (`p.…`) and direct messages (`dm.…`). */
+export const isReservedRoom = (name) => /^(p|dm)\./i.test(name);
+
 export function displayNameError(input) {
   const s = input.trim();
   if (s === '') return 'Enter a name.';

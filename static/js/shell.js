@@ -67,10 +67,13 @@ async function logOut(conn) {
 /** True when the browser may show desktop notifications now. */
 export const canNotify = () => 'Notification' in window && Notification.permission === 'granted';
 
-/** A desktop notification for a `notify` frame (only for rooms that are not open). */
-export function desktopNotify(frame) {
+/**
+ * A desktop notification for a `notify` frame (only for rooms that are not open). `label`
+ * names the room as its lists do (a private room's title, a direct message's person).
+ */
+export function desktopNotify(frame, label = `#${frame.room}`) {
   if (!canNotify()) return;
   const body = frame.kind === 'image' && !frame.preview ? `${frame.user?.name}: sent an image` : `${frame.user?.name}: ${frame.preview}`;
-  const n = new Notification(`New in #${frame.room}`, { body, tag: `room-${frame.room}`, icon: '/favicon.svg' });
+  const n = new Notification(`New in ${label}`, { body, tag: `room-${frame.room}`, icon: '/favicon.svg' });
   n.onclick = () => { window.focus(); location.assign(roomHref(frame.room)); };
 }

@@ -5,8 +5,12 @@
 // in its current state (history, a gap fill) followed by the replay of its changes ends as
 // it would from the events alone, and a repeated event changes nothing.
 
-/** Event frame types: each takes a seq of the room's timeline. */
-export const EVENT_TYPES = new Set(['message', 'edited', 'deleted', 'reacted', 'unreacted']);
+/**
+ * Event frame types: each takes a seq of the room's timeline. A `room_event` (a change to
+ * the room itself: moderation, roles, topic, visibility) takes one too, so it moves the
+ * resume point like the rest; it changes no message, and the room page draws it itself.
+ */
+export const EVENT_TYPES = new Set(['message', 'edited', 'deleted', 'reacted', 'unreacted', 'room_event']);
 
 export class Timeline {
   /** Changes to messages not held yet, by target seq, in seq order (see hold()). */
@@ -42,6 +46,7 @@ export class Timeline {
    */
   apply(f) {
     if (f.type === 'message') return this.#message(f);
+    if (f.type === 'room_event') return null; // no message of the room changes
     const target = this.messages.get(f.target_seq);
     if (!target) {
       if (f.target_seq < this.#below) {
