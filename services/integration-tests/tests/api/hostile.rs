@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 mod payloads;
+mod rooms;
 
 async fn expect_error(client: &mut integration_tests::WsClient, code: &str) -> Value {
     let frame = client.recv().await;
