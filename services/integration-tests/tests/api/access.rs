@@ -211,6 +211,9 @@ async fn owners_and_moderators_act_members_cannot_and_every_gateway_sees_each_ev
     for ws in [&mut cat_ws, &mut dan_ws] {
         ws.join(room, None).await;
     }
+    // Dan's second socket has the room closed: it is notified while he is a member.
+    let mut dan_watch = cluster.client_with(1, &dan).await;
+    dan_watch.join("elsewhere", None).await;
     cluster
         .call(
             0,
@@ -334,6 +337,26 @@ async fn owners_and_moderators_act_members_cannot_and_every_gateway_sees_each_ev
         send(&mut dan_ws, room, "still here?", "d1").await,
         Err("not_joined".into())
     );
+    // No longer a member, he is not notified: of what comes between his removal and his
+    // return (the same room's stream orders the two), he hears nothing.
+    let unheard = send(&mut ann_ws, room, "about dan", "a1").await.unwrap();
+    cluster
+        .call(
+            1,
+            Method::POST,
+            "/api/v1/rooms",
+            Some(&dan),
+            Some(json!({"name": room})),
+        )
+        .await;
+    let heard = send(&mut ann_ws, room, "welcome back", "a2").await.unwrap();
+    loop {
+        let (notify, _) = dan_watch.recv_until("notify").await;
+        assert_ne!(notify["seq"], unheard["seq"], "notified while not a member");
+        if notify["seq"] == heard["seq"] {
+            break;
+        }
+    }
     dan_ws.join(room, None).await;
     // Banned, he may neither come back nor read.
     let (status, _) = act(&cluster, 0, &bob, room, json!({"action": "ban", "username": "dan"})).await;
@@ -347,6 +370,24 @@ async fn owners_and_moderators_act_members_cannot_and_every_gateway_sees_each_ev
     assert_eq!((status, reply["error"]["code"].as_str()), (403, Some("banned")));
     let (status, _) = act(&cluster, 0, &bob, room, json!({"action": "ban", "username": "dan"})).await;
     assert_eq!(status, 409, "banned already: nothing to change");
+    let (status, _) = act(&cluster, 0, &bob, room, json!({"action": "unban", "username": "dan"})).await;
+    assert_eq!(status, 200);
+    dan_ws.join(room, None).await;
+
+    // The owner makes the room private: an outsider no longer sees it; then public again.
+    let guest = cluster.session(1, "passer-by").await;
+    let private = json!({"action": "set_visibility", "visibility": "private"});
+    assert_eq!(act(&cluster, 0, &ann, room, private).await.0, 200);
+    let (status, _) = cluster
+        .call(1, Method::GET, "/api/v1/rooms/guild/messages", Some(&guest), None)
+        .await;
+    assert_eq!(status, 404, "private now");
+    let (status, _) = cluster
+        .call(1, Method::GET, "/api/v1/rooms/guild/messages", Some(&dan), None)
+        .await;
+    assert_eq!(status, 200, "members still read it");
+    let public = json!({"action": "set_visibility", "visibility": "public"});
+    assert_eq!(act(&cluster, 0, &ann, room, public).await.0, 200);
 
     // Owner-only: the topic, the visibility, the room itself.
     let (status, updated) = act(
@@ -393,6 +434,9 @@ async fn owners_and_moderators_act_members_cannot_and_every_gateway_sees_each_ev
             "unmuted",
             "kicked",
             "banned",
+            "unbanned",
+            "visibility_changed",
+            "visibility_changed",
             "updated",
             "owner_changed"
         ]
@@ -420,6 +464,9 @@ async fn owners_and_moderators_act_members_cannot_and_every_gateway_sees_each_ev
             "room_unmuted",
             "room_kicked",
             "room_banned",
+            "room_unbanned",
+            "room_visibility_changed",
+            "room_visibility_changed",
             "room_updated",
             "room_owner_changed"
         ]
