@@ -249,3 +249,35 @@ test('a member muted from the member list cannot send until unmuted; nothing of 
   assert.deepEqual(b.problems, []);
   await Promise.all([a.context.close(), b.context.close()]);
 });
+
+test('invited by username, the invitation waits on the panel and opens the room', async () => {
+  const [alice, bob] = [unique('alice'), unique('bob')];
+  const [a, b] = await Promise.all([newPage(browser), newPage(browser)]);
+  await Promise.all([signUp(a.page, alice), signUp(b.page, bob)]);
+  const title = `Tea ${unique('t')}`;
+  const room = await createPrivateRoom(a.page, title);
+
+  await a.page.getByRole('button', { name: 'Invite people', exact: true }).click();
+  const dialog = a.page.getByRole('dialog', { name: 'Invite people' });
+  await dialog.getByLabel('Invite by username').fill(bob);
+  await dialog.getByRole('button', { name: 'Invite', exact: true }).click();
+  await a.page.locator('#messages li.sys-event[data-action="invited"]').waitFor();
+
+  // Bob's panel lists it under its title, with who invited him; it opens the room.
+  await b.page.goto('/');
+  const invitation = b.page.locator('#invitation-list li', { hasText: title });
+  await invitation.waitFor();
+  assert.match(await invitation.textContent(), new RegExp(`invited by ${alice}`));
+  await screenshots(b.page, 'rooms-invitation');
+  await invitation.getByRole('link', { name: title }).click();
+  await waitJoined(b.page);
+  assert.equal(new URL(b.page.url()).searchParams.get('name'), room);
+  await send(b.page, 'thanks for the tea');
+  await waitShown(a.page, 1);
+
+  // Taken up, it is no longer waiting.
+  await b.page.goto('/');
+  await b.page.locator('#room-list li', { hasText: title }).waitFor();
+  assert.equal(await b.page.locator('#invitations').isHidden(), true);
+  await Promise.all([a.context.close(), b.context.close()]);
+});

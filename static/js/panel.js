@@ -36,9 +36,19 @@ function renderSummary(panel) {
   fill($('#stats'), stats.map(([term, value]) => el('div.stat', {}, el('dt', {}, term), el('dd', {}, value))));
 }
 
+/** Private rooms someone invited you to by name: each opens the room, which lets you in. */
+function renderInvitations(invitations) {
+  $('#invitations').hidden = invitations.length === 0;
+  fill($('#invitation-list'), invitations.map((i) => el('li.room-row', { dataset: { room: i.room } },
+    el('a', { href: roomHref(i.room) }, i.title ?? `#${i.room}`),
+    el('span.muted', {}, i.by ? ` invited by ${i.by}` : ' invited'))));
+}
+
 async function load() {
   try {
-    renderSummary(await rooms.reload());
+    const panel = await rooms.reload();
+    renderSummary(panel);
+    renderInvitations(panel.invitations ?? []);
     status.textContent = '';
   } catch (e) {
     flash(status, `Could not load your rooms: ${e.message}`, { error: true, ms: 0 });

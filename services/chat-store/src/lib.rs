@@ -39,7 +39,10 @@ pub use directory::{
     SessionLookup, SessionRecord, UNREAD_WINDOW, UserRecord,
 };
 pub use error::StoreError;
-pub use rooms::{Moderation, NewInviteLink, NewRoom, Redeemed, RoomRecord, Rooms, UPLOAD_ROOMS, UploadUses};
+pub use rooms::{
+    Invitation, MAX_INVITATIONS, Moderation, NewInviteLink, NewRoom, Redeemed, RoomRecord, Rooms, UPLOAD_ROOMS,
+    UploadUses,
+};
 pub use store::{AppendOutcome, NewChange, NewEvent, NewMessage, RoomInfo, Store};
 
 use std::sync::Arc;

@@ -86,6 +86,19 @@ pub struct UploadUses {
     pub rooms: Vec<RoomName>,
 }
 
+/// A private room someone invited you to by name, not yet entered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invitation {
+    pub room: RoomName,
+    pub title: Option<String>,
+    /// The name the inviter has in the room; `None` when they have left it.
+    pub by: Option<String>,
+    pub at_ms: i64,
+}
+
+/// Most invitations the panel shows.
+pub const MAX_INVITATIONS: u32 = 50;
+
 /// Most rooms [`Rooms::upload_uses`] reads for one upload.
 pub const UPLOAD_ROOMS: u32 = 20;
 
@@ -133,6 +146,8 @@ pub trait Rooms: Send + Sync + 'static {
     async fn invite_link_room(&self, token_hash: &str, now_ms: i64) -> Result<Option<RoomRecord>, StoreError>;
     /// Takes one use of the link and makes `who` a member, unless they are banned.
     async fn redeem_invite(&self, token_hash: &str, who: &Author, now_ms: i64) -> Result<Redeemed, StoreError>;
+    /// The invitations `user` has not taken up yet, newest first, at most `limit`.
+    async fn invitations(&self, user: &UserId, limit: u32) -> Result<Vec<Invitation>, StoreError>;
     /// The name `user` has in `room`, if a member: how a guest (who has no username) is
     /// named by a moderation event.
     async fn member_name(&self, room: &RoomName, user: &UserId) -> Result<Option<String>, StoreError>;

@@ -7,7 +7,9 @@
 
 use super::{SqlDirectory, count, room_name, unique_violation};
 use crate::error::StoreError;
-use crate::rooms::{Moderation, NewInviteLink, NewRoom, Redeemed, RoomRecord, Rooms, UPLOAD_ROOMS, UploadUses};
+use crate::rooms::{
+    Invitation, Moderation, NewInviteLink, NewRoom, Redeemed, RoomRecord, Rooms, UPLOAD_ROOMS, UploadUses,
+};
 use crate::rows::{ROOM_EVENT_KIND, corrupt};
 use chat_domain::{
     AccessError, Author, ClientMsgId, DisplayName, MessageId, RoomAccess, RoomAction, RoomEvent, RoomName, RoomRole,
@@ -530,6 +532,31 @@ macro_rules! sql_rooms {
                     .await?;
                 tx.commit().await?;
                 Ok(Redeemed::Member { room, new: true })
+            }
+
+            async fn invitations(&self, user: &UserId, limit: u32) -> Result<Vec<Invitation>, StoreError> {
+                let rows: Vec<(String, Option<String>, Option<String>, i64)> = sqlx::query_as(
+                    "SELECT r.name, r.title,
+                        (SELECT mb.user_name FROM memberships mb WHERE mb.room_id = r.id AND mb.user_id = i.by_id),
+                        i.at_ms
+                     FROM room_invites i JOIN rooms r ON r.id = i.room_id
+                     WHERE i.user_id = $1 AND r.deleted_at_ms IS NULL
+                     ORDER BY i.at_ms DESC LIMIT $2",
+                )
+                .bind(user.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(name, title, by, at_ms)| {
+                        Ok(Invitation {
+                            room: room_name(&name)?,
+                            title,
+                            by,
+                            at_ms,
+                        })
+                    })
+                    .collect()
             }
 
             async fn member_name(&self, room: &RoomName, user: &UserId) -> Result<Option<String>, StoreError> {

@@ -91,6 +91,14 @@ pub(crate) async fn a_private_room_is_for_its_members_and_invitees(db: &TestDb) 
         .unwrap();
     assert_eq!(invited.seq, 1, "a room event takes the room's next seq");
     assert_eq!(stands(&dir, "p.secret", &bob).await.check_read(), Ok(()));
+    let invitations = dir.invitations(&bob.id, 10).await.unwrap();
+    assert_eq!(
+        invitations
+            .iter()
+            .map(|i| (i.room.as_str(), i.title.as_deref(), i.by.as_deref()))
+            .collect::<Vec<_>>(),
+        [("p.secret", Some("Our plans"), Some("ann"))]
+    );
     assert_eq!(
         stands(&dir, "p.secret", &cat).await.check_read(),
         Err(AccessError::NotFound)
@@ -100,6 +108,7 @@ pub(crate) async fn a_private_room_is_for_its_members_and_invitees(db: &TestDb) 
         .unwrap();
     let bob_there = stands(&dir, "p.secret", &bob).await.standing;
     assert_eq!((bob_there.role, bob_there.invited), (Some(RoomRole::Member), false));
+    assert!(dir.invitations(&bob.id, 10).await.unwrap().is_empty(), "taken up");
 
     // The directory lists public rooms only, filtered by name.
     let store = db.store().await;

@@ -2,8 +2,9 @@
 
 use super::extract::{JsonBody, PathParams, QueryParams, Session};
 use super::schema::{
-    DirectoryPage, DirectoryRoom, EnterRoom, ErrorBody, HistoryPage, HistoryQuery, MarkRead, MemberView, MembersPage,
-    OwnProfile, Page, Panel, PanelRoom, PrincipalView, Publish, RoomEntered, RoomView, SearchPage,
+    DirectoryPage, DirectoryRoom, EnterRoom, ErrorBody, HistoryPage, HistoryQuery, InvitationView, MarkRead,
+    MemberView, MembersPage, OwnProfile, Page, Panel, PanelRoom, PrincipalView, Publish, RoomEntered, RoomView,
+    SearchPage,
 };
 use super::{ApiResult, limit, next_cursor, text_param};
 use crate::actions::propose::prepare;
@@ -19,6 +20,7 @@ use axum::response::IntoResponse;
 use chat_domain::message::format_millis;
 use chat_domain::protocol::{AckFrame, AckItem, HistoryItem};
 use chat_domain::{ClientMsgId, ErrorCode, MessageBody, RoomName, UploadId, UserId, Visibility};
+use chat_store::MAX_INVITATIONS;
 
 /// The room directory: public rooms in name order, filtered by `q` (a case-insensitive
 /// part of the name), with member counts and last activity, paged by cursor.
@@ -237,6 +239,10 @@ pub async fn panel(
     };
     let rooms = directory.member_rooms(user, after.as_ref(), limit).await?;
     let next_after = next_cursor(&rooms, limit, |r| r.room.as_str().to_owned());
+    let invitations = match after {
+        None => directory.invitations(user, MAX_INVITATIONS).await?,
+        Some(_) => Vec::new(),
+    };
     Ok(Json(Panel {
         user: PrincipalView::from(&principal),
         message_count: directory.message_count(user).await?,
@@ -246,6 +252,7 @@ pub async fn panel(
         profile: profile.as_ref().map(OwnProfile::from),
         rooms: rooms.iter().map(PanelRoom::from).collect(),
         next_after,
+        invitations: invitations.iter().map(InvitationView::from).collect(),
     })
     .into_response())
 }

@@ -411,6 +411,27 @@ impl From<&MemberRoom> for PanelRoom {
     }
 }
 
+/// A private room you were invited to by name and have not entered yet.
+#[derive(Serialize, ToSchema)]
+pub struct InvitationView {
+    pub room: String,
+    pub title: Option<String>,
+    /// Who invited you, as the room names them; `null` when they have left it.
+    pub by: Option<String>,
+    pub at: String,
+}
+
+impl From<&chat_store::Invitation> for InvitationView {
+    fn from(i: &chat_store::Invitation) -> Self {
+        Self {
+            room: i.room.as_str().to_owned(),
+            title: i.title.clone(),
+            by: i.by.clone(),
+            at: format_millis(i.at_ms),
+        }
+    }
+}
+
 /// The index page's data.
 #[derive(Serialize, ToSchema)]
 pub struct Panel {
@@ -424,6 +445,9 @@ pub struct Panel {
     /// Your rooms in name order, a page at a time.
     pub rooms: Vec<PanelRoom>,
     pub next_after: Option<String>,
+    /// Private rooms you were invited to by name and have not entered, newest first (on
+    /// the first page only).
+    pub invitations: Vec<InvitationView>,
 }
 
 #[derive(Serialize, ToSchema)]

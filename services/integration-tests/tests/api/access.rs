@@ -148,6 +148,12 @@ async fn an_outsider_is_refused_a_private_room_on_every_path_as_if_it_did_not_ex
         (status, invited["type"].as_str(), invited["action"].as_str()),
         (200, Some("room_event"), Some("invited"))
     );
+    let (_, panel) = cluster.call(1, Method::GET, "/api/v1/me/panel", Some(&bob), None).await;
+    assert_eq!(
+        panel["invitations"],
+        json!([{"room": room, "title": "Plans", "by": "ann", "at": panel["invitations"][0]["at"]}]),
+        "an invitation waits on the panel"
+    );
     let (status, details) = cluster
         .call(1, Method::GET, &format!("/api/v1/rooms/{room}"), Some(&bob), None)
         .await;
