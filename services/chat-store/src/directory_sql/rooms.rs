@@ -249,21 +249,25 @@ macro_rules! sql_rooms {
                 user: &UserId,
                 site_admin: bool,
             ) -> Result<Option<RoomAccess>, StoreError> {
-                let mut conn = self.pool.acquire().await?;
-                let found: Option<(i64, String, Option<String>)> = sqlx::query_as(
-                    "SELECT id, visibility, dm_key FROM rooms WHERE name = $1 AND deleted_at_ms IS NULL",
+                // One statement: a websocket join asks this every time.
+                let found: Option<(String, Option<String>, Option<String>, Option<i64>, bool, bool)> = sqlx::query_as(
+                    "SELECT r.visibility, r.dm_key, m.role, m.muted_until_ms,
+                        EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = r.id AND b.user_id = $2) AS banned,
+                        EXISTS (SELECT 1 FROM room_invites i WHERE i.room_id = r.id AND i.user_id = $2) AS invited
+                     FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $2
+                     WHERE r.name = $1 AND r.deleted_at_ms IS NULL",
                 )
                 .bind(room.as_str())
-                .fetch_optional(&mut *conn)
+                .bind(user.as_str())
+                .fetch_optional(&self.pool)
                 .await?;
-                let Some((room_id, seen_by, dm_key)) = found else {
+                let Some((seen_by, dm_key, role, muted_until_ms, banned, invited)) = found else {
                     return Ok(None);
                 };
-                let standing = Self::standing_in(&mut conn, room_id, user, site_admin).await?;
                 Ok(Some(RoomAccess {
                     visibility: visibility(&seen_by)?,
                     dm: dm_key.is_some(),
-                    standing,
+                    standing: standing((role, muted_until_ms, banned, invited), site_admin)?,
                 }))
             }
 
