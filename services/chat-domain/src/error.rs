@@ -41,6 +41,9 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// An upload is not one of the accepted image types (judged by its bytes).
     UnsupportedMediaType,
+    /// A search query is empty, too long, holds a control character, has too many terms,
+    /// or has no word to look for.
+    InvalidQuery,
     /// Binary websocket frames are not part of the protocol.
     BinaryFrame,
     /// The connection is already in as many rooms as allowed.
@@ -106,6 +109,7 @@ impl ErrorCode {
             Self::AccountDisabled => "account_disabled",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InvalidQuery => "invalid_query",
             Self::BinaryFrame => "binary_frame",
             Self::TooManyRooms => "too_many_rooms",
             Self::NotJoined => "not_joined",
@@ -148,6 +152,7 @@ impl ErrorCode {
             | Self::InvalidEmail
             | Self::InvalidProfile
             | Self::WeakPassword
+            | Self::InvalidQuery
             | Self::BinaryFrame
             | Self::TooManyRooms
             | Self::NotJoined
@@ -169,7 +174,7 @@ impl ErrorCode {
     }
 }
 
-const ALL_CODES: [ErrorCode; 36] = [
+const ALL_CODES: [ErrorCode; 37] = [
     ErrorCode::InvalidJson,
     ErrorCode::UnknownType,
     ErrorCode::MissingField,
@@ -187,6 +192,7 @@ const ALL_CODES: [ErrorCode; 36] = [
     ErrorCode::AccountDisabled,
     ErrorCode::PayloadTooLarge,
     ErrorCode::UnsupportedMediaType,
+    ErrorCode::InvalidQuery,
     ErrorCode::BinaryFrame,
     ErrorCode::TooManyRooms,
     ErrorCode::NotJoined,

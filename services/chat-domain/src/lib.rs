@@ -11,6 +11,8 @@
 //!   message's current state.
 //! * [`room`]: public and private rooms, roles, bans and mutes: who may see and do what
 //!   (the one place access is decided), and the room events moderation commits.
+//! * [`search`]: a message search query, checked once, in each backend's dialect, and the
+//!   highlighted snippet a result shows.
 //! * [`upload`]: upload ids, and what an upload's bytes really are.
 //! * [`protocol`]: client frames (parsed with precise error codes) and [`protocol::ServerFrame`],
 //!   every frame the server sends.
@@ -23,6 +25,7 @@ pub mod message;
 pub mod names;
 pub mod protocol;
 pub mod room;
+pub mod search;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod timeline;
@@ -33,5 +36,6 @@ pub use error::{CloseCode, ErrorCode};
 pub use message::{Author, ChatMessage, MessageBody, MessageId, MessageKind, Reaction};
 pub use names::{ClientMsgId, DisplayName, Emoji, MessageText, NameError, RoomName, UserId};
 pub use room::{AccessError, RoomAccess, RoomAction, RoomEvent, RoomRole, Standing, Visibility};
+pub use search::SearchQuery;
 pub use timeline::{Change, ChangeError, ChangeEvent, TimelineEvent};
 pub use upload::UploadId;

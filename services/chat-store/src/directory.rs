@@ -170,7 +170,7 @@ pub struct Search<'a> {
 }
 
 #[async_trait::async_trait]
-pub trait Directory: crate::Rooms + Send + Sync + 'static {
+pub trait Directory: crate::Rooms + crate::MessageSearch + Send + Sync + 'static {
     /// Fails with [`StoreError::Conflict`] when the username is taken in any case.
     async fn create_user(&self, user: &NewUser) -> Result<UserRecord, StoreError>;
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;

@@ -22,6 +22,7 @@ use rows::{
 mod blobs;
 mod rooms;
 mod rows;
+mod search;
 
 pub(crate) struct SqlDirectory<DB: sqlx::Database> {
     pub pool: sqlx::Pool<DB>,

@@ -20,6 +20,8 @@
 //!   values (a row that breaks a domain rule is [`StoreError::Corrupt`]).
 //! * `postgres` and `sqlite`: the SQL of each backend, its pool and its migrations
 //!   (`migrations/postgres`, `migrations/sqlite`, embedded at compile time).
+//! * [`search`](MessageSearch): full-text search over the rooms a person may read; the
+//!   match is each backend's own index, the rest one SQL text.
 //! * [`error`](StoreError): the error type, and which failures mean "unavailable, retry".
 
 mod batch;
@@ -30,6 +32,7 @@ mod error;
 mod postgres;
 mod rooms;
 mod rows;
+mod search;
 mod sqlite;
 mod store;
 
@@ -43,6 +46,7 @@ pub use rooms::{
     Invitation, MAX_INVITATIONS, Moderation, NewInviteLink, NewRoom, Redeemed, RoomRecord, Rooms, UPLOAD_ROOMS,
     UploadUses,
 };
+pub use search::{MessageSearch, SearchRequest, SearchScope};
 pub use store::{AppendOutcome, NewChange, NewEvent, NewMessage, RoomInfo, Store};
 
 use std::sync::Arc;

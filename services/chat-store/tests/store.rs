@@ -143,12 +143,15 @@ mod directory;
 mod messages;
 #[path = "store/rooms.rs"]
 mod rooms;
+#[path = "store/search.rs"]
+mod search;
 #[path = "store/timeline.rs"]
 mod timeline;
 
 use directory::*;
 use messages::*;
 use rooms::*;
+use search::*;
 use timeline::*;
 
 // ---------------------------------------------------------------------------------------
@@ -210,6 +213,10 @@ suite! {
         moderation_is_ruled_and_committed_as_room_events,
         invite_links_and_direct_messages,
         what_decides_who_may_fetch_an_upload,
+        search_finds_words_phrases_and_leaves_out_exclusions,
+        search_sees_edits_never_deletions_and_filters,
+        search_pages_stay_stable_while_messages_arrive,
+        search_scope_is_what_the_person_may_read,
     ],
 }
 

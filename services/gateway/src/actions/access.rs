@@ -9,7 +9,7 @@ use crate::error::GatewayError;
 use crate::state::AppState;
 use chat_domain::room::is_reserved;
 use chat_domain::{AccessError, ErrorCode, RoomAccess, RoomName, UploadId};
-use chat_store::RoomInfo;
+use chat_store::{RoomInfo, SearchScope};
 
 impl From<AccessError> for GatewayError {
     fn from(e: AccessError) -> Self {
@@ -109,4 +109,24 @@ pub async fn may_fetch_upload(app: &AppState, principal: &Principal, id: UploadI
         }
     }
     Err(GatewayError::not_found("upload"))
+}
+
+/// Where the caller's search looks: one room they may read (refused as [`readable`]
+/// refuses it), every public room and their own (`everywhere`), or their own rooms. The
+/// store keeps bans and privacy in the set form ([`SearchScope`]); a site administrator
+/// searches a private room they are not in by naming it.
+pub async fn search_scope<'a>(
+    app: &AppState,
+    principal: &'a Principal,
+    room: Option<&'a RoomName>,
+    everywhere: bool,
+) -> Result<SearchScope<'a>, GatewayError> {
+    Ok(match room {
+        Some(room) => {
+            readable(app, principal, room).await?;
+            SearchScope::Room(room)
+        }
+        None if everywhere => SearchScope::Public(&principal.author.id),
+        None => SearchScope::Member(&principal.author.id),
+    })
 }

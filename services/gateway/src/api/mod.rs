@@ -23,6 +23,7 @@ pub mod profiles;
 pub mod room_access;
 pub mod rooms;
 pub mod schema;
+pub mod search;
 pub mod uploads;
 
 use crate::error::GatewayError;
@@ -105,6 +106,7 @@ pub async fn not_found() -> GatewayError {
         (name = "accounts", description = "Sign-up, log-in, log-out and sessions"),
         (name = "profiles", description = "Profiles"),
         (name = "rooms", description = "Rooms, membership, history and the panel"),
+        (name = "search", description = "Message search"),
         (name = "uploads", description = "Images"),
         (name = "admin", description = "Administration (admin role)"),
     )
@@ -144,6 +146,7 @@ pub fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(room_access::invite_preview, room_access::redeem_invite))
         .routes(routes!(room_access::open_dm))
         .routes(routes!(rooms::mark_read))
+        .routes(routes!(search::search))
         .routes(routes!(uploads::upload))
         .routes(routes!(uploads::download))
         .routes(routes!(admin::rooms))

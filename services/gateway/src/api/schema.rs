@@ -668,3 +668,65 @@ mod tests {
         assert_eq!(frame_keys, doc_keys);
     }
 }
+
+/// Where a search looks when no room is named.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchIn {
+    /// The rooms you are a member of.
+    #[default]
+    Mine,
+    /// Those and every public room.
+    Public,
+}
+
+/// What a search result must have.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchHas {
+    /// Image messages only (found by their captions).
+    Image,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// Words (all must match), a `"quoted phrase"`, `-word` to leave out: the syntax of
+    /// web search engines. At most 200 characters and 12 terms.
+    pub q: Option<String>,
+    /// Only this room (which you must be able to read).
+    pub room: Option<String>,
+    /// Without `room`: `mine` (default) or `public`.
+    #[param(inline)]
+    pub scope: Option<SearchIn>,
+    /// Only messages by this user id.
+    pub author: Option<String>,
+    /// Only messages sent at or after this time (RFC 3339 in UTC, or a date).
+    pub since: Option<String>,
+    /// Only messages sent before this time (RFC 3339 in UTC, or a date).
+    pub until: Option<String>,
+    /// `image`: only image messages.
+    #[param(inline)]
+    pub has: Option<SearchHas>,
+    /// The `next_before` of the previous page.
+    pub before: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+/// One message found.
+#[derive(Serialize, ToSchema)]
+pub struct SearchHit {
+    /// The message in its current state, as history shows it.
+    pub message: chat_domain::protocol::MessageFrame,
+    /// Part of its text with the words looked for marked: show each segment as text.
+    pub snippet: Vec<chat_domain::search::Segment>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SearchResults {
+    /// Newest first.
+    pub results: Vec<SearchHit>,
+    /// Pass as `before` for the next (older) page; absent on the last one.
+    pub next_before: Option<i64>,
+}

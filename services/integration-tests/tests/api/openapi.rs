@@ -34,6 +34,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("post", "/api/v1/dms"),
     ("delete", "/api/v1/rooms/{room}/membership"),
     ("put", "/api/v1/rooms/{room}/read"),
+    ("get", "/api/v1/search"),
     ("post", "/api/v1/uploads"),
     ("get", "/api/v1/uploads/{id}"),
     ("get", "/api/v1/admin/rooms"),
