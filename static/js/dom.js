@@ -88,7 +88,8 @@ export function avatarEl(user, url = null, size = 'md') {
 export const profileHref = (user) => (String(user?.id ?? '').startsWith('u:')
   ? `/profile.html?u=${encodeURIComponent(user.name)}` : null);
 
-export const roomHref = (name) => `/room.html?name=${encodeURIComponent(name)}`;
+/** A room's page; `at`, a message's seq, opens it at that message (a search result). */
+export const roomHref = (name, at = null) => `/room.html?name=${encodeURIComponent(name)}${at === null ? '' : `&at=${at}`}`;
 
 /** A random idempotency key for a send. */
 export const newId = () => (crypto.randomUUID ? crypto.randomUUID()

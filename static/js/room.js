@@ -4,11 +4,12 @@
 // the newest messages have been read (ours sent, theirs shown as "seen by" avatars), and a
 // resume with `since_seq` after every reconnect so that nothing is missed or shown twice
 // (docs/protocol.md §3–5). The room's title, topic and your role in it come from its
-// details; owners and moderators invite, mute, kick and ban from here.
+// details; owners and moderators invite, mute, kick and ban from here. A search result
+// opens the page at its message (`at`), loading older history until it is shown.
 
 import { api, ApiError, upload, enc } from './api.js';
 import {
-  $, el, fill, timeEl, avatarEl, profileHref, newId, flash, formatBytes, shortTime, longDateTime,
+  $, el, fill, timeEl, avatarEl, profileHref, roomHref, newId, flash, formatBytes, shortTime, longDateTime,
 } from './dom.js';
 import { roomNameError, textError, isReservedRoom, IMAGE_TYPES } from './rules.js';
 import { formatted } from './format.js';
@@ -18,6 +19,7 @@ import { RoomPresence, onlineText } from './presence.js';
 import { ReadMarkers, SEEN_FACES, lastAtOrBelow, seenText } from './receipts.js';
 import { RoomList, roomLabel, lockIcon } from './roomlist.js';
 import { startShell, desktopNotify } from './shell.js';
+import { searchHere } from './search.js';
 import { backoffDelay } from './connection.js';
 
 const PAGE = 50;
@@ -36,9 +38,12 @@ const ui = {
 };
 const HINT = ui.hint.textContent;
 
-const rawName = new URLSearchParams(location.search).get('name') ?? '';
+const query = new URLSearchParams(location.search);
+const rawName = query.get('name') ?? '';
 const nameProblem = roomNameError(rawName);
 const room = rawName.toLowerCase();
+/** A seq from the address (`at`), or null when there is none or it is no seq. */
+const seqParam = (value) => (/^[1-9]\d{0,15}$/.test(value ?? '') && Number.isSafeInteger(Number(value)) ? Number(value) : null);
 
 const { me, conn } = await startShell({ active: 'room' });
 
@@ -51,6 +56,10 @@ const shown = new Map();
 const changes = new Map();
 /** The message the next send replies to, if any. */
 let replyTo = null;
+/** The message to open the room at (a search result), shown once the room has joined. */
+let target = seqParam(query.get('at'));
+/** The message the room was last opened at: marked as the current one while it is on screen. */
+let foundSeq = null;
 /** Our sends without an ack, by client_msg_id. */
 const pending = new Map();
 const view = {
@@ -157,8 +166,10 @@ function messageEl(m) {
   const user = m.user ?? {};
   const own = user.id === me.id;
   const classes = `li.msg${own ? '.own' : ''}${m.deleted ? '.deleted' : ''}${mentionsMe(m) ? '.mentions-me' : ''}`;
+  const found = m.seq === foundSeq; // an edit or a reaction keeps the search result marked
   const li = el(classes, {
     dataset: { seq: String(m.seq), state: 'sent', id: String(m.id), author: String(user.id ?? ''), at: String(m.sent_at ?? '') },
+    'aria-current': found ? 'true' : null, tabindex: found ? -1 : null,
   });
   const meta = el('p.msg-meta', {}, authorEl(user), ' ', timeEl(m.sent_at),
     m.edited_at && !m.deleted ? el('span.msg-edited', { title: `Edited ${new Date(m.edited_at).toLocaleString()}` }, '(edited)') : null,
@@ -248,7 +259,9 @@ function rerender(seq) {
   regroup(li.nextElementSibling);
   refreshReplies(seq);
   if (!focused) return;
-  if (li.contains(focused)) { // moving the form took its focus
+  if (focused === old) { // the message a search opened the room at: it keeps the focus
+    li.focus({ preventScroll: true });
+  } else if (li.contains(focused)) { // moving the form took its focus
     focused.focus({ preventScroll: true });
     if (selection) focused.setSelectionRange(...selection);
   } else if (form?.contains(focused)) {
@@ -374,6 +387,11 @@ function onJoined(f) {
   renderPresence();
   refreshMembers();
   loadDetails(); // what changed while away (a role, a mute) is in it
+  if (target !== null) { // after the newest page is on screen: reveal reads back from it
+    const seq = target;
+    target = null;
+    reveal(seq, { found: true });
+  }
 }
 
 function onJoinError(f) {
@@ -709,19 +727,53 @@ function setReply(seq) {
   ui.text.focus();
 }
 
-/** Scrolls to a message, loading older history until it is there. */
-async function reveal(seq) {
-  while (!shown.has(seq) && view.hasMore && view.oldest > seq) {
-    const before = view.oldest;
-    if (!await loadEarlier()) return; // could not read it: its banner says so
-    if (view.oldest === before) break;
+/**
+ * Scrolls to a message, loading older history until it is there. A reply's original is
+ * outlined for a moment; a search result (`found`) is marked as the current message and
+ * takes the focus, so a screen reader reads it.
+ */
+async function reveal(seq, { found = false } = {}) {
+  // Pages read on the way are not news to announce, one message at a time.
+  if (!shown.has(seq)) ui.messages.setAttribute('aria-busy', 'true');
+  try {
+    while (!shown.has(seq) && view.hasMore && view.oldest > seq) {
+      const before = view.oldest;
+      if (!await loadEarlier()) return; // could not read it: its banner says so
+      if (view.oldest === before) break;
+    }
+  } finally {
+    ui.messages.removeAttribute('aria-busy');
   }
   const li = shown.get(seq);
   if (!li) { banner('That message is no longer in the room.', 'info'); return; }
   li.scrollIntoView({ block: 'center' });
+  if (found) { markFound(seq, li); return; }
   li.classList.add('highlight');
   setTimeout(() => li.classList.remove('highlight'), 2000);
   (li.querySelector('.msg-menu-button') ?? li.querySelector('a'))?.focus({ preventScroll: true });
+}
+
+/** The message a search opened the room at: a fading highlight, `aria-current`, and the focus. */
+function markFound(seq, li) {
+  const previous = shown.get(foundSeq);
+  if (previous && previous !== li) {
+    previous.classList.remove('found');
+    previous.removeAttribute('aria-current');
+    previous.removeAttribute('tabindex');
+  }
+  foundSeq = seq;
+  li.setAttribute('aria-current', 'true');
+  li.tabIndex = -1;
+  li.classList.remove('found');
+  void li.offsetWidth; // the fade starts over when the same message is found again
+  li.classList.add('found');
+  li.focus({ preventScroll: true });
+}
+
+/** Opens the room at a message: now when joined, else once the room has joined. */
+function openAt(seq) {
+  history.replaceState(history.state, '', roomHref(room, seq));
+  if (view.joined) reveal(seq, { found: true }); else target = seq;
 }
 
 // ---------- mentions: @ completes the room's members ----------
@@ -1641,6 +1693,7 @@ if (nameProblem) {
   ui.composer.hidden = ui.leave.hidden = ui.membersToggle.hidden = ui.members.hidden = true;
 } else {
   renderHeader();
+  searchHere(room, openAt);
   ui.text.focus();
   // A public room is read once joined (joining makes a new one); a private room or a
   // direct message at once, for its title, or to learn that this person may not see it.

@@ -1,9 +1,10 @@
-// What every signed-in page shares: the session check, the top bar (navigation, the
-// connection state, log-out), the one websocket, and desktop notifications.
+// What every signed-in page shares: the session check, the top bar (navigation, message
+// search, the connection state, log-out), the one websocket, and desktop notifications.
 
 import { api, currentUser, toLogin } from './api.js';
 import { Connection, backoffDelay } from './connection.js';
 import { $, el, fill, avatarEl, roomHref } from './dom.js';
+import { searchBox } from './search.js';
 
 const STATE_LABELS = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…' };
 
@@ -53,6 +54,7 @@ function renderTopbar(me, active, conn) {
   fill(bar,
     el('a.brand', { href: '/' }, el('img', { src: '/favicon.svg', alt: '', width: 24, height: 24 }), el('span', {}, 'Super Channels')),
     nav,
+    searchBox(),
     el('div.topbar-end', {}, pill,
       el('span.me', { title: me.kind === 'guest' ? 'Guest' : me.name }, avatarEl(me, null, 'sm'), el('bdi', {}, me.name)),
       logout));

@@ -97,6 +97,7 @@ async fn an_outsider_is_refused_a_private_room_on_every_path_as_if_it_did_not_ex
             (Method::GET, format!("/api/v1/rooms/{name}/messages"), None),
             (Method::GET, format!("/api/v1/rooms/{name}/messages?after_seq=0"), None),
             (Method::GET, format!("/api/v1/rooms/{name}/members"), None),
+            (Method::GET, format!("/api/v1/search?q=secret&room={name}"), None),
             (
                 Method::POST,
                 format!("/api/v1/rooms/{name}/messages"),

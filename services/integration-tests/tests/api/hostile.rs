@@ -29,7 +29,7 @@ async fn expect_error(client: &mut integration_tests::WsClient, code: &str) -> V
 
 /// An HTTP refusal: this status, a JSON body `{"error": {"code", "message"}}` with this code.
 #[track_caller]
-fn assert_api_error((status, body): &(u16, Value), expected_status: u16, code: &str) {
+pub(crate) fn assert_api_error((status, body): &(u16, Value), expected_status: u16, code: &str) {
     assert_eq!(*status, expected_status, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
     assert!(

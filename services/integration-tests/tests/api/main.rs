@@ -17,6 +17,7 @@ mod membership;
 mod observability;
 mod openapi;
 mod presence;
+mod search;
 mod signals;
 mod slow_consumers;
 mod timeline;
