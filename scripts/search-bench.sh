@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Message search at scale: fills a database of its own with 1,000,000 messages across 1,000
 # rooms, then times the store's search statements with pgbench, as the gateway sends them
-# (prepared, the query bound as a parameter), and prints p50 and p99 per case.
+# (the extended protocol's unnamed statement, the query bound as a parameter, so each
+# execution is planned for its words), and prints p50 and p99 per case.
 #
 #   scripts/search-bench.sh [--messages N] [--rooms N] [--runs N] [--keep]
 #
@@ -90,7 +91,7 @@ run_case() { # name, query, where
   local found
   found=$(psql -X -q -At -d "$url" -c "PREPARE s(text) AS $(sed 's/:q/$1/' "$work/case.sql" | sed 's/;$//'); \
 EXECUTE s('$q');" | wc -l)
-  (cd "$work" && rm -f pgbench_log.* && pgbench -n -M prepared -c 1 -t "$runs" -D "q=$q" -f case.sql \
+  (cd "$work" && rm -f pgbench_log.* && pgbench -n -M extended -c 1 -t "$runs" -D "q=$q" -f case.sql \
     --log --log-prefix=pgbench_log "$url" >/dev/null 2>"$work/pgbench.err") || { cat "$work/pgbench.err" >&2; return 1; }
   # Each log line: client, transaction, latency in microseconds, …
   cat "$work"/pgbench_log.* | awk '{print $3}' | sort -n | awk -v name="$name" -v found="$found" '
