@@ -232,3 +232,46 @@ fn with_database_replaces_only_the_path() {
     );
     assert_eq!(with_database("postgres://u@h", "t"), "postgres://u@h/t");
 }
+
+/// Postgres plans each search by how common its words are. It takes no statistics from
+/// the partial full-text index, so without the statistics object of the migration
+/// `message_search_statistics` every word was estimated to match 0.5% of messages, and
+/// at a million messages a rare word took seconds (`docs/benchmarks.md`, search). Here a
+/// word in every message must be estimated as common and a word in one as rare; with the
+/// statistics dropped, both are estimated at 10 of 2,000 and this fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_estimates_a_searched_words_matches_from_statistics() {
+    use sqlx::Connection;
+    let db = postgres().await;
+    let chat_store::Database { messages: store, .. } = db.database().await;
+    enter(&store, &["alpha"]).await;
+    db.execute(
+        "INSERT INTO messages (room_id, seq, author_id, author_name, body, kind, client_msg_id, created_at_ms)
+         SELECT r.id, g, 'uann', 'ann', 'common w' || g || CASE WHEN g = 7 THEN ' rare' ELSE '' END,
+                'text', 'c' || g, g
+         FROM rooms r, generate_series(1, 2000) g WHERE r.name = 'alpha';
+         ANALYZE messages;",
+    )
+    .await;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut estimate = async |words: &str| -> f64 {
+        // The store's match (directory_sql/search.rs) and the index's condition; the plan's
+        // first line ends "(cost=… rows=N width=…)".
+        let plan: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN SELECT m.id FROM messages m \
+             WHERE to_tsvector('simple', m.body) @@ websearch_to_tsquery('simple', $1) \
+             AND m.kind IN ('text', 'image') AND m.deleted_at_ms IS NULL",
+        )
+        .bind(words)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let rows = plan[0].split(" rows=").nth(1).and_then(|rest| rest.split(' ').next());
+        rows.and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no row estimate in {plan:?}"))
+    };
+    let common = estimate("\"common\"").await;
+    let rare = estimate("\"rare\"").await;
+    assert!(common > 1500.0, "a word in all 2,000 messages estimated at {common}");
+    assert!(rare < 5.0, "a word in one message estimated at {rare}");
+}
