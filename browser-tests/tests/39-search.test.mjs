@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { launch, newPage, screenshots, unique, api, PHONE, DESKTOP } from '../lib/harness.mjs';
+import { launch, newPage, screenshots, unique, api, waitFor, PHONE, DESKTOP } from '../lib/harness.mjs';
 import { signUp, enterRoom, send, waitShown, waitJoined, createPrivateRoom, shown, assertOrdered } from '../lib/chat.mjs';
 import { axeAvailable, axeViolations } from '../lib/axe.mjs';
 
@@ -149,6 +149,12 @@ test('search from a room: grouped by room, words marked, only what may be seen, 
   await post(b.page, orchard, markup);
   await post(b.page, orchard, `Plain words, then ${w.toUpperCase()} and more words around it`);
   await waitShown(a.page, 4);
+  // The message services index after the commit (every search.index_interval_ms): wait
+  // until the index holds the five messages and no longer the edited one's old text.
+  await waitFor(async () => {
+    const [now, old] = await Promise.all([w, before].map((q) => api(a.page, 'GET', `/api/v1/search?q=${q}`)));
+    return now.body.results.length === 5 && old.body.results.length === 0;
+  }, { message: 'the search index to catch up' });
 
   // Ctrl+K from the composer, while typing.
   await field.click();
@@ -265,6 +271,11 @@ test('a result far back, chosen by keyboard, opens its room at it; the room goes
   const second = await post(b.page, stack, `the second ${w} of the stack`);
   const HAY = 64;
   for (let i = 1; i <= HAY; i += 1) await post(b.page, stack, `${filler} number ${i}`);
+  // The message services index after the commit: wait until the index holds all of them.
+  await waitFor(async () => {
+    const [needles, hay] = await Promise.all([w, filler].map((q) => api(a.page, 'GET', `/api/v1/search?q=${q}&limit=100`)));
+    return needles.body.results.length === 2 && hay.body.results.length === HAY;
+  }, { message: 'the search index to catch up' });
 
   // In the room itself: the result opens in place, loading older pages until it is there.
   await a.page.goto(`/room.html?name=${stack}`);

@@ -42,11 +42,12 @@ pub use directory::{
     SessionLookup, SessionRecord, UNREAD_WINDOW, UserRecord,
 };
 pub use error::StoreError;
+pub use postgres::SEARCH_INDEXER_LOCK;
 pub use rooms::{
     Invitation, MAX_INVITATIONS, Moderation, NewInviteLink, NewRoom, Redeemed, RoomRecord, Rooms, UPLOAD_ROOMS,
     UploadUses,
 };
-pub use search::{MessageSearch, SearchRequest, SearchScope};
+pub use search::{IndexRound, MessageSearch, SearchRequest, SearchScope};
 pub use store::{AppendOutcome, NewChange, NewEvent, NewMessage, RoomInfo, Store};
 
 use std::sync::Arc;

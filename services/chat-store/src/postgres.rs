@@ -23,6 +23,7 @@ use crate::rows::{
     InsertedRow, MessageRow, ReactionRow, RoomRow, into_events, into_messages, message_columns, reaction_columns,
     room_columns, seq_span, to_db,
 };
+use crate::search::IndexRound;
 use crate::store::{AppendOutcome, NewEvent, RoomInfo, Store};
 use chat_domain::{ChatMessage, RoomName, TimelineEvent};
 use sqlx::migrate::Migrator;
@@ -342,7 +343,50 @@ impl Store for PgStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    /// One transaction: take the oldest `max` queue entries (the migration
+    /// `search_after_commit` says how an append queues them), then write their messages'
+    /// current words, or nothing for a message deleted since. The transaction's advisory
+    /// lock makes indexers take turns, so two never write one message's entry out of
+    /// order; a queue entry is gone only with the commit that indexed it.
+    #[tracing::instrument(name = "store.index_for_search", skip_all, fields(db.system = "postgresql"))]
+    async fn index_for_search(&self, max: u32) -> Result<IndexRound, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let turn: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(SEARCH_INDEXER_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !turn {
+            return Ok(IndexRound::Busy);
+        }
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "DELETE FROM search_queue WHERE id IN (SELECT id FROM search_queue ORDER BY id LIMIT $1) RETURNING message_id",
+        )
+        .bind(i64::from(max))
+        .fetch_all(&mut *tx)
+        .await?;
+        if !ids.is_empty() {
+            sqlx::query("DELETE FROM message_search WHERE message_id = ANY($1)")
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO message_search (message_id, words) \
+                 SELECT id, to_tsvector('simple', body) FROM messages \
+                 WHERE id = ANY($1) AND kind IN ('text', 'image') AND deleted_at_ms IS NULL",
+            )
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(IndexRound::Indexed(ids.len() as u64))
+    }
 }
+
+/// The transaction-level advisory lock Postgres search indexers take turns on, for an
+/// operator reading `pg_locks` (objid holds its low 32 bits): the bytes of "sc-index".
+pub const SEARCH_INDEXER_LOCK: i64 = 0x7363_2d69_6e64_6578;
 
 /// Reads, under the batch's room locks, the messages its changes and replies name, and
 /// the reactions on them that the rules need.

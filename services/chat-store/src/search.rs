@@ -1,8 +1,10 @@
 //! Message search: full text over the rooms a person may read. The query is the domain's
 //! ([`SearchQuery`], checked at the edge); each backend matches it in its own full-text
-//! index (Postgres: a GIN index on `to_tsvector('simple', body)`; SQLite: the FTS5 table
-//! `message_search`), and everything around the match (scope, filters, paging) is one SQL
-//! text for both.
+//! index, and everything around the match (scope, filters, paging) is one SQL text for
+//! both. Postgres keeps the index after the commit, off the send path
+//! ([`crate::Store::index_for_search`]: the table `message_search`, a `tsvector` per
+//! message with a GIN index, fed from the queue an append writes to); SQLite's FTS5 table
+//! `message_search` is kept by triggers in the commit itself.
 
 use crate::error::StoreError;
 use chat_domain::{ChatMessage, RoomName, SearchQuery, UserId};
@@ -42,4 +44,16 @@ pub trait MessageSearch: Send + Sync + 'static {
     /// The messages (not deleted, in their current text) that match, newest first, with
     /// their rooms; at most `limit`.
     async fn search(&self, request: &SearchRequest<'_>) -> Result<Vec<ChatMessage>, StoreError>;
+}
+
+/// What one call of [`crate::Store::index_for_search`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexRound {
+    /// Took this many queued changes (at most the `max` asked for; fewer means the queue
+    /// is empty for now) and brought their messages' entries up to date.
+    Indexed(u64),
+    /// Another process is indexing right now; it takes the queue.
+    Busy,
+    /// This backend indexes in the commit: there is never anything to do.
+    InCommit,
 }

@@ -1,6 +1,7 @@
 //! The backend-neutral contract: what a store promises, whichever database is behind it.
 
 use crate::error::StoreError;
+use crate::search::IndexRound;
 use chat_domain::{
     Author, Change, ChangeError, ChangeEvent, ChatMessage, ClientMsgId, MessageId, MessageKind, MessageText, RoomName,
     TimelineEvent, UploadId,
@@ -210,4 +211,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// A round trip to the database, for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Brings the search index up to date with at most `max` of the messages committed,
+    /// edited or deleted since it last ran: a backend that indexes after the commit
+    /// (Postgres) does it here, and a message service calls it in the background. One
+    /// caller at a time indexes; another finds it [`IndexRound::Busy`]. A backend that
+    /// indexes in the commit itself (SQLite) has nothing to do.
+    async fn index_for_search(&self, max: u32) -> Result<IndexRound, StoreError> {
+        let _ = max;
+        Ok(IndexRound::InCommit)
+    }
 }

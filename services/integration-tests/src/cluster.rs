@@ -138,6 +138,26 @@ impl TestCluster {
         create_session(self.gateway(i), name).await
     }
 
+    /// Waits until everything committed so far is in the search index: the message
+    /// services index after the commit, every `search.index_interval_ms`, and a queue
+    /// entry is gone only with the transaction that indexed it.
+    pub async fn search_indexed(&self) {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.db.url).await.expect("connect");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM search_queue)")
+            .fetch_one(&mut conn)
+            .await
+            .expect("read the search queue")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the message services did not index within 20 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Signs up `username` (password [`PASSWORD`]) on gateway `i`; returns the session token.
     pub async fn sign_up(&self, i: usize, username: &str) -> String {
         let body = serde_json::json!({

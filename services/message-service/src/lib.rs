@@ -5,6 +5,7 @@
 //! * [`grpc`]: the `chat.v1.ChatService` handlers.
 //! * [`committer`]: group commit; a send is acknowledged only after its transaction commits.
 //! * [`publisher`]: publishes committed messages to the bus, in order, with retry.
+//! * [`indexer`]: brings the search index up to date after commits (Postgres).
 //! * [`metrics`]: Prometheus metrics.
 //!
 //! [`MessageService::start`] is the one function that builds the running service; the
@@ -12,6 +13,7 @@
 
 pub mod committer;
 pub mod grpc;
+pub mod indexer;
 pub mod metrics;
 pub mod publisher;
 pub mod settings;
@@ -89,6 +91,7 @@ impl MessageService {
         let metrics = metrics::Metrics::register(&mut registry);
         let give_up = CancellationToken::new();
         let (publish, publisher) = publisher::spawn(bus.clone(), metrics.clone(), give_up.clone());
+        let indexer = indexer::spawn(store.clone(), &settings.search, metrics.clone(), shutdown.clone());
         let (commits, committer) = committer::spawn(store.clone(), publish, &settings.commit, metrics);
         let service = grpc::ChatGrpc::new(store.clone(), commits, settings.history.clone());
 
@@ -127,6 +130,7 @@ impl MessageService {
             });
             let _ = committer.await;
             let _ = publisher.await;
+            let _ = indexer.await;
             deadline.abort();
             ops.stop().await;
             tracing::info!("message service stopped");

@@ -13,6 +13,8 @@ pub struct Metrics {
     pub publish_errors: Counter,
     pub batch_size: Histogram,
     pub commit_seconds: Histogram,
+    pub search_indexed: Counter,
+    pub search_index_errors: Counter,
 }
 
 impl Metrics {
@@ -25,6 +27,8 @@ impl Metrics {
             publish_errors: Counter::default(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            search_indexed: Counter::default(),
+            search_index_errors: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("sc_message_service");
         r.register("messages_committed", "Messages stored", metrics.committed.clone());
@@ -57,6 +61,16 @@ impl Metrics {
             "commit_seconds",
             "Time of one group-commit transaction",
             metrics.commit_seconds.clone(),
+        );
+        r.register(
+            "search_indexed",
+            "Committed, edited or deleted messages brought into the search index after their commit",
+            metrics.search_indexed.clone(),
+        );
+        r.register(
+            "search_index_errors",
+            "Search indexing rounds that failed (retried at the next interval)",
+            metrics.search_index_errors.clone(),
         );
         metrics
     }

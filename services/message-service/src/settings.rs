@@ -33,6 +33,10 @@ queue = 20000
 [history]
 default_limit = 50
 max_limit = 500
+
+[search]
+index_interval_ms = 200
+index_batch = 1000
 "#,
     chat_common::shared_defaults!()
 );
@@ -50,6 +54,7 @@ pub struct Settings {
     pub redis: RedisStreamsConfig,
     pub commit: CommitSettings,
     pub history: HistorySettings,
+    pub search: SearchSettings,
     pub log: LogSettings,
     pub telemetry: TelemetrySettings,
 }
@@ -74,6 +79,17 @@ pub struct HistorySettings {
     pub max_limit: u32,
 }
 
+/// The search indexer (Postgres indexes after the commit: see `indexer`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSettings {
+    /// How often the indexer looks for messages to index: with the time indexing takes,
+    /// how long a new message can go unfound.
+    pub index_interval_ms: u64,
+    /// Messages indexed in one transaction.
+    pub index_batch: u32,
+}
+
 impl Settings {
     pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
         let settings: Self = chat_common::settings::load(DEFAULTS, file)?;
@@ -94,6 +110,12 @@ impl Settings {
                 "history.default_limit",
                 "must be at most history.max_limit, which must be at least 1",
             ));
+        }
+        if self.search.index_interval_ms == 0 {
+            return Err(rule("search.index_interval_ms", "must be at least 1"));
+        }
+        if !(1..=10_000).contains(&self.search.index_batch) {
+            return Err(rule("search.index_batch", "must be from 1 to 10000"));
         }
         if self.redis.shards == 0 {
             return Err(rule("redis.shards", "must be at least 1"));

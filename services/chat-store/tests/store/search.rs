@@ -63,6 +63,7 @@ pub(crate) async fn search_finds_words_phrases_and_leaves_out_exclusions(db: &Te
         .append_batch(&[msg("beta", "ann", "b0", "quick elsewhere")])
         .await
         .unwrap();
+    index_search(&store).await;
 
     assert_eq!(found(&dir, "alpha", "quick").await, [4, 2, 1], "newest first, any case");
     assert_eq!(
@@ -120,8 +121,11 @@ pub(crate) async fn search_sees_edits_never_deletions_and_filters(db: &TestDb) {
     image.kind = MessageKind::Image;
     image.attachment = Some(upload);
     store.append_batch(&[NewEvent::Message(image)]).await.unwrap();
+    index_search(&store).await;
+    assert_eq!(found(&dir, "alpha", "party").await, [2]);
 
-    // An edit is found by its new text only; a deletion is not found at all.
+    // An edit is found by its new text only; a deletion is not found at all, not even
+    // before the index has caught up with it.
     let edit = Change::Edit {
         text: "final notes".to_owned(),
         mentions: Vec::new(),
@@ -134,6 +138,8 @@ pub(crate) async fn search_sees_edits_never_deletions_and_filters(db: &TestDb) {
         .append_batch(&[change("alpha", "bob", "d1", 2, Change::Delete, false)])
         .await
         .unwrap();
+    assert_eq!(found(&dir, "alpha", "party").await, Vec::<u64>::new());
+    index_search(&store).await;
     assert_eq!(found(&dir, "alpha", "draft").await, Vec::<u64>::new());
     assert_eq!(found(&dir, "alpha", "final").await, [1]);
     assert_eq!(found(&dir, "alpha", "party").await, Vec::<u64>::new());
@@ -216,6 +222,7 @@ pub(crate) async fn search_pages_stay_stable_while_messages_arrive(db: &TestDb) 
         .map(|i| msg("alpha", "ann", &format!("m{i}"), &format!("news number {i}")))
         .collect();
     store.append_batch(&batch).await.unwrap();
+    index_search(&store).await;
     let query = SearchQuery::parse("news").unwrap();
     let alpha = room("alpha");
     let mut page = SearchRequest {
@@ -234,6 +241,7 @@ pub(crate) async fn search_pages_stay_stable_while_messages_arrive(db: &TestDb) 
             .append_batch(&[msg("alpha", "bob", &format!("n{arrivals}"), "more news")])
             .await
             .unwrap();
+        index_search(&store).await;
         match hits.last() {
             Some(last) if hits.len() == 3 => page.before_id = Some(last.id.get()),
             _ => break,
@@ -272,6 +280,7 @@ pub(crate) async fn search_scope_is_what_the_person_may_read(db: &TestDb) {
             .await
             .unwrap();
     }
+    index_search(&store).await;
     // Bob bans Ann from "shut", a public room she was in.
     dir.moderate(&Moderation {
         room: &room("shut"),

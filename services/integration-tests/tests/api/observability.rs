@@ -178,5 +178,24 @@ async fn metrics_match_the_traffic() {
         SENDS as f64
     );
     assert!(metric(&service, "sc_message_service_commit_batch_size_count") >= 1.0);
+    // The indexer counts what it took into the search index, after its commit: each text
+    // message once (it is counted moments after the queue empties, so wait for the count).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let indexed = metric(
+            &scrape(cluster.services[0].ops_addr).await,
+            "sc_message_service_search_indexed_total",
+        );
+        assert!(indexed <= SENDS as f64, "{indexed} indexed");
+        if indexed == SENDS as f64 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{indexed} of {SENDS} indexed after 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(metric(&service, "sc_message_service_search_index_errors_total"), 0.0);
     assert!(metric(&gw0, "sc_gateway_frames_out_total") >= (SENDS * 2 + SENDS) as f64);
 }

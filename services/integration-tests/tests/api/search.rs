@@ -88,6 +88,7 @@ async fn search_finds_what_you_may_read_and_nothing_else() {
     post(&cluster, &bob, "lobby", "no secret here <b>launch</b> party", "l1").await;
     enter(&cluster, &bob, "other").await;
     post(&cluster, &bob, "other", "another secret launch", "o1").await;
+    cluster.search_indexed().await;
 
     // Ann finds her private room's message; the shape is a message frame plus a snippet.
     let (status, body) = search(&cluster, 1, &ann, &[("q", "secret launch")]).await;
@@ -245,6 +246,7 @@ async fn bad_search_input_gets_a_400_with_a_stable_code() {
     let ann = cluster.sign_up(0, "ann").await;
     enter(&cluster, &ann, "lobby").await;
     post(&cluster, &ann, "lobby", "select drop table messages", "m1").await;
+    cluster.search_indexed().await;
     let long = "a".repeat(201);
     let many = (0..13).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
     for (params, code) in [
