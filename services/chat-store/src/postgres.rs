@@ -345,10 +345,11 @@ impl Store for PgStore {
     }
 
     /// One transaction: take the oldest `max` queue entries (the migration
-    /// `search_after_commit` says how an append queues them), then write their messages'
-    /// current words, or nothing for a message deleted since. The transaction's advisory
-    /// lock makes indexers take turns, so two never write one message's entry out of
-    /// order; a queue entry is gone only with the commit that indexed it.
+    /// `search_after_commit` says how appends, edits and deletions queue them), take out
+    /// the old words of the changed messages, and write every message's current words,
+    /// none for one deleted since. The transaction's advisory lock makes indexers take
+    /// turns, so two never write one message's entry out of order; a queue entry is gone
+    /// only with the commit that indexed it.
     #[tracing::instrument(name = "store.index_for_search", skip_all, fields(db.system = "postgresql"))]
     async fn index_for_search(&self, max: u32) -> Result<IndexRound, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -359,28 +360,43 @@ impl Store for PgStore {
         if !turn {
             return Ok(IndexRound::Busy);
         }
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "DELETE FROM search_queue WHERE id IN (SELECT id FROM search_queue ORDER BY id LIMIT $1) RETURNING message_id",
+        let entries: Vec<(Vec<i64>, bool)> = sqlx::query_as(
+            "DELETE FROM search_queue WHERE id IN (SELECT id FROM search_queue ORDER BY id LIMIT $1) \
+             RETURNING message_ids, changed",
         )
         .bind(i64::from(max))
         .fetch_all(&mut *tx)
         .await?;
-        if !ids.is_empty() {
+        let more = entries.len() as u64 == u64::from(max);
+        let changed: Vec<i64> = entries
+            .iter()
+            .filter(|(_, changed)| *changed)
+            .flat_map(|(ids, _)| ids.clone())
+            .collect();
+        let ids: Vec<i64> = entries.into_iter().flat_map(|(ids, _)| ids).collect();
+        if !changed.is_empty() {
             sqlx::query("DELETE FROM message_search WHERE message_id = ANY($1)")
-                .bind(&ids)
+                .bind(&changed)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if !ids.is_empty() {
+            // A message new and changed in one round is written once, in its current words.
             sqlx::query(
                 "INSERT INTO message_search (message_id, words) \
                  SELECT id, to_tsvector('simple', body) FROM messages \
-                 WHERE id = ANY($1) AND kind IN ('text', 'image') AND deleted_at_ms IS NULL",
+                 WHERE id = ANY($1) AND kind IN ('text', 'image') AND deleted_at_ms IS NULL \
+                 ON CONFLICT (message_id) DO UPDATE SET words = EXCLUDED.words",
             )
             .bind(&ids)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        Ok(IndexRound::Indexed(ids.len() as u64))
+        Ok(IndexRound::Indexed {
+            messages: ids.len() as u64,
+            more,
+        })
     }
 }
 

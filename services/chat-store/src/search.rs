@@ -49,9 +49,9 @@ pub trait MessageSearch: Send + Sync + 'static {
 /// What one call of [`crate::Store::index_for_search`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexRound {
-    /// Took this many queued changes (at most the `max` asked for; fewer means the queue
-    /// is empty for now) and brought their messages' entries up to date.
-    Indexed(u64),
+    /// Brought this many messages' entries up to date; `more` when the round took as
+    /// many queue entries as it could, so more may be waiting.
+    Indexed { messages: u64, more: bool },
     /// Another process is indexing right now; it takes the queue.
     Busy,
     /// This backend indexes in the commit: there is never anything to do.

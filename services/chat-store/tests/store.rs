@@ -137,9 +137,9 @@ fn seqs(messages: &[ChatMessage]) -> Vec<u64> {
 /// where the backend indexes in the commit.
 async fn index_search(store: &Arc<dyn Store>) {
     loop {
-        match store.index_for_search(100).await.unwrap() {
-            IndexRound::Indexed(n) if n > 0 => continue,
-            IndexRound::Indexed(_) | IndexRound::InCommit => return,
+        match store.index_for_search(2).await.unwrap() {
+            IndexRound::Indexed { more: true, .. } => continue,
+            IndexRound::Indexed { more: false, .. } | IndexRound::InCommit => return,
             IndexRound::Busy => panic!("nothing else indexes a test's database"),
         }
     }
@@ -330,7 +330,19 @@ async fn postgres_indexes_after_the_commit_one_indexer_at_a_time() {
     assert!(dir.search(&request).await.unwrap().is_empty());
     turn.commit().await.unwrap();
 
-    assert_eq!(store.index_for_search(100).await.unwrap(), IndexRound::Indexed(1));
+    assert_eq!(
+        store.index_for_search(100).await.unwrap(),
+        IndexRound::Indexed {
+            messages: 1,
+            more: false
+        }
+    );
     assert_eq!(seqs(&dir.search(&request).await.unwrap()), [1]);
-    assert_eq!(store.index_for_search(100).await.unwrap(), IndexRound::Indexed(0));
+    assert_eq!(
+        store.index_for_search(100).await.unwrap(),
+        IndexRound::Indexed {
+            messages: 0,
+            more: false
+        }
+    );
 }

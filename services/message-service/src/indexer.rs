@@ -2,8 +2,8 @@
 //! that a send pays only for queueing its id (see the store's `index_for_search`); this
 //! task is what takes the queue. Every message service runs one, and the store lets one
 //! at a time work, so search stays current while any service is up. Each interval it
-//! indexes batch after batch until a batch comes back short (the queue is empty), so a
-//! burst is taken in whole batches and a quiet system makes one small query a tick.
+//! indexes round after round until one comes back short (the queue is empty), so a burst
+//! is taken in whole rounds and a quiet system makes one small query a tick.
 
 use crate::metrics::Metrics;
 use crate::settings::SearchSettings;
@@ -38,9 +38,9 @@ pub fn spawn(
                     round = store.index_for_search(batch) => round,
                 };
                 match round {
-                    Ok(IndexRound::Indexed(n)) => {
-                        metrics.search_indexed.inc_by(n);
-                        if n < u64::from(batch) {
+                    Ok(IndexRound::Indexed { messages, more }) => {
+                        metrics.search_indexed.inc_by(messages);
+                        if !more {
                             break;
                         }
                     }

@@ -36,7 +36,7 @@ max_limit = 500
 
 [search]
 index_interval_ms = 200
-index_batch = 1000
+index_batch = 100
 "#,
     chat_common::shared_defaults!()
 );
@@ -86,7 +86,8 @@ pub struct SearchSettings {
     /// How often the indexer looks for messages to index: with the time indexing takes,
     /// how long a new message can go unfound.
     pub index_interval_ms: u64,
-    /// Messages indexed in one transaction.
+    /// Commits (each one queue entry with its messages), edits and deletions indexed in
+    /// one transaction.
     pub index_batch: u32,
 }
 

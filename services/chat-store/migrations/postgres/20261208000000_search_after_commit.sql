@@ -2,9 +2,9 @@
 -- index of 20261207 inside every append (parsing each text, inserting its words, and now
 -- and then merging GIN's pending list in the sending transaction) took the cluster's
 -- highest clean saturation step from 20,000 to 12,000 msg/s (docs/benchmarks.md). Now an
--- append only queues its message ids: a statement trigger adds one small row per text or
--- image message to `search_queue`, in the same transaction, so nothing committed is ever
--- missed. A message service's indexer (chat_store::Store::index_for_search) takes the queue
+-- append only queues its message ids: a statement trigger adds one row, the ids of its text
+-- and image messages, to `search_queue`, in the same transaction, so nothing committed is
+-- ever missed (a row per message cost the indexer as much to delete as to index). A message service's indexer (chat_store::Store::index_for_search) takes the queue
 -- in batches, one indexer at a time, and writes each message's current words to
 -- `message_search`, or takes the message out when it was deleted. Searches still check
 -- `deleted_at_ms` on the message itself, so a deletion is never found even before the
@@ -26,17 +26,19 @@ CREATE INDEX message_search_words_idx ON message_search USING gin (words);
 -- walking messages newest first (70 ms against 1 ms at a million messages).
 ALTER TABLE message_search ALTER COLUMN words SET STATISTICS 1000;
 
--- Messages to (re)index, oldest first. Its own id orders entries, so an edit queued while
--- the indexer works on the same message's earlier entry is a later entry, not lost.
+-- Messages to index, oldest first: new ones, an append's as one entry, or one `changed`
+-- (edited or deleted: its old words are to go). Entries are ordered by their own id, so an
+-- edit queued while the indexer works on the message's earlier entry is a later entry.
 CREATE TABLE search_queue (
     id BIGSERIAL PRIMARY KEY,
-    message_id BIGINT NOT NULL
+    message_ids BIGINT[] NOT NULL,
+    changed BOOLEAN NOT NULL
 );
 
 CREATE FUNCTION queue_inserted_for_search() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO search_queue (message_id)
-        SELECT id FROM inserted WHERE kind IN ('text', 'image') ORDER BY id;
+    INSERT INTO search_queue (message_ids, changed)
+        SELECT array_agg(id), false FROM inserted WHERE kind IN ('text', 'image') HAVING count(*) > 0;
     RETURN NULL;
 END
 $$;
@@ -47,7 +49,7 @@ CREATE TRIGGER messages_queue_inserted_for_search AFTER INSERT ON messages
 -- Edits rewrite `body`; deletions empty it and set `deleted_at_ms`. Rare, so row by row.
 CREATE FUNCTION queue_changed_for_search() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO search_queue (message_id) VALUES (NEW.id);
+    INSERT INTO search_queue (message_ids, changed) VALUES (ARRAY[NEW.id], true);
     RETURN NULL;
 END
 $$;
