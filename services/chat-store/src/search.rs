@@ -1,10 +1,10 @@
 //! Message search: full text over the rooms a person may read. The query is the domain's
 //! ([`SearchQuery`], checked at the edge); each backend matches it in its own full-text
 //! index, and everything around the match (scope, filters, paging) is one SQL text for
-//! both. Postgres keeps the index after the commit, off the send path
-//! ([`crate::Store::index_for_search`]: the table `message_search`, a `tsvector` per
-//! message with a GIN index, fed from the queue an append writes to); SQLite's FTS5 table
-//! `message_search` is kept by triggers in the commit itself.
+//! both. Both keep their index after the commit, off the send path
+//! ([`crate::Store::index_for_search`], fed from the queue an append writes to): in
+//! Postgres the table `message_search`, a `tsvector` per message with a GIN index; in
+//! SQLite the FTS5 table `message_search`.
 
 use crate::error::StoreError;
 use chat_domain::{ChatMessage, RoomName, SearchQuery, UserId};
@@ -54,6 +54,4 @@ pub enum IndexRound {
     Indexed { messages: u64, more: bool },
     /// Another process is indexing right now; it takes the queue.
     Busy,
-    /// This backend indexes in the commit: there is never anything to do.
-    InCommit,
 }

@@ -424,9 +424,58 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    /// The FTS5 table's triggers index in the commit (migration `message_search`): one
-    /// writer, and an in-memory index update, cost the send path little here.
-    async fn index_for_search(&self, _max: u32) -> Result<IndexRound, StoreError> {
-        Ok(IndexRound::InCommit)
+    /// One write transaction (SQLite has one writer, so indexers always take turns): take
+    /// the oldest `max` queue entries (migration `search_after_commit`), take the changed
+    /// messages out of the FTS5 table, and put every message back in its current words,
+    /// none for one deleted since.
+    #[tracing::instrument(name = "store.index_for_search", skip_all, fields(db.system = "sqlite"))]
+    async fn index_for_search(&self, max: u32) -> Result<IndexRound, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let entries: Vec<(i64, i64, bool)> =
+            sqlx::query_as("SELECT id, message_id, changed FROM search_queue ORDER BY id LIMIT ?")
+                .bind(i64::from(max))
+                .fetch_all(&mut *tx)
+                .await?;
+        let Some(&(last, _, _)) = entries.last() else {
+            return Ok(IndexRound::Indexed {
+                messages: 0,
+                more: false,
+            });
+        };
+        sqlx::query("DELETE FROM search_queue WHERE id <= ?")
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        let in_list = |sql: &'static str, ids: &[i64]| {
+            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(sql);
+            let mut list = query.separated(", ");
+            for &id in ids {
+                list.push_bind(id);
+            }
+            query.push(")");
+            query
+        };
+        let changed: Vec<i64> = entries.iter().filter(|e| e.2).map(|e| e.1).collect();
+        let ids: Vec<i64> = entries.iter().map(|e| e.1).collect();
+        if !changed.is_empty() {
+            in_list("DELETE FROM message_search WHERE rowid IN (", &changed)
+                .build()
+                .execute(&mut *tx)
+                .await?;
+        }
+        // A message new and changed in one round is written once, in its current words.
+        in_list(
+            "INSERT INTO message_search (rowid, body) SELECT id, body FROM messages \
+             WHERE kind IN ('text', 'image') AND deleted_at_ms IS NULL AND id IN (",
+            &ids,
+        )
+        .build()
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(IndexRound::Indexed {
+            messages: entries.len() as u64,
+            more: entries.len() as u64 == u64::from(max),
+        })
     }
 }

@@ -212,13 +212,9 @@ pub trait Store: Send + Sync + 'static {
     /// A round trip to the database, for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Brings the search index up to date with at most `max` of the commits, edits and
-    /// deletions since it last ran: a backend that indexes after the commit
-    /// (Postgres) does it here, and a message service calls it in the background. One
-    /// caller at a time indexes; another finds it [`IndexRound::Busy`]. A backend that
-    /// indexes in the commit itself (SQLite) has nothing to do.
-    async fn index_for_search(&self, max: u32) -> Result<IndexRound, StoreError> {
-        let _ = max;
-        Ok(IndexRound::InCommit)
-    }
+    /// Brings the search index up to date with at most `max` queue entries: the commits,
+    /// edits and deletions since it last ran. Both backends index after the commit, off
+    /// the send path, and a message service calls this in the background. One caller at
+    /// a time indexes; another finds it [`IndexRound::Busy`].
+    async fn index_for_search(&self, max: u32) -> Result<IndexRound, StoreError>;
 }

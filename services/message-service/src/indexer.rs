@@ -1,6 +1,6 @@
-//! Search indexing, in the background. Postgres indexes messages after their commit, so
-//! that a send pays only for queueing its id (see the store's `index_for_search`); this
-//! task is what takes the queue. Every message service runs one, and the store lets one
+//! Search indexing, in the background. Messages are indexed after their commit, so that
+//! a send pays only for queueing its id (see the store's `index_for_search`); this task is
+//! what takes the queue. Every message service runs one, and the store lets one
 //! at a time work, so search stays current while any service is up. Each interval it
 //! indexes round after round until one comes back short (the queue is empty), so a burst
 //! is taken in whole rounds and a quiet system makes one small query a tick.
@@ -14,9 +14,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-/// Runs until `shutdown`, or at once returns when the store indexes in the commit
-/// (SQLite). A round cut short by the shutdown rolls back and leaves its queue entries for
-/// the next indexer.
+/// Runs until `shutdown`. A round cut short by the shutdown rolls back and leaves its
+/// queue entries for the next indexer.
 pub fn spawn(
     store: Arc<dyn Store>,
     settings: &SearchSettings,
@@ -45,7 +44,6 @@ pub fn spawn(
                         }
                     }
                     Ok(IndexRound::Busy) => break,
-                    Ok(IndexRound::InCommit) => return,
                     Err(error) => {
                         metrics.search_index_errors.inc();
                         tracing::warn!(%error, "search indexing failed; trying again at the next interval");

@@ -5,7 +5,7 @@
 //! * [`grpc`]: the `chat.v1.ChatService` handlers.
 //! * [`committer`]: group commit; a send is acknowledged only after its transaction commits.
 //! * [`publisher`]: publishes committed messages to the bus, in order, with retry.
-//! * [`indexer`]: brings the search index up to date after commits (Postgres).
+//! * [`indexer`]: brings the search index up to date after commits.
 //! * [`metrics`]: Prometheus metrics.
 //!
 //! [`MessageService::start`] is the one function that builds the running service; the
