@@ -430,6 +430,16 @@ impl Store for SqliteStore {
     /// none for one deleted since.
     #[tracing::instrument(name = "store.index_for_search", skip_all, fields(db.system = "sqlite"))]
     async fn index_for_search(&self, max: u32) -> Result<IndexRound, StoreError> {
+        // Most rounds find nothing: look without taking the writer from the committer.
+        let queued: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM search_queue)")
+            .fetch_one(&self.pool)
+            .await?;
+        if !queued {
+            return Ok(IndexRound::Indexed {
+                messages: 0,
+                more: false,
+            });
+        }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let entries: Vec<(i64, i64, bool)> =
             sqlx::query_as("SELECT id, message_id, changed FROM search_queue ORDER BY id LIMIT ?")
