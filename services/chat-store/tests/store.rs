@@ -293,7 +293,7 @@ async fn postgres_estimates_a_searched_words_matches_from_statistics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_indexes_after_the_commit_one_indexer_at_a_time() {
     use chat_domain::SearchQuery;
-    use chat_store::{SearchRequest, SearchScope};
+    use chat_store::SearchScope;
     use sqlx::Connection;
     let db = postgres().await;
     let chat_store::Database {
@@ -307,16 +307,7 @@ async fn postgres_indexes_after_the_commit_one_indexer_at_a_time() {
         .await
         .unwrap();
     let (query, alpha) = (SearchQuery::parse("hello").unwrap(), room("alpha"));
-    let request = SearchRequest {
-        query: &query,
-        scope: SearchScope::Room(&alpha),
-        author: None,
-        since_ms: None,
-        until_ms: None,
-        images_only: false,
-        before_id: None,
-        limit: 10,
-    };
+    let request = request(&query, SearchScope::Room(&alpha));
     assert!(dir.search(&request).await.unwrap().is_empty(), "not indexed yet");
 
     let mut other = sqlx::PgConnection::connect(&db.url).await.unwrap();

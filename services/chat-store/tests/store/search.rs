@@ -5,7 +5,7 @@ use super::*;
 use chat_domain::{RoomAction, SearchQuery, Visibility};
 use chat_store::{Directory, Moderation, NewRoom, SearchRequest, SearchScope};
 
-fn request<'a>(query: &'a SearchQuery, scope: SearchScope<'a>) -> SearchRequest<'a> {
+pub(crate) fn request<'a>(query: &'a SearchQuery, scope: SearchScope<'a>) -> SearchRequest<'a> {
     SearchRequest {
         query,
         scope,
