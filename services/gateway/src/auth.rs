@@ -332,6 +332,13 @@ fn verify_jwt(key: &Hmac<Sha256>, token: &str, now: u64) -> Result<Principal, Au
     })
 }
 
+/// Whether the request authenticates by the session cookie (which a browser attaches to a
+/// request another site makes it send) rather than by a bearer token (which only our own
+/// pages' code, or a client that is not a browser, can send).
+pub fn by_cookie(headers: &HeaderMap) -> bool {
+    bearer(headers).is_none() && cookie(headers).is_some()
+}
+
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     // The scheme name is case-insensitive (RFC 9110).

@@ -4,11 +4,13 @@
 //! handler sees it. Extractors run in argument order, so the caller comes first: a request
 //! without a session gets 401 whatever else is wrong with it.
 
-use crate::auth::{IdentityKind, Principal};
+use crate::auth::{self, IdentityKind, Principal};
 use crate::error::GatewayError;
 use crate::state::AppState;
+use crate::ws::handshake::origin_allowed;
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 /// Any session: an account's, a guest's, or an external token's.
@@ -23,9 +25,33 @@ pub struct Admin(pub Principal);
 impl FromRequestParts<AppState> for Session {
     type Rejection = GatewayError;
 
+    /// A request with side effects that authenticates by cookie must come from our own
+    /// pages: `SameSite=Lax` already keeps the cookie off most cross-site requests, and
+    /// this refuses the rest (another site's form or script, a sibling subdomain).
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        if !parts.method.is_safe()
+            && auth::by_cookie(&parts.headers)
+            && cross_site(&parts.headers, &app.settings().gateway.allowed_origins)
+        {
+            return Err(GatewayError::forbidden(
+                "a request from another site cannot use this site's session cookie",
+            ));
+        }
         Ok(Self(app.auth().authenticate(&parts.headers).await?))
     }
+}
+
+/// Whether a browser sent this request for another site. `Origin`, which browsers send
+/// with every request that can have side effects, decides as it does for a websocket
+/// (this host, or a configured origin); without it, `Sec-Fetch-Site`; with neither, the
+/// client is not a browser, and no other site made it send the cookie.
+fn cross_site(headers: &HeaderMap, allowed: &[String]) -> bool {
+    if headers.contains_key(header::ORIGIN) {
+        return !origin_allowed(headers, allowed);
+    }
+    headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| !matches!(site.as_bytes(), b"same-origin" | b"none"))
 }
 
 impl FromRequestParts<AppState> for Account {

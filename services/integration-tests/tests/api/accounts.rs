@@ -282,3 +282,62 @@ async fn external_tokens_are_accepted_only_when_signed_and_unexpired() {
         );
     }
 }
+
+/// A request with side effects that authenticates by the session cookie must come from the
+/// site's own pages: another site's (by `Origin`, or by `Sec-Fetch-Site` when there is no
+/// `Origin`) is refused with a JSON error, and nothing happens. Reads, bearer tokens and
+/// clients that are not browsers are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_request_cannot_use_the_session_cookie() {
+    let cluster = TestCluster::start(1, 1).await;
+    let token = cluster.sign_up(0, "ann").await;
+    let own = format!("http://{}", cluster.gateway(0));
+    let send = async |method: Method, path: &str, headers: &[(&str, &str)], bearer: bool| {
+        let method_has_body = method == Method::POST;
+        let mut request = cluster.http().request(method, format!("{own}{path}"));
+        request = if bearer {
+            request.bearer_auth(&token)
+        } else {
+            request.header("cookie", format!("sc_session={token}"))
+        };
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if method_has_body {
+            request = request.json(&json!({"name": "lobby"}));
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let entered = |(status, body): &(u16, Value)| *status == 200 && body["room"]["name"] == "lobby";
+
+    for cross in [
+        &[("origin", "https://evil.example")][..],
+        &[("origin", "null")],
+        &[("sec-fetch-site", "cross-site")],
+        &[("sec-fetch-site", "same-site")],
+    ] {
+        let refused = send(Method::POST, "/api/v1/rooms", cross, false).await;
+        super::hostile::assert_api_error(&refused, 403, "forbidden");
+    }
+    let (_, panel) = cluster
+        .call(0, Method::GET, "/api/v1/me/panel", Some(&token), None)
+        .await;
+    assert!(!panel.to_string().contains("lobby"), "nothing happened: {panel}");
+
+    // The page's own origin, a browser's same-origin fetch, a bearer token from anywhere,
+    // and a client that is not a browser all pass.
+    for (headers, bearer) in [
+        (&[("origin", own.as_str())][..], false),
+        (&[("sec-fetch-site", "same-origin")], false),
+        (&[("origin", "https://evil.example")], true),
+        (&[], false),
+    ] {
+        let reply = send(Method::POST, "/api/v1/rooms", headers, bearer).await;
+        assert!(entered(&reply), "{headers:?}, bearer {bearer}: {reply:?}");
+    }
+    // A read has no side effects to forge.
+    let read = send(Method::GET, "/api/v1/me", &[("origin", "https://evil.example")], false).await;
+    assert_eq!(read.0, 200, "{read:?}");
+}
