@@ -4,8 +4,9 @@
 -- highest clean saturation step from 20,000 to 12,000 msg/s (docs/benchmarks.md). Now an
 -- append only queues its message ids: a statement trigger adds one row, the ids of its text
 -- and image messages, to `search_queue`, in the same transaction, so nothing committed is
--- ever missed (a row per message cost the indexer as much to delete as to index). A message service's indexer (chat_store::Store::index_for_search) takes the queue
--- in batches, one indexer at a time, and writes each message's current words to
+-- ever missed (a row per message cost the indexer as much to delete as to index). A
+-- message service's indexer (chat_store::Store::index_for_search) takes the queue in
+-- batches, one indexer at a time, and writes each message's current words to
 -- `message_search`, or takes the message out when it was deleted. Searches still check
 -- `deleted_at_ms` on the message itself, so a deletion is never found even before the
 -- indexer has seen it; a new message or an edit is found once indexed.

@@ -98,6 +98,8 @@ const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 /// A browser always sends `Origin` on a websocket handshake; a cross-site page must not be
 /// able to open a socket with the user's cookie. Same-origin (the `Host` the request was
 /// sent to) and configured origins pass; clients that send no `Origin` (not browsers) pass.
+/// HTTP requests with side effects that use the cookie are held to the same rule
+/// (`api::extract`).
 pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
