@@ -81,6 +81,13 @@ pub enum ErrorCode {
     Forbidden,
     /// Too many requests; slow down.
     RateLimited,
+    /// Too many failed log-ins (or password checks, or reset requests) for the account or
+    /// from the address: wait as long as `Retry-After` says.
+    TooManyAttempts,
+    /// A password change whose current password is wrong.
+    WrongPassword,
+    /// A password-reset link that is unknown, used already or expired.
+    ResetInvalid,
     /// A dependency (database, message service) is down or did not answer in time; retry
     /// later. A send may or may not have been stored: retrying it with the same
     /// `client_msg_id` is safe and never stores it twice.
@@ -127,6 +134,9 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::RateLimited => "rate_limited",
+            Self::TooManyAttempts => "too_many_attempts",
+            Self::WrongPassword => "wrong_password",
+            Self::ResetInvalid => "reset_invalid",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -160,21 +170,21 @@ impl ErrorCode {
             | Self::InvalidEmoji
             | Self::TooManyReactions => 400,
             Self::Unauthorized | Self::InvalidCredentials => 401,
-            Self::Forbidden | Self::AccountDisabled | Self::Banned | Self::Muted => 403,
+            Self::Forbidden | Self::AccountDisabled | Self::Banned | Self::Muted | Self::WrongPassword => 403,
             Self::UsernameTaken | Self::Conflict | Self::MessageDeleted | Self::AlreadyReacted | Self::NotReacted => {
                 409
             }
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
-            Self::NotFound | Self::InviteInvalid => 404,
-            Self::RateLimited => 429,
+            Self::NotFound | Self::InviteInvalid | Self::ResetInvalid => 404,
+            Self::RateLimited | Self::TooManyAttempts => 429,
             Self::Unavailable => 503,
             Self::Internal => 500,
         }
     }
 }
 
-const ALL_CODES: [ErrorCode; 37] = [
+const ALL_CODES: [ErrorCode; 40] = [
     ErrorCode::InvalidJson,
     ErrorCode::UnknownType,
     ErrorCode::MissingField,
@@ -210,6 +220,9 @@ const ALL_CODES: [ErrorCode; 37] = [
     ErrorCode::Unauthorized,
     ErrorCode::Forbidden,
     ErrorCode::RateLimited,
+    ErrorCode::TooManyAttempts,
+    ErrorCode::WrongPassword,
+    ErrorCode::ResetInvalid,
     ErrorCode::Unavailable,
     ErrorCode::Internal,
 ];

@@ -4,6 +4,8 @@
 //! * [`names`]: validated newtypes (`RoomName`, `MessageText`, `ClientMsgId`, `DisplayName`,
 //!   `UserId`). Each is parsed once at the edge; holding one means it is valid, and a
 //!   refusal ([`NameError`]) carries the protocol's code for it.
+//! * [`lookalike`]: the checks that keep a new name from passing for someone else's
+//!   (invisible characters, mixed scripts, confusable skeletons).
 //! * [`message`]: what a send carries ([`MessageBody`]: text, or an image with a caption)
 //!   and a committed message with its [`MessageId`].
 //! * [`timeline`]: a room's events (messages and the changes made to them: edits,
@@ -21,6 +23,7 @@
 
 pub mod account;
 pub mod error;
+pub mod lookalike;
 pub mod message;
 pub mod names;
 pub mod protocol;

@@ -42,6 +42,10 @@ pub struct NewUser {
     pub password_hash: String,
     pub role: Role,
     pub now_ms: i64,
+    /// A guest signing up: their memberships (with roles and read markers), invitations and
+    /// bans become the new account's, in the same transaction, and their sessions end.
+    /// Their messages keep the guest's id and name.
+    pub adopt_guest: Option<UserId>,
 }
 
 /// Profile fields to change; `None` leaves a field as it is.
@@ -170,10 +174,14 @@ pub struct Search<'a> {
 }
 
 #[async_trait::async_trait]
-pub trait Directory: crate::Rooms + crate::MessageSearch + Send + Sync + 'static {
-    /// Fails with [`StoreError::Conflict`] when the username is taken in any case.
+pub trait Directory: crate::Rooms + crate::MessageSearch + crate::Credentials + Send + Sync + 'static {
+    /// Fails with [`StoreError::Conflict`] when the username is taken in any case, or looks
+    /// like one that is (shares a [`chat_domain::lookalike::skeleton_keys`] key).
     async fn create_user(&self, user: &NewUser) -> Result<UserRecord, StoreError>;
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Whether `name` looks like a registered username: they share a
+    /// [`chat_domain::lookalike::skeleton_keys`] key (as the same name in any case does).
+    async fn looks_like_username(&self, name: &str) -> Result<bool, StoreError>;
     async fn user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
     /// `None` when no such user.
     async fn update_profile(&self, id: &UserId, update: &ProfileUpdate) -> Result<Option<UserRecord>, StoreError>;

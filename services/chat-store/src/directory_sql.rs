@@ -14,12 +14,14 @@ use crate::directory::{
 use crate::error::StoreError;
 use crate::rows::{RoomRow, message_columns, room_columns, to_db};
 use crate::store::RoomInfo;
+use chat_domain::lookalike::skeleton_keys;
 use chat_domain::{Author, ChatMessage, DisplayName, MessageId, Role, RoomName, UserId, Username};
 use rows::{
     AuditRow, MemberRoomRow, NamedMessageRow, SESSION_COLUMNS, SessionLookupRow, SessionRow, USER_COLUMNS, UserRow,
 };
 
 mod blobs;
+mod credentials;
 mod rooms;
 mod rows;
 mod search;
@@ -53,6 +55,12 @@ fn mention_pattern(user: &UserId) -> String {
     pattern
 }
 
+/// A user whose look-alike keys meet the two parameters `key` and `folded`: each key of one
+/// name against both of the other's.
+fn looks_alike(key: &str, folded: &str) -> String {
+    format!("(name_key IN ({key}, {folded}) OR name_key_folded IN ({key}, {folded}))")
+}
+
 fn unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
 }
@@ -62,26 +70,72 @@ macro_rules! sql_directory {
         #[async_trait::async_trait]
         impl Directory for SqlDirectory<$db> {
             async fn create_user(&self, user: &NewUser) -> Result<UserRecord, StoreError> {
-                let row: Result<UserRow, sqlx::Error> = sqlx::query_as(&format!(
-                    "INSERT INTO users (id, username, username_key, email, first_name, last_name, role, \
-                     password_hash, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {USER_COLUMNS}"
+                let [name_key, name_key_folded] = skeleton_keys(user.username.as_str());
+                let mut tx = self.pool.begin().await?;
+                // Not unique in the schema (accounts made before the rule may share a key),
+                // so the insert itself checks: of two look-alike sign-ups at once, both may
+                // pass, as two sign-ups of one name never can (username_key is unique).
+                let row: Result<Option<UserRow>, sqlx::Error> = sqlx::query_as(&format!(
+                    "INSERT INTO users (id, username, username_key, name_key, name_key_folded, email, first_name, \
+                     last_name, role, password_hash, created_at_ms)
+                     SELECT $1, $2, $3, $4, $11, $5, $6, $7, $8, $9, $10
+                     WHERE NOT EXISTS (SELECT 1 FROM users WHERE {})
+                     RETURNING {USER_COLUMNS}",
+                    looks_alike("$4", "$11")
                 ))
                 .bind(user.id.as_str())
                 .bind(user.username.as_str())
                 .bind(user.username.key())
+                .bind(&name_key)
                 .bind(user.email.as_str())
                 .bind(user.first_name.as_str())
                 .bind(user.last_name.as_str())
                 .bind(user.role.as_str())
                 .bind(&user.password_hash)
                 .bind(user.now_ms)
-                .fetch_one(&self.pool)
+                .bind(&name_key_folded)
+                .fetch_optional(&mut *tx)
                 .await;
-                match row {
-                    Ok(row) => row.into_record(),
-                    Err(e) if unique_violation(&e) => Err(StoreError::Conflict("username is taken".into())),
-                    Err(e) => Err(e.into()),
+                let record = match row {
+                    Ok(Some(row)) => row.into_record()?,
+                    Ok(None) => return Err(StoreError::Conflict("username looks like a registered one".into())),
+                    Err(e) if unique_violation(&e) => return Err(StoreError::Conflict("username is taken".into())),
+                    Err(e) => return Err(e.into()),
+                };
+                if let Some(guest) = &user.adopt_guest {
+                    for table in ["memberships", "room_invites", "room_bans"] {
+                        sqlx::query(&format!("UPDATE {table} SET user_id = $2, user_name = $3 WHERE user_id = $1"))
+                            .bind(guest.as_str())
+                            .bind(record.id.as_str())
+                            .bind(&record.username)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    sqlx::query("UPDATE uploads SET owner_id = $2 WHERE owner_id = $1")
+                        .bind(guest.as_str())
+                        .bind(record.id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                        .bind(guest.as_str())
+                        .execute(&mut *tx)
+                        .await?;
                 }
+                tx.commit().await?;
+                Ok(record)
+            }
+
+            async fn looks_like_username(&self, name: &str) -> Result<bool, StoreError> {
+                let [key, folded] = skeleton_keys(name);
+                let found: Option<(i32,)> = sqlx::query_as(&format!(
+                    "SELECT 1 FROM users WHERE {} LIMIT 1",
+                    looks_alike("$1", "$2")
+                ))
+                .bind(key)
+                .bind(folded)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(found.is_some())
             }
 
             async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {

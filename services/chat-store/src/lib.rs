@@ -26,6 +26,7 @@
 
 mod batch;
 mod blobs;
+mod credentials;
 mod directory;
 mod directory_sql;
 mod error;
@@ -37,6 +38,7 @@ mod sqlite;
 mod store;
 
 pub use blobs::{Blob, Blobs};
+pub use credentials::{Credentials, LoginFailures, NewPasswordReset};
 pub use directory::{
     AuditEntry, Directory, Entered, MemberRoom, MessageAt, NewAuditEntry, NewUser, ProfileUpdate, RoomMember, Search,
     SessionLookup, SessionRecord, UNREAD_WINDOW, UserRecord,

@@ -149,6 +149,8 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
+#[path = "store/credentials.rs"]
+mod credentials;
 #[path = "store/directory.rs"]
 mod directory;
 #[path = "store/messages.rs"]
@@ -160,6 +162,7 @@ mod search;
 #[path = "store/timeline.rs"]
 mod timeline;
 
+use credentials::*;
 use directory::*;
 use messages::*;
 use rooms::*;
@@ -229,6 +232,12 @@ suite! {
         search_sees_edits_never_deletions_and_filters,
         search_pages_stay_stable_while_messages_arrive,
         search_scope_is_what_the_person_may_read,
+        look_alike_usernames_are_refused,
+        the_migrations_keys_are_the_domains,
+        login_failures_count_per_key_and_are_forgiven,
+        a_new_password_ends_the_other_sessions,
+        a_reset_token_works_once_before_it_expires,
+        a_guest_who_signs_up_keeps_their_rooms,
     ],
 }
 

@@ -15,8 +15,15 @@ use std::sync::LazyLock;
 pub enum Control {
     /// `user` became (or stopped being) a member of `room`.
     Membership { user: UserId, room: RoomName, member: bool },
-    /// `user`'s sockets must close: one session's (`Some`), or all of them (a disabled account).
-    EndSessions { user: UserId, session: Option<String> },
+    /// `user`'s sockets must close: one session's (`Some`), or all of them (a disabled
+    /// account), or all but those of session `keep` (a password changed there).
+    EndSessions {
+        user: UserId,
+        session: Option<String>,
+        /// Absent from events of gateways older than password changes: nothing kept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keep: Option<String>,
+    },
     /// An admin deleted `room`: it has no members any more.
     RoomDeleted { room: RoomName },
     /// A moderator changed `user`'s standing in `room` in a way their sockets act on at
@@ -80,8 +87,14 @@ mod tests {
                 member: true,
             },
             Control::EndSessions {
-                user,
+                user: user.clone(),
                 session: Some("s".into()),
+                keep: None,
+            },
+            Control::EndSessions {
+                user,
+                session: None,
+                keep: Some("k".into()),
             },
             Control::RoomDeleted {
                 room: RoomName::parse("b").unwrap(),
@@ -123,7 +136,12 @@ mod tests {
         let end = Control::EndSessions {
             user: UserId::parse("u:1").unwrap(),
             session: None,
+            keep: None,
         };
         assert_eq!(end.room().as_str(), "control");
+        // What a gateway older than password changes sends still reads: nothing kept.
+        let old: Control =
+            serde_json::from_value(serde_json::json!({"op": "end_sessions", "user": "u:1", "session": null})).unwrap();
+        assert_eq!(old, end);
     }
 }

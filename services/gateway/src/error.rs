@@ -7,7 +7,7 @@
 use crate::auth::AuthError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chat_domain::protocol::{FrameError, ServerFrame};
 use chat_domain::{ErrorCode, NameError};
@@ -22,6 +22,8 @@ use serde_json::json;
 pub struct GatewayError {
     pub code: ErrorCode,
     pub message: String,
+    /// Seconds to wait before trying again, sent as `Retry-After` (HTTP only).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl GatewayError {
@@ -29,7 +31,14 @@ impl GatewayError {
         Self {
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    /// The same failure, telling the client how long to wait.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -68,11 +77,17 @@ impl From<FrameError> for GatewayError {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (
+        let mut response = (
             status,
             Json(json!({"error": {"code": self.code, "message": self.message}})),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 

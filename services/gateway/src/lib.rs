@@ -28,6 +28,9 @@
 //! * [`limits`]: the per-connection send rate (a token bucket) and admission.
 //! * [`upstream`]: the gRPC client of the message services; each room's calls go to its home.
 //! * [`auth`]: sessions, tokens and passwords: the only source of a message's author.
+//! * [`throttle`]: the log-in throttle (failures per account and per address, and each
+//!   address's share of the password hasher); [`client_addr`]: which address a request is
+//!   from, behind the proxies the operator trusts.
 //! * [`server`]: the accept loop (handshake timeout, `TCP_NODELAY`).
 //! * [`settings`]: typed configuration with its defaults.
 //! * [`metrics`]: Prometheus metrics.
@@ -40,6 +43,7 @@ pub mod admin_cli;
 pub mod api;
 pub mod auth;
 pub mod background;
+pub mod client_addr;
 pub mod control;
 pub mod error;
 pub mod fanout;
@@ -54,6 +58,7 @@ pub mod server;
 pub mod settings;
 pub mod signals;
 pub mod state;
+pub mod throttle;
 pub mod upstream;
 pub mod ws;
 

@@ -246,10 +246,11 @@ impl People {
                     }
                 }
             }
-            Control::EndSessions { user, session } => {
+            Control::EndSessions { user, session, keep } => {
                 for conn in state.by_user.get(&user).into_iter().flatten() {
                     if let Some(c) = state.conns.get(conn)
                         && (session.is_none() || c.session == session)
+                        && (keep.is_none() || c.session != keep)
                     {
                         c.outbox.close(CloseCode::SessionEnded);
                     }

@@ -8,6 +8,7 @@
 //! connections the kernel's autotuned buffers, megabytes each, are the larger memory.
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -46,10 +47,10 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits,
     builder.http2().timer(TokioTimer::new()).enable_connect_protocol();
     let graceful = GracefulShutdown::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, "accept failed");
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
@@ -72,7 +73,9 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits,
                 Ok(Ok(1..)) => {}
                 _ => return,
             }
-            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            // The peer's address, for what is counted per client (`api::extract::ClientIp`).
+            let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
                 app.clone().oneshot(request.map(axum::body::Body::new))
             });
             // The connection borrows this task's own copy of the builder: no second copy.

@@ -1,6 +1,7 @@
 //! The gateway's settings. Defaults are in [`DEFAULTS`]; every key is documented in
 //! `docs/configuration.md`.
 
+use crate::client_addr::TrustedProxies;
 use chat_bus::redis_streams::RedisStreamsConfig;
 use chat_common::settings::{DatabaseSettings, SettingsError, rule};
 use chat_common::telemetry::{LogSettings, TelemetrySettings};
@@ -37,11 +38,28 @@ jwt_secret = ""
 # Usernames that are administrators by configuration.
 admins = []
 
+[auth.throttle]
+# Failed log-ins in a row an account may have before each next attempt must wait.
+account_free_failures = 5
+# Failed log-ins one client address may have (over all accounts) before it must wait.
+address_free_failures = 20
+# Password-reset requests one client address may make before it must wait.
+address_free_resets = 5
+# The first wait; it doubles with each further failure, up to max_wait_ms.
+first_wait_ms = 1000
+max_wait_ms = 900000
+# Failures are forgotten this long after the last one.
+forget_after_secs = 86400
+# Password checks (log-in, sign-up, password change) from one address at once, per gateway.
+checks_per_address = 2
+
 [uploads]
 max_bytes = 5242880
 
 [gateway]
 allowed_origins = []
+# Proxies (addresses or networks) whose X-Forwarded-For names the client's address.
+trusted_proxies = []
 max_frame_bytes = 65536
 max_rooms_per_connection = 100
 outbound_queue = 1024
@@ -136,6 +154,20 @@ pub struct AuthSettings {
     pub jwt_secret: String,
     /// Usernames that are administrators by configuration (case-insensitive).
     pub admins: Vec<String>,
+    pub throttle: ThrottleSettings,
+}
+
+/// The log-in throttle ([`crate::throttle`] says how it works).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleSettings {
+    pub account_free_failures: u32,
+    pub address_free_failures: u32,
+    pub address_free_resets: u32,
+    pub first_wait_ms: u64,
+    pub max_wait_ms: u64,
+    pub forget_after_secs: u64,
+    pub checks_per_address: u32,
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -147,6 +179,7 @@ impl std::fmt::Debug for AuthSettings {
             .field("guests", &self.guests)
             .field("jwt_secret", &"[redacted]")
             .field("admins", &self.admins)
+            .field("throttle", &self.throttle)
             .finish()
     }
 }
@@ -198,6 +231,9 @@ pub struct PresenceSettings {
 pub struct Limits {
     /// Origins (`scheme://host[:port]`) allowed to open `/ws` besides the gateway's own.
     pub allowed_origins: Vec<String>,
+    /// Proxies (addresses or networks) trusted to name the client in `X-Forwarded-For`
+    /// ([`crate::client_addr`]); from anyone else the header is ignored.
+    pub trusted_proxies: Vec<String>,
     /// Largest websocket frame or message accepted; larger closes the socket with 1009.
     pub max_frame_bytes: usize,
     pub max_rooms_per_connection: usize,
@@ -266,6 +302,24 @@ impl Settings {
         }
         if self.auth.session_ttl_secs == 0 {
             return Err(rule("auth.session_ttl_secs", "must be at least 1"));
+        }
+        let t = &self.auth.throttle;
+        if t.account_free_failures == 0
+            || t.address_free_failures == 0
+            || t.address_free_resets == 0
+            || t.checks_per_address == 0
+            || t.first_wait_ms == 0
+            || t.max_wait_ms < t.first_wait_ms
+            || t.forget_after_secs == 0
+        {
+            return Err(rule(
+                "auth.throttle",
+                "the free counts, checks_per_address, first_wait_ms and forget_after_secs must be at least 1, \
+                 and max_wait_ms at least first_wait_ms",
+            ));
+        }
+        if let Err(error) = TrustedProxies::parse(&self.gateway.trusted_proxies) {
+            return Err(rule("gateway.trusted_proxies", error));
         }
         if self.uploads.max_bytes == 0 {
             return Err(rule("uploads.max_bytes", "must be at least 1"));

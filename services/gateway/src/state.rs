@@ -4,12 +4,14 @@
 //! it, and it imports none of them.
 
 use crate::auth::Auth;
+use crate::client_addr::TrustedProxies;
 use crate::fanout::{ConnId, Fanout};
 use crate::limits::{Admission, TokenBucket};
 use crate::metrics::Metrics;
 use crate::people::People;
 use crate::presence::PresenceService;
 use crate::settings::Settings;
+use crate::throttle::LoginThrottle;
 use crate::upstream::Upstream;
 use chat_bus::Bus;
 use chat_store::{Blobs, Database, Directory};
@@ -27,6 +29,8 @@ pub struct AppState {
 struct Inner {
     settings: Settings,
     auth: Auth,
+    throttle: LoginThrottle,
+    trusted_proxies: TrustedProxies,
     database: Database,
     bus: Arc<dyn Bus>,
     people: People,
@@ -56,6 +60,9 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> Self {
         let auth = Auth::new(&settings.auth, database.directory.clone());
+        let throttle = LoginThrottle::new(&settings.auth.throttle, database.directory.clone());
+        let trusted_proxies =
+            TrustedProxies::parse(&settings.gateway.trusted_proxies).expect("validated with the settings");
         let admission = Admission::new(
             settings.gateway.max_connections,
             settings.gateway.max_connections_per_user,
@@ -76,6 +83,8 @@ impl AppState {
             inner: Arc::new(Inner {
                 settings,
                 auth,
+                throttle,
+                trusted_proxies,
                 database,
                 bus,
                 people,
@@ -97,6 +106,12 @@ impl AppState {
     }
     pub fn auth(&self) -> &Auth {
         &self.inner.auth
+    }
+    pub fn throttle(&self) -> &LoginThrottle {
+        &self.inner.throttle
+    }
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.inner.trusted_proxies
     }
     pub fn directory(&self) -> &Arc<dyn Directory> {
         &self.inner.database.directory

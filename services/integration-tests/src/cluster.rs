@@ -106,6 +106,9 @@ impl TestCluster {
             settings.gateway.send_rate_per_sec = 1e6;
             settings.gateway.send_burst = 1_000_000;
             settings.gateway.max_connections_per_user = 1_000_000;
+            // Every test client is 127.0.0.1: one address for the log-in throttle.
+            settings.auth.throttle.address_free_failures = 1_000_000;
+            settings.auth.throttle.checks_per_address = 1_000_000;
             tweak(&mut settings);
             let database = gateway::connect_database(&settings.database).await.expect("database");
             let bus = Arc::new(RedisStreamsBus::connect(redis.clone()).await.expect("redis"));

@@ -29,6 +29,7 @@ pub(crate) fn new_user(id: &str, username: &str) -> chat_store::NewUser {
         password_hash: "$argon2id$fake".into(),
         role: chat_domain::Role::User,
         now_ms: now(),
+        adopt_guest: None,
     }
 }
 

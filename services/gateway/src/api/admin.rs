@@ -149,6 +149,7 @@ pub async fn set_disabled(
             Control::EndSessions {
                 user: user.id,
                 session: None,
+                keep: None,
             },
         )
         .await;

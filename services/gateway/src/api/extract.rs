@@ -5,13 +5,15 @@
 //! without a session gets 401 whatever else is wrong with it.
 
 use crate::auth::{self, IdentityKind, Principal};
+use crate::client_addr::client_ip;
 use crate::error::GatewayError;
 use crate::state::AppState;
 use crate::ws::handshake::origin_allowed;
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Any session: an account's, a guest's, or an external token's.
 pub struct Session(pub Principal);
@@ -45,7 +47,7 @@ impl FromRequestParts<AppState> for Session {
 /// with every request that can have side effects, decides as it does for a websocket
 /// (this host, or a configured origin); without it, `Sec-Fetch-Site`; with neither, the
 /// client is not a browser, and no other site made it send the cookie.
-fn cross_site(headers: &HeaderMap, allowed: &[String]) -> bool {
+pub fn cross_site(headers: &HeaderMap, allowed: &[String]) -> bool {
     if headers.contains_key(header::ORIGIN) {
         return !origin_allowed(headers, allowed);
     }
@@ -75,6 +77,23 @@ impl FromRequestParts<AppState> for Admin {
             return Err(GatewayError::forbidden("this needs the admin role"));
         }
         Ok(Self(principal))
+    }
+}
+
+/// The address the request is from ([`crate::client_addr`]): the connection's peer, or the
+/// client a trusted proxy names. A request that did not come through the listener (the
+/// router called directly) has no peer and counts as `0.0.0.0`.
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        Ok(Self(client_ip(peer, &parts.headers, app.trusted_proxies())))
     }
 }
 

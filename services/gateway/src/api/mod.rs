@@ -133,6 +133,7 @@ pub fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::current_session, accounts::log_out))
         .routes(routes!(accounts::list_sessions))
         .routes(routes!(accounts::revoke_session))
+        .routes(routes!(accounts::change_password))
         .routes(routes!(profiles::my_profile, profiles::update_profile))
         .routes(routes!(profiles::user_profile))
         .routes(routes!(rooms::panel))

@@ -509,6 +509,15 @@ pub struct SignUp {
     pub password: String,
 }
 
+/// A password change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    /// At least 10 characters, not containing the username.
+    pub new_password: String,
+}
+
 /// Log in with an account, or (when guests are allowed) start a guest session with a
 /// display name alone.
 #[derive(Deserialize, ToSchema)]

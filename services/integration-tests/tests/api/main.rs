@@ -2,6 +2,7 @@
 //! concern. Each test starts its own cluster: fresh database, fresh Redis prefix.
 
 mod access;
+mod account_safety;
 mod accounts;
 mod bad_input;
 mod cluster;
