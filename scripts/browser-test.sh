@@ -12,6 +12,8 @@
 # own database (sc_browser_*, created from DATABASE_URL, default
 # postgres://postgres@127.0.0.1:5432/postgres) and its own Redis key prefix (on REDIS_URL,
 # default redis://127.0.0.1:6379), and removes both, and the cluster, at exit.
+# A real SMTP server (scripts/smtp-sink.sh, aiosmtpd, installed into a venv when missing)
+# takes the gateways' mail; the tests read it from the Maildir named by MAIL_DIR.
 # Test files run one at a time in name order, those whose names start with 9 last;
 # screenshots go to test-artifacts/browser/, emptied first. CHROMIUM names another browser
 # binary; BROWSER_TEST_TIMEOUT bounds the test run in seconds (default 900).
@@ -30,7 +32,7 @@ LOG_PREFIX=browser-test
 # know stops it.
 unset SC_SKIP_BROWSER_TESTS
 
-work="" db_name="" db_admin_url="" redis_prefix="" cluster_up=0
+work="" db_name="" db_admin_url="" redis_prefix="" cluster_up=0 smtp_pid=""
 cleanup() {
   local status=$? f state pid
   set +e
@@ -51,6 +53,11 @@ cleanup() {
     done
     CLUSTER_DIR="$work/cluster" bash scripts/cluster.sh down >"$work/down.log" 2>&1 \
       || { cat "$work/down.log" >&2; log "cluster.sh down failed"; }
+  fi
+  # After the gateways, which may still be sending.
+  if [ -n "$smtp_pid" ]; then
+    [ "$status" = 0 ] || { log "--- last lines of the SMTP sink's log"; tail -n 20 "$work/smtp-sink.log" >&2; }
+    stop_child "$smtp_pid"
   fi
   # Chromium runs in its own process group: after a timeout or a crashed test, end what
   # is left of this run's browsers, known by their profile directory under $work.
@@ -157,6 +164,23 @@ for _ in $(seq 50); do
 done
 [ -n "$port" ] || die "found no free base port"
 
+# --- The SMTP sink the gateways send their mail to (password resets), on a free port picked
+# the same way, outside the cluster's range; up before the gateways, which connect to it
+# when they send. Installed first, in the foreground, so that a failed install says why.
+smtp_port=""
+for _ in $(seq 50); do
+  candidate=$((12000 + RANDOM % 18000))
+  if { [ "$candidate" -lt "$port" ] || [ "$candidate" -gt $((port + 401)) ]; } \
+    && ! port_open 127.0.0.1 "$candidate"; then smtp_port=$candidate; break; fi
+done
+[ -n "$smtp_port" ] || die "found no free port for the SMTP sink"
+export MAIL_DIR="$work/mail"
+bash scripts/smtp-sink.sh --install
+bash scripts/smtp-sink.sh "$smtp_port" "$MAIL_DIR" >"$work/smtp-sink.log" 2>&1 &
+smtp_pid=$!
+wait_for --while-alive "$smtp_pid" 150 0.1 port_open 127.0.0.1 "$smtp_port" \
+  || { cat "$work/smtp-sink.log" >&2; die "the SMTP sink did not answer on port $smtp_port"; }
+
 export CLUSTER_DIR="$work/cluster"
 # The administrator's username: the admin test signs it up (each run has a fresh database).
 export ADMIN_USERNAME=boss
@@ -164,6 +188,8 @@ cluster_up=1
 DATABASE_URL="$db_url" CLUSTER_BIN_DIR="$bin" SC_REDIS__KEY_PREFIX="$redis_prefix" \
   GATEWAY_SC_GATEWAY__SEND_RATE_PER_SEC=200 GATEWAY_SC_GATEWAY__SEND_BURST=400 \
   GATEWAY_SC_AUTH__ADMINS="$ADMIN_USERNAME" \
+  GATEWAY_SC_MAIL__TRANSPORT=smtp GATEWAY_SC_MAIL__SMTP_URL="smtp://127.0.0.1:$smtp_port" \
+  GATEWAY_SC_MAIL__LINK_BASE="http://127.0.0.1:$port" \
   bash scripts/cluster.sh up --gateways 2 --services 1 --port "$port"
 
 # --- The tests, one file at a time: those starting with 9 (which may kill a gateway) last.

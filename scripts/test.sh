@@ -85,6 +85,9 @@ fi
 # The cluster tests run scripts/cluster.sh, whose balancer is haproxy. Install it here, once,
 # rather than from tests running in parallel.
 ensure_haproxy || exit 1
+# The password-reset tests send mail to a real SMTP server (aiosmtpd, from PyPI): install it
+# here, once, rather than from tests starting it in parallel.
+bash scripts/smtp-sink.sh --install
 
 log "DATABASE_URL=$DATABASE_URL"
 log "REDIS_URL=$REDIS_URL"

@@ -24,7 +24,7 @@ test('a first visit lands on log-in, and a guest gets in', async () => {
     assert.match(csp, /script-src 'self'(;|$)/, 'no inline script, no eval');
     assert.match(csp, /style-src 'self'(;|$)/);
     // No page carries inline script or style for the policy to have to allow.
-    for (const path of ['/', '/login.html', '/signup.html', '/room.html', '/profile.html', '/admin.html']) {
+    for (const path of ['/', '/login.html', '/signup.html', '/forgot.html', '/reset.html', '/room.html', '/profile.html', '/admin.html']) {
       const html = await (await page.request.get(path)).text();
       assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/, `${path} has no inline script`);
       assert.doesNotMatch(html, /\sstyle=|<style|\son[a-z]+=/i, `${path} has no inline style or handler`);

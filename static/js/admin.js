@@ -3,7 +3,7 @@
 // this page only hides itself from others.
 
 import { api, enc } from './api.js';
-import { $, el, fill, longDateTime, roomHref, flash } from './dom.js';
+import { $, el, fill, longDateTime, roomHref, flash, guestBadge } from './dom.js';
 import { startShell } from './shell.js';
 
 const { me } = await startShell({ active: 'admin', live: false });
@@ -62,7 +62,7 @@ const lists = {
     url: (q, cursor) => `/admin/messages?limit=50&q=${enc(q.q ?? '')}${q.room ? `&room=${enc(q.room)}` : ''}${cursor ? `&before_id=${cursor}` : ''}`,
     items: (page) => page.messages, cursor: (page) => page.next_before_id,
     row: (m) => el('tr', {},
-      cell(el('a', { href: roomHref(m.room) }, `#${m.room}`), ` · ${m.seq}`), cell(el('bdi', {}, m.user.name)),
+      cell(el('a', { href: roomHref(m.room) }, `#${m.room}`), ` · ${m.seq}`), cell(el('bdi', {}, m.user.name), guestBadge(m.user)),
       cell(el('span.clip', { dir: 'auto' }, m.text), m.kind === 'image' ? el('span.tag', {}, 'image') : ''),
       cell(longDateTime(m.sent_at)),
       cell(confirmButton('Delete', async () => {

@@ -4,13 +4,36 @@
 
 const BASE = '/api/v1';
 
-/** An API failure with the server's stable `code` (or `network` when no answer came). */
+/**
+ * An API failure with the server's stable `code` (or `network` when no answer came).
+ * `retryAfter` is the wait in seconds a 429 names (its `Retry-After`), else null.
+ */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfter = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter;
   }
+}
+
+/** `Retry-After` in whole seconds: the server sends seconds, but the header may also be a date. */
+function retryAfterOf(res) {
+  const value = res.headers.get('retry-after')?.trim();
+  if (!value) return null;
+  if (/^\d+$/.test(value)) return Number(value);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
+
+/**
+ * What to tell someone the server is holding off (429 `too_many_attempts`): how long to
+ * wait, from the answer itself, so they do not keep trying into a longer wait.
+ */
+export function retryLater(err, lead = 'Too many failed attempts.') {
+  const s = err.retryAfter;
+  const when = s === null || s === undefined ? 'in a little while' : `in ${s} ${s === 1 ? 'second' : 'seconds'}`;
+  return `${lead} Try again ${when}.`;
 }
 
 /**
@@ -35,7 +58,8 @@ export async function api(method, path, body, { raw = null } = {}) {
   const data = await res.json().catch(() => null);
   if (!res.ok) {
     const error = data?.error;
-    throw new ApiError(res.status, error?.code ?? 'internal', error?.message ?? `The server answered ${res.status}.`);
+    throw new ApiError(res.status, error?.code ?? 'internal', error?.message ?? `The server answered ${res.status}.`,
+      res.status === 429 ? retryAfterOf(res) : null);
   }
   return data;
 }
@@ -52,12 +76,14 @@ export async function currentUser() {
 
 /**
  * Sends the user to the log-in page, to come back here afterwards, fragment included (an
- * invite link carries its token there).
+ * invite link carries its token there). `notice` is one of the codes login.js knows
+ * (`session_ended`, `password_changed`), never text: the log-in page shows only its own
+ * words, so a crafted link cannot make it say anything.
  */
-export function toLogin(reason = '') {
+export function toLogin(notice = '') {
   const next = location.pathname + location.search + location.hash;
   const params = new URLSearchParams({ next });
-  if (reason) params.set('reason', reason);
+  if (notice) params.set('notice', notice);
   location.replace(`/login.html?${params}`);
 }
 

@@ -84,6 +84,20 @@ export function avatarEl(user, url = null, size = 'md') {
   return el(`span.avatar.avatar-${size}`, { 'aria-hidden': 'true', dataset: { hue: hueOf(user?.id ?? name) } }, initial);
 }
 
+/** Whether a user is a guest: the server gives `guest:` ids to guests and to no one else. */
+export const isGuest = (user) => String(user?.id ?? '').startsWith('guest:');
+
+/**
+ * The "guest" badge beside a guest's name, or null for anyone else. Guest names are neither
+ * unique nor reserved, so a reader must be able to tell "Ann" the guest from an account:
+ * the word says it (not a colour), and the hidden brackets make a screen reader say
+ * "Ann (guest)" rather than run the two words together.
+ */
+export function guestBadge(user) {
+  if (!isGuest(user)) return null;
+  return el('span.tag.guest-tag', {}, el('span.visually-hidden', {}, '('), 'guest', el('span.visually-hidden', {}, ')'));
+}
+
 /** Where a user's profile lives; only accounts (`u:` ids) have one. */
 export const profileHref = (user) => (String(user?.id ?? '').startsWith('u:')
   ? `/profile.html?u=${encodeURIComponent(user.name)}` : null);
@@ -94,6 +108,15 @@ export const roomHref = (name, at = null) => `/room.html?name=${encodeURICompone
 /** A random idempotency key for a send. */
 export const newId = () => (crypto.randomUUID ? crypto.randomUUID()
   : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join(''));
+
+/**
+ * Shows the problem with form field `#id` in its `#id-error` line, or clears it, and marks
+ * the field invalid or not for assistive technology.
+ */
+export function showProblem(id, problem) {
+  $(`#${id}-error`).textContent = problem ?? '';
+  $(`#${id}`).setAttribute('aria-invalid', problem ? 'true' : 'false');
+}
 
 /** Shows a status line for a few seconds (or until replaced). */
 export function flash(node, text, { error = false, ms = 6000 } = {}) {

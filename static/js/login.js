@@ -1,7 +1,7 @@
 // Log in with an account, or take a guest session. Either way the server sets the HttpOnly
 // session cookie; the token in the reply body is ignored on purpose.
 
-import { api, currentUser, safeNext } from './api.js';
+import { api, ApiError, currentUser, retryLater, safeNext } from './api.js';
 import { $ } from './dom.js';
 import { displayNameError } from './rules.js';
 
@@ -9,11 +9,23 @@ const params = new URLSearchParams(location.search);
 const next = safeNext(params.get('next'));
 for (const link of [$('#signup-link')]) link.href = `/signup.html?next=${encodeURIComponent(next)}`;
 
-const reason = params.get('reason');
-if (reason) { $('#reason').textContent = reason; $('#reason').hidden = false; }
+/**
+ * What other pages may ask this one to say (`?notice=code`, see toLogin), in its own words.
+ * Text is never taken from the URL: anyone can make a link, and a log-in page that says
+ * whatever the link says is a phishing tool.
+ */
+const NOTICES = new Map([
+  ['session_ended', 'Your session has ended. Please log in again.'],
+  ['password_changed', 'Your password was changed. Log in with the new one.'],
+]);
+const notice = NOTICES.get(params.get('notice')) ?? null;
+if (notice) { $('#notice').textContent = notice; $('#notice').hidden = false; }
 
 // Already signed in (a second tab, or the back button): go straight on.
-currentUser().then((user) => { if (user && !reason) location.replace(next); }, () => {});
+currentUser().then((user) => { if (user && !notice) location.replace(next); }, () => {});
+
+/** The server's reason, or how long to wait when it is holding off after failed attempts. */
+const reasonOf = (err) => (err instanceof ApiError && err.code === 'too_many_attempts' ? retryLater(err) : err.message);
 
 /** Runs a form's request with its button disabled, showing the server's reason on failure. */
 function submitWith(form, errorNode, request) {
@@ -25,7 +37,7 @@ function submitWith(form, errorNode, request) {
     try {
       if (await request() !== false) location.assign(next);
     } catch (err) {
-      errorNode.textContent = err.message;
+      errorNode.textContent = reasonOf(err);
     } finally {
       button.disabled = false;
     }

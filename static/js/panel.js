@@ -31,7 +31,7 @@ function renderSummary(panel) {
     $('#subtitle').replaceChildren(
       me.kind === 'guest' ? 'You are chatting as a guest. ' : 'You are signed in by your organisation. ',
       me.kind === 'guest' ? el('a', { href: '/signup.html' }, 'Create an account') : '',
-      me.kind === 'guest' ? ' to keep your name and rooms.' : '');
+      me.kind === 'guest' ? ' to keep your rooms, under a name no one else can take.' : '');
   }
   fill($('#stats'), stats.map(([term, value]) => el('div.stat', {}, el('dt', {}, term), el('dd', {}, value))));
 }

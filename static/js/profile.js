@@ -1,10 +1,11 @@
 // Profiles: anyone's, to view (`?u=name`) and to message directly, and your own, to edit,
-// with its picture and the sessions you can end.
+// with its picture, your password and the sessions you can end.
 
 import { api, ApiError, upload, enc } from './api.js';
 import { $, el, fill, avatarEl, longDate, longDateTime, flash, timeEl, relativeTime, roomHref } from './dom.js';
 import { personNameError, emailError, bioError } from './rules.js';
 import { startShell } from './shell.js';
+import { passwordForm } from './change-password.js';
 
 const wanted = new URLSearchParams(location.search).get('u');
 const { me } = await startShell({ active: wanted ? '' : 'profile', live: false });
@@ -99,6 +100,9 @@ async function showOwn() {
     return;
   }
   $('#edit').hidden = false;
+  // Accounts only: guests and organisation users (returned above) have no password here.
+  passwordForm(mine.username, loadSessions);
+  $('#password-card').hidden = false;
   loadSessions();
 }
 

@@ -9,7 +9,7 @@
 
 import { api, ApiError, upload, enc } from './api.js';
 import {
-  $, el, fill, timeEl, avatarEl, profileHref, roomHref, newId, flash, formatBytes, shortTime, longDateTime,
+  $, el, fill, timeEl, avatarEl, profileHref, guestBadge, roomHref, newId, flash, formatBytes, shortTime, longDateTime,
 } from './dom.js';
 import { roomNameError, textError, isReservedRoom, IMAGE_TYPES } from './rules.js';
 import { formatted } from './format.js';
@@ -117,10 +117,11 @@ function liveAvatar(user, size = 'md') {
   return node;
 }
 
+/** The author's name (a link to an account's profile), with the guest badge for a guest. */
 function authorEl(user) {
   const href = profileHref(user);
   const name = el('bdi', {}, String(user?.name ?? ''));
-  return href ? el('a.msg-author', { href }, name) : el('span.msg-author', {}, name);
+  return [href ? el('a.msg-author', { href }, name) : el('span.msg-author', {}, name), guestBadge(user)];
 }
 
 function imageEl(url, alt) {
@@ -919,6 +920,7 @@ function memberEl(m) {
   return el('li.member', { dataset: { userId: m.user_id } },
     el('span.member-avatar', {}, liveAvatar(user, 'sm'), el('span.presence-dot', { 'aria-hidden': 'true' })),
     href ? el('a.member-name', { href }, ...name) : el('span.member-name', {}, ...name),
+    guestBadge(user),
     m.user_id === me.id ? el('span.muted', {}, ' (you)') : null,
     el('span.member-tags'),
     // Shown to owners and moderators, for the people they may act on (decorate()).

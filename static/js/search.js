@@ -5,7 +5,7 @@
 // found inside <mark>: nothing a message holds can become markup.
 
 import { api, enc } from './api.js';
-import { el, timeEl, roomHref } from './dom.js';
+import { el, timeEl, roomHref, guestBadge } from './dom.js';
 import { roomNameEl } from './roomlist.js';
 import { isReservedRoom } from './rules.js';
 
@@ -229,7 +229,7 @@ function hitEl({ message: m, snippet }) {
     href: roomHref(m.room, m.seq), dataset: { room: m.room, seq: String(m.seq) }, onclick: (e) => choose(e, m),
   },
   el('span.search-hit-meta', {},
-    el('bdi.search-author', {}, String(m.user?.name ?? '')), ' ', timeEl(m.sent_at),
+    el('bdi.search-author', {}, String(m.user?.name ?? '')), guestBadge(m.user), ' ', timeEl(m.sent_at),
     m.edited_at ? el('span.msg-edited', {}, '(edited)') : null),
   el('span.search-snippet', { dir: 'auto' }, snippetNodes(snippet, m)));
 }

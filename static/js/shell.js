@@ -3,7 +3,7 @@
 
 import { api, currentUser, toLogin } from './api.js';
 import { Connection, backoffDelay } from './connection.js';
-import { $, el, fill, avatarEl, roomHref } from './dom.js';
+import { $, el, fill, avatarEl, guestBadge, roomHref } from './dom.js';
 import { searchBox } from './search.js';
 
 const STATE_LABELS = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…' };
@@ -18,7 +18,7 @@ export async function startShell({ active = '', live = true } = {}) {
   const conn = live ? new Connection() : null;
   renderTopbar(me, active, conn);
   if (conn) {
-    conn.addEventListener('ended', () => toLogin('Your session has ended. Please log in again.'));
+    conn.addEventListener('ended', () => toLogin('session_ended'));
     conn.start();
   }
   return { me, conn };
@@ -56,7 +56,7 @@ function renderTopbar(me, active, conn) {
     nav,
     searchBox(),
     el('div.topbar-end', {}, pill,
-      el('span.me', { title: me.kind === 'guest' ? 'Guest' : me.name }, avatarEl(me, null, 'sm'), el('bdi', {}, me.name)),
+      el('span.me', { title: me.kind === 'guest' ? 'Guest' : me.name }, avatarEl(me, null, 'sm'), el('bdi', {}, me.name), guestBadge(me)),
       logout));
 }
 

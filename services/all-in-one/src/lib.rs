@@ -30,6 +30,17 @@ admins = []
 max_upload_bytes = 5242880
 send_rate_per_sec = 20.0
 send_burst = 40
+trusted_proxies = []
+
+[mail]
+# "file" writes each password-reset mail into dir; "smtp" sends it; "off" turns resets off.
+transport = "file"
+# Empty: <data_dir>/mail.
+dir = ""
+smtp_url = ""
+from = "Super Channels <noreply@localhost>"
+# Empty: http://<listen>. Set it to the address people open when serving others.
+link_base = ""
 "#,
     chat_common::shared_defaults!()
 );
@@ -63,6 +74,11 @@ pub struct Settings {
     /// The gateway's per-socket send rate and burst (`gateway.send_rate_per_sec`, `send_burst`).
     pub send_rate_per_sec: f64,
     pub send_burst: u32,
+    /// The gateway's `gateway.trusted_proxies`: proxies whose `X-Forwarded-For` names the
+    /// client for the log-in throttle.
+    pub trusted_proxies: Vec<String>,
+    /// The gateway's `mail` (password-reset links), with the two defaults above.
+    pub mail: gateway::settings::MailSettings,
     pub log: LogSettings,
     pub telemetry: TelemetrySettings,
 }
@@ -181,6 +197,14 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Al
     gateway_settings.uploads.max_bytes = settings.max_upload_bytes;
     gateway_settings.gateway.send_rate_per_sec = settings.send_rate_per_sec;
     gateway_settings.gateway.send_burst = settings.send_burst;
+    gateway_settings.gateway.trusted_proxies = settings.trusted_proxies;
+    gateway_settings.mail = settings.mail;
+    if gateway_settings.mail.dir.as_os_str().is_empty() {
+        gateway_settings.mail.dir = settings.data_dir.join("mail");
+    }
+    if gateway_settings.mail.link_base.is_empty() {
+        gateway_settings.mail.link_base = format!("http://{}", settings.listen);
+    }
     gateway_settings.database = service_settings.database.clone();
     gateway_settings.message_service.endpoints = vec![format!("http://{}", service.grpc_addr)];
     gateway_settings.log = settings.log;

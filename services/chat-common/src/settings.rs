@@ -60,6 +60,8 @@ pub fn load_with_env<T: DeserializeOwned>(
             .list_separator(",")
             .with_list_parse_key("message_service.endpoints")
             .with_list_parse_key("gateway.allowed_origins")
+            .with_list_parse_key("gateway.trusted_proxies")
+            .with_list_parse_key("trusted_proxies")
             .with_list_parse_key("auth.admins")
             .with_list_parse_key("admins")
             .try_parsing(true)

@@ -68,7 +68,8 @@ impl Username {
     }
 }
 
-/// An e-mail address, checked for shape only (one `@`, a dotted domain, no spaces): whether
+/// An e-mail address, checked for shape only (one `@`, a dotted domain, no spaces, control
+/// or bidirectional formatting characters, which could make it display as another): whether
 /// it receives mail is for a confirmation step, not a parser, to tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
@@ -95,7 +96,11 @@ impl Email {
             }
             None => false,
         };
-        if !shaped || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if !shaped
+            || email
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || is_bidi_control(c))
+        {
             return Err(NameError::new(
                 ErrorCode::InvalidEmail,
                 "e-mail is not an address like name@example.com",
@@ -279,6 +284,7 @@ mod tests {
             "a b@example.com",
             "a@b@c.d",
             "a@.com",
+            "ann@\u{202E}moc.example",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }

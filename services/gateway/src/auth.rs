@@ -202,13 +202,11 @@ impl Auth {
         guest: bool,
         user_agent: &str,
     ) -> Result<(String, SessionRecord), StoreError> {
-        let mut raw = [0u8; 32];
-        rand::fill(&mut raw);
-        let token = URL_SAFE_NO_PAD.encode(raw);
+        let (token, token_hash) = self.new_token();
         let now = now_ms();
         let record = SessionRecord {
             id: uuid::Uuid::new_v4().simple().to_string(),
-            token_hash: self.token_hash(&token),
+            token_hash,
             user_id: author.id.as_str().to_owned(),
             user_name: author.name.as_str().to_owned(),
             guest,
@@ -218,6 +216,16 @@ impl Auth {
         };
         self.inner.directory.create_session(&record).await?;
         Ok((token, record))
+    }
+
+    /// A fresh random token (32 bytes, base64url) and its stored form: the token is shown
+    /// once (to its holder) and never stored.
+    pub fn new_token(&self) -> (String, String) {
+        let mut raw = [0u8; 32];
+        rand::fill(&mut raw);
+        let token = URL_SAFE_NO_PAD.encode(raw);
+        let hash = self.token_hash(&token);
+        (token, hash)
     }
 
     /// The stored form of a token: HMAC-SHA256 under `auth.secret`, hex.

@@ -31,6 +31,7 @@
 //! * [`throttle`]: the log-in throttle (failures per account and per address, and each
 //!   address's share of the password hasher); [`client_addr`]: which address a request is
 //!   from, behind the proxies the operator trusts.
+//! * [`mail`]: outgoing mail (password-reset links) by SMTP, or into files for development.
 //! * [`server`]: the accept loop (handshake timeout, `TCP_NODELAY`).
 //! * [`settings`]: typed configuration with its defaults.
 //! * [`metrics`]: Prometheus metrics.
@@ -48,6 +49,7 @@ pub mod control;
 pub mod error;
 pub mod fanout;
 pub mod limits;
+pub mod mail;
 pub mod metrics;
 pub mod outbox;
 pub mod people;
@@ -144,6 +146,7 @@ impl Gateway {
         let mut registry = Registry::default();
         let metrics = metrics::Metrics::register(&mut registry);
         let upstream = upstream::Upstream::new(&settings.message_service).map_err(StartError::Config)?;
+        let mailer = mail::Mailer::new(&settings.mail).map_err(|e| StartError::Config(e.to_string()))?;
         let instance = instance_name(addr);
         let fanout = fanout::Fanout::new(
             instance.clone(),
@@ -169,6 +172,7 @@ impl Gateway {
             database.clone(),
             bus.clone(),
             upstream,
+            mailer,
             fanout.clone(),
             people.clone(),
             metrics.clone(),

@@ -37,6 +37,8 @@ guests = true
 jwt_secret = ""
 # Usernames that are administrators by configuration.
 admins = []
+# How long a password-reset link works.
+reset_ttl_secs = 3600
 
 [auth.throttle]
 # Failed log-ins in a row an account may have before each next attempt must wait.
@@ -55,6 +57,17 @@ checks_per_address = 2
 
 [uploads]
 max_bytes = 5242880
+
+[mail]
+# How password-reset mail leaves: "smtp", "file" (written into dir, for development: nothing
+# leaves the machine) or "off" (no password reset by e-mail).
+transport = "file"
+dir = "./data/mail"
+# smtp://host:port (plain), smtp://user:pass@host:587?tls=required (STARTTLS), smtps://host:465.
+smtp_url = ""
+from = "Super Channels <noreply@localhost>"
+# The site's address as people open it: reset links are {link_base}/reset.html#token=….
+link_base = "http://127.0.0.1:8080"
 
 [gateway]
 allowed_origins = []
@@ -118,6 +131,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub uploads: UploadSettings,
+    pub mail: MailSettings,
     pub gateway: Limits,
     pub signals: SignalSettings,
     pub presence: PresenceSettings,
@@ -154,6 +168,8 @@ pub struct AuthSettings {
     pub jwt_secret: String,
     /// Usernames that are administrators by configuration (case-insensitive).
     pub admins: Vec<String>,
+    /// How long a password-reset link works.
+    pub reset_ttl_secs: u64,
     pub throttle: ThrottleSettings,
 }
 
@@ -179,9 +195,47 @@ impl std::fmt::Debug for AuthSettings {
             .field("guests", &self.guests)
             .field("jwt_secret", &"[redacted]")
             .field("admins", &self.admins)
+            .field("reset_ttl_secs", &self.reset_ttl_secs)
             .field("throttle", &self.throttle)
             .finish()
     }
+}
+
+/// Outgoing mail ([`crate::mail`]).
+#[derive(Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    pub transport: MailTransport,
+    /// Where the `file` transport writes each mail.
+    pub dir: PathBuf,
+    /// The SMTP server; may hold a password. Never logged.
+    #[serde(serialize_with = "chat_common::settings::serialize_secret")]
+    pub smtp_url: String,
+    /// The sender, `Name <address>`.
+    pub from: String,
+    /// The site's address as people open it, for the links in mails. Never taken from a
+    /// request's `Host`, which the requester chooses.
+    pub link_base: String,
+}
+
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("transport", &self.transport)
+            .field("dir", &self.dir)
+            .field("smtp_url", &"[redacted]")
+            .field("from", &self.from)
+            .field("link_base", &self.link_base)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    Off,
+    File,
+    Smtp,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -321,6 +375,16 @@ impl Settings {
         if let Err(error) = TrustedProxies::parse(&self.gateway.trusted_proxies) {
             return Err(rule("gateway.trusted_proxies", error));
         }
+        if self.auth.reset_ttl_secs == 0 {
+            return Err(rule("auth.reset_ttl_secs", "must be at least 1"));
+        }
+        let m = &self.mail;
+        if m.transport == MailTransport::Smtp && m.smtp_url.is_empty() {
+            return Err(rule("mail.smtp_url", "must be set when mail.transport is \"smtp\""));
+        }
+        if !(m.link_base.starts_with("https://") || m.link_base.starts_with("http://")) {
+            return Err(rule("mail.link_base", "must be the site's http:// or https:// address"));
+        }
         if self.uploads.max_bytes == 0 {
             return Err(rule("uploads.max_bytes", "must be at least 1"));
         }
@@ -401,6 +465,9 @@ mod tests {
             ("SC_AUTH__ADMINS", "root,Ann"),
             ("SC_AUTH__GUESTS", "false"),
             ("SC_UPLOADS__MAX_BYTES", "1024"),
+            ("SC_GATEWAY__TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1"),
+            ("SC_MAIL__TRANSPORT", "smtp"),
+            ("SC_MAIL__SMTP_URL", "smtp://mail.example.com:25"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         let settings: Settings = chat_common::settings::load_with_env(DEFAULTS, None, env).unwrap();
@@ -408,6 +475,35 @@ mod tests {
         assert_eq!(settings.auth.admins, ["root", "Ann"]);
         assert!(!settings.auth.guests);
         assert_eq!(settings.uploads.max_bytes, 1024);
+        assert_eq!(settings.gateway.trusted_proxies, ["10.0.0.0/8", "127.0.0.1"]);
+        assert_eq!(settings.mail.transport, MailTransport::Smtp);
+    }
+
+    #[test]
+    fn bad_proxies_and_mail_settings_are_refused_by_name() {
+        let valid = || {
+            let mut settings = Settings::defaults();
+            settings.auth.secret = "0123456789abcdef0123456789abcdef".into();
+            settings
+        };
+        let mut settings = valid();
+        settings.gateway.trusted_proxies = vec!["10.0.0.0/40".into()];
+        assert!(
+            settings
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("gateway.trusted_proxies")
+        );
+        let mut settings = valid();
+        settings.mail.transport = MailTransport::Smtp;
+        assert!(settings.validate().unwrap_err().to_string().contains("mail.smtp_url"));
+        let mut settings = valid();
+        settings.mail.link_base = "chat.example.com".into();
+        assert!(settings.validate().unwrap_err().to_string().contains("mail.link_base"));
+        let mut settings = valid();
+        settings.auth.throttle.max_wait_ms = 1;
+        assert!(settings.validate().unwrap_err().to_string().contains("auth.throttle"));
     }
 
     #[test]

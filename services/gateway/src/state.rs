@@ -7,6 +7,7 @@ use crate::auth::Auth;
 use crate::client_addr::TrustedProxies;
 use crate::fanout::{ConnId, Fanout};
 use crate::limits::{Admission, TokenBucket};
+use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::people::People;
 use crate::presence::PresenceService;
@@ -37,6 +38,7 @@ struct Inner {
     presence: PresenceService,
     admission: Arc<Admission>,
     upstream: Upstream,
+    mailer: Mailer,
     fanout: Fanout,
     metrics: Metrics,
     shutdown: CancellationToken,
@@ -54,6 +56,7 @@ impl AppState {
         database: Database,
         bus: Arc<dyn Bus>,
         upstream: Upstream,
+        mailer: Mailer,
         fanout: Fanout,
         people: People,
         metrics: Metrics,
@@ -91,6 +94,7 @@ impl AppState {
                 presence,
                 admission,
                 upstream,
+                mailer,
                 fanout,
                 metrics,
                 shutdown,
@@ -131,6 +135,9 @@ impl AppState {
 
     pub fn upstream(&self) -> &Upstream {
         &self.inner.upstream
+    }
+    pub fn mailer(&self) -> &Mailer {
+        &self.inner.mailer
     }
     pub fn fanout(&self) -> &Fanout {
         &self.inner.fanout

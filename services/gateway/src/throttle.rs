@@ -201,6 +201,15 @@ impl LoginThrottle {
         })
     }
 
+    /// Forgives an account's failed log-ins (its owner has just proved who they are another
+    /// way: a password-reset link from their mailbox).
+    pub async fn forgive_account(&self, account: &str) -> Result<(), GatewayError> {
+        Ok(self
+            .directory
+            .clear_login_failures(&format!("account:{account}"))
+            .await?)
+    }
+
     /// Refuses while any key must wait; returns the keys.
     async fn check(&self, keys: Vec<(String, Backoff)>, message: &str) -> Result<Vec<String>, GatewayError> {
         let now = now_ms();

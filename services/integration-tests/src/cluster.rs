@@ -109,6 +109,8 @@ impl TestCluster {
             // Every test client is 127.0.0.1: one address for the log-in throttle.
             settings.auth.throttle.address_free_failures = 1_000_000;
             settings.auth.throttle.checks_per_address = 1_000_000;
+            // No mail unless a test sets it up (the default writes files under ./data).
+            settings.mail.transport = gateway::settings::MailTransport::Off;
             tweak(&mut settings);
             let database = gateway::connect_database(&settings.database).await.expect("database");
             let bus = Arc::new(RedisStreamsBus::connect(redis.clone()).await.expect("redis"));

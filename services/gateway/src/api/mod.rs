@@ -7,7 +7,8 @@
 //! enforced limit.
 //!
 //! # Layout
-//! * [`accounts`]: sign-up, log-in (account or guest), log-out, sessions.
+//! * [`accounts`]: sign-up, log-in (account or guest), log-out, sessions, password changes.
+//! * [`resets`]: password reset by e-mail.
 //! * [`profiles`]: your own profile and anyone's.
 //! * [`rooms`]: rooms, membership, history, publishing, the panel.
 //! * [`uploads`]: images in and out.
@@ -20,6 +21,7 @@ pub mod accounts;
 pub mod admin;
 pub mod extract;
 pub mod profiles;
+pub mod resets;
 pub mod room_access;
 pub mod rooms;
 pub mod schema;
@@ -134,6 +136,8 @@ pub fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::list_sessions))
         .routes(routes!(accounts::revoke_session))
         .routes(routes!(accounts::change_password))
+        .routes(routes!(resets::request_reset))
+        .routes(routes!(resets::confirm_reset))
         .routes(routes!(profiles::my_profile, profiles::update_profile))
         .routes(routes!(profiles::user_profile))
         .routes(routes!(rooms::panel))

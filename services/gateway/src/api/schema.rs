@@ -509,6 +509,27 @@ pub struct SignUp {
     pub password: String,
 }
 
+/// Ask for a password-reset link by e-mail.
+#[derive(Deserialize, ToSchema)]
+pub struct ResetRequest {
+    pub email: String,
+}
+
+/// The answer to a reset request: the same whether or not the address is known.
+#[derive(Serialize, ToSchema)]
+pub struct ResetRequested {
+    /// Always `sent`.
+    pub status: &'static str,
+}
+
+/// Use a password-reset link: its token, and the new password.
+#[derive(Deserialize, ToSchema)]
+pub struct ResetConfirm {
+    pub token: String,
+    /// At least 10 characters, not containing the username.
+    pub new_password: String,
+}
+
 /// A password change.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

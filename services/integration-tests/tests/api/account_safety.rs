@@ -1,10 +1,11 @@
 //! What keeps accounts safe, end to end on real gateways: the log-in throttle (across
 //! gateways, per address, the hasher's capacity), names that cannot pass for a registered
-//! user's, password changes that end the other sessions, and a guest who signs up keeping
-//! their rooms.
+//! user's, password changes that end the other sessions, password reset by e-mail through
+//! a real SMTP server, and a guest who signs up keeping their rooms.
 
 use integration_tests::TestCluster;
 use integration_tests::cluster::PASSWORD;
+use integration_tests::smtp::{SmtpSink, reset_token};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -405,4 +406,161 @@ async fn another_sites_sign_up_cannot_take_a_guests_rooms() {
         .await
         .unwrap();
     assert_eq!(own.status().as_u16(), 201);
+}
+
+async fn ask_for_reset(cluster: &TestCluster, i: usize, email: &str) -> (u16, Value) {
+    cluster
+        .call(
+            i,
+            Method::POST,
+            "/api/v1/password-resets",
+            None,
+            Some(json!({ "email": email })),
+        )
+        .await
+}
+
+async fn use_reset(cluster: &TestCluster, i: usize, token: &str, password: &str) -> (u16, Value) {
+    let body = json!({"token": token, "new_password": password});
+    cluster
+        .call(i, Method::POST, "/api/v1/password-resets/confirm", None, Some(body))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_link_arrives_by_smtp_works_once_and_not_after_it_expires() {
+    let sink = SmtpSink::start().await;
+    let cluster = TestCluster::start_with(2, 1, |s| {
+        s.mail.transport = gateway::settings::MailTransport::Smtp;
+        s.mail.smtp_url = sink.url();
+        s.mail.link_base = "https://chat.example.com".into();
+    })
+    .await;
+    let before = cluster.sign_up(0, "ann").await;
+    let mut socket = cluster.client_with(1, &before).await;
+    socket.join("lobby", None).await;
+
+    // Known or not, the same answer.
+    let unknown = ask_for_reset(&cluster, 0, "nobody@example.com").await;
+    let known = ask_for_reset(&cluster, 0, "ANN@example.com").await;
+    assert_eq!(known, (202, json!({"status": "sent"})));
+    assert_eq!(unknown, known);
+
+    let mail = sink.wait_for("ann@example.com", 1).await.remove(0);
+    assert!(mail.contains("https://chat.example.com/reset.html#token="), "{mail}");
+    assert!(mail.contains("Subject: Reset your Super Channels password"), "{mail}");
+    let token = reset_token(&mail);
+    assert_eq!(token.len(), 43, "32 random bytes: {token}");
+    assert!(sink.mails_to("nobody@example.com").is_empty());
+
+    let (status, body) = use_reset(&cluster, 1, &token, "short").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("weak_password")));
+    let new = "a new passphrase from the mail";
+    let (status, body) = use_reset(&cluster, 1, &token, new).await;
+    assert_eq!(status, 204, "{body}");
+    // Every session of the account ended, on every gateway.
+    assert_eq!(socket.expect_close().await, Some(4001));
+    let (status, _) = cluster
+        .call(0, Method::GET, "/api/v1/session", Some(&before), None)
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = cluster
+        .call(
+            0,
+            Method::POST,
+            "/api/v1/sessions",
+            None,
+            Some(json!({"username": "ann", "password": new})),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    // Once only.
+    let (status, body) = use_reset(&cluster, 0, &token, "yet another passphrase").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("reset_invalid")));
+
+    // A second link, expired before it is used.
+    ask_for_reset(&cluster, 1, "ann@example.com").await;
+    let second = reset_token(&sink.wait_for("ann@example.com", 2).await[1]);
+    assert_ne!(second, token);
+    cluster.db.execute("UPDATE password_resets SET expires_at_ms = 1").await;
+    let (status, body) = use_reset(&cluster, 0, &second, "yet another passphrase").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("reset_invalid")));
+
+    // Tokens that are not ours.
+    for bad in ["", "x", "nul\0token", &"a".repeat(200), &token.to_uppercase()] {
+        let (status, body) = use_reset(&cluster, 0, bad, "yet another passphrase").await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("reset_invalid")),
+            "{bad:?}"
+        );
+    }
+    let (status, _) = cluster
+        .call(
+            0,
+            Method::POST,
+            "/api/v1/sessions",
+            None,
+            Some(json!({"username": "ann", "password": new})),
+        )
+        .await;
+    assert_eq!(status, 201, "none of that changed the password");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_requests_are_limited_per_address_and_checked() {
+    let cluster = TestCluster::start_with(1, 1, |s| {
+        s.auth.throttle.address_free_resets = 3;
+        s.mail.transport = gateway::settings::MailTransport::Off;
+    })
+    .await;
+    let (status, body) = ask_for_reset(&cluster, 0, "ann@example.com").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "mail is off"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = TestCluster::start_with(1, 1, |s| {
+        s.auth.throttle.address_free_resets = 3;
+        s.mail.transport = gateway::settings::MailTransport::File;
+        s.mail.dir = dir.path().to_owned();
+    })
+    .await;
+    cluster.sign_up(0, "ann").await;
+    for bad in ["", "not an address", "a@b", "nul\0@example.com"] {
+        let (status, body) = ask_for_reset(&cluster, 0, bad).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_email")),
+            "{bad:?}"
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(ask_for_reset(&cluster, 0, "ann@example.com").await.0, 202);
+    }
+    let (status, body) = ask_for_reset(&cluster, 0, "someone@example.com").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("too_many_attempts"))
+    );
+
+    // The development transport wrote each mail to ann into the directory.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mails: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect();
+        if mails.len() == 3 {
+            assert!(mails.iter().all(|m| m.contains("To: ann@example.com")), "{mails:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} mails written", mails.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

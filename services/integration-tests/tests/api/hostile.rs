@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
+mod accounts;
 mod payloads;
 mod rooms;
 
