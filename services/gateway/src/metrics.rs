@@ -19,6 +19,11 @@ pub struct SignalLabel {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub connections: Gauge,
@@ -48,6 +53,12 @@ pub struct Metrics {
     pub presence_expired: Counter,
     /// Big rooms' online members counted (on a join with no fresh count, or when due).
     pub presence_counts: Counter,
+    /// Password checks that failed (log-ins and password changes).
+    pub login_failures: Counter,
+    /// Password checks and reset requests the throttle refused with 429.
+    pub throttled: Counter,
+    /// Mails handed to the transport, by outcome (`sent`, `failed`).
+    pub mails: Family<OutcomeLabel, Counter>,
 }
 
 impl Metrics {
@@ -74,7 +85,13 @@ impl Metrics {
             presence_holds: Gauge::default(),
             presence_expired: Counter::default(),
             presence_counts: Counter::default(),
+            login_failures: Counter::default(),
+            throttled: Counter::default(),
+            mails: Family::default(),
         };
+        for outcome in ["sent", "failed"] {
+            let _ = m.mails.get_or_create(&OutcomeLabel { outcome });
+        }
         // Every kind shows from the start, at zero: a dashboard's rate needs the series.
         for kind in [SignalKind::Typing, SignalKind::Presence, SignalKind::Read] {
             let _ = m.signals_in.get_or_create(&signal_label(kind));
@@ -162,6 +179,21 @@ impl Metrics {
             m.bus_resyncs.clone(),
         );
         r.register(
+            "login_failures",
+            "Password checks that failed (log-ins and password changes)",
+            m.login_failures.clone(),
+        );
+        r.register(
+            "throttled",
+            "Password checks and password-reset requests refused with 429 by the log-in throttle",
+            m.throttled.clone(),
+        );
+        r.register(
+            "mails",
+            "Mails handed to the mail transport, by outcome",
+            m.mails.clone(),
+        );
+        r.register(
             "send_seconds",
             "Send frame received to ack queued",
             m.send_seconds.clone(),
@@ -171,6 +203,11 @@ impl Metrics {
 
     pub fn error(&self, code: ErrorCode) {
         self.errors.get_or_create(&CodeLabel { code: code.as_str() }).inc();
+    }
+
+    pub fn mail(&self, sent: bool) {
+        let outcome = if sent { "sent" } else { "failed" };
+        self.mails.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
     pub fn signal_in(&self, kind: SignalKind) {

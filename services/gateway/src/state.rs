@@ -63,7 +63,7 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> Self {
         let auth = Auth::new(&settings.auth, database.directory.clone());
-        let throttle = LoginThrottle::new(&settings.auth.throttle, database.directory.clone());
+        let throttle = LoginThrottle::new(&settings.auth.throttle, database.directory.clone(), metrics.clone());
         let trusted_proxies =
             TrustedProxies::parse(&settings.gateway.trusted_proxies).expect("validated with the settings");
         let admission = Admission::new(

@@ -22,6 +22,7 @@
 use crate::auth::now_ms;
 use crate::client_addr::address_key;
 use crate::error::GatewayError;
+use crate::metrics::Metrics;
 use crate::settings::ThrottleSettings;
 use chat_domain::ErrorCode;
 use chat_store::Directory;
@@ -69,6 +70,7 @@ pub struct LoginThrottle {
     forget_after_ms: i64,
     checks_per_address: u32,
     directory: Arc<dyn Directory>,
+    metrics: Metrics,
     /// Password checks running on this gateway, per address key.
     in_flight: Mutex<HashMap<String, u32>>,
 }
@@ -96,12 +98,17 @@ pub struct Attempt<'a> {
     throttle: &'a LoginThrottle,
     keys: Vec<String>,
     account_key: Option<String>,
+    /// A password check (not a reset request): its failure is a failed log-in.
+    password_check: bool,
     _slot: Option<Slot<'a>>,
 }
 
 impl Attempt<'_> {
     /// The password was wrong (or, for a reset request, the request counts anyway).
     pub async fn failed(self) -> Result<(), GatewayError> {
+        if self.password_check {
+            self.throttle.metrics.login_failures.inc();
+        }
         let now = now_ms();
         let since = now - self.throttle.forget_after_ms;
         Ok(self
@@ -125,7 +132,7 @@ fn too_many(message: &str, wait_ms: u64) -> GatewayError {
 }
 
 impl LoginThrottle {
-    pub fn new(settings: &ThrottleSettings, directory: Arc<dyn Directory>) -> Self {
+    pub fn new(settings: &ThrottleSettings, directory: Arc<dyn Directory>, metrics: Metrics) -> Self {
         let backoff = |free| Backoff {
             free,
             first_wait_ms: settings.first_wait_ms,
@@ -138,6 +145,7 @@ impl LoginThrottle {
             forget_after_ms: i64::try_from(settings.forget_after_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
             checks_per_address: settings.checks_per_address,
             directory,
+            metrics,
             in_flight: Mutex::new(HashMap::new()),
         }
     }
@@ -150,6 +158,7 @@ impl LoginThrottle {
         let mut in_flight = self.in_flight.lock().expect("throttle lock");
         let n = in_flight.entry(address.clone()).or_insert(0);
         if *n >= self.checks_per_address {
+            self.metrics.throttled.inc();
             return Err(too_many(
                 "too many password checks from your address at once; try again in a moment",
                 1000,
@@ -181,6 +190,7 @@ impl LoginThrottle {
             throttle: self,
             keys,
             account_key,
+            password_check: true,
             _slot: Some(slot),
         })
     }
@@ -197,6 +207,7 @@ impl LoginThrottle {
             throttle: self,
             keys,
             account_key: None,
+            password_check: false,
             _slot: None,
         })
     }
@@ -226,7 +237,10 @@ impl LoginThrottle {
             })
             .max();
         match wait {
-            Some(ms) => Err(too_many(message, ms)),
+            Some(ms) => {
+                self.metrics.throttled.inc();
+                Err(too_many(message, ms))
+            }
             None => Ok(names),
         }
     }

@@ -98,7 +98,9 @@ pub async fn request_reset(
         };
         let (app, user) = (app.clone(), user.id.clone());
         tokio::spawn(async move {
-            match app.mailer().send(message).await {
+            let sent = app.mailer().send(message).await;
+            app.metrics().mail(sent.is_ok());
+            match sent {
                 Ok(()) => tracing::info!(%user, "password-reset mail sent"),
                 Err(error) => tracing::warn!(%error, %user, "a password-reset mail could not be sent"),
             }

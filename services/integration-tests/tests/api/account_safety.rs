@@ -5,6 +5,7 @@
 
 use integration_tests::TestCluster;
 use integration_tests::cluster::PASSWORD;
+use integration_tests::cluster::scrape_metrics;
 use integration_tests::smtp::{SmtpSink, reset_token};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -33,6 +34,20 @@ async fn log_in_from(
         .get("retry-after")
         .map(|v| v.to_str().unwrap().parse().expect("whole seconds"));
     (status, retry_after, response.json().await.expect("a JSON body"))
+}
+
+/// A metric's value summed over every gateway of the cluster (0 when absent).
+async fn total(cluster: &TestCluster, series: &str) -> f64 {
+    let mut sum = 0.0;
+    for gateway in &cluster.gateways {
+        let text = scrape_metrics(gateway.ops_addr).await;
+        sum += text
+            .lines()
+            .filter_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map(|value| value.trim().parse::<f64>().expect("a number"))
+            .sum::<f64>();
+    }
+    sum
 }
 
 fn behind_a_proxy(settings: &mut gateway::settings::Settings) {
@@ -80,6 +95,9 @@ async fn failed_log_ins_wait_longer_and_longer_on_every_gateway() {
     // Each failure beyond the free ones doubles the wait.
     let (status, retry, _) = log_in_from(&cluster, 0, from, "ann", PASSWORD).await;
     assert_eq!((status, retry), (429, Some(2)));
+    // What an operator sees: seven wrong passwords, four attempts held off.
+    assert_eq!(total(&cluster, "sc_gateway_login_failures_total").await, 7.0);
+    assert_eq!(total(&cluster, "sc_gateway_throttled_total").await, 4.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,9 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/api/v1/admin/messages"),
     ("delete", "/api/v1/admin/messages/{id}"),
     ("get", "/api/v1/admin/audit"),
+    ("put", "/api/v1/me/password"),
+    ("post", "/api/v1/password-resets"),
+    ("post", "/api/v1/password-resets/confirm"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
