@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, newPage, screenshots } from '../lib/harness.mjs';
+import { axeAvailable, axeViolations } from '../lib/axe.mjs';
 
 let browser;
 before(async () => {
@@ -45,6 +46,22 @@ test('a first visit lands on log-in, and a guest gets in', async () => {
     await page.locator('#conn-state[data-state="connected"]').waitFor();
     await screenshots(page, 'panel-guest');
     assert.deepEqual(problems.filter((p) => !expectedProbe(p)), []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('an address that is no page gets our page, with 404, that leads back in', async () => {
+  const { context, page } = await newPage(browser);
+  try {
+    const response = await page.goto('/no/such/page');
+    assert.equal(response.status(), 404);
+    await page.getByRole('heading', { name: 'There is no page here' }).waitFor();
+    if (axeAvailable) assert.deepEqual(await axeViolations(page, 'body'), []);
+    await screenshots(page, 'not-found');
+    await page.getByRole('link', { name: 'Go to your rooms' }).click();
+    // Without a session, the rooms lead to log-in.
+    await page.waitForURL((url) => url.pathname === '/login.html');
   } finally {
     await context.close();
   }

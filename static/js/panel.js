@@ -19,13 +19,18 @@ const rooms = new RoomList($('#room-list'), {
 });
 
 function renderSummary(panel) {
-  $('#greeting').textContent = `Hello, ${me.name}`;
+  const greeting = $('#greeting');
+  greeting.textContent = `Hello, ${me.name}`;
+  greeting.title = greeting.textContent; // a long name is cut short on one line
   const stats = [
     ['Messages sent', panel.message_count.toLocaleString()],
     ['Rooms', panel.room_count.toLocaleString()],
   ];
   if (me.kind === 'account') {
-    stats.push(['Member since', longDate(panel.joined_at)], ['Last login', longDateTime(panel.last_login)]);
+    // `last_login` is the log-in before the latest (the latest is most likely the one that
+    // opened this session, which would tell nothing); there is none until the second.
+    const last = panel.last_login ? longDateTime(panel.last_login) : 'None before this one';
+    stats.push(['Member since', longDate(panel.joined_at)], ['Last log-in', last]);
     $('#subtitle').textContent = '';
   } else {
     $('#subtitle').replaceChildren(
@@ -36,12 +41,18 @@ function renderSummary(panel) {
   fill($('#stats'), stats.map(([term, value]) => el('div.stat', {}, el('dt', {}, term), el('dd', {}, value))));
 }
 
-/** Private rooms someone invited you to by name: each opens the room, which lets you in. */
+/**
+ * Private rooms someone invited you to by name: each opens the room, which lets you in. A
+ * long title is cut short on one line, its tooltip keeping all of it.
+ */
 function renderInvitations(invitations) {
   $('#invitations').hidden = invitations.length === 0;
-  fill($('#invitation-list'), invitations.map((i) => el('li.room-row', { dataset: { room: i.room } },
-    el('a', { href: roomHref(i.room) }, i.title ?? `#${i.room}`),
-    el('span.muted', {}, i.by ? ` invited by ${i.by}` : ' invited'))));
+  fill($('#invitation-list'), invitations.map((i) => {
+    const label = i.title ?? `#${i.room}`;
+    return el('li.room-row.invitation-row', { dataset: { room: i.room } },
+      el('a', { href: roomHref(i.room) }, el('span.room-name', { title: label }, el('bdi', {}, label))),
+      el('span.muted.one-line', { title: i.by ? `invited by ${i.by}` : null }, i.by ? ` invited by ${i.by}` : ' invited'));
+  }));
 }
 
 async function load() {

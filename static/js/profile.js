@@ -151,11 +151,61 @@ $('#avatar-remove').addEventListener('click', async () => {
   try { await patch({ avatar_id: null }); } catch (err) { $('#avatar-error').textContent = err.message; }
 });
 
+/**
+ * Browsers by the token that names them, in the order they are tried: each one's User-Agent
+ * also names the engines it is built on (Edge's says Chrome and Safari, Chrome's says
+ * Safari), so the most specific comes first.
+ */
+const BROWSERS = [
+  ['Edge', /\bEdg(?:e|A|iOS)?\//],
+  ['Opera', /\bOPR\/|\bOpera\b/],
+  ['Samsung Internet', /\bSamsungBrowser\//],
+  ['Firefox', /\b(?:Firefox|FxiOS)\//],
+  ['Chrome', /(?:Chrome|CriOS)\//], // HeadlessChrome and Chromium too
+  ['Safari', /\bVersion\/[\d.]+\b.*\bSafari\//],
+];
+/** Systems likewise: an iPhone's says "like Mac OS X", an Android phone's says Linux. */
+const SYSTEMS = [
+  ['iPhone', /\biPhone\b/],
+  ['iPad', /\biPad\b/],
+  ['Android', /\bAndroid\b/],
+  ['Windows', /\bWindows\b/],
+  ['ChromeOS', /\bCrOS\b/],
+  ['macOS', /\bMacintosh\b|\bMac OS X\b/],
+  ['Linux', /\bLinux\b|\bX11\b/],
+];
+
+/**
+ * A session's browser and system as people name them ("Chrome on Linux", "Safari on
+ * iPhone"), from the User-Agent it logged in with, which is long and means little to most
+ * people. A guess from well-known tokens, for telling one's sessions apart: anything can
+ * send any User-Agent, so the raw string stays a click away. Without a known browser, a
+ * program's own name (`curl/8.5.0` is "curl"), or a plain fallback.
+ */
+export function deviceName(userAgent) {
+  const ua = String(userAgent ?? '').trim();
+  if (!ua) return 'Unknown browser';
+  const browser = BROWSERS.find(([, token]) => token.test(ua))?.[0];
+  const system = SYSTEMS.find(([, token]) => token.test(ua))?.[0];
+  if (browser && system) return `${browser} on ${system}`;
+  if (browser) return browser;
+  if (system) return `A browser on ${system}`;
+  const product = /^([A-Za-z][\w.-]{0,31})\//.exec(ua)?.[1];
+  return product && product !== 'Mozilla' ? product : 'Unknown browser';
+}
+
+/** A session's name, which opens onto the raw User-Agent for the curious. */
+function sessionDevice(s) {
+  const name = [el('strong', {}, deviceName(s.user_agent)), s.current ? el('span.tag', {}, 'this browser') : ''];
+  if (!s.user_agent) return el('div.session-device', {}, ...name);
+  return el('details.session-device', {}, el('summary', {}, ...name), el('code.session-agent', {}, s.user_agent));
+}
+
 async function loadSessions() {
   try {
     const { sessions } = await api('GET', '/me/sessions');
     fill($('#sessions'), sessions.map((s) => el('li.session', {},
-      el('div', {}, el('strong', {}, s.user_agent || 'Unknown browser'), s.current ? el('span.tag', {}, 'this browser') : '',
+      el('div.session-about', {}, sessionDevice(s),
         el('p.muted', {}, `Since ${longDateTime(s.created_at)} · until ${longDateTime(s.expires_at)}`)),
       s.current ? null : el('button.subtle.danger', {
         type: 'button',

@@ -19,17 +19,21 @@ export const roomKind = (room) => (room?.dm_with ? 'dm' : room?.visibility === '
 /** The lock that marks a private room; its text alternative says it to a screen reader. */
 export const lockIcon = (alt = 'Private room:') => el('img.lock', { src: '/icons/lock.svg', alt, width: 14, height: 14 });
 
-/** A room's name for lists, marked by its kind. */
+/**
+ * A room's name for lists, marked by its kind. Lists cut a long name short on one line
+ * (style.css), so its tooltip holds the whole of it.
+ */
 export function roomNameEl(room) {
+  const whole = { title: roomLabel(room) };
   switch (roomKind(room)) {
     case 'dm':
-      return el('span.room-name', {}, el('span.visually-hidden', {}, 'Direct message with '),
+      return el('span.room-name', whole, el('span.visually-hidden', {}, 'Direct message with '),
         el('span.hash', { 'aria-hidden': 'true' }, '@'), el('bdi', {}, room.dm_with.name));
     case 'private':
-      return el('span.room-name', {}, lockIcon(), el('bdi', {}, room.title || room.name));
+      return el('span.room-name', whole, lockIcon(), el('bdi', {}, room.title || room.name));
     default: // a private room made public keeps its title
-      return room.title ? el('span.room-name', {}, el('bdi', {}, room.title))
-        : el('span.room-name', {}, el('span.hash', { 'aria-hidden': 'true' }, '#'), room.name);
+      return room.title ? el('span.room-name', whole, el('bdi', {}, room.title))
+        : el('span.room-name', whole, el('span.hash', { 'aria-hidden': 'true' }, '#'), room.name);
   }
 }
 

@@ -5,6 +5,7 @@ import { api, currentUser, toLogin } from './api.js';
 import { Connection, backoffDelay } from './connection.js';
 import { $, el, fill, avatarEl, guestBadge, roomHref } from './dom.js';
 import { searchBox } from './search.js';
+import { forgetUser } from './outbox.js';
 
 const STATE_LABELS = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…' };
 
@@ -14,14 +15,38 @@ const STATE_LABELS = { connecting: 'Connecting…', connected: 'Connected', reco
  */
 export async function startShell({ active = '', live = true } = {}) {
   const me = await sessionOrRetry();
+  setSessionHint(me?.kind ?? null);
   if (!me) { toLogin(); return new Promise(() => {}); }
+  // A page whose body says `data-session="checking"` keeps its content out of sight until
+  // now (style.css), so that someone who is not logged in never glimpses it on the way to
+  // the log-in page.
+  delete document.body.dataset.session;
   const conn = live ? new Connection() : null;
   renderTopbar(me, active, conn);
   if (conn) {
-    conn.addEventListener('ended', () => toLogin('session_ended'));
+    conn.addEventListener('ended', () => { setSessionHint(null); toLogin('session_ended'); });
     conn.start();
   }
   return { me, conn };
+}
+
+const HINT_KEY = 'sc.session-kind';
+
+/**
+ * The kind of session this browser last had (`account`, `guest`, `external`), or null. Only
+ * a hint, kept by this file and sign-up, never trusted: it tells a page that anyone may open
+ * (sign-up) whether asking the server who is signed in is worth a request, since asking
+ * without a session costs a 401 that the browser logs as an error. The server's answer
+ * decides; the session cookie itself is HttpOnly, out of reach of scripts.
+ */
+export function sessionHint() {
+  try { return localStorage.getItem(HINT_KEY); } catch { return null; } // storage switched off
+}
+
+export function setSessionHint(kind) {
+  try {
+    if (kind) localStorage.setItem(HINT_KEY, kind); else localStorage.removeItem(HINT_KEY);
+  } catch { /* storage switched off: pages ask the server, or not, without a hint */ }
 }
 
 /** Waits out a server that cannot be reached rather than showing a log-in form it cannot serve. */
@@ -50,18 +75,22 @@ function renderTopbar(me, active, conn) {
     setState(conn.state);
     conn.addEventListener('state', (e) => setState(e.detail));
   }
-  const logout = el('button.subtle', { type: 'button', onclick: () => logOut(conn) }, 'Log out');
+  const logout = el('button.subtle', { type: 'button', onclick: () => logOut(conn, me) }, 'Log out');
   fill(bar,
     el('a.brand', { href: '/' }, el('img', { src: '/favicon.svg', alt: '', width: 24, height: 24 }), el('span', {}, 'Super Channels')),
     nav,
     searchBox(),
     el('div.topbar-end', {}, pill,
-      el('span.me', { title: me.kind === 'guest' ? 'Guest' : me.name }, avatarEl(me, null, 'sm'), el('bdi', {}, me.name), guestBadge(me)),
+      // The name is cut short on a narrow bar; the tooltip keeps all of it.
+      el('span.me', { title: me.kind === 'guest' ? `${me.name} (guest)` : me.name }, avatarEl(me, null, 'sm'), el('bdi', {}, me.name), guestBadge(me)),
       logout));
 }
 
-async function logOut(conn) {
+/** Logging out also takes the person's drafts and unsent messages off this browser (outbox.js). */
+async function logOut(conn, me) {
   conn?.stop();
+  forgetUser(me.id);
+  setSessionHint(null);
   try { await api('DELETE', '/session'); } catch { /* the cookie is cleared or the session is gone either way */ }
   location.assign('/login.html');
 }

@@ -1,12 +1,24 @@
 // Sign-up: each field is checked as the server checks it, and the server's refusal is shown
 // beside the field it concerns.
 
-import { api, ApiError, safeNext } from './api.js';
+import { api, ApiError, currentUser, safeNext } from './api.js';
 import { $ } from './dom.js';
 import { usernameError, emailError, personNameError, passwordError } from './rules.js';
+import { sessionHint, setSessionHint } from './shell.js';
 
 const next = safeNext(new URLSearchParams(location.search).get('next'));
 $('#login-link').href = `/login.html?next=${encodeURIComponent(next)}`;
+
+// Already signed in with an account (a second tab, the back button, a bookmark): go straight
+// on, as the log-in page does. A guest stays, since signing up is how a guest keeps their
+// rooms. The server is asked only when this browser has had a session: asking without one
+// costs every new visitor a 401, which the browser logs as an error.
+if (sessionHint()) {
+  currentUser().then((user) => {
+    if (!user) setSessionHint(null);
+    else if (user.kind !== 'guest') location.replace(next);
+  }, () => {});
+}
 
 const fields = ['username', 'email', 'first_name', 'last_name', 'password'];
 const value = (name) => $(`#${name}`).value;
@@ -27,10 +39,18 @@ function show(name, problem) {
   $(`#${name}`).setAttribute('aria-invalid', problem ? 'true' : 'false');
 }
 
-for (const name of fields) {
-  // Explain as soon as someone leaves a field, not while they are still typing it.
-  $(`#${name}`).addEventListener('blur', () => { if (value(name) !== '') show(name, checks[name]()); });
-}
+// Problems appear when the form is sent, never when a field is left: a line appearing or
+// vanishing on blur moves the button between mouse-down and mouse-up, and the click that
+// left the field is lost (passwords.js does the same). A problem already shown is checked
+// again as the person types in its field, so it goes away the moment the value is right,
+// before the pointer reaches the button; the password's too when the username changes,
+// since its rule reads the username.
+const RECHECK = { username: ['username', 'password'] };
+$('#signup-form').addEventListener('input', (e) => {
+  for (const name of RECHECK[e.target.id] ?? [e.target.id]) {
+    if (checks[name] && $(`#${name}`).getAttribute('aria-invalid') === 'true') show(name, checks[name]());
+  }
+});
 
 $('#signup-form').addEventListener('submit', async (e) => {
   e.preventDefault();
@@ -46,6 +66,7 @@ $('#signup-form').addEventListener('submit', async (e) => {
   button.disabled = true;
   try {
     await api('POST', '/accounts', Object.fromEntries(fields.map((name) => [name, value(name)])));
+    setSessionHint('account');
     location.assign(next);
   } catch (err) {
     const field = err instanceof ApiError

@@ -298,8 +298,8 @@ proptest! {
                             prop_assert_eq!(Some(tp.as_str()), frame["traceparent"].as_str());
                         }
                     }
-                    ClientFrame::Change { .. } | ClientFrame::Read { .. } => {
-                        prop_assert!(false, "no change or read frame is generated")
+                    ClientFrame::Change { .. } | ClientFrame::Read { .. } | ClientFrame::Ping => {
+                        prop_assert!(false, "no change, read or ping frame is generated")
                     }
                 }
             }

@@ -25,6 +25,8 @@ pub struct UserRecord {
     pub disabled: bool,
     pub created_at_ms: i64,
     pub last_login_ms: Option<i64>,
+    /// The log-in before the latest one (`None` until the second).
+    pub previous_login_ms: Option<i64>,
     /// The argon2id PHC string.
     pub password_hash: String,
     /// Whether the members of their rooms see how far they have read.

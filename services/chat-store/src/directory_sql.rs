@@ -186,7 +186,8 @@ macro_rules! sql_directory {
             }
 
             async fn record_login(&self, id: &UserId, now_ms: i64) -> Result<(), StoreError> {
-                sqlx::query("UPDATE users SET last_login_ms = $2 WHERE id = $1")
+                // The right-hand side reads the row as it was: the latest becomes the previous.
+                sqlx::query("UPDATE users SET previous_login_ms = last_login_ms, last_login_ms = $2 WHERE id = $1")
                     .bind(id.as_str())
                     .bind(now_ms)
                     .execute(&self.pool)

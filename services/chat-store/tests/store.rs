@@ -238,6 +238,7 @@ suite! {
         a_new_password_ends_the_other_sessions,
         a_reset_token_works_once_before_it_expires,
         a_guest_who_signs_up_keeps_their_rooms,
+        a_log_in_keeps_the_one_before_it,
     ],
 }
 

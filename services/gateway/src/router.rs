@@ -5,17 +5,23 @@
 use crate::state::AppState;
 use crate::{api, ws};
 use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::routing::any;
-use tower_http::services::ServeDir;
+use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::set_status::SetStatus;
 
 /// No inline script, no eval, nothing from other origins.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
 connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 pub fn router(app: AppState) -> Router {
-    let static_files = ServeDir::new(&app.settings().static_dir).append_index_html_on_directories(true);
+    let static_dir = &app.settings().static_dir;
+    // A path that is no file gets our own page, with 404 (not a blank one).
+    let not_found = SetStatus::new(ServeFile::new(static_dir.join("404.html")), StatusCode::NOT_FOUND);
+    let static_files = ServeDir::new(static_dir)
+        .append_index_html_on_directories(true)
+        .not_found_service(not_found);
     let (api, _document) = api::routes();
     Router::new()
         .route("/ws", any(ws::handshake::websocket))

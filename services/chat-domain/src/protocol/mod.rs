@@ -62,6 +62,10 @@ pub enum ClientFrame {
         room: RoomName,
         seq: u64,
     },
+    /// Is the connection alive? Answered with `pong` at once. Browsers cannot see the
+    /// websocket's own pings, so a client that must notice a stalled network within
+    /// seconds (not the kernel's minutes) asks, and reconnects when no answer comes.
+    Ping,
 }
 
 /// Why a client frame was refused. Becomes an `error` frame; the connection stays open.
@@ -160,6 +164,7 @@ impl ClientFrame {
                 since_seq: raw.since_seq,
             }),
             "leave" => Ok(Self::Leave { room: room()? }),
+            "ping" => Ok(Self::Ping),
             "typing" => Ok(Self::Typing { room: room()? }),
             "read" => Ok(Self::Read {
                 room: room()?,
@@ -240,6 +245,7 @@ mod tests {
         );
         let send = ClientFrame::parse(r#"{"type":"send","room":"lobby","text":"hi","client_msg_id":"a1"}"#).unwrap();
         assert!(matches!(send, ClientFrame::Send { ref body, .. } if body.text.as_str() == "hi"));
+        assert_eq!(ClientFrame::parse(r#"{"type":"ping"}"#).unwrap(), ClientFrame::Ping);
     }
 
     #[test]

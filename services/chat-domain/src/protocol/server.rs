@@ -62,6 +62,8 @@ pub enum ServerFrame {
     Ack(AckFrame),
     /// An administrator deleted the room; the socket no longer receives it.
     RoomDeleted { room: RoomName },
+    /// The answer to the client's `ping`: the connection is alive.
+    Pong,
     /// A new message in a room the user belongs to but has not joined on this socket;
     /// `mention` when it mentions them.
     Notify {
@@ -646,6 +648,7 @@ mod tests {
             json_of(&ServerFrame::room_deleted(&room)),
             json!({"type": "room_deleted", "room": "lobby"})
         );
+        assert_eq!(json_of(&ServerFrame::Pong), json!({"type": "pong"}));
         assert_eq!(
             json_of(&ServerFrame::notify(&(&message).into(), true)),
             json!({"type": "notify", "room": "lobby", "seq": 3, "user": {"id": "guest:1", "name": "Ann"},

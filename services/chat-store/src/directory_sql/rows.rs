@@ -7,7 +7,7 @@ use crate::rows::MessageRow;
 use chat_domain::{Role, UserId};
 
 pub(super) const USER_COLUMNS: &str = "id, username, email, first_name, last_name, bio, avatar_id, role, disabled, \
-                                       created_at_ms, last_login_ms, password_hash, read_receipts";
+                                       created_at_ms, last_login_ms, previous_login_ms, password_hash, read_receipts";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct UserRow {
@@ -22,6 +22,7 @@ pub(super) struct UserRow {
     disabled: bool,
     created_at_ms: i64,
     last_login_ms: Option<i64>,
+    previous_login_ms: Option<i64>,
     password_hash: String,
     read_receipts: bool,
 }
@@ -44,6 +45,7 @@ impl UserRow {
             disabled: self.disabled,
             created_at_ms: self.created_at_ms,
             last_login_ms: self.last_login_ms,
+            previous_login_ms: self.previous_login_ms,
             password_hash: self.password_hash,
             read_receipts: self.read_receipts,
         })

@@ -253,3 +253,23 @@ pub(crate) async fn a_guest_who_signs_up_keeps_their_rooms(db: &TestDb) {
     assert!(matches!(dir.create_user(&taken).await, Err(StoreError::Conflict(_))));
     assert_eq!(dir.member_room_names(&guest2, 10).await.unwrap(), [room("p.second")]);
 }
+
+pub(crate) async fn a_log_in_keeps_the_one_before_it(db: &TestDb) {
+    let dir = db.database().await.directory;
+    dir.create_user(&new_user("u:1", "ann")).await.unwrap();
+    let user = || async { dir.user_by_id(&uid("u:1")).await.unwrap().unwrap() };
+    assert_eq!(
+        (user().await.last_login_ms, user().await.previous_login_ms),
+        (None, None)
+    );
+    dir.record_login(&uid("u:1"), 1_000).await.unwrap();
+    assert_eq!(
+        (user().await.last_login_ms, user().await.previous_login_ms),
+        (Some(1_000), None)
+    );
+    dir.record_login(&uid("u:1"), 2_000).await.unwrap();
+    assert_eq!(
+        (user().await.last_login_ms, user().await.previous_login_ms),
+        (Some(2_000), Some(1_000))
+    );
+}

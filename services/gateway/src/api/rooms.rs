@@ -247,7 +247,8 @@ pub async fn panel(
         user: PrincipalView::from(&principal),
         message_count: directory.message_count(user).await?,
         room_count: directory.room_count(user).await?,
-        last_login: profile.as_ref().and_then(|p| p.last_login_ms).map(format_millis),
+        // The log-in before the latest: the latest is most likely this very session.
+        last_login: profile.as_ref().and_then(|p| p.previous_login_ms).map(format_millis),
         joined_at: profile.as_ref().map(|p| format_millis(p.created_at_ms)),
         profile: profile.as_ref().map(OwnProfile::from),
         rooms: rooms.iter().map(PanelRoom::from).collect(),

@@ -440,6 +440,8 @@ pub struct Panel {
     pub profile: Option<OwnProfile>,
     pub message_count: u64,
     pub room_count: u64,
+    /// Your log-in before the latest one (the latest is most likely this session); `null`
+    /// until you have logged in twice, and for guests and external users.
     pub last_login: Option<String>,
     pub joined_at: Option<String>,
     /// Your rooms in name order, a page at a time.

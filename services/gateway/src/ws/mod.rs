@@ -329,6 +329,7 @@ impl Connection {
             }
             ClientFrame::Typing { room } => self.typing(room),
             ClientFrame::Read { room, seq } => self.read(room, seq).await,
+            ClientFrame::Ping => self.push(ServerFrame::Pong),
         }
     }
 

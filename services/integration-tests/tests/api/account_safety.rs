@@ -290,10 +290,29 @@ async fn a_changed_password_ends_the_other_sessions_and_their_sockets() {
     let (status, _) = cluster.call(0, Method::POST, "/api/v1/sessions", None, Some(old)).await;
     assert_eq!(status, 401, "the old password is gone");
     let fresh = json!({"username": "ann", "password": new});
-    let (status, _) = cluster
+    let (status, logged_in) = cluster
         .call(0, Method::POST, "/api/v1/sessions", None, Some(fresh))
         .await;
     assert_eq!(status, 201);
+    // The panel's last log-in is the one before this session's: a time, not this session.
+    let token = logged_in["token"].as_str().unwrap();
+    let (_, panel) = cluster
+        .call(0, Method::GET, "/api/v1/me/panel", Some(token), None)
+        .await;
+    let (_, sessions) = cluster
+        .call(0, Method::GET, "/api/v1/me/sessions", Some(token), None)
+        .await;
+    let this_one = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap();
+    assert!(panel["last_login"].is_string(), "{panel}");
+    assert!(
+        panel["last_login"].as_str() < this_one["created_at"].as_str(),
+        "{panel} {this_one}"
+    );
 
     // Guests have no password to change.
     let guest = cluster.session(0, "Gus").await;

@@ -296,3 +296,20 @@ async fn a_gap_the_bus_never_fills_is_filled_from_the_database() {
         .unwrap();
     assert!(fills >= 1.0, "the gap was filled from history: {fills}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_is_answered_with_a_pong_whether_or_not_a_room_is_joined() {
+    let cluster = TestCluster::start(1, 1).await;
+    let mut client = cluster.client(0, "Ann").await;
+    client.send_json(serde_json::json!({"type": "ping"})).await;
+    assert_eq!(client.recv().await, serde_json::json!({"type": "pong"}));
+    client.join("lobby", None).await;
+    client
+        .send_json(serde_json::json!({"type": "ping", "room": "ignored"}))
+        .await;
+    assert_eq!(client.recv().await, serde_json::json!({"type": "pong"}));
+    // Nothing was stored, and the socket goes on as before.
+    client.send_text("lobby", "after the pings", "p-1").await;
+    let (ack, _) = client.recv_until("ack").await;
+    assert_eq!(ack["seq"], 1, "a ping takes no seq");
+}

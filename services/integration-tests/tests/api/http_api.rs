@@ -182,3 +182,30 @@ async fn every_service_serves_health_readiness_and_metrics() {
         assert!(metrics.contains("sc_"), "{metrics}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_that_is_no_page_gets_our_not_found_page_with_404() {
+    let cluster = TestCluster::start(1, 1).await;
+    let base = format!("http://{}", cluster.gateway(0));
+    for path in ["/no-such-page", "/nested/missing/app.js", "/room.html.bak"] {
+        let response = cluster.http().get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("text/html"), "{path}: {content_type}");
+        assert!(
+            response.text().await.unwrap().contains("There is no page here"),
+            "{path}"
+        );
+    }
+    // Pages that exist are unchanged, and the API keeps its JSON 404.
+    let index = cluster.http().get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(index.status(), 200);
+    let api = cluster
+        .http()
+        .get(format!("{base}/api/v1/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 404);
+    assert_eq!(api.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+}
