@@ -298,3 +298,35 @@ test('long names are cut short, whole in their tooltips, and nothing scrolls sid
   assert.deepEqual(o.problems, []);
   await Promise.all([l.context.close(), o.context.close()]);
 });
+
+test('what you sent yourself, from another tab or device, is not unread on your panel', async () => {
+  const { page, problems, context } = await newPage(browser);
+  const other = await newPage(browser);
+  const sid = unique('sid');
+  await signUp(page, sid);
+  const room = unique('mine');
+  // Someone else speaks first; then this account answers from somewhere that is not this
+  // page (the HTTP API, as a second device would), without reading anything there.
+  await signUp(other.page, unique('olga'));
+  assert.equal((await api(other.page, 'POST', '/api/v1/rooms', { name: room })).status, 200);
+  assert.equal((await api(page, 'POST', '/api/v1/rooms', { name: room })).status, 200);
+  const publish = (p, text, id) => api(p, 'POST', `/api/v1/rooms/${room}/messages`, { text, client_msg_id: id });
+  assert.equal((await publish(other.page, 'a question', 'q-1')).status, 201);
+  assert.equal((await publish(page, 'my answer', 'a-1')).status, 201);
+
+  await page.reload();
+  const row = page.locator(`li.room-row[data-room="${room}"]`);
+  await row.waitFor();
+  assert.equal(await row.locator('.badge').isVisible(), false, 'no unread: sending read up to it');
+  const panel = await api(page, 'GET', '/api/v1/me/panel');
+  const listed = panel.body.rooms.find((r) => r.name === room);
+  assert.equal(listed.unread, 0);
+
+  // What comes after the answer is news again.
+  assert.equal((await publish(other.page, 'a follow-up', 'q-2')).status, 201);
+  await page.reload();
+  await page.waitForFunction((name) => document.querySelector(`li.room-row[data-room="${name}"] .badge`)?.textContent === '1', room);
+  assert.deepEqual(problems, []);
+  await context.close();
+  await other.context.close();
+});

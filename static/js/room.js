@@ -6,6 +6,10 @@
 // (docs/protocol.md §3–5). The room's title, topic and your role in it come from its
 // details; owners and moderators invite, mute, kick and ban from here. A search result
 // opens the page at its message (`at`), loading older history until it is shown.
+// Scrolled up, new messages bring a "Jump to latest" button; an "Unread" line marks where
+// the messages unread on opening began. The draft and the sends not acked yet are kept in
+// localStorage (outbox.js), so a room switch or a reload loses neither. On a narrow screen
+// the member list is a drawer that its toggle, Escape and a tap outside close.
 
 import { api, ApiError, upload, enc } from './api.js';
 import {
@@ -21,6 +25,7 @@ import { RoomList, roomLabel, lockIcon } from './roomlist.js';
 import { startShell, desktopNotify } from './shell.js';
 import { searchHere } from './search.js';
 import { backoffDelay } from './connection.js';
+import { Draft, Outbox } from './outbox.js';
 
 const PAGE = 50;
 const RETRY_JOIN = new Set(['unavailable', 'internal']);
@@ -34,7 +39,7 @@ const ui = {
   dropZone: $('#drop-zone'), main: $('#main'), typing: $('#typing'),
   kind: $('#room-kind'), topic: $('#room-topic'), about: $('#room-about'), description: $('#room-description'),
   inviteOpen: $('#invite-open'), manageOpen: $('#manage-open'), notice: $('#composer-notice'),
-  membersStatus: $('#members-status'),
+  membersStatus: $('#members-status'), jump: $('#jump-latest'), chatHead: $('.chat-head'),
 };
 const HINT = ui.hint.textContent;
 
@@ -62,6 +67,21 @@ let target = seqParam(query.get('at'));
 let foundSeq = null;
 /** Our sends without an ack, by client_msg_id. */
 const pending = new Map();
+/** The composer's draft and the sends without an ack, kept across room switches and reloads. */
+const draft = new Draft(me.id, room);
+const outbox = new Outbox(me.id, room);
+/** Messages from others that came while the timeline was scrolled up: the "Jump to latest" count. */
+let unseen = 0;
+/**
+ * Where the messages that were unread when the page opened begin, for the "Unread" line.
+ * Joining marks the room read, so the panel is read first: `count`, its unread count, and
+ * `upTo`, the room's last seq it counted to. The first of them is found by counting back
+ * from there (locateUnread); `seq`, once found, stays for the life of the page, so the
+ * line does not move while the person reads, and the next opening finds nothing unread.
+ */
+const unreadAtOpen = { read: false, count: 0, upTo: 0, seq: null };
+/** How long the first join waits for the panel: past it the room opens without the line. */
+const PANEL_WAIT_MS = 3000;
 const view = {
   joined: false,
   /** The highest seq received in order (history or live): the only safe resume point. */
@@ -190,6 +210,7 @@ function messageEl(m) {
     }, el('span', { 'aria-hidden': 'true' }, '⋯')));
   }
   li.append(liveAvatar(user), body);
+  if (m.seq === unreadAtOpen.seq) addUnreadLine(li);
   // A long press on touch opens the same menu.
   li.addEventListener('contextmenu', (e) => {
     if (m.deleted || e.target.closest('a, img')) return;
@@ -200,7 +221,52 @@ function messageEl(m) {
 }
 
 const nearBottom = () => ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 120;
-const toBottom = () => { ui.log.scrollTop = ui.log.scrollHeight; };
+const toBottom = () => { ui.log.scrollTop = ui.log.scrollHeight; seenAll(); };
+
+/**
+ * The "Jump to latest (n new)" button, shown while messages from others wait below a
+ * timeline scrolled up to older ones. It sits in a polite live region, so that a screen
+ * reader hears the count as it grows without being interrupted.
+ */
+function showJump() {
+  ui.jump.hidden = unseen === 0;
+  const text = `Jump to latest (${unseen} new)`;
+  if (unseen && ui.jump.textContent !== text) ui.jump.textContent = text;
+}
+
+/** The newest messages are in view: nothing waits below any more. */
+function seenAll() {
+  if (!unseen) return;
+  unseen = 0;
+  showJump();
+}
+
+/** The "Unread" line: a word to the eye, a sentence to a screen reader. */
+function addUnreadLine(li) {
+  li.classList.add('first-unread');
+  li.prepend(el('p.unread-divider', {}, el('span', {}, 'Unread'), el('span.visually-hidden', {}, ' messages start here')));
+}
+
+/**
+ * Finds the first message that was unread when the page opened, counting back from the
+ * newest one the panel counted, as the server counts (messages, not tombstones nor room
+ * events). When the count reaches past what is loaded, older pages go on with it; when it
+ * reaches past the room's start, every message was unread.
+ */
+function locateUnread() {
+  if (unreadAtOpen.seq !== null || unreadAtOpen.count <= 0) return;
+  let left = unreadAtOpen.count;
+  let first = null;
+  for (let li = ui.messages.lastElementChild; li && left > 0; li = li.previousElementSibling) {
+    if (Number(li.dataset.seq) > unreadAtOpen.upTo || !li.matches('.msg:not(.deleted)')) continue;
+    first = li;
+    left -= 1;
+  }
+  if (!first || (left > 0 && view.hasMore)) return;
+  unreadAtOpen.seq = Number(first.dataset.seq);
+  addUnreadLine(first);
+  regroup(first);
+}
 
 function banner(text, kind = 'info') {
   ui.banner.hidden = !text;
@@ -295,7 +361,7 @@ function regroup(li) {
   if (!li) return;
   const prev = li.previousElementSibling;
   const gap = prev ? new Date(li.dataset.at) - new Date(prev.dataset.at) : NaN;
-  const continued = !!prev && li.dataset.author !== '' && prev.dataset.author === li.dataset.author
+  const continued = !!prev && !li.classList.contains('first-unread') && li.dataset.author !== '' && prev.dataset.author === li.dataset.author
     && gap >= 0 && gap < GROUP_MS && new Date(li.dataset.at).toDateString() === new Date(prev.dataset.at).toDateString();
   li.classList.toggle('continued', continued);
   // Days are separated by a line with the date.
@@ -313,6 +379,7 @@ function regroup(li) {
 function streamEvent(f) {
   if (f.room !== room || !EVENT_TYPES.has(f.type)) return;
   const stick = nearBottom();
+  const news = f.type === 'message' && !f.deleted && !shown.has(f.seq) && f.user?.id !== me.id;
   if (f.type === 'message') { addMessage(f); typing.stopped(f.user?.id); } else if (f.type === 'room_event') addRoomEvent(f); else applyChange(f);
   if (view.resume === null || f.seq > view.resume) view.resume = f.seq;
   // The message being replied to is gone: the next send must not reply to it (it would be refused).
@@ -321,6 +388,7 @@ function streamEvent(f) {
     flash(ui.hint, 'The message you were replying to was deleted.');
   }
   if (stick) toBottom();
+  else if (news && shown.has(f.seq)) { unseen += 1; showJump(); }
   noteSeen();
 }
 
@@ -341,7 +409,8 @@ function updateEarlier() {
 
 // ---------- joining and resuming ----------
 function sendJoin() {
-  if (nameProblem || view.gone) return;
+  // The first join waits for the panel's unread count, which the join itself resets.
+  if (nameProblem || view.gone || !unreadAtOpen.read) return;
   const frame = { type: 'join', room };
   if (view.resume !== null) frame.since_seq = view.resume;
   conn.send(frame);
@@ -368,6 +437,7 @@ function onJoined(f) {
   view.joined = true;
   ui.messages.setAttribute('aria-busy', 'true');
   for (const item of f.history ?? []) streamEvent(item);
+  locateUnread();
   ui.messages.removeAttribute('aria-busy');
   if (fresh) {
     view.oldest = f.history?.length ? f.history[0].seq : f.last_seq + 1;
@@ -432,6 +502,7 @@ async function readEarlier() {
     // A page holds messages only (changes are folded into them): a short page is the start.
     if (page.messages.length) view.oldest = page.messages[0].seq;
     view.hasMore = page.messages.length === PAGE && view.oldest > 1;
+    locateUnread();
     ui.log.scrollTop = top + (ui.log.scrollHeight - height); // keep what was on screen in place
     updateEarlier();
     return true;
@@ -452,7 +523,9 @@ function pendingEl(entry) {
     : el('p.msg-pending', {}, entry.status === 'uploading' ? 'Uploading image…' : 'Sending…');
   const body = el('div.msg-body', {}, el('p.msg-meta', {}, authorEl(me)));
   if (entry.text) body.append(el('div.msg-text', { dir: 'auto' }, ...formatted(entry.text)));
-  if (entry.previewUrl) body.append(el('span.msg-image', {}, el('img', { src: entry.previewUrl, alt: 'Your image' })));
+  // A send restored after a reload has no local file any more, but its upload is on the server.
+  const image = entry.previewUrl ?? (entry.attachmentId ? `/api/v1/uploads/${entry.attachmentId}` : null);
+  if (image) body.append(el('span.msg-image', {}, el('img', { src: image, alt: 'Your image' })));
   body.append(state);
   if (entry.status === 'failed') {
     body.append(el('div.msg-actions', {},
@@ -472,7 +545,34 @@ function renderPending(entry) {
 function fail(entry, message) {
   entry.status = 'failed';
   entry.error = message;
+  keep(entry);
   renderPending(entry);
+}
+
+/**
+ * Keeps a send in the outbox until its ack. An image not uploaded yet cannot be kept (the
+ * file is only in this page); once uploaded, its upload's id stands for it.
+ */
+function keep(entry) {
+  if (!entry.file || entry.attachmentId) outbox.save(entry);
+}
+
+/**
+ * The sends a reload, a crash or a closed tab left without an ack: shown again as they
+ * were, and those still sending go with the next `joined`, each with its own client_msg_id,
+ * so the server stores each once, however many times it went. One that was stored after
+ * all is settled by the history `joined` brings, before anything is sent again.
+ */
+function restoreOutbox() {
+  for (const kept of outbox.read()) {
+    if (pending.has(kept.id)) continue;
+    const entry = {
+      id: kept.id, text: kept.text, file: null, previewUrl: null, attachmentId: kept.attachmentId,
+      status: kept.status, error: kept.error, li: null, replyTo: kept.replyTo, at: kept.at,
+    };
+    pending.set(entry.id, entry);
+    renderPending(entry);
+  }
 }
 
 /** Sends when the room is joined; otherwise the send goes out with the next `joined`. */
@@ -496,6 +596,7 @@ async function dispatch(entry) {
     }
   }
   entry.status = 'sending';
+  keep(entry);
   renderPending(entry);
   transmit(entry);
 }
@@ -508,6 +609,7 @@ function retry(entry) {
 }
 
 function discard(entry) {
+  outbox.drop(entry.id);
   entry.li?.remove();
   if (entry.previewUrl) URL.revokeObjectURL(entry.previewUrl);
   pending.delete(entry.id);
@@ -518,6 +620,7 @@ function settle(id) {
   const entry = pending.get(id);
   if (!entry) return;
   pending.delete(id);
+  outbox.drop(id);
   entry.li?.remove();
   if (entry.previewUrl) URL.revokeObjectURL(entry.previewUrl);
 }
@@ -570,7 +673,7 @@ function submit() {
   const entry = {
     id: newId(), text: attached && text.trim() === '' ? '' : text, file: attached?.file ?? null,
     previewUrl: attached?.url ?? null, attachmentId: null, status: 'sending', error: null, li: null,
-    replyTo,
+    replyTo, at: Date.now(),
   };
   pending.set(entry.id, entry);
   attached = null;
@@ -578,6 +681,7 @@ function submit() {
   renderAttachment();
   setReply(null);
   ui.text.value = '';
+  draft.save('');
   autosize();
   dispatch(entry);
   toBottom();
@@ -830,6 +934,7 @@ function acceptCompletion() {
   choices = [];
   renderCompletion();
   autosize();
+  draft.save(ui.text.value);
 }
 
 ui.text.addEventListener('input', updateCompletion);
@@ -1033,11 +1138,52 @@ function onPresence(f) {
   }
 }
 
-ui.membersToggle.addEventListener('click', () => {
-  const open = ui.membersToggle.getAttribute('aria-expanded') !== 'true';
+// ---------- the member list as a drawer (narrow screens) ----------
+/** Whether the member list is a drawer over the timeline, opened by its toggle (a narrow screen). */
+const drawerMode = () => ui.membersToggle.getClientRects().length > 0;
+const drawerOpen = () => ui.membersToggle.getAttribute('aria-expanded') === 'true';
+
+/**
+ * The drawer starts below the room's header, whatever its height (a topic, actions on two
+ * lines), so that it never covers its own toggle.
+ */
+function placeDrawer() {
+  ui.members.style.setProperty('--drawer-top', `${Math.round(ui.chatHead.getBoundingClientRect().bottom)}px`);
+}
+new ResizeObserver(() => { if (drawerOpen()) placeDrawer(); }).observe(ui.chatHead);
+window.addEventListener('resize', () => { if (drawerOpen()) placeDrawer(); });
+
+/**
+ * Opens or closes the member list. Opened as a drawer, it takes the focus, since it covers
+ * what had it; closed, the focus goes back to the toggle when it was in the drawer (it
+ * would otherwise fall to the page's start), unless a tap elsewhere is taking it there.
+ */
+function setDrawer(open, { refocus = true } = {}) {
   ui.membersToggle.setAttribute('aria-expanded', String(open));
   document.body.classList.toggle('members-open', open);
-  if (open) refreshMembers();
+  if (open) {
+    placeDrawer();
+    refreshMembers();
+    if (drawerMode()) ui.members.focus({ preventScroll: true });
+    return;
+  }
+  closeMemberMenu({ focus: false });
+  if (!refocus) return;
+  if (ui.members.contains(document.activeElement) || document.activeElement === document.body) ui.membersToggle.focus();
+}
+
+ui.membersToggle.addEventListener('click', () => setDrawer(!drawerOpen()));
+// Escape closes the drawer, unless something inside took it first (a menu, a dialog).
+document.addEventListener('keydown', (e) => {
+  if (e.key !== 'Escape' || e.defaultPrevented || !drawerOpen() || !drawerMode()) return;
+  if (document.querySelector('dialog[open]')) return;
+  e.preventDefault();
+  setDrawer(false);
+});
+// So does a tap beside it, which goes on to do what it does there.
+document.addEventListener('pointerdown', (e) => {
+  if (!drawerOpen() || !drawerMode() || ui.members.contains(e.target) || ui.membersToggle.contains(e.target)) return;
+  setDrawer(false, { refocus: false });
 });
 
 // ---------- read position and receipts ----------
@@ -1624,6 +1770,15 @@ function autosize() {
   ui.text.style.height = `${Math.min(ui.text.scrollHeight, 200)}px`;
 }
 ui.text.addEventListener('input', autosize);
+// The draft is kept as it is typed: a tab that crashes or is closed loses nothing either.
+ui.text.addEventListener('input', () => draft.save(ui.text.value));
+
+ui.jump.addEventListener('click', () => {
+  const focused = document.activeElement === ui.jump;
+  toBottom(); // the button goes: the focus moves on to the timeline rather than to the page's start
+  if (focused) ui.log.focus({ preventScroll: true });
+});
+ui.log.addEventListener('scroll', () => { if (nearBottom()) seenAll(); }, { passive: true });
 
 // ---------- typing ----------
 const typing = new TypingLine(ui.typing, me.id);
@@ -1644,7 +1799,17 @@ new IntersectionObserver((entries) => {
 }, { root: ui.log, rootMargin: '200px 0px 0px 0px' }).observe(ui.earlier);
 
 const sidebar = new RoomList($('#room-list'), { current: room, compact: true });
-sidebar.reload().catch(() => {});
+// The panel says how much of the room was unread before this page's join marks it read:
+// the first join waits for it (a while at most), see unreadAtOpen.
+Promise.race([
+  sidebar.reload().then((panel) => panel.rooms.find((r) => r.name === room) ?? null),
+  new Promise((resolve) => { setTimeout(resolve, PANEL_WAIT_MS, null); }),
+]).catch(() => null).then((mine) => {
+  unreadAtOpen.read = true;
+  unreadAtOpen.count = mine?.unread ?? 0;
+  unreadAtOpen.upTo = mine?.last_seq ?? 0;
+  if (conn.isOpen && !view.joined) sendJoin();
+});
 
 conn.addEventListener('open', () => { view.joined = false; sendJoin(); });
 conn.addEventListener('close', () => {
@@ -1696,6 +1861,9 @@ if (nameProblem) {
 } else {
   renderHeader();
   searchHere(room, openAt);
+  ui.text.value = draft.read();
+  autosize();
+  restoreOutbox();
   ui.text.focus();
   // A public room is read once joined (joining makes a new one); a private room or a
   // direct message at once, for its title, or to learn that this person may not see it.

@@ -98,6 +98,8 @@ pub const UNREAD_WINDOW: u64 = 1_000;
 pub struct MemberRoom {
     pub room: RoomName,
     pub last_seq: u64,
+    /// The read marker, or the seq of this member's newest message there when that is later:
+    /// sending counts as reading up to what one sent.
     pub last_read_seq: u64,
     /// The newest message's time, `None` while the room is empty.
     pub last_activity_ms: Option<i64>,

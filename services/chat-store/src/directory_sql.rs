@@ -433,24 +433,40 @@ macro_rules! sql_directory {
                 // Unread counts messages only (edits and reactions are not news); mentions
                 // are the unread messages whose mention list names this user. Both look at
                 // the newest UNREAD_WINDOW seqs at most (a range of the (room, seq) key).
+                // Sending counts as reading up to what one sent: the read marker used is the
+                // stored one or the seq of this member's newest message, whichever is later,
+                // so one's own messages (and what they answered) are never unread in another
+                // tab. Worked out here, on reading, so that a send writes nothing more.
                 let rows: Vec<MemberRoomRow> = sqlx::query_as(
-                    "SELECT r.name, r.last_seq, mb.last_read_seq, mb.joined_at_ms,
-                        (SELECT m.created_at_ms FROM messages m WHERE m.room_id = r.id AND m.seq = r.last_seq)
+                    "SELECT x.name, x.last_seq, x.read_seq AS last_read_seq, x.joined_at_ms,
+                        (SELECT m.created_at_ms FROM messages m WHERE m.room_id = x.room_id AND m.seq = x.last_seq)
                             AS last_activity_ms,
-                        (SELECT count(*) FROM messages m WHERE m.room_id = r.id
-                            AND m.seq > mb.last_read_seq AND m.seq > r.last_seq - $5
+                        (SELECT count(*) FROM messages m WHERE m.room_id = x.room_id
+                            AND m.seq > x.read_seq AND m.seq > x.last_seq - $5
                             AND m.kind IN ('text', 'image') AND m.deleted_at_ms IS NULL) AS unread,
-                        (SELECT count(*) FROM messages m WHERE m.room_id = r.id
-                            AND m.seq > mb.last_read_seq AND m.seq > r.last_seq - $5
+                        (SELECT count(*) FROM messages m WHERE m.room_id = x.room_id
+                            AND m.seq > x.read_seq AND m.seq > x.last_seq - $5
                             AND m.kind IN ('text', 'image') AND m.mentions LIKE $4 ESCAPE '\\') AS mentions,
-                        r.visibility, r.title,
-                        CASE WHEN r.dm_key IS NOT NULL THEN (SELECT o.user_id FROM memberships o
-                            WHERE o.room_id = r.id AND o.user_id <> $1 LIMIT 1) END AS dm_with_id,
-                        CASE WHEN r.dm_key IS NOT NULL THEN (SELECT o.user_name FROM memberships o
-                            WHERE o.room_id = r.id AND o.user_id <> $1 LIMIT 1) END AS dm_with_name
-                     FROM memberships mb JOIN rooms r ON r.id = mb.room_id
-                     WHERE mb.user_id = $1 AND r.name > $2 AND r.deleted_at_ms IS NULL
-                     ORDER BY r.name LIMIT $3",
+                        x.visibility, x.title,
+                        CASE WHEN x.dm_key IS NOT NULL THEN (SELECT o.user_id FROM memberships o
+                            WHERE o.room_id = x.room_id AND o.user_id <> $1 LIMIT 1) END AS dm_with_id,
+                        CASE WHEN x.dm_key IS NOT NULL THEN (SELECT o.user_name FROM memberships o
+                            WHERE o.room_id = x.room_id AND o.user_id <> $1 LIMIT 1) END AS dm_with_name
+                     FROM (
+                        SELECT y.*, CASE WHEN y.own_seq > y.stored_read THEN y.own_seq ELSE y.stored_read END
+                            AS read_seq
+                        FROM (
+                            SELECT r.id AS room_id, r.name, r.last_seq, mb.joined_at_ms, r.visibility, r.title,
+                                r.dm_key, mb.last_read_seq AS stored_read,
+                                COALESCE((SELECT max(m.seq) FROM messages m WHERE m.room_id = r.id
+                                    AND m.seq > r.last_seq - $5 AND m.author_id = $1
+                                    AND m.kind IN ('text', 'image')), 0) AS own_seq
+                            FROM memberships mb JOIN rooms r ON r.id = mb.room_id
+                            WHERE mb.user_id = $1 AND r.name > $2 AND r.deleted_at_ms IS NULL
+                            ORDER BY r.name LIMIT $3
+                        ) y
+                     ) x
+                     ORDER BY x.name",
                 )
                 .bind(user_id.as_str())
                 .bind(after.map_or("", |r| r.as_str()))

@@ -221,6 +221,7 @@ suite! {
         a_corrupt_row_is_reported_not_trusted,
         accounts_and_sessions,
         membership_and_panel_counts,
+        sending_counts_as_reading_up_to_it,
         mentions_name_registered_members,
         admin_deletes_keep_seqs_and_are_audited,
         uploads_round_trip_and_image_messages_carry_them,

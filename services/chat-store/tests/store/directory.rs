@@ -462,3 +462,33 @@ pub(crate) async fn uploads_round_trip_and_image_messages_carry_them(db: &TestDb
         (MessageKind::Image, Some(upload))
     );
 }
+
+/// Sending counts as reading up to what one sent: one's own messages, and what came before
+/// them, are not unread on the panel (another tab, another device).
+pub(crate) async fn sending_counts_as_reading_up_to_it(db: &TestDb) {
+    let database = db.database().await;
+    let (store, dir) = (database.messages, database.directory);
+    store.enter_room(&room("alpha")).await.unwrap();
+    for who in ["ann", "bob"] {
+        dir.enter(&uid(who), &name(who), &room("alpha"), now()).await.unwrap();
+    }
+    store
+        .append_batch(&[
+            msg("alpha", "bob", "1", "one"),
+            msg("alpha", "bob", "2", "two"),
+            msg("alpha", "ann", "3", "my answer"),
+            msg("alpha", "bob", "4", "after it"),
+        ])
+        .await
+        .unwrap();
+    let alpha = &dir.member_rooms(&uid("ann"), None, 10).await.unwrap()[0];
+    assert_eq!((alpha.last_read_seq, alpha.unread), (3, 1), "read up to her message");
+    let bob = &dir.member_rooms(&uid("bob"), None, 10).await.unwrap()[0];
+    assert_eq!((bob.last_read_seq, bob.unread), (4, 0));
+    // A stored marker further on wins; one behind her message does not pull it back.
+    dir.mark_read(&uid("ann"), &room("alpha"), 4).await.unwrap();
+    let alpha = &dir.member_rooms(&uid("ann"), None, 10).await.unwrap()[0];
+    assert_eq!((alpha.last_read_seq, alpha.unread), (4, 0));
+    let carl_room = &dir.member_rooms(&uid("carl"), None, 10).await.unwrap();
+    assert!(carl_room.is_empty());
+}
