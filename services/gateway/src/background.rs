@@ -34,6 +34,8 @@ pub struct Parts {
     pub directory: Arc<dyn Directory>,
     pub metrics: Metrics,
     pub repair_every: Duration,
+    /// Failed log-ins older than this are no longer counted (`auth.throttle.forget_after_secs`).
+    pub forget_failures_after: Duration,
 }
 
 /// Starts the five tasks on one tracker, closed: waiting on it waits for all of them to
@@ -49,6 +51,7 @@ pub fn spawn(parts: Parts, shutdown: &CancellationToken) -> TaskTracker {
         directory,
         metrics,
         repair_every,
+        forget_failures_after,
     } = parts;
     let tasks = TaskTracker::new();
     tasks.spawn(crate::signals::listen(
@@ -78,7 +81,7 @@ pub fn spawn(parts: Parts, shutdown: &CancellationToken) -> TaskTracker {
         repair_every,
         shutdown.clone(),
     ));
-    tasks.spawn(purge_sessions(directory, shutdown.clone()));
+    tasks.spawn(purge_sessions(directory, forget_failures_after, shutdown.clone()));
     tasks.close();
     tasks
 }
@@ -179,18 +182,30 @@ pub async fn repair_sweep(
 /// How often a gateway deletes expired sessions.
 const SESSION_PURGE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Expired sessions are refused anyway; this only keeps the table from growing.
-pub async fn purge_sessions(directory: Arc<dyn Directory>, shutdown: CancellationToken) {
+/// Expired sessions are refused anyway, and so are expired reset links, and failed log-ins
+/// older than the throttle's window are not counted: this only keeps the tables from growing.
+pub async fn purge_sessions(
+    directory: Arc<dyn Directory>,
+    forget_failures_after: Duration,
+    shutdown: CancellationToken,
+) {
     let mut every = tokio::time::interval(SESSION_PURGE_EVERY);
+    let forget_ms = i64::try_from(forget_failures_after.as_millis()).unwrap_or(i64::MAX);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = every.tick() => {}
         }
-        match directory.purge_expired_sessions(auth::now_ms()).await {
+        let now = auth::now_ms();
+        match directory.purge_expired_sessions(now).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired sessions removed"),
             Err(error) => tracing::warn!(%error, "could not remove expired sessions"),
+        }
+        match directory.purge_credentials(now.saturating_sub(forget_ms), now).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "old failed log-ins and expired reset links removed"),
+            Err(error) => tracing::warn!(%error, "could not remove old failed log-ins and reset links"),
         }
     }
 }

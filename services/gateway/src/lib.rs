@@ -159,6 +159,7 @@ impl Gateway {
         let signals = bus.listen().await?;
         let typing = signals::TypingSettings::from(&settings.signals);
         let repair_every = Duration::from_millis(settings.gateway.repair_interval_ms);
+        let forget_failures_after_secs = settings.auth.throttle.forget_after_secs;
         let drain = Duration::from_secs(settings.drain_timeout_secs);
         let people = people::People::default();
         let limits = server::ConnectionLimits {
@@ -189,6 +190,7 @@ impl Gateway {
             directory,
             metrics,
             repair_every,
+            forget_failures_after: Duration::from_secs(forget_failures_after_secs),
         };
         let tasks = background::spawn(parts, &shutdown);
 

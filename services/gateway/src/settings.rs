@@ -173,7 +173,7 @@ pub struct AuthSettings {
     pub throttle: ThrottleSettings,
 }
 
-/// The log-in throttle ([`crate::throttle`] says how it works).
+/// The log-in throttle (the `throttle` module says how it works).
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ThrottleSettings {
@@ -201,7 +201,7 @@ impl std::fmt::Debug for AuthSettings {
     }
 }
 
-/// Outgoing mail ([`crate::mail`]).
+/// Outgoing mail (the `mail` module sends it).
 #[derive(Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailSettings {
@@ -286,7 +286,7 @@ pub struct Limits {
     /// Origins (`scheme://host[:port]`) allowed to open `/ws` besides the gateway's own.
     pub allowed_origins: Vec<String>,
     /// Proxies (addresses or networks) trusted to name the client in `X-Forwarded-For`
-    /// ([`crate::client_addr`]); from anyone else the header is ignored.
+    /// (see the `client_addr` module); from anyone else the header is ignored.
     pub trusted_proxies: Vec<String>,
     /// Largest websocket frame or message accepted; larger closes the socket with 1009.
     pub max_frame_bytes: usize,

@@ -183,13 +183,14 @@ impl LoginThrottle {
             .map(|k| (k.clone(), self.account))
             .chain([(format!("address:{}", slot.address), self.address)])
             .collect();
-        let keys = self
+        let (keys, counted) = self
             .check(keys, "too many failed log-ins; wait before trying again")
             .await?;
         Ok(Attempt {
             throttle: self,
             keys,
-            account_key,
+            // Only an account with failures to forgive costs a write when its owner gets in.
+            account_key: account_key.filter(|k| counted.contains(k)),
             password_check: true,
             _slot: Some(slot),
         })
@@ -200,7 +201,7 @@ impl LoginThrottle {
     /// [`Attempt::failed`].
     pub async fn admit_reset(&self, ip: IpAddr) -> Result<Attempt<'_>, GatewayError> {
         let keys = vec![(format!("reset:{}", address_key(ip)), self.resets)];
-        let keys = self
+        let (keys, _) = self
             .check(keys, "too many password-reset requests; wait before asking again")
             .await?;
         Ok(Attempt {
@@ -221,8 +222,12 @@ impl LoginThrottle {
             .await?)
     }
 
-    /// Refuses while any key must wait; returns the keys.
-    async fn check(&self, keys: Vec<(String, Backoff)>, message: &str) -> Result<Vec<String>, GatewayError> {
+    /// Refuses while any key must wait; returns the keys, and those with failures counted.
+    async fn check(
+        &self,
+        keys: Vec<(String, Backoff)>,
+        message: &str,
+    ) -> Result<(Vec<String>, Vec<String>), GatewayError> {
         let now = now_ms();
         let names: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
         let found = self
@@ -241,7 +246,7 @@ impl LoginThrottle {
                 self.metrics.throttled.inc();
                 Err(too_many(message, ms))
             }
-            None => Ok(names),
+            None => Ok((names, found.into_iter().map(|(key, _)| key).collect())),
         }
     }
 }
