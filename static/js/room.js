@@ -8,8 +8,10 @@
 // opens the page at its message (`at`), loading older history until it is shown.
 // Scrolled up, new messages bring a "Jump to latest" button; an "Unread" line marks where
 // the messages unread on opening began. The draft and the sends not acked yet are kept in
-// localStorage (outbox.js), so a room switch or a reload loses neither. On a narrow screen
-// the member list is a drawer that its toggle, Escape and a tap outside close.
+// localStorage (outbox.js), so a room switch or a reload loses neither; sends and changes
+// are paced under the gateway's rate, and one it refuses as `rate_limited` goes again by
+// itself. On a narrow screen the member list is a drawer that its toggle, Escape and a tap
+// outside close. Leaving the room asks first.
 
 import { api, ApiError, upload, enc } from './api.js';
 import {
@@ -25,7 +27,7 @@ import { RoomList, roomLabel, lockIcon } from './roomlist.js';
 import { startShell, desktopNotify } from './shell.js';
 import { searchHere } from './search.js';
 import { backoffDelay } from './connection.js';
-import { Draft, Outbox } from './outbox.js';
+import { Draft, Outbox, Pacer } from './outbox.js';
 
 const PAGE = 50;
 const RETRY_JOIN = new Set(['unavailable', 'internal']);
@@ -92,6 +94,12 @@ const view = {
   gone: false,
   joinAttempt: 0,
 };
+/**
+ * Sends and changes go through it, paced under the gateway's rate, in order, and sent again
+ * after a `rate_limited` (outbox.js). Only while joined: the next `joined` queues again
+ * whatever a lost socket left unanswered.
+ */
+const pacer = new Pacer((frame) => view.joined && conn.send(frame));
 /** The picked, pasted or dropped image waiting to be sent. */
 let attached = null;
 /**
@@ -445,6 +453,8 @@ function onJoined(f) {
     updateEarlier();
     toBottom();
   }
+  // A room entered from a link was not yours yet when the sidebar was read: it is now.
+  sidebar.include(room);
   // Before the page says it is joined: whoever waits for that sees the room's receipts too.
   markers.joined(f.reads);
   placeReceipts();
@@ -453,7 +463,7 @@ function onJoined(f) {
   document.body.dataset.roomState = 'joined';
   for (const entry of pending.values()) if (entry.status === 'sending') transmit(entry);
   // Unanswered changes go again with their client_msg_id: one that did commit is only acked again.
-  for (const { frame } of changes.values()) conn.send(frame);
+  for (const [id, { frame }] of changes) pacer.push(id, frame);
   presence.joined(f.presence);
   renderPresence();
   refreshMembers();
@@ -529,7 +539,7 @@ function pendingEl(entry) {
   body.append(state);
   if (entry.status === 'failed') {
     body.append(el('div.msg-actions', {},
-      el('button.subtle', { type: 'button', onclick: () => retry(entry) }, 'Retry'),
+      entry.retry === false ? null : el('button.subtle', { type: 'button', onclick: () => retry(entry) }, 'Retry'),
       el('button.subtle', { type: 'button', onclick: () => discard(entry) }, 'Discard')));
   }
   li.append(liveAvatar(me), body);
@@ -542,12 +552,27 @@ function renderPending(entry) {
   entry.li = li;
 }
 
-function fail(entry, message) {
+/**
+ * The send failed. `retry: false` when sending it again cannot help (an image the server
+ * will never take, a room one was removed from): the bubble then offers Discard only.
+ */
+function fail(entry, message, { retry = true } = {}) {
   entry.status = 'failed';
   entry.error = message;
+  entry.retry = retry;
   keep(entry);
   renderPending(entry);
 }
+
+/**
+ * Whether an upload that failed could pass if tried again: after a lost network, a server
+ * error or a 429, yes; an answer about the file itself (413 too large, 415 not an image,
+ * or another 4xx) would only come again.
+ */
+const uploadMayPass = (e) => !(e instanceof ApiError) || e.status === 0 || e.status === 429 || e.status >= 500;
+
+/** Websocket refusals of a send that the same send would get again (docs/protocol.md §6). */
+const FINAL_REFUSALS = new Set(['invalid_text', 'invalid_argument', 'not_found', 'message_deleted', 'forbidden', 'banned']);
 
 /**
  * Keeps a send in the outbox until its ack. An image not uploaded yet cannot be kept (the
@@ -568,20 +593,20 @@ function restoreOutbox() {
     if (pending.has(kept.id)) continue;
     const entry = {
       id: kept.id, text: kept.text, file: null, previewUrl: null, attachmentId: kept.attachmentId,
-      status: kept.status, error: kept.error, li: null, replyTo: kept.replyTo, at: kept.at,
+      status: kept.status, error: kept.error, retry: kept.retry !== false, li: null, replyTo: kept.replyTo, at: kept.at,
     };
     pending.set(entry.id, entry);
     renderPending(entry);
   }
 }
 
-/** Sends when the room is joined; otherwise the send goes out with the next `joined`. */
+/** Sends (at the pacer's pace) when the room is joined; otherwise with the next `joined`. */
 function transmit(entry) {
   if (!view.joined) return;
   const frame = { type: 'send', room, client_msg_id: entry.id, text: entry.text };
   if (entry.attachmentId) frame.attachment_id = entry.attachmentId;
   if (entry.replyTo) frame.reply_to = entry.replyTo;
-  conn.send(frame);
+  pacer.push(entry.id, frame);
 }
 
 async function dispatch(entry) {
@@ -591,7 +616,7 @@ async function dispatch(entry) {
     try {
       entry.attachmentId = (await upload(entry.file)).id;
     } catch (e) {
-      fail(entry, e.message);
+      fail(entry, e.message, { retry: uploadMayPass(e) });
       return;
     }
   }
@@ -603,12 +628,13 @@ async function dispatch(entry) {
 
 /** A retry reuses the same client_msg_id, so a send that did commit is not stored twice. */
 function retry(entry) {
-  if (view.gone) return;
+  if (view.gone || entry.retry === false) return;
   entry.error = null;
   dispatch(entry);
 }
 
 function discard(entry) {
+  pacer.drop(entry.id);
   outbox.drop(entry.id);
   entry.li?.remove();
   if (entry.previewUrl) URL.revokeObjectURL(entry.previewUrl);
@@ -620,12 +646,14 @@ function settle(id) {
   const entry = pending.get(id);
   if (!entry) return;
   pending.delete(id);
+  pacer.drop(id);
   outbox.drop(id);
   entry.li?.remove();
   if (entry.previewUrl) URL.revokeObjectURL(entry.previewUrl);
 }
 
 function onAck(f) {
+  if (f.room === room) pacer.answered(f.client_msg_id);
   if (changes.delete(f.client_msg_id)) return; // the change itself comes in the stream
   const entry = pending.get(f.client_msg_id);
   if (!entry || f.room !== room) return;
@@ -643,6 +671,11 @@ function onAck(f) {
 }
 
 function onError(f) {
+  const ours = f.ref !== undefined && (changes.has(f.ref) || pending.has(f.ref));
+  // Too fast for the gateway, which stored nothing: the pacer sends it again after a while,
+  // with the same client_msg_id, and it shows as sending until then.
+  if (ours && f.code === 'rate_limited') { pacer.answered(f.ref, { refused: true }); return; }
+  if (ours) pacer.answered(f.ref);
   const change = f.ref !== undefined ? changes.get(f.ref) : null;
   if (change) {
     changes.delete(f.ref);
@@ -651,7 +684,7 @@ function onError(f) {
   }
   const entry = f.ref !== undefined ? pending.get(f.ref) : null;
   if (entry) {
-    fail(entry, f.message || f.code); // failed: no longer sent again on reconnect
+    fail(entry, f.message || f.code, { retry: !FINAL_REFUSALS.has(f.code) }); // failed: no longer sent again on reconnect
     if (f.code === 'muted') mutedRefused();
     if (f.code === 'banned') removed('banned');
     // Its original is gone (deleted, or never was): the bar must not offer it again.
@@ -663,11 +696,28 @@ function onError(f) {
   banner(f.message || f.code, 'error');
 }
 
+/** Whether the hint line says why the composer's text cannot be sent (a send found it). */
+let composerProblem = false;
+
+/** Shows why the text cannot be sent, in the hint line the field names, or the hint again. */
+function showComposerProblem(problem) {
+  composerProblem = !!problem;
+  if (ui.hint.textContent !== (problem ?? HINT)) flash(ui.hint, problem ?? HINT, { error: composerProblem, ms: 0 });
+  if (problem) ui.text.setAttribute('aria-invalid', 'true'); else ui.text.removeAttribute('aria-invalid');
+}
+
+/**
+ * After a refused send, the error follows the text as it is edited: it goes as soon as the
+ * text could be sent (a letter typed, an image attached), and is counted anew while not.
+ */
+function recheckComposer() {
+  if (composerProblem) showComposerProblem(textError(ui.text.value, { caption: !!attached }));
+}
+
 function submit() {
   const text = ui.text.value;
   const problem = textError(text, { caption: !!attached });
-  ui.hint.textContent = problem ?? HINT;
-  ui.hint.classList.toggle('is-error', !!problem);
+  showComposerProblem(problem);
   if (problem || view.gone || nameProblem) return;
   if (mutedNow()) { syncComposer(); return; } // the notice says until when
   const entry = {
@@ -701,7 +751,7 @@ function sendChange(type, seq, fields = {}) {
   const frame = { type, room, seq, client_msg_id: newId(), ...fields };
   const what = { edit: 'edit the message', delete: 'delete the message', react: 'react', unreact: 'take back the reaction' }[type];
   changes.set(frame.client_msg_id, { frame, what });
-  if (view.joined) conn.send(frame);
+  if (view.joined) pacer.push(frame.client_msg_id, frame);
   else banner('Not connected: the change will be sent when the connection is back.', 'info');
 }
 
@@ -912,8 +962,9 @@ function updateCompletion() {
 }
 
 function renderCompletion() {
+  // No aria-expanded: a text field (the textbox role) does not take it; the list it
+  // controls and its active option say what is offered.
   completion.hidden = choices.length === 0;
-  ui.text.setAttribute('aria-expanded', String(!completion.hidden));
   fill(completion, choices.map(([id, name], i) => el('li.completion-item', {
     id: `mention-${i}`, role: 'option', 'aria-selected': String(i === chosen),
     onpointerdown: (e) => { e.preventDefault(); chosen = i; acceptCompletion(); },
@@ -972,6 +1023,7 @@ function attach(file) {
 }
 
 function renderAttachment() {
+  recheckComposer(); // an image may be sent with no text, and without it the text must say something
   ui.attachment.hidden = !attached;
   if (!attached) { ui.attachment.replaceChildren(); ui.file.value = ''; return; }
   const name = attached.file.name || 'pasted image';
@@ -1319,10 +1371,14 @@ function renderHeader() {
   const placeholder = room.startsWith('dm.') ? 'Direct message' : 'Private room';
   const label = info.loaded || !isReservedRoom(room) ? roomLabel({ name: room, title: info.title, dm_with: info.dmWith }) : placeholder;
   ui.title.textContent = label;
+  ui.title.title = label; // cut short when the header is too narrow for it (style.css)
   document.title = `${label} · Super Channels`;
   const kind = info.dmWith ? 'dm' : info.visibility === 'private' ? 'private' : 'public';
   ui.kind.hidden = !info.loaded || kind === 'public';
-  if (kind === 'private') fill(ui.kind, lockIcon(''), 'Private'); else fill(ui.kind, 'Direct message');
+  ui.kind.dataset.kind = kind;
+  // On a phone the word is left to screen readers (style.css), so the title has the room.
+  const word = el('span.room-kind-word', {}, kind === 'private' ? 'Private' : 'Direct message');
+  if (kind === 'private') fill(ui.kind, lockIcon(''), word); else fill(ui.kind, word);
   ui.topic.textContent = info.topic;
   ui.topic.title = info.topic;
   ui.topic.hidden = !info.topic;
@@ -1366,7 +1422,7 @@ function renderRole() {
   ui.inviteOpen.hidden = !mod;
   ui.manageOpen.hidden = !mod;
   for (const form of manageDialog.querySelectorAll('.owner-only')) form.hidden = !(mod && info.role === 'owner');
-  if (!mod) closeDialogs();
+  if (!mod) for (const dialog of [inviteDialog, manageDialog]) if (dialog.open) dialog.close();
   decorateMembers();
 }
 
@@ -1406,6 +1462,7 @@ function mutedRefused() {
 function stopRoom() {
   view.gone = true;
   view.joined = false;
+  pacer.reset();
   typing.clear();
   presence.clear();
   renderPresence();
@@ -1436,7 +1493,9 @@ function removed(reason) {
   stopRoom();
   info.role = null;
   info.mutedUntil = null;
-  for (const entry of [...pending.values()]) if (entry.status !== 'failed') fail(entry, 'You are no longer in this room.');
+  for (const entry of [...pending.values()]) {
+    if (entry.status !== 'failed') fail(entry, 'You are no longer in this room.', { retry: false });
+  }
   renderRole();
   syncComposer();
   ui.leave.hidden = true;
@@ -1646,6 +1705,7 @@ function confirmMember(node, question, yes, run) {
 // ---------- inviting and managing: dialogs for owners and moderators ----------
 const inviteDialog = $('#invite-dialog');
 const manageDialog = $('#manage-dialog');
+const leaveDialog = $('#leave-dialog');
 
 /** A modal dialog: the page behind is inert while it is open; closing it gives the focus back. */
 function openDialog(dialog, opener, first) {
@@ -1661,7 +1721,7 @@ function openDialog(dialog, opener, first) {
 }
 
 function closeDialogs() {
-  for (const dialog of [inviteDialog, manageDialog]) if (dialog.open) dialog.close();
+  for (const dialog of [inviteDialog, manageDialog, leaveDialog]) if (dialog.open) dialog.close();
 }
 
 for (const dialog of [inviteDialog, manageDialog]) {
@@ -1753,16 +1813,37 @@ for (const [id, action] of [['#ban-button', 'ban'], ['#unban-button', 'unban']])
 }
 
 // ---------- leaving ----------
-ui.leave.addEventListener('click', async () => {
-  ui.leave.disabled = true;
+/**
+ * Leaving asks first, in a modal dialog (Escape or Cancel keeps you in), since it cannot
+ * always be undone: a private room takes you back only with a new invitation, and an owner
+ * who leaves leaves the room without one. The focus starts on Cancel, the harmless choice.
+ */
+ui.leave.addEventListener('click', () => {
+  const label = roomLabel({ name: room, title: info.title, dm_with: info.dmWith });
+  fill($('#leave-title'), 'Leave ', el('bdi', {}, label), '?');
+  const back = info.dmWith ? 'You can open this conversation again at any time.'
+    : info.visibility === 'private' ? 'It is private: you can come back only if someone invites you again.'
+      : 'You can come back at any time: it is a public room.';
+  const owner = info.role === 'owner' && !info.dmWith
+    ? ' You own it: leaving without handing it over (“Transfer ownership…” in a member’s actions) leaves it with no owner.' : '';
+  $('#leave-about').textContent = back + owner;
+  openDialog(leaveDialog, ui.leave, $('#leave-cancel'));
+});
+
+$('#leave-cancel').addEventListener('click', () => leaveDialog.close());
+
+$('#leave-confirm').addEventListener('click', (e) => busy(e.currentTarget, async () => {
   try {
     await api('DELETE', `/rooms/${enc(room)}/membership`);
-  } catch (e) {
-    if (!(e instanceof ApiError && e.status === 404)) { banner(`Could not leave: ${e.message}`, 'error'); ui.leave.disabled = false; return; }
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) { // 404: not a member any more, which is what was asked
+      flash($('#leave-status'), `Could not leave: ${err.message}`, { error: true, ms: 0 });
+      return;
+    }
   }
   conn.send({ type: 'leave', room });
   location.assign('/');
-});
+}));
 
 // ---------- wiring ----------
 function autosize() {
@@ -1770,6 +1851,7 @@ function autosize() {
   ui.text.style.height = `${Math.min(ui.text.scrollHeight, 200)}px`;
 }
 ui.text.addEventListener('input', autosize);
+ui.text.addEventListener('input', recheckComposer);
 // The draft is kept as it is typed: a tab that crashes or is closed loses nothing either.
 ui.text.addEventListener('input', () => draft.save(ui.text.value));
 
@@ -1814,6 +1896,7 @@ Promise.race([
 conn.addEventListener('open', () => { view.joined = false; sendJoin(); });
 conn.addEventListener('close', () => {
   view.joined = false;
+  pacer.reset(); // what it carried goes again with the next `joined`
   typing.clear();
   presence.clear(); // unknown until the next `joined`
   renderPresence();
@@ -1841,6 +1924,7 @@ conn.addEventListener('room_deleted', (e) => {
   view.gone = true;
   view.joined = false;
   conn.send({ type: 'leave', room });
+  pacer.reset();
   clearView();
   for (const entry of [...pending.values()]) discard(entry);
   changes.clear();

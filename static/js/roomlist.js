@@ -47,11 +47,20 @@ export class RoomList {
     this.rooms = new Map();
     this.nextAfter = null;
     this.reloading = null;
+    /** Counts the reads of the panel: only the answer to the latest one is shown. */
+    this.reads = 0;
+    /** The rooms include() read the panel again for, at most once each. */
+    this.included = new Set();
   }
 
-  /** Reads the first page of the panel again; returns the panel. */
+  /**
+   * Reads the first page of the panel again; returns the panel. An answer that a later
+   * read overtook is not shown: it may predate a room entered since.
+   */
   async reload(limit = 100) {
+    const read = ++this.reads;
     const panel = await api('GET', `/me/panel?limit=${limit}`);
+    if (read !== this.reads) return panel;
     this.rooms = new Map(panel.rooms.map((r) => [r.name, r]));
     this.nextAfter = panel.next_after;
     this.render();
@@ -83,6 +92,17 @@ export class RoomList {
     if (frame.mention) room.mentions = (room.mentions ?? 0) + 1;
     room.last_activity = new Date().toISOString();
     this.render();
+  }
+
+  /**
+   * A room just entered, which the list may not have: one opened from a link joins it
+   * after the panel was read. The panel is read again when it is missing, once per room,
+   * so that a room past the panel's first page does not cost a read at every reconnect.
+   */
+  include(name) {
+    if (this.rooms.has(name) || this.included.has(name)) return;
+    this.included.add(name);
+    this.reload().catch(() => {});
   }
 
   /** How a room of this list is named to people (a desktop notification, say). */

@@ -69,12 +69,24 @@ function renderTopbar(me, active, conn) {
     link('/', 'Rooms', 'panel'),
     me.kind === 'account' ? link('/profile.html', 'Profile', 'profile') : null,
     me.role === 'admin' ? link('/admin.html', 'Admin', 'admin') : null);
-  const pill = el('span.conn', { id: 'conn-state', role: 'status', 'aria-live': 'polite', hidden: !conn });
-  const setState = (state) => { pill.dataset.state = state; pill.textContent = STATE_LABELS[state] ?? state; };
+  // The state in words, and a mark whose shape (a disc, an open ring) differs by state as
+  // well as its colour: where the bar is narrow the words are left to screen readers (and
+  // the tooltip), and the shape still tells it without colour (style.css).
+  const label = el('span.conn-label');
+  const pill = el('span.conn', { id: 'conn-state', role: 'status', 'aria-live': 'polite', hidden: !conn },
+    el('span.conn-mark', { 'aria-hidden': 'true' }), label);
+  const setState = (state) => {
+    const text = STATE_LABELS[state] ?? state;
+    pill.dataset.state = state;
+    pill.title = text;
+    label.textContent = text;
+  };
   if (conn) {
     setState(conn.state);
     conn.addEventListener('state', (e) => setState(e.detail));
   }
+  const avatar = avatarEl(me, null, 'sm');
+  if (me.kind === 'account') showPicture(me, avatar);
   const logout = el('button.subtle', { type: 'button', onclick: () => logOut(conn, me) }, 'Log out');
   fill(bar,
     el('a.brand', { href: '/' }, el('img', { src: '/favicon.svg', alt: '', width: 24, height: 24 }), el('span', {}, 'Super Channels')),
@@ -82,8 +94,24 @@ function renderTopbar(me, active, conn) {
     searchBox(),
     el('div.topbar-end', {}, pill,
       // The name is cut short on a narrow bar; the tooltip keeps all of it.
-      el('span.me', { title: me.kind === 'guest' ? `${me.name} (guest)` : me.name }, avatarEl(me, null, 'sm'), el('bdi', {}, me.name), guestBadge(me)),
+      el('span.me', { title: me.kind === 'guest' ? `${me.name} (guest)` : me.name }, avatar, el('bdi', {}, me.name), guestBadge(me)),
       logout));
+}
+
+/**
+ * Puts the account's picture in place of the initial once the profile says there is one.
+ * The session names no picture, so this asks the profile (accounts only: guests and external
+ * users have none) and leaves the initial meanwhile, and for good when the answer does not
+ * come or the picture does not load: the bar is drawn without waiting for either.
+ */
+async function showPicture(me, initial) {
+  let url;
+  try { url = (await api('GET', '/me'))?.avatar_url; } catch { return; }
+  if (!url) return;
+  // As avatarEl draws one, but not lazy: it loads out of the page, at the top of every page,
+  // and the initial stays until it has.
+  const picture = el('img.avatar.avatar-sm', { src: url, alt: '', decoding: 'async' });
+  picture.addEventListener('load', () => initial.replaceWith(picture), { once: true });
 }
 
 /** Logging out also takes the person's drafts and unsent messages off this browser (outbox.js). */
