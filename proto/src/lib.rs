@@ -13,8 +13,8 @@ pub mod v1 {
 }
 
 use chat_domain::{
-    Author, Change, ChangeEvent, ChatMessage, ClientMsgId, DisplayName, Emoji, ErrorCode, MessageId, MessageKind,
-    Reaction, RoomName, TimelineEvent, UploadId, UserId,
+    Author, Change, ChangeEvent, ChatMessage, ClientMsgId, DisplayName, Emoji, ErrorCode, ImageSize, MessageId,
+    MessageKind, Reaction, RoomName, TimelineEvent, UploadId, UserId,
 };
 use tonic::{Code, Status};
 
@@ -147,6 +147,28 @@ impl TryFrom<v1::Author> for Author {
     }
 }
 
+impl From<ImageSize> for v1::ImageSize {
+    fn from(s: ImageSize) -> Self {
+        Self {
+            width: s.width,
+            height: s.height,
+        }
+    }
+}
+
+impl TryFrom<v1::ImageSize> for ImageSize {
+    type Error = ConversionError;
+    fn try_from(s: v1::ImageSize) -> Result<Self, Self::Error> {
+        if s.width == 0 || s.height == 0 {
+            return Err(invalid("attachment_size", "an image has at least one pixel each way"));
+        }
+        Ok(ImageSize {
+            width: s.width,
+            height: s.height,
+        })
+    }
+}
+
 impl From<&ChatMessage> for v1::ChatMessage {
     fn from(m: &ChatMessage) -> Self {
         Self {
@@ -159,6 +181,7 @@ impl From<&ChatMessage> for v1::ChatMessage {
             kind: kind_to_wire(m.kind) as i32,
             sent_at_ms: m.sent_at_ms,
             attachment_id: m.attachment.map(UploadId::get),
+            attachment_size: m.attachment_size.map(Into::into),
             deleted: m.deleted,
             reply_to: m.reply_to,
             mentions: m.mentions.iter().map(Into::into).collect(),
@@ -265,6 +288,7 @@ impl TryFrom<v1::ChatMessage> for TimelineEvent {
                 .map(UploadId::new)
                 .transpose()
                 .map_err(|e| invalid("attachment_id", e))?,
+            attachment_size: m.attachment_size.map(ImageSize::try_from).transpose()?,
             deleted: m.deleted,
             reply_to: m.reply_to,
             mentions: authors(m.mentions)?,

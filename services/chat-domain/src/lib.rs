@@ -41,4 +41,4 @@ pub use names::{ClientMsgId, DisplayName, Emoji, MessageText, NameError, RoomNam
 pub use room::{AccessError, RoomAccess, RoomAction, RoomEvent, RoomRole, Standing, Visibility};
 pub use search::SearchQuery;
 pub use timeline::{Change, ChangeError, ChangeEvent, TimelineEvent};
-pub use upload::UploadId;
+pub use upload::{ImageSize, UploadId};

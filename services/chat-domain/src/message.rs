@@ -8,7 +8,7 @@
 
 use crate::error::ErrorCode;
 use crate::names::{ClientMsgId, DisplayName, Emoji, MessageText, NameError, RoomName, UserId, positive_id};
-use crate::upload::UploadId;
+use crate::upload::{ImageSize, UploadId};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -73,6 +73,9 @@ pub struct ChatMessage {
     pub sent_at_ms: i64,
     /// The upload an image message shows.
     pub attachment: Option<UploadId>,
+    /// Its image's size, for the space a client reserves and the thumbnails it may fetch;
+    /// `None` for uploads stored before sizes were recorded.
+    pub attachment_size: Option<ImageSize>,
     /// Deleted (by its author or an administrator): a tombstone that keeps its seq and
     /// author but has no content: no text, attachment, reply, mentions or reactions.
     pub deleted: bool,
@@ -101,6 +104,7 @@ impl ChatMessage {
         self.deleted = true;
         self.text.clear();
         self.attachment = None;
+        self.attachment_size = None;
         self.reply_to = None;
         self.mentions.clear();
         self.edited_at_ms = None;
@@ -111,6 +115,11 @@ impl ChatMessage {
 /// Where clients fetch an upload; the one place the URL is spelled.
 pub fn upload_url(id: UploadId) -> String {
     format!("/api/v1/uploads/{id}")
+}
+
+/// Where clients fetch an upload's thumbnail `width` pixels wide.
+pub fn thumbnail_url(id: UploadId, width: u32) -> String {
+    format!("/api/v1/uploads/{id}/thumbnails/{width}")
 }
 
 /// What a send carries: text, or an image (an upload of the sender's) whose text is its
@@ -181,7 +190,27 @@ pub(crate) mod tests {
         assert_eq!(frame["kind"], "image");
         assert_eq!(
             frame["attachment"],
-            serde_json::json!({"id": 12, "url": "/api/v1/uploads/12"})
+            serde_json::json!({"id": 12, "url": "/api/v1/uploads/12"}),
+            "an upload from before sizes were recorded"
+        );
+
+        let sized = ChatMessage {
+            attachment_size: Some(ImageSize {
+                width: 1000,
+                height: 500,
+            }),
+            ..message
+        };
+        let frame: serde_json::Value = serde_json::from_slice(&sized.to_frame()).unwrap();
+        assert_eq!(
+            frame["attachment"],
+            serde_json::json!({
+                "id": 12, "url": "/api/v1/uploads/12", "width": 1000, "height": 500,
+                "thumbnails": [
+                    {"width": 360, "height": 180, "url": "/api/v1/uploads/12/thumbnails/360"},
+                    {"width": 720, "height": 360, "url": "/api/v1/uploads/12/thumbnails/720"},
+                ]
+            })
         );
     }
 

@@ -19,6 +19,7 @@ pub fn message() -> ChatMessage {
         kind: MessageKind::Text,
         sent_at_ms: 1_700_000_000_123,
         attachment: None,
+        attachment_size: None,
         deleted: false,
         reply_to: None,
         mentions: Vec::new(),

@@ -3,6 +3,7 @@
 //! browser would run.
 
 use crate::names::positive_id;
+use serde::{Deserialize, Serialize};
 
 positive_id!(
     /// An upload's id: positive, as the database assigns them. A message's attachment and
@@ -11,6 +12,40 @@ positive_id!(
     UploadId,
     "an upload id is a positive number"
 );
+
+/// An image's size in pixels as it is displayed (a photo's orientation applied). Known
+/// from the upload on, so a client can reserve the space before the image arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImageSize {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The widths thumbnails are made in: a timeline shows images at most 360 CSS pixels
+/// wide, and a screen of two device pixels per CSS pixel wants twice that.
+pub const THUMBNAIL_WIDTHS: [u32; 2] = [360, 720];
+
+impl ImageSize {
+    /// The size of this image's thumbnail `width` pixels wide, the aspect ratio kept; `None`
+    /// when the image is no wider (it is its own thumbnail). Thumbnails are made by this
+    /// rule, so a frame lists them from the size alone.
+    pub fn thumbnail(self, width: u32) -> Option<ImageSize> {
+        if width == 0 || width >= self.width {
+            return None;
+        }
+        let height = (u64::from(self.height) * u64::from(width) + u64::from(self.width) / 2) / u64::from(self.width);
+        Some(ImageSize {
+            width,
+            height: height.clamp(1, u64::from(u32::MAX)) as u32,
+        })
+    }
+
+    /// Every thumbnail this image has, narrowest first.
+    pub fn thumbnails(self) -> impl Iterator<Item = ImageSize> {
+        THUMBNAIL_WIDTHS.into_iter().filter_map(move |w| self.thumbnail(w))
+    }
+}
 
 /// The image types accepted for avatars and image messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +118,57 @@ mod tests {
         }
     }
 
+    #[test]
+    fn thumbnails_keep_the_aspect_ratio_and_only_shrink() {
+        let photo = ImageSize {
+            width: 4000,
+            height: 3000,
+        };
+        assert_eq!(
+            photo.thumbnails().collect::<Vec<_>>(),
+            [
+                ImageSize {
+                    width: 360,
+                    height: 270
+                },
+                ImageSize {
+                    width: 720,
+                    height: 540
+                }
+            ]
+        );
+        // Narrower than one width: only the narrower thumbnail; no wider: none at all.
+        let small = ImageSize {
+            width: 500,
+            height: 100,
+        };
+        assert_eq!(
+            small.thumbnails().collect::<Vec<_>>(),
+            [ImageSize { width: 360, height: 72 }]
+        );
+        assert_eq!(ImageSize { width: 360, height: 10 }.thumbnails().count(), 0);
+        // A thin strip keeps at least one row.
+        assert_eq!(
+            ImageSize {
+                width: 10_000,
+                height: 1
+            }
+            .thumbnail(360)
+            .unwrap()
+            .height,
+            1
+        );
+    }
+
     proptest! {
+        #[test]
+        fn a_thumbnail_is_never_wider_or_taller_than_its_image(w in 1u32..100_000, h in 1u32..100_000) {
+            let size = ImageSize { width: w, height: h };
+            for t in size.thumbnails() {
+                prop_assert!(t.width < w && t.height <= h && t.height >= 1);
+            }
+        }
+
         #[test]
         fn sniffing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = sniff_image(&bytes);

@@ -37,7 +37,7 @@ mod search;
 mod sqlite;
 mod store;
 
-pub use blobs::{Blob, Blobs};
+pub use blobs::{Blob, Blobs, NewThumbnail, NewUpload, UploadInfo};
 pub use credentials::{Credentials, LoginFailures, NewPasswordReset};
 pub use directory::{
     AuditEntry, Directory, Entered, MemberRoom, MessageAt, NewAuditEntry, NewUser, ProfileUpdate, RoomMember, Search,

@@ -7,8 +7,8 @@
 use crate::error::StoreError;
 use crate::store::{NewChange, NewEvent, RoomInfo};
 use chat_domain::{
-    Author, Change, ChangeEvent, ChatMessage, ClientMsgId, DisplayName, Emoji, MessageId, MessageKind, RoomName,
-    TimelineEvent, UploadId, UserId,
+    Author, Change, ChangeEvent, ChatMessage, ClientMsgId, DisplayName, Emoji, ImageSize, MessageId, MessageKind,
+    RoomName, TimelineEvent, UploadId, UserId,
 };
 use chat_domain::{Reaction, RoomAction, RoomEvent};
 
@@ -28,7 +28,9 @@ pub(crate) use room_columns;
 macro_rules! message_columns {
     () => {
         "m.id, m.room_id, m.seq, m.author_id, m.author_name, m.body, m.kind, m.client_msg_id, m.created_at_ms, \
-         m.attachment_id, m.deleted_at_ms, m.target_seq, m.reply_to, m.mentions, m.edited_at_ms"
+         m.attachment_id, m.deleted_at_ms, m.target_seq, m.reply_to, m.mentions, m.edited_at_ms, \
+         (SELECT u.width FROM uploads u WHERE u.id = m.attachment_id) AS attachment_width, \
+         (SELECT u.height FROM uploads u WHERE u.id = m.attachment_id) AS attachment_height"
     };
 }
 pub(crate) use message_columns;
@@ -80,6 +82,9 @@ pub(crate) struct MessageRow {
     pub reply_to: Option<i64>,
     pub mentions: String,
     pub edited_at_ms: Option<i64>,
+    /// The attached upload's size, read with the row (uploads keep it).
+    pub attachment_width: Option<i64>,
+    pub attachment_height: Option<i64>,
 }
 
 impl MessageRow {
@@ -137,6 +142,7 @@ impl MessageRow {
                 .map(UploadId::new)
                 .transpose()
                 .map_err(|_| bad("attachment_id", &format!("{:?}", self.attachment_id)))?,
+            attachment_size: image_size("messages", id, self.attachment_width, self.attachment_height)?,
             deleted: self.deleted_at_ms.is_some(),
             reply_to: self.reply_to.map(|s| seq(s, "reply_to")).transpose()?,
             mentions,
@@ -295,6 +301,24 @@ fn seq_from_db(value: i64) -> Option<u64> {
 /// clamping them keeps comparisons meaning the same thing ("beyond every stored seq").
 pub(crate) fn to_db(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A stored image size, which must be positive on both sides, or absent on both (uploads
+/// from before sizes were recorded).
+pub(crate) fn image_size(
+    table: &str,
+    id: i64,
+    width: Option<i64>,
+    height: Option<i64>,
+) -> Result<Option<ImageSize>, StoreError> {
+    match (width, height) {
+        (None, None) => Ok(None),
+        (Some(w), Some(h)) => match (u32::try_from(w), u32::try_from(h)) {
+            (Ok(width @ 1..), Ok(height @ 1..)) => Ok(Some(ImageSize { width, height })),
+            _ => Err(corrupt(table, id, "width", format!("{w}x{h}"))),
+        },
+        (w, h) => Err(corrupt(table, id, "width", format!("{w:?}x{h:?}"))),
+    }
 }
 
 pub(crate) fn corrupt(table: &str, id: i64, column: &str, value: impl std::fmt::Display) -> StoreError {

@@ -3,8 +3,8 @@
 use crate::error::StoreError;
 use crate::search::IndexRound;
 use chat_domain::{
-    Author, Change, ChangeError, ChangeEvent, ChatMessage, ClientMsgId, MessageId, MessageKind, MessageText, RoomName,
-    TimelineEvent, UploadId,
+    Author, Change, ChangeError, ChangeEvent, ChatMessage, ClientMsgId, ImageSize, MessageId, MessageKind, MessageText,
+    RoomName, TimelineEvent, UploadId,
 };
 
 /// A room as stored.
@@ -31,6 +31,9 @@ pub struct NewMessage {
     pub kind: MessageKind,
     /// The upload an image message shows; checked to be the author's before it gets here.
     pub attachment: Option<UploadId>,
+    /// Its size as the upload recorded it, read where the upload was checked: carried into
+    /// the committed message's frame, not stored again (history reads it from the upload).
+    pub attachment_size: Option<ImageSize>,
     /// The message (same room) it replies to; the store checks that it exists.
     pub reply_to: Option<u64>,
     /// The members the text mentions, resolved by the gateway from the room's members.
@@ -138,6 +141,7 @@ impl NewMessage {
             kind: self.kind,
             sent_at_ms,
             attachment: self.attachment,
+            attachment_size: self.attachment_size,
             deleted: false,
             reply_to: self.reply_to,
             mentions: self.mentions.clone(),

@@ -7,7 +7,7 @@
 //! dropped again when the test ends, even when it fails.
 
 use chat_domain::{
-    Author, Change, ChangeError, ChatMessage, ClientMsgId, DisplayName, MessageKind, MessageText, RoomName,
+    Author, Change, ChangeError, ChatMessage, ClientMsgId, DisplayName, ImageSize, MessageKind, MessageText, RoomName,
     TimelineEvent, UploadId, UserId,
 };
 use chat_store::{AppendOutcome, ConnectOptions, IndexRound, NewChange, NewEvent, NewMessage, Store, StoreError};
@@ -72,8 +72,30 @@ fn new_message(room_name: &str, author_id: &str, cmid: &str, text: &str) -> NewM
         client_msg_id: ClientMsgId::parse(cmid).unwrap(),
         kind: MessageKind::Text,
         attachment: None,
+        attachment_size: None,
         reply_to: None,
         mentions: Vec::new(),
+    }
+}
+
+/// An upload of `owner`'s, `width` × `height`, with the thumbnails the domain's rule gives
+/// (their bytes name their width).
+fn new_upload(owner: &str, width: u32, height: u32, bytes: &[u8]) -> chat_store::NewUpload {
+    let size = ImageSize { width, height };
+    chat_store::NewUpload {
+        owner_id: UserId::parse(owner).unwrap(),
+        content_type: "image/png".into(),
+        bytes: bytes.to_vec(),
+        size,
+        thumbnails: size
+            .thumbnails()
+            .map(|t| chat_store::NewThumbnail {
+                size: t,
+                content_type: "image/jpeg".into(),
+                bytes: format!("thumbnail {}", t.width).into_bytes(),
+            })
+            .collect(),
+        created_at_ms: now_ms(),
     }
 }
 

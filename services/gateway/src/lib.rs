@@ -31,6 +31,8 @@
 //! * [`throttle`]: the log-in throttle (failures per account and per address, and each
 //!   address's share of the password hasher); [`client_addr`]: which address a request is
 //!   from, behind the proxies the operator trusts.
+//! * [`images`]: what an uploaded image becomes: its size, thumbnails, no metadata, and a
+//!   bound against decompression bombs.
 //! * [`mail`]: outgoing mail (password-reset links) by SMTP, or into files for development.
 //! * [`server`]: the accept loop (handshake timeout, `TCP_NODELAY`).
 //! * [`settings`]: typed configuration with its defaults.
@@ -48,6 +50,7 @@ pub mod client_addr;
 pub mod control;
 pub mod error;
 pub mod fanout;
+pub mod images;
 pub mod limits;
 pub mod mail;
 pub mod metrics;

@@ -5,7 +5,7 @@ use crate::committer::{CommitError, CommitHandle, Committed};
 use crate::settings::HistorySettings;
 use chat_common::telemetry::{TRACE_TARGET, set_parent_from_metadata, set_parent_from_traceparent};
 use chat_domain::{
-    Author, ClientMsgId, ErrorCode, MessageBody, MessageKind, MessageText, NameError, RoomName, UploadId,
+    Author, ClientMsgId, ErrorCode, ImageSize, MessageBody, MessageKind, MessageText, NameError, RoomName, UploadId,
 };
 use chat_proto::v1::chat_service_server::ChatService;
 use chat_proto::v1::{self, read_history_request::Position};
@@ -141,6 +141,19 @@ fn new_event(request: v1::SendMessageRequest) -> Result<NewEvent, Status> {
         .transpose()
         .map_err(name_status)?;
     let body = MessageBody::new(Some(request.text), attachment).map_err(name_status)?;
+    // Sent only with an attachment, and sane when sent.
+    let attachment_size = match (body.attachment, request.attachment_size) {
+        (Some(_), Some(size)) => {
+            Some(ImageSize::try_from(size).map_err(|e| status(ErrorCode::InvalidArgument, e.to_string()))?)
+        }
+        (None, Some(_)) => {
+            return Err(status(
+                ErrorCode::InvalidArgument,
+                "attachment_size without an attachment",
+            ));
+        }
+        (_, None) => None,
+    };
     let mentions = request
         .mentions
         .into_iter()
@@ -154,6 +167,7 @@ fn new_event(request: v1::SendMessageRequest) -> Result<NewEvent, Status> {
         text: body.text,
         client_msg_id: ClientMsgId::parse(&request.client_msg_id).map_err(name_status)?,
         attachment: body.attachment,
+        attachment_size,
         reply_to: request.reply_to,
         mentions,
     }))

@@ -7,11 +7,11 @@
 //! every receiver.
 
 use crate::error::ErrorCode;
-use crate::message::{Author, ChatMessage, MessageId, MessageKind, format_millis, upload_url};
+use crate::message::{Author, ChatMessage, MessageId, MessageKind, format_millis, thumbnail_url, upload_url};
 use crate::names::{ClientMsgId, Emoji, RoomName, UserId};
 use crate::room::{RoomAction, RoomEvent, RoomRole, Visibility};
 use crate::timeline::{Change, ChangeEvent, TimelineEvent};
-use crate::upload::UploadId;
+use crate::upload::{ImageSize, UploadId};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -297,13 +297,53 @@ impl From<&RoomEvent> for RoomEventFrame {
     }
 }
 
-/// Where an image message's upload is fetched.
+/// Where an image message's upload is fetched, and how big it is: a client reserves the
+/// space before the image arrives, shows a thumbnail in the timeline and the whole image on
+/// request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attachment {
     #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub id: UploadId,
+    /// The whole image, its metadata (EXIF, GPS …) removed.
     pub url: String,
+    /// Absent only for images uploaded before sizes were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Smaller copies, narrowest first; none when the image is no wider than the narrowest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thumbnails: Vec<Thumbnail>,
+}
+
+/// A smaller copy of an uploaded image, made at upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Thumbnail {
+    pub width: u32,
+    pub height: u32,
+    pub url: String,
+}
+
+impl Attachment {
+    pub fn new(id: UploadId, size: Option<ImageSize>) -> Self {
+        Self {
+            id,
+            url: upload_url(id),
+            width: size.map(|s| s.width),
+            height: size.map(|s| s.height),
+            thumbnails: size
+                .into_iter()
+                .flat_map(ImageSize::thumbnails)
+                .map(|t| Thumbnail {
+                    width: t.width,
+                    height: t.height,
+                    url: thumbnail_url(id, t.width),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// An event in history: in `joined`, and in the HTTP API's pages. Tagged like the live
@@ -358,10 +398,9 @@ impl From<&ChatMessage> for MessageFrame {
             sent_at: format_millis(message.sent_at_ms),
             client_msg_id: message.client_msg_id.clone(),
             kind: message.kind,
-            attachment: message.attachment.map(|id| Attachment {
-                id,
-                url: upload_url(id),
-            }),
+            attachment: message
+                .attachment
+                .map(|id| Attachment::new(id, message.attachment_size)),
             reply_to: message.reply_to,
             mentions: message.mentions.clone(),
             edited_at: message.edited_at_ms.map(format_millis),
@@ -670,6 +709,10 @@ mod tests {
         let message = ChatMessage {
             kind: MessageKind::Image,
             attachment: Some(UploadId::new(12).unwrap()),
+            attachment_size: Some(ImageSize {
+                width: 800,
+                height: 600,
+            }),
             ..sample()
         };
         let events = [

@@ -1,9 +1,9 @@
 //! [`Blobs`] in SQL: uploads kept in the database, one text for both backends.
 
 use super::SqlDirectory;
-use crate::blobs::{Blob, Blobs};
+use crate::blobs::{Blob, Blobs, NewUpload, UploadInfo};
 use crate::error::StoreError;
-use crate::rows::corrupt;
+use crate::rows::{corrupt, image_size};
 use chat_domain::{UploadId, UserId};
 
 /// An upload's stored owner, which must be a valid user id.
@@ -15,24 +15,35 @@ macro_rules! sql_blobs {
     ($db:ty) => {
         #[async_trait::async_trait]
         impl Blobs for SqlDirectory<$db> {
-            async fn put(
-                &self,
-                owner_id: &UserId,
-                content_type: &str,
-                bytes: &[u8],
-                now_ms: i64,
-            ) -> Result<UploadId, StoreError> {
+            async fn put(&self, upload: &NewUpload) -> Result<UploadId, StoreError> {
+                let mut tx = self.pool.begin().await?;
                 let (id,): (i64,) = sqlx::query_as(
-                    "INSERT INTO uploads (owner_id, content_type, size_bytes, data, created_at_ms)
-                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    "INSERT INTO uploads (owner_id, content_type, size_bytes, data, created_at_ms, width, height)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
                 )
-                .bind(owner_id.as_str())
-                .bind(content_type)
-                .bind(bytes.len() as i64)
-                .bind(bytes)
-                .bind(now_ms)
-                .fetch_one(&self.pool)
+                .bind(upload.owner_id.as_str())
+                .bind(&upload.content_type)
+                .bind(upload.bytes.len() as i64)
+                .bind(&upload.bytes)
+                .bind(upload.created_at_ms)
+                .bind(i64::from(upload.size.width))
+                .bind(i64::from(upload.size.height))
+                .fetch_one(&mut *tx)
                 .await?;
+                for thumbnail in &upload.thumbnails {
+                    sqlx::query(
+                        "INSERT INTO upload_thumbnails (upload_id, width, height, content_type, data)
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(id)
+                    .bind(i64::from(thumbnail.size.width))
+                    .bind(i64::from(thumbnail.size.height))
+                    .bind(&thumbnail.content_type)
+                    .bind(&thumbnail.bytes)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
                 UploadId::new(id).map_err(|_| corrupt("uploads", id, "id", id))
             }
 
@@ -54,12 +65,41 @@ macro_rules! sql_blobs {
                 .transpose()
             }
 
-            async fn owner(&self, id: UploadId) -> Result<Option<UserId>, StoreError> {
-                let row: Option<(String,)> = sqlx::query_as("SELECT owner_id FROM uploads WHERE id = $1")
-                    .bind(id.get())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|(owner_id,)| owner(id, &owner_id)).transpose()
+            async fn thumbnail(&self, id: UploadId, width: u32) -> Result<Option<Blob>, StoreError> {
+                let row: Option<(String, String, Vec<u8>, i64)> = sqlx::query_as(
+                    "SELECT u.owner_id, t.content_type, t.data, u.created_at_ms
+                     FROM upload_thumbnails t JOIN uploads u ON u.id = t.upload_id
+                     WHERE t.upload_id = $1 AND t.width = $2",
+                )
+                .bind(id.get())
+                .bind(i64::from(width))
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|(owner_id, content_type, bytes, created_at_ms)| {
+                    Ok(Blob {
+                        id,
+                        owner_id: owner(id, &owner_id)?,
+                        content_type,
+                        bytes,
+                        created_at_ms,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn info(&self, id: UploadId) -> Result<Option<UploadInfo>, StoreError> {
+                let row: Option<(String, Option<i64>, Option<i64>)> =
+                    sqlx::query_as("SELECT owner_id, width, height FROM uploads WHERE id = $1")
+                        .bind(id.get())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                row.map(|(owner_id, width, height)| {
+                    Ok(UploadInfo {
+                        owner_id: owner(id, &owner_id)?,
+                        size: image_size("uploads", id.get(), width, height)?,
+                    })
+                })
+                .transpose()
             }
         }
     };

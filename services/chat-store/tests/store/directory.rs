@@ -441,14 +441,37 @@ pub(crate) async fn uploads_round_trip_and_image_messages_carry_them(db: &TestDb
     let database = db.database().await;
     let (store, blobs) = (database.messages, database.blobs);
     let bytes = b"\x89PNG\r\n\x1a\n\0\0binary".to_vec();
-    let id = blobs.put(&uid("ann"), "image/png", &bytes, now()).await.unwrap();
+    let size = ImageSize {
+        width: 500,
+        height: 250,
+    };
+    let id = blobs.put(&new_upload("ann", 500, 250, &bytes)).await.unwrap();
     let blob = blobs.get(id).await.unwrap().unwrap();
     assert_eq!(
         (blob.bytes, blob.content_type.as_str(), blob.owner_id.as_str()),
         (bytes, "image/png", "ann")
     );
-    assert_eq!(blobs.owner(id).await.unwrap(), Some(uid("ann")));
+    assert_eq!(
+        blobs.info(id).await.unwrap(),
+        Some(chat_store::UploadInfo {
+            owner_id: uid("ann"),
+            size: Some(size)
+        })
+    );
     assert!(blobs.get(UploadId::new(id.get() + 1).unwrap()).await.unwrap().is_none());
+    // 500 wide: a thumbnail 360 wide, none 720 wide (nor of any other width).
+    let thumbnail = blobs.thumbnail(id, 360).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            thumbnail.bytes.as_slice(),
+            thumbnail.content_type.as_str(),
+            thumbnail.owner_id.as_str()
+        ),
+        (b"thumbnail 360".as_slice(), "image/jpeg", "ann")
+    );
+    for width in [720, 361, 0] {
+        assert!(blobs.thumbnail(id, width).await.unwrap().is_none(), "{width}");
+    }
 
     store.enter_room(&room("pics")).await.unwrap();
     let mut image = new_message("pics", "ann", "img", "caption");
@@ -458,8 +481,9 @@ pub(crate) async fn uploads_round_trip_and_image_messages_carry_them(db: &TestDb
     store.append_batch(&[NewEvent::Message(image)]).await.unwrap();
     let history = all_history(&store, "pics").await;
     assert_eq!(
-        (history[0].kind, history[0].attachment),
-        (MessageKind::Image, Some(upload))
+        (history[0].kind, history[0].attachment, history[0].attachment_size),
+        (MessageKind::Image, Some(upload), Some(size)),
+        "history reads the image's size from its upload"
     );
 }
 

@@ -352,10 +352,8 @@ pub(crate) async fn what_decides_who_may_fetch_an_upload(db: &TestDb) {
     } = db.database().await;
     let store = db.store().await;
     enter(&store, &["gallery"]).await;
-    let id = blobs
-        .put(&UserId::parse("u:a").unwrap(), "image/png", b"png", now_ms())
-        .await
-        .unwrap();
+    let id = blobs.put(&new_upload("u:a", 1000, 800, b"png")).await.unwrap();
+    assert!(blobs.thumbnail(id, 360).await.unwrap().is_some());
     let uses = dir.upload_uses(id).await.unwrap().unwrap();
     assert_eq!((uses.owner.as_str(), uses.avatar, uses.rooms.len()), ("u:a", false, 0));
     let mut image = new_message("gallery", "u:a", "img", "look");
@@ -372,11 +370,12 @@ pub(crate) async fn what_decides_who_may_fetch_an_upload(db: &TestDb) {
         "a deleted message's image goes with it"
     );
     assert!(blobs.get(id).await.unwrap().is_none());
+    assert!(
+        blobs.thumbnail(id, 360).await.unwrap().is_none(),
+        "and its thumbnails with it"
+    );
     // An avatar stays, whatever message showed it.
-    let avatar = blobs
-        .put(&UserId::parse("u:a").unwrap(), "image/png", b"png", now_ms())
-        .await
-        .unwrap();
+    let avatar = blobs.put(&new_upload("u:a", 100, 100, b"png")).await.unwrap();
     dir.create_user(&new_user("u:a", "ann")).await.unwrap();
     let update = chat_store::ProfileUpdate {
         avatar_id: Some(Some(avatar.get())),

@@ -118,10 +118,7 @@ pub(crate) async fn search_sees_edits_never_deletions_and_filters(db: &TestDb) {
         ])
         .await
         .unwrap();
-    let upload = blobs
-        .put(&UserId::parse("bob").unwrap(), "image/png", b"\x89PNG", now_ms())
-        .await
-        .unwrap();
+    let upload = blobs.put(&new_upload("bob", 10, 10, b"\x89PNG")).await.unwrap();
     let mut image = new_message("alpha", "bob", "img", "release poster");
     image.kind = MessageKind::Image;
     image.attachment = Some(upload);

@@ -20,9 +20,14 @@ pub async fn prepare(
 ) -> Result<(), GatewayError> {
     let author = &principal.author;
     match proposal {
-        Proposal::Message { body, mentions, .. } => {
+        Proposal::Message {
+            body,
+            mentions,
+            attachment_size,
+            ..
+        } => {
             if let Some(id) = body.attachment {
-                require_own_upload(app, id, &author.id).await?;
+                *attachment_size = require_own_upload(app, id, &author.id).await?;
             }
             *mentions = mentions::resolve(app, room, body.text.as_str()).await;
         }

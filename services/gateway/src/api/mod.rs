@@ -154,6 +154,7 @@ pub fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(search::search))
         .routes(routes!(uploads::upload))
         .routes(routes!(uploads::download))
+        .routes(routes!(uploads::thumbnail))
         .routes(routes!(admin::rooms))
         .routes(routes!(admin::delete_room))
         .routes(routes!(admin::users))

@@ -139,6 +139,7 @@ pub async fn publish(
         body: MessageBody::new(body.text, attachment)?,
         reply_to: body.reply_to,
         mentions: Vec::new(),
+        attachment_size: None,
     };
     let client_msg_id = ClientMsgId::parse(&body.client_msg_id)?;
     access::sendable(&app, &principal, &room).await?;

@@ -456,8 +456,13 @@ pub struct Panel {
 pub struct UploadView {
     pub id: i64,
     pub url: String,
+    /// As stored: the sniffed type (a JPEG stays a JPEG).
     pub content_type: String,
+    /// Bytes as stored, without metadata.
     pub size: usize,
+    /// In pixels, as displayed.
+    pub width: u32,
+    pub height: u32,
 }
 
 #[derive(Serialize, ToSchema)]

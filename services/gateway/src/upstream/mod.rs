@@ -9,7 +9,7 @@ use crate::fanout::History;
 use crate::settings::UpstreamSettings;
 use chat_common::telemetry::TRACE_TARGET;
 use chat_domain::{
-    Author, Change, ChatMessage, ClientMsgId, ErrorCode, MessageBody, RoomName, TimelineEvent, UploadId,
+    Author, Change, ChatMessage, ClientMsgId, ErrorCode, ImageSize, MessageBody, RoomName, TimelineEvent, UploadId,
 };
 use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::{self, read_history_request::Position};
@@ -68,6 +68,8 @@ pub enum Proposal {
         reply_to: Option<u64>,
         /// Resolved from the text by the gateway before the message goes upstream.
         mentions: Vec<Author>,
+        /// The attachment's size, read by the gateway with the upload's owner.
+        attachment_size: Option<ImageSize>,
     },
     Change {
         target_seq: u64,
@@ -485,10 +487,12 @@ fn send_request(
             body,
             reply_to,
             mentions,
+            attachment_size,
         } => v1::SendMessageRequest {
             text: body.text.as_str().to_owned(),
             kind: chat_proto::kind_to_wire(body.kind()) as i32,
             attachment_id: body.attachment.map(UploadId::get),
+            attachment_size: attachment_size.map(Into::into),
             reply_to: *reply_to,
             mentions: mentions.iter().map(Into::into).collect(),
             ..request

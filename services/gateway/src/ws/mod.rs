@@ -304,6 +304,7 @@ impl Connection {
                     body,
                     reply_to,
                     mentions: Vec::new(),
+                    attachment_size: None,
                 };
                 // Their message ends their typing (clients drop the indicator on it): what
                 // they type next is news at once.

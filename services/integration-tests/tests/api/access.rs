@@ -4,7 +4,7 @@
 //! cannot; each action is a room event every gateway delivers in its place and a replay
 //! shows; removed sockets leave at once; a muted member's send stores nothing.
 
-use super::uploads::{PNG, upload};
+use super::uploads::{upload, wide_png};
 use integration_tests::{TestCluster, WsClient};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -78,8 +78,14 @@ async fn an_outsider_is_refused_a_private_room_on_every_path_as_if_it_did_not_ex
     let cat = cluster.sign_up(1, "cat").await;
     let room = private_room(&cluster, &ann, "Plans").await;
     assert!(room.starts_with("p."), "{room}");
-    let (_, uploaded) = upload(&cluster, &ann, PNG.to_vec()).await;
+    let (_, uploaded) = upload(&cluster, &ann, wide_png()).await;
     let image = uploaded["id"].as_i64().unwrap();
+    // The image and its thumbnails: one rule for all three.
+    let image_paths = [
+        format!("/api/v1/uploads/{image}"),
+        format!("/api/v1/uploads/{image}/thumbnails/360"),
+        format!("/api/v1/uploads/{image}/thumbnails/720"),
+    ];
     let mut ann_ws = cluster.client_with(0, &ann).await;
     ann_ws.join(&room, None).await;
     ann_ws
@@ -129,10 +135,10 @@ async fn an_outsider_is_refused_a_private_room_on_every_path_as_if_it_did_not_ex
         (refused["code"].as_str(), refused["message"].clone()),
         (Some("not_found"), missing["message"].clone())
     );
-    let (status, _) = cluster
-        .call(1, Method::GET, &format!("/api/v1/uploads/{image}"), Some(&cat), None)
-        .await;
-    assert_eq!(status, 404, "an image from a private room");
+    for path in &image_paths {
+        let (status, _) = cluster.call(1, Method::GET, path, Some(&cat), None).await;
+        assert_eq!(status, 404, "an image from a private room: {path}");
+    }
     let (_, listed) = cluster
         .call(1, Method::GET, "/api/v1/rooms?limit=200", Some(&cat), None)
         .await;
@@ -165,10 +171,10 @@ async fn an_outsider_is_refused_a_private_room_on_every_path_as_if_it_did_not_ex
     let mut bob_ws = cluster.client_with(1, &bob).await;
     let joined = bob_ws.join(&room, None).await;
     assert_eq!(joined["history"][0]["text"], "secret", "{joined}");
-    let (status, _) = cluster
-        .call(1, Method::GET, &format!("/api/v1/uploads/{image}"), Some(&bob), None)
-        .await;
-    assert_eq!(status, 200, "a member fetches what was posted there");
+    for path in &image_paths {
+        let (status, _) = cluster.call(1, Method::GET, path, Some(&bob), None).await;
+        assert_eq!(status, 200, "a member fetches what was posted there: {path}");
+    }
     let (status, members) = cluster
         .call(
             1,
@@ -193,10 +199,10 @@ async fn an_outsider_is_refused_a_private_room_on_every_path_as_if_it_did_not_ex
         .await;
     ann_ws.recv_until("ack").await;
     for token in [&ann, &bob] {
-        let (status, _) = cluster
-            .call(0, Method::GET, &format!("/api/v1/uploads/{image}"), Some(token), None)
-            .await;
-        assert_eq!(status, 404, "a deleted message's image is not served");
+        for path in &image_paths {
+            let (status, _) = cluster.call(0, Method::GET, path, Some(token), None).await;
+            assert_eq!(status, 404, "a deleted message's image is not served: {path}");
+        }
     }
 }
 

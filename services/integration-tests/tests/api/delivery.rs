@@ -213,6 +213,7 @@ async fn commit_unpublished(cluster: &TestCluster, room: &str, texts: &[&str]) -
                 client_msg_id: ClientMsgId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
                 kind: MessageKind::Text,
                 attachment: None,
+                attachment_size: None,
                 reply_to: None,
                 mentions: Vec::new(),
             })

@@ -37,6 +37,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/api/v1/search"),
     ("post", "/api/v1/uploads"),
     ("get", "/api/v1/uploads/{id}"),
+    ("get", "/api/v1/uploads/{id}/thumbnails/{width}"),
     ("get", "/api/v1/admin/rooms"),
     ("delete", "/api/v1/admin/rooms/{room}"),
     ("get", "/api/v1/admin/users"),

@@ -85,6 +85,7 @@ fn send(room: &str, client_msg_id: &str) -> NewEvent {
         client_msg_id: ClientMsgId::parse(client_msg_id).unwrap(),
         kind: MessageKind::Text,
         attachment: None,
+        attachment_size: None,
         reply_to: None,
         mentions: Vec::new(),
     })
