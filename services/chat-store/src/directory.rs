@@ -114,6 +114,9 @@ pub struct MemberRoom {
     pub title: Option<String>,
     /// In a direct message, the other person.
     pub dm_with: Option<Author>,
+    /// The member muted its notifications: their clients neither notify nor sound for it.
+    /// (A moderator's mute, which stops someone sending, is another thing.)
+    pub notifications_muted: bool,
 }
 
 /// A member as the room's member list shows them.
@@ -220,6 +223,9 @@ pub trait Directory: crate::Rooms + crate::MessageSearch + crate::Credentials + 
     ) -> Result<Entered, StoreError>;
     /// Returns false when the user was not a member.
     async fn leave(&self, user_id: &UserId, room: &RoomName) -> Result<bool, StoreError>;
+    /// Mutes or unmutes `room`'s notifications for its member `user_id`. Returns false if
+    /// they are not a member.
+    async fn mute_notifications(&self, user_id: &UserId, room: &RoomName, muted: bool) -> Result<bool, StoreError>;
     /// Raises the member's read marker to `seq` (capped at the room's last seq). Returns
     /// the new marker when it moved and the member sends read receipts: what their rooms
     /// may be told.

@@ -372,6 +372,19 @@ macro_rules! sql_directory {
                 Ok(done.rows_affected() > 0)
             }
 
+            async fn mute_notifications(&self, user_id: &UserId, room: &RoomName, muted: bool) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE memberships SET notifications_muted = $3
+                     WHERE user_id = $1 AND room_id = (SELECT id FROM rooms WHERE name = $2 AND deleted_at_ms IS NULL)",
+                )
+                .bind(user_id.as_str())
+                .bind(room.as_str())
+                .bind(muted)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn mark_read(&self, user_id: &UserId, room: &RoomName, seq: u64) -> Result<Option<u64>, StoreError> {
                 // The cap can leave the marker where it was (a seq past the room's end):
                 // only a marker that rose is news.
@@ -451,13 +464,14 @@ macro_rules! sql_directory {
                         CASE WHEN x.dm_key IS NOT NULL THEN (SELECT o.user_id FROM memberships o
                             WHERE o.room_id = x.room_id AND o.user_id <> $1 LIMIT 1) END AS dm_with_id,
                         CASE WHEN x.dm_key IS NOT NULL THEN (SELECT o.user_name FROM memberships o
-                            WHERE o.room_id = x.room_id AND o.user_id <> $1 LIMIT 1) END AS dm_with_name
+                            WHERE o.room_id = x.room_id AND o.user_id <> $1 LIMIT 1) END AS dm_with_name,
+                        x.notifications_muted
                      FROM (
                         SELECT y.*, CASE WHEN y.own_seq > y.stored_read THEN y.own_seq ELSE y.stored_read END
                             AS read_seq
                         FROM (
                             SELECT r.id AS room_id, r.name, r.last_seq, mb.joined_at_ms, r.visibility, r.title,
-                                r.dm_key, mb.last_read_seq AS stored_read,
+                                r.dm_key, mb.last_read_seq AS stored_read, mb.notifications_muted,
                                 COALESCE((SELECT max(m.seq) FROM messages m WHERE m.room_id = r.id
                                     AND m.seq > r.last_seq - $5 AND m.author_id = $1
                                     AND m.kind IN ('text', 'image')), 0) AS own_seq
@@ -496,6 +510,7 @@ macro_rules! sql_directory {
                                 }),
                                 _ => None,
                             },
+                            notifications_muted: r.notifications_muted,
                         })
                     })
                     .collect()

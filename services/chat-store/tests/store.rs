@@ -243,6 +243,7 @@ suite! {
         a_corrupt_row_is_reported_not_trusted,
         accounts_and_sessions,
         membership_and_panel_counts,
+        a_member_mutes_a_room_for_themselves,
         sending_counts_as_reading_up_to_it,
         mentions_name_registered_members,
         admin_deletes_keep_seqs_and_are_audited,

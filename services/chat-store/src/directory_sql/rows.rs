@@ -104,6 +104,7 @@ pub(super) struct MemberRoomRow {
     pub(super) title: Option<String>,
     pub(super) dm_with_id: Option<String>,
     pub(super) dm_with_name: Option<String>,
+    pub(super) notifications_muted: bool,
 }
 
 #[derive(sqlx::FromRow)]

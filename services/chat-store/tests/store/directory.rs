@@ -487,6 +487,57 @@ pub(crate) async fn uploads_round_trip_and_image_messages_carry_them(db: &TestDb
     );
 }
 
+/// Muting is a member's own setting of one room: the panel shows it, the room stays theirs
+/// and keeps counting, and nobody else's membership changes.
+pub(crate) async fn a_member_mutes_a_room_for_themselves(db: &TestDb) {
+    let database = db.database().await;
+    let (store, dir) = (database.messages, database.directory);
+    store.enter_room(&room("loud")).await.unwrap();
+    for (user, shown) in [("ann", "Ann"), ("bob", "Bob")] {
+        dir.enter(&uid(user), &name(shown), &room("loud"), now()).await.unwrap();
+    }
+    let muted = |rooms: Vec<chat_store::MemberRoom>| {
+        rooms
+            .iter()
+            .map(|r| (r.notifications_muted, r.unread))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        muted(dir.member_rooms(&uid("ann"), None, 10).await.unwrap()),
+        [(false, 0)]
+    );
+    assert!(dir.mute_notifications(&uid("ann"), &room("loud"), true).await.unwrap());
+    store.append_batch(&[msg("loud", "bob", "1", "hey")]).await.unwrap();
+    assert_eq!(
+        muted(dir.member_rooms(&uid("ann"), None, 10).await.unwrap()),
+        [(true, 1)],
+        "muted, and still counting"
+    );
+    assert_eq!(
+        muted(dir.member_rooms(&uid("bob"), None, 10).await.unwrap()),
+        [(false, 0)]
+    );
+    assert!(dir.mute_notifications(&uid("ann"), &room("loud"), false).await.unwrap());
+    assert_eq!(
+        muted(dir.member_rooms(&uid("ann"), None, 10).await.unwrap()),
+        [(false, 1)]
+    );
+    // Only a member can; a room that does not exist has none.
+    assert!(!dir.mute_notifications(&uid("cat"), &room("loud"), true).await.unwrap());
+    assert!(
+        !dir.mute_notifications(&uid("ann"), &room("nowhere"), true)
+            .await
+            .unwrap()
+    );
+    // Leaving and entering again starts afresh.
+    dir.mute_notifications(&uid("ann"), &room("loud"), true).await.unwrap();
+    dir.leave(&uid("ann"), &room("loud")).await.unwrap();
+    dir.enter(&uid("ann"), &name("Ann"), &room("loud"), now())
+        .await
+        .unwrap();
+    assert!(!dir.member_rooms(&uid("ann"), None, 10).await.unwrap()[0].notifications_muted);
+}
+
 /// Sending counts as reading up to what one sent: one's own messages, and what came before
 /// them, are not unread on the panel (another tab, another device).
 pub(crate) async fn sending_counts_as_reading_up_to_it(db: &TestDb) {

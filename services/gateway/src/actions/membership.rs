@@ -43,10 +43,7 @@ pub async fn become_member(app: &AppState, principal: &Principal, room: &RoomNam
 /// enter it again.
 pub async fn leave(app: &AppState, user: &UserId, room: &RoomName) -> Result<(), GatewayError> {
     if !app.directory().leave(user, room).await? {
-        return Err(GatewayError::new(
-            ErrorCode::NotFound,
-            "you are not a member of this room",
-        ));
+        return Err(not_a_member());
     }
     announce(
         app,
@@ -59,6 +56,25 @@ pub async fn leave(app: &AppState, user: &UserId, room: &RoomName) -> Result<(),
     .await;
     app.presence().left(user, room).await;
     Ok(())
+}
+
+/// Mutes or unmutes the notifications of `room` for its member `user`. Nothing is
+/// announced: whether to notify is the client's decision, and each of their devices reads
+/// the setting with the panel.
+pub async fn mute_notifications(
+    app: &AppState,
+    user: &UserId,
+    room: &RoomName,
+    muted: bool,
+) -> Result<(), GatewayError> {
+    if !app.directory().mute_notifications(user, room, muted).await? {
+        return Err(not_a_member());
+    }
+    Ok(())
+}
+
+fn not_a_member() -> GatewayError {
+    GatewayError::new(ErrorCode::NotFound, "you are not a member of this room")
 }
 
 /// Raises the user's read marker in `room` to `seq`: the panel's unread count follows it.

@@ -144,7 +144,7 @@ pub fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(rooms::list_rooms, rooms::enter_room))
         .routes(routes!(rooms::history, rooms::publish))
         .routes(routes!(rooms::members))
-        .routes(routes!(rooms::leave_room))
+        .routes(routes!(rooms::leave_room, rooms::update_membership))
         .routes(routes!(room_access::room_details))
         .routes(routes!(room_access::room_action))
         .routes(routes!(room_access::create_invite_link))

@@ -3,8 +3,8 @@
 use super::extract::{JsonBody, PathParams, QueryParams, Session};
 use super::schema::{
     DirectoryPage, DirectoryRoom, EnterRoom, ErrorBody, HistoryPage, HistoryQuery, InvitationView, MarkRead,
-    MemberView, MembersPage, OwnProfile, Page, Panel, PanelRoom, PrincipalView, Publish, RoomEntered, RoomView,
-    SearchPage,
+    MemberView, MembersPage, MembershipUpdate, MembershipView, OwnProfile, Page, Panel, PanelRoom, PrincipalView,
+    Publish, RoomEntered, RoomView, SearchPage,
 };
 use super::{ApiResult, limit, next_cursor, text_param};
 use crate::actions::propose::prepare;
@@ -205,6 +205,30 @@ pub async fn leave_room(
     let room = RoomName::parse(&room)?;
     membership::leave(&app, &principal.author.id, &room).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Your settings for a room of yours: mute or unmute its notifications. Every device of
+/// yours reads it from the panel (`rooms[].muted`).
+#[utoipa::path(patch, path = "/api/v1/rooms/{room}/membership", tag = "rooms",
+    params(("room" = String, Path)), request_body = MembershipUpdate,
+    responses(
+        (status = 200, body = MembershipView),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "Not a member", body = ErrorBody),
+    ))]
+pub async fn update_membership(
+    State(app): State<AppState>,
+    Session(principal): Session,
+    PathParams(room): PathParams<String>,
+    JsonBody(body): JsonBody<MembershipUpdate>,
+) -> ApiResult {
+    let room = RoomName::parse(&room)?;
+    membership::mute_notifications(&app, &principal.author.id, &room, body.muted).await?;
+    Ok(Json(MembershipView {
+        room: room.as_str().to_owned(),
+        muted: body.muted,
+    })
+    .into_response())
 }
 
 /// Mark messages read up to `seq`: the panel's unread count follows it.

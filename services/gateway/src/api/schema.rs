@@ -393,6 +393,8 @@ pub struct PanelRoom {
     pub title: Option<String>,
     /// In a direct message, the other person (list it under their name).
     pub dm_with: Option<Author>,
+    /// You muted its notifications (`PATCH /api/v1/rooms/{room}/membership`).
+    pub muted: bool,
 }
 
 impl From<&MemberRoom> for PanelRoom {
@@ -407,6 +409,7 @@ impl From<&MemberRoom> for PanelRoom {
             visibility: r.visibility,
             title: r.title.clone(),
             dm_with: r.dm_with.clone(),
+            muted: r.notifications_muted,
         }
     }
 }
@@ -593,6 +596,21 @@ pub struct Publish {
     pub attachment_id: Option<i64>,
     /// The seq of the message (in this room) this one replies to.
     pub reply_to: Option<u64>,
+}
+
+/// Your own settings for a room you are a member of.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipUpdate {
+    /// Mute the room's notifications (no desktop notification, no sound, not in the tab
+    /// title's count) or unmute them. Not a moderator's mute, which stops someone sending.
+    pub muted: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MembershipView {
+    pub room: String,
+    pub muted: bool,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -304,3 +304,99 @@ async fn disabling_an_account_ends_its_sessions_and_closes_its_sockets() {
         .await;
     assert!(rooms["rooms"].as_array().unwrap().is_empty(), "{rooms}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_mutes_a_room_and_every_device_of_theirs_reads_it_from_the_panel() {
+    let cluster = TestCluster::start(2, 1).await;
+    let ann = cluster.sign_up(0, "ann").await;
+    let bob = cluster.sign_up(1, "bob").await;
+    for token in [&ann, &bob] {
+        let (status, _) = cluster
+            .call(
+                0,
+                Method::POST,
+                "/api/v1/rooms",
+                Some(token),
+                Some(json!({"name": "loud"})),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let muted = |panel: &Value| {
+        panel["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["name"].as_str().unwrap().to_owned(), r["muted"].as_bool().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let (_, panel) = cluster.call(1, Method::GET, "/api/v1/me/panel", Some(&ann), None).await;
+    assert_eq!(muted(&panel), [("loud".to_owned(), false)]);
+
+    let (status, body) = cluster
+        .call(
+            0,
+            Method::PATCH,
+            "/api/v1/rooms/LOUD/membership",
+            Some(&ann),
+            Some(json!({"muted": true})),
+        )
+        .await;
+    assert_eq!((status, body), (200, json!({"room": "loud", "muted": true})));
+    // Her other device (on the other gateway) reads it; Bob's membership is his own.
+    let (_, panel) = cluster.call(1, Method::GET, "/api/v1/me/panel", Some(&ann), None).await;
+    assert_eq!(muted(&panel), [("loud".to_owned(), true)]);
+    let (_, panel) = cluster.call(1, Method::GET, "/api/v1/me/panel", Some(&bob), None).await;
+    assert_eq!(muted(&panel), [("loud".to_owned(), false)]);
+
+    // Refused clearly: not a member, no such room, a bad name, a bad body.
+    let cat = cluster.sign_up(0, "cat").await;
+    for (token, path, body, expected) in [
+        (
+            &cat,
+            "/api/v1/rooms/loud/membership",
+            json!({"muted": true}),
+            (404, "not_found"),
+        ),
+        (
+            &ann,
+            "/api/v1/rooms/nowhere/membership",
+            json!({"muted": true}),
+            (404, "not_found"),
+        ),
+        (
+            &ann,
+            "/api/v1/rooms/no%20spaces/membership",
+            json!({"muted": true}),
+            (400, "invalid_room"),
+        ),
+        (
+            &ann,
+            "/api/v1/rooms/loud/membership",
+            json!({"muted": "yes"}),
+            (400, "invalid_json"),
+        ),
+        (
+            &ann,
+            "/api/v1/rooms/loud/membership",
+            json!({"muted": false, "role": "owner"}),
+            (400, "invalid_json"),
+        ),
+        (&ann, "/api/v1/rooms/loud/membership", json!({}), (400, "invalid_json")),
+    ] {
+        let (status, reply) = cluster
+            .call(0, Method::PATCH, path, Some(token), Some(body.clone()))
+            .await;
+        assert_eq!(
+            (status, reply["error"]["code"].as_str()),
+            (expected.0, Some(expected.1)),
+            "{path} {body}: {reply}"
+        );
+    }
+    let (_, panel) = cluster.call(0, Method::GET, "/api/v1/me/panel", Some(&ann), None).await;
+    assert_eq!(
+        muted(&panel),
+        [("loud".to_owned(), true)],
+        "no refused request changed it"
+    );
+}

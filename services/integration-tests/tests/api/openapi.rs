@@ -33,6 +33,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("post", "/api/v1/invites/{token}"),
     ("post", "/api/v1/dms"),
     ("delete", "/api/v1/rooms/{room}/membership"),
+    ("patch", "/api/v1/rooms/{room}/membership"),
     ("put", "/api/v1/rooms/{room}/read"),
     ("get", "/api/v1/search"),
     ("post", "/api/v1/uploads"),
