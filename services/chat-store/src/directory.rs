@@ -7,7 +7,7 @@
 
 use crate::error::StoreError;
 use chat_domain::{
-    Author, Bio, ChatMessage, DisplayName, Email, MessageId, PersonName, Role, RoomName, UserId, Username,
+    Author, Bio, ChatMessage, DisplayName, Email, MessageId, PersonName, Role, RoomName, UploadId, UserId, Username,
 };
 
 /// A registered user as stored.
@@ -128,6 +128,8 @@ pub struct RoomMember {
     pub role: chat_domain::RoomRole,
     /// Until when they may read but not send, if a mute was set (it may have ended).
     pub muted_until_ms: Option<i64>,
+    /// Their profile picture, if they have one (accounts only).
+    pub avatar: Option<UploadId>,
 }
 
 /// What [`Directory::enter`] did.

@@ -15,7 +15,7 @@ use crate::error::StoreError;
 use crate::rows::{RoomRow, message_columns, room_columns, to_db};
 use crate::store::RoomInfo;
 use chat_domain::lookalike::skeleton_keys;
-use chat_domain::{Author, ChatMessage, DisplayName, MessageId, Role, RoomName, UserId, Username};
+use chat_domain::{Author, ChatMessage, DisplayName, MessageId, Role, RoomName, UploadId, UserId, Username};
 use rows::{
     AuditRow, MemberRoomRow, NamedMessageRow, SESSION_COLUMNS, SessionLookupRow, SessionRow, USER_COLUMNS, UserRow,
 };
@@ -598,10 +598,14 @@ macro_rules! sql_directory {
                 .bind(room.as_str())
                 .fetch_one(&self.pool)
                 .await?;
-                let rows: Vec<(String, String, i64, String, Option<i64>)> = sqlx::query_as(
-                    "SELECT user_id, user_name, joined_at_ms, role, muted_until_ms FROM memberships
-                     WHERE room_id = (SELECT id FROM rooms WHERE name = $1) AND user_id > $2
-                     ORDER BY user_id LIMIT $3",
+                // With each member's avatar, so that a room shows its members' (and its
+                // authors') pictures without a profile request per person.
+                let rows: Vec<(String, String, i64, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+                    "SELECT mb.user_id, mb.user_name, mb.joined_at_ms, mb.role, mb.muted_until_ms,
+                        (SELECT u.avatar_id FROM users u WHERE u.id = mb.user_id)
+                     FROM memberships mb
+                     WHERE mb.room_id = (SELECT id FROM rooms WHERE name = $1) AND mb.user_id > $2
+                     ORDER BY mb.user_id LIMIT $3",
                 )
                 .bind(room.as_str())
                 .bind(after.unwrap_or(""))
@@ -610,8 +614,11 @@ macro_rules! sql_directory {
                 .await?;
                 let members = rows
                     .into_iter()
-                    .map(|(user_id, name, joined_at_ms, role, muted_until_ms)| {
+                    .map(|(user_id, name, joined_at_ms, role, muted_until_ms, avatar_id)| {
                         Ok(RoomMember {
+                            avatar: avatar_id.map(UploadId::new).transpose().map_err(|_| {
+                                StoreError::Corrupt(format!("users: invalid avatar_id {avatar_id:?}"))
+                            })?,
                             role: chat_domain::RoomRole::parse(&role)
                                 .map_err(|_| StoreError::Corrupt(format!("memberships: invalid role {role:?}")))?,
                             user_id,

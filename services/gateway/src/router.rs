@@ -31,7 +31,7 @@ connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; 
 
 /// The powerful browser features no page of ours uses, switched off for them and for
 /// anything that might ever be framed or injected.
-const PERMISSIONS_POLICY: &str = "accelerometer=(), autoplay=(), camera=(), display-capture=(), \
+const PERMISSIONS_POLICY: &str = "accelerometer=(), camera=(), display-capture=(), \
 geolocation=(), gyroscope=(), magnetometer=(), microphone=(), midi=(), payment=(), usb=()";
 
 /// Brotli's own default (11) is for files compressed once, far too slow for each response;

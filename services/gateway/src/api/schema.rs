@@ -355,6 +355,8 @@ pub struct MemberView {
     pub role: RoomRole,
     /// Until when they may read but not send; `null` when not muted.
     pub muted_until: Option<String>,
+    /// Their profile picture, `/api/v1/uploads/{id}`; `null` when they have none.
+    pub avatar_url: Option<String>,
 }
 
 impl MemberView {
@@ -366,6 +368,7 @@ impl MemberView {
             online: None,
             role: m.role,
             muted_until: m.muted_until_ms.filter(|until| *until > now_ms).map(format_millis),
+            avatar_url: m.avatar.map(upload_url),
         }
     }
 }

@@ -184,6 +184,19 @@ async fn an_image_message_reaches_both_gateways_and_only_your_own_uploads_attach
         .await;
     assert_eq!((status, profile["bio"].as_str()), (200, Some("hello")));
     assert!(profile.get("email").is_none(), "e-mail is private: {profile}");
+    // The room's member list carries each avatar: no profile request per person.
+    let (_, members) = cluster
+        .call(1, Method::GET, "/api/v1/rooms/pics/members", Some(&bob), None)
+        .await;
+    let avatars: Vec<(&str, Option<&str>)> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap(), m["avatar_url"].as_str()))
+        .collect();
+    let ann_avatar = format!("/api/v1/uploads/{id}");
+    assert!(avatars.contains(&("ann", Some(ann_avatar.as_str()))), "{members}");
+    assert!(avatars.contains(&("bob", None)), "{members}");
 }
 
 /// A JPEG as a phone takes it: an EXIF segment with where it was taken.
