@@ -117,9 +117,15 @@ pub fn upload_url(id: UploadId) -> String {
     format!("/api/v1/uploads/{id}")
 }
 
-/// Where clients fetch an upload's thumbnail `width` pixels wide.
+/// Where clients fetch an upload's thumbnail `width` pixels wide (for a width of
+/// [`crate::upload::THUMBNAIL_WIDTHS`], the image itself when it is no wider).
 pub fn thumbnail_url(id: UploadId, width: u32) -> String {
     format!("/api/v1/uploads/{id}/thumbnails/{width}")
+}
+
+/// Where clients fetch a profile picture: its small thumbnail.
+pub fn avatar_url(id: UploadId) -> String {
+    thumbnail_url(id, crate::upload::AVATAR_WIDTH)
 }
 
 /// What a send carries: text, or an image (an upload of the sender's) whose text is its
@@ -207,6 +213,7 @@ pub(crate) mod tests {
             serde_json::json!({
                 "id": 12, "url": "/api/v1/uploads/12", "width": 1000, "height": 500,
                 "thumbnails": [
+                    {"width": 160, "height": 80, "url": "/api/v1/uploads/12/thumbnails/160"},
                     {"width": 360, "height": 180, "url": "/api/v1/uploads/12/thumbnails/360"},
                     {"width": 720, "height": 360, "url": "/api/v1/uploads/12/thumbnails/720"},
                 ]

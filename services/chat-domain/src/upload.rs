@@ -22,9 +22,14 @@ pub struct ImageSize {
     pub height: u32,
 }
 
-/// The widths thumbnails are made in: a timeline shows images at most 360 CSS pixels
-/// wide, and a screen of two device pixels per CSS pixel wants twice that.
-pub const THUMBNAIL_WIDTHS: [u32; 2] = [360, 720];
+/// The widths thumbnails are made in: an avatar is shown at most 80 CSS pixels wide (160
+/// on a screen of two device pixels per CSS pixel), a timeline's image at most 360 (and
+/// 720).
+pub const THUMBNAIL_WIDTHS: [u32; 3] = [AVATAR_WIDTH, 360, 720];
+
+/// The thumbnail an avatar is shown from: a 5 MB photo as a profile picture costs a few KB
+/// wherever it appears.
+pub const AVATAR_WIDTH: u32 = 160;
 
 impl ImageSize {
     /// The size of this image's thumbnail `width` pixels wide, the aspect ratio kept; `None`
@@ -120,44 +125,19 @@ mod tests {
 
     #[test]
     fn thumbnails_keep_the_aspect_ratio_and_only_shrink() {
-        let photo = ImageSize {
-            width: 4000,
-            height: 3000,
-        };
+        let size = |width, height| ImageSize { width, height };
         assert_eq!(
-            photo.thumbnails().collect::<Vec<_>>(),
-            [
-                ImageSize {
-                    width: 360,
-                    height: 270
-                },
-                ImageSize {
-                    width: 720,
-                    height: 540
-                }
-            ]
+            size(4000, 3000).thumbnails().collect::<Vec<_>>(),
+            [size(160, 120), size(360, 270), size(720, 540)]
         );
-        // Narrower than one width: only the narrower thumbnail; no wider: none at all.
-        let small = ImageSize {
-            width: 500,
-            height: 100,
-        };
+        // Narrower than some widths: only the narrower thumbnails; no wider: none at all.
         assert_eq!(
-            small.thumbnails().collect::<Vec<_>>(),
-            [ImageSize { width: 360, height: 72 }]
+            size(500, 100).thumbnails().collect::<Vec<_>>(),
+            [size(160, 32), size(360, 72)]
         );
-        assert_eq!(ImageSize { width: 360, height: 10 }.thumbnails().count(), 0);
+        assert_eq!(size(160, 10).thumbnails().count(), 0);
         // A thin strip keeps at least one row.
-        assert_eq!(
-            ImageSize {
-                width: 10_000,
-                height: 1
-            }
-            .thumbnail(360)
-            .unwrap()
-            .height,
-            1
-        );
+        assert_eq!(size(10_000, 1).thumbnail(360).unwrap().height, 1);
     }
 
     proptest! {

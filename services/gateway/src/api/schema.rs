@@ -4,7 +4,7 @@
 //! there is no mirror here to drift from them.
 
 use crate::auth::{IdentityKind, Principal};
-use chat_domain::message::{format_millis, upload_url};
+use chat_domain::message::{avatar_url, format_millis};
 use chat_domain::protocol::HistoryItem;
 use chat_domain::{Author, Role, RoomRole, UploadId, UserId, Visibility};
 use chat_store::{AuditEntry, MemberRoom, RoomInfo, RoomMember, RoomRecord, SessionRecord, UserRecord};
@@ -118,7 +118,7 @@ impl From<&UserRecord> for ProfileView {
             first_name: u.first_name.clone(),
             last_name: u.last_name.clone(),
             bio: u.bio.clone(),
-            avatar_url: u.avatar_id.and_then(|id| UploadId::new(id).ok()).map(upload_url),
+            avatar_url: u.avatar_id.and_then(|id| UploadId::new(id).ok()).map(avatar_url),
             joined_at: format_millis(u.created_at_ms),
             role: u.role,
             online: None,
@@ -368,7 +368,7 @@ impl MemberView {
             online: None,
             role: m.role,
             muted_until: m.muted_until_ms.filter(|until| *until > now_ms).map(format_millis),
-            avatar_url: m.avatar.map(upload_url),
+            avatar_url: m.avatar.map(avatar_url),
         }
     }
 }

@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use chat_domain::message::upload_url;
-use chat_domain::upload::{ImageType, sniff_image};
+use chat_domain::upload::{ImageType, THUMBNAIL_WIDTHS, sniff_image};
 use chat_domain::{ErrorCode, UploadId};
 use chat_store::{Blob, NewThumbnail, NewUpload};
 
@@ -31,7 +31,7 @@ fn too_large(max: usize) -> GatewayError {
 /// Upload an image: the request body is the file. PNG, JPEG, GIF or WebP, judged by its
 /// bytes; at most `uploads.max_bytes` (5 MiB by default) and 50 megapixels. It is stored
 /// without its metadata (a photo's EXIF, with its position, is gone; its orientation is
-/// applied), with its size and thumbnails 360 and 720 pixels wide.
+/// applied), with its size and thumbnails 160, 360 and 720 pixels wide.
 #[utoipa::path(post, path = "/api/v1/uploads", tag = "uploads",
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
     responses(
@@ -124,7 +124,9 @@ pub async fn download(
 }
 
 /// A thumbnail of an uploaded image, `width` pixels wide: one of the widths a message's
-/// `attachment.thumbnails` lists. Whoever may fetch the image may fetch its thumbnails.
+/// `attachment.thumbnails` lists, or the 160 an `avatar_url` names. For those widths an
+/// image with no such thumbnail (no wider, or uploaded before thumbnails were made) is
+/// served itself. Whoever may fetch the image may fetch its thumbnails.
 #[utoipa::path(get, path = "/api/v1/uploads/{id}/thumbnails/{width}", tag = "uploads",
     params(("id" = i64, Path), ("width" = u32, Path)),
     responses(
@@ -138,12 +140,12 @@ pub async fn thumbnail(
 ) -> ApiResult {
     let id = UploadId::new(id).map_err(|_| GatewayError::not_found("upload"))?;
     access::may_fetch_upload(&app, &principal, id).await?;
-    let blob = app
-        .blobs()
-        .thumbnail(id, width)
-        .await?
-        .ok_or_else(|| GatewayError::not_found("thumbnail"))?;
-    serve(blob)
+    let blob = match app.blobs().thumbnail(id, width).await? {
+        Some(thumbnail) => Some(thumbnail),
+        None if THUMBNAIL_WIDTHS.contains(&width) => app.blobs().get(id).await?,
+        None => None,
+    };
+    serve(blob.ok_or_else(|| GatewayError::not_found("thumbnail"))?)
 }
 
 /// An upload's bytes with the headers that keep them inert, and cached: an upload and its

@@ -102,15 +102,13 @@ fn a_photo_is_turned_upright_and_keeps_no_exif() {
     }
     let stored = image::load_from_memory(&prepared.bytes).unwrap();
     assert_eq!((stored.width(), stored.height()), (400, 800));
-    // One thumbnail (360 wide); the image is narrower than 720.
-    let sizes: Vec<_> = prepared.thumbnails.iter().map(|t| t.size).collect();
-    assert_eq!(
-        sizes,
-        [ImageSize {
-            width: 360,
-            height: 720
-        }]
-    );
+    // The image is narrower than 720: thumbnails 160 and 360 wide.
+    let sizes: Vec<_> = prepared
+        .thumbnails
+        .iter()
+        .map(|t| (t.size.width, t.size.height))
+        .collect();
+    assert_eq!(sizes, [(160, 320), (360, 720)]);
 }
 
 #[test]
@@ -129,30 +127,15 @@ fn thumbnails_have_their_sizes_and_a_transparent_image_keeps_its_transparency() 
         .iter()
         .map(|t| {
             let decoded = image::load_from_memory(&t.bytes).unwrap();
-            (t.kind, t.size, decoded.width(), decoded.height())
+            (t.kind, t.size.width, t.size.height, decoded.width(), decoded.height())
         })
         .collect();
     assert_eq!(
         got,
         [
-            (
-                ImageType::Jpeg,
-                ImageSize {
-                    width: 360,
-                    height: 180
-                },
-                360,
-                180
-            ),
-            (
-                ImageType::Jpeg,
-                ImageSize {
-                    width: 720,
-                    height: 360
-                },
-                720,
-                360
-            ),
+            (ImageType::Jpeg, 160, 80, 160, 80),
+            (ImageType::Jpeg, 360, 180, 360, 180),
+            (ImageType::Jpeg, 720, 360, 720, 360),
         ]
     );
 
@@ -164,7 +147,7 @@ fn thumbnails_have_their_sizes_and_a_transparent_image_keeps_its_transparency() 
     assert_eq!(decoded.get_pixel(10, 10)[3], 0, "still transparent");
 
     // No wider than the narrowest width: its own thumbnail.
-    let small = prepare(&png(&DynamicImage::ImageRgb8(photo(300, 200))), ImageType::Png).unwrap();
+    let small = prepare(&png(&DynamicImage::ImageRgb8(photo(150, 100))), ImageType::Png).unwrap();
     assert!(small.thumbnails.is_empty());
 }
 

@@ -66,6 +66,23 @@ async fn a_png_round_trips_with_safe_headers_and_html_posing_as_png_is_refused()
     assert!(header("cache-control").contains("max-age"));
     assert!(header("content-security-policy").contains("sandbox"));
     assert_eq!(response.bytes().await.unwrap().as_ref(), PNG);
+    // No wider than a thumbnail width, it is its own thumbnail (an avatar's URL names the
+    // 160); any other width is none.
+    let thumbnail = |width: u32| {
+        cluster
+            .http()
+            .get(format!(
+                "http://{}{}/thumbnails/{width}",
+                cluster.gateway(0),
+                uploaded["url"].as_str().unwrap()
+            ))
+            .bearer_auth(&token)
+            .send()
+    };
+    let response = thumbnail(160).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), PNG);
+    assert_eq!(thumbnail(100).await.unwrap().status(), 404);
 
     let (status, reply) = upload(&cluster, &token, b"<!doctype html><script>alert(1)</script>".to_vec()).await;
     assert_eq!(
@@ -177,7 +194,11 @@ async fn an_image_message_reaches_both_gateways_and_only_your_own_uploads_attach
         .await;
     assert_eq!(
         (status, me["avatar_url"].as_str(), me["bio"].as_str()),
-        (200, Some(&*format!("/api/v1/uploads/{id}")), Some("hello"))
+        (
+            200,
+            Some(&*format!("/api/v1/uploads/{id}/thumbnails/160")),
+            Some("hello")
+        )
     );
     let (status, profile) = cluster
         .call(1, Method::GET, "/api/v1/users/ANN", Some(&bob), None)
@@ -194,7 +215,7 @@ async fn an_image_message_reaches_both_gateways_and_only_your_own_uploads_attach
         .iter()
         .map(|m| (m["name"].as_str().unwrap(), m["avatar_url"].as_str()))
         .collect();
-    let ann_avatar = format!("/api/v1/uploads/{id}");
+    let ann_avatar = format!("/api/v1/uploads/{id}/thumbnails/160");
     assert!(avatars.contains(&("ann", Some(ann_avatar.as_str()))), "{members}");
     assert!(avatars.contains(&("bob", None)), "{members}");
 }
@@ -274,6 +295,7 @@ async fn a_photo_gets_its_size_and_thumbnails_and_loses_its_position() {
     let expected = json!({
         "id": id, "url": format!("/api/v1/uploads/{id}"), "width": 1000, "height": 600,
         "thumbnails": [
+            {"width": 160, "height": 96, "url": format!("/api/v1/uploads/{id}/thumbnails/160")},
             {"width": 360, "height": 216, "url": format!("/api/v1/uploads/{id}/thumbnails/360")},
             {"width": 720, "height": 432, "url": format!("/api/v1/uploads/{id}/thumbnails/720")},
         ]
