@@ -18,6 +18,10 @@
 # screenshots go to test-artifacts/browser/, emptied first. CHROMIUM names another browser
 # binary; BROWSER_TEST_TIMEOUT bounds the test run in seconds (default 900).
 # scripts/test.sh runs this after the cargo tests unless SC_SKIP_BROWSER_TESTS=1.
+# Other tools reuse the same set-up (scripts/client-bench.sh): BROWSER_TEST_RUN names a
+# node script to run, with this script's arguments, instead of the tests (test-artifacts/
+# browser/ is then left alone), and BROWSER_TEST_BIN_DIR a directory of gateway and
+# message-service binaries to use, never built here.
 set -euo pipefail
 caller_dir=$PWD
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -123,8 +127,9 @@ if [ ! -f browser-tests/node_modules/.package-lock.json ] \
 fi
 
 # --- The binaries: scripts/test.sh has built the debug ones.
-bin="${CARGO_TARGET_DIR:-$root/target}/debug"
+bin="${BROWSER_TEST_BIN_DIR:-${CARGO_TARGET_DIR:-$root/target}/debug}"
 if [ ! -x "$bin/gateway" ] || [ ! -x "$bin/message-service" ]; then
+  [ -z "${BROWSER_TEST_BIN_DIR:-}" ] || die "no gateway and message-service binaries in BROWSER_TEST_BIN_DIR=$bin"
   log "building the gateway and message-service binaries"
   cargo build --bins -p gateway -p message-service --quiet
 fi
@@ -191,6 +196,17 @@ DATABASE_URL="$db_url" CLUSTER_BIN_DIR="$bin" SC_REDIS__KEY_PREFIX="$redis_prefi
   GATEWAY_SC_MAIL__TRANSPORT=smtp GATEWAY_SC_MAIL__SMTP_URL="smtp://127.0.0.1:$smtp_port" \
   GATEWAY_SC_MAIL__LINK_BASE="http://127.0.0.1:$port" \
   bash scripts/cluster.sh up --gateways 2 --services 1 --port "$port"
+
+# --- Another tool's script instead of the tests, on the same cluster and browser.
+if [ -n "${BROWSER_TEST_RUN:-}" ]; then
+  mkdir -p "$work/tmp"
+  log "cluster at http://127.0.0.1:$port; running $BROWSER_TEST_RUN"
+  status=0
+  (cd browser-tests && BASE_URL="http://127.0.0.1:$port" CHROMIUM="$chromium" TMPDIR="$work/tmp" \
+    timeout --kill-after=15 "${BROWSER_TEST_TIMEOUT:-900}" node "$BROWSER_TEST_RUN" "$@") || status=$?
+  [ "$status" != 124 ] || log "$BROWSER_TEST_RUN timed out after ${BROWSER_TEST_TIMEOUT:-900}s"
+  exit "$status"
+fi
 
 # --- The tests, one file at a time: those starting with 9 (which may kill a gateway) last.
 test_files() {

@@ -23,7 +23,8 @@ export const axeAvailable = axeSource !== null;
 
 /**
  * The violations of axe's WCAG 2 A and AA rules (and its best practices) in the part of the
- * page that `selector` names, as `{ id, impact, help, nodes }` with each node's selector:
+ * page that `selector` names, as `{ id, impact, help, nodes, why }` with each node's
+ * selector, and beside it in `why` what axe found there (a contrast's ratio and colours, say):
  * an empty list is a clean page.
  */
 export async function axeViolations(page, selector) {
@@ -38,6 +39,15 @@ export async function axeViolations(page, selector) {
     if (!result.passes.length && !result.violations.length) throw new Error(`axe checked nothing in ${include}`);
     return result.violations.map((v) => ({
       id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')),
+      why: v.nodes.map((n) => [...n.any, ...n.all, ...n.none].map((c) => c.message).filter(Boolean).join('; ')),
     }));
   }, selector);
+}
+
+/** Violations as lines a person can act on: each rule, then each element with what is wrong there. */
+export function describeViolations(violations) {
+  return violations.map((v) => [
+    `  ${v.id} (${v.impact}): ${v.help}`,
+    ...v.nodes.map((node, i) => `    ${node}${v.why?.[i] ? ` — ${v.why[i]}` : ''}`),
+  ].join('\n')).join('\n');
 }

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { axeAvailable, axeViolations, describeViolations } from './axe.mjs';
 
 export const DESKTOP = Object.freeze({ width: 1280, height: 800 });
 export const PHONE = Object.freeze({ width: 390, height: 844 });
@@ -65,8 +66,12 @@ export async function launch() {
  * Chromium logs every non-2xx response as a console error ("Failed to load resource"):
  * a test that expects one (a wrong password, say) filters those out itself.
  */
-export async function newPage(browser, { viewport = DESKTOP } = {}) {
-  const context = await browser.newContext({ baseURL: baseUrl(), viewport });
+export async function newPage(browser, { viewport = DESKTOP, serviceWorkers = 'block' } = {}) {
+  // The pages register a service worker (static/sw.js). It is kept out unless a test asks
+  // for it (`serviceWorkers: 'allow'`, as 72-notifications-install does): requests it
+  // answers pass by page.route() and by what the tests count of the network, and its cached
+  // copies would let a page load while a test means the server to be unreachable.
+  const context = await browser.newContext({ baseURL: baseUrl(), viewport, serviceWorkers });
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
@@ -90,12 +95,23 @@ async function settled(page) {
   );
 }
 
+/** The impacts that fail screenshots(); axe's others are "moderate" and "minor". */
+const FAILING_IMPACTS = new Set(['serious', 'critical']);
+
 /**
  * Both layouts of the same state, for a person to look at in test-artifacts/browser/: the
  * tests assert behaviour, the screenshots show what it looked like. The page gets its own
  * viewport back, so a test can go on as before.
+ *
+ * Each layout is also checked by axe (lib/axe.mjs), the whole page, so that every state a
+ * test thought worth a look is held to the accessibility rules without each test asking:
+ * a serious or critical violation at either width fails the call, after both captures (they
+ * show what was wrong), with each rule and the elements that break it. Lesser findings
+ * (best-practice advice, moderate ones) do not fail a test. axe-core is a dependency of the
+ * suite (browser-tests/package.json), so its absence is an error, not a skip.
  */
 export async function screenshots(page, name) {
+  if (!axeAvailable) throw new Error('axe-core is not installed in browser-tests/node_modules: run npm ci there');
   const safe =
     String(name)
       .toLowerCase()
@@ -104,14 +120,18 @@ export async function screenshots(page, name) {
   const dir = artifactsDir();
   const previous = page.viewportSize();
   const shots = [];
+  const failures = [];
   for (const [label, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
     await page.setViewportSize(viewport);
     await settled(page);
     const file = path.join(dir, `${safe}-${label}.png`);
     await page.screenshot({ path: file, fullPage: false, animations: 'disabled', caret: 'hide' });
     shots.push(file);
+    const serious = (await axeViolations(page, 'body')).filter((v) => FAILING_IMPACTS.has(v.impact));
+    if (serious.length) failures.push(`at ${label} width (${viewport.width} px):\n${describeViolations(serious)}`);
   }
   if (previous) await page.setViewportSize(previous);
+  if (failures.length) throw new Error(`axe on "${name}" (${page.url()}):\n${failures.join('\n')}`);
   return shots;
 }
 

@@ -8,6 +8,7 @@ import { roomNameError, roomTitleError } from './rules.js';
 import { RoomList } from './roomlist.js';
 import { Directory } from './directory.js';
 import { startShell, desktopNotify } from './shell.js';
+import { playSound, soundOn, setSoundOn } from './notifications.js';
 
 const { me, conn } = await startShell({ active: 'panel' });
 const status = $('#page-status');
@@ -16,6 +17,7 @@ const rooms = new RoomList($('#room-list'), {
     $('#rooms-empty').hidden = list.rooms.size > 0;
     $('#more-rooms').hidden = !list.nextAfter;
   },
+  onError: (message) => flash(status, message, { error: true }),
 });
 
 function renderSummary(panel) {
@@ -133,8 +135,17 @@ conn.addEventListener('open', () => {
   if (opened++ > 0) load();
 });
 conn.addEventListener('notify', (e) => {
-  rooms.bump(e.detail);
-  desktopNotify(e.detail, rooms.label(e.detail.room));
+  const f = e.detail;
+  // A muted room keeps its badge, and nothing more; a repeated frame is no news.
+  if (!rooms.bump(f) || rooms.isMuted(f.room) || f.user?.id === me.id) return;
+  desktopNotify(f, rooms.label(f.room));
+  playSound(f.mention ? 'mention' : 'message', `${f.room}:${f.seq}`);
 });
+
+// The sound for news is a setting of this browser, next to desktop notifications.
+const soundBox = el('input', { type: 'checkbox', id: 'sound-toggle', checked: soundOn() });
+soundBox.addEventListener('change', () => setSoundOn(soundBox.checked));
+$('#rooms-title').closest('.card-head').append(
+  el('div.check.sound-setting', {}, soundBox, el('label', { for: 'sound-toggle' }, 'Sound for new messages')));
 
 await Promise.all([load(), directory.search($('#directory-q').value)]);

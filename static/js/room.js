@@ -25,6 +25,7 @@ import { RoomPresence, onlineText } from './presence.js';
 import { ReadMarkers, SEEN_FACES, lastAtOrBelow, seenText } from './receipts.js';
 import { RoomList, roomLabel, lockIcon } from './roomlist.js';
 import { startShell, desktopNotify } from './shell.js';
+import { playSound, setPageTitle, tellRead } from './notifications.js';
 import { searchHere } from './search.js';
 import { backoffDelay } from './connection.js';
 import { Draft, Outbox, Pacer } from './outbox.js';
@@ -129,13 +130,19 @@ const NO_ACCESS = 'This room does not exist or you do not have access.';
 let roomEpoch = 0;
 
 // ---------- rendering ----------
-const avatars = new Map(); // username → Promise<url|null>
+/**
+ * Avatars come with the member list (`avatar_url`), read once per join: a room of fifty
+ * authors costs no profile request each (issue 24). Until the list is read, an avatar waits
+ * for it; someone not in it (who left, or past its first page) keeps their initial.
+ */
+const memberAvatars = new Map(); // user id → url|null, from the member list
+let membersRead;
+const firstMembers = new Promise((resolve) => { membersRead = resolve; });
+const avatars = new Map(); // user id → Promise<url|null>
 function avatarUrl(user) {
   if (!profileHref(user)) return Promise.resolve(null);
-  if (!avatars.has(user.name)) {
-    avatars.set(user.name, api('GET', `/users/${enc(user.name)}`).then((p) => p.avatar_url, () => null));
-  }
-  return avatars.get(user.name);
+  if (!avatars.has(user.id)) avatars.set(user.id, firstMembers.then(() => memberAvatars.get(user.id) ?? null));
+  return avatars.get(user.id);
 }
 
 /** An avatar that starts as the initial and becomes the picture once the profile is read. */
@@ -145,16 +152,72 @@ function liveAvatar(user, size = 'md') {
   return node;
 }
 
-/** The author's name (a link to an account's profile), with the guest badge for a guest. */
+/**
+ * The author's name (a link to an account's profile), with the guest badge for a guest.
+ * The link is for the pointer and for a screen reader's list of links, but no Tab stop: a
+ * stop per message's author made the keyboard's way through the timeline twice as long
+ * (issue 24). The keyboard reaches the profile from the message's actions (openMenu).
+ */
 function authorEl(user) {
   const href = profileHref(user);
   const name = el('bdi', {}, String(user?.name ?? ''));
-  return [href ? el('a.msg-author', { href }, name) : el('span.msg-author', {}, name), guestBadge(user)];
+  return [href ? el('a.msg-author', { href, tabindex: -1 }, name) : el('span.msg-author', {}, name), guestBadge(user)];
 }
 
-function imageEl(url, alt) {
-  return el('a.msg-image', { href: url, target: '_blank', rel: 'noopener' },
-    el('img', { src: url, alt, loading: 'lazy', decoding: 'async' }));
+/** The most room an image takes in the timeline, in CSS pixels; its shape is kept. */
+const IMAGE_BOX = Object.freeze({ width: 352, height: 288 });
+
+/**
+ * An image message's picture. Its size comes with the message, so its space is set aside
+ * before a byte of it arrives: the timeline does not jump when it loads (issue 24). It
+ * loads a thumbnail (the browser picks 360 or 720 wide for the screen's density); a click
+ * opens the whole image in the lightbox, and the link still opens it in a tab.
+ */
+function imageEl(attachment, alt) {
+  const { url, width, height, thumbnails = [] } = attachment;
+  const img = el('img', { src: url, alt, loading: 'lazy', decoding: 'async' });
+  if (width > 0 && height > 0) {
+    const scale = Math.min(1, IMAGE_BOX.width / width, IMAGE_BOX.height / height);
+    const shown = { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
+    img.width = shown.width;
+    img.height = shown.height;
+    if (thumbnails.length) {
+      img.srcset = [...thumbnails.map((t) => `${t.url} ${t.width}w`), `${url} ${width}w`].join(', ');
+      img.sizes = `${shown.width}px`;
+      img.src = thumbnails[0].url;
+    }
+  }
+  const link = el('a.msg-image', { href: url, target: '_blank', rel: 'noopener' }, img);
+  link.addEventListener('click', (e) => {
+    if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return; // a tab, as asked
+    e.preventDefault();
+    openLightbox(url, alt, link);
+  });
+  return link;
+}
+
+let lightbox = null;
+/** The whole image over the page, in a modal dialog: Escape, the close button or a click beside it closes it. */
+function openLightbox(url, alt, opener) {
+  if (!lightbox) {
+    const image = el('img.lightbox-image', { alt: '' });
+    const original = el('a.lightbox-original', { target: '_blank', rel: 'noopener' }, 'Open original');
+    const close = el('button.lightbox-close', { type: 'button', 'aria-label': 'Close image' }, el('span', { 'aria-hidden': 'true' }, '×'));
+    const dialog = el('dialog.lightbox', { 'aria-label': 'Image' }, el('div.lightbox-bar', {}, original, close), image);
+    close.addEventListener('click', () => dialog.close());
+    dialog.addEventListener('click', (e) => { if (e.target === dialog) dialog.close(); }); // the backdrop
+    dialog.addEventListener('close', () => {
+      image.removeAttribute('src');
+      lightbox.opener?.focus();
+    });
+    document.body.append(dialog);
+    lightbox = { dialog, image, original, opener: null };
+  }
+  lightbox.image.src = url;
+  lightbox.image.alt = alt;
+  lightbox.original.href = url;
+  lightbox.opener = opener;
+  lightbox.dialog.showModal();
 }
 
 /** Whether a message mentions the person using this page. */
@@ -209,7 +272,7 @@ function messageEl(m) {
   } else {
     if (m.reply_to) body.append(replyEl(m.reply_to));
     if (m.text) body.append(el('div.msg-text', { dir: 'auto' }, ...formatted(m.text)));
-    if (m.kind === 'image' && m.attachment?.url) body.append(imageEl(m.attachment.url, `Image from ${user.name}`));
+    if (m.kind === 'image' && m.attachment?.url) body.append(imageEl(m.attachment, `Image from ${user.name}`));
     const reactions = reactionsEl(m);
     if (reactions) body.append(reactions);
     body.append(el('button.msg-menu-button.subtle', {
@@ -230,6 +293,15 @@ function messageEl(m) {
 
 const nearBottom = () => ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 120;
 const toBottom = () => { ui.log.scrollTop = ui.log.scrollHeight; seenAll(); };
+
+/**
+ * At the end of the timeline, the view stays there while what is on screen grows: an image
+ * without a known size (uploaded before sizes were recorded, or one's own still sending)
+ * loading, a reaction, a typing line. Scrolled up, nothing moves under the reader.
+ */
+let pinned = true;
+ui.log.addEventListener('scroll', () => { pinned = nearBottom(); }, { passive: true });
+new ResizeObserver(() => { if (pinned) ui.log.scrollTop = ui.log.scrollHeight; }).observe(ui.messages);
 
 /**
  * The "Jump to latest (n new)" button, shown while messages from others wait below a
@@ -298,7 +370,8 @@ function addMessage(m) {
   // Our own message, confirmed by the room's stream (say after a resume): no longer pending.
   const mine = pending.get(m.client_msg_id);
   if (mine && m.user?.id === me.id) settle(m.client_msg_id);
-  if (m.user?.id && !memberIds.has(m.user.id)) refreshMembersSoon();
+  // A new author is a new member; before the list is first read, every author is "new".
+  if (m.user?.id && membersReadAt && !memberIds.has(m.user.id)) refreshMembersSoon();
   return true;
 }
 
@@ -378,9 +451,6 @@ function regroup(li) {
   li.classList.toggle('new-day', newDay);
   if (newDay) li.dataset.day = day.toLocaleDateString([], { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
   else delete li.dataset.day;
-  // The hidden name is no stop for the keyboard; the group's first message links the profile.
-  const author = li.querySelector('a.msg-author');
-  if (continued) author?.setAttribute('tabindex', '-1'); else author?.removeAttribute('tabindex');
 }
 
 /** Events from the ordered stream (`joined.history` and live frames) move the resume point. */
@@ -442,6 +512,7 @@ function onJoined(f) {
   // Joining moved our marker to what `joined` shows (§2 `join`): only newer messages are news.
   reading.sent = f.last_seq;
   reading.seen = 0;
+  tellRead(room, f.last_seq); // this browser's other tabs stop counting it
   view.joined = true;
   ui.messages.setAttribute('aria-busy', 'true');
   for (const item of f.history ?? []) streamEvent(item);
@@ -614,7 +685,9 @@ async function dispatch(entry) {
     entry.status = 'uploading';
     renderPending(entry);
     try {
-      entry.attachmentId = (await upload(entry.file)).id;
+      const uploaded = await upload(entry.file);
+      entry.attachmentId = uploaded.id;
+      entry.attachmentSize = { width: uploaded.width, height: uploaded.height }; // its space, once shown
     } catch (e) {
       fail(entry, e.message, { retry: uploadMayPass(e) });
       return;
@@ -664,7 +737,9 @@ function onAck(f) {
     type: 'message', room, seq: f.seq, id: f.id, user: { id: me.id, name: me.name }, text: entry.text,
     sent_at: f.sent_at, client_msg_id: f.client_msg_id, kind: entry.attachmentId ? 'image' : 'text',
     reply_to: entry.replyTo ?? undefined,
-    attachment: entry.attachmentId ? { id: entry.attachmentId, url: `/api/v1/uploads/${entry.attachmentId}` } : undefined,
+    attachment: entry.attachmentId
+      ? { id: entry.attachmentId, url: `/api/v1/uploads/${entry.attachmentId}`, ...entry.attachmentSize }
+      : undefined,
   });
   if (stick) toBottom();
   noteSeen();
@@ -775,12 +850,16 @@ function openMenu(seq, opener) {
   const node = el('div.msg-menu', { role: 'menu', 'aria-label': 'Message actions' },
     el('div.emoji-picker', { role: 'group', 'aria-label': 'React' }, QUICK_EMOJI.map((emoji) => {
       const mine = m.reactions?.some((r) => r.emoji === emoji && r.users.some((u) => u.id === me.id));
-      return el('button.menu-item.emoji', {
-        type: 'button', role: 'menuitem', 'aria-label': `React with ${emoji}`, 'aria-pressed': String(!!mine),
+      // A menu item may not be pressed (aria-pressed is for buttons, axe's aria-allowed-attr):
+      // its name says what choosing it does, and a class draws one's own reactions.
+      return el(`button.menu-item.emoji${mine ? '.mine' : ''}`, {
+        type: 'button', role: 'menuitem', 'aria-label': mine ? `Take back your ${emoji}` : `React with ${emoji}`,
         onclick: () => { closeMenu(); sendChange(mine ? 'unreact' : 'react', seq, { emoji }); },
       }, emoji);
     })),
     item('Reply', () => { closeMenu({ focus: false }); setReply(seq); }),
+    // The author's profile, for the keyboard: the name in the message is no Tab stop (authorEl).
+    profileHref(m.user) ? el('a.menu-item', { href: profileHref(m.user), role: 'menuitem' }, own ? 'Your profile' : `Profile of ${m.user.name}`) : null,
     own ? item('Edit', () => { closeMenu({ focus: false }); startEdit(seq); }) : null,
     own || isAdmin ? item('Delete…', () => confirmDelete(seq, node), '.danger') : null);
   menuKeys(node, closeMenu);
@@ -1098,6 +1177,7 @@ async function refreshMembers(attempt = 0) {
     for (const m of page.members) {
       memberIds.add(m.user_id);
       members.set(m.user_id, m.name);
+      memberAvatars.set(m.user_id, m.avatar_url ?? null);
       const known = memberRows.get(m.user_id);
       const row = known?.name === m.name ? known : { li: memberEl(m), name: m.name, online: undefined };
       row.flag = typeof m.online === 'boolean' ? m.online : null; // absent: presence is switched off
@@ -1106,6 +1186,7 @@ async function refreshMembers(attempt = 0) {
     }
     if (memberMenu && rows.get(memberMenu.row.member.user_id) !== memberMenu.row) closeMemberMenu({ focus: false }); // they left
     memberRows = rows;
+    membersRead();
     decorateMembers();
     membersReadAt = Date.now();
     memberTotal = page.count;
@@ -1276,6 +1357,7 @@ function sendRead() {
   reading.sent = reading.seen;
   reading.at = Date.now();
   conn.send({ type: 'read', room, seq: reading.sent });
+  tellRead(room, reading.sent);
 }
 
 document.addEventListener('visibilitychange', noteSeen);
@@ -1372,7 +1454,7 @@ function renderHeader() {
   const label = info.loaded || !isReservedRoom(room) ? roomLabel({ name: room, title: info.title, dm_with: info.dmWith }) : placeholder;
   ui.title.textContent = label;
   ui.title.title = label; // cut short when the header is too narrow for it (style.css)
-  document.title = `${label} · Super Channels`;
+  setPageTitle(`${label} · Super Channels`); // after the unread count of the other rooms
   const kind = info.dmWith ? 'dm' : info.visibility === 'private' ? 'private' : 'public';
   ui.kind.hidden = !info.loaded || kind === 'public';
   ui.kind.dataset.kind = kind;
@@ -1880,7 +1962,7 @@ new IntersectionObserver((entries) => {
   if (entries.some((e) => e.isIntersecting)) loadEarlier();
 }, { root: ui.log, rootMargin: '200px 0px 0px 0px' }).observe(ui.earlier);
 
-const sidebar = new RoomList($('#room-list'), { current: room, compact: true });
+const sidebar = new RoomList($('#room-list'), { current: room, compact: true, onError: (message) => banner(message, 'error') });
 // The panel says how much of the room was unread before this page's join marks it read:
 // the first join waits for it (a while at most), see unreadAtOpen.
 Promise.race([
@@ -1914,9 +1996,12 @@ conn.addEventListener('read', (e) => { if (e.detail.room === room && view.joined
 conn.addEventListener('ack', (e) => onAck(e.detail));
 conn.addEventListener('error', (e) => onError(e.detail));
 conn.addEventListener('notify', (e) => {
-  if (e.detail.room === room) return;
-  sidebar.bump(e.detail);
-  desktopNotify(e.detail, sidebar.label(e.detail.room));
+  const f = e.detail;
+  if (f.room === room) return;
+  // A muted room keeps its badge, and nothing more; a repeated frame is no news.
+  if (!sidebar.bump(f) || sidebar.isMuted(f.room) || f.user?.id === me.id) return;
+  desktopNotify(f, sidebar.label(f.room));
+  playSound(f.mention ? 'mention' : 'message', `${f.room}:${f.seq}`);
 });
 conn.addEventListener('removed', (e) => { if (e.detail.room === room) removed(e.detail.reason); });
 conn.addEventListener('room_deleted', (e) => {

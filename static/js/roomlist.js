@@ -1,10 +1,13 @@
 // A person's rooms with unread badges, as the panel and the room page's sidebar show them.
 // The panel API is the record; `notify` frames only bump the counts until it is read again.
 // Private rooms show their title with a lock, direct messages the other person's name:
-// their `p.…` / `dm.…` names mean nothing to people.
+// their `p.…` / `dm.…` names mean nothing to people. Each room can be muted from its row:
+// a muted room still shows its unread count (in a muted style) but is left out of the
+// count in the tab's title, and its news makes no sound and no desktop notification.
 
-import { api } from './api.js';
+import { api, enc } from './api.js';
 import { el, fill, relativeTime, roomHref } from './dom.js';
+import { showUnread, onReadElsewhere } from './notifications.js';
 
 /** A room's name as people read it: `#name`, a private room's title, `@name` of a direct message. */
 export function roomLabel(room) {
@@ -38,12 +41,16 @@ export function roomNameEl(room) {
 }
 
 export class RoomList {
-  /** `current`: the room open on this page, whose unread count is not shown. */
-  constructor(list, { current = null, compact = false, onChange = () => {} } = {}) {
+  /**
+   * `current`: the room open on this page, whose unread count is not shown. `onError`
+   * shows a failed action (muting) to the person.
+   */
+  constructor(list, { current = null, compact = false, onChange = () => {}, onError = () => {} } = {}) {
     this.list = list;
     this.current = current;
     this.compact = compact;
     this.onChange = onChange;
+    this.onError = onError;
     this.rooms = new Map();
     this.nextAfter = null;
     this.reloading = null;
@@ -51,6 +58,12 @@ export class RoomList {
     this.reads = 0;
     /** The rooms include() read the panel again for, at most once each. */
     this.included = new Set();
+    onReadElsewhere(({ room, seq }) => this.markRead(room, seq));
+    // Rooms read on another device say nothing to this page: a page shown again reads the
+    // panel again, so that the counts (and the title) are right when the person looks.
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible' && this.rooms.size > 0) this.reload().catch(() => {});
+    });
   }
 
   /**
@@ -77,21 +90,63 @@ export class RoomList {
 
   /**
    * A `notify` frame: one more unread message in a room, and one more mention if it names
-   * you. Unknown rooms mean the list is stale.
+   * you. Unknown rooms mean the list is stale. False for a frame already counted (or a
+   * message already read in another tab), which is no news.
    */
   bump(frame) {
     const room = this.rooms.get(frame.room);
     if (!room) {
       this.reloading ??= this.reload().catch(() => {}).finally(() => { this.reloading = null; });
-      return;
+      return true;
     }
     // Seqs only grow: a repeated `notify` (it can happen) counts once.
-    if (frame.seq <= room.last_seq) return;
+    if (frame.seq <= room.last_seq) return false;
     room.last_seq = frame.seq;
     room.unread += 1;
     if (frame.mention) room.mentions = (room.mentions ?? 0) + 1;
     room.last_activity = new Date().toISOString();
     this.render();
+    return true;
+  }
+
+  /**
+   * Another tab read `room` up to `seq`. When that covers every message counted here, the
+   * room has nothing unread; when a newer `notify` came first, how many are left is not
+   * known here, and the count stays until the panel is read again.
+   */
+  markRead(name, seq) {
+    const room = this.rooms.get(name);
+    if (!room || seq < room.last_seq || (room.unread === 0 && !room.mentions)) return;
+    room.last_seq = seq;
+    room.unread = 0;
+    room.mentions = 0;
+    this.render();
+  }
+
+  /** Whether the person muted this room (its news makes no sound and no notification). */
+  isMuted(name) {
+    return !!this.rooms.get(name)?.muted;
+  }
+
+  /** Mutes or unmutes a room on the server, then shows what the server says it is. */
+  async setMuted(name, muted) {
+    try {
+      const answer = await api('PATCH', `/rooms/${enc(name)}/membership`, { muted });
+      const room = this.rooms.get(name);
+      if (room) room.muted = !!answer?.muted;
+      this.render();
+    } catch (e) {
+      this.onError(`Could not ${muted ? 'mute' : 'unmute'} ${roomLabel(this.rooms.get(name) ?? { name })}: ${e.message}`);
+    }
+  }
+
+  /** What the tab's title counts: unread messages in rooms not muted and not open here. */
+  unreadTotal() {
+    let total = 0;
+    for (const room of this.rooms.values()) {
+      if (room.name !== this.current && !room.muted) total += room.unread ?? 0;
+    }
+    return total;
   }
 
   /**
@@ -111,8 +166,17 @@ export class RoomList {
   }
 
   render() {
+    // The rows are drawn anew: whoever was on one of them (a keyboard on its mute button,
+    // say) stays on the same control of the same room.
+    const active = this.list.contains(document.activeElement) ? document.activeElement : null;
+    const focused = active && { room: active.closest('[data-room]')?.dataset.room, mute: active.matches('.mute-toggle') };
     const rows = [...this.rooms.values()].map((room) => this.#row(room));
     fill(this.list, rows);
+    if (focused?.room) {
+      const row = [...this.list.children].find((li) => li.dataset.room === focused.room);
+      row?.querySelector(focused.mute ? '.mute-toggle' : 'a')?.focus({ preventScroll: true });
+    }
+    showUnread(this.unreadTotal());
     this.onChange(this);
   }
 
@@ -127,8 +191,19 @@ export class RoomList {
     }, `@${mentions > 99 ? '99+' : mentions}`);
     const activity = this.compact ? null : el('span.room-activity', {},
       room.last_activity ? `Active ${relativeTime(room.last_activity)}` : 'No messages yet');
-    return el('li.room-row', { dataset: { room: room.name, unread: String(unread), kind: roomKind(room) } },
+    const muted = !!room.muted;
+    // One name whatever the state (a toggle's state is its `aria-pressed`), so that a
+    // screen reader hears "Mute notifications from #lobby, pressed" for a muted room. Not
+    // "Mute #lobby": a moderator's mute stops a member sending, which this is not.
+    const label = roomLabel(room);
+    const mute = el('button.mute-toggle', {
+      type: 'button', 'aria-label': `Mute notifications from ${label}`, 'aria-pressed': String(muted),
+      title: muted ? `Muted: no sound, no desktop notification, not in the tab's count. Click to unmute ${label}.` : `Mute notifications from ${label}`,
+      onclick: () => this.setMuted(room.name, !muted),
+    }, el('img', { src: muted ? '/icons/bell-off.svg' : '/icons/bell.svg', alt: '', width: 16, height: 16 }));
+    return el('li.room-row.with-mute', { dataset: { room: room.name, unread: String(unread), kind: roomKind(room), muted: String(muted) } },
       el('a', { href: roomHref(room.name), 'aria-current': room.name === this.current ? 'page' : null },
-        roomNameEl(room), activity, mentionBadge, badge));
+        roomNameEl(room), muted ? el('span.visually-hidden', {}, ' (muted)') : null, activity, mentionBadge, badge),
+      mute);
   }
 }

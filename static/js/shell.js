@@ -55,8 +55,10 @@ async function sessionOrRetry() {
     try {
       return await currentUser();
     } catch {
-      const banner = $('#page-status');
-      if (banner) banner.textContent = 'The server cannot be reached. Retrying…';
+      // Most pages have a status line, the room page its banner (cleared once it joins).
+      // Offline, the service worker's copy of the page (sw.js) gets this far, and says so.
+      const banner = $('#page-status') ?? $('#banner');
+      if (banner) { banner.hidden = false; banner.textContent = 'The server cannot be reached. Retrying…'; }
       await new Promise((resolve) => setTimeout(resolve, 1000 + backoffDelay(Math.min(attempt, 5))));
     }
   }
