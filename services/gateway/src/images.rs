@@ -10,7 +10,7 @@
 //!   encoded again (its orientation applied, its colour profile kept), which leaves nothing
 //!   but pixels. PNG, GIF and WebP files are copied chunk by chunk, leaving out every chunk
 //!   that is not picture, colour or animation: no loss, and animations keep playing.
-//! * **Thumbnails** are JPEG, or PNG where the image has transparency; a GIF's is its
+//! * **Thumbnails** are JPEG, or PNG where the image has transparent pixels; a GIF's is its
 //!   first frame. The whole image stays one click away.
 
 use chat_domain::ImageSize;
@@ -118,7 +118,7 @@ pub fn prepare(bytes: &[u8], kind: ImageType) -> Result<Prepared, ImageError> {
     let mut source = image;
     for target in size.thumbnails().collect::<Vec<_>>().into_iter().rev() {
         let small = source.resize_exact(target.width, target.height, FilterType::Triangle);
-        let (kind, bytes) = if small.color().has_alpha() {
+        let (kind, bytes) = if transparent(&small) {
             (ImageType::Png, encode_png(&small)?)
         } else {
             (ImageType::Jpeg, encode_jpeg(&small, THUMBNAIL_QUALITY, None)?)
@@ -138,6 +138,13 @@ pub fn prepare(bytes: &[u8], kind: ImageType) -> Result<Prepared, ImageError> {
         size,
         thumbnails,
     })
+}
+
+/// Whether any pixel lets the background through: only then is a thumbnail a PNG. An alpha
+/// channel alone says nothing (screenshots are saved with one, every pixel opaque), and a
+/// PNG of a photo is many times its JPEG.
+fn transparent(image: &DynamicImage) -> bool {
+    image.color().has_alpha() && image.to_rgba8().pixels().any(|p| p[3] < u8::MAX)
 }
 
 fn format(kind: ImageType) -> ImageFormat {

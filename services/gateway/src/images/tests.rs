@@ -146,6 +146,11 @@ fn thumbnails_have_their_sizes_and_a_transparent_image_keeps_its_transparency() 
     let decoded = image::load_from_memory(&thumbnail.bytes).unwrap().to_rgba8();
     assert_eq!(decoded.get_pixel(10, 10)[3], 0, "still transparent");
 
+    // An alpha channel with every pixel opaque (a screenshot) is a photo: JPEG thumbnails.
+    let opaque_rgba = DynamicImage::ImageRgba8(RgbaImage::from_fn(400, 300, |x, y| Rgba([x as u8, y as u8, 9, 255])));
+    let prepared = prepare(&png(&opaque_rgba), ImageType::Png).unwrap();
+    assert!(prepared.thumbnails.iter().all(|t| t.kind == ImageType::Jpeg));
+
     // No wider than the narrowest width: its own thumbnail.
     let small = prepare(&png(&DynamicImage::ImageRgb8(photo(150, 100))), ImageType::Png).unwrap();
     assert!(small.thumbnails.is_empty());
