@@ -170,7 +170,7 @@ const IMAGE_BOX = Object.freeze({ width: 352, height: 288 });
 /**
  * An image message's picture. Its size comes with the message, so its space is set aside
  * before a byte of it arrives: the timeline does not jump when it loads (issue 24). It
- * loads a thumbnail (the browser picks 360 or 720 wide for the screen's density); a click
+ * loads a thumbnail (the browser picks the width for the screen's density); a click
  * opens the whole image in the lightbox, and the link still opens it in a tab.
  */
 function imageEl(attachment, alt) {
@@ -181,8 +181,11 @@ function imageEl(attachment, alt) {
     const shown = { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
     img.width = shown.width;
     img.height = shown.height;
+    // Thumbnails only: the whole image is for the lightbox. Offered beside them, it is what
+    // a phone's dense screen picks whenever the image is narrower than the widest thumbnail
+    // (a 700-pixel PNG, hundreds of KB, for a 352-pixel box).
     if (thumbnails.length) {
-      img.srcset = [...thumbnails.map((t) => `${t.url} ${t.width}w`), `${url} ${width}w`].join(', ');
+      img.srcset = thumbnails.map((t) => `${t.url} ${t.width}w`).join(', ');
       img.sizes = `${shown.width}px`;
       img.src = thumbnails[0].url;
     }
