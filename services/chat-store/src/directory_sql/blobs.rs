@@ -11,6 +11,20 @@ fn owner(id: UploadId, owner_id: &str) -> Result<UserId, StoreError> {
     UserId::parse(owner_id).map_err(|_| corrupt("uploads", id.get(), "owner_id", owner_id))
 }
 
+/// An upload's or a thumbnail's row (owner, type, bytes, time) as a [`Blob`] of upload `id`.
+fn blob(
+    id: UploadId,
+    (owner_id, content_type, bytes, created_at_ms): (String, String, Vec<u8>, i64),
+) -> Result<Blob, StoreError> {
+    Ok(Blob {
+        id,
+        owner_id: owner(id, &owner_id)?,
+        content_type,
+        bytes,
+        created_at_ms,
+    })
+}
+
 macro_rules! sql_blobs {
     ($db:ty) => {
         #[async_trait::async_trait]
@@ -53,16 +67,7 @@ macro_rules! sql_blobs {
                         .bind(id.get())
                         .fetch_optional(&self.pool)
                         .await?;
-                row.map(|(owner_id, content_type, bytes, created_at_ms)| {
-                    Ok(Blob {
-                        id,
-                        owner_id: owner(id, &owner_id)?,
-                        content_type,
-                        bytes,
-                        created_at_ms,
-                    })
-                })
-                .transpose()
+                row.map(|row| blob(id, row)).transpose()
             }
 
             async fn thumbnail(&self, id: UploadId, width: u32) -> Result<Option<Blob>, StoreError> {
@@ -75,16 +80,7 @@ macro_rules! sql_blobs {
                 .bind(i64::from(width))
                 .fetch_optional(&self.pool)
                 .await?;
-                row.map(|(owner_id, content_type, bytes, created_at_ms)| {
-                    Ok(Blob {
-                        id,
-                        owner_id: owner(id, &owner_id)?,
-                        content_type,
-                        bytes,
-                        created_at_ms,
-                    })
-                })
-                .transpose()
+                row.map(|row| blob(id, row)).transpose()
             }
 
             async fn info(&self, id: UploadId) -> Result<Option<UploadInfo>, StoreError> {
