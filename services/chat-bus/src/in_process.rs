@@ -2,7 +2,7 @@
 //! semantics as the Redis Streams bus (ids, readers from their last id, trimming).
 
 use crate::presence::{InMemoryPresence, Presence};
-use crate::{Bus, BusError, BusEvent, BusItem, BusReader, Signal, SignalReader};
+use crate::{Bus, BusError, BusEvent, BusItem, BusReader, Interest, Signal, SignalReader};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, watch};
@@ -74,7 +74,14 @@ impl Bus for InProcessBus {
         Ok(())
     }
 
-    async fn subscribe(&self) -> Result<Box<dyn BusReader>, BusError> {
+    /// One log, read whole by every reader: whatever is held, everything is read.
+    fn interest(&self) -> Arc<Interest> {
+        Arc::new(Interest::everything(1))
+    }
+
+    async fn subscribe(&self, interest: Arc<Interest>) -> Result<Box<dyn BusReader>, BusError> {
+        interest.hold_everything();
+        interest.started(&interest.plan(std::time::Instant::now()).start);
         let receiver = self.inner.newest.subscribe();
         let last_id = *receiver.borrow();
         Ok(Box::new(InProcessReader {
@@ -212,8 +219,8 @@ mod tests {
     async fn readers_see_everything_after_they_subscribed_in_order() {
         let bus = InProcessBus::new(100);
         bus.publish(&[event(1)]).await.unwrap();
-        let mut a = bus.subscribe().await.unwrap();
-        let mut b = bus.subscribe().await.unwrap();
+        let mut a = bus.subscribe(bus.interest()).await.unwrap();
+        let mut b = bus.subscribe(bus.interest()).await.unwrap();
         bus.publish(&[event(2), event(3)]).await.unwrap();
         bus.publish(&[event(4)]).await.unwrap();
         assert_eq!(seqs(&a.next_batch().await), vec![2, 3, 4]);
@@ -223,7 +230,7 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_reader_wakes_on_publish() {
         let bus = InProcessBus::new(100);
-        let mut reader = bus.subscribe().await.unwrap();
+        let mut reader = bus.subscribe(bus.interest()).await.unwrap();
         let waiting = tokio::spawn(async move { reader.next_batch().await });
         tokio::task::yield_now().await;
         bus.publish(&[event(1)]).await.unwrap();
@@ -233,7 +240,7 @@ mod tests {
     #[tokio::test]
     async fn a_reader_trimmed_past_gets_resync_then_what_is_left() {
         let bus = InProcessBus::new(3);
-        let mut reader = bus.subscribe().await.unwrap();
+        let mut reader = bus.subscribe(bus.interest()).await.unwrap();
         bus.publish(&[event(1), event(2), event(3), event(4), event(5)])
             .await
             .unwrap();

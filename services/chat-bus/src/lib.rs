@@ -3,25 +3,33 @@
 //!
 //! # Layout
 //! * [`Bus`] and [`BusReader`]: the one interface, with the semantics both backends keep.
-//! * [`redis_streams`]: sharded Redis Streams, for the scaled topology.
+//! * [`redis_streams`]: partitioned Redis Streams, for the scaled topology.
+//! * [`partition`]: which partition a room travels on, and each partition's hash tag.
+//! * [`interest`]: which partitions a gateway reads (those holding rooms it serves).
 //! * [`in_process`]: a bounded in-memory log, for the all-in-one binary.
 //! * [`signals`]: ephemeral signals (typing, presence, read receipts) beside the streams:
 //!   Redis Pub/Sub, or an in-process broadcast. Never stored, never replayed.
 //! * [`presence`]: who is online on some gateway, as holds that expire unless renewed.
 //!
 //! # Semantics
-//! * Every reader sees every event published after it subscribed, in publish order per
-//!   shard. There are no consumer groups: each gateway needs every entry of its rooms.
+//! * A reader sees every event published after it subscribed on the partitions its
+//!   [`Interest`] wants (a room's events all travel on one partition), and every
+//!   [`EventKind::Broadcast`], in publish order per partition. There are no consumer
+//!   groups: each gateway needs every entry of its rooms.
 //! * Delivery is at-least-once *towards the gateway's ordering layer*, which drops anything
 //!   it has already delivered by `seq`. The bus never needs to be perfect: when a reader
 //!   may have missed entries (a reconnect, a position trimmed away), it yields
 //!   [`BusItem::Resync`], and the gateway catches its rooms up from the database.
 
 pub mod in_process;
+pub mod interest;
+pub mod partition;
 pub mod presence;
 pub mod redis_streams;
 pub mod signals;
 
+pub use interest::Interest;
+pub use partition::partition_of;
 pub use presence::Presence;
 
 pub use signals::{Signal, SignalKind, SignalReader};
@@ -40,9 +48,14 @@ pub enum EventKind {
     /// deleted, the room deleted. Not replayed; the database already reflects it, so a
     /// client that missed it sees the same state on its next history read.
     Notice,
-    /// For the gateways themselves, not clients (`seq` is 0): a JSON instruction such as
-    /// "this user's sessions ended" or "this user left that room". `room` only picks the shard.
+    /// For the gateways that serve the room, not clients (`seq` is 0): a JSON instruction
+    /// about the room ("this member was removed"), on the room's partition, so it arrives
+    /// after the room's events published before it.
     Control,
+    /// For every gateway, not clients (`seq` is 0): a JSON instruction about people rather
+    /// than a room they are in ("this user's sessions ended", "this user joined that room"),
+    /// on the control stream every reader reads. `room` is carried, not used for routing.
+    Broadcast,
 }
 
 impl EventKind {
@@ -52,6 +65,7 @@ impl EventKind {
             Self::Message => None,
             Self::Notice => Some("n"),
             Self::Control => Some("c"),
+            Self::Broadcast => Some("b"),
         }
     }
 
@@ -60,6 +74,7 @@ impl EventKind {
             None => Some(Self::Message),
             Some(b"n") => Some(Self::Notice),
             Some(b"c") => Some(Self::Control),
+            Some(b"b") => Some(Self::Broadcast),
             Some(_) => None,
         }
     }
@@ -102,8 +117,13 @@ pub trait Bus: Send + Sync + 'static {
     /// caller retries, and readers drop repeats by `seq`.
     async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError>;
 
-    /// A reader positioned at the current end of the bus.
-    async fn subscribe(&self) -> Result<Box<dyn BusReader>, BusError>;
+    /// A new interest, holding nothing yet, sized for this bus's partitions.
+    fn interest(&self) -> std::sync::Arc<Interest>;
+
+    /// A reader of what `interest` wants, positioned at the current end of each partition
+    /// it wants now and of the control stream; partitions wanted later are started as they
+    /// come (see [`interest`]).
+    async fn subscribe(&self, interest: std::sync::Arc<Interest>) -> Result<Box<dyn BusReader>, BusError>;
 
     /// Cheap health check for `/readyz`.
     async fn ping(&self) -> Result<(), BusError>;
@@ -138,35 +158,5 @@ impl BusEvent {
             traceparent: None,
             published_at_ms: None,
         }
-    }
-}
-
-/// The shard of a room's stream. A stable hash (FNV-1a), so that every process agrees.
-pub fn shard_of(room: &RoomName, shards: u32) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for b in room.as_str().bytes() {
-        hash ^= u32::from(b);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash % shards.max(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_are_stable_and_in_range() {
-        let room = RoomName::parse("lobby").unwrap();
-        assert_eq!(shard_of(&room, 16), shard_of(&room, 16));
-        // Pinned: every process, every version, must put a room on the same shard.
-        assert_eq!(shard_of(&room, 1_000_000), 475_664_083 % 1_000_000);
-        let mut seen = std::collections::HashSet::new();
-        for i in 0..200 {
-            let s = shard_of(&RoomName::parse(&format!("room-{i}")).unwrap(), 8);
-            assert!(s < 8);
-            seen.insert(s);
-        }
-        assert_eq!(seen.len(), 8, "200 rooms should spread over all 8 shards");
     }
 }

@@ -1,21 +1,26 @@
-//! The scaled bus: `S` sharded Redis Streams (`{prefix}:events:{shard}`), shard chosen by a
-//! stable hash of the room. Publishers pipeline `XADD … MAXLEN ~ N`; every gateway reads
-//! all shards with one `XREAD BLOCK` from its last seen ids, and after a lost connection
-//! resumes from those same ids.
+//! The scaled bus: `P` partitioned Redis Streams (`{prefix}:events:{<tag>}`), a room's
+//! partition chosen by a stable hash of its name ([`crate::partition`]), and one control
+//! stream (`{prefix}:control`) for what every gateway needs. Publishers pipeline
+//! `XADD … MAXLEN ~ N`. Each gateway reads the control stream and the partitions its
+//! [`Interest`] wants, with one `XREAD BLOCK` from its last seen ids; it starts a partition
+//! from its current end when a room there is first held, and after a lost connection
+//! resumes every stream from the same ids.
 //!
 //! Ephemeral signals go over Pub/Sub on one channel, `{prefix}:signals`: published on the
 //! same connection as the streams, heard on a connection of each listener's own.
 
+use crate::partition::{MAX_PARTITIONS, hash_tag};
 use crate::presence::{Presence, RedisPresence};
-use crate::{Bus, BusError, BusEvent, BusItem, BusReader, EventKind, Signal, SignalReader, shard_of};
+use crate::{Bus, BusError, BusEvent, BusItem, BusReader, EventKind, Interest, Signal, SignalReader};
 use bytes::Bytes;
 use chat_domain::RoomName;
 use futures::{FutureExt, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::streams::StreamRangeReply;
 use redis::{AsyncConnectionConfig, Client, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -23,11 +28,14 @@ pub struct RedisStreamsConfig {
     /// May hold a password: masked when printed.
     #[serde(serialize_with = "chat_common::settings::serialize_url")]
     pub url: String,
-    /// Prefix of every key, so deployments (and tests) can share one Redis.
+    /// Prefix of every key, so deployments (and tests) can share one Redis. No `{` or `}`:
+    /// the partitions' hash tags must be the first in their keys.
     pub key_prefix: String,
-    /// Number of streams. More shards spread load across a Redis Cluster; one Redis is
-    /// served well by a few.
-    pub shards: u32,
+    /// Number of stream partitions, at most 1024; the same on every service and gateway.
+    /// A gateway reads only the partitions holding rooms it serves, so more partitions
+    /// mean a closer fit to what it serves (and more streams to list in each read).
+    #[serde(alias = "shards")]
+    pub partitions: u32,
     /// Approximate length each stream is trimmed to (`MAXLEN ~`). It bounds Redis memory and
     /// how far behind a gateway may fall before it must resync from the database.
     pub max_len: u64,
@@ -40,18 +48,25 @@ impl RedisStreamsConfig {
         Self {
             url: url.into(),
             key_prefix: key_prefix.into(),
-            shards: 8,
+            partitions: 64,
             max_len: 100_000,
             block_ms: 2000,
         }
     }
 
-    fn block(&self) -> Duration {
-        Duration::from_millis(self.block_ms)
+    /// Checks what the services cannot work without.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_PARTITIONS).contains(&self.partitions) {
+            return Err(format!("partitions must be from 1 to {MAX_PARTITIONS}"));
+        }
+        if self.key_prefix.contains(['{', '}']) {
+            return Err("key_prefix must not contain `{` or `}` (the partitions' hash tags)".into());
+        }
+        Ok(())
     }
 
-    fn key(&self, shard: u32) -> String {
-        format!("{}:events:{shard}", self.key_prefix)
+    fn block(&self) -> Duration {
+        Duration::from_millis(self.block_ms)
     }
 
     fn signal_channel(&self) -> String {
@@ -59,8 +74,33 @@ impl RedisStreamsConfig {
     }
 }
 
+/// Every stream's key, worked out once: finding a partition's hash tag takes hashing.
+struct Keys {
+    partitions: Vec<String>,
+    control: String,
+}
+
+impl Keys {
+    fn new(config: &RedisStreamsConfig) -> Self {
+        Self {
+            partitions: (0..config.partitions)
+                .map(|i| format!("{}:events:{{{}}}", config.key_prefix, hash_tag(i, config.partitions)))
+                .collect(),
+            control: format!("{}:control", config.key_prefix),
+        }
+    }
+
+    fn of(&self, event: &BusEvent) -> &str {
+        match event.kind {
+            EventKind::Broadcast => &self.control,
+            _ => &self.partitions[crate::partition_of(&event.room, self.partitions.len() as u32) as usize],
+        }
+    }
+}
+
 pub struct RedisStreamsBus {
     config: RedisStreamsConfig,
+    keys: Arc<Keys>,
     client: Client,
     /// Reconnects by itself after Redis restarts.
     publisher: ConnectionManager,
@@ -70,9 +110,7 @@ pub struct RedisStreamsBus {
 impl RedisStreamsBus {
     /// Connects the publishing connection. Fails when Redis cannot be reached now.
     pub async fn connect(config: RedisStreamsConfig) -> Result<Self, BusError> {
-        if config.shards == 0 {
-            return Err(BusError::Config("shards must be at least 1".into()));
-        }
+        config.validate().map_err(BusError::Config)?;
         // TCP_NODELAY: a pipelined XADD or an XREAD must not wait for the ACK of the
         // previous segment (Nagle with the peer's delayed ACK holds it up to 40 ms).
         let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())?
@@ -85,6 +123,7 @@ impl RedisStreamsBus {
         let publisher = ConnectionManager::new_with_config(client.clone(), manager_config).await?;
         let presence = Arc::new(RedisPresence::new(publisher.clone(), &config.key_prefix));
         Ok(Self {
+            keys: Arc::new(Keys::new(&config)),
             config,
             client,
             publisher,
@@ -107,7 +146,7 @@ impl Bus for RedisStreamsBus {
         for event in events {
             let cmd = pipe
                 .cmd("XADD")
-                .arg(self.config.key(shard_of(&event.room, self.config.shards)))
+                .arg(self.keys.of(event))
                 .arg("MAXLEN")
                 .arg("~")
                 .arg(self.config.max_len)
@@ -131,19 +170,35 @@ impl Bus for RedisStreamsBus {
         Ok(())
     }
 
-    async fn subscribe(&self) -> Result<Box<dyn BusReader>, BusError> {
-        let keys: Vec<String> = (0..self.config.shards).map(|s| self.config.key(s)).collect();
+    fn interest(&self) -> Arc<Interest> {
+        Arc::new(Interest::new(self.config.partitions))
+    }
+
+    async fn subscribe(&self, interest: Arc<Interest>) -> Result<Box<dyn BusReader>, BusError> {
+        if interest.partitions() != self.config.partitions {
+            return Err(BusError::Config("the interest is sized for another bus".into()));
+        }
         let mut reader = RedisReader {
             client: self.client.clone(),
             config: self.config.clone(),
+            keys: self.keys.clone(),
+            interest,
             conn: None,
-            last_ids: Vec::new(),
-            keys,
+            streams: Vec::new(),
+            by_key: HashMap::new(),
             missed: false,
+            planned_at: Instant::now(),
         };
         let mut conn = reader.connect().await?;
-        reader.last_ids = current_ends(&mut conn, &reader.keys).await?;
+        let control = [reader.keys.control.clone()];
+        let end = current_ends(&mut conn, &control).await?;
+        reader.streams.push(Stream {
+            partition: None,
+            key: reader.keys.control.clone(),
+            last_id: end.into_iter().next().expect("one end per key"),
+        });
         reader.conn = Some(conn);
+        reader.apply_interest().await?;
         Ok(Box::new(reader))
     }
 
@@ -266,14 +321,30 @@ async fn current_ends(conn: &mut MultiplexedConnection, keys: &[String]) -> Resu
 struct RedisReader {
     client: Client,
     config: RedisStreamsConfig,
+    keys: Arc<Keys>,
+    interest: Arc<Interest>,
     /// A connection of its own: `XREAD BLOCK` holds it for the length of the block.
     conn: Option<MultiplexedConnection>,
-    keys: Vec<String>,
-    /// Last id seen per shard, in `keys` order: where reading resumes.
-    last_ids: Vec<String>,
+    /// What it reads, the control stream first, each with the last id seen.
+    streams: Vec<Stream>,
+    /// Index into `streams` by key, to file a reply's entries.
+    by_key: HashMap<String, usize>,
     /// The connection broke since the last batch: entries may have been missed.
     missed: bool,
+    /// When the interest was last applied: partitions are stopped at most this often.
+    planned_at: Instant,
 }
+
+/// A stream being read, and where reading resumes.
+struct Stream {
+    /// `None` for the control stream.
+    partition: Option<u32>,
+    key: String,
+    last_id: String,
+}
+
+/// How often the reader looks for partitions to stop reading (starting one wakes it).
+const PLAN_EVERY: Duration = Duration::from_secs(1);
 
 /// Entries per `XREAD`; bounds one batch's memory.
 const READ_COUNT: usize = 1000;
@@ -294,6 +365,43 @@ impl RedisReader {
             .query_async::<()>(&mut conn)
             .await?;
         Ok(conn)
+    }
+
+    /// Starts the partitions the interest wants and does not read yet, from their current
+    /// ends, and stops those it no longer wants.
+    async fn apply_interest(&mut self) -> Result<(), BusError> {
+        self.planned_at = Instant::now();
+        let plan = self.interest.plan(self.planned_at);
+        if plan.start.is_empty() && plan.stop.is_empty() {
+            return Ok(());
+        }
+        self.streams
+            .retain(|s| s.partition.is_none_or(|p| !plan.stop.contains(&p)));
+        if !plan.start.is_empty() {
+            let keys: Vec<String> = plan
+                .start
+                .iter()
+                .map(|&p| self.keys.partitions[p as usize].clone())
+                .collect();
+            let conn = self.conn.as_mut().expect("connected before applying the interest");
+            let ends = current_ends(conn, &keys).await?;
+            for ((&partition, key), last_id) in plan.start.iter().zip(keys).zip(ends) {
+                self.streams.push(Stream {
+                    partition: Some(partition),
+                    key,
+                    last_id,
+                });
+            }
+            self.interest.started(&plan.start);
+        }
+        self.by_key = self
+            .streams
+            .iter()
+            .enumerate()
+            .map(|(index, stream)| (stream.key.clone(), index))
+            .collect();
+        tracing::debug!(partitions = self.streams.len() - 1, "bus reader's partitions changed");
+        Ok(())
     }
 
     async fn reconnect(&mut self) {
@@ -326,7 +434,7 @@ impl RedisReader {
         };
         let mut items = Vec::new();
         for (key, entries) in streams {
-            let Some(index) = text(key).and_then(|key| self.keys.iter().position(|k| *k == key)) else {
+            let Some(index) = text(key).and_then(|key| self.by_key.get(&key).copied()) else {
                 continue;
             };
             let Value::Array(entries) = entries else { continue };
@@ -340,10 +448,10 @@ impl RedisReader {
                         items.push(BusItem::Event(event));
                     }
                     None => {
-                        tracing::warn!(key = %self.keys[index], %id, "skipping malformed bus entry")
+                        tracing::warn!(key = %self.streams[index].key, %id, "skipping malformed bus entry")
                     }
                 }
-                self.last_ids[index] = id;
+                self.streams[index].last_id = id;
             }
         }
         items
@@ -414,25 +522,60 @@ impl BusReader for RedisReader {
                 self.missed = false;
                 return vec![BusItem::Resync];
             }
-            let conn = self.conn.as_mut().expect("connected above");
-            let result = redis::cmd("XREAD")
+            if (self.interest.behind() || self.planned_at.elapsed() >= PLAN_EVERY)
+                && let Err(error) = self.apply_interest().await
+            {
+                tracing::warn!(%error, "bus reader lost its redis connection");
+                self.conn = None;
+                self.missed = true;
+                continue;
+            }
+            let interest = self.interest.clone();
+            let mut conn = self.conn.clone().expect("connected above");
+            let mut command = redis::cmd("XREAD");
+            command
                 .arg("COUNT")
                 .arg(READ_COUNT)
                 .arg("BLOCK")
                 .arg(self.config.block_ms)
-                .arg("STREAMS")
-                .arg(&self.keys)
-                .arg(&self.last_ids)
-                .query_async::<Value>(conn)
-                .await;
-            match result {
-                Ok(reply) => {
+                .arg("STREAMS");
+            for stream in &self.streams {
+                command.arg(&stream.key);
+            }
+            for stream in &self.streams {
+                command.arg(&stream.last_id);
+            }
+            let outcome = {
+                let read = command.query_async::<Value>(&mut conn);
+                tokio::pin!(read);
+                // A room held on a partition not read yet cuts the wait short: the join
+                // that held it waits for the partition to be read.
+                loop {
+                    tokio::select! {
+                        biased;
+                        result = &mut read => break Some(result),
+                        () = interest.changed() => if interest.behind() { break None },
+                    }
+                }
+            };
+            match outcome {
+                // The connection is still blocked in that read: a fresh one is quicker
+                // than the wait, and the ids read from are unchanged, so nothing is missed.
+                None => match self.connect().await {
+                    Ok(conn) => self.conn = Some(conn),
+                    Err(error) => {
+                        tracing::warn!(%error, "bus reader lost its redis connection");
+                        self.conn = None;
+                        self.missed = true;
+                    }
+                },
+                Some(Ok(reply)) => {
                     let items = self.parse(reply);
                     if !items.is_empty() {
                         return items;
                     }
                 }
-                Err(error) => {
+                Some(Err(error)) => {
                     tracing::warn!(%error, "bus reader lost its redis connection");
                     self.conn = None;
                     self.missed = true;

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use chat_bus::redis_streams::{RedisStreamsBus, RedisStreamsConfig};
-use chat_bus::{Bus, BusEvent, BusItem, BusReader};
+use chat_bus::{Bus, BusEvent, BusItem, BusReader, EventKind};
 use chat_domain::RoomName;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ fn redis_url() -> String {
 
 fn config() -> RedisStreamsConfig {
     let mut config = RedisStreamsConfig::new(redis_url(), format!("test-{}", uuid::Uuid::new_v4().simple()));
-    config.shards = 4;
+    config.partitions = 4;
     config.block_ms = 200;
     config
 }
@@ -21,10 +21,11 @@ fn config() -> RedisStreamsConfig {
 fn event(room: &str, seq: u64) -> BusEvent {
     BusEvent {
         // Every kind travels: the reader must hand back exactly what was published.
-        kind: match seq % 5 {
-            3 => chat_bus::EventKind::Notice,
-            4 => chat_bus::EventKind::Control,
-            _ => chat_bus::EventKind::Message,
+        kind: match seq % 6 {
+            3 => EventKind::Notice,
+            4 => EventKind::Control,
+            5 => EventKind::Broadcast,
+            _ => EventKind::Message,
         },
         room: RoomName::parse(room).unwrap(),
         seq,
@@ -34,6 +35,13 @@ fn event(room: &str, seq: u64) -> BusEvent {
             .then(|| format!("00-{:032x}-{:016x}-01", seq, seq)),
         published_at_ms: None,
     }
+}
+
+/// A reader of every partition, as the in-process bus's readers are.
+async fn subscribe_all(bus: &RedisStreamsBus) -> Box<dyn BusReader> {
+    let interest = bus.interest();
+    interest.hold_everything();
+    bus.subscribe(interest).await.unwrap()
 }
 
 /// Deletes the test's streams so that repeated runs leave a shared Redis clean.
@@ -74,8 +82,8 @@ async fn every_reader_gets_every_event_with_per_room_order_and_intact_fields() {
     let config = config();
     let bus = RedisStreamsBus::connect(config.clone()).await.unwrap();
     bus.publish(&[event("before", 1)]).await.unwrap();
-    let mut a = bus.subscribe().await.unwrap();
-    let mut b = bus.subscribe().await.unwrap();
+    let mut a = subscribe_all(&bus).await;
+    let mut b = subscribe_all(&bus).await;
     let mut published = Vec::new();
     for seq in 1..=50 {
         for room in ["alpha", "beta", "gamma", "delta", "epsilon"] {
@@ -98,19 +106,25 @@ async fn every_reader_gets_every_event_with_per_room_order_and_intact_fields() {
                 events.iter().all(|e| e.published_at_ms.is_some()),
                 "readers see the XADD time"
             );
-            let mine: Vec<BusEvent> = events
-                .iter()
-                .filter(|e| e.room.as_str() == room)
-                .map(|e| BusEvent {
-                    published_at_ms: None,
-                    ..e.clone()
-                })
-                .collect();
-            let expected: Vec<BusEvent> = published.iter().filter(|e| e.room.as_str() == room).cloned().collect();
-            assert_eq!(
-                mine, expected,
-                "room {room} in publish order with payload and traceparent"
-            );
+            // A room's partition keeps its order; broadcasts travel on the control stream,
+            // in order among themselves.
+            for broadcast in [false, true] {
+                let of_room = |e: &&BusEvent| e.room.as_str() == room && (e.kind == EventKind::Broadcast) == broadcast;
+                let mine: Vec<BusEvent> = events
+                    .iter()
+                    .filter(of_room)
+                    .map(|e| BusEvent {
+                        published_at_ms: None,
+                        ..e.clone()
+                    })
+                    .collect();
+                let expected: Vec<BusEvent> = published.iter().filter(of_room).cloned().collect();
+                assert!(!expected.is_empty());
+                assert_eq!(
+                    mine, expected,
+                    "room {room} in publish order with payload and traceparent"
+                );
+            }
         }
     }
     cleanup(&config).await;
@@ -120,7 +134,7 @@ async fn every_reader_gets_every_event_with_per_room_order_and_intact_fields() {
 async fn a_reader_resumes_from_its_last_id_after_its_connection_is_killed() {
     let config = config();
     let bus = RedisStreamsBus::connect(config.clone()).await.unwrap();
-    let mut reader = bus.subscribe().await.unwrap();
+    let mut reader = subscribe_all(&bus).await;
     bus.publish(&[event("room", 1)]).await.unwrap();
     let (first, _) = read_events(&mut reader, 1).await;
     assert_eq!(first[0].seq, 1);
@@ -161,7 +175,7 @@ async fn reader_client_id(admin: &mut redis::aio::MultiplexedConnection, name: &
 #[tokio::test]
 async fn streams_are_trimmed_to_about_max_len() {
     let mut config = config();
-    config.shards = 1;
+    config.partitions = 1;
     config.max_len = 100;
     let bus = RedisStreamsBus::connect(config.clone()).await.unwrap();
     for chunk in (1..=2000).collect::<Vec<u64>>().chunks(100) {
@@ -170,11 +184,149 @@ async fn streams_are_trimmed_to_about_max_len() {
     }
     let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let len: u64 = redis::cmd("XLEN")
-        .arg(format!("{}:events:0", config.key_prefix))
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:events:*", config.key_prefix))
         .query_async(&mut conn)
         .await
         .unwrap();
+    assert_eq!(keys.len(), 1, "one partition: {keys:?}");
+    let len: u64 = redis::cmd("XLEN").arg(&keys[0]).query_async(&mut conn).await.unwrap();
     assert!(len < 500, "stream of 2000 entries trimmed near 100, got {len}");
+    cleanup(&config).await;
+}
+
+/// Runs a reader in a task of its own, as the gateway does, handing its events over.
+fn run_reader(mut reader: Box<dyn BusReader>) -> tokio::sync::mpsc::UnboundedReceiver<BusEvent> {
+    let (sender, events) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            for item in reader.next_batch().await {
+                if let BusItem::Event(event) = item
+                    && sender.send(event).is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+    events
+}
+
+async fn next_event(events: &mut tokio::sync::mpsc::UnboundedReceiver<BusEvent>) -> BusEvent {
+    tokio::time::timeout(Duration::from_secs(20), events.recv())
+        .await
+        .expect("an event in time")
+        .expect("the reader runs")
+}
+
+fn sequenced(kind: EventKind, room: &RoomName, seq: u64) -> BusEvent {
+    BusEvent {
+        kind,
+        room: room.clone(),
+        seq,
+        payload: Bytes::from(format!("{{\"seq\":{seq}}}")),
+        traceparent: None,
+        published_at_ms: None,
+    }
+}
+
+#[tokio::test]
+async fn a_reader_reads_the_partitions_of_rooms_it_holds_and_every_broadcast() {
+    let mut config = config();
+    config.partitions = 8;
+    // Far longer than the test may take: a partition held later must cut the wait short.
+    config.block_ms = 120_000;
+    let bus = RedisStreamsBus::connect(config.clone()).await.unwrap();
+    let interest = bus.interest();
+    let here = RoomName::parse("here").unwrap();
+    let elsewhere = (0..)
+        .map(|i| RoomName::parse(&format!("elsewhere-{i}")).unwrap())
+        .find(|room| interest.partition_of(room) != interest.partition_of(&here))
+        .unwrap();
+    interest.hold(&here);
+    let reader = bus.subscribe(interest.clone()).await.unwrap();
+    assert!(interest.reads(&here), "held before subscribing: read from the start");
+    assert!(!interest.reads(&elsewhere));
+    let mut events = run_reader(reader);
+
+    bus.publish(&[
+        sequenced(EventKind::Message, &elsewhere, 1),
+        sequenced(EventKind::Message, &here, 1),
+        sequenced(EventKind::Broadcast, &elsewhere, 0),
+        sequenced(EventKind::Control, &elsewhere, 0),
+        sequenced(EventKind::Message, &here, 2),
+    ])
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let event = next_event(&mut events).await;
+        got.push((event.kind, event.room.as_str().to_string(), event.seq));
+    }
+    got.sort_by_key(|(kind, _, seq)| (*kind == EventKind::Broadcast, *seq));
+    assert_eq!(
+        got,
+        [
+            (EventKind::Message, "here".to_string(), 1),
+            (EventKind::Message, "here".to_string(), 2),
+            (EventKind::Broadcast, elsewhere.as_str().to_string(), 0),
+        ],
+        "the held room's events and the broadcast, nothing else of the other partition"
+    );
+
+    // Held now: the reader is woken out of its long block and starts the partition; what
+    // is published once it is ready arrives, and nothing from before.
+    interest.hold(&elsewhere);
+    tokio::time::timeout(Duration::from_secs(20), interest.ready(&elsewhere))
+        .await
+        .expect("the reader starts a newly held partition at once");
+    bus.publish(&[sequenced(EventKind::Message, &elsewhere, 2)])
+        .await
+        .unwrap();
+    let event = next_event(&mut events).await;
+    assert_eq!((event.room, event.seq), (elsewhere.clone(), 2));
+    assert!(events.try_recv().is_err(), "nothing else arrived");
+    cleanup(&config).await;
+}
+
+#[tokio::test]
+async fn partitions_use_spread_hash_tags_and_broadcasts_one_control_stream() {
+    let mut config = config();
+    config.partitions = 16;
+    let bus = RedisStreamsBus::connect(config.clone()).await.unwrap();
+    let events: Vec<BusEvent> = (0..200)
+        .map(|i| sequenced(EventKind::Message, &RoomName::parse(&format!("room-{i}")).unwrap(), 1))
+        .chain([sequenced(EventKind::Broadcast, &RoomName::parse("room-0").unwrap(), 0)])
+        .collect();
+    bus.publish(&events).await.unwrap();
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", config.key_prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.sort();
+    assert_eq!(keys.len(), 17, "16 partitions and the control stream: {keys:?}");
+    assert!(keys.contains(&format!("{}:control", config.key_prefix)));
+    let mut slots: Vec<u16> = keys
+        .iter()
+        .filter(|k| k.contains(":events:"))
+        .map(|k| chat_bus::partition::key_slot(k))
+        .collect();
+    slots.sort();
+    for (i, slot) in slots.iter().enumerate() {
+        assert_eq!(
+            usize::from(*slot) * 16 / 16_384,
+            i,
+            "partition {i}'s slot {slot} in its own sixteenth of the slots"
+        );
+    }
+    let rejected = RedisStreamsBus::connect(RedisStreamsConfig {
+        key_prefix: "a{b}".into(),
+        ..config.clone()
+    })
+    .await;
+    assert!(matches!(rejected, Err(chat_bus::BusError::Config(_))));
     cleanup(&config).await;
 }

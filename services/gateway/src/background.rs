@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::people::People;
 use crate::presence::PresenceService;
 use crate::signals::TypingSettings;
-use chat_bus::{BusEvent, BusItem, BusReader, EventKind, SignalReader};
+use chat_bus::{BusEvent, BusItem, BusReader, EventKind, Interest, SignalReader};
 use chat_store::Directory;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +26,8 @@ use tokio_util::task::TaskTracker;
 /// What the background tasks work with.
 pub struct Parts {
     pub bus: Box<dyn BusReader>,
+    /// What `bus` reads: shown on `/metrics`.
+    pub interest: Arc<Interest>,
     pub signals: Box<dyn SignalReader>,
     pub typing: TypingSettings,
     pub presence: PresenceService,
@@ -43,6 +45,7 @@ pub struct Parts {
 pub fn spawn(parts: Parts, shutdown: &CancellationToken) -> TaskTracker {
     let Parts {
         bus,
+        interest,
         signals,
         typing,
         presence,
@@ -69,6 +72,7 @@ pub fn spawn(parts: Parts, shutdown: &CancellationToken) -> TaskTracker {
     ));
     tasks.spawn(bus_reader(
         bus,
+        interest,
         fanout.clone(),
         people,
         metrics.clone(),
@@ -90,6 +94,7 @@ pub fn spawn(parts: Parts, shutdown: &CancellationToken) -> TaskTracker {
 /// (the bus may have lost events) catches every local room up from the database.
 pub async fn bus_reader(
     mut reader: Box<dyn BusReader>,
+    interest: Arc<Interest>,
     fanout: Fanout,
     people: People,
     metrics: Metrics,
@@ -100,29 +105,37 @@ pub async fn bus_reader(
             _ = shutdown.cancelled() => break,
             items = reader.next_batch() => items,
         };
+        let (mut read, mut delivered) = (0, 0);
         for item in items {
             match item {
-                BusItem::Event(event) => dispatch(&fanout, &people, event),
+                BusItem::Event(event) => {
+                    read += 1;
+                    delivered += u64::from(dispatch(&fanout, &people, event));
+                }
                 BusItem::Resync => {
                     metrics.bus_resyncs.inc();
                     fanout.resync_all();
                 }
             }
         }
+        metrics.bus_entries_read.inc_by(read);
+        metrics.bus_entries_delivered.inc_by(delivered);
+        metrics.bus_partitions.set(interest.read_count() as i64);
     }
 }
 
-/// One event from the bus, to whoever on this gateway it concerns.
-fn dispatch(fanout: &Fanout, people: &People, event: BusEvent) {
+/// One event from the bus, to whoever on this gateway it concerns. Returns whether it
+/// concerned anyone here (a control event concerns every gateway).
+fn dispatch(fanout: &Fanout, people: &People, event: BusEvent) -> bool {
     match event.kind {
         EventKind::Message => {
             // Rooms nobody here watches cost one map lookup: the frame is parsed only for
             // watchers.
-            people.notify(&event.room, event.seq, &event.payload);
-            fanout.deliver(event);
+            let notified = people.notify(&event.room, event.seq, &event.payload);
+            fanout.deliver(event) || notified > 0
         }
         EventKind::Notice => fanout.notice(&event.room, event.payload),
-        EventKind::Control => match Control::parse(&event.payload) {
+        EventKind::Control | EventKind::Broadcast => match Control::parse(&event.payload) {
             Some(control) => {
                 // Taken out of a room: their sockets here stop getting its events now (the
                 // room event that says so went before, on the same stream).
@@ -137,8 +150,12 @@ fn dispatch(fanout: &Fanout, people: &People, event: BusEvent) {
                     }
                 }
                 people.apply(control);
+                true
             }
-            None => tracing::warn!(room = %event.room, "unknown control event on the bus; ignored"),
+            None => {
+                tracing::warn!(room = %event.room, "unknown control event on the bus; ignored");
+                false
+            }
         },
     }
 }

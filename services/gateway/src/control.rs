@@ -3,6 +3,7 @@
 //! (`People::apply`).
 
 use bytes::Bytes;
+use chat_bus::EventKind;
 use chat_domain::protocol::RemovedReason;
 use chat_domain::{RoomName, UserId};
 use serde::{Deserialize, Serialize};
@@ -50,9 +51,9 @@ pub enum StandingChange {
     Unmuted,
 }
 
-/// The bus files every event under a room, which picks its shard. A session's end concerns
-/// no room; it goes under this one name.
-static SESSIONS_SHARD: LazyLock<RoomName> =
+/// The bus carries a room with every event. A session's end concerns no room; it carries
+/// this one.
+static SESSIONS_ROOM: LazyLock<RoomName> =
     LazyLock::new(|| RoomName::parse("control").expect("`control` is a valid room name"));
 
 impl Control {
@@ -64,11 +65,23 @@ impl Control {
         serde_json::from_slice(payload).ok()
     }
 
-    /// The room the bus files this event under.
+    /// How the bus carries it. What changes a room for its members (a removal, a
+    /// deletion) travels on the room's partition, after the room's events published before
+    /// it, to the gateways serving the room (its members' sockets there watch or have
+    /// joined it). What concerns people wherever they are (a membership, a session) goes
+    /// to every gateway: their sockets may be on a gateway that does not read the room.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::RoomDeleted { .. } | Self::Standing { .. } => EventKind::Control,
+            Self::Membership { .. } | Self::EndSessions { .. } => EventKind::Broadcast,
+        }
+    }
+
+    /// The room the bus carries with this event.
     pub fn room(&self) -> &RoomName {
         match self {
             Self::Membership { room, .. } | Self::RoomDeleted { room } | Self::Standing { room, .. } => room,
-            Self::EndSessions { .. } => &SESSIONS_SHARD,
+            Self::EndSessions { .. } => &SESSIONS_ROOM,
         }
     }
 }

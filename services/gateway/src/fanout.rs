@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Pushed, text};
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
-use chat_bus::BusEvent;
+use chat_bus::{BusEvent, Interest};
 use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
 use chat_domain::{RoomName, TimelineEvent};
 use std::collections::{BTreeMap, HashMap};
@@ -31,6 +31,11 @@ pub type ConnId = u64;
 
 /// Most messages fetched per history call while filling a gap.
 const FILL_PAGE: u32 = 500;
+
+/// Longest a join waits for the bus reader to start reading its room's partition. Past it
+/// (the reader cut off from Redis) the join goes on: what the reader then misses, the gap
+/// fill and the repair sweep bring.
+const READY_WAIT: Duration = Duration::from_secs(5);
 
 /// Where a gap is filled from: the room's committed messages, as the database holds them
 /// (the message services, over gRPC, in a running gateway).
@@ -52,6 +57,8 @@ struct Inner {
     /// This gateway's address, naming it in spans.
     instance: String,
     hubs: Mutex<HashMap<RoomName, Arc<Hub>>>,
+    /// The bus reader's partitions: each room with a hub holds its partition.
+    interest: Arc<Interest>,
     history: Arc<dyn History>,
     gap_fill_after: Duration,
     /// Frames a joining member may collect before its `joined` frame is sent.
@@ -86,6 +93,7 @@ struct Member {
 impl Fanout {
     pub fn new(
         instance: String,
+        interest: Arc<Interest>,
         history: Arc<dyn History>,
         gap_fill_after: Duration,
         join_buffer: usize,
@@ -95,6 +103,7 @@ impl Fanout {
             inner: Arc::new(Inner {
                 instance,
                 hubs: Mutex::new(HashMap::new()),
+                interest,
                 history,
                 gap_fill_after,
                 join_buffer,
@@ -119,6 +128,7 @@ impl Fanout {
         let hub = hubs
             .entry(room.clone())
             .or_insert_with(|| {
+                self.inner.interest.hold(room);
                 Arc::new(Hub {
                     room: room.clone(),
                     state: Mutex::new(HubState::default()),
@@ -135,6 +145,18 @@ impl Fanout {
         );
         self.inner.metrics.rooms.set(hubs.len() as i64);
         hub
+    }
+
+    /// Between steps 1 and 2: waits until the bus reader reads the room's partition, so
+    /// that the last seq read next and the events read from the bus meet without a gap.
+    /// Immediate unless the room is the first on its partition here.
+    pub async fn ready(&self, room: &RoomName) {
+        if tokio::time::timeout(READY_WAIT, self.inner.interest.ready(room))
+            .await
+            .is_err()
+        {
+            tracing::warn!(%room, "the bus reader did not start the room's partition in time; joining anyway");
+        }
     }
 
     /// Step 2: fixes the cut between history and live delivery. `last_seq` is the room's
@@ -187,15 +209,17 @@ impl Fanout {
             if state.members.is_empty() {
                 drop(state);
                 hubs.remove(room);
+                self.inner.interest.release(room);
             }
         }
         self.inner.metrics.rooms.set(hubs.len() as i64);
     }
 
-    /// An event from the bus. Rooms without local members are skipped at once.
-    pub fn deliver(&self, event: BusEvent) {
+    /// An event from the bus. Rooms without local members are skipped at once. Returns
+    /// whether the room has members here.
+    pub fn deliver(&self, event: BusEvent) -> bool {
         let Some(hub) = self.hub(&event.room) else {
-            return;
+            return false;
         };
         // The fan-out of this entry on this gateway, a child of the publish that the entry's
         // traceparent names: one trace from the sender to every receiver.
@@ -222,21 +246,23 @@ impl Fanout {
             Ok(frame) => frame,
             Err(_) => {
                 tracing::error!(room = %event.room, seq = event.seq, "bus event is not UTF-8; dropped");
-                return;
+                return true;
             }
         };
         self.accept(&hub, event.seq, frame);
+        true
     }
 
     /// A notice (a deleted room): to every live member of the room now, outside the seq
     /// order. A deleted message is no notice but an event of the timeline, in order.
-    pub fn notice(&self, room: &RoomName, payload: Bytes) {
+    /// Returns whether the room has members here.
+    pub fn notice(&self, room: &RoomName, payload: Bytes) -> bool {
         let Some(hub) = self.hub(room) else {
-            return;
+            return false;
         };
         let Ok(frame) = Utf8Bytes::try_from(payload) else {
             tracing::error!(%room, "notice is not UTF-8; dropped");
-            return;
+            return true;
         };
         let mut state = hub.state.lock().expect("hub lock");
         for member in state.members.values_mut() {
@@ -247,6 +273,7 @@ impl Fanout {
                 }
             }
         }
+        true
     }
 
     /// An ephemeral frame (typing, presence, a read receipt) to the room's members here who

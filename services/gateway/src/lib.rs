@@ -151,20 +151,23 @@ impl Gateway {
         let upstream = upstream::Upstream::new(&settings.message_service).map_err(StartError::Config)?;
         let mailer = mail::Mailer::new(&settings.mail).map_err(|e| StartError::Config(e.to_string()))?;
         let instance = instance_name(addr);
+        // What the bus reader reads: the partitions of rooms served here.
+        let interest = bus.interest();
         let fanout = fanout::Fanout::new(
             instance.clone(),
+            interest.clone(),
             Arc::new(upstream.clone()),
             Duration::from_millis(settings.gateway.gap_fill_after_ms),
             settings.gateway.outbound_queue,
             metrics.clone(),
         );
-        let reader = bus.subscribe().await?;
+        let reader = bus.subscribe(interest.clone()).await?;
         let signals = bus.listen().await?;
         let typing = signals::TypingSettings::from(&settings.signals);
         let repair_every = Duration::from_millis(settings.gateway.repair_interval_ms);
         let forget_failures_after_secs = settings.auth.throttle.forget_after_secs;
         let drain = Duration::from_secs(settings.drain_timeout_secs);
-        let people = people::People::default();
+        let people = people::People::new(interest.clone());
         let limits = server::ConnectionLimits {
             handshake_timeout: Duration::from_millis(settings.gateway.handshake_timeout_ms),
             send_buffer_bytes: Some(settings.gateway.socket_send_buffer_bytes).filter(|&b| b > 0),
@@ -185,6 +188,7 @@ impl Gateway {
 
         let parts = background::Parts {
             bus: reader,
+            interest,
             signals,
             typing,
             presence: state.presence().clone(),

@@ -40,6 +40,12 @@ pub struct Metrics {
     pub repairs: Counter,
     pub gap_fills: Counter,
     pub bus_resyncs: Counter,
+    /// Stream partitions the bus reader reads now (the control stream not counted).
+    pub bus_partitions: Gauge,
+    /// Entries the bus reader took in: what this gateway's share of the traffic costs.
+    pub bus_entries_read: Counter,
+    /// Entries read that concerned someone here (a room with members or watchers here).
+    pub bus_entries_delivered: Counter,
     pub send_seconds: Histogram,
     /// Signals heard on the bus, by kind.
     pub signals_in: Family<SignalLabel, Counter>,
@@ -78,6 +84,9 @@ impl Metrics {
             repairs: Counter::default(),
             gap_fills: Counter::default(),
             bus_resyncs: Counter::default(),
+            bus_partitions: Gauge::default(),
+            bus_entries_read: Counter::default(),
+            bus_entries_delivered: Counter::default(),
             send_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
             signals_in: Family::default(),
             signals_out: Family::default(),
@@ -177,6 +186,21 @@ impl Metrics {
             "bus_resyncs",
             "Times the bus reader reported possible loss",
             m.bus_resyncs.clone(),
+        );
+        r.register(
+            "bus_partitions",
+            "Stream partitions the bus reader reads now (those holding rooms served here)",
+            m.bus_partitions.clone(),
+        );
+        r.register(
+            "bus_entries_read",
+            "Bus entries read (partitions and the control stream)",
+            m.bus_entries_read.clone(),
+        );
+        r.register(
+            "bus_entries_delivered",
+            "Bus entries read that concerned a room with members or watchers here",
+            m.bus_entries_delivered.clone(),
         );
         r.register(
             "login_failures",

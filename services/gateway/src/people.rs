@@ -6,10 +6,15 @@
 //! Membership is read from the database once per socket, at connect, and then kept current
 //! by control events on the bus (a member entered or left a room, on any gateway), so a
 //! notification costs no database query.
+//!
+//! A notification needs the message, so each room watched here holds its partition on the
+//! bus ([`Interest`]) as a room with members here does: a gateway reads the partitions of
+//! the rooms its people belong to, not only of those they have open.
 
 use crate::control::{Control, StandingChange};
 use crate::fanout::ConnId;
 use crate::outbox::{Outbox, Pushed, text};
+use chat_bus::Interest;
 use chat_domain::protocol::RemovedReason;
 use chat_domain::protocol::ServerFrame;
 use chat_domain::{CloseCode, RoomName, UserId};
@@ -20,9 +25,11 @@ use std::sync::{Arc, Mutex};
 /// Most rooms a socket is notified about: its user's first this many memberships.
 pub const MAX_WATCHED_ROOMS: u32 = 1000;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct People {
     inner: Arc<Mutex<State>>,
+    /// The bus reader's partitions: each watched room holds its partition.
+    interest: Arc<Interest>,
 }
 
 #[derive(Default)]
@@ -101,6 +108,13 @@ impl Restrictions {
 }
 
 impl People {
+    pub fn new(interest: Arc<Interest>) -> Self {
+        Self {
+            inner: Arc::default(),
+            interest,
+        }
+    }
+
     /// Returns whether it is the user's first socket here (they arrive, for presence), and
     /// the socket's restrictions, which moderation keeps current.
     pub fn add(
@@ -114,7 +128,7 @@ impl People {
         let restrictions = Arc::new(Restrictions::default());
         let mut state = self.inner.lock().expect("people lock");
         for room in &rooms {
-            state.watching.entry(room.clone()).or_default().insert(conn);
+            watch(&mut state.watching, &self.interest, room, conn);
         }
         let conns = state.by_user.entry(user.clone()).or_default();
         let first = conns.is_empty();
@@ -145,7 +159,7 @@ impl People {
         let mut state = self.inner.lock().expect("people lock");
         let gone = state.conns.remove(&conn)?;
         for room in gone.member_of.iter().chain(&gone.joined) {
-            unwatch(&mut state.watching, room, conn);
+            unwatch(&mut state.watching, &self.interest, room, conn);
         }
         let conns = state.by_user.get_mut(&gone.user)?;
         conns.remove(&conn);
@@ -182,19 +196,19 @@ impl People {
         let mut state = self.inner.lock().expect("people lock");
         if let Some(c) = state.conns.get_mut(&conn) {
             c.joined.insert(room.clone());
-            unwatch(&mut state.watching, room, conn);
+            unwatch(&mut state.watching, &self.interest, room, conn);
         }
     }
 
     /// The socket left `room` (the socket, not the membership): notifications resume.
     pub fn left(&self, conn: ConnId, room: &RoomName) {
         let mut state = self.inner.lock().expect("people lock");
-        let watch = state.conns.get_mut(&conn).is_some_and(|c| {
+        let member = state.conns.get_mut(&conn).is_some_and(|c| {
             c.joined.remove(room);
             c.member_of.contains(room)
         });
-        if watch {
-            state.watching.entry(room.clone()).or_default().insert(conn);
+        if member {
+            watch(&mut state.watching, &self.interest, room, conn);
         }
     }
 
@@ -206,22 +220,24 @@ impl People {
                 let conns: Vec<ConnId> = state.by_user.get(&user).into_iter().flatten().copied().collect();
                 for conn in conns {
                     let Some(c) = state.conns.get_mut(&conn) else { continue };
-                    let watch = if member {
+                    let notify = if member {
                         c.member_of.insert(room.clone());
                         !c.joined.contains(&room)
                     } else {
                         c.member_of.remove(&room);
                         false
                     };
-                    if watch {
-                        state.watching.entry(room.clone()).or_default().insert(conn);
+                    if notify {
+                        watch(&mut state.watching, &self.interest, &room, conn);
                     } else {
-                        unwatch(&mut state.watching, &room, conn);
+                        unwatch(&mut state.watching, &self.interest, &room, conn);
                     }
                 }
             }
             Control::RoomDeleted { room } => {
-                state.watching.remove(&room);
+                if state.watching.remove(&room).is_some() {
+                    self.interest.release(&room);
+                }
                 for c in state.conns.values_mut() {
                     c.member_of.remove(&room);
                 }
@@ -242,7 +258,7 @@ impl People {
                                 .to_bytes(),
                             ));
                         }
-                        unwatch(&mut state.watching, &room, conn);
+                        unwatch(&mut state.watching, &self.interest, &room, conn);
                     }
                 }
             }
@@ -301,11 +317,22 @@ impl People {
     }
 }
 
-fn unwatch(watching: &mut HashMap<RoomName, HashSet<ConnId>>, room: &RoomName, conn: ConnId) {
+fn watch(watching: &mut HashMap<RoomName, HashSet<ConnId>>, interest: &Interest, room: &RoomName, conn: ConnId) {
+    watching
+        .entry(room.clone())
+        .or_insert_with(|| {
+            interest.hold(room);
+            HashSet::new()
+        })
+        .insert(conn);
+}
+
+fn unwatch(watching: &mut HashMap<RoomName, HashSet<ConnId>>, interest: &Interest, room: &RoomName, conn: ConnId) {
     if let Some(conns) = watching.get_mut(room) {
         conns.remove(&conn);
         if conns.is_empty() {
             watching.remove(room);
+            interest.release(room);
         }
     }
 }
@@ -313,6 +340,8 @@ fn unwatch(watching: &mut HashMap<RoomName, HashSet<ConnId>>, room: &RoomName, c
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_bus::interest::LINGER;
+    use std::time::Instant;
 
     fn message_frame(author: &str) -> bytes::Bytes {
         let message = chat_domain::testing::message();
@@ -331,11 +360,17 @@ mod tests {
 
     #[tokio::test]
     async fn notifications_follow_membership_and_the_rooms_a_socket_has_open() {
-        let people = People::default();
+        let interest = Arc::new(Interest::new(8));
+        let people = People::new(interest.clone());
         let (outbox, mut frames, _closer) = Outbox::new(16);
         let room = RoomName::parse("b").unwrap();
+        let partition = [interest.partition_of(&room)];
         let ann = UserId::parse("u:ann").unwrap();
         let _ = people.add(1, ann.clone(), None, outbox, vec![room.clone()]);
+        // A watched room holds its partition, so that its messages reach this gateway.
+        let plan = interest.plan(Instant::now());
+        assert_eq!(plan.start, partition);
+        interest.started(&plan.start);
 
         assert_eq!(people.notify(&room, 7, &message_frame("u:bob")), 1);
         let frame: serde_json::Value = serde_json::from_str(frames.try_recv().unwrap().as_str()).unwrap();
@@ -355,7 +390,15 @@ mod tests {
             0,
             "the room is open: messages, not notices"
         );
+        assert_eq!(
+            interest.plan(Instant::now() + LINGER).stop,
+            partition,
+            "no longer watched (the fan-out holds an open room)"
+        );
         people.left(1, &room);
+        let plan = interest.plan(Instant::now());
+        assert_eq!(plan.start, partition, "watched again");
+        interest.started(&plan.start);
         assert_eq!(
             people.notify(&room, 10, &message_frame("u:bob")),
             1,
@@ -379,5 +422,6 @@ mod tests {
         assert!(!people.watches(&room));
         people.remove(1);
         assert!(!people.watches(&room));
+        assert_eq!(interest.plan(Instant::now() + LINGER).stop, partition, "released");
     }
 }

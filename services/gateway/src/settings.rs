@@ -109,7 +109,7 @@ max_counted_members = 10000
 [redis]
 url = "redis://127.0.0.1:6379"
 key_prefix = "sc"
-shards = 8
+partitions = 64
 max_len = 100000
 block_ms = 2000
 "#,
@@ -348,6 +348,7 @@ impl Settings {
 
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.telemetry.validate()?;
+        self.redis.validate().map_err(|problem| rule("redis", problem))?;
         if self.auth.secret.len() < 32 {
             return Err(rule("auth.secret", "must be set, at least 32 bytes (SC_AUTH__SECRET)"));
         }

@@ -67,7 +67,7 @@ impl TestCluster {
         let redis_prefix = format!("it-{}", uuid::Uuid::new_v4().simple());
         let shutdown = CancellationToken::new();
         let mut redis = RedisStreamsConfig::new(redis_url(), redis_prefix.clone());
-        redis.shards = 4;
+        redis.partitions = 4;
         redis.block_ms = 500;
 
         let mut running_services = Vec::new();

@@ -22,7 +22,7 @@ acquire_timeout_ms = 3000
 [redis]
 url = "redis://127.0.0.1:6379"
 key_prefix = "sc"
-shards = 8
+partitions = 64
 max_len = 100000
 block_ms = 2000
 
@@ -118,9 +118,7 @@ impl Settings {
         if !(1..=10_000).contains(&self.search.index_batch) {
             return Err(rule("search.index_batch", "must be from 1 to 10000"));
         }
-        if self.redis.shards == 0 {
-            return Err(rule("redis.shards", "must be at least 1"));
-        }
+        self.redis.validate().map_err(|problem| rule("redis", problem))?;
         self.database.validate()?;
         Ok(())
     }

@@ -191,14 +191,14 @@ pub fn environments_load(repo: &Repo) -> Problems {
                 .map(|p| format!("{COMPOSE} {name}: {p}")),
         );
     }
-    // The streams are sharded by room: a gateway and a message service that disagree on the
-    // prefix or the shard count never meet.
+    // The streams are partitioned by room: a gateway and a message service that disagree on the
+    // prefix or the partition count never meet.
     let buses: BTreeMap<_, _> = facts.iter().filter_map(|(n, f)| Some((n, f.redis.as_ref()?))).collect();
-    if let Some((first, (_, prefix, shards))) = buses.iter().next() {
+    if let Some((first, (_, prefix, partitions))) = buses.iter().next() {
         for (name, (_, p, s)) in &buses {
-            if (p, s) != (prefix, shards) {
+            if (p, s) != (prefix, partitions) {
                 problems.push(format!(
-                    "{COMPOSE} {name}: redis key_prefix/shards {p}/{s} differ from {first}'s {prefix}/{shards}"
+                    "{COMPOSE} {name}: redis key_prefix/partitions {p}/{s} differ from {first}'s {prefix}/{partitions}"
                 ));
             }
         }

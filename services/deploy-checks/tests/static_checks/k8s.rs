@@ -316,11 +316,11 @@ pub fn environments_load(repo: &Repo) -> Problems {
         }
     }
     let buses: Vec<_> = pods.iter().filter_map(|p| Some((p, p.facts.redis.as_ref()?))).collect();
-    if let Some((first, (_, prefix, shards))) = buses.first() {
+    if let Some((first, (_, prefix, partitions))) = buses.first() {
         for (pod, (_, p, s)) in &buses {
-            if (p, s) != (prefix, shards) {
+            if (p, s) != (prefix, partitions) {
                 problems.push(format!(
-                    "{}: redis key_prefix/shards {p}/{s} differ from {}'s {prefix}/{shards}",
+                    "{}: redis key_prefix/partitions {p}/{s} differ from {}'s {prefix}/{partitions}",
                     pod.at(),
                     first.deployment.name
                 ));

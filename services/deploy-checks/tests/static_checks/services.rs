@@ -76,7 +76,7 @@ pub struct Facts {
     pub static_dir: Option<PathBuf>,
     /// The gateway's `message_service.endpoints`.
     pub endpoints: Vec<String>,
-    /// `redis.url`, `redis.key_prefix`, `redis.shards`, for the services that use Redis.
+    /// `redis.url`, `redis.key_prefix`, `redis.partitions`, for the services that use Redis.
     pub redis: Option<(String, String, u32)>,
     pub database_url: Option<String>,
     /// `telemetry.otlp_endpoint` and its protocol, when trace export is on.
@@ -114,7 +114,7 @@ pub fn load(service: Component, env: &BTreeMap<String, String>, complete: bool) 
                 drain_timeout_secs: s.drain_timeout_secs,
                 static_dir: Some(s.static_dir),
                 endpoints: s.message_service.endpoints,
-                redis: Some((s.redis.url, s.redis.key_prefix, s.redis.shards)),
+                redis: Some((s.redis.url, s.redis.key_prefix, s.redis.partitions)),
                 database_url: None,
                 otlp: otlp(&s.telemetry),
             })
@@ -132,7 +132,7 @@ pub fn load(service: Component, env: &BTreeMap<String, String>, complete: bool) 
                 drain_timeout_secs: s.drain_timeout_secs,
                 static_dir: None,
                 endpoints: Vec::new(),
-                redis: Some((s.redis.url, s.redis.key_prefix, s.redis.shards)),
+                redis: Some((s.redis.url, s.redis.key_prefix, s.redis.partitions)),
                 database_url: Some(s.database.url),
                 otlp: otlp(&s.telemetry),
             })
@@ -280,7 +280,14 @@ mod tests {
         };
         assert!(load(Component::MessageService, &env(&[]), true).is_ok());
         assert!(load(Component::MessageService, &env(&[("SC_GRPC_LISTN", "0.0.0.0:1")]), true).is_err());
-        assert!(load(Component::MessageService, &env(&[("SC_REDIS__SHARDS", "eight")]), true).is_err());
+        assert!(
+            load(
+                Component::MessageService,
+                &env(&[("SC_REDIS__PARTITIONS", "eight")]),
+                true
+            )
+            .is_err()
+        );
         // The gateway needs its secret: without it the load is incomplete.
         assert!(load(Component::Gateway, &env(&[]), false).is_ok());
         assert!(load(Component::Gateway, &env(&[]), true).is_err());

@@ -33,5 +33,5 @@ pub async fn publish(app: &AppState, event: BusEvent) {
 
 /// Tells every gateway about a change in who may see what.
 pub async fn announce(app: &AppState, control: Control) {
-    publish_unsequenced(app, EventKind::Control, control.room().clone(), control.to_json()).await;
+    publish_unsequenced(app, control.kind(), control.room().clone(), control.to_json()).await;
 }

@@ -105,7 +105,15 @@ fn deliver(fanout: &Fanout, seqs: impl IntoIterator<Item = u64>) {
 
 fn fanout(history: Arc<StoredHistory>, join_buffer: usize) -> (Fanout, Metrics) {
     let metrics = Metrics::register(&mut Registry::default());
-    let fanout = Fanout::new("test".into(), history, GAP_FILL_AFTER, join_buffer, metrics.clone());
+    let interest = Arc::new(Interest::new(8));
+    let fanout = Fanout::new(
+        "test".into(),
+        interest,
+        history,
+        GAP_FILL_AFTER,
+        join_buffer,
+        metrics.clone(),
+    );
     (fanout, metrics)
 }
 
@@ -326,4 +334,28 @@ async fn a_room_is_forgotten_when_its_last_member_leaves() {
     fanout.leave(&lobby(), ann.id);
     assert!(fanout.is_empty());
     assert_eq!(fanout.position(&lobby()), None);
+}
+
+#[tokio::test]
+async fn a_room_holds_its_partition_on_the_bus_while_it_has_members_here() {
+    use chat_bus::interest::{LINGER, Plan};
+    use std::time::Instant;
+    let (fanout, _) = fanout(StoredHistory::with([]), 16);
+    let interest = fanout.inner.interest.clone();
+    let partition = interest.partition_of(&lobby());
+    let _first = Member::join(&fanout, 1, 16, 0, None);
+    let _second = Member::join(&fanout, 2, 16, 0, None);
+    let plan = interest.plan(Instant::now());
+    assert_eq!(plan.start, [partition], "the room's partition is wanted");
+    interest.started(&plan.start);
+    fanout.ready(&lobby()).await;
+
+    fanout.leave(&lobby(), 1);
+    assert_eq!(
+        interest.plan(Instant::now() + LINGER * 2),
+        Plan::default(),
+        "still a member here"
+    );
+    fanout.leave(&lobby(), 2);
+    assert_eq!(interest.plan(Instant::now() + LINGER).stop, [partition], "released");
 }

@@ -454,6 +454,8 @@ impl Connection {
     async fn complete_join(&self, hub: &Arc<Hub>, room: &RoomName, since_seq: Option<u64>) -> Result<(), GatewayError> {
         let upstream = self.app.upstream();
         let limits = &self.app.settings().gateway;
+        // The room's partition read before its last seq is (`chat_bus::interest`).
+        self.app.fanout().ready(room).await;
         // Who may enter is decided here (a private room only for its members and invitees,
         // a ban shuts any room); entering makes you a member. Recorded before `joined`
         // goes out, so the panel agrees once the client sees it.

@@ -236,7 +236,7 @@ async fn raw_bus(cluster: &TestCluster) -> chat_bus::redis_streams::RedisStreams
         integration_tests::cluster::redis_url(),
         cluster.redis_prefix.clone(),
     );
-    config.shards = 4;
+    config.partitions = 4;
     chat_bus::redis_streams::RedisStreamsBus::connect(config).await.unwrap()
 }
 

@@ -123,12 +123,12 @@ async fn a_member_is_notified_across_gateways_until_they_leave() {
         .call(0, Method::POST, "/api/v1/rooms", Some(&ann), Some(json!({"name": "b"})))
         .await;
     assert_eq!(status, 200);
-    // The room ann keeps open shares `b`'s bus shard, so that its messages and `b`'s
-    // events reach her gateway in publish order (TestCluster uses 4 shards).
-    let shard = |name: &str| chat_bus::shard_of(&chat_domain::RoomName::parse(name).unwrap(), 4);
+    // The room ann keeps open shares `b`'s bus partition, so that its messages and `b`'s
+    // events reach her gateway in publish order (TestCluster uses 4 partitions).
+    let partition = |name: &str| chat_bus::partition_of(&chat_domain::RoomName::parse(name).unwrap(), 4);
     let open = (0..100)
         .map(|i| format!("a{i}"))
-        .find(|n| shard(n) == shard("b"))
+        .find(|n| partition(n) == partition("b"))
         .unwrap();
     let mut ann_ws = cluster.client_with(0, &ann).await;
     ann_ws.join(&open, None).await;
@@ -145,7 +145,7 @@ async fn a_member_is_notified_across_gateways_until_they_leave() {
     assert_eq!(notify["preview"], "are you there?");
 
     // Ann leaves `b` (over HTTP, on the other gateway): no more notifications for it. A
-    // later message in her open room, on the same shard, proves the silence is not slowness.
+    // later message in her open room, on the same partition, proves the silence is not slowness.
     let (status, _) = cluster
         .call(1, Method::DELETE, "/api/v1/rooms/b/membership", Some(&ann), None)
         .await;

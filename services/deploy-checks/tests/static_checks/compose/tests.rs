@@ -71,9 +71,14 @@ fn a_short_secret_or_a_missing_variable_fails() {
 }
 
 #[test]
-fn disagreeing_shards_fail() {
+fn disagreeing_partitions_fail() {
     let mut repo = Repo::load();
-    repo.edit_after(COMPOSE, GATEWAY, "SC_REDIS__SHARDS: \"8\"", "SC_REDIS__SHARDS: \"4\"");
+    repo.edit_after(
+        COMPOSE,
+        GATEWAY,
+        "SC_REDIS__PARTITIONS: \"64\"",
+        "SC_REDIS__PARTITIONS: \"4\"",
+    );
     assert_fails(environments_load(&repo), "differ from");
 }
 

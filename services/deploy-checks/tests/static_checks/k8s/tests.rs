@@ -63,7 +63,7 @@ fn a_key_of_the_other_service_fails() {
 #[test]
 fn an_unquoted_value_or_a_missing_secret_key_fails() {
     let mut repo = Repo::load();
-    repo.edit(CONFIG, "SC_REDIS__SHARDS: \"8\"", "SC_REDIS__SHARDS: 8");
+    repo.edit(CONFIG, "SC_REDIS__PARTITIONS: \"64\"", "SC_REDIS__PARTITIONS: 64");
     assert_fails(environments_load(&repo), "quote it");
     let mut repo = Repo::load();
     repo.edit(GATEWAY, "key: auth-secret", "key: session-secret");
