@@ -63,11 +63,25 @@ impl TestCluster {
         services: usize,
         tweak: impl Fn(&mut gateway::settings::Settings),
     ) -> Self {
+        Self::start_partitioned(gateways, services, Self::PARTITIONS, tweak).await
+    }
+
+    /// Stream partitions of a cluster from [`TestCluster::start`]: few, so that tests can
+    /// find rooms that share one.
+    pub const PARTITIONS: u32 = 4;
+
+    /// As [`TestCluster::start_with`], on a bus of `partitions` stream partitions.
+    pub async fn start_partitioned(
+        gateways: usize,
+        services: usize,
+        partitions: u32,
+        tweak: impl Fn(&mut gateway::settings::Settings),
+    ) -> Self {
         let db = TestDb::create().await;
         let redis_prefix = format!("it-{}", uuid::Uuid::new_v4().simple());
         let shutdown = CancellationToken::new();
         let mut redis = RedisStreamsConfig::new(redis_url(), redis_prefix.clone());
-        redis.partitions = 4;
+        redis.partitions = partitions;
         redis.block_ms = 500;
 
         let mut running_services = Vec::new();

@@ -14,6 +14,7 @@ mod grpc;
 mod helpers;
 mod hostile;
 mod http_api;
+mod intake;
 mod limits;
 mod membership;
 mod observability;
