@@ -3,14 +3,19 @@
 # and haproxy in front as the websocket-aware balancer; PostgreSQL and Redis are started
 # here too unless DATABASE_URL / REDIS_URL name existing ones.
 #
-#   scripts/cluster.sh up [--gateways N] [--services M] [--port P]   (defaults 2, 2, 8080)
+#   scripts/cluster.sh up [--gateways N] [--services M] [--port P] [--redis-cluster]
 #   scripts/cluster.sh status
 #   scripts/cluster.sh logs [NAME] [-f]
 #   scripts/cluster.sh down
 #
+# N, M and P default to 2, 2 and 8080.
 # Ports, from the balancer's port P: gateways P+1…, their ops P+101…; message services
 # gRPC P+201…, their ops P+301…; Postgres P+400 and Redis P+401 when started here.
-# State (pids, logs, generated config) lives in CLUSTER_DIR (default .cluster/).
+# With --redis-cluster the bus is a Redis Cluster started here instead (REDIS_URL must then
+# be unset): three masters and three replicas on P+410…P+415 (and, for the cluster bus
+# between them, P+10410…P+10415), passed to the services as SC_REDIS__CLUSTER_NODES.
+# State (pids, logs, generated config, the cluster nodes' directories) lives in CLUSTER_DIR
+# (default .cluster/).
 # Binaries come from CLUSTER_BIN_DIR (default <target>/release; built when missing).
 # Every other SC_* variable in the environment is passed to the services; GATEWAY_SC_*
 # variables go to the gateways only and SERVICE_SC_* ones to the message services only,
@@ -88,6 +93,77 @@ start_redis() {
   export REDIS_URL="redis://127.0.0.1:$port"
 }
 
+# Whether the Redis Cluster node on 127.0.0.1 port $1 sees the cluster whole: every slot
+# served (cluster_state:ok), and the three replicas known as such.
+cluster_state_ok() {
+  [[ $(redis-cli -h 127.0.0.1 -p "$1" cluster info 2>/dev/null) == *cluster_state:ok* ]] || return 1
+  local replicas
+  replicas=$(redis-cli -h 127.0.0.1 -p "$1" cluster nodes 2>/dev/null | grep -c slave || true)
+  [ "$replicas" = 3 ]
+}
+
+# Whether three of the Redis Cluster nodes on ports $1…$1+5 are replicas in sync with their
+# masters: a master can fail over (and stops at once, without waiting for a replica).
+cluster_replicas_synced() {
+  local port synced=0
+  for port in $(seq "$1" $(($1 + 5))); do
+    if [[ $(redis-cli -h 127.0.0.1 -p "$port" info replication 2>/dev/null) == *master_link_status:up* ]]; then
+      synced=$((synced + 1))
+    fi
+  done
+  [ "$synced" = 3 ]
+}
+
+# Starts a Redis Cluster of three masters and three replicas on ports $1…$1+5 (and their
+# cluster bus on $1+10000…), each node redis-cluster-N in a fresh directory of its own
+# under the state dir, and waits until every node sees it whole and the replicas are in
+# sync. Sets cluster_nodes to the nodes' URLs, comma-separated: the value of
+# SC_REDIS__CLUSTER_NODES.
+start_redis_cluster() {
+  local base=$1 i port dir tool addresses=() urls=()
+  for tool in redis-server redis-cli; do
+    command -v "$tool" >/dev/null 2>&1 || die "a Redis Cluster needs $tool (Redis 7.0 or later): apt-get install redis-server"
+  done
+  # Another server on a node's port would answer in its place (a silent one would hang
+  # create); each node's cluster bus takes its port + 10000.
+  for port in $(seq "$base" $((base + 5))) $(seq $((base + 10000)) $((base + 10005))); do
+    if port_open 127.0.0.1 "$port"; then die "port $port, needed by the Redis Cluster, is in use"; fi
+  done
+  for i in 1 2 3 4 5 6; do
+    port=$((base + i - 1)) dir="$state/redis-cluster-$i"
+    # A nodes.conf left behind would bring back an old cluster that create refuses to join.
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    spawn "redis-cluster-$i" redis-server --port "$port" --bind 127.0.0.1 --protected-mode no \
+      --daemonize no --save "" --appendonly no --repl-diskless-sync-delay 0 --dir "$dir" \
+      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000
+    addresses+=("127.0.0.1:$port")
+    urls+=("redis://127.0.0.1:$port")
+  done
+  for i in 1 2 3 4 5 6; do
+    wait_until "redis-cluster-$i" 10 port_open 127.0.0.1 $((base + i - 1))
+  done
+  # Three masters sharing the 16384 slots, each with one replica.
+  timeout 60 redis-cli --cluster create "${addresses[@]}" --cluster-replicas 1 --cluster-yes \
+    >"$logs/redis-cluster-create.log" 2>&1 </dev/null \
+    || { tail -n 20 "$logs/redis-cluster-create.log" >&2 || true; die "redis-cli --cluster create failed; see $logs/redis-cluster-create.log"; }
+  for i in 1 2 3 4 5 6; do
+    wait_until "redis-cluster-$i" 30 cluster_state_ok $((base + i - 1))
+  done
+  wait_until redis-cluster-replicas 30 cluster_replicas_synced "$base"
+  cluster_nodes=$(IFS=,; echo "${urls[*]}")
+}
+
+# Runs the command with the bus's setting in its environment: SC_REDIS__CLUSTER_NODES on a
+# Redis Cluster, SC_REDIS__URL otherwise.
+with_bus() {
+  if [ -n "$cluster_nodes" ]; then
+    SC_REDIS__CLUSTER_NODES="$cluster_nodes" "$@"
+  else
+    SC_REDIS__URL="$REDIS_URL" "$@"
+  fi
+}
+
 write_haproxy_config() {
   local port=$1 gateways=$2
   # Two descriptors per proxied connection; stay inside this machine's hard limit.
@@ -126,46 +202,55 @@ CFG
 }
 
 cmd_up() {
-  local gateways=2 services=2 port=8080
+  local gateways=2 services=2 port=8080 redis_cluster=0
   while [ $# -gt 0 ]; do
     case $1 in
       --gateways) gateways=$2; shift 2 ;;
       --services) services=$2; shift 2 ;;
       --port) port=$2; shift 2 ;;
+      --redis-cluster) redis_cluster=1; shift ;;
       *) die "unknown option $1" ;;
     esac
   done
+  if [ "$redis_cluster" = 1 ] && [ -n "${REDIS_URL:-}" ]; then
+    die "--redis-cluster starts a Redis Cluster here for the bus; unset REDIS_URL (it names a single Redis)"
+  fi
   if ls "$pids"/*.pid >/dev/null 2>&1; then die "a cluster is already up in $state (run: $0 down)"; fi
   mkdir -p "$pids" "$logs"
   ensure_binaries
   ensure_haproxy || die "no balancer"
   [ -n "${DATABASE_URL:-}" ] || start_postgres $((port + 400))
-  [ -n "${REDIS_URL:-}" ] || start_redis $((port + 401))
+  cluster_nodes=""
+  if [ "$redis_cluster" = 1 ]; then
+    start_redis_cluster $((port + 410))
+  else
+    [ -n "${REDIS_URL:-}" ] || start_redis $((port + 401))
+  fi
   local secret="${SC_AUTH__SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 
   local endpoints=()
   for i in $(seq 1 "$services"); do
     ( export_prefixed_env SERVICE_
-      SC_DATABASE__URL="$DATABASE_URL" SC_REDIS__URL="$REDIS_URL" \
+      SC_DATABASE__URL="$DATABASE_URL" \
         SC_GRPC_LISTEN="127.0.0.1:$((port + 200 + i))" SC_OPS_LISTEN="127.0.0.1:$((port + 300 + i))" \
-        spawn "message-service-$i" "$bin/message-service" )
+        with_bus spawn "message-service-$i" "$bin/message-service" )
     endpoints+=("http://127.0.0.1:$((port + 200 + i))")
   done
   local joined; joined=$(IFS=,; echo "${endpoints[*]}")
   for i in $(seq 1 "$services"); do
-    SC_DATABASE__URL="$DATABASE_URL" SC_REDIS__URL="$REDIS_URL" SC_OPS_LISTEN="127.0.0.1:$((port + 300 + i))" \
-      wait_until "message-service-$i" 60 "$bin/message-service" --probe-ready 2>/dev/null
+    SC_DATABASE__URL="$DATABASE_URL" SC_OPS_LISTEN="127.0.0.1:$((port + 300 + i))" \
+      with_bus wait_until "message-service-$i" 60 "$bin/message-service" --probe-ready 2>/dev/null
   done
   for i in $(seq 1 "$gateways"); do
     ( export_prefixed_env GATEWAY_
-      SC_DATABASE__URL="$DATABASE_URL" SC_REDIS__URL="$REDIS_URL" SC_AUTH__SECRET="$secret" \
+      SC_DATABASE__URL="$DATABASE_URL" SC_AUTH__SECRET="$secret" \
         SC_MESSAGE_SERVICE__ENDPOINTS="$joined" SC_LISTEN="127.0.0.1:$((port + i))" \
         SC_OPS_LISTEN="127.0.0.1:$((port + 100 + i))" SC_STATIC_DIR="$root/static" \
-        spawn "gateway-$i" "$bin/gateway" )
+        with_bus spawn "gateway-$i" "$bin/gateway" )
   done
   for i in $(seq 1 "$gateways"); do
-    SC_DATABASE__URL="$DATABASE_URL" SC_REDIS__URL="$REDIS_URL" SC_AUTH__SECRET="$secret" \
-      SC_OPS_LISTEN="127.0.0.1:$((port + 100 + i))" wait_until "gateway-$i" 60 "$bin/gateway" --probe-ready 2>/dev/null
+    SC_DATABASE__URL="$DATABASE_URL" SC_AUTH__SECRET="$secret" SC_OPS_LISTEN="127.0.0.1:$((port + 100 + i))" \
+      with_bus wait_until "gateway-$i" 60 "$bin/gateway" --probe-ready 2>/dev/null
   done
   write_haproxy_config "$port" "$gateways"
   haproxy -c -q -f "$state/haproxy.cfg" || die "invalid haproxy config $state/haproxy.cfg"
@@ -178,7 +263,7 @@ cmd_up() {
     name=$(basename "$file" .pid)
     alive "$name" || { tail -n 20 "$logs/$name.log" >&2 || true; die "$name exited; its log is $logs/$name.log"; }
   done
-  log "up: http://127.0.0.1:$port ($gateways gateways, $services message services)"
+  log "up: http://127.0.0.1:$port ($gateways gateways, $services message services${cluster_nodes:+, on a Redis Cluster})"
 }
 
 cmd_status() {
@@ -227,6 +312,8 @@ cmd_down() {
   for f in "$pids"/gateway-*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)" 15; done
   for f in "$pids"/message-service-*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)" 15; done
   stop redis 5
+  for f in "$pids"/redis-cluster-*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)" 5; done
+  rm -rf "$state"/redis-cluster-[1-6]
   if [ -f "$pids/postgres.pid" ]; then
     stop_throwaway_pg "$state/pg" fast || true
     stop postgres 5
@@ -241,5 +328,5 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   logs) shift; cmd_logs "$@" ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,/^set /{/^#/p}' "$0" >&2; exit 2 ;;
 esac

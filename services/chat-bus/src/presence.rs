@@ -21,7 +21,7 @@
 
 use crate::BusError;
 use chat_domain::UserId;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionLike, ConnectionManager};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -144,9 +144,10 @@ impl Presence for InMemoryPresence {
     }
 }
 
-/// The registry in Redis, shared by every gateway of a deployment.
-pub struct RedisPresence {
-    conn: ConnectionManager,
+/// The registry in Redis, shared by every gateway of a deployment. Its keys share the hash
+/// tag `{presence}`, so that each script's keys sit in one slot of a Redis Cluster.
+pub struct RedisPresence<C = ConnectionManager> {
+    conn: C,
     /// holds, count, online, seen.
     keys: [String; 4],
 }
@@ -198,8 +199,8 @@ end
 return gone
 ";
 
-impl RedisPresence {
-    pub fn new(conn: ConnectionManager, key_prefix: &str) -> Self {
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisPresence<C> {
+    pub fn new(conn: C, key_prefix: &str) -> Self {
         let key = |name: &str| format!("{key_prefix}:{{presence}}:{name}");
         Self {
             conn,
@@ -221,7 +222,7 @@ fn users(found: Vec<String>) -> Vec<UserId> {
 }
 
 #[async_trait::async_trait]
-impl Presence for RedisPresence {
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> Presence for RedisPresence<C> {
     async fn renew(&self, gateway: &str, users_: &[UserId], now_ms: u64, ttl_ms: u64) -> Result<Vec<UserId>, BusError> {
         let mut arrived = Vec::new();
         // Bounded scripts: a gateway of 100,000 people renews them in slices.

@@ -8,6 +8,12 @@
 //!
 //! Ephemeral signals go over Pub/Sub on one channel, `{prefix}:signals`: published on the
 //! same connection as the streams, heard on a connection of each listener's own.
+//!
+//! On a Redis Cluster (`cluster_nodes` set) the same keys spread over the masters by their
+//! hash tags. Publishes, presence and signals go through the redis crate's cluster
+//! connection, which follows redirects and failovers; the reader is [`cluster`]'s.
+
+mod cluster;
 
 use crate::partition::{MAX_PARTITIONS, hash_tag};
 use crate::presence::{Presence, RedisPresence};
@@ -15,9 +21,11 @@ use crate::{Bus, BusError, BusEvent, BusItem, BusReader, EventKind, Interest, Si
 use bytes::Bytes;
 use chat_domain::RoomName;
 use futures::{FutureExt, StreamExt};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use redis::streams::StreamRangeReply;
-use redis::{AsyncConnectionConfig, Client, Value};
+use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +49,10 @@ pub struct RedisStreamsConfig {
     pub max_len: u64,
     /// How long one `XREAD BLOCK` waits, in milliseconds, before it is issued again.
     pub block_ms: u64,
+    /// Seed nodes of a Redis Cluster (`redis://host:port`, a few masters or replicas; the
+    /// rest are discovered). Empty: one Redis at `url`.
+    #[serde(default)]
+    pub cluster_nodes: Vec<String>,
 }
 
 impl RedisStreamsConfig {
@@ -51,6 +63,7 @@ impl RedisStreamsConfig {
             partitions: 64,
             max_len: 100_000,
             block_ms: 2000,
+            cluster_nodes: Vec::new(),
         }
     }
 
@@ -71,6 +84,43 @@ impl RedisStreamsConfig {
 
     fn signal_channel(&self) -> String {
         format!("{}:signals", self.key_prefix)
+    }
+}
+
+/// The connection publishes, presence and reads of stream ends share: one Redis, or the
+/// redis crate's cluster connection, which routes each command by its key's slot and follows
+/// `MOVED`, `ASK` and failovers.
+#[derive(Clone)]
+enum Shared {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Shared {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
     }
 }
 
@@ -101,31 +151,48 @@ impl Keys {
 pub struct RedisStreamsBus {
     config: RedisStreamsConfig,
     keys: Arc<Keys>,
-    client: Client,
-    /// Reconnects by itself after Redis restarts.
-    publisher: ConnectionManager,
-    presence: Arc<RedisPresence>,
+    /// One client per node to connect readers and listeners to: the one Redis, or the
+    /// cluster's seeds (a listener moves to the next when its node goes).
+    clients: Vec<Client>,
+    /// Reconnects by itself after Redis restarts, and on a cluster follows its topology.
+    publisher: Shared,
+    presence: Arc<RedisPresence<Shared>>,
 }
 
 impl RedisStreamsBus {
     /// Connects the publishing connection. Fails when Redis cannot be reached now.
     pub async fn connect(config: RedisStreamsConfig) -> Result<Self, BusError> {
         config.validate().map_err(BusError::Config)?;
-        // TCP_NODELAY: a pipelined XADD or an XREAD must not wait for the ACK of the
-        // previous segment (Nagle with the peer's delayed ACK holds it up to 40 ms).
-        let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())?
-            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = Client::open(info)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(2);
-        let publisher = ConnectionManager::new_with_config(client.clone(), manager_config).await?;
+        let (publisher, clients) = if config.cluster_nodes.is_empty() {
+            let client = client(&config.url)?;
+            let manager_config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(Duration::from_secs(5)))
+                .set_number_of_retries(2);
+            let manager = ConnectionManager::new_with_config(client.clone(), manager_config).await?;
+            (Shared::Single(manager), vec![client])
+        } else {
+            let cluster = ClusterClient::builder(config.cluster_nodes.iter().map(String::as_str))
+                .tcp_settings(nodelay())
+                .connection_timeout(Duration::from_secs(2))
+                .response_timeout(Duration::from_secs(5))
+                // A failover takes the cluster's node timeout and an election: retries
+                // spread over about ten seconds carry a publish across one.
+                .retries(12)
+                .max_retry_wait(1000)
+                .build()?;
+            let clients = config
+                .cluster_nodes
+                .iter()
+                .map(|url| client(url))
+                .collect::<Result<_, _>>()?;
+            (Shared::Cluster(cluster.get_async_connection().await?), clients)
+        };
         let presence = Arc::new(RedisPresence::new(publisher.clone(), &config.key_prefix));
         Ok(Self {
             keys: Arc::new(Keys::new(&config)),
             config,
-            client,
+            clients,
             publisher,
             presence,
         })
@@ -134,14 +201,9 @@ impl RedisStreamsBus {
     pub fn config(&self) -> &RedisStreamsConfig {
         &self.config
     }
-}
 
-#[async_trait::async_trait]
-impl Bus for RedisStreamsBus {
-    async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
-        if events.is_empty() {
-            return Ok(());
-        }
+    /// One `XADD … MAXLEN ~` per event, in order.
+    fn appends<'a>(&self, events: impl IntoIterator<Item = &'a BusEvent>) -> Pipeline {
         let mut pipe = redis::pipe();
         for event in events {
             let cmd = pipe
@@ -165,6 +227,49 @@ impl Bus for RedisStreamsBus {
             }
             cmd.ignore();
         }
+        pipe
+    }
+}
+
+/// TCP_NODELAY: a pipelined XADD or an XREAD must not wait for the ACK of the previous
+/// segment (Nagle with the peer's delayed ACK holds it up to 40 ms).
+fn nodelay() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
+}
+
+fn client(url: &str) -> Result<Client, BusError> {
+    let info = redis::IntoConnectionInfo::into_connection_info(url)?.set_tcp_settings(nodelay());
+    Ok(Client::open(info)?)
+}
+
+#[async_trait::async_trait]
+impl Bus for RedisStreamsBus {
+    async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if let Shared::Cluster(_) = self.publisher {
+            // A pipeline goes to one node, and a cluster refuses one that spans slots: one
+            // pipeline per stream, in order within it, all streams at once.
+            let mut by_key: Vec<(&str, Vec<&BusEvent>)> = Vec::new();
+            for event in events {
+                let key = self.keys.of(event);
+                match by_key.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, list)) => list.push(event),
+                    None => by_key.push((key, vec![event])),
+                }
+            }
+            let sends = by_key.into_iter().map(|(_, list)| {
+                let mut conn = self.publisher.clone();
+                let pipe = self.appends(list);
+                async move { pipe.query_async::<()>(&mut conn).await }
+            });
+            for result in futures::future::join_all(sends).await {
+                result?;
+            }
+            return Ok(());
+        }
+        let pipe = self.appends(events);
         let mut conn = self.publisher.clone();
         pipe.query_async::<()>(&mut conn).await?;
         Ok(())
@@ -178,8 +283,19 @@ impl Bus for RedisStreamsBus {
         if interest.partitions() != self.config.partitions {
             return Err(BusError::Config("the interest is sized for another bus".into()));
         }
+        if let Shared::Cluster(conn) = &self.publisher {
+            let reader = cluster::ClusterReader::start(
+                self.config.clone(),
+                self.keys.clone(),
+                interest,
+                self.clients.clone(),
+                conn.clone(),
+            )
+            .await?;
+            return Ok(Box::new(reader));
+        }
         let mut reader = RedisReader {
-            client: self.client.clone(),
+            client: self.clients[0].clone(),
             config: self.config.clone(),
             keys: self.keys.clone(),
             interest,
@@ -228,7 +344,8 @@ impl Bus for RedisStreamsBus {
 
     async fn listen(&self) -> Result<Box<dyn SignalReader>, BusError> {
         let mut listener = RedisSignals {
-            client: self.client.clone(),
+            clients: self.clients.clone(),
+            next: 0,
             channel: self.config.signal_channel(),
             messages: None,
         };
@@ -239,15 +356,20 @@ impl Bus for RedisStreamsBus {
 
 /// A gateway's Pub/Sub subscription to the signals.
 struct RedisSignals {
-    client: Client,
+    /// The one Redis, or the cluster's seeds: a Pub/Sub message reaches every node of a
+    /// cluster, so any one will do, and the next is tried when one fails.
+    clients: Vec<Client>,
+    next: usize,
     channel: String,
     /// `None` after the connection broke, until it is back.
     messages: Option<redis::aio::PubSubStream>,
 }
 
 impl RedisSignals {
-    async fn subscribe(&self) -> Result<redis::aio::PubSubStream, BusError> {
-        let mut pubsub = self.client.get_async_pubsub().await?;
+    async fn subscribe(&mut self) -> Result<redis::aio::PubSubStream, BusError> {
+        let client = &self.clients[self.next % self.clients.len()];
+        self.next += 1;
+        let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(&self.channel).await?;
         Ok(pubsub.into_on_message())
     }
@@ -422,40 +544,66 @@ impl RedisReader {
         }
     }
 
-    /// Walks an `XREAD` reply as Redis sent it, moving each payload out rather than
-    /// copying it through maps: with every message read by every gateway, the typed
-    /// reply's per-entry maps and copies showed in profiles.
+    /// Files a reply's entries under their streams, moving each one's last id on.
     fn parse(&mut self, reply: Value) -> Vec<BusItem> {
-        let streams: Vec<(Value, Value)> = match reply {
-            // RESP2: [[key, entries], ...]; RESP3: {key: entries, ...}.
-            Value::Array(streams) => streams.into_iter().filter_map(pair).collect(),
-            Value::Map(streams) => streams,
-            _ => Vec::new(),
-        };
         let mut items = Vec::new();
-        for (key, entries) in streams {
-            let Some(index) = text(key).and_then(|key| self.by_key.get(&key).copied()) else {
-                continue;
-            };
-            let Value::Array(entries) = entries else { continue };
-            for entry in entries {
-                let Some((id, fields)) = pair(entry) else { continue };
-                let Some(id) = text(id) else { continue };
-                match parse_entry(fields) {
-                    Some(mut event) => {
-                        // A stream id is `<milliseconds>-<sequence>`, stamped by Redis at XADD.
-                        event.published_at_ms = id.split('-').next().and_then(|ms| ms.parse().ok());
-                        items.push(BusItem::Event(event));
-                    }
-                    None => {
-                        tracing::warn!(key = %self.streams[index].key, %id, "skipping malformed bus entry")
-                    }
-                }
-                self.streams[index].last_id = id;
+        for (key, entries) in read_reply(reply) {
+            let Some(&index) = self.by_key.get(&key) else { continue };
+            if let Some(last) = take_entries(&key, entries, &mut items) {
+                self.streams[index].last_id = last;
             }
         }
         items
     }
+}
+
+/// One stream entry: its id, and its event unless malformed.
+type Entry = (String, Option<BusEvent>);
+
+/// Walks an `XREAD` reply as Redis sent it: each stream's key and its entries, as `(id,
+/// event)`, the event `None` for an entry that does not parse. Payloads are moved out
+/// rather than copied through maps: with every message read by every gateway, the typed
+/// reply's per-entry maps and copies showed in profiles.
+fn read_reply(reply: Value) -> Vec<(String, Vec<Entry>)> {
+    let streams: Vec<(Value, Value)> = match reply {
+        // RESP2: [[key, entries], ...]; RESP3: {key: entries, ...}.
+        Value::Array(streams) => streams.into_iter().filter_map(pair).collect(),
+        Value::Map(streams) => streams,
+        _ => Vec::new(),
+    };
+    streams
+        .into_iter()
+        .filter_map(|(key, entries)| {
+            let Value::Array(entries) = entries else { return None };
+            let entries = entries
+                .into_iter()
+                .filter_map(|entry| {
+                    let (id, fields) = pair(entry)?;
+                    let id = text(id)?;
+                    let event = parse_entry(fields).map(|mut event| {
+                        // A stream id is `<milliseconds>-<sequence>`, stamped by Redis at XADD.
+                        event.published_at_ms = id.split('-').next().and_then(|ms| ms.parse().ok());
+                        event
+                    });
+                    Some((id, event))
+                })
+                .collect();
+            Some((text(key)?, entries))
+        })
+        .collect()
+}
+
+/// Appends one stream's events to `items`; returns the last id, if any entry came.
+fn take_entries(key: &str, entries: Vec<Entry>, items: &mut Vec<BusItem>) -> Option<String> {
+    let mut last = None;
+    for (id, event) in entries {
+        match event {
+            Some(event) => items.push(BusItem::Event(event)),
+            None => tracing::warn!(%key, %id, "skipping malformed bus entry"),
+        }
+        last = Some(id);
+    }
+    last
 }
 
 /// A two-element array as its elements.

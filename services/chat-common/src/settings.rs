@@ -62,6 +62,7 @@ pub fn load_with_env<T: DeserializeOwned>(
             .with_list_parse_key("gateway.allowed_origins")
             .with_list_parse_key("gateway.trusted_proxies")
             .with_list_parse_key("trusted_proxies")
+            .with_list_parse_key("redis.cluster_nodes")
             .with_list_parse_key("auth.admins")
             .with_list_parse_key("admins")
             .try_parsing(true)

@@ -159,6 +159,169 @@ impl Drop for Redis {
     }
 }
 
+/// A Redis Cluster of this test's own: 3 masters and 3 replicas from the installed
+/// `redis-server`, made one with `redis-cli --cluster create`. Nothing is saved; the node
+/// timeout is 2 s, so a replica takes over a killed master within a few seconds.
+pub struct RedisCluster {
+    nodes: Vec<ClusterNode>,
+}
+
+struct ClusterNode {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// Milliseconds a master may be unreachable before its replica is promoted.
+pub const CLUSTER_NODE_TIMEOUT_MS: u64 = 2000;
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        assert!(
+            Command::new("redis-cli").arg("--version").output().is_ok(),
+            "redis-server and redis-cli are needed for the cluster tests (Debian: apt-get install redis-server)"
+        );
+        let nodes: Vec<ClusterNode> = (0..6)
+            .map(|_| {
+                let port = free_port();
+                let dir = scratch_dir("redis-cluster");
+                // The cluster bus port is given: the default, port + 10000, may be taken or
+                // past 65535 for an ephemeral port.
+                let bus_port = free_port();
+                let child = Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--cluster-port", &bus_port.to_string()])
+                    .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                    // Replicas sync at once rather than after the default 5 s.
+                    .args(["--repl-diskless-sync-delay", "0"])
+                    .args(["--cluster-enabled", "yes", "--cluster-node-timeout"])
+                    .arg(CLUSTER_NODE_TIMEOUT_MS.to_string())
+                    .arg("--cluster-config-file")
+                    .arg(dir.join("nodes.conf"))
+                    .arg("--dir")
+                    .arg(&dir)
+                    .arg("--logfile")
+                    .arg(dir.join("redis.log"))
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("start redis-server");
+                ClusterNode {
+                    port,
+                    dir,
+                    child: Some(child),
+                }
+            })
+            .collect();
+        for node in &nodes {
+            let port = node.port;
+            wait_until("a cluster node to listen", Duration::from_secs(10), || port_open(port));
+        }
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let cluster = Self { nodes };
+        cluster.wait_healthy(Duration::from_secs(30));
+        cluster
+    }
+
+    /// Every node's URL: the seeds a service is configured with.
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    fn cli(port: u16, args: &[&str]) -> Option<String> {
+        let output = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .ok()?;
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    fn live_ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.port)
+            .collect()
+    }
+
+    /// Ports of the masters serving slots, as a live node sees them.
+    pub fn masters(&self) -> Vec<u16> {
+        let port = self.live_ports()[0];
+        let nodes = Self::cli(port, &["CLUSTER", "NODES"]).unwrap_or_default();
+        nodes
+            .lines()
+            .filter(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                fields.len() > 8 && fields[2].contains("master") && !fields[2].contains("fail")
+            })
+            .filter_map(|line| {
+                let addr = line.split(' ').nth(1)?;
+                addr.split(['@', ',']).next()?.rsplit(':').next()?.parse().ok()
+            })
+            .collect()
+    }
+
+    /// Waits until every live node reports `cluster_state:ok`, every replica has synced
+    /// with its master, and three live masters serve the slots.
+    pub fn wait_healthy(&self, timeout: Duration) {
+        let live = self.live_ports();
+        wait_until("the Redis Cluster to be healthy", timeout, || {
+            live.iter().all(|&port| {
+                let info = Self::cli(port, &["CLUSTER", "INFO"]).unwrap_or_default();
+                // A replica that never synced may not take over: its data is too old.
+                let replication = Self::cli(port, &["INFO", "replication"]).unwrap_or_default();
+                info.contains("cluster_state:ok")
+                    && (replication.contains("role:master") || replication.contains("master_link_status:up"))
+            }) && {
+                let masters = self.masters();
+                masters.len() == 3 && masters.iter().all(|m| live.contains(m))
+            }
+        });
+    }
+
+    /// SIGKILLs the node on `port` (a master, for a failover).
+    pub fn kill(&mut self, port: u16) {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .expect("a node of this cluster");
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            let _ = std::fs::remove_dir_all(&node.dir);
+        }
+    }
+}
+
 /// A PostgreSQL server of this test's own (initdb in a scratch directory, `fsync=off`).
 /// As root, the server binaries must run as the `postgres` user, as `scripts/lib.sh` does.
 pub struct Postgres {

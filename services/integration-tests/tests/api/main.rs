@@ -20,6 +20,7 @@ mod membership;
 mod observability;
 mod openapi;
 mod presence;
+mod redis_cluster;
 mod search;
 mod signals;
 mod slow_consumers;
