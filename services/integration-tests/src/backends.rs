@@ -278,6 +278,25 @@ impl RedisCluster {
             .collect()
     }
 
+    /// The port of the master serving `slot`, as a live node sees it.
+    pub fn master_of(&self, slot: u16) -> u16 {
+        let nodes = Self::cli(self.live_ports()[0], &["CLUSTER", "NODES"]).unwrap_or_default();
+        nodes
+            .lines()
+            .find_map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                if !fields.get(2)?.contains("master") {
+                    return None;
+                }
+                let serves = fields.iter().skip(8).any(|range| {
+                    let (low, high) = range.split_once('-').unwrap_or((range, range));
+                    matches!((low.parse::<u16>(), high.parse::<u16>()), (Ok(l), Ok(h)) if (l..=h).contains(&slot))
+                });
+                serves.then(|| fields[1].split(['@', ',']).next()?.rsplit(':').next()?.parse().ok())?
+            })
+            .expect("a master serves every slot")
+    }
+
     /// Waits until every live node reports `cluster_state:ok`, every replica has synced
     /// with its master, and three live masters serve the slots.
     pub fn wait_healthy(&self, timeout: Duration) {

@@ -172,6 +172,16 @@ impl SteadyLoad {
         self.shared.acks.load(Ordering::SeqCst)
     }
 
+    /// The rooms of the load, by index.
+    pub fn rooms(&self) -> &[String] {
+        &self.rooms
+    }
+
+    /// Each member's last delivered seq now: a test watches them advance (or stall).
+    pub fn positions(&self) -> Vec<u64> {
+        self.shared.positions.iter().map(|p| p.load(Ordering::SeqCst)).collect()
+    }
+
     /// `unavailable` errors so far, over all senders.
     pub fn unavailable_errors(&self) -> u64 {
         self.shared.unavailable.load(Ordering::SeqCst)

@@ -9,7 +9,7 @@
 
 use crate::helpers::metric;
 use integration_tests::TestDb;
-use integration_tests::backends::{Postgres, Redis};
+use integration_tests::backends::{Postgres, Redis, RedisCluster};
 use integration_tests::processes::ScriptCluster;
 use integration_tests::steady_load::{LoadSpec, Report, SteadyLoad, stored_rows};
 use std::time::Duration;
@@ -231,4 +231,83 @@ async fn a_publish_lost_for_good_is_repaired_from_the_database() {
 /// Rooms the repair sweeps of both gateways have caught up so far.
 async fn repairs(cluster: &ScriptCluster) -> f64 {
     metric(cluster.ops(1), "sc_gateway_repairs_total").await + metric(cluster.ops(2), "sc_gateway_repairs_total").await
+}
+
+/// Samples the members' positions until `done`, returning the longest time any member went
+/// without a new delivery: how long delivery paused for the worst-placed member.
+async fn longest_stall(load: &SteadyLoad, done: impl Fn(&SteadyLoad) -> bool) -> Duration {
+    let mut last = load.positions();
+    let mut since: Vec<std::time::Instant> = vec![std::time::Instant::now(); last.len()];
+    let mut longest = Duration::ZERO;
+    let deadline = std::time::Instant::now() + PROGRESS;
+    while !done(load) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the load made no progress within {PROGRESS:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = load.positions();
+        for (i, (&before, &after)) in last.iter().zip(&now).enumerate() {
+            if after > before {
+                longest = longest.max(since[i].elapsed());
+                since[i] = std::time::Instant::now();
+            }
+        }
+        last = now;
+    }
+    longest
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_master_killed_mid_run_loses_nothing() {
+    let postgres = tokio::task::block_in_place(Postgres::start);
+    let mut redis = tokio::task::block_in_place(RedisCluster::start);
+    let db = TestDb::create_on(&postgres.url()).await;
+    let seeds = redis.seeds();
+    let nodes = seeds.join(",");
+    let env = [
+        ("GATEWAY_SC_GATEWAY__SEND_RATE_PER_SEC", "1000"),
+        ("GATEWAY_SC_GATEWAY__SEND_BURST", "1000"),
+        ("GATEWAY_SC_GATEWAY__MAX_CONNECTIONS_PER_USER", "1000"),
+        ("SC_REDIS__CLUSTER_NODES", nodes.as_str()),
+    ];
+    let cluster = tokio::task::block_in_place(|| ScriptCluster::up_on(db, seeds[0].clone(), 2, 2, &env));
+    let load = SteadyLoad::start(cluster.balancer(), &LoadSpec::default()).await;
+    load.wait_for_more_acks(40, PROGRESS).await;
+
+    // The master of the first room's partition, so that the failover is felt.
+    let partitions = 64; // the services' default
+    let room = chat_domain::RoomName::parse(&load.rooms()[0]).unwrap();
+    let tag = chat_bus::partition::hash_tag(chat_bus::partition_of(&room, partitions), partitions);
+    let master = redis.master_of(chat_bus::partition::key_slot(&format!("{{{tag}}}")));
+    let killed = std::time::Instant::now();
+    tokio::task::block_in_place(|| redis.kill(master));
+    // Watch delivery until the replica has taken over and 80 more messages were acked.
+    let healthy_at = std::sync::OnceLock::new();
+    let after = std::sync::OnceLock::new();
+    let redis = &redis;
+    let stall = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                redis.wait_healthy(PROGRESS);
+                let _ = healthy_at.set(killed.elapsed());
+            });
+            tokio::runtime::Handle::current().block_on(longest_stall(&load, |load| {
+                healthy_at.get().is_some() && load.acks() >= *after.get_or_init(|| load.acks() + 80)
+            }))
+        })
+    });
+    let failover = healthy_at.get().copied().expect("the cluster became healthy");
+
+    load.stop_sending(PROGRESS).await;
+    let stored = stored_rows(&cluster.db).await;
+    let report = load.finish_at(stored, PROGRESS).await;
+    println!(
+        "redis cluster master killed: {}; failover done within {failover:?}, longest delivery pause {stall:?}",
+        report.summary()
+    );
+    report.assert_exactly_once();
+    let resyncs = metric(cluster.ops(1), "sc_gateway_bus_resyncs_total").await
+        + metric(cluster.ops(2), "sc_gateway_bus_resyncs_total").await;
+    assert!(resyncs >= 1.0, "the gateways noticed the master go");
 }
