@@ -20,7 +20,9 @@
 # Every other SC_* variable in the environment is passed to the services; GATEWAY_SC_*
 # variables go to the gateways only and SERVICE_SC_* ones to the message services only,
 # without the prefix (a key one kind does not know, such as SC_GATEWAY__SEND_RATE_PER_SEC,
-# would stop the other).
+# would stop the other); GATEWAY_<i>_SC_* and SERVICE_<i>_SC_* ones go to gateway i or
+# message service i only. Such a variable wins over what the script sets itself (the
+# message services' endpoints, the Redis URL): the tests point one process at a relay.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state="${CLUSTER_DIR:-$root/.cluster}"
@@ -160,7 +162,7 @@ with_bus() {
   if [ -n "$cluster_nodes" ]; then
     SC_REDIS__CLUSTER_NODES="$cluster_nodes" "$@"
   else
-    SC_REDIS__URL="$REDIS_URL" "$@"
+    SC_REDIS__URL="${SC_REDIS__URL:-$REDIS_URL}" "$@"
   fi
 }
 
@@ -231,6 +233,7 @@ cmd_up() {
   local endpoints=()
   for i in $(seq 1 "$services"); do
     ( export_prefixed_env SERVICE_
+      export_prefixed_env "SERVICE_${i}_"
       SC_DATABASE__URL="$DATABASE_URL" \
         SC_GRPC_LISTEN="127.0.0.1:$((port + 200 + i))" SC_OPS_LISTEN="127.0.0.1:$((port + 300 + i))" \
         with_bus spawn "message-service-$i" "$bin/message-service" )
@@ -243,8 +246,9 @@ cmd_up() {
   done
   for i in $(seq 1 "$gateways"); do
     ( export_prefixed_env GATEWAY_
+      export_prefixed_env "GATEWAY_${i}_"
       SC_DATABASE__URL="$DATABASE_URL" SC_AUTH__SECRET="$secret" \
-        SC_MESSAGE_SERVICE__ENDPOINTS="$joined" SC_LISTEN="127.0.0.1:$((port + i))" \
+        SC_MESSAGE_SERVICE__ENDPOINTS="${SC_MESSAGE_SERVICE__ENDPOINTS:-$joined}" SC_LISTEN="127.0.0.1:$((port + i))" \
         SC_OPS_LISTEN="127.0.0.1:$((port + 100 + i))" SC_STATIC_DIR="$root/static" \
         with_bus spawn "gateway-$i" "$bin/gateway" )
   done

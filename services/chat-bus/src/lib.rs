@@ -6,6 +6,7 @@
 //! * [`redis_streams`]: partitioned Redis Streams, for the scaled topology.
 //! * [`partition`]: which partition a room travels on, and each partition's hash tag.
 //! * [`interest`]: which partitions a gateway reads (those holding rooms it serves).
+//! * [`link`]: whether a reader reaches the bus, and since when not.
 //! * [`in_process`]: a bounded in-memory log, for the all-in-one binary.
 //! * [`signals`]: ephemeral signals (typing, presence, read receipts) beside the streams:
 //!   Redis Pub/Sub, or an in-process broadcast. Never stored, never replayed.
@@ -23,12 +24,14 @@
 
 pub mod in_process;
 pub mod interest;
+pub mod link;
 pub mod partition;
 pub mod presence;
 pub mod redis_streams;
 pub mod signals;
 
 pub use interest::Interest;
+pub use link::Link;
 pub use partition::partition_of;
 pub use presence::Presence;
 
@@ -145,6 +148,12 @@ pub trait BusReader: Send {
     /// inside, and yields [`BusItem::Resync`] once it is back. Cancel-safe: dropping the
     /// future loses nothing that was not yet returned.
     async fn next_batch(&mut self) -> Vec<BusItem>;
+
+    /// Whether this reader reaches the bus, shared with whoever watches: down from a
+    /// failed read until one succeeds. A reader that cannot fail is always up.
+    fn link(&self) -> std::sync::Arc<Link> {
+        std::sync::Arc::new(Link::default())
+    }
 }
 
 impl BusEvent {

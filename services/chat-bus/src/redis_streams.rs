@@ -17,7 +17,7 @@ mod cluster;
 
 use crate::partition::{MAX_PARTITIONS, hash_tag};
 use crate::presence::{Presence, RedisPresence};
-use crate::{Bus, BusError, BusEvent, BusItem, BusReader, EventKind, Interest, Signal, SignalReader};
+use crate::{Bus, BusError, BusEvent, BusItem, BusReader, EventKind, Interest, Link, Signal, SignalReader};
 use bytes::Bytes;
 use chat_domain::RoomName;
 use futures::{FutureExt, StreamExt};
@@ -304,6 +304,7 @@ impl Bus for RedisStreamsBus {
             by_key: HashMap::new(),
             missed: false,
             planned_at: Instant::now(),
+            link: Arc::new(Link::default()),
         };
         let mut conn = reader.connect().await?;
         let control = [reader.keys.control.clone()];
@@ -455,6 +456,7 @@ struct RedisReader {
     missed: bool,
     /// When the interest was last applied: partitions are stopped at most this often.
     planned_at: Instant,
+    link: Arc<Link>,
 }
 
 /// A stream being read, and where reading resumes.
@@ -536,6 +538,7 @@ impl RedisReader {
                     return;
                 }
                 Err(error) => {
+                    self.link.down();
                     tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "bus reader cannot reach redis");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -718,17 +721,23 @@ impl BusReader for RedisReader {
                     }
                 },
                 Some(Ok(reply)) => {
+                    self.link.up();
                     let items = self.parse(reply);
                     if !items.is_empty() {
                         return items;
                     }
                 }
                 Some(Err(error)) => {
+                    self.link.down();
                     tracing::warn!(%error, "bus reader lost its redis connection");
                     self.conn = None;
                     self.missed = true;
                 }
             }
         }
+    }
+
+    fn link(&self) -> Arc<Link> {
+        self.link.clone()
     }
 }

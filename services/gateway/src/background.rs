@@ -6,6 +6,7 @@
 //! * [`crate::signals::listen`]: every ephemeral signal, to the rooms' members here.
 //! * [`crate::presence::run`]: renews this gateway's presence holds, sweeps expired ones.
 //! * [`repair_sweep`]: catches rooms up whose tail was never published.
+//! * [`bus_watch`]: sends the clients elsewhere while the bus is out of reach.
 //! * [`purge_sessions`]: deletes expired sessions.
 
 use crate::auth;
@@ -15,7 +16,8 @@ use crate::metrics::Metrics;
 use crate::people::People;
 use crate::presence::PresenceService;
 use crate::signals::TypingSettings;
-use chat_bus::{BusEvent, BusItem, BusReader, EventKind, Interest, SignalReader};
+use chat_bus::{BusEvent, BusItem, BusReader, EventKind, Interest, Link, SignalReader};
+use chat_domain::CloseCode;
 use chat_store::Directory;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +38,9 @@ pub struct Parts {
     pub directory: Arc<dyn Directory>,
     pub metrics: Metrics,
     pub repair_every: Duration,
+    /// Whether `bus` reads, and how long it may not before the clients are sent away.
+    pub link: Arc<Link>,
+    pub bus_cutoff: Duration,
     /// Failed log-ins older than this are no longer counted (`auth.throttle.forget_after_secs`).
     pub forget_failures_after: Duration,
 }
@@ -54,6 +59,8 @@ pub fn spawn(parts: Parts, shutdown: &CancellationToken) -> TaskTracker {
         directory,
         metrics,
         repair_every,
+        link,
+        bus_cutoff,
         forget_failures_after,
     } = parts;
     let tasks = TaskTracker::new();
@@ -68,6 +75,13 @@ pub fn spawn(parts: Parts, shutdown: &CancellationToken) -> TaskTracker {
         presence,
         people.clone(),
         fanout.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(bus_watch(
+        link,
+        people.clone(),
+        bus_cutoff,
+        metrics.clone(),
         shutdown.clone(),
     ));
     tasks.spawn(bus_reader(
@@ -88,6 +102,41 @@ pub fn spawn(parts: Parts, shutdown: &CancellationToken) -> TaskTracker {
     tasks.spawn(purge_sessions(directory, forget_failures_after, shutdown.clone()));
     tasks.close();
     tasks
+}
+
+/// A gateway cut off from the bus (Redis down, or out of its reach) delivers nothing, yet
+/// its clients would wait on it, each believing itself connected. Once the reader has
+/// failed for `cutoff`, this closes every socket with 1012 (a restart: reconnect), once a
+/// second while the bus stays out of reach, and `/readyz` fails meanwhile, so that the
+/// balancer sends the reconnections to a gateway that reads the bus. A client that comes
+/// back here resumes from its last seq as after any reconnect; nothing is lost, since every
+/// message is in the database.
+pub async fn bus_watch(
+    link: Arc<Link>,
+    people: People,
+    cutoff: Duration,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if let Some(down) = link.down_for().filter(|&down| down >= cutoff) {
+            let closed = people.close_all(CloseCode::ServiceRestart);
+            if closed > 0 {
+                tracing::warn!(
+                    closed,
+                    down_secs = down.as_secs(),
+                    "bus out of reach: sockets closed so that they reconnect elsewhere"
+                );
+                metrics.bus_cutoff_closes.inc_by(closed as u64);
+            }
+        }
+    }
 }
 
 /// Reads the bus until shutdown: events go to the fan-out and the people here; a resync

@@ -109,6 +109,9 @@ pub struct Gateway {
 
 struct Ready {
     bus: Arc<dyn Bus>,
+    /// The bus reader's: a gateway that cannot read the bus serves nobody.
+    link: Arc<chat_bus::Link>,
+    bus_cutoff: Duration,
     database: chat_store::Database,
     shutdown: CancellationToken,
 }
@@ -118,6 +121,9 @@ impl Readiness for Ready {
     async fn ready(&self) -> Result<(), String> {
         if self.shutdown.is_cancelled() {
             return Err("draining".into());
+        }
+        if let Some(down) = self.link.down_for().filter(|&down| down >= self.bus_cutoff) {
+            return Err(format!("bus: no read for {} s", down.as_secs()));
         }
         self.bus.ping().await.map_err(|e| format!("bus: {e}"))?;
         self.database
@@ -165,6 +171,8 @@ impl Gateway {
         let signals = bus.listen().await?;
         let typing = signals::TypingSettings::from(&settings.signals);
         let repair_every = Duration::from_millis(settings.gateway.repair_interval_ms);
+        let bus_cutoff = Duration::from_millis(settings.gateway.bus_cutoff_ms);
+        let link = reader.link();
         let forget_failures_after_secs = settings.auth.throttle.forget_after_secs;
         let drain = Duration::from_secs(settings.drain_timeout_secs);
         let people = people::People::new(interest.clone());
@@ -197,6 +205,8 @@ impl Gateway {
             directory,
             metrics,
             repair_every,
+            link: link.clone(),
+            bus_cutoff,
             forget_failures_after: Duration::from_secs(forget_failures_after_secs),
         };
         let tasks = background::spawn(parts, &shutdown);
@@ -205,6 +215,8 @@ impl Gateway {
             ops_listener,
             Arc::new(Ready {
                 bus,
+                link,
+                bus_cutoff,
                 database,
                 shutdown: shutdown.clone(),
             }),

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub bus_entries_read: Counter,
     /// Entries read that concerned someone here (a room with members or watchers here).
     pub bus_entries_delivered: Counter,
+    /// Sockets closed because the bus was out of reach past `gateway.bus_cutoff_ms`.
+    pub bus_cutoff_closes: Counter,
     pub send_seconds: Histogram,
     /// Signals heard on the bus, by kind.
     pub signals_in: Family<SignalLabel, Counter>,
@@ -87,6 +89,7 @@ impl Metrics {
             bus_partitions: Gauge::default(),
             bus_entries_read: Counter::default(),
             bus_entries_delivered: Counter::default(),
+            bus_cutoff_closes: Counter::default(),
             send_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
             signals_in: Family::default(),
             signals_out: Family::default(),
@@ -201,6 +204,11 @@ impl Metrics {
             "bus_entries_delivered",
             "Bus entries read that concerned a room with members or watchers here",
             m.bus_entries_delivered.clone(),
+        );
+        r.register(
+            "bus_cutoff_closes",
+            "Sockets closed with 1012 because the bus was out of reach past gateway.bus_cutoff_ms",
+            m.bus_cutoff_closes.clone(),
         );
         r.register(
             "login_failures",

@@ -275,6 +275,16 @@ impl People {
         }
     }
 
+    /// Closes every socket here with `code`; returns how many were not closing already.
+    pub fn close_all(&self, code: CloseCode) -> usize {
+        let state = self.inner.lock().expect("people lock");
+        let open: Vec<&Conn> = state.conns.values().filter(|c| !c.outbox.is_closing()).collect();
+        for conn in &open {
+            conn.outbox.close(code);
+        }
+        open.len()
+    }
+
     /// Whether any socket here wants notifications for `room`.
     pub fn watches(&self, room: &RoomName) -> bool {
         self.inner.lock().expect("people lock").watching.contains_key(room)

@@ -91,6 +91,7 @@ history_on_join = 50
 max_history = 500
 gap_fill_after_ms = 200
 repair_interval_ms = 5000
+bus_cutoff_ms = 5000
 
 [signals]
 typing = true
@@ -332,6 +333,11 @@ pub struct Limits {
     /// whose publish was lost, with nothing after it to show the gap, reaches members
     /// within two of these.
     pub repair_interval_ms: u64,
+    /// How long the bus reader may fail to read before this gateway gives up serving: it
+    /// fails `/readyz` and closes its sockets with 1012, so that clients reconnect to a
+    /// gateway that can deliver. Counted from the first failed read, which takes up to
+    /// `redis.block_ms` + 5 s to show on a connection that went silent.
+    pub bus_cutoff_ms: u64,
 }
 
 impl Settings {
@@ -447,6 +453,9 @@ impl Settings {
         }
         if g.repair_interval_ms < 100 {
             return Err(rule("gateway.repair_interval_ms", "must be at least 100"));
+        }
+        if g.bus_cutoff_ms < 1000 {
+            return Err(rule("gateway.bus_cutoff_ms", "must be at least 1000"));
         }
         if g.max_history == 0 {
             return Err(rule("gateway.max_history", "must be at least 1"));

@@ -5,6 +5,7 @@ pub mod backends;
 pub mod cluster;
 pub mod otlp;
 pub mod processes;
+pub mod relay;
 pub mod smtp;
 pub mod steady_load;
 pub mod ws;

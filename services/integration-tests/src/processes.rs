@@ -111,8 +111,27 @@ impl ScriptCluster {
     /// As [`ScriptCluster::up_with_env`], on a given database and Redis (a fault test's
     /// own throwaway servers).
     pub fn up_on(db: TestDb, redis_url: String, gateways: u16, services: u16, env: &[(&str, &str)]) -> Self {
+        Self::up_in(
+            reserve_ports(gateways, services),
+            db,
+            redis_url,
+            gateways,
+            services,
+            env,
+        )
+    }
+
+    /// As [`ScriptCluster::up_on`], on a block of ports reserved beforehand: a test that
+    /// puts relays between the processes knows where they will listen.
+    pub fn up_in(
+        ports: PortBlock,
+        db: TestDb,
+        redis_url: String,
+        gateways: u16,
+        services: u16,
+        env: &[(&str, &str)],
+    ) -> Self {
         let redis_prefix = format!("it-{}", uuid::Uuid::new_v4().simple());
-        let ports = reserve_ports(gateways, services);
         let port = ports.base;
         let dir = std::env::temp_dir().join(format!("sc-cluster-{}", uuid::Uuid::new_v4().simple()));
         let mut cluster = Self {
@@ -171,6 +190,11 @@ impl ScriptCluster {
     /// The ops address (`/healthz`, `/readyz`, `/metrics`) of gateway `i`.
     pub fn ops(&self, i: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port + 100 + i))
+    }
+
+    /// The ops address of message service `i`.
+    pub fn service_ops(&self, i: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port + 300 + i))
     }
 
     /// The log file of one process (`gateway-1`, `message-service-2` …).

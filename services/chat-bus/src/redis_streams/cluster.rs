@@ -15,7 +15,7 @@
 
 use super::{Keys, RedisStreamsConfig, read_reply, take_entries};
 use crate::partition::key_slot;
-use crate::{BusError, BusItem, BusReader, Interest};
+use crate::{BusError, BusItem, BusReader, Interest, Link};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
@@ -48,6 +48,9 @@ pub(super) struct ClusterReader {
     planned_at: Instant,
     /// Tells a stopped stream's late read from its restarted one's.
     generation: u64,
+    /// Down while every stream's reads fail: one master failing over cuts off only its
+    /// slots, and the gateway must not give up on the whole bus for it.
+    link: Arc<Link>,
 }
 
 struct Stream {
@@ -216,6 +219,7 @@ impl ClusterReader {
             missed: false,
             planned_at: Instant::now(),
             generation: 0,
+            link: Arc::new(Link::default()),
         };
         let control = reader.keys.control.clone();
         let end = Self::ends(&reader.shared, std::slice::from_ref(&control)).await?;
@@ -356,6 +360,11 @@ impl ClusterReader {
             .clone()
             .read(read.key, read.generation, stream.last_id.clone(), target, wait);
         self.reads.push(Box::pin(next));
+        if self.streams.values().all(|stream| stream.failures > 0) {
+            self.link.down();
+        } else {
+            self.link.up();
+        }
         items
     }
 }
@@ -390,5 +399,9 @@ impl BusReader for ClusterReader {
                 () = tokio::time::sleep_until(plan_at) => {}
             }
         }
+    }
+
+    fn link(&self) -> Arc<Link> {
+        self.link.clone()
     }
 }

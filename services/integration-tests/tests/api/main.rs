@@ -5,6 +5,7 @@ mod access;
 mod account_safety;
 mod accounts;
 mod bad_input;
+mod black_holes;
 mod caching;
 mod cluster;
 mod configuration;

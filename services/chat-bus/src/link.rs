@@ -1,0 +1,49 @@
+//! Whether a reader reaches the bus. The reader records each read's outcome; the gateway
+//! asks how long the bus has been out of reach and, past a bound, stops pretending to
+//! serve: it fails `/readyz` and sends its clients to a gateway that can deliver.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+pub struct Link {
+    /// When reads began to fail, `None` while they succeed.
+    lost_at: Mutex<Option<Instant>>,
+}
+
+impl Link {
+    /// A read succeeded: the bus is in reach.
+    pub fn up(&self) {
+        *self.lost_at.lock().expect("link lock") = None;
+    }
+
+    /// A read failed; the first failure of a run is when the bus was lost.
+    pub fn down(&self) {
+        self.lost_at.lock().expect("link lock").get_or_insert_with(Instant::now);
+    }
+
+    /// How long the bus has been out of reach, `None` while it is in reach.
+    pub fn down_for(&self) -> Option<Duration> {
+        self.lost_at.lock().expect("link lock").map(|at| at.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn down_counts_from_the_first_failure_until_a_read_succeeds() {
+        let link = Link::default();
+        assert_eq!(link.down_for(), None);
+        link.down();
+        let first = link.down_for().unwrap();
+        link.down();
+        assert!(
+            link.down_for().unwrap() >= first,
+            "a later failure does not restart the count"
+        );
+        link.up();
+        assert_eq!(link.down_for(), None);
+    }
+}
