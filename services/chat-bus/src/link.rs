@@ -1,14 +1,19 @@
 //! Whether a reader reaches the bus. The reader records each read's outcome; the gateway
 //! asks how long the bus has been out of reach and, past a bound, stops pretending to
-//! serve: it fails `/readyz` and sends its clients to a gateway that can deliver.
+//! serve: it fails `/readyz` and sends its clients to a gateway that can deliver. The
+//! reader also counts what it met on the way, for the gateway's metrics: connections lost
+//! mid-read (a node killed, failed over or cut off) and redirects followed on a cluster.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Default)]
 pub struct Link {
     /// When reads began to fail, `None` while they succeed.
     lost_at: Mutex<Option<Instant>>,
+    connections_lost: AtomicU64,
+    redirects: AtomicU64,
 }
 
 impl Link {
@@ -25,6 +30,24 @@ impl Link {
     /// How long the bus has been out of reach, `None` while it is in reach.
     pub fn down_for(&self) -> Option<Duration> {
         self.lost_at.lock().expect("link lock").map(|at| at.elapsed())
+    }
+
+    /// A connection broke under a read (entries may have been missed).
+    pub fn connection_lost(&self) {
+        self.connections_lost.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A cluster node answered `MOVED` or `ASK` for a slot whose master had changed.
+    pub fn redirected(&self) {
+        self.redirects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections lost and redirects followed so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.connections_lost.load(Ordering::Relaxed),
+            self.redirects.load(Ordering::Relaxed),
+        )
     }
 }
 

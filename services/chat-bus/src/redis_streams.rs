@@ -128,6 +128,9 @@ impl ConnectionLike for Shared {
 struct Keys {
     partitions: Vec<String>,
     control: String,
+    /// On a Redis Cluster, each partition's sharded Pub/Sub channel for the signals of its
+    /// rooms, with the partition's hash tag: it lives on the shard of the partition's stream.
+    signals: Vec<String>,
 }
 
 impl Keys {
@@ -137,7 +140,14 @@ impl Keys {
                 .map(|i| format!("{}:events:{{{}}}", config.key_prefix, hash_tag(i, config.partitions)))
                 .collect(),
             control: format!("{}:control", config.key_prefix),
+            signals: (0..config.partitions)
+                .map(|i| format!("{}:signals:{{{}}}", config.key_prefix, hash_tag(i, config.partitions)))
+                .collect(),
         }
+    }
+
+    fn signal_channel(&self, signal: &Signal) -> &str {
+        &self.signals[crate::partition_of(&signal.room, self.signals.len() as u32) as usize]
     }
 
     fn of(&self, event: &BusEvent) -> &str {
@@ -329,6 +339,35 @@ impl Bus for RedisStreamsBus {
         if signals.is_empty() {
             return Ok(());
         }
+        if let Shared::Cluster(_) = self.publisher {
+            // Sharded Pub/Sub: a signal travels within its room's shard, not over the whole
+            // cluster bus as PUBLISH would. One pipeline per channel, as for the streams.
+            let mut by_channel: Vec<(&str, redis::Pipeline)> = Vec::new();
+            for signal in signals {
+                let channel = self.keys.signal_channel(signal);
+                let index = match by_channel.iter().position(|(c, _)| *c == channel) {
+                    Some(index) => index,
+                    None => {
+                        by_channel.push((channel, redis::pipe()));
+                        by_channel.len() - 1
+                    }
+                };
+                by_channel[index]
+                    .1
+                    .cmd("SPUBLISH")
+                    .arg(channel)
+                    .arg(signal.encode())
+                    .ignore();
+            }
+            let sends = by_channel.into_iter().map(|(_, pipe)| {
+                let mut conn = self.publisher.clone();
+                async move { pipe.query_async::<()>(&mut conn).await }
+            });
+            for result in futures::future::join_all(sends).await {
+                result?;
+            }
+            return Ok(());
+        }
         let channel = self.config.signal_channel();
         let mut pipe = redis::pipe();
         for signal in signals {
@@ -344,6 +383,10 @@ impl Bus for RedisStreamsBus {
     }
 
     async fn listen(&self) -> Result<Box<dyn SignalReader>, BusError> {
+        if let Shared::Cluster(_) = self.publisher {
+            let listener = cluster::ClusterSignals::start(&self.config, &self.keys.signals).await?;
+            return Ok(Box::new(listener));
+        }
         let mut listener = RedisSignals {
             clients: self.clients.clone(),
             next: 0,
@@ -379,6 +422,20 @@ impl RedisSignals {
 /// Signals taken per wake-up at most, so that a burst is handled in bounded batches.
 const SIGNAL_BATCH: usize = 256;
 
+/// Signal messages as they arrived, decoded; a malformed one is logged and skipped.
+fn decode_signals<'a>(channel: &str, payloads: impl IntoIterator<Item = &'a [u8]>) -> Vec<Signal> {
+    payloads
+        .into_iter()
+        .filter_map(|payload| {
+            let signal = Signal::decode(payload);
+            if signal.is_none() {
+                tracing::warn!(%channel, "skipping a malformed signal");
+            }
+            signal
+        })
+        .collect()
+}
+
 #[async_trait::async_trait]
 impl SignalReader for RedisSignals {
     async fn next(&mut self) -> Vec<Signal> {
@@ -411,16 +468,7 @@ impl SignalReader for RedisSignals {
                     _ => break,
                 }
             }
-            let signals: Vec<Signal> = arrived
-                .iter()
-                .filter_map(|message| {
-                    let signal = Signal::decode(message.get_payload_bytes());
-                    if signal.is_none() {
-                        tracing::warn!(channel = %self.channel, "skipping a malformed signal");
-                    }
-                    signal
-                })
-                .collect();
+            let signals = decode_signals(&self.channel, arrived.iter().map(|m| m.get_payload_bytes()));
             if !signals.is_empty() {
                 return signals;
             }
@@ -729,6 +777,7 @@ impl BusReader for RedisReader {
                 }
                 Some(Err(error)) => {
                     self.link.down();
+                    self.link.connection_lost();
                     tracing::warn!(%error, "bus reader lost its redis connection");
                     self.conn = None;
                     self.missed = true;

@@ -110,7 +110,7 @@ pub fn spawn(parts: Parts, shutdown: &CancellationToken) -> TaskTracker {
 /// second while the bus stays out of reach, and `/readyz` fails meanwhile, so that the
 /// balancer sends the reconnections to a gateway that reads the bus. A client that comes
 /// back here resumes from its last seq as after any reconnect; nothing is lost, since every
-/// message is in the database.
+/// message is in the database. It also carries the reader's counts to the metrics.
 pub async fn bus_watch(
     link: Arc<Link>,
     people: People,
@@ -120,11 +120,16 @@ pub async fn bus_watch(
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut counted = (0, 0);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
+        let (lost, redirects) = link.counts();
+        metrics.bus_connections_lost.inc_by(lost - counted.0);
+        metrics.bus_redirects.inc_by(redirects - counted.1);
+        counted = (lost, redirects);
         if let Some(down) = link.down_for().filter(|&down| down >= cutoff) {
             let closed = people.close_all(CloseCode::ServiceRestart);
             if closed > 0 {

@@ -48,6 +48,9 @@ pub struct Metrics {
     pub bus_entries_delivered: Counter,
     /// Sockets closed because the bus was out of reach past `gateway.bus_cutoff_ms`.
     pub bus_cutoff_closes: Counter,
+    /// The bus reader's connections lost mid-read, and cluster redirects it followed.
+    pub bus_connections_lost: Counter,
+    pub bus_redirects: Counter,
     pub send_seconds: Histogram,
     /// Signals heard on the bus, by kind.
     pub signals_in: Family<SignalLabel, Counter>,
@@ -90,6 +93,8 @@ impl Metrics {
             bus_entries_read: Counter::default(),
             bus_entries_delivered: Counter::default(),
             bus_cutoff_closes: Counter::default(),
+            bus_connections_lost: Counter::default(),
+            bus_redirects: Counter::default(),
             send_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
             signals_in: Family::default(),
             signals_out: Family::default(),
@@ -209,6 +214,16 @@ impl Metrics {
             "bus_cutoff_closes",
             "Sockets closed with 1012 because the bus was out of reach past gateway.bus_cutoff_ms",
             m.bus_cutoff_closes.clone(),
+        );
+        r.register(
+            "bus_connections_lost",
+            "Bus reader connections lost mid-read (a Redis node killed, failed over or cut off)",
+            m.bus_connections_lost.clone(),
+        );
+        r.register(
+            "bus_redirects",
+            "Redis Cluster redirects (MOVED to a new master, ASK) the bus reader followed",
+            m.bus_redirects.clone(),
         );
         r.register(
             "login_failures",

@@ -12,10 +12,14 @@
 //! slot's new master answers; each stream resumes from its last id. While a slot has no
 //! master (`CLUSTERDOWN`) its reads wait and retry: delivery of those rooms pauses, and
 //! nothing else does.
+//!
+//! Signals use sharded Pub/Sub: one channel per partition, on the shard of the partition's
+//! stream, each subscribed through the redis crate's cluster connection (RESP3 pushes),
+//! which subscribes again on the new master after a failover.
 
-use super::{Keys, RedisStreamsConfig, read_reply, take_entries};
+use super::{Keys, RedisStreamsConfig, SIGNAL_BATCH, decode_signals, nodelay, read_reply, take_entries};
 use crate::partition::key_slot;
-use crate::{BusError, BusItem, BusReader, Interest, Link};
+use crate::{BusError, BusItem, BusReader, Interest, Link, Signal, SignalReader};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
@@ -31,7 +35,7 @@ use std::time::{Duration, Instant};
 use super::{PLAN_EVERY, READ_COUNT};
 
 /// The longest wait between attempts to reach a stream's master.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 pub(super) struct ClusterReader {
     nodes: Arc<Nodes>,
@@ -318,16 +322,31 @@ impl ClusterReader {
                 let slot = key_slot(&read.key);
                 match (error.kind(), error.redirect_node()) {
                     (ErrorKind::Server(ServerErrorKind::Moved), Some((addr, _))) => {
-                        tracing::info!(key = %read.key, %addr, "bus stream moved");
-                        self.nodes
+                        let known = self
+                            .nodes
                             .owners
                             .lock()
                             .expect("owners lock")
                             .insert(slot, addr.to_owned());
-                        stream.failures = 0;
-                        (Target::Moved(addr.to_owned()), Duration::ZERO)
+                        // A seed's answer only routes; the master read from sending the
+                        // stream elsewhere (a resharding) is news.
+                        if read
+                            .node
+                            .as_ref()
+                            .is_some_and(|node| known.as_deref() == Some(node.addr.as_str()))
+                        {
+                            tracing::info!(key = %read.key, %addr, "bus stream moved to another master");
+                            self.link.redirected();
+                        } else {
+                            tracing::debug!(key = %read.key, %addr, "bus stream found");
+                        }
+                        // Straight there, unless this keeps failing (a failover under way
+                        // still names the dead master): then with backoff.
+                        let wait = if stream.failures > 1 { backoff } else { Duration::ZERO };
+                        (Target::Moved(addr.to_owned()), wait)
                     }
                     (ErrorKind::Server(ServerErrorKind::Ask), Some((addr, _))) => {
+                        self.link.redirected();
                         (Target::Ask(addr.to_owned()), Duration::ZERO)
                     }
                     // No master for the slot yet (a failover under way): the same node
@@ -338,6 +357,7 @@ impl ClusterReader {
                     _ => {
                         if read.connected {
                             tracing::warn!(key = %read.key, %error, "bus reader lost a cluster node");
+                            self.link.connection_lost();
                             self.missed = true;
                         } else {
                             tracing::debug!(key = %read.key, %error, "bus reader cannot reach a cluster node");
@@ -403,5 +423,64 @@ impl BusReader for ClusterReader {
 
     fn link(&self) -> Arc<Link> {
         self.link.clone()
+    }
+}
+
+/// A gateway's subscription to every partition's signal channel on a cluster.
+pub(super) struct ClusterSignals {
+    /// Kept so that the subscriptions last; it resubscribes by itself after failovers.
+    _conn: ClusterConnection,
+    pushes: tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+}
+
+impl ClusterSignals {
+    pub(super) async fn start(config: &RedisStreamsConfig, channels: &[String]) -> Result<Self, BusError> {
+        let (sender, pushes) = tokio::sync::mpsc::unbounded_channel();
+        let client = redis::cluster::ClusterClient::builder(config.cluster_nodes.iter().map(String::as_str))
+            .tcp_settings(nodelay())
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(Duration::from_secs(5))
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(sender)
+            .build()?;
+        let mut conn = client.get_async_connection().await?;
+        // One channel per command: a command's channels may not span slots.
+        for channel in channels {
+            conn.ssubscribe(channel).await?;
+        }
+        Ok(Self { _conn: conn, pushes })
+    }
+}
+
+#[async_trait::async_trait]
+impl SignalReader for ClusterSignals {
+    async fn next(&mut self) -> Vec<Signal> {
+        loop {
+            let Some(first) = self.pushes.recv().await else {
+                // The connection is gone for good: nothing more will come.
+                return std::future::pending().await;
+            };
+            let mut arrived = vec![first];
+            while arrived.len() < SIGNAL_BATCH {
+                match self.pushes.try_recv() {
+                    Ok(push) => arrived.push(push),
+                    Err(_) => break,
+                }
+            }
+            // `smessage` pushes carry [channel, payload]; subscribe confirmations and
+            // disconnection notices carry no signal.
+            let payloads: Vec<Vec<u8>> = arrived
+                .into_iter()
+                .filter(|push| push.kind == redis::PushKind::SMessage)
+                .filter_map(|push| match push.data.into_iter().nth(1)? {
+                    Value::BulkString(bytes) => Some(bytes),
+                    _ => None,
+                })
+                .collect();
+            let signals = decode_signals("sharded signals", payloads.iter().map(Vec::as_slice));
+            if !signals.is_empty() {
+                return signals;
+            }
+        }
     }
 }

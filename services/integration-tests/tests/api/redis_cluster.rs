@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 use chat_bus::redis_streams::{RedisStreamsBus, RedisStreamsConfig};
-use chat_bus::{Bus, BusEvent, BusItem, BusReader, EventKind};
-use chat_domain::RoomName;
+use chat_bus::{Bus, BusEvent, BusItem, BusReader, EventKind, Signal, SignalKind};
+use chat_domain::{RoomName, UserId};
 use integration_tests::backends::RedisCluster;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -180,6 +180,9 @@ async fn partitions_spread_over_the_masters_and_survive_a_master_killed_mid_stre
             resyncs >= 1,
             "a reader of the killed master's streams reports the possible loss"
         );
+        let (lost, _) = reader.link().counts();
+        assert!(lost >= 1, "the lost connections are counted");
+        assert_eq!(reader.link().down_for(), None, "the reader reaches the bus again");
         for (room, seqs) in by_room(&events) {
             assert!(
                 seqs.windows(2).all(|w| w[0] < w[1]),
@@ -194,4 +197,55 @@ async fn partitions_spread_over_the_masters_and_survive_a_master_killed_mid_stre
         );
     }
     eprintln!("failover: master :{killed} killed, cluster healthy again after {failover:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_travel_on_sharded_channels_that_spread_over_the_masters() {
+    let cluster = tokio::task::block_in_place(RedisCluster::start);
+    let config = config(&cluster);
+    let bus = RedisStreamsBus::connect(config.clone())
+        .await
+        .expect("connect to the cluster");
+    let mut listeners = vec![bus.listen().await.unwrap(), bus.listen().await.unwrap()];
+    let signals: Vec<Signal> = (0..40)
+        .map(|room| Signal {
+            kind: SignalKind::Typing,
+            room: RoomName::parse(&format!("room-{room}")).unwrap(),
+            user: UserId::parse("u:1").unwrap(),
+            payload: Bytes::from(format!("typing in {room}")),
+        })
+        .collect();
+    bus.signal(&signals).await.expect("signal");
+    for listener in &mut listeners {
+        let mut heard = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while heard.len() < signals.len() {
+                heard.extend(listener.next().await);
+            }
+        })
+        .await
+        .expect("every signal heard");
+        heard.sort_by_key(|s| s.room.as_str().to_owned());
+        let mut sent = signals.clone();
+        sent.sort_by_key(|s| s.room.as_str().to_owned());
+        assert_eq!(heard, sent, "each signal once, intact");
+    }
+    // Sharded: each master holds the channels of its partitions, and only those.
+    let mut per_master = Vec::new();
+    for port in cluster.masters() {
+        let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let channels: Vec<String> = redis::cmd("PUBSUB")
+            .arg("SHARDCHANNELS")
+            .arg(format!("{}:signals:*", config.key_prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        per_master.push(channels.len());
+    }
+    assert_eq!(per_master.iter().sum::<usize>(), PARTITIONS as usize, "{per_master:?}");
+    assert!(per_master.iter().all(|&n| (5..=6).contains(&n)), "{per_master:?}");
 }
