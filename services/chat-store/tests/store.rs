@@ -177,6 +177,8 @@ mod credentials;
 mod directory;
 #[path = "store/messages.rs"]
 mod messages;
+#[path = "store/partitioned.rs"]
+mod partitioned;
 #[path = "store/rooms.rs"]
 mod rooms;
 #[path = "store/search.rs"]
