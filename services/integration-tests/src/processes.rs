@@ -88,6 +88,9 @@ pub struct ScriptCluster {
     pub db: TestDb,
     pub redis_prefix: String,
     redis_url: String,
+    /// `cluster.sh up --redis-cluster`: the script starts a Redis Cluster of its own for
+    /// the bus, and `redis_url` is unused.
+    redis_cluster: bool,
     env: Vec<(String, String)>,
     down: bool,
 }
@@ -141,27 +144,53 @@ impl ScriptCluster {
             db,
             redis_prefix,
             redis_url,
+            redis_cluster: false,
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             down: false,
         };
-        let status = cluster
-            .script(&[
-                "up",
-                "--gateways",
-                &gateways.to_string(),
-                "--services",
-                &services.to_string(),
-                "--port",
-                &port.to_string(),
-            ])
-            .status()
-            .expect("run scripts/cluster.sh");
+        cluster.start(gateways, services);
+        cluster
+    }
+
+    /// As [`ScriptCluster::up`], with the bus on a Redis Cluster (3 masters, 3 replicas)
+    /// that `cluster.sh up --redis-cluster` starts itself.
+    pub async fn up_with_redis_cluster(gateways: u16, services: u16) -> Self {
+        let ports = reserve_ports(gateways, services);
+        let mut cluster = Self {
+            port: ports.base,
+            _ports: ports,
+            dir: std::env::temp_dir().join(format!("sc-cluster-{}", uuid::Uuid::new_v4().simple())),
+            db: TestDb::create().await,
+            redis_prefix: format!("it-{}", uuid::Uuid::new_v4().simple()),
+            redis_url: String::new(),
+            redis_cluster: true,
+            env: Vec::new(),
+            down: false,
+        };
+        tokio::task::block_in_place(|| cluster.start(gateways, services));
+        cluster
+    }
+
+    fn start(&mut self, gateways: u16, services: u16) {
+        let mut args = vec![
+            "up".to_owned(),
+            "--gateways".into(),
+            gateways.to_string(),
+            "--services".into(),
+            services.to_string(),
+            "--port".into(),
+            self.port.to_string(),
+        ];
+        if self.redis_cluster {
+            args.push("--redis-cluster".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let status = self.script(&args).status().expect("run scripts/cluster.sh");
         if !status.success() {
-            cluster.down = true;
-            let _ = cluster.script(&["down"]).status();
+            self.down = true;
+            let _ = self.script(&["down"]).status();
             panic!("cluster.sh up failed: {status}");
         }
-        cluster
     }
 
     fn script(&self, args: &[&str]) -> Command {
@@ -172,10 +201,14 @@ impl ScriptCluster {
             .env("CLUSTER_DIR", &self.dir)
             .env("CLUSTER_BIN_DIR", bin_dir())
             .env("DATABASE_URL", &self.db.url)
-            .env("REDIS_URL", &self.redis_url)
             .env("SC_REDIS__KEY_PREFIX", &self.redis_prefix)
             .env("SC_LOG__LEVEL", "warn")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if self.redis_cluster {
+            command.env_remove("REDIS_URL");
+        } else {
+            command.env("REDIS_URL", &self.redis_url);
+        }
         command
     }
 
@@ -303,7 +336,9 @@ impl Drop for ScriptCluster {
         if !self.down {
             let _ = self.script(&["down"]).status();
         }
-        crate::cluster::delete_redis_keys(&self.redis_url, &self.redis_prefix);
+        if !self.redis_cluster {
+            crate::cluster::delete_redis_keys(&self.redis_url, &self.redis_prefix);
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

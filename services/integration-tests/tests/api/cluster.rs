@@ -82,6 +82,60 @@ async fn cluster_script_serves_every_gateway_through_the_balancer_and_down_leave
     }
 }
 
+/// `cluster.sh up --redis-cluster`: the bus on a Redis Cluster of 3 masters and 3 replicas
+/// that the script starts from the installed `redis-server`, and `down` stops with the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_script_runs_the_bus_on_a_redis_cluster_of_its_own() {
+    let mut cluster = ScriptCluster::up_with_redis_cluster(2, 1).await;
+    let mut members = Vec::new();
+    for gateway in 1..=2 {
+        let token = session(cluster.gateway(gateway), &format!("on gateway {gateway}")).await;
+        let mut member = WsClient::connect(cluster.gateway(gateway), &token).await;
+        member.join("clustered", None).await;
+        members.push(member);
+    }
+    members[0].send_text("clustered", "over the cluster", "c-1").await;
+    for member in &mut members {
+        let (message, _) = member.recv_until("message").await;
+        assert_eq!(
+            (message["seq"].as_u64(), message["text"].as_str()),
+            (Some(1), Some("over the cluster"))
+        );
+    }
+    // The stream entry is on one of the cluster's masters, the script's own nodes.
+    let nodes: Vec<u16> = (410..416).map(|offset| cluster.port + offset).collect();
+    let mut entries = 0;
+    for &port in &nodes {
+        let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("a node of the script's cluster");
+        let info: String = redis::cmd("CLUSTER").arg("INFO").query_async(&mut conn).await.unwrap();
+        assert!(info.contains("cluster_state:ok"), "node {port}: {info}");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:events:*", cluster.redis_prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        entries += keys.len();
+    }
+    assert!(entries >= 1, "no stream on the cluster's nodes");
+
+    let pids = cluster.pids();
+    assert!(
+        pids.iter()
+            .filter(|(name, _)| name.starts_with("redis-cluster-"))
+            .count()
+            == 6,
+        "six cluster nodes recorded: {pids:?}"
+    );
+    cluster.down();
+    for (name, pid) in pids {
+        assert!(!process_alive(pid), "{name} (pid {pid}) still running after down");
+    }
+}
+
 /// A member that sends at a steady pace, checks it sees every seq once and in order, and
 /// on a close reconnects through the balancer, resumes with `since_seq` and resends what
 /// was not acked, with the same `client_msg_id`.
