@@ -49,7 +49,13 @@ async fn rig_with(
     env.extend_from_slice(gateway_env);
     let cluster = tokio::task::block_in_place(|| ScriptCluster::up_on(db, redis.url(), 2, 2, &env));
     let spec = spec(&cluster);
+    let started = std::time::Instant::now();
     let load = SteadyLoad::start_within(cluster.balancer(), &spec, setup).await;
+    println!(
+        "{} members joined in {:?}",
+        spec.rooms * spec.members_per_room,
+        started.elapsed()
+    );
     load.wait_for_more_acks(warm_up, PROGRESS).await;
     Rig {
         load,
@@ -177,7 +183,10 @@ async fn a_reconnect_storm_of_5000_clients_is_paced_and_loses_nothing() {
             send_interval: Duration::from_millis(100),
             first_addr: Some(cluster.gateway(1)),
         },
-        Duration::from_secs(240),
+        // Joining 5,000 members through one debug gateway is bound by its 16 database
+        // connections: 135–195 s alone on this machine (2026-12-06), once past 240 s in a
+        // full run. A bound on liveness, not on speed.
+        Duration::from_secs(420),
         20,
     )
     .await;
