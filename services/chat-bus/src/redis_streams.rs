@@ -212,6 +212,19 @@ impl RedisStreamsBus {
         &self.config
     }
 
+    /// Sends the pipelines all at once, each on a clone of the shared connection (on a
+    /// cluster, each to its slot's master); the first error, if any, after all are done.
+    async fn send_all(&self, pipes: impl Iterator<Item = Pipeline>) -> Result<(), BusError> {
+        let sends = pipes.map(|pipe| {
+            let mut conn = self.publisher.clone();
+            async move { pipe.query_async::<()>(&mut conn).await }
+        });
+        for result in futures::future::join_all(sends).await {
+            result?;
+        }
+        Ok(())
+    }
+
     /// One `XADD … MAXLEN ~` per event, in order.
     fn appends<'a>(&self, events: impl IntoIterator<Item = &'a BusEvent>) -> Pipeline {
         let mut pipe = redis::pipe();
@@ -241,6 +254,20 @@ impl RedisStreamsBus {
     }
 }
 
+/// `items` grouped by `key`, each group in the items' order, the groups in order of first
+/// appearance: a batch's streams or channels, one pipeline each on a cluster.
+fn by_key<'a, 'k, T>(items: &'a [T], key: impl Fn(&'a T) -> &'k str) -> impl Iterator<Item = Vec<&'a T>> {
+    let mut groups: Vec<(&'k str, Vec<&'a T>)> = Vec::new();
+    for item in items {
+        let k = key(item);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, list)) => list.push(item),
+            None => groups.push((k, vec![item])),
+        }
+    }
+    groups.into_iter().map(|(_, list)| list)
+}
+
 /// TCP_NODELAY: a pipelined XADD or an XREAD must not wait for the ACK of the previous
 /// segment (Nagle with the peer's delayed ACK holds it up to 40 ms).
 fn nodelay() -> redis::io::tcp::TcpSettings {
@@ -261,23 +288,8 @@ impl Bus for RedisStreamsBus {
         if let Shared::Cluster(_) = self.publisher {
             // A pipeline goes to one node, and a cluster refuses one that spans slots: one
             // pipeline per stream, in order within it, all streams at once.
-            let mut by_key: Vec<(&str, Vec<&BusEvent>)> = Vec::new();
-            for event in events {
-                let key = self.keys.of(event);
-                match by_key.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, list)) => list.push(event),
-                    None => by_key.push((key, vec![event])),
-                }
-            }
-            let sends = by_key.into_iter().map(|(_, list)| {
-                let mut conn = self.publisher.clone();
-                let pipe = self.appends(list);
-                async move { pipe.query_async::<()>(&mut conn).await }
-            });
-            for result in futures::future::join_all(sends).await {
-                result?;
-            }
-            return Ok(());
+            let pipes = by_key(events, |event| self.keys.of(event)).map(|list| self.appends(list));
+            return self.send_all(pipes).await;
         }
         let pipe = self.appends(events);
         let mut conn = self.publisher.clone();
@@ -342,31 +354,15 @@ impl Bus for RedisStreamsBus {
         if let Shared::Cluster(_) = self.publisher {
             // Sharded Pub/Sub: a signal travels within its room's shard, not over the whole
             // cluster bus as PUBLISH would. One pipeline per channel, as for the streams.
-            let mut by_channel: Vec<(&str, redis::Pipeline)> = Vec::new();
-            for signal in signals {
-                let channel = self.keys.signal_channel(signal);
-                let index = match by_channel.iter().position(|(c, _)| *c == channel) {
-                    Some(index) => index,
-                    None => {
-                        by_channel.push((channel, redis::pipe()));
-                        by_channel.len() - 1
-                    }
-                };
-                by_channel[index]
-                    .1
-                    .cmd("SPUBLISH")
-                    .arg(channel)
-                    .arg(signal.encode())
-                    .ignore();
-            }
-            let sends = by_channel.into_iter().map(|(_, pipe)| {
-                let mut conn = self.publisher.clone();
-                async move { pipe.query_async::<()>(&mut conn).await }
+            let pipes = by_key(signals, |signal| self.keys.signal_channel(signal)).map(|list| {
+                let mut pipe = redis::pipe();
+                for signal in list {
+                    let channel = self.keys.signal_channel(signal);
+                    pipe.cmd("SPUBLISH").arg(channel).arg(signal.encode()).ignore();
+                }
+                pipe
             });
-            for result in futures::future::join_all(sends).await {
-                result?;
-            }
-            return Ok(());
+            return self.send_all(pipes).await;
         }
         let channel = self.config.signal_channel();
         let mut pipe = redis::pipe();
@@ -788,5 +784,19 @@ impl BusReader for RedisReader {
 
     fn link(&self) -> Arc<Link> {
         self.link.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::by_key;
+
+    #[test]
+    fn groups_keep_the_items_order_within_each_key_and_first_appearance_across() {
+        let items = [("b", 1), ("a", 2), ("b", 3), ("c", 4), ("a", 5)];
+        let groups: Vec<Vec<i32>> = by_key(&items, |item| item.0)
+            .map(|group| group.into_iter().map(|item| item.1).collect())
+            .collect();
+        assert_eq!(groups, [vec![1, 3], vec![2, 5], vec![4]]);
     }
 }
