@@ -58,12 +58,8 @@ async fn cut(path: Path, noticed: impl AsyncFn(&ScriptCluster, &SteadyLoad) -> b
         Path::GatewayToServices => ("GATEWAY_1_SC_MESSAGE_SERVICE__ENDPOINTS", through("http")),
         Path::ServiceToRedis => ("SERVICE_1_SC_REDIS__URL", through("redis")),
     };
-    let env = [
-        ("GATEWAY_SC_GATEWAY__SEND_RATE_PER_SEC", "1000"),
-        ("GATEWAY_SC_GATEWAY__SEND_BURST", "1000"),
-        ("GATEWAY_SC_GATEWAY__MAX_CONNECTIONS_PER_USER", "1000"),
-        (key, value.as_str()),
-    ];
+    let mut env = crate::faults::LOAD_SETTINGS.to_vec();
+    env.push((key, value.as_str()));
     let cluster = tokio::task::block_in_place(|| ScriptCluster::up_in(ports, db, redis.url(), 2, 2, &env));
     let load = SteadyLoad::start(cluster.balancer(), &LoadSpec::default()).await;
     load.wait_for_more_acks(40, PROGRESS).await;

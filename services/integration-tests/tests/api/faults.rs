@@ -14,6 +14,14 @@ use integration_tests::processes::ScriptCluster;
 use integration_tests::steady_load::{LoadSpec, Report, SteadyLoad, stored_rows};
 use std::time::Duration;
 
+/// Gateway settings every rig runs the steady load with: it sends faster than a person,
+/// and the rate limit has tests of its own.
+pub const LOAD_SETTINGS: [(&str, &str); 3] = [
+    ("GATEWAY_SC_GATEWAY__SEND_RATE_PER_SEC", "1000"),
+    ("GATEWAY_SC_GATEWAY__SEND_BURST", "1000"),
+    ("GATEWAY_SC_GATEWAY__MAX_CONNECTIONS_PER_USER", "1000"),
+];
+
 /// How long a test waits for the load to make the progress it expects.
 const PROGRESS: Duration = Duration::from_secs(60);
 
@@ -40,12 +48,7 @@ async fn rig_with(
     let postgres = tokio::task::block_in_place(Postgres::start);
     let redis = tokio::task::block_in_place(Redis::start);
     let db = TestDb::create_on(&postgres.url()).await;
-    // The load sends faster than a person; the rate limit has tests of its own.
-    let mut env = vec![
-        ("GATEWAY_SC_GATEWAY__SEND_RATE_PER_SEC", "1000"),
-        ("GATEWAY_SC_GATEWAY__SEND_BURST", "1000"),
-        ("GATEWAY_SC_GATEWAY__MAX_CONNECTIONS_PER_USER", "1000"),
-    ];
+    let mut env = LOAD_SETTINGS.to_vec();
     env.extend_from_slice(gateway_env);
     let cluster = tokio::task::block_in_place(|| ScriptCluster::up_on(db, redis.url(), 2, 2, &env));
     let spec = spec(&cluster);
@@ -283,12 +286,8 @@ async fn a_redis_cluster_master_killed_mid_run_loses_nothing() {
     let db = TestDb::create_on(&postgres.url()).await;
     let seeds = redis.seeds();
     let nodes = seeds.join(",");
-    let env = [
-        ("GATEWAY_SC_GATEWAY__SEND_RATE_PER_SEC", "1000"),
-        ("GATEWAY_SC_GATEWAY__SEND_BURST", "1000"),
-        ("GATEWAY_SC_GATEWAY__MAX_CONNECTIONS_PER_USER", "1000"),
-        ("SC_REDIS__CLUSTER_NODES", nodes.as_str()),
-    ];
+    let mut env = LOAD_SETTINGS.to_vec();
+    env.push(("SC_REDIS__CLUSTER_NODES", nodes.as_str()));
     let cluster = tokio::task::block_in_place(|| ScriptCluster::up_on(db, seeds[0].clone(), 2, 2, &env));
     let load = SteadyLoad::start(cluster.balancer(), &LoadSpec::default()).await;
     load.wait_for_more_acks(40, PROGRESS).await;
