@@ -337,6 +337,9 @@ impl Bus for RedisStreamsBus {
             last_id: end.into_iter().next().expect("one end per key"),
         });
         reader.conn = Some(conn);
+        // Indexed now, not only when the interest changes: a gateway that holds no room
+        // yet still files the control stream's entries and moves past them.
+        reader.index();
         reader.apply_interest().await?;
         Ok(Box::new(reader))
     }
@@ -562,14 +565,20 @@ impl RedisReader {
             }
             self.interest.started(&plan.start);
         }
+        self.index();
+        tracing::debug!(partitions = self.streams.len() - 1, "bus reader's partitions changed");
+        Ok(())
+    }
+
+    /// Indexes `streams` by key, after every change to them: a reply's entries for a key
+    /// not in the index are dropped, and its stream's last id stays where it was.
+    fn index(&mut self) {
         self.by_key = self
             .streams
             .iter()
             .enumerate()
             .map(|(index, stream)| (stream.key.clone(), index))
             .collect();
-        tracing::debug!(partitions = self.streams.len() - 1, "bus reader's partitions changed");
-        Ok(())
     }
 
     async fn reconnect(&mut self) {

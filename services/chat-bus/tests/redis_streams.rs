@@ -330,3 +330,22 @@ async fn partitions_use_spread_hash_tags_and_broadcasts_one_control_stream() {
     assert!(matches!(rejected, Err(chat_bus::BusError::Config(_))));
     cleanup(&config).await;
 }
+
+#[tokio::test]
+async fn a_reader_that_holds_no_room_reads_each_broadcast_once() {
+    // A gateway nobody has connected to yet holds no room: it reads the control stream
+    // alone, and must move past what it read there rather than read it again.
+    let config = config();
+    let bus = RedisStreamsBus::connect(config.clone()).await.unwrap();
+    let mut events = run_reader(bus.subscribe(bus.interest()).await.unwrap());
+    let rooms: Vec<RoomName> = (0..3)
+        .map(|i| RoomName::parse(&format!("someone-{i}")).unwrap())
+        .collect();
+    for room in &rooms {
+        bus.publish(&[sequenced(EventKind::Broadcast, room, 0)]).await.unwrap();
+        let event = next_event(&mut events).await;
+        assert_eq!((event.kind, &event.room), (EventKind::Broadcast, room));
+    }
+    assert!(events.try_recv().is_err(), "a broadcast arrived twice");
+    cleanup(&config).await;
+}
