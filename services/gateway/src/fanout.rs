@@ -295,6 +295,12 @@ impl Fanout {
             .count()
     }
 
+    /// How many sockets here have `room` open, joined or joining.
+    pub fn open(&self, room: &RoomName) -> usize {
+        self.hub(room)
+            .map_or(0, |hub| hub.state.lock().expect("hub lock").members.len())
+    }
+
     /// The last seq this gateway delivered in `room`, if it has members there.
     pub fn position(&self, room: &RoomName) -> Option<u64> {
         let hub = self.hub(room)?;

@@ -4,7 +4,8 @@
 //!
 //! **What it costs.** A change (someone's first socket anywhere, or their last one closing)
 //! is one signal per room of theirs. In a room up to `big_room_members`, every member who
-//! has the room open gets a `presence` frame for it. Above that, no frame per change: a
+//! has the room open gets a `presence` frame for it. Above that (or open on more sockets
+//! than that on one gateway, before its count is known), no frame per change: a
 //! gateway marks the room changed, and at most every `summary_ms` recounts it and sends its
 //! members one count. So a join storm of 5,000 into one room costs each member a few counts,
 //! not 5,000 frames, and the gateway's work grows with the room, not with its square. A
@@ -152,21 +153,24 @@ impl PresenceService {
         }
     }
 
-    /// Who of `room` is online, for a socket joining it; `None` when presence is off or
-    /// cannot be read.
-    pub async fn of_room(&self, room: &RoomName) -> Option<RoomPresence> {
+    /// Who of `room` is online, for a socket joining it, with `open_here` sockets here
+    /// having it open; `None` when presence is off or cannot be read.
+    pub async fn of_room(&self, room: &RoomName, open_here: usize) -> Option<RoomPresence> {
         if !self.enabled() {
             return None;
         }
         let small = self.inner.settings.big_room_members;
         let result = async {
-            let (members, online) = self.members_online(room, small + 1).await?;
-            if members <= small as usize {
-                self.remember(room, false, None);
-                return Ok::<_, String>(RoomPresence {
-                    online_count: online.len(),
-                    online: Some(online),
-                });
+            // A room known to be big is not looked at member by member again.
+            if !self.is_big(room, open_here) {
+                let (members, online) = self.members_online(room, small + 1).await?;
+                if members <= small as usize {
+                    self.remember(room, false, None);
+                    return Ok::<_, String>(RoomPresence {
+                        online_count: online.len(),
+                        online: Some(online),
+                    });
+                }
             }
             let fresh = Duration::from_millis(self.inner.settings.summary_ms);
             let cached = self.state(room, |s| s.count.filter(|(at, _)| at.elapsed() < fresh).map(|(_, n)| n));
@@ -206,21 +210,42 @@ impl PresenceService {
         Some((online, last_seen))
     }
 
-    /// A presence signal for `room` arrived: whether to pass it on to the members here (a
-    /// small room, or one nobody here has joined, where it reaches nobody). A big room's is
-    /// only noted, for its next count.
-    pub fn pass_on(&self, room: &RoomName) -> bool {
-        self.state(room, |s| {
+    /// A presence signal for `room` arrived, which `open_here` sockets of this gateway have
+    /// open: whether to pass it on to them (a small room, or one nobody here has joined,
+    /// where it reaches nobody). A big room's is only noted, for its next count.
+    pub fn pass_on(&self, room: &RoomName, open_here: usize) -> bool {
+        self.known(room, open_here, |s| {
             s.changed = true;
             !s.big
         })
         .unwrap_or(true)
     }
 
-    /// Whether `room` is known here as one with more than `big_room_members` members: its
-    /// read receipts are not passed on, and its presence comes as counts.
-    pub fn is_big(&self, room: &RoomName) -> bool {
-        self.state(room, |s| s.big).unwrap_or(false)
+    /// Whether `room`, which `open_here` sockets of this gateway have open, is known here
+    /// as one with more than `big_room_members` members: its read receipts are not passed
+    /// on, and its presence comes as counts.
+    pub fn is_big(&self, room: &RoomName, open_here: usize) -> bool {
+        self.known(room, open_here, |s| s.big).unwrap_or(false)
+    }
+
+    /// `f` on what is known of `room`. Open here on more sockets than `big_room_members`,
+    /// it is big whatever its last count said: during a join storm that count is read late
+    /// or not at all (the registry and the database are busy), and until then every change
+    /// would be a frame to every socket, work that grows with the square of the room.
+    fn known<T>(&self, room: &RoomName, open_here: usize, f: impl FnOnce(&mut RoomState) -> T) -> Option<T> {
+        let crowded = open_here > self.inner.settings.big_room_members as usize;
+        let mut rooms = self.inner.rooms.lock().expect("presence lock");
+        let state = match rooms.get_mut(room) {
+            Some(state) => state,
+            None if crowded => rooms.entry(room.clone()).or_insert(RoomState {
+                big: true,
+                count: None,
+                changed: false,
+            }),
+            None => return None,
+        };
+        state.big |= crowded;
+        Some(f(state))
     }
 
     fn state<T>(&self, room: &RoomName, f: impl FnOnce(&mut RoomState) -> T) -> Option<T> {
@@ -375,5 +400,44 @@ pub async fn run(service: PresenceService, people: People, fanout: Fanout, shutd
             _ = shutdown.cancelled() => break,
             _ = every.tick() => service.tick(&people, &fanout).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_bus::in_process::InProcessBus;
+
+    /// A service over the in-process bus and a fresh SQLite directory, with rooms big
+    /// past 3 members.
+    async fn service() -> PresenceService {
+        let path = std::env::temp_dir().join(format!("sc-presence-{}.db", uuid::Uuid::new_v4().simple()));
+        let database = chat_store::open(&chat_store::ConnectOptions::new(format!("sqlite:{}", path.display())))
+            .await
+            .unwrap();
+        let mut settings = crate::settings::Settings::defaults().presence;
+        settings.big_room_members = 3;
+        let metrics = Metrics::register(&mut prometheus_client::registry::Registry::default());
+        PresenceService::new(Arc::new(InProcessBus::new(16)), database.directory, "test", settings, metrics)
+    }
+
+    #[tokio::test]
+    async fn a_room_open_on_more_sockets_here_than_a_small_room_holds_is_big() {
+        let presence = service().await;
+        let room = RoomName::parse("hall").unwrap();
+        // Counted small (its few members are in the directory), then crowded here before
+        // anyone counted it again: a join storm, with the registry too busy to answer.
+        let counted = presence.of_room(&room, 1).await.unwrap();
+        assert_eq!(counted.online_count, 0);
+        assert!(presence.pass_on(&room, 3), "small: every change is a frame");
+        assert!(!presence.is_big(&room, 3));
+        assert!(!presence.pass_on(&room, 4), "crowded: changes wait for the count");
+        assert!(presence.is_big(&room, 0), "big until counted again");
+        // One nobody here has counted yet is big as soon as it is crowded.
+        let other = RoomName::parse("other").unwrap();
+        assert!(presence.pass_on(&other, 3), "unknown and not crowded: passed on");
+        assert!(presence.is_big(&other, 4) && !presence.pass_on(&other, 0));
+        // A big room joined is not read member by member: it comes as a count.
+        assert!(presence.of_room(&room, 4).await.unwrap().online.is_none());
     }
 }

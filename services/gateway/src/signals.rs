@@ -140,9 +140,9 @@ pub async fn listen(
                     Typed::Quiet => continue,
                 },
                 // A big room's members get a count now and then, not every change.
-                SignalKind::Presence if !presence.pass_on(&signal.room) => continue,
+                SignalKind::Presence if !presence.pass_on(&signal.room, fanout.open(&signal.room)) => continue,
                 // Receipts are shown person by person, so only in rooms small enough.
-                SignalKind::Read if presence.is_big(&signal.room) => continue,
+                SignalKind::Read if presence.is_big(&signal.room, fanout.open(&signal.room)) => continue,
                 SignalKind::Presence | SignalKind::Read => signal.payload,
             };
             let delivered = fanout.signal(&signal.room, frame);

@@ -489,7 +489,7 @@ impl Connection {
         mark_read(&self.app, &self.principal.author.id, room, last_seq).await;
         let mut joined = ServerFrame::joined(room, last_seq, history, has_more);
         if let ServerFrame::Joined { presence, reads, .. } = &mut joined {
-            *presence = presence::within("room", self.app.presence().of_room(room))
+            *presence = presence::within("room", self.app.presence().of_room(room, self.app.fanout().open(room)))
                 .await
                 .flatten();
             *reads = self.read_markers(room).await;
@@ -531,7 +531,7 @@ impl Connection {
     /// How far the room's members have read, for a room small enough to show it person by
     /// person; `None` in a big one, or if it cannot be read (the receipts are extras).
     async fn read_markers(&self, room: &RoomName) -> Option<Vec<ReadMarker>> {
-        if self.app.presence().is_big(room) {
+        if self.app.presence().is_big(room, self.app.fanout().open(room)) {
             return None;
         }
         let limit = self.app.settings().presence.big_room_members;
