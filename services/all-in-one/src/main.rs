@@ -3,6 +3,7 @@
 use anyhow::Context;
 use chat_common::cli::{OneShot, ServiceArgs};
 use chat_common::shutdown::{CancellationToken, cancel_on_signal};
+use chat_common::telemetry::Identity;
 use clap::Parser;
 use gateway::admin_cli::AdminCommand;
 
@@ -41,7 +42,16 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", command.run(database.directory.as_ref()).await?);
         return Ok(());
     }
-    let _telemetry = chat_common::telemetry::init("super-channels", &settings.log, &settings.telemetry)?;
+    let _telemetry = chat_common::telemetry::init(
+        &Identity::new(
+            "super-channels",
+            env!("CARGO_PKG_VERSION"),
+            settings.listen,
+            &settings.telemetry,
+        ),
+        &settings.log,
+        &settings.telemetry,
+    )?;
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     let server = all_in_one::start(settings, shutdown).await.context("failed to start")?;

@@ -34,6 +34,8 @@ level = "info"
 otlp_endpoint = ""
 otlp_protocol = "grpc"
 sampling_ratio = 1.0
+environment = "development"
+instance_id = ""
 "#
     };
 }

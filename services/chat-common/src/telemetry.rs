@@ -63,15 +63,14 @@ pub struct TelemetrySettings {
     pub otlp_protocol: OtlpProtocol,
     /// Share of new traces recorded, 0.0 to 1.0.
     pub sampling_ratio: f64,
+    /// Where this process runs (`production`, `staging` …): the resource's
+    /// `deployment.environment`, so that one trace viewer can hold several.
+    pub environment: String,
+    /// This process among its service's replicas: the resource's `service.instance.id`.
+    /// Empty: the host name (a container's or pod's) and the address it listens on,
+    /// unique wherever two replicas share a host.
+    pub instance_id: String,
 }
-
-/// The `[telemetry]` defaults every service's DEFAULTS includes.
-pub const DEFAULTS: &str = r#"
-[telemetry]
-otlp_endpoint = ""
-otlp_protocol = "grpc"
-sampling_ratio = 1.0
-"#;
 
 impl TelemetrySettings {
     pub fn validate(&self) -> Result<(), crate::settings::SettingsError> {
@@ -79,6 +78,12 @@ impl TelemetrySettings {
             return Err(crate::settings::rule(
                 "telemetry.sampling_ratio",
                 "must be between 0.0 and 1.0",
+            ));
+        }
+        if self.environment.trim().is_empty() {
+            return Err(crate::settings::rule(
+                "telemetry.environment",
+                "must name where this runs, for example production",
             ));
         }
         Ok(())
@@ -106,9 +111,67 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// Which process a span comes from: its service, the build, and the replica. Every span a
+/// process exports carries these as resource attributes, so that a trace viewer shows
+/// which instance did each hop.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub service: String,
+    pub version: String,
+    /// The replica, as [`TelemetrySettings::instance_id`] names it or, when that is empty,
+    /// as [`Identity::new`] derives it.
+    pub instance: String,
+}
+
+impl Identity {
+    /// `service` at `version` (its crate's), listening on `listen`.
+    pub fn new(service: &str, version: &str, listen: impl std::fmt::Display, telemetry: &TelemetrySettings) -> Self {
+        let instance = if telemetry.instance_id.is_empty() {
+            format!("{}@{listen}", host_name())
+        } else {
+            telemetry.instance_id.clone()
+        };
+        Self {
+            service: service.to_owned(),
+            version: version.to_owned(),
+            instance,
+        }
+    }
+
+    /// The OpenTelemetry resource: the SDK's own attributes and `OTEL_RESOURCE_ATTRIBUTES`,
+    /// then `service.name`, `service.version`, `service.instance.id`, and the environment
+    /// under both its long-standing name (`deployment.environment`) and the one newer
+    /// semantic conventions use (`deployment.environment.name`), for viewers of either age.
+    fn resource(&self, environment: &str) -> opentelemetry_sdk::Resource {
+        use opentelemetry::KeyValue;
+        opentelemetry_sdk::Resource::builder()
+            .with_service_name(self.service.clone())
+            .with_attributes([
+                KeyValue::new("service.version", self.version.clone()),
+                KeyValue::new("service.instance.id", self.instance.clone()),
+                KeyValue::new("deployment.environment", environment.to_owned()),
+                KeyValue::new("deployment.environment.name", environment.to_owned()),
+            ])
+            .build()
+    }
+}
+
+/// This host's name: `HOSTNAME`, else the kernel's; a container's or pod's own.
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// Installs logging and, when an endpoint is configured, trace export. Call once, inside
 /// the tokio runtime. A second call (tests) keeps the first subscriber.
-pub fn init(service: &str, log: &LogSettings, telemetry: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
+pub fn init(
+    identity: &Identity,
+    log: &LogSettings,
+    telemetry: &TelemetrySettings,
+) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(&log.level))
@@ -157,13 +220,9 @@ pub fn init(service: &str, log: &LogSettings, telemetry: &TelemetrySettings) -> 
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
                 telemetry.sampling_ratio,
             ))))
-            .with_resource(
-                opentelemetry_sdk::Resource::builder()
-                    .with_service_name(service.to_owned())
-                    .build(),
-            )
+            .with_resource(identity.resource(&telemetry.environment))
             .build();
-        let tracer = sdk.tracer(service.to_owned());
+        let tracer = sdk.tracer(identity.service.clone());
         provider = Some(sdk);
         Some(
             tracing_opentelemetry::layer()
@@ -341,5 +400,62 @@ where
             }
             writeln!(writer, "{text}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> TelemetrySettings {
+        TelemetrySettings {
+            otlp_endpoint: String::new(),
+            otlp_protocol: OtlpProtocol::Grpc,
+            sampling_ratio: 1.0,
+            environment: "staging".into(),
+            instance_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_resource_names_the_build_the_replica_and_the_environment() {
+        let identity = Identity::new("gateway", "1.2.3", "0.0.0.0:8080", &settings());
+        assert_eq!(identity.instance, format!("{}@0.0.0.0:8080", host_name()));
+        let resource = identity.resource("staging");
+        let get = |key: &'static str| {
+            resource
+                .get(&opentelemetry::Key::from_static_str(key))
+                .map(|v| v.to_string())
+        };
+        assert_eq!(get("service.name").as_deref(), Some("gateway"));
+        assert_eq!(get("service.version").as_deref(), Some("1.2.3"));
+        assert_eq!(get("service.instance.id"), Some(identity.instance.clone()));
+        assert_eq!(get("deployment.environment").as_deref(), Some("staging"));
+        assert_eq!(get("deployment.environment.name").as_deref(), Some("staging"));
+        // Named in configuration, the replica keeps that name.
+        let named = TelemetrySettings {
+            instance_id: "gw-a".into(),
+            ..settings()
+        };
+        assert_eq!(
+            Identity::new("gateway", "1.2.3", "0.0.0.0:8080", &named).instance,
+            "gw-a"
+        );
+    }
+
+    #[test]
+    fn an_empty_environment_is_refused_naming_the_key() {
+        let blank = TelemetrySettings {
+            environment: " ".into(),
+            ..settings()
+        };
+        assert!(
+            blank
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("telemetry.environment")
+        );
+        assert!(settings().validate().is_ok());
     }
 }

@@ -244,10 +244,5 @@ impl Gateway {
 /// Names this gateway in spans: the host (a container or pod name) and the address, since
 /// every container listens on the same 0.0.0.0:8080.
 fn instance_name(addr: SocketAddr) -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default();
-    format!("{host}@{addr}")
+    format!("{}@{addr}", chat_common::telemetry::host_name())
 }

@@ -5,6 +5,7 @@ use chat_bus::redis_streams::RedisStreamsBus;
 use chat_common::cli::{OneShot, ServiceArgs};
 use chat_common::shutdown::{CancellationToken, cancel_on_signal};
 use chat_common::startup::wait_for;
+use chat_common::telemetry::Identity;
 use clap::Parser;
 use gateway::admin_cli::AdminCommand;
 use gateway::{Gateway, settings::Settings};
@@ -39,7 +40,16 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", command.run(database.directory.as_ref()).await?);
         return Ok(());
     }
-    let _telemetry = chat_common::telemetry::init("gateway", &settings.log, &settings.telemetry)?;
+    let _telemetry = chat_common::telemetry::init(
+        &Identity::new(
+            "gateway",
+            env!("CARGO_PKG_VERSION"),
+            settings.listen,
+            &settings.telemetry,
+        ),
+        &settings.log,
+        &settings.telemetry,
+    )?;
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     let Some(database) = wait_for("database", &shutdown, || gateway::connect_database(&settings.database)).await else {

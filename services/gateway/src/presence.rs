@@ -418,7 +418,13 @@ mod tests {
         let mut settings = crate::settings::Settings::defaults().presence;
         settings.big_room_members = 3;
         let metrics = Metrics::register(&mut prometheus_client::registry::Registry::default());
-        PresenceService::new(Arc::new(InProcessBus::new(16)), database.directory, "test", settings, metrics)
+        PresenceService::new(
+            Arc::new(InProcessBus::new(16)),
+            database.directory,
+            "test",
+            settings,
+            metrics,
+        )
     }
 
     #[tokio::test]

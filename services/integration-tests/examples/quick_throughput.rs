@@ -29,17 +29,20 @@ async fn main() {
     } else {
         None
     };
+    let telemetry = chat_common::telemetry::TelemetrySettings {
+        otlp_endpoint: receiver.as_ref().map(|r| r.endpoint()).unwrap_or_default(),
+        otlp_protocol: chat_common::telemetry::OtlpProtocol::Grpc,
+        sampling_ratio: 1.0,
+        environment: "development".into(),
+        instance_id: String::new(),
+    };
     let _telemetry = chat_common::telemetry::init(
-        "quick-throughput",
+        &chat_common::telemetry::Identity::new("quick-throughput", env!("CARGO_PKG_VERSION"), "in-process", &telemetry),
         &chat_common::telemetry::LogSettings {
             format: chat_common::telemetry::LogFormat::Text,
             level: "warn".into(),
         },
-        &chat_common::telemetry::TelemetrySettings {
-            otlp_endpoint: receiver.as_ref().map(|r| r.endpoint()).unwrap_or_default(),
-            otlp_protocol: chat_common::telemetry::OtlpProtocol::Grpc,
-            sampling_ratio: 1.0,
-        },
+        &telemetry,
     )
     .expect("telemetry");
     let rooms: usize = args.next().map_or(20, |a| a.parse().expect("rooms"));

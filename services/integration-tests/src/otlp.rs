@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub struct ReceivedSpan {
     pub service: String,
+    /// The exporting process's resource attributes (`service.instance.id` …).
+    pub resource: HashMap<String, String>,
     pub name: String,
     pub trace_id: String,
     pub span_id: String,
@@ -66,6 +68,7 @@ impl TraceService for Collector {
                 for span in scope.spans {
                     received.push(ReceivedSpan {
                         service: service.clone(),
+                        resource: resource.clone(),
                         name: span.name,
                         trace_id: hex::encode(&span.trace_id),
                         span_id: hex::encode(&span.span_id),

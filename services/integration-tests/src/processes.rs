@@ -225,6 +225,11 @@ impl ScriptCluster {
         SocketAddr::from(([127, 0, 0, 1], self.port + 100 + i))
     }
 
+    /// The gRPC address of message service `i`.
+    pub fn service_grpc(&self, i: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port + 200 + i))
+    }
+
     /// The ops address of message service `i`.
     pub fn service_ops(&self, i: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port + 300 + i))

@@ -5,6 +5,7 @@ use chat_bus::redis_streams::RedisStreamsBus;
 use chat_common::cli::{OneShot, ServiceArgs};
 use chat_common::shutdown::{CancellationToken, cancel_on_signal};
 use chat_common::startup::wait_for;
+use chat_common::telemetry::Identity;
 use clap::Parser;
 use message_service::{MessageService, connect_store, settings::Settings};
 use std::sync::Arc;
@@ -28,7 +29,16 @@ async fn main() -> anyhow::Result<()> {
     if let OneShot::Done(result) = args.service.one_shot(&settings, settings.ops_listen).await {
         return result.map_err(anyhow::Error::msg);
     }
-    let _telemetry = chat_common::telemetry::init("message-service", &settings.log, &settings.telemetry)?;
+    let _telemetry = chat_common::telemetry::init(
+        &Identity::new(
+            "message-service",
+            env!("CARGO_PKG_VERSION"),
+            settings.grpc_listen,
+            &settings.telemetry,
+        ),
+        &settings.log,
+        &settings.telemetry,
+    )?;
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     let Some(store) = wait_for("database", &shutdown, || connect_store(&settings.database)).await else {

@@ -28,6 +28,7 @@ async fn one_message_is_one_trace_across_both_gateways_and_services_and_its_logs
         &[
             ("SC_TELEMETRY__OTLP_ENDPOINT", &endpoint),
             ("SC_TELEMETRY__SAMPLING_RATIO", "1.0"),
+            ("SC_TELEMETRY__ENVIRONMENT", "observability-test"),
             ("SC_LOG__FORMAT", "json"),
             ("SC_LOG__LEVEL", "info,gateway=debug,message_service=debug"),
         ],
@@ -98,6 +99,36 @@ async fn one_message_is_one_trace_across_both_gateways_and_services_and_its_logs
             .collect();
         assert_eq!(delivers.len(), 1, "one delivery span per room per gateway");
     }
+
+    // Every span names the process that made it: the build, the environment from
+    // configuration, and the replica (host and address, so each of two on one host).
+    for span in &spans {
+        assert_eq!(span.resource["service.version"], env!("CARGO_PKG_VERSION"), "{span:?}");
+        assert_eq!(span.resource["deployment.environment"], "observability-test");
+        assert_eq!(span.resource["deployment.environment.name"], "observability-test");
+    }
+    let instance = |span: &ReceivedSpan| span.resource["service.instance.id"].clone();
+    let mut gateways: Vec<String> = fan_outs.iter().map(|s| instance(s)).collect();
+    gateways.sort();
+    let mut expected: Vec<String> = (1..=2)
+        .map(|i| format!("{}@{}", chat_common::telemetry::host_name(), cluster.gateway(i)))
+        .collect();
+    expected.sort();
+    assert_eq!(gateways, expected, "each fan-out names its gateway");
+    for fan_out in &fan_outs {
+        assert_eq!(
+            instance(fan_out),
+            fan_out.attributes["gateway"],
+            "the span attribute agrees"
+        );
+    }
+    assert!(
+        [1, 2]
+            .iter()
+            .any(|&i| instance(server).ends_with(&format!("@{}", cluster.service_grpc(i)))),
+        "the grpc server span names its message service: {}",
+        instance(server)
+    );
 
     // Log lines written during the send carry the same trace id, on both sides of gRPC.
     let lines = |name: &str| -> Vec<Value> {
