@@ -4,11 +4,13 @@
 # Redis) and against the all-in-one binary. Results go to bench-results/<timestamp>/.
 #
 #   scripts/bench.sh [--quick] [--only cluster|all-in-one] [--scenarios "light saturation bigroom reactions typing idle"]
-#                    [--port P] [--idle-connections N]
+#                    [--port P] [--idle-connections N] [--saturation-rates "5 10 20"]
 #
 #   light       10 rooms x 10 members, 1 sender per room at 10 msg/s
 #   saturation  50 rooms x 4 members, all sending; the rate steps up until p99 > 100 ms or
-#               anything is lost, duplicated or reordered; the highest clean step is reported
+#               anything is lost, duplicated or reordered; the highest clean step is reported.
+#               Each step also reports where a message's time went, hop by hop, as the
+#               means of the services' own histograms over the run (<step>_hops)
 #   bigroom     1 room x 2,000 members over both gateways, 1 sender at 50 msg/s, then higher
 #               while p99 <= 50 ms and clean; reports gateway CPU-seconds per million deliveries
 #   reactions   the big room with a timeline that changes: 1 sender at 50 msg/s and a member
@@ -31,6 +33,7 @@ LOG_PREFIX=bench
 . scripts/lib.sh
 
 quick=0 only="" scenarios="light saturation bigroom reactions typing idle" port=18080 idle_connections=""
+rates_chosen=""
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1; shift ;;
@@ -38,6 +41,7 @@ while [ $# -gt 0 ]; do
     --scenarios) scenarios=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     --idle-connections) idle_connections=$2; shift 2 ;;
+    --saturation-rates) rates_chosen=$2; shift 2 ;;
     -h|--help) sed -n '2,25p' "$0" >&2; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
@@ -53,6 +57,7 @@ else
   saturation_rates="5 10 20 40 60 80 100 150 200 300"
   bigroom_members=2000 bigroom_rates="50 100 200"
 fi
+if [ -n "$rates_chosen" ]; then saturation_rates=$rates_chosen; fi
 # Every run: setup + warm-up + window + drain, with room for 2,000 connections.
 run_limit=300
 
@@ -110,6 +115,36 @@ clean_within() {
     and .throughput.sends_per_second >= 0.95 * .throughput.target_sends_per_second' "$1" >/dev/null
 }
 
+# The /metrics of every ops address after $1 (host:port ...), one after another, into $1.
+scrape() {
+  local file=$1 address; shift
+  : >"$file"
+  for address in "$@"; do
+    curl -fsS --max-time 10 "http://$address/metrics" >>"$file" || log "cannot scrape $address"
+  done
+}
+
+# The mean of histogram $3 over what was observed between scrapes $1 and $2, summed over
+# every process, times $4 (1000: seconds as ms); "-" where nothing was observed.
+hop_mean() {
+  awk -v h="$3" -v scale="${4:-1000}" 'FNR == 1 { file++ }
+    $1 == h "_sum" { s[file] += $2 } $1 == h "_count" { c[file] += $2 }
+    END { n = c[2] - c[1]; if (n > 0) printf "%.3f", (s[2] - s[1]) / n * scale; else printf "-" }' "$1" "$2"
+}
+
+# Where a message's time went in one run, from the scrapes before ($1) and after ($2):
+# the gateway's frame → ack (the commit's wait, the commit, its batch), the commit's end
+# → XADD done, and XADD → fan-out on a gateway; means, in ms.
+hops() {
+  printf 'frame→ack %s ms (commit wait %s, commit %s, batch %s sends); commit→XADD done %s ms; XADD→fan-out %s ms' \
+    "$(hop_mean "$1" "$2" sc_gateway_send_seconds)" \
+    "$(hop_mean "$1" "$2" sc_message_service_commit_wait_seconds)" \
+    "$(hop_mean "$1" "$2" sc_message_service_commit_seconds)" \
+    "$(hop_mean "$1" "$2" sc_message_service_commit_batch_size 1)" \
+    "$(hop_mean "$1" "$2" sc_message_service_publish_seconds)" \
+    "$(hop_mean "$1" "$2" sc_gateway_fanout_lag_seconds)"
+}
+
 # Sum of CPU-seconds of the watched processes whose name starts with $2, per million deliveries.
 cpu_per_million() {
   jq -r --arg p "$2" '([.processes[] | select(.name | startswith($p)) | .cpu_seconds] | add // 0) as $cpu
@@ -117,9 +152,10 @@ cpu_per_million() {
 }
 
 # Runs the chosen scenarios against one target. $1: label; $2: gateway URLs (space
-# separated); $3: --watch-pid arguments; $4: the gateway prefix for CPU accounting.
+# separated); $3: --watch-pid arguments; $4: the gateway prefix for CPU accounting; $5:
+# the ops addresses (host:port, space separated) whose metrics break a run down by hop.
 run_scenarios() {
-  local label=$1 gateways=$2 watch=$3 gw_prefix=$4
+  local label=$1 gateways=$2 watch=$3 gw_prefix=$4 ops=$5
   local dir="$out/$label" gw_args=() first_gw_args=() watch_args=()
   for g in $gateways; do gw_args+=(--gateway "$g"); done
   first_gw_args=(--gateway "${gateways%% *}")
@@ -136,8 +172,13 @@ run_scenarios() {
     local best="" rate
     for rate in $saturation_rates; do
       local name="saturation-$rate"
+      # shellcheck disable=SC2086 # one address per word
+      scrape "$dir/$name.metrics-before" $ops
       lg "$dir" "$name" load "${gw_args[@]}" --clients 200 --rooms 50 --senders-per-room 4 --rate "$rate" \
         "${common[@]}" || break
+      # shellcheck disable=SC2086
+      scrape "$dir/$name.metrics-after" $ops
+      printf '%s_hops\t%s\n' "$name" "$(hops "$dir/$name.metrics-before" "$dir/$name.metrics-after")" >>"$dir/results.tsv"
       if clean_within "$dir/$name.json" 100; then best=$name; else log "$name: not clean or p99 > 100 ms; stopping"; break; fi
     done
     printf 'saturation_highest_clean_step\t%s\n' "${best:-none}" >>"$dir/results.tsv"
@@ -244,7 +285,8 @@ if [ -z "$only" ] || [ "$only" = cluster ]; then
       *) watch="$watch $name=$(cat "$f")" ;;
     esac
   done
-  run_scenarios cluster "ws://127.0.0.1:$((port + 1)) ws://127.0.0.1:$((port + 2))" "$watch" gateway-
+  run_scenarios cluster "ws://127.0.0.1:$((port + 1)) ws://127.0.0.1:$((port + 2))" "$watch" gateway- \
+    "127.0.0.1:$((port + 101)) 127.0.0.1:$((port + 102)) 127.0.0.1:$((port + 301)) 127.0.0.1:$((port + 302))"
   summarise "$out/cluster"
   cp -r "$CLUSTER_DIR/logs" "$out/cluster/logs" 2>/dev/null || true
   scripts/cluster.sh down
@@ -263,7 +305,7 @@ if [ -z "$only" ] || [ "$only" = all-in-one ]; then
   aio_pid=$!
   wait_for 100 0.1 grep -q "running on" "$aio_dir/stdout" 2>/dev/null \
     || grep -q "running on" "$aio_dir/stdout" || die "the all-in-one did not start; see $out/all-in-one.log"
-  run_scenarios all-in-one "ws://127.0.0.1:$aio_port" "all-in-one=$aio_pid" all-in-one
+  run_scenarios all-in-one "ws://127.0.0.1:$aio_port" "all-in-one=$aio_pid" all-in-one "127.0.0.1:$((aio_port + 1))"
   summarise "$out/all-in-one"
 fi
 

@@ -173,6 +173,8 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Al
     service_settings.database.url = database_url;
     service_settings.log = settings.log.clone();
     service_settings.telemetry = settings.telemetry.clone();
+    // SQLite has one writer at a time: a second lane would only wait for its lock.
+    service_settings.commit.lanes = 1;
     // One pool for both services: SQLite has one writer at a time anyway.
     let database = gateway::connect_database(&service_settings.database)
         .await

@@ -2,6 +2,17 @@
 //! takes all of them (up to `max_batch`), so throughput grows with load instead of
 //! collapsing into one transaction per message. Each sender is answered after the commit,
 //! then the committed messages go to the publisher.
+//!
+//! **Lanes.** With one transaction in flight, a send that arrives just after one starts
+//! waits for it to end before its own can start: at moderate load that wait is most of a
+//! message's time in the service. So `commit.lanes` committers run side by side, each with
+//! its own queue and its own transaction in flight, and each room always goes to the same
+//! lane (by the stable hash of its name): a room's sends keep their order, and rooms in
+//! different lanes stop waiting on each other. The database groups the lanes' commits
+//! into its own WAL flushes. Each lane hands its publications to the one publisher in
+//! commit order, so a room's events reach the bus in order too. One lane is the default:
+//! on a 2-core machine, four lanes' smaller batches cost the database more CPU than the
+//! wait saved, and latency rose from 2,000 msg/s up (docs/benchmarks.md).
 
 use crate::metrics::Metrics;
 use crate::publisher::Publication;
@@ -48,6 +59,8 @@ struct Request {
     /// The handler's span: the message's own trace, which the database write and the
     /// publish join.
     span: tracing::Span,
+    /// When it was queued: its wait for the group commit is measured from here.
+    queued: Instant,
 }
 
 /// What a sender waits on while its message is in a batch.
@@ -60,7 +73,8 @@ struct Waiter {
 /// dropped the committer finishes what is queued and stops.
 #[derive(Clone)]
 pub struct CommitHandle {
-    tx: mpsc::Sender<Request>,
+    /// One queue per lane.
+    lanes: Arc<[mpsc::Sender<Request>]>,
 }
 
 impl CommitHandle {
@@ -69,35 +83,57 @@ impl CommitHandle {
         self.submit(event, tracing::Span::current())?.await
     }
 
-    /// Queues a message for the next group commit now, and returns the wait for its
-    /// answer. Messages submitted one after another are committed in that order, so a
-    /// batch of sends keeps its order without waiting for each commit in turn.
+    /// Queues a message for the next group commit of its room's lane now, and returns the
+    /// wait for its answer. A room's messages submitted one after another are committed in
+    /// that order, so a batch of sends keeps its order without waiting for each commit.
     pub fn submit(
         &self,
         event: NewEvent,
         span: tracing::Span,
     ) -> Result<impl std::future::Future<Output = Result<Committed, CommitError>> + use<>, CommitError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.try_send(Request { event, reply, span }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => CommitError::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => CommitError::ShuttingDown,
-        })?;
+        let queued = Instant::now();
+        let lane = chat_bus::partition_of(event.room(), self.lanes.len() as u32) as usize;
+        self.lanes[lane]
+            .try_send(Request {
+                event,
+                reply,
+                span,
+                queued,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => CommitError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => CommitError::ShuttingDown,
+            })?;
         // The committer always answers unless it died, which only happens at shutdown.
         Ok(async move { answer.await.unwrap_or(Err(CommitError::ShuttingDown)) })
     }
 }
 
-/// Starts the committer task. It runs until every [`CommitHandle`] is dropped and the queue
-/// is empty, then drops `publish`, which lets the publisher drain in turn.
+/// Starts the committer: a task per lane, each sharing `commit.queue`. It runs until every
+/// [`CommitHandle`] is dropped and the queues are empty, then drops `publish`, which lets
+/// the publisher drain in turn.
 pub fn spawn(
     store: Arc<dyn Store>,
     publish: mpsc::Sender<Publication>,
     settings: &CommitSettings,
     metrics: Metrics,
 ) -> (CommitHandle, JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(settings.queue);
-    let task = tokio::spawn(run(store, rx, publish, settings.max_batch, metrics));
-    (CommitHandle { tx }, task)
+    let lanes = settings.lanes.max(1);
+    let queue = settings.queue.div_ceil(lanes).max(1);
+    let (senders, tasks): (Vec<_>, Vec<_>) = (0..lanes)
+        .map(|_| {
+            let (tx, rx) = mpsc::channel(queue);
+            let lane = run(store.clone(), rx, publish.clone(), settings.max_batch, metrics.clone());
+            (tx, tokio::spawn(lane))
+        })
+        .unzip();
+    let task = tokio::spawn(async move {
+        for lane in tasks {
+            let _ = lane.await;
+        }
+    });
+    (CommitHandle { lanes: senders.into() }, task)
 }
 
 async fn run(
@@ -112,7 +148,17 @@ async fn run(
     let mut waiters: Vec<Waiter> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         // The store takes the messages as a slice; each sender keeps its reply and span.
-        for Request { event, reply, span } in batch.drain(..) {
+        let taken = Instant::now();
+        for Request {
+            event,
+            reply,
+            span,
+            queued,
+        } in batch.drain(..)
+        {
+            metrics
+                .commit_wait_seconds
+                .observe(taken.duration_since(queued).as_secs_f64());
             messages.push(event);
             waiters.push(Waiter { reply, span });
         }
@@ -186,7 +232,12 @@ async fn run(
                     // The sender may have given up (deadline); the commit stands regardless.
                     let _ = request.reply.send(answer);
                 }
-                if !events.is_empty() && publish.send(Publication { events, spans }).await.is_err() {
+                let publication = Publication {
+                    events,
+                    spans,
+                    committed_at: Instant::now(),
+                };
+                if !publication.events.is_empty() && publish.send(publication).await.is_err() {
                     tracing::error!("publisher stopped before the committer; events not published");
                 }
             }

@@ -13,6 +13,8 @@ pub struct Metrics {
     pub publish_errors: Counter,
     pub batch_size: Histogram,
     pub commit_seconds: Histogram,
+    pub commit_wait_seconds: Histogram,
+    pub publish_seconds: Histogram,
     pub search_indexed: Counter,
     pub search_index_errors: Counter,
 }
@@ -27,6 +29,8 @@ impl Metrics {
             publish_errors: Counter::default(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            commit_wait_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            publish_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             search_indexed: Counter::default(),
             search_index_errors: Counter::default(),
         };
@@ -61,6 +65,16 @@ impl Metrics {
             "commit_seconds",
             "Time of one group-commit transaction",
             metrics.commit_seconds.clone(),
+        );
+        r.register(
+            "commit_wait_seconds",
+            "Time a send waited in the queue for its group commit to start",
+            metrics.commit_wait_seconds.clone(),
+        );
+        r.register(
+            "publish_seconds",
+            "Time from a group commit's end until its messages are in the bus",
+            metrics.publish_seconds.clone(),
         );
         r.register(
             "search_indexed",

@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Publication {
     pub events: Vec<BusEvent>,
     pub spans: Vec<tracing::Span>,
+    /// When its commit ended: how long publishing took is measured from here.
+    pub committed_at: std::time::Instant,
 }
 
 /// Batches waiting to be published. Bounded: when the bus is down for long, commits wait
@@ -38,14 +40,21 @@ async fn run(bus: Arc<dyn Bus>, mut rx: mpsc::Receiver<Publication>, metrics: Me
         // Coalesce whatever queued into one pipelined round trip.
         let mut events: Vec<BusEvent> = Vec::new();
         let mut spans = Vec::new();
+        let mut committed = Vec::with_capacity(batches.len());
         for publication in batches.drain(..) {
             events.extend(publication.events);
             spans.extend(publication.spans);
+            committed.push(publication.committed_at);
         }
         let mut backoff = Duration::from_millis(20);
         loop {
             match bus.publish(&events).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    for at in committed {
+                        metrics.publish_seconds.observe(at.elapsed().as_secs_f64());
+                    }
+                    break;
+                }
                 Err(error) => {
                     metrics.publish_errors.inc();
                     tracing::warn!(%error, events = events.len(), retry_in_ms = backoff.as_millis() as u64, "publish failed");

@@ -29,6 +29,7 @@ block_ms = 2000
 [commit]
 max_batch = 512
 queue = 20000
+lanes = 1
 
 [history]
 default_limit = 50
@@ -66,8 +67,14 @@ pub use chat_common::settings::DatabaseSettings;
 pub struct CommitSettings {
     /// Most sends one transaction commits (group commit).
     pub max_batch: usize,
-    /// Sends waiting for a commit; past it, sends are refused as `unavailable`.
+    /// Sends waiting for a commit, over all lanes; past it, sends are refused as
+    /// `unavailable`.
     pub queue: usize,
+    /// Group commits in flight at once, each for its own share of the rooms
+    /// (`committer`). 1, the default, makes a send wait for the commit before it; more
+    /// measured worse on a 2-core machine, where smaller batches cost the database more
+    /// CPU than the wait they save (docs/benchmarks.md).
+    pub lanes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -106,6 +113,14 @@ impl Settings {
         if self.commit.queue == 0 {
             return Err(rule("commit.queue", "must be at least 1"));
         }
+        // Each lane holds a database connection for its transaction; history reads need
+        // one left over.
+        if self.commit.lanes == 0 || self.commit.lanes as u64 >= u64::from(self.database.max_connections) {
+            return Err(rule(
+                "commit.lanes",
+                "must be at least 1 and below database.max_connections",
+            ));
+        }
         if self.history.max_limit == 0 || self.history.default_limit > self.history.max_limit {
             return Err(rule(
                 "history.default_limit",
@@ -126,5 +141,25 @@ impl Settings {
     /// Defaults only, for tests and embedding.
     pub fn defaults() -> Self {
         chat_common::settings::load_with_env(DEFAULTS, None, std::iter::empty()).expect("built-in defaults are valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_lanes_are_at_least_one_and_leave_a_database_connection_over() {
+        let mut settings = Settings::defaults();
+        assert_eq!(settings.commit.lanes, 1, "one lane: measured best on two cores");
+        settings.database.max_connections = 4;
+        for (lanes, valid) in [(0, false), (1, true), (3, true), (4, false)] {
+            settings.commit.lanes = lanes;
+            let checked = settings.validate();
+            assert_eq!(checked.is_ok(), valid, "{lanes} lanes");
+            if let Err(error) = checked {
+                assert!(error.to_string().contains("commit.lanes"), "{error}");
+            }
+        }
     }
 }

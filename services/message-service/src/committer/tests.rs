@@ -100,6 +100,10 @@ struct Harness {
 }
 
 fn harness(max_batch: usize) -> Harness {
+    harness_with(max_batch, 1)
+}
+
+fn harness_with(max_batch: usize, lanes: usize) -> Harness {
     let (batches_tx, batches) = mpsc::unbounded_channel();
     let store = Arc::new(GatedStore {
         batches: batches_tx,
@@ -107,7 +111,11 @@ fn harness(max_batch: usize) -> Harness {
     });
     let (publish, published) = mpsc::channel(16);
     let metrics = Metrics::register(&mut Registry::default());
-    let settings = CommitSettings { max_batch, queue: 64 };
+    let settings = CommitSettings {
+        max_batch,
+        queue: 64,
+        lanes,
+    };
     let (handle, _task) = spawn(store.clone(), publish, &settings, metrics.clone());
     Harness {
         handle,
@@ -249,4 +257,46 @@ async fn a_failed_commit_answers_every_sender_and_publishes_nothing() {
     h.finish_one();
     after.await.unwrap();
     assert_eq!(h.next_published().await, [("e".to_owned(), 1)]);
+}
+
+/// Two rooms that fall in different lanes of two.
+fn rooms_in_two_lanes() -> (String, String) {
+    let lane = |room: &str| chat_bus::partition_of(&RoomName::parse(room).unwrap(), 2);
+    let other = (0..)
+        .map(|i| format!("room-{i}"))
+        .find(|r| lane(r) != lane("lobby"))
+        .unwrap();
+    ("lobby".to_owned(), other)
+}
+
+#[tokio::test]
+async fn a_room_in_another_lane_commits_while_one_is_in_flight_and_each_room_keeps_its_order() {
+    let mut h = harness_with(100, 2);
+    let (lobby, other) = rooms_in_two_lanes();
+    let first = h.submit(&lobby, "a");
+    assert_eq!(h.next_batch().await, ["a"]);
+    // "a" is still committing: the lobby's next send waits for it, the other room's does not.
+    let second = h.submit(&lobby, "b");
+    let elsewhere = h.submit(&other, "c");
+    let started = tokio::time::timeout(std::time::Duration::from_secs(10), h.next_batch())
+        .await
+        .expect("the other lane's commit starts while the first is in flight");
+    assert_eq!(started, ["c"]);
+    // Commits finish in the order they started (the gate is fair): "a", then "c".
+    h.finish_one();
+    assert_eq!(first.await.unwrap().event.client_msg_id().as_str(), "a");
+    assert_eq!(h.next_batch().await, ["b"], "the lobby's next, after its first");
+    h.finish_one();
+    h.finish_one();
+    elsewhere.await.unwrap();
+    second.await.unwrap();
+    let mut published = Vec::new();
+    for _ in 0..3 {
+        published.extend(h.next_published().await.into_iter().map(|(id, _)| id));
+    }
+    let position = |id: &str| published.iter().position(|p| p == id).unwrap();
+    assert!(
+        position("a") < position("b"),
+        "a room's events reach the publisher in order: {published:?}"
+    );
 }
