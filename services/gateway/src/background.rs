@@ -79,6 +79,7 @@ pub fn spawn(parts: Parts, shutdown: &CancellationToken) -> TaskTracker {
     ));
     tasks.spawn(bus_watch(
         link,
+        interest.clone(),
         people.clone(),
         bus_cutoff,
         metrics.clone(),
@@ -110,9 +111,12 @@ pub fn spawn(parts: Parts, shutdown: &CancellationToken) -> TaskTracker {
 /// second while the bus stays out of reach, and `/readyz` fails meanwhile, so that the
 /// balancer sends the reconnections to a gateway that reads the bus. A client that comes
 /// back here resumes from its last seq as after any reconnect; nothing is lost, since every
-/// message is in the database. It also carries the reader's counts to the metrics.
+/// message is in the database. It also carries the reader's counts to the metrics, and
+/// the partitions it reads: a reader that started one has nothing to hand over until an
+/// entry comes, so the gauge cannot wait for its next batch.
 pub async fn bus_watch(
     link: Arc<Link>,
+    interest: Arc<Interest>,
     people: People,
     cutoff: Duration,
     metrics: Metrics,
@@ -130,6 +134,7 @@ pub async fn bus_watch(
         metrics.bus_connections_lost.inc_by(lost - counted.0);
         metrics.bus_redirects.inc_by(redirects - counted.1);
         counted = (lost, redirects);
+        metrics.bus_partitions.set(interest.read_count() as i64);
         if let Some(down) = link.down_for().filter(|&down| down >= cutoff) {
             let closed = people.close_all(CloseCode::ServiceRestart);
             if closed > 0 {
