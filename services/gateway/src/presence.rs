@@ -408,10 +408,9 @@ mod tests {
     use super::*;
     use chat_bus::in_process::InProcessBus;
 
-    /// A service over the in-process bus and a fresh SQLite directory, with rooms big
-    /// past 3 members.
-    async fn service() -> PresenceService {
-        let path = std::env::temp_dir().join(format!("sc-presence-{}.db", uuid::Uuid::new_v4().simple()));
+    /// A service over the in-process bus and a fresh SQLite directory at `path`, with
+    /// rooms big past 3 members.
+    async fn service(path: &std::path::Path) -> PresenceService {
         let database = chat_store::open(&chat_store::ConnectOptions::new(format!("sqlite:{}", path.display())))
             .await
             .unwrap();
@@ -429,7 +428,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_room_open_on_more_sockets_here_than_a_small_room_holds_is_big() {
-        let presence = service().await;
+        let path = std::env::temp_dir().join(format!("sc-presence-{}.db", uuid::Uuid::new_v4().simple()));
+        let presence = service(&path).await;
         let room = RoomName::parse("hall").unwrap();
         // Counted small (its few members are in the directory), then crowded here before
         // anyone counted it again: a join storm, with the registry too busy to answer.
@@ -445,5 +445,9 @@ mod tests {
         assert!(presence.is_big(&other, 4) && !presence.pass_on(&other, 0));
         // A big room joined is not read member by member: it comes as a count.
         assert!(presence.of_room(&room, 4).await.unwrap().online.is_none());
+        drop(presence);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 }
