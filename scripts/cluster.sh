@@ -13,7 +13,7 @@
 # gRPC P+201…, their ops P+301…; Postgres P+400 and Redis P+401 when started here.
 # With --redis-cluster the bus is a Redis Cluster started here instead (REDIS_URL must then
 # be unset): three masters and three replicas on P+410…P+415 (and, for the cluster bus
-# between them, P+10410…P+10415), passed to the services as SC_REDIS__CLUSTER_NODES.
+# between them, P+420…P+425), passed to the services as SC_REDIS__CLUSTER_NODES.
 # State (pids, logs, generated config, the cluster nodes' directories) lives in CLUSTER_DIR
 # (default .cluster/).
 # Binaries come from CLUSTER_BIN_DIR (default <target>/release; built when missing).
@@ -117,7 +117,7 @@ cluster_replicas_synced() {
 }
 
 # Starts a Redis Cluster of three masters and three replicas on ports $1…$1+5 (and their
-# cluster bus on $1+10000…), each node redis-cluster-N in a fresh directory of its own
+# cluster bus on $1+10…), each node redis-cluster-N in a fresh directory of its own
 # under the state dir, and waits until every node sees it whole and the replicas are in
 # sync. Sets cluster_nodes to the nodes' URLs, comma-separated: the value of
 # SC_REDIS__CLUSTER_NODES.
@@ -127,8 +127,10 @@ start_redis_cluster() {
     command -v "$tool" >/dev/null 2>&1 || die "a Redis Cluster needs $tool (Redis 7.0 or later): apt-get install redis-server"
   done
   # Another server on a node's port would answer in its place (a silent one would hang
-  # create); each node's cluster bus takes its port + 10000.
-  for port in $(seq "$base" $((base + 5))) $(seq $((base + 10000)) $((base + 10005))); do
+  # create). Each node's cluster bus is given a port 10 above its own, inside the block the
+  # caller chose: Redis's default, port + 10000, lands outside it, where another cluster's
+  # ports or an outgoing connection's source port may already be.
+  for port in $(seq "$base" $((base + 5))) $(seq $((base + 10)) $((base + 15))); do
     if port_open 127.0.0.1 "$port"; then die "port $port, needed by the Redis Cluster, is in use"; fi
   done
   for i in 1 2 3 4 5 6; do
@@ -136,7 +138,7 @@ start_redis_cluster() {
     # A nodes.conf left behind would bring back an old cluster that create refuses to join.
     rm -rf "$dir"
     mkdir -p "$dir"
-    spawn "redis-cluster-$i" redis-server --port "$port" --bind 127.0.0.1 --protected-mode no \
+    spawn "redis-cluster-$i" redis-server --port "$port" --cluster-port $((port + 10)) --bind 127.0.0.1 --protected-mode no \
       --daemonize no --save "" --appendonly no --repl-diskless-sync-delay 0 --dir "$dir" \
       --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000
     addresses+=("127.0.0.1:$port")
