@@ -31,9 +31,9 @@ struct Run {
 }
 
 /// Starts two gateways and two message services on servers of the test's own, with relays
-/// on `path` for gateway 1 or message service 1, runs the default load, cuts the path for
+/// on `path` for gateway 1 or message service 1, runs `spec`'s load, cuts the path for
 /// [`CUT`], heals it, and checks the run. `noticed` says when the cut shows.
-async fn cut(path: Path, noticed: impl AsyncFn(&ScriptCluster, &SteadyLoad) -> bool) -> Run {
+async fn cut(path: Path, spec: LoadSpec, noticed: impl AsyncFn(&ScriptCluster, &SteadyLoad) -> bool) -> Run {
     let postgres = tokio::task::block_in_place(Postgres::start);
     let redis = tokio::task::block_in_place(Redis::start);
     let db = TestDb::create_on(&postgres.url()).await;
@@ -61,8 +61,13 @@ async fn cut(path: Path, noticed: impl AsyncFn(&ScriptCluster, &SteadyLoad) -> b
     let mut env = crate::faults::LOAD_SETTINGS.to_vec();
     env.push((key, value.as_str()));
     let cluster = tokio::task::block_in_place(|| ScriptCluster::up_in(ports, db, redis.url(), 2, 2, &env));
-    let load = SteadyLoad::start(cluster.balancer(), &LoadSpec::default()).await;
+    let load = SteadyLoad::start(cluster.balancer(), &spec).await;
     load.wait_for_more_acks(40, PROGRESS).await;
+    if let Path::ServiceToRedis = path {
+        // Only its own commits make the cut service publish: some room must be at home there.
+        let committed = metric(cluster.service_ops(1), "sc_message_service_messages_committed_total").await;
+        assert!(committed > 0.0, "no room of the load is at home on message service 1");
+    }
 
     let cut_at = Instant::now();
     relays.iter().for_each(Relay::cut);
@@ -92,7 +97,7 @@ async fn cut(path: Path, noticed: impl AsyncFn(&ScriptCluster, &SteadyLoad) -> b
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_cut_off_from_redis_sends_its_clients_elsewhere_and_loses_nothing() {
     // Noticed when the gateway gives up on the bus: its clients are closed with 1012.
-    let run = cut(Path::GatewayToRedis, async |cluster, _| {
+    let run = cut(Path::GatewayToRedis, LoadSpec::default(), async |cluster, _| {
         metric(cluster.ops(1), "sc_gateway_bus_cutoff_closes_total").await > 0.0
     })
     .await;
@@ -105,7 +110,10 @@ async fn a_gateway_cut_off_from_redis_sends_its_clients_elsewhere_and_loses_noth
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_cut_off_from_the_message_services_refuses_sends_clearly_and_loses_nothing() {
     // Noticed when a send through the cut gateway times out: `unavailable`, to retry.
-    let run = cut(Path::GatewayToServices, async |_, load| load.unavailable_errors() > 0).await;
+    let run = cut(Path::GatewayToServices, LoadSpec::default(), async |_, load| {
+        load.unavailable_errors() > 0
+    })
+    .await;
     let errors = run.report.errors();
     assert!(
         errors.keys().all(|code| code == "unavailable"),
@@ -117,8 +125,17 @@ async fn a_gateway_cut_off_from_the_message_services_refuses_sends_clearly_and_l
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_service_cut_off_from_redis_retries_its_publishes_and_loses_nothing() {
     // Noticed when the cut service's publish fails (it retries until the path is back;
-    // meanwhile gap fill and the repair sweep deliver what it committed).
-    let run = cut(Path::ServiceToRedis, async |cluster, _| {
+    // meanwhile gap fill and the repair sweep deliver what it committed). Each room is at
+    // home on one of the two services, by the hash of its name: with the default's 4
+    // rooms, none was on the cut one in 1 run of 16, and nothing was published there to
+    // fail. With 16 rooms, 1 in 65,536.
+    let spec = LoadSpec {
+        rooms: 16,
+        members_per_room: 2,
+        senders_per_room: 1,
+        ..LoadSpec::default()
+    };
+    let run = cut(Path::ServiceToRedis, spec, async |cluster, _| {
         metric(cluster.service_ops(1), "sc_message_service_publish_errors_total").await > 0.0
     })
     .await;
