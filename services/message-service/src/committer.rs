@@ -4,10 +4,11 @@
 //! then the committed messages go to the publisher.
 //!
 //! **Lanes.** With one transaction in flight, a send that arrives just after one starts
-//! waits for it to end before its own can start: at moderate load that wait is most of a
-//! message's time in the service. So `commit.lanes` committers run side by side, each with
-//! its own queue and its own transaction in flight, and each room always goes to the same
-//! lane (by the stable hash of its name): a room's sends keep their order, and rooms in
+//! waits for it to end before its own can start (0.5–0.7 ms of about 3 ms at 1,000 msg/s,
+//! `sc_message_service_commit_wait_seconds`). So `commit.lanes` committers may run side
+//! by side, each with its own queue and its own transaction in flight, and each room
+//! always goes to the same lane (by the stable hash of its name): a room's sends keep
+//! their order, and rooms in
 //! different lanes stop waiting on each other. The database groups the lanes' commits
 //! into its own WAL flushes. Each lane hands its publications to the one publisher in
 //! commit order, so a room's events reach the bus in order too. One lane is the default:
