@@ -6,16 +6,13 @@
 //! one gateway port.
 
 use crate::token::{Claims, JwtKey};
-use futures::StreamExt;
+use crate::wire::{Frame, WireError};
+use http::Uri;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio::net::TcpSocket;
 
-pub type Ws = WebSocketStream<TcpStream>;
+pub use crate::wire::Ws;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -51,7 +48,7 @@ pub enum ConnectError {
     Handshake {
         url: String,
         #[source]
-        source: Box<tokio_tungstenite::tungstenite::Error>,
+        source: Box<WireError>,
     },
     #[error("join of {room} refused: {code}: {message}")]
     JoinRefused {
@@ -94,6 +91,9 @@ pub struct Gateway {
     /// As given, for reports.
     pub url: String,
     ws_url: String,
+    /// The handshake's `Host` header and request target.
+    host_header: String,
+    path: String,
     pub addr: SocketAddr,
     pub http_base: String,
 }
@@ -128,6 +128,8 @@ impl Gateway {
         Ok(Self {
             url: url.into(),
             ws_url: format!("ws://{host}:{port}{path}"),
+            host_header: format!("{host}:{port}"),
+            path: path.to_owned(),
             addr,
             http_base: format!("http://{host}:{port}"),
         })
@@ -233,19 +235,14 @@ impl ConnectError {
         let ConnectError::Handshake { source, .. } = self else {
             return None;
         };
-        let tokio_tungstenite::tungstenite::Error::Http(response) = source.as_ref() else {
+        let WireError::Refused {
+            status: 503,
+            retry_after,
+        } = source.as_ref()
+        else {
             return None;
         };
-        if response.status() != 503 {
-            return None;
-        }
-        let seconds = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(1);
-        Some(Duration::from_secs(seconds.max(1)))
+        Some(Duration::from_secs(retry_after.unwrap_or(1).max(1)))
     }
 }
 
@@ -274,56 +271,53 @@ async fn open_once(
         source,
     })?;
     let _ = stream.set_nodelay(true);
-    let handshake = |source| ConnectError::Handshake {
+    Ws::handshake(
+        stream,
+        &gateway.host_header,
+        &gateway.path,
+        Some(token),
+        read_buffer_bytes,
+    )
+    .await
+    .map_err(|source| ConnectError::Handshake {
         url: gateway.ws_url.clone(),
         source: Box::new(source),
-    };
-    let mut request = gateway.ws_url.as_str().into_client_request().map_err(handshake)?;
-    request.headers_mut().insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {token}")).expect("tokens are header-safe"),
-    );
-    let config = WebSocketConfig::default()
-        .read_buffer_size(read_buffer_bytes)
-        .write_buffer_size(0);
-    let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
-        .await
-        .map_err(handshake)?;
-    Ok(ws)
+    })
 }
 
 /// Joins `room` and waits for `joined`; returns the room's `last_seq` at the join, the
 /// point after which this member expects every message.
 pub async fn join(ws: &mut Ws, room: &str, timeout: Duration) -> Result<u64, ConnectError> {
-    use futures::SinkExt;
-    use tokio_tungstenite::tungstenite::Message;
-    ws.send(Message::Text(crate::protocol::join(room).into()))
+    ws.send_text(&crate::protocol::join(room))
         .await
         .map_err(|_| ConnectError::Closed("joined"))?;
     let wait = async {
-        while let Some(message) = ws.next().await {
-            let Ok(Message::Text(text)) = message else {
-                if message.is_err() {
-                    break;
+        loop {
+            while let Some(frame) = ws.next_frame().map_err(|_| ConnectError::Closed("joined"))? {
+                let Frame::Text(text) = frame else {
+                    if matches!(frame, Frame::Close(_)) {
+                        return Err(ConnectError::Closed("joined"));
+                    }
+                    continue;
+                };
+                let Ok(frame) = crate::protocol::Incoming::parse(text) else {
+                    continue;
+                };
+                match frame.kind.as_ref() {
+                    "joined" => return Ok(frame.last_seq.unwrap_or(0)),
+                    "error" => {
+                        return Err(ConnectError::JoinRefused {
+                            room: room.into(),
+                            code: frame.code.unwrap_or_default().into_owned(),
+                            message: frame.message.unwrap_or_default().into_owned(),
+                        });
+                    }
+                    _ => {}
                 }
-                continue;
-            };
-            let Ok(frame) = crate::protocol::Incoming::parse(&text) else {
-                continue;
-            };
-            match frame.kind.as_ref() {
-                "joined" => return Ok(frame.last_seq.unwrap_or(0)),
-                "error" => {
-                    return Err(ConnectError::JoinRefused {
-                        room: room.into(),
-                        code: frame.code.unwrap_or_default().into_owned(),
-                        message: frame.message.unwrap_or_default().into_owned(),
-                    });
-                }
-                _ => {}
             }
+            ws.flush_pongs().await.map_err(|_| ConnectError::Closed("joined"))?;
+            ws.fill().await.map_err(|_| ConnectError::Closed("joined"))?;
         }
-        Err(ConnectError::Closed("joined"))
     };
     tokio::time::timeout(timeout, wait)
         .await
@@ -334,25 +328,19 @@ pub async fn join(ws: &mut Ws, room: &str, timeout: Duration) -> Result<u64, Con
 mod tests {
     use super::*;
 
-    fn refused(status: u16, retry_after: Option<&str>) -> ConnectError {
-        let mut response = tokio_tungstenite::tungstenite::http::Response::builder().status(status);
-        if let Some(value) = retry_after {
-            response = response.header("retry-after", value);
-        }
+    fn refused(status: u16, retry_after: Option<u64>) -> ConnectError {
         ConnectError::Handshake {
             url: "ws://127.0.0.1:1/ws".into(),
-            source: Box::new(tokio_tungstenite::tungstenite::Error::Http(
-                response.body(None).unwrap(),
-            )),
+            source: Box::new(WireError::Refused { status, retry_after }),
         }
     }
 
     #[test]
     fn only_a_paced_handshake_is_retried_after_the_wait_it_names() {
-        assert_eq!(refused(503, Some("2")).retry_after(), Some(Duration::from_secs(2)));
+        assert_eq!(refused(503, Some(2)).retry_after(), Some(Duration::from_secs(2)));
         assert_eq!(refused(503, None).retry_after(), Some(Duration::from_secs(1)));
-        assert_eq!(refused(503, Some("0")).retry_after(), Some(Duration::from_secs(1)));
-        assert_eq!(refused(401, Some("2")).retry_after(), None);
+        assert_eq!(refused(503, Some(0)).retry_after(), Some(Duration::from_secs(1)));
+        assert_eq!(refused(401, Some(2)).retry_after(), None);
         assert_eq!(refused(403, None).retry_after(), None);
     }
 
@@ -360,6 +348,7 @@ mod tests {
     async fn gateway_urls_default_to_the_ws_path_and_refuse_tls() {
         let g = Gateway::resolve("ws://127.0.0.1:8081").await.unwrap();
         assert_eq!(g.ws_url, "ws://127.0.0.1:8081/ws");
+        assert_eq!((g.host_header.as_str(), g.path.as_str()), ("127.0.0.1:8081", "/ws"));
         assert_eq!(g.http_base, "http://127.0.0.1:8081");
         assert_eq!(g.addr, "127.0.0.1:8081".parse().unwrap());
         let g = Gateway::resolve("http://localhost:9000/other").await.unwrap();

@@ -11,12 +11,12 @@ use crate::monitor::{Counters, Monitor, Phase};
 use crate::report::{IdleConfig, IdleProcess, IdleReport};
 use crate::run::{RunError, run_id};
 use crate::scenario::IdleScenario;
+use crate::wire::Frame;
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -175,14 +175,27 @@ async fn hold(mut ws: connect::Ws, monitor: Arc<Monitor>, stop: CancellationToke
     loop {
         tokio::select! {
             _ = stop.cancelled() => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), ws.close()).await;
                 break;
             }
-            message = ws.next() => match message {
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                Some(Ok(_)) => {}
-            },
+            read = ws.fill() => {
+                if read.is_err() || !answer(&mut ws).await {
+                    break;
+                }
+            }
         }
     }
     monitor.counters.open.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Takes the frames read so far and answers their pings: false once the server closed
+/// or broke the protocol.
+async fn answer(ws: &mut connect::Ws) -> bool {
+    loop {
+        match ws.next_frame() {
+            Ok(Some(Frame::Close(_))) | Err(_) => return false,
+            Ok(Some(_)) => {}
+            Ok(None) => return ws.flush_pongs().await.is_ok(),
+        }
+    }
 }

@@ -9,7 +9,8 @@
 //!   validated once.
 //! * [`run`]: a load run (setup, paced sending, drain, accounting); [`idle`]: an idle run.
 //! * [`connect`]: sessions (guest or locally minted JWT) and websocket connections from
-//!   several loopback source addresses; [`token`]: HS256 JWT minting.
+//!   several loopback source addresses; [`token`]: HS256 JWT minting; [`wire`]: the
+//!   websocket client framing, lean enough for 100,000 deliveries a second.
 //! * [`protocol`]: the frames we send and the one struct we parse every frame into.
 //! * [`accounting`]: loss, duplicate and order checks; the stamp carried in message text.
 //! * [`stats`]: latency histograms and percentiles; [`plot`]: the SVG latency plot.
@@ -30,3 +31,4 @@ pub mod run;
 pub mod scenario;
 pub mod stats;
 pub mod token;
+pub mod wire;

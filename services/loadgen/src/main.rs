@@ -88,8 +88,8 @@ struct LoadArgs {
     /// Message text length in bytes (at least the stamp, 55).
     #[arg(long, default_value_t = 64)]
     text_bytes: usize,
-    /// Per-connection read buffer. Small on purpose: tungstenite zeroes the whole buffer
-    /// before every read, and a delivery is one ~300-byte frame per read.
+    /// Per-connection read buffer; it grows for a larger frame. A delivery is one ~300-byte
+    /// frame per read, and an idle connection holds its buffer all along.
     #[arg(long, default_value_t = 4096)]
     read_buffer_bytes: usize,
 }

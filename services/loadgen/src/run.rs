@@ -89,7 +89,8 @@ struct Outcome {
     sender: Option<u32>,
     first_seq: u64,
     by_seq: StreamCheck,
-    by_sender: HashMap<u32, StreamCheck>,
+    /// By sender: a room has a few, and a B-tree finds one of a few faster than a hash.
+    by_sender: BTreeMap<u32, StreamCheck>,
     acked_seqs: SeqSet,
     acked_ns: SeqSet,
     sent: u64,
@@ -114,7 +115,7 @@ impl Outcome {
             sender,
             first_seq,
             by_seq: StreamCheck::starting_at(first_seq),
-            by_sender: HashMap::new(),
+            by_sender: BTreeMap::new(),
             acked_seqs: SeqSet::new(),
             acked_ns: SeqSet::new(),
             sent: 0,
@@ -254,7 +255,7 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
     });
     let period = Duration::from_secs_f64(1.0 / scenario.rate_per_sender);
     let total_senders = (scenario.rooms * scenario.senders_per_room) as u32;
-    let stop = CancellationToken::new();
+    let mut stops = Vec::with_capacity(ready.len());
     let mut tasks = Vec::with_capacity(ready.len());
     let mut progress = Vec::with_capacity(ready.len());
     for c in ready {
@@ -296,8 +297,9 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
             .contiguous_plus_one
             .store(c.first_seq, Ordering::Release);
         progress.push((p, sender, client_progress.clone()));
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        stops.push(stop);
         let client = Client {
-            ws: c.ws,
             room: room_name(p.room).into(),
             shared: shared.clone(),
             progress: client_progress,
@@ -309,7 +311,7 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
             reacted_on: None,
             reactions_in_flight: 0,
         };
-        tasks.push(tokio::spawn(client.drive(plan, (reactions, typing), stop.clone())));
+        tasks.push(tokio::spawn(client.drive(c.ws, plan, (reactions, typing), stopped)));
     }
 
     monitor.set_phase(if scenario.warmup.is_zero() {
@@ -328,7 +330,9 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
     let drain_started = Instant::now();
     let drain_completed = drain(&progress, scenario.rooms, drain_started + scenario.drain_timeout).await;
     let drain_seconds = drain_started.elapsed().as_secs_f64();
-    stop.cancel();
+    for stop in stops {
+        let _ = stop.send(());
+    }
     let mut outcomes = Vec::with_capacity(tasks.len());
     for task in tasks {
         outcomes.push(task.await.expect("client tasks do not panic"));

@@ -5,14 +5,13 @@ use crate::accounting::{Stamp, StreamCheck};
 use crate::connect::Ws;
 use crate::monitor::Counters;
 use crate::protocol::{self, Incoming};
-use futures::{SinkExt, StreamExt};
+use crate::wire::Frame;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
 /// Latency samples a client keeps before taking the shared histogram's lock.
 pub(super) const FLUSH_EVERY: usize = 256;
@@ -41,8 +40,9 @@ pub(super) struct TypePlan {
     pub(super) end: Instant,
 }
 
+/// A client's ledger; its socket is [`Client::drive`]'s own, so that a frame borrowed from
+/// the socket's buffer can be handed to the ledger.
 pub(super) struct Client {
-    pub(super) ws: Ws,
     pub(super) room: Arc<str>,
     pub(super) shared: Arc<Shared>,
     pub(super) progress: Arc<Progress>,
@@ -86,11 +86,15 @@ impl Client {
             .store(self.pending.len() as u64 + self.reactions_in_flight, Ordering::Release);
     }
 
+    /// Runs the client until `stop` fires or the connection ends. `stop` is a oneshot, not
+    /// a shared cancellation token: every wake-up polls it, and a token's poll takes a
+    /// lock that all clients share.
     pub(super) async fn drive(
         mut self,
+        mut ws: Ws,
         plan: Option<SendPlan>,
         (reactions, typing): (Option<ReactPlan>, Option<TypePlan>),
-        stop: CancellationToken,
+        mut stop: oneshot::Receiver<()>,
     ) -> Outcome {
         let paced = |first, period| {
             let mut t = tokio::time::interval_at(first, period);
@@ -111,24 +115,25 @@ impl Client {
         if !sending {
             self.progress.done_sending.store(true, Ordering::Release);
         }
-        // One timer and one cancellation waiter for the whole run, not one per loop turn (a
-        // turn per delivery): the token is shared by every client, and registering with it
-        // takes its lock.
+        // One timer for the whole run, not one per loop turn (a turn per delivery).
         let end_of_sending = tokio::time::sleep_until(send_end);
-        let cancelled = stop.cancelled();
-        tokio::pin!(end_of_sending, cancelled);
+        tokio::pin!(end_of_sending);
         let mut n = 0u64;
+        let mut stopped = false;
         loop {
             tokio::select! {
                 biased;
-                _ = &mut cancelled => break,
+                _ = &mut stop => {
+                    stopped = true;
+                    break;
+                }
                 _ = &mut end_of_sending, if sending => {
                     sending = false;
                     self.progress.done_sending.store(true, Ordering::Release);
                 }
                 _ = tick(&mut react_ticker), if sending => {
                     let reactor = reactions.as_ref().expect("only reactors tick");
-                    if let Err(cause) = self.react(reactor.room, n).await {
+                    if let Err(cause) = self.react(&mut ws, reactor.room, n).await {
                         self.outcome.disconnect = Some(cause);
                         break;
                     }
@@ -136,7 +141,7 @@ impl Client {
                 }
                 _ = tick(&mut type_ticker), if sending => {
                     let frame = protocol::typing(&self.room);
-                    if let Err(e) = self.ws.send(Message::Text(frame.into())).await {
+                    if let Err(e) = ws.send_text(&frame).await {
                         self.outcome.disconnect = Some(format!("send failed: {e}"));
                         break;
                     }
@@ -148,41 +153,46 @@ impl Client {
                         self.outcome.skipped += 1;
                         continue;
                     }
-                    if let Err(cause) = self.send(plan, n).await {
+                    if let Err(cause) = self.send(&mut ws, plan, n).await {
                         self.outcome.disconnect = Some(cause);
                         break;
                     }
                     n += 1;
                 }
-                message = self.ws.next() => match message {
-                    Some(Ok(Message::Text(text))) => self.handle(&text),
-                    Some(Ok(Message::Close(frame))) => {
-                        self.outcome.disconnect =
-                            Some(frame.map_or_else(|| "close".to_owned(), |f| format!("close {}", u16::from(f.code))));
+                read = ws.fill() => {
+                    if let Err(cause) = read.map_err(|e| e.to_string()).and_then(|_| self.take_frames(&mut ws)) {
+                        self.outcome.disconnect = Some(cause);
                         break;
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
+                    if let Err(e) = ws.flush_pongs().await {
                         self.outcome.disconnect = Some(format!("error: {e}"));
                         break;
                     }
-                    None => {
-                        self.outcome.disconnect = Some("eof".into());
-                        break;
-                    }
-                },
+                }
             }
         }
         self.progress.ended.store(true, Ordering::Release);
         self.flush_latencies();
         self.outcome.unacked = self.pending.len() as u64;
-        if stop.is_cancelled() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
+        if stopped {
+            let _ = tokio::time::timeout(Duration::from_secs(1), ws.close()).await;
         }
         self.outcome
     }
 
-    async fn send(&mut self, plan: &SendPlan, n: u64) -> Result<(), String> {
+    /// Handles every whole frame read so far. An error is why the connection ends.
+    fn take_frames(&mut self, ws: &mut Ws) -> Result<(), String> {
+        while let Some(frame) = ws.next_frame().map_err(|e| format!("error: {e}"))? {
+            match frame {
+                Frame::Text(text) => self.handle(text),
+                Frame::Close(code) => return Err(code.map_or_else(|| "close".to_owned(), |c| format!("close {c}"))),
+                Frame::Binary(_) | Frame::Control => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, ws: &mut Ws, plan: &SendPlan, n: u64) -> Result<(), String> {
         let now = unix_nanos();
         let stamp = Stamp {
             sender: plan.sender,
@@ -194,10 +204,7 @@ impl Client {
             &stamp.encode_padded(plan.text_bytes),
             &protocol::client_msg_id(n),
         );
-        self.ws
-            .send(Message::Text(frame.into()))
-            .await
-            .map_err(|e| format!("send failed: {e}"))?;
+        ws.send_text(&frame).await.map_err(|e| format!("send failed: {e}"))?;
         self.pending.insert(n, now);
         self.outcome.sent += 1;
         self.count(&self.shared.monitor.counters.sent, &self.shared.window_sent, now);
@@ -205,17 +212,14 @@ impl Client {
     }
 
     /// 👍 on the newest message seen, or takes it back if it stands there already.
-    async fn react(&mut self, room: usize, n: u64) -> Result<(), String> {
+    async fn react(&mut self, ws: &mut Ws, room: usize, n: u64) -> Result<(), String> {
         let Some(target) = self.newest_message else {
             return Ok(()); // nothing to react to yet
         };
         let back = self.reacted_on == Some(target);
         let now = unix_nanos();
         let frame = protocol::reaction(&self.room, target, back, &protocol::reaction_id(room, n, now));
-        self.ws
-            .send(Message::Text(frame.into()))
-            .await
-            .map_err(|e| format!("send failed: {e}"))?;
+        ws.send_text(&frame).await.map_err(|e| format!("send failed: {e}"))?;
         self.reacted_on = (!back).then_some(target);
         self.outcome.reactions_sent += 1;
         self.reactions_in_flight += 1;
@@ -249,7 +253,7 @@ impl Client {
         }
     }
 
-    fn handle(&mut self, text: &str) {
+    fn handle(&mut self, text: &[u8]) {
         let Ok(frame) = Incoming::parse(text) else {
             *self.outcome.errors.entry("unparsable_frame".into()).or_default() += 1;
             return;
