@@ -3,7 +3,7 @@
 # against the local cluster (scripts/cluster.sh: 2 gateways, 2 message services, Postgres,
 # Redis) and against the all-in-one binary. Results go to bench-results/<timestamp>/.
 #
-#   scripts/bench.sh [--quick] [--only cluster|all-in-one] [--scenarios "light saturation bigroom reactions typing idle"]
+#   scripts/bench.sh [--quick] [--only cluster|all-in-one] [--scenarios "light saturation bigroom reactions typing idle tracing"]
 #                    [--port P] [--idle-connections N] [--saturation-rates "5 10 20"]
 #
 #   light       10 rooms x 10 members, 1 sender per room at 10 msg/s
@@ -18,6 +18,9 @@
 #               2,000 members receive 100 events a second; reports the same figures
 #   idle        as many connections on one gateway as the file-descriptor limit allows;
 #               reports gateway RSS per connection
+#   tracing     light and the saturation steps again on fresh clusters, with tracing off,
+#               at 1% sampling and at 100%, every span exported over OTLP/gRPC to a sink
+#               that only counts (`loadgen otlp-sink`): what tracing costs, side by side
 #
 # --quick runs each scenario briefly with smaller steps: a check that everything works,
 # not figures to publish. Every load generator run is bounded by `timeout`.
@@ -32,7 +35,7 @@ LOG_PREFIX=bench
 # shellcheck source=lib.sh
 . scripts/lib.sh
 
-quick=0 only="" scenarios="light saturation bigroom reactions typing idle" port=18080 idle_connections=""
+quick=0 only="" scenarios="light saturation bigroom reactions typing idle tracing" port=18080 idle_connections=""
 rates_chosen=""
 while [ $# -gt 0 ]; do
   case $1 in
@@ -42,7 +45,7 @@ while [ $# -gt 0 ]; do
     --port) port=$2; shift 2 ;;
     --idle-connections) idle_connections=$2; shift 2 ;;
     --saturation-rates) rates_chosen=$2; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0" >&2; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0" >&2; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -54,7 +57,7 @@ if [ "$quick" = 1 ]; then
   bigroom_members=200 bigroom_rates="50"
 else
   duration=20s warmup=5s drain=30s hold=15s
-  saturation_rates="5 10 20 40 60 80 100 150 200 300"
+  saturation_rates="5 10 20 40 60 80 100 125 150 200 250 300"
   bigroom_members=2000 bigroom_rates="50 100 200"
 fi
 if [ -n "$rates_chosen" ]; then saturation_rates=$rates_chosen; fi
@@ -258,21 +261,24 @@ summarise() {
 cluster_up=0 aio_pid=""
 cleanup() {
   if [ "$cluster_up" = 1 ]; then
-    cp -r "$CLUSTER_DIR/logs" "$out/cluster/logs" 2>/dev/null || true
+    cp -r "$CLUSTER_DIR/logs" "$out/cluster-logs" 2>/dev/null || true
     scripts/cluster.sh down || true
   fi
+  stop_child "${sink_pid:-}"
   stop_child "$aio_pid"
   if [ -n "${aio_dir:-}" ]; then rm -rf "$aio_dir"; fi
 }
 trap cleanup EXIT
 
-if [ -z "$only" ] || [ "$only" = cluster ]; then
+# Starts the cluster (2 gateways, 2 message services), with any further VAR=value settings
+# given, and sets $watch to the processes the load generator reports on.
+start_cluster() {
   export CLUSTER_DIR="$out/.cluster-state"
-  log "cluster: 2 gateways, 2 message services on port $port"
+  log "cluster: 2 gateways, 2 message services on port $port${*:+ ($*)}"
   # The load generator's senders go past the per-socket rate meant for people; the idle
   # scenario's users are minted as external tokens.
-  GATEWAY_SC_GATEWAY__SEND_RATE_PER_SEC=1000000 GATEWAY_SC_GATEWAY__SEND_BURST=1000000 \
-    GATEWAY_SC_GATEWAY__MAX_CONNECTIONS=1000000 GATEWAY_SC_AUTH__JWT_SECRET="$jwt_secret" \
+  env GATEWAY_SC_GATEWAY__SEND_RATE_PER_SEC=1000000 GATEWAY_SC_GATEWAY__SEND_BURST=1000000 \
+    GATEWAY_SC_GATEWAY__MAX_CONNECTIONS=1000000 GATEWAY_SC_AUTH__JWT_SECRET="$jwt_secret" "$@" \
     CLUSTER_BIN_DIR="$target_dir/release" scripts/cluster.sh up --gateways 2 --services 2 --port "$port"
   cluster_up=1
   watch=""
@@ -285,13 +291,67 @@ if [ -z "$only" ] || [ "$only" = cluster ]; then
       *) watch="$watch $name=$(cat "$f")" ;;
     esac
   done
-  run_scenarios cluster "ws://127.0.0.1:$((port + 1)) ws://127.0.0.1:$((port + 2))" "$watch" gateway- \
+}
+
+# Runs the chosen scenarios ($scenarios) against the cluster, as target $1.
+cluster_scenarios() {
+  run_scenarios "$1" "ws://127.0.0.1:$((port + 1)) ws://127.0.0.1:$((port + 2))" "$watch" gateway- \
     "127.0.0.1:$((port + 101)) 127.0.0.1:$((port + 102)) 127.0.0.1:$((port + 301)) 127.0.0.1:$((port + 302))"
-  summarise "$out/cluster"
-  cp -r "$CLUSTER_DIR/logs" "$out/cluster/logs" 2>/dev/null || true
+}
+
+# Stops the cluster, keeping its logs with target $1's results.
+stop_cluster() {
+  cp -r "$CLUSTER_DIR/logs" "$out/$1/logs" 2>/dev/null || true
   scripts/cluster.sh down
   cluster_up=0
   rm -rf "$CLUSTER_DIR"
+}
+
+if [ -z "$only" ] || [ "$only" = cluster ]; then
+  every=$scenarios
+  scenarios=${every/tracing/}
+  if [ -n "${scenarios// /}" ]; then
+    start_cluster
+    cluster_scenarios cluster
+    summarise "$out/cluster"
+    stop_cluster cluster
+  fi
+  if [[ " $every " == *" tracing "* ]]; then
+    # Light and the saturation steps on a fresh cluster per setting. The sink runs for
+    # all three, so that its share of the machine does not favour "off".
+    sink_port=$((port + 450)) sink_pid=""
+    "$loadgen" otlp-sink --listen "127.0.0.1:$sink_port" >"$out/otlp-sink.json" 2>"$out/otlp-sink.log" &
+    sink_pid=$!
+    scenarios="light saturation"
+    for tracing in off 0.01 1.0; do
+      label="tracing-$tracing"
+      settings=()
+      if [ "$tracing" != off ]; then
+        settings=(SC_TELEMETRY__OTLP_ENDPOINT="http://127.0.0.1:$sink_port" SC_TELEMETRY__SAMPLING_RATIO="$tracing")
+      fi
+      start_cluster "${settings[@]}"
+      watch="$watch otlp-sink=$sink_pid"
+      cluster_scenarios "$label"
+      summarise "$out/$label"
+      stop_cluster "$label"
+    done
+    stop_child "$sink_pid"
+    log "spans the sink counted over the three: $(cat "$out/otlp-sink.json")"
+    # Side by side: each setting's highest clean step, with its rate, and light's latency.
+    {
+      echo "| tracing | highest clean saturation step | its acked msg/s | its p50 / p99 ms | light p50 / p99 ms |"
+      echo "|---|---|---|---|---|"
+      for tracing in off 0.01 1.0; do
+        dir="$out/tracing-$tracing"
+        step=$(sed -n 's/^saturation_highest_clean_step\t//p' "$dir/results.tsv")
+        at=$( [ -f "$dir/$step.json" ] && jq -r '"\(.throughput.acks_per_second) | \(.latency.delivery.p50_ms) / \(.latency.delivery.p99_ms)"' "$dir/$step.json" || echo "- | -")
+        light=$( [ -f "$dir/light.json" ] && jq -r '"\(.latency.delivery.p50_ms) / \(.latency.delivery.p99_ms)"' "$dir/light.json" || echo -)
+        echo "| $tracing | ${step:-none} | $at | $light |"
+      done
+    } >"$out/tracing.md"
+    cat "$out/tracing.md" >&2
+  fi
+  scenarios=$every
 fi
 
 if [ -z "$only" ] || [ "$only" = all-in-one ]; then

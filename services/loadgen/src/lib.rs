@@ -15,6 +15,7 @@
 //! * [`accounting`]: loss, duplicate and order checks; the stamp carried in message text.
 //! * [`stats`]: latency histograms and percentiles; [`plot`]: the SVG latency plot.
 //! * [`procstat`]: CPU seconds and RSS from `/proc`; [`monitor`]: the progress line.
+//! * [`otlp_sink`]: a trace collector that only counts, for measuring tracing's cost.
 //! * [`report`]: the JSON report, the human summary, and where files go.
 //!
 //! `src/main.rs` only parses flags into a scenario and writes the report.
@@ -23,6 +24,7 @@ pub mod accounting;
 pub mod connect;
 pub mod idle;
 pub mod monitor;
+pub mod otlp_sink;
 pub mod plot;
 pub mod procstat;
 pub mod protocol;

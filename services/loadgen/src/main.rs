@@ -23,6 +23,16 @@ enum Command {
     Load(LoadArgs),
     /// Many connections held open: how many stay up, and what each costs the server.
     Idle(IdleArgs),
+    /// A trace collector (OTLP/gRPC) that only counts spans, until SIGINT or SIGTERM;
+    /// then prints `{"requests":…,"spans":…}`.
+    OtlpSink(OtlpSinkArgs),
+}
+
+#[derive(Args)]
+struct OtlpSinkArgs {
+    /// Where to listen, as host:port.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
 }
 
 #[derive(Args)]
@@ -203,6 +213,21 @@ async fn main() -> anyhow::Result<()> {
                 report.write(&paths).context("failed to write the report")?;
                 eprintln!("report: {}", paths.json.display());
             }
+        }
+        Command::OtlpSink(args) => {
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", args.listen))?;
+            let counts = std::sync::Arc::new(loadgen::otlp_sink::Counts::default());
+            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let stop = async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            };
+            loadgen::otlp_sink::serve(listener, counts.clone(), stop).await?;
+            println!("{}", serde_json::to_string(&counts.totals())?);
         }
     }
     Ok(())
