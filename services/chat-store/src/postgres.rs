@@ -41,6 +41,9 @@ macro_rules! now_ms {
     };
 }
 
+/// A pooled connection idle this long is pinged before it is handed out.
+const PING_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(crate) struct PgStore {
     pub(crate) pool: PgPool,
 }
@@ -54,6 +57,20 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            // sqlx pings every connection it hands out: a round trip before each
+            // statement, about half of a one-message commit's time at moderate load.
+            // Only a connection that sat idle a while is pinged now; one in steady use
+            // that died fails its statement, which the caller retries (a send comes
+            // back `unavailable` and the gateway sends it again, idempotently).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IDLE_AFTER {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(connect)
             .await?;
         // The migrator holds a session-level advisory lock while it works, so processes
