@@ -7,8 +7,9 @@
 #                    [--port P] [--idle-connections N] [--saturation-rates "5 10 20"]
 #
 #   light       10 rooms x 10 members, 1 sender per room at 10 msg/s
-#   saturation  50 rooms x 4 members, all sending; the rate steps up until p99 > 100 ms or
-#               anything is lost, duplicated or reordered; the highest clean step is reported.
+#   saturation  50 rooms x 4 members, all sending; the rate steps up until anything is lost,
+#               duplicated or reordered, or the pace is not kept; the highest step that was
+#               also within 100 ms at p99 is reported (highest clean step).
 #               Each step also reports where a message's time went, hop by hop, as the
 #               means of the services' own histograms over the run (<step>_hops)
 #   bigroom     1 room x 2,000 members over both gateways, 1 sender at 50 msg/s, then higher
@@ -118,6 +119,12 @@ clean_within() {
     and .throughput.sends_per_second >= 0.95 * .throughput.target_sends_per_second' "$1" >/dev/null
 }
 
+# Nothing lost, duplicated or reordered, pace kept, drain complete, whatever the latency.
+keeps_up() {
+  jq -e '.correctness.clean and .drain.completed
+    and .throughput.sends_per_second >= 0.95 * .throughput.target_sends_per_second' "$1" >/dev/null
+}
+
 # The /metrics of every ops address after $1 (host:port ...), one after another, into $1.
 scrape() {
   local file=$1 address; shift
@@ -182,7 +189,12 @@ run_scenarios() {
       # shellcheck disable=SC2086
       scrape "$dir/$name.metrics-after" $ops
       printf '%s_hops\t%s\n' "$name" "$(hops "$dir/$name.metrics-before" "$dir/$name.metrics-after")" >>"$dir/results.tsv"
-      if clean_within "$dir/$name.json" 100; then best=$name; else log "$name: not clean or p99 > 100 ms; stopping"; break; fi
+      # A step over 100 ms at p99 does not end the climb: batches grow with the rate, and a
+      # higher step has been clean where a lower one was not. Only loss, a duplicate, a
+      # reordering or a pace the system cannot keep does.
+      if clean_within "$dir/$name.json" 100; then best=$name
+      elif ! keeps_up "$dir/$name.json"; then log "$name: lost, duplicated, reordered or behind its pace; stopping"; break
+      else log "$name: p99 over 100 ms, nothing lost: the next step runs"; fi
     done
     printf 'saturation_highest_clean_step\t%s\n' "${best:-none}" >>"$dir/results.tsv"
   fi

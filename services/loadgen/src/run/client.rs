@@ -5,7 +5,7 @@ use crate::accounting::{Stamp, StreamCheck};
 use crate::connect::Ws;
 use crate::monitor::Counters;
 use crate::protocol::{self, Incoming};
-use crate::wire::Frame;
+use crate::wire::{Frame, WireError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -160,7 +160,11 @@ impl Client {
                     n += 1;
                 }
                 read = ws.fill() => {
-                    if let Err(cause) = read.map_err(|e| e.to_string()).and_then(|_| self.take_frames(&mut ws)) {
+                    let read = read.map_err(|e| match e {
+                        WireError::Eof => "eof".to_owned(),
+                        e => format!("error: {e}"),
+                    });
+                    if let Err(cause) = read.and_then(|_| self.take_frames(&mut ws)) {
                         self.outcome.disconnect = Some(cause);
                         break;
                     }
