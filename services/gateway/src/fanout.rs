@@ -21,7 +21,7 @@ use crate::outbox::{Outbox, Pushed, text};
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use chat_bus::{BusEvent, Interest};
-use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
+use chat_common::telemetry::{TRACE_TARGET, is_sampled, set_parent_from_traceparent, traceparent_is_sampled};
 use chat_domain::{RoomName, TimelineEvent};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -222,17 +222,24 @@ impl Fanout {
             return false;
         };
         // The fan-out of this entry on this gateway, a child of the publish that the entry's
-        // traceparent names: one trace from the sender to every receiver.
-        let span = tracing::info_span!(
-            target: TRACE_TARGET,
-            "fan-out",
-            room = %event.room,
-            seq = event.seq,
-            gateway = %self.inner.instance,
-        );
-        if let Some(traceparent) = &event.traceparent {
-            set_parent_from_traceparent(&span, traceparent);
-        }
+        // traceparent names: one trace from the sender to every receiver. None for a trace
+        // the sampler left out.
+        let span = match &event.traceparent {
+            Some(traceparent) if !traceparent_is_sampled(traceparent) => tracing::Span::none(),
+            parent => {
+                let span = tracing::info_span!(
+                    target: TRACE_TARGET,
+                    "fan-out",
+                    room = %event.room,
+                    seq = event.seq,
+                    gateway = %self.inner.instance,
+                );
+                if let Some(traceparent) = parent {
+                    set_parent_from_traceparent(&span, traceparent);
+                }
+                span
+            }
+        };
         let _entered = span.enter();
         if let Some(published) = event.published_at_ms {
             let now = std::time::SystemTime::now()
@@ -378,8 +385,14 @@ impl Fanout {
     }
 
     fn fan_out(&self, state: &mut HubState, seq: u64, frame: &Utf8Bytes) {
-        // One span per room per gateway, not per socket.
-        let _span = tracing::info_span!(target: TRACE_TARGET, "deliver", seq, members = state.members.len()).entered();
+        // One span per room per gateway, not per socket, in the event's trace if that is
+        // recorded (a span made outside one would start a trace of its own).
+        let _span = if is_sampled(&tracing::Span::current()) {
+            tracing::info_span!(target: TRACE_TARGET, "deliver", seq, members = state.members.len())
+        } else {
+            tracing::Span::none()
+        }
+        .entered();
         let mut delivered = 0u64;
         for member in state.members.values_mut() {
             if seq < member.from {

@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::publisher::Publication;
 use crate::settings::CommitSettings;
 use chat_bus::BusEvent;
-use chat_common::telemetry::{TRACE_TARGET, traceparent};
+use chat_common::telemetry::{TRACE_TARGET, is_sampled, traceparent};
 use chat_domain::{ChangeError, TimelineEvent};
 use chat_store::{AppendOutcome, NewEvent, Store};
 use opentelemetry::trace::TraceContextExt;
@@ -68,6 +68,8 @@ struct Request {
 struct Waiter {
     reply: oneshot::Sender<Result<Committed, CommitError>>,
     span: tracing::Span,
+    /// Its trace is recorded: only then does the commit make spans in it.
+    sampled: bool,
 }
 
 /// Submits sends to the committer. Cloned into every gRPC handler; when the last clone is
@@ -161,27 +163,27 @@ async fn run(
                 .commit_wait_seconds
                 .observe(taken.duration_since(queued).as_secs_f64());
             messages.push(event);
-            waiters.push(Waiter { reply, span });
+            let sampled = is_sampled(&span);
+            waiters.push(Waiter { reply, span, sampled });
         }
         metrics.batch_size.observe(messages.len() as f64);
         // One span for the transaction, linked to every message it carries, and a
         // `db.write` span in each message's own trace for the same time.
-        let batch_span = tracing::info_span!(target: TRACE_TARGET, "group commit", batch_size = messages.len());
-        let writes: Vec<tracing::Span> = if batch_span.is_disabled() {
-            Vec::new()
+        // Only for the messages whose traces are recorded: the others' spans would be built
+        // and thrown away (a trace the sampler left out stays out downstream too).
+        let batch_span = if waiters.iter().any(|w| w.sampled) {
+            tracing::info_span!(target: TRACE_TARGET, "group commit", batch_size = messages.len())
         } else {
-            waiters
-                .iter()
-                .map(|r| {
-                    let context = r.span.context();
-                    let message_span = context.span();
-                    if message_span.span_context().is_valid() {
-                        batch_span.add_link(message_span.span_context().clone());
-                    }
-                    tracing::info_span!(target: TRACE_TARGET, parent: &r.span, "db.write", batch_size = messages.len())
-                })
-                .collect()
+            tracing::Span::none()
         };
+        let writes: Vec<tracing::Span> = waiters
+            .iter()
+            .filter(|w| w.sampled)
+            .map(|w| {
+                batch_span.add_link(w.span.context().span().span_context().clone());
+                tracing::info_span!(target: TRACE_TARGET, parent: &w.span, "db.write", batch_size = messages.len())
+            })
+            .collect();
         let started = Instant::now();
         let result = store.append_batch(&messages).instrument(batch_span).await;
         messages.clear();
@@ -211,19 +213,23 @@ async fn run(
                         // Duplicates are published again too: if the first publish was lost
                         // (a crash between commit and publish), the retry repairs delivery,
                         // and gateways drop the repeat by seq.
-                        let publish = tracing::info_span!(
-                            target: TRACE_TARGET,
-                            parent: &request.span,
-                            "xadd",
-                            room = %committed.event.room(),
-                            seq = committed.event.seq(),
-                        );
+                        let publish = if request.sampled {
+                            tracing::info_span!(
+                                target: TRACE_TARGET,
+                                parent: &request.span,
+                                "xadd",
+                                room = %committed.event.room(),
+                                seq = committed.event.seq(),
+                            )
+                        } else {
+                            tracing::Span::none()
+                        };
                         events.push(BusEvent {
                             kind: chat_bus::EventKind::Message,
                             room: committed.event.room().clone(),
                             seq: committed.event.seq(),
                             payload: committed.event.to_frame(),
-                            traceparent: traceparent(&publish),
+                            traceparent: traceparent(if request.sampled { &publish } else { &request.span }),
                             published_at_ms: None,
                         });
                         if !publish.is_disabled() {

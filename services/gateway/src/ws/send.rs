@@ -8,7 +8,7 @@ use crate::outbox::{Outbox, text};
 use crate::queue;
 use crate::state::AppState;
 use crate::upstream::{GroupSend, MAX_GROUP, Proposal};
-use chat_common::telemetry::{TRACE_TARGET, traceparent};
+use chat_common::telemetry::{TRACE_TARGET, is_sampled, traceparent};
 use chat_domain::protocol::ServerFrame;
 use chat_domain::{ClientMsgId, RoomName};
 use std::time::Instant;
@@ -47,10 +47,17 @@ pub(super) async fn send_loop(
             .err();
             refused.push(check);
         }
-        // Each send's own `grpc client` span, from the batch until its answer.
+        // Each send's own `grpc client` span, from the batch until its answer, if its trace
+        // is recorded; one that is not passes on its own context, which says so.
         let calls: Vec<tracing::Span> = requests
             .iter()
-            .map(|r| tracing::info_span!(target: TRACE_TARGET, parent: &r.span, "grpc client", rpc.method = "send_messages"))
+            .map(|r| {
+                if is_sampled(&r.span) {
+                    tracing::info_span!(target: TRACE_TARGET, parent: &r.span, "grpc client", rpc.method = "send_messages")
+                } else {
+                    tracing::Span::none()
+                }
+            })
             .collect();
         let sends = requests
             .iter()
@@ -61,7 +68,7 @@ pub(super) async fn send_loop(
                 room: &request.room,
                 proposal: &request.proposal,
                 client_msg_id: &request.client_msg_id,
-                traceparent: (!call.is_disabled()).then(|| traceparent(call)).flatten(),
+                traceparent: traceparent(if call.is_disabled() { &request.span } else { call }),
             });
         // Boxed like the reader's frame handling: an idle socket holds no room for a call.
         let mut answers = Box::pin(app.upstream().send_group(&principal.author, sends))

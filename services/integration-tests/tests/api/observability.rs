@@ -153,6 +153,68 @@ async fn one_message_is_one_trace_across_both_gateways_and_services_and_its_logs
     assert_eq!(committed[0]["span_id"], server.span_id);
 }
 
+/// A trace the gateway's sampler leaves out stays out everywhere after it, though the
+/// services behind it record every trace they start: the decision travels with the send and
+/// with the stream entry, and no process makes spans of its own for such a message (a
+/// process that did would start a trace of its own, and its spans would be exported).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_left_out_at_the_gateway_makes_no_spans_downstream() {
+    let receiver = OtlpReceiver::start().await;
+    let endpoint = receiver.endpoint();
+    let cluster = ScriptCluster::up_with_env(
+        2,
+        2,
+        &[
+            ("SC_TELEMETRY__OTLP_ENDPOINT", &endpoint),
+            ("GATEWAY_SC_TELEMETRY__SAMPLING_RATIO", "0.0"),
+            ("SERVICE_SC_TELEMETRY__SAMPLING_RATIO", "1.0"),
+        ],
+    )
+    .await;
+    let mut sender = WsClient::connect(cluster.gateway(1), &session(cluster.gateway(1), "Sender").await).await;
+    let mut other = WsClient::connect(cluster.gateway(2), &session(cluster.gateway(2), "Other").await).await;
+    sender.join("untraced", None).await;
+    other.join("untraced", None).await;
+    sender.send_text("untraced", "left out", "left-out-1").await;
+    for client in [&mut sender, &mut other] {
+        client.recv_until("message").await;
+    }
+    // Then one the browser asks to record: once its whole trace has arrived, every span
+    // the first message could have made has been exported before it.
+    let recorded = "4bf92f3577b34da6a3ce929d0e0e4736";
+    sender
+        .send_json(serde_json::json!({
+            "type": "send", "room": "untraced", "text": "recorded", "client_msg_id": "recorded-1",
+            "traceparent": format!("00-{recorded}-00f067aa0ba902b7-01"),
+        }))
+        .await;
+    for client in [&mut sender, &mut other] {
+        client.recv_until("message").await;
+    }
+    let spans = receiver
+        .wait_for(Duration::from_secs(40), |spans| {
+            in_trace(spans, recorded, "deliver").len() == 2 && !in_trace(spans, recorded, "xadd").is_empty()
+        })
+        .await;
+    let per_message = [
+        "ws receive",
+        "grpc client",
+        "grpc server",
+        "db.write",
+        "xadd",
+        "fan-out",
+        "deliver",
+    ];
+    let strays: Vec<_> = spans
+        .iter()
+        .filter(|s| s.trace_id != recorded && per_message.contains(&s.name.as_str()))
+        .collect();
+    assert!(strays.is_empty(), "spans of the message left out: {strays:#?}");
+    for name in ["grpc server", "db.write", "xadd"] {
+        the_one(&spans, recorded, name);
+    }
+}
+
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
