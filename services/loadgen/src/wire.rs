@@ -170,20 +170,12 @@ impl Ws {
             let payload = self.start + header.header_len..self.start + header.header_len + header.len;
             self.start = payload.end;
             match header.opcode {
-                OP_TEXT | OP_BINARY if header.fin => {
-                    if self.fragments.is_some() {
-                        return Err(WireError::Protocol("a new message inside a fragmented one"));
-                    }
-                    let bytes = &self.buf[payload];
-                    return Ok(Some(if header.opcode == OP_TEXT {
-                        Frame::Text(bytes)
-                    } else {
-                        Frame::Binary(bytes)
-                    }));
-                }
                 OP_TEXT | OP_BINARY => {
                     if self.fragments.is_some() {
                         return Err(WireError::Protocol("a new message inside a fragmented one"));
+                    }
+                    if header.fin {
+                        return Ok(Some(data(header.opcode, &self.buf[payload])));
                     }
                     self.fragments = Some(header.opcode);
                     self.assembled.clear();
@@ -199,12 +191,7 @@ impl Ws {
                     self.assembled.extend_from_slice(&self.buf[payload]);
                     if header.fin {
                         self.fragments = None;
-                        let bytes = &self.assembled[..];
-                        return Ok(Some(if opcode == OP_TEXT {
-                            Frame::Text(bytes)
-                        } else {
-                            Frame::Binary(bytes)
-                        }));
+                        return Ok(Some(data(opcode, &self.assembled)));
                     }
                 }
                 OP_CLOSE => {
@@ -213,9 +200,8 @@ impl Ws {
                     return Ok(Some(Frame::Close(code)));
                 }
                 OP_PING => {
-                    let body = self.buf[payload].to_vec();
                     let mask = self.next_mask();
-                    encode(&mut self.pongs, OP_PONG, &body, mask);
+                    encode(&mut self.pongs, OP_PONG, &self.buf[payload], mask);
                     return Ok(Some(Frame::Control));
                 }
                 OP_PONG => return Ok(Some(Frame::Control)),
@@ -260,6 +246,15 @@ impl Ws {
         x ^= x << 17;
         self.mask_state = x;
         (x as u32).to_le_bytes()
+    }
+}
+
+/// A whole text or binary message as a [`Frame`].
+fn data(opcode: u8, bytes: &[u8]) -> Frame<'_> {
+    if opcode == OP_TEXT {
+        Frame::Text(bytes)
+    } else {
+        Frame::Binary(bytes)
     }
 }
 
