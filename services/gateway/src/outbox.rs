@@ -7,7 +7,7 @@ use bytes::Bytes;
 use chat_domain::CloseCode;
 use pin_project_lite::pin_project;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -25,6 +25,8 @@ pub struct Closer {
     /// takes a mutex, and with thousands of members per message that lock showed in profiles.
     closing: AtomicBool,
     token: CancellationToken,
+    /// The writer's pings since the reader last heard anything from the client.
+    silent_pings: AtomicU32,
 }
 
 impl Closer {
@@ -40,6 +42,24 @@ impl Closer {
             token: self.token.cancelled(),
             registered: None,
         }
+    }
+
+    /// Closes the socket now with `code`, dropping frames still queued.
+    pub fn close(&self, code: CloseCode) {
+        let _ = self.code.set(code);
+        self.close_now();
+    }
+
+    /// The client sent something (a pong included): it is alive.
+    pub fn heard(&self) {
+        self.silent_pings.store(0, Ordering::Relaxed);
+    }
+
+    /// Counts a ping going out, and says whether `pings` went out before it with nothing
+    /// heard since: the client is then presumed dead. The writer asks, on its ping timer,
+    /// so that an idle socket needs no timer of its own for this (docs/benchmarks.md, idle).
+    pub fn unanswered(&self, pings: u32) -> bool {
+        self.silent_pings.fetch_add(1, Ordering::Relaxed) >= pings
     }
 
     fn close_now(&self) {
@@ -148,8 +168,7 @@ impl Outbox {
 
     /// Closes the socket now with `code`, dropping frames still queued.
     pub fn close(&self, code: CloseCode) {
-        let _ = self.closer.code.set(code);
-        self.closer.close_now();
+        self.closer.close(code);
     }
 
     /// Closes with `code` once every queued frame is written (a graceful drain).

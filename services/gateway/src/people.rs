@@ -34,7 +34,9 @@ pub struct People {
 
 #[derive(Default)]
 struct State {
-    conns: HashMap<ConnId, Conn>,
+    /// Boxed: a table keeps twice the room its entries need just after it grows, and an
+    /// entry is a pointer, not the whole record (docs/benchmarks.md, idle).
+    conns: HashMap<ConnId, Box<Conn>>,
     by_user: HashMap<UserId, HashSet<ConnId>>,
     /// Sockets to notify per room: their user is a member and they have not joined it.
     watching: HashMap<RoomName, HashSet<ConnId>>,
@@ -135,14 +137,14 @@ impl People {
         conns.insert(conn);
         state.conns.insert(
             conn,
-            Conn {
+            Box::new(Conn {
                 user,
                 session,
                 outbox,
                 member_of: rooms.into_iter().collect(),
                 joined: HashSet::new(),
                 restrictions: restrictions.clone(),
-            },
+            }),
         );
         (first, restrictions)
     }
@@ -278,7 +280,12 @@ impl People {
     /// Closes every socket here with `code`; returns how many were not closing already.
     pub fn close_all(&self, code: CloseCode) -> usize {
         let state = self.inner.lock().expect("people lock");
-        let open: Vec<&Conn> = state.conns.values().filter(|c| !c.outbox.is_closing()).collect();
+        let open: Vec<&Conn> = state
+            .conns
+            .values()
+            .map(|c| &**c)
+            .filter(|c| !c.outbox.is_closing())
+            .collect();
         for conn in &open {
             conn.outbox.close(code);
         }

@@ -124,9 +124,11 @@ pub async fn run_idle(scenario: &IdleScenario) -> Result<IdleReport, RunError> {
         .map(|t| {
             let process = t.report(wall, 0);
             let growth = process.rss_end_bytes as f64 - process.rss_start_bytes as f64;
+            let measured = open_at_end > 0 && process.error.is_none();
             IdleProcess {
-                rss_per_connection_bytes: (open_at_end > 0 && process.error.is_none())
-                    .then(|| (growth / open_at_end as f64 * 10.0).round() / 10.0),
+                rss_per_connection_bytes: measured.then(|| per_connection(growth, open_at_end, 1)),
+                rss_per_gateway_share_bytes: (measured && common.gateways.len() > 1)
+                    .then(|| per_connection(growth, open_at_end, common.gateways.len())),
                 process,
             }
         })
@@ -197,5 +199,25 @@ async fn answer(ws: &mut connect::Ws) -> bool {
             Ok(Some(_)) => {}
             Ok(None) => return ws.flush_pongs().await.is_ok(),
         }
+    }
+}
+
+/// A process's RSS growth per connection, to a tenth of a byte, when the connections were
+/// spread evenly over `gateways` gateways and the process held one gateway's share.
+fn per_connection(growth_bytes: f64, connections: usize, gateways: usize) -> f64 {
+    let share = connections as f64 / gateways as f64;
+    (growth_bytes / share * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_connection;
+
+    #[test]
+    fn a_gateways_growth_is_divided_by_its_own_share_of_the_connections() {
+        // 15,000 connections over two gateways: each holds 7,500.
+        assert_eq!(per_connection(7_500.0 * 4096.0, 15_000, 2), 4096.0);
+        assert_eq!(per_connection(7_500.0 * 4096.0, 15_000, 1), 2048.0);
+        assert_eq!(per_connection(1000.0, 3, 1), 333.3);
     }
 }

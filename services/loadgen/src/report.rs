@@ -181,6 +181,11 @@ pub struct IdleProcess {
     pub process: ProcessReport,
     /// `(rss at the end of the hold − rss before connecting) / open_at_end`.
     pub rss_per_connection_bytes: Option<f64>,
+    /// With several gateways: the same growth divided by one gateway's share of the
+    /// connections (`open_at_end / gateways`), what each connection costs a gateway that
+    /// holds it. Meaningless for a process that holds none, such as the load generator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_per_gateway_share_bytes: Option<f64>,
 }
 
 /// Where the files of a run go: `--out report.json` names the JSON (the summary and the
@@ -333,7 +338,7 @@ impl LoadReport {
             if self.drain.completed { "complete" } else { "TIMED OUT" },
             self.drain.seconds
         );
-        write_processes(&mut s, self.processes.iter().map(|p| (p, None)));
+        write_processes(&mut s, self.processes.iter().map(|p| (p, None, None)));
         for w in &self.warnings {
             let _ = writeln!(s, "  warning     {w}");
         }
@@ -341,8 +346,8 @@ impl LoadReport {
     }
 }
 
-fn write_processes<'a>(s: &mut String, processes: impl Iterator<Item = (&'a ProcessReport, Option<f64>)>) {
-    for (p, per_connection) in processes {
+fn write_processes<'a>(s: &mut String, processes: impl Iterator<Item = (&'a ProcessReport, Option<f64>, Option<f64>)>) {
+    for (p, per_connection, per_share) in processes {
         let _ = write!(
             s,
             "  cpu/mem     {:<18} {:>7.2} cpu-s ({:>5.1}% of a core)  rss {:.1} MiB (max {:.1})",
@@ -357,6 +362,9 @@ fn write_processes<'a>(s: &mut String, processes: impl Iterator<Item = (&'a Proc
         }
         if let Some(b) = per_connection {
             let _ = write!(s, "  {:.2} KiB/connection", b / 1024.0);
+        }
+        if let Some(b) = per_share {
+            let _ = write!(s, " ({:.2} KiB per connection of one gateway's share)", b / 1024.0);
         }
         if let Some(e) = &p.error {
             let _ = write!(s, "  [{e}]");
@@ -400,7 +408,9 @@ impl IdleReport {
         }
         write_processes(
             &mut s,
-            self.processes.iter().map(|p| (&p.process, p.rss_per_connection_bytes)),
+            self.processes
+                .iter()
+                .map(|p| (&p.process, p.rss_per_connection_bytes, p.rss_per_gateway_share_bytes)),
         );
         for w in &self.warnings {
             let _ = writeln!(s, "  warning     {w}");

@@ -255,5 +255,7 @@ async fn an_idle_run_holds_its_connections_and_reports_their_cost() {
     let gateway = &processes[1];
     assert_eq!(gateway["name"], "gateway");
     assert!(gateway["rss_per_connection_bytes"].is_number(), "{gateway}");
+    // One gateway holds them all: no share to divide by.
+    assert!(gateway.get("rss_per_gateway_share_bytes").is_none(), "{gateway}");
     assert!(dir.path().join("smoke-idle.txt").exists());
 }

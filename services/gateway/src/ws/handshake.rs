@@ -2,7 +2,7 @@
 //! and admission (the gateway's and the user's connection caps), all before upgrading.
 //! Every refusal is an HTTP error with the JSON body the API uses.
 
-use super::run;
+use super::{Start, run};
 use crate::error::GatewayError;
 use crate::limits::Refused;
 use crate::state::AppState;
@@ -57,17 +57,22 @@ pub async fn websocket(State(app): State<AppState>, headers: HeaderMap, upgrade:
     };
     let max = app.settings().gateway.max_frame_bytes;
     let connections = app.connections().clone();
+    // Boxed: the upgrade's task keeps what its callback captured for as long as the socket
+    // lives, and this is one pointer there.
+    let who = Box::new((app, principal, admitted));
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| {
-            connections.track_future(async move {
-                // The place is held for as long as the socket lives.
-                let _admitted = admitted;
-                run(app, principal, socket).await;
-            })
+            let (app, principal, admitted) = *who;
+            connections.track_future(run(Box::new(Start {
+                app,
+                principal,
+                admitted,
+                socket,
+            })))
         })
 }
 
@@ -88,11 +93,13 @@ fn paced(app: &AppState) -> Response {
 }
 
 /// Per-socket buffers. The websocket library's defaults are 128 KiB each, and it zeroes the
-/// read buffer, so every idle socket held 128 KiB of resident memory (measured: 140 KiB per
-/// idle connection, docs/benchmarks.md). It zeroes up to the buffer's capacity on every
-/// read, so all of it is resident: 1 KiB holds an ordinary frame, and a larger frame grows
-/// the buffer for itself. The writer flushes per batch anyway.
-const READ_BUFFER_BYTES: usize = 1024;
+/// read buffer up to its capacity on every read, so all of it is resident on every socket,
+/// idle or not (measured: 140 KiB per idle connection, docs/benchmarks.md). A larger frame
+/// grows the buffer for itself, and the socket keeps what it grew to: so the buffer starts
+/// at what a `join` needs, a socket that sends grows it once to its usual frame, and one
+/// that only listens (most of them) keeps 128 bytes, where 1 KiB was an eighth of an idle
+/// connection's whole cost. The writer flushes per batch anyway.
+const READ_BUFFER_BYTES: usize = 128;
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
 /// A browser always sends `Origin` on a websocket handshake; a cross-site page must not be

@@ -1,10 +1,14 @@
 //! `GET /ws`: one websocket connection speaking protocol v1.
 //!
-//! Three tasks per connection: the reader (this module's loop: parses frames, handles
+//! Up to three tasks per connection: the reader (this module's loop: parses frames, handles
 //! joins and leaves, queues sends), the sender ([`send`]: sends in order, one group at a
-//! time, so a person's messages keep their order), and the writer ([`write`]: writes
-//! queued frames in batches, and the close frame). They share the connection's [`Outbox`].
-//! [`handshake`] admits a connection before it is upgraded.
+//! time, so a person's messages keep their order; started by the socket's first send), and
+//! the writer ([`write`]: writes queued frames in batches, pings, closes a silent socket,
+//! and writes the close frame). They share the connection's [`Outbox`]. [`handshake`]
+//! admits a connection before it is upgraded.
+//!
+//! Most sockets sit idle for hours, so what one holds while idle is kept small: the
+//! measured figures and what each change saved are in docs/benchmarks.md (idle).
 
 pub mod handshake;
 mod send;
@@ -14,8 +18,8 @@ use crate::actions::{access, membership};
 use crate::auth::{Principal, now_ms};
 use crate::error::GatewayError;
 use crate::fanout::{ConnId, Hub};
-use crate::limits::TokenBucket;
-use crate::outbox::{Outbox, text};
+use crate::limits::{Admitted, TokenBucket};
+use crate::outbox::{Closer, Outbox, text};
 use crate::people::{MAX_WATCHED_ROOMS, Restrictions};
 use crate::presence;
 use crate::queue;
@@ -26,11 +30,12 @@ use chat_bus::{Signal, SignalKind};
 use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
 use chat_domain::protocol::{ClientFrame, HistoryItem, ReadMarker, RemovedReason, ServerFrame, TypingFrame};
 use chat_domain::{AccessError, ClientMsgId, CloseCode, ErrorCode, RoomName, TimelineEvent, UserId};
-use futures::stream::StreamExt;
+use futures::stream::{SplitStream, StreamExt};
 use send::{SendRequest, send_loop};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 use write::write_loop;
 
@@ -39,9 +44,9 @@ struct Connection {
     id: ConnId,
     outbox: Outbox,
     joined: HashSet<RoomName>,
-    /// Boxed: the queue keeps the room it grew to, and a few unboxed requests would be
-    /// most of a kilobyte on a connection that once sent a burst.
-    sends: queue::Sender<Box<SendRequest>>,
+    /// Started by the first send: most sockets never send, and an idle one then holds
+    /// neither the task nor its queue (docs/benchmarks.md, idle).
+    sender: Option<Sender>,
     principal: Principal,
     send_rate: TokenBucket,
     /// When this socket's last `typing` was passed on.
@@ -50,69 +55,52 @@ struct Connection {
     restrictions: Arc<Restrictions>,
 }
 
-/// Runs one upgraded connection until either side closes it or the gateway shuts down.
-pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
-    let limits = &app.settings().gateway;
-    let (outbox, outbound, closer) = Outbox::new(limits.outbound_queue);
-    let (sends, send_queue) = queue::bounded(limits.send_queue);
-    let (sink, mut stream) = socket.split();
-    let ping_every = std::time::Duration::from_secs(limits.ping_interval_secs);
-    let idle_timeout = std::time::Duration::from_secs(limits.idle_timeout_secs);
-    let writer = tokio::spawn(write_loop(
-        sink,
-        outbound,
-        closer.clone(),
-        app.metrics().frames_out.clone(),
-        ping_every,
-    ));
-    let expires_at = principal.expires_at;
-    let sender = tokio::spawn(send_loop(app.clone(), principal.clone(), outbox.clone(), send_queue));
-    let metrics = app.metrics().clone();
-    metrics.connections.inc();
+/// The connection's sender task and the queue it takes sends from.
+struct Sender {
+    /// Boxed: the queue keeps the room it grew to, and a few unboxed requests would be
+    /// most of a kilobyte on a connection that once sent a burst.
+    queue: queue::Sender<Box<SendRequest>>,
+    task: JoinHandle<()>,
+}
 
-    let id = app.next_conn_id();
-    // The user's rooms, for notifications: read once here, then kept current by the bus.
-    let member_rooms = match Box::pin(
-        app.directory()
-            .member_room_names(&principal.author.id, MAX_WATCHED_ROOMS),
-    )
-    .await
-    {
-        Ok(rooms) => rooms,
-        Err(error) => {
-            tracing::warn!(%error, "cannot read the user's rooms; no notifications on this socket");
-            Vec::new()
-        }
-    };
-    let rooms_for_presence = member_rooms.clone();
-    let (first_here, restrictions) = app.people().add(
-        id,
-        principal.author.id.clone(),
-        principal.session_id.clone(),
-        outbox.clone(),
-        member_rooms,
-    );
-    if first_here {
-        let arrival = app.presence().arrived(&principal.author.id, &rooms_for_presence);
-        presence::within("arrival", Box::pin(arrival)).await;
-    }
-    drop(rooms_for_presence);
-    let mut conn = Connection {
-        id,
-        app: app.clone(),
-        outbox,
-        joined: HashSet::new(),
-        sends,
-        principal,
-        send_rate: TokenBucket::new(limits.send_rate_per_sec, limits.send_burst, Instant::now()),
-        last_typing: None,
-        restrictions,
-    };
+/// What a connection starts from: the upgraded socket, its user, and its place among the
+/// gateway's connections (held for as long as the socket lives).
+struct Start {
+    app: AppState,
+    principal: Principal,
+    admitted: Admitted,
+    socket: WebSocket,
+}
+
+/// A connection once open: what its reader keeps while it reads.
+struct Opened {
+    conn: Connection,
+    stream: SplitStream<WebSocket>,
+    writer: JoinHandle<()>,
+    closer: Arc<Closer>,
+    /// The connection's place, freed when the task ends.
+    admitted: Admitted,
+}
+
+/// Runs one upgraded connection until either side closes it or the gateway shuts down.
+///
+/// A task keeps room for the largest state its future can be in, for as long as it lives,
+/// and most sockets sit idle in the read loop for hours. So opening and closing are
+/// boxed: their state is on the heap only while they run, and the task holds the loop's
+/// (docs/benchmarks.md, idle).
+async fn run(start: Box<Start>) {
+    let Opened {
+        mut conn,
+        mut stream,
+        writer,
+        closer,
+        admitted,
+    } = Box::pin(open(start)).await;
+    let app = conn.app.clone();
+    let metrics = app.metrics().clone();
     let shutdown = app.shutdown().clone();
-    let session_end = tokio::time::sleep(until(expires_at));
+    let session_end = tokio::time::sleep(until(conn.principal.expires_at));
     tokio::pin!(session_end);
-    let mut last_heard = Instant::now();
-    let mut idle_check = tokio::time::interval(ping_every);
     let closed = closer.cancelled();
     tokio::pin!(closed);
     loop {
@@ -123,20 +111,15 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
                 conn.outbox.close_after_queue(CloseCode::SessionEnded);
                 break;
             }
-            _ = idle_check.tick() => {
-                if last_heard.elapsed() >= idle_timeout {
-                    conn.outbox.close(CloseCode::IdleTimeout);
-                    break;
-                }
-            }
             _ = shutdown.cancelled() => {
                 conn.outbox.close_after_queue(CloseCode::ServiceRestart);
                 break;
             }
             message = stream.next() => {
                 if let Some(Ok(_)) = &message {
-                    // Anything the client sends, a pong included, shows it is alive.
-                    last_heard = Instant::now();
+                    // Anything the client sends, a pong included, shows it is alive (the
+                    // writer closes a socket that stays silent).
+                    closer.heard();
                 }
                 match message {
                     Some(Ok(Message::Text(frame))) => {
@@ -168,6 +151,81 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
         }
     }
 
+    Box::pin(close(app, conn, stream, writer)).await;
+    drop(admitted);
+    metrics.connections.dec();
+}
+
+/// Up to the first read: starts the writer, reads the user's rooms, registers the socket
+/// and announces the user's arrival.
+async fn open(start: Box<Start>) -> Opened {
+    let Start {
+        app,
+        principal,
+        admitted,
+        socket,
+    } = *start;
+    let limits = &app.settings().gateway;
+    let (outbox, outbound, closer) = Outbox::new(limits.outbound_queue);
+    let (sink, stream) = socket.split();
+    let writer = tokio::spawn(write_loop(
+        sink,
+        outbound,
+        closer.clone(),
+        app.metrics().frames_out.clone(),
+        std::time::Duration::from_secs(limits.ping_interval_secs),
+        std::time::Duration::from_secs(limits.idle_timeout_secs),
+    ));
+    app.metrics().connections.inc();
+
+    let id = app.next_conn_id();
+    // The user's rooms, for notifications: read once here, then kept current by the bus.
+    let member_rooms = match app
+        .directory()
+        .member_room_names(&principal.author.id, MAX_WATCHED_ROOMS)
+        .await
+    {
+        Ok(rooms) => rooms,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the user's rooms; no notifications on this socket");
+            Vec::new()
+        }
+    };
+    let rooms_for_presence = member_rooms.clone();
+    let (first_here, restrictions) = app.people().add(
+        id,
+        principal.author.id.clone(),
+        principal.session_id.clone(),
+        outbox.clone(),
+        member_rooms,
+    );
+    if first_here {
+        let arrival = app.presence().arrived(&principal.author.id, &rooms_for_presence);
+        presence::within("arrival", arrival).await;
+    }
+    let conn = Connection {
+        id,
+        app: app.clone(),
+        outbox,
+        joined: HashSet::new(),
+        sender: None,
+        principal,
+        send_rate: TokenBucket::new(limits.send_rate_per_sec, limits.send_burst, Instant::now()),
+        last_typing: None,
+        restrictions,
+    };
+    Opened {
+        conn,
+        stream,
+        writer,
+        closer,
+        admitted,
+    }
+}
+
+/// After the reading stops: leaves the rooms, lets queued sends get their answers, then the
+/// writer flush and close, and reads what the client still sends until its Close.
+async fn close(app: AppState, mut conn: Connection, mut stream: SplitStream<WebSocket>, writer: JoinHandle<()>) {
     if let Some((user, rooms)) = app.people().remove(conn.id) {
         // Off the socket's path: the close must not wait on Redis.
         let presence = app.presence().clone();
@@ -193,9 +251,11 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
     });
     // Sends already queued still get their ack (or error) before the socket closes, within
     // the drain bound; then the writer sees its queue end and closes the socket.
-    let Connection { outbox, sends, .. } = conn;
-    drop(sends);
-    let _ = tokio::time::timeout(app.drain_timeout(), sender).await;
+    let Connection { outbox, sender, .. } = conn;
+    if let Some(Sender { queue, task }) = sender {
+        drop(queue);
+        let _ = tokio::time::timeout(app.drain_timeout(), task).await;
+    }
     drop(outbox);
     // A client that stopped reading must not hold the socket open past the bound.
     let abort = writer.abort_handle();
@@ -213,7 +273,6 @@ pub async fn run(app: AppState, principal: Principal, socket: WebSocket) {
         }
     })
     .await;
-    metrics.connections.dec();
 }
 
 /// After the HTTP server has stopped: upgraded sockets outlive it, and each one finishes its
@@ -414,7 +473,17 @@ impl Connection {
             received: Instant::now(),
             span,
         });
-        if let Err(queue::TrySendError::Full(request)) = self.sends.try_send(request) {
+        let sender = self.sender.get_or_insert_with(|| {
+            let (queue, pending) = queue::bounded(self.app.settings().gateway.send_queue);
+            let task = tokio::spawn(send_loop(
+                self.app.clone(),
+                self.principal.clone(),
+                self.outbox.clone(),
+                pending,
+            ));
+            Sender { queue, task }
+        });
+        if let Err(queue::TrySendError::Full(request)) = sender.queue.try_send(request) {
             let error = GatewayError::new(
                 ErrorCode::RateLimited,
                 "too many sends waiting for their ack; wait for acks",
