@@ -181,40 +181,7 @@ impl RedisCluster {
             Command::new("redis-cli").arg("--version").output().is_ok(),
             "redis-server and redis-cli are needed for the cluster tests (Debian: apt-get install redis-server)"
         );
-        let nodes: Vec<ClusterNode> = (0..6)
-            .map(|_| {
-                let port = free_port();
-                let dir = scratch_dir("redis-cluster");
-                // The cluster bus port is given: the default, port + 10000, may be taken or
-                // past 65535 for an ephemeral port.
-                let bus_port = free_port();
-                let child = Command::new("redis-server")
-                    .args(["--port", &port.to_string(), "--cluster-port", &bus_port.to_string()])
-                    .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                    // Replicas sync at once rather than after the default 5 s.
-                    .args(["--repl-diskless-sync-delay", "0"])
-                    .args(["--cluster-enabled", "yes", "--cluster-node-timeout"])
-                    .arg(CLUSTER_NODE_TIMEOUT_MS.to_string())
-                    .arg("--cluster-config-file")
-                    .arg(dir.join("nodes.conf"))
-                    .arg("--dir")
-                    .arg(&dir)
-                    .arg("--logfile")
-                    .arg(dir.join("redis.log"))
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .expect("start redis-server");
-                ClusterNode {
-                    port,
-                    dir,
-                    child: Some(child),
-                }
-            })
-            .collect();
-        for node in &nodes {
-            let port = node.port;
-            wait_until("a cluster node to listen", Duration::from_secs(10), || port_open(port));
-        }
+        let nodes: Vec<ClusterNode> = (0..6).map(|_| ClusterNode::start()).collect();
         let output = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
@@ -329,15 +296,95 @@ impl RedisCluster {
     }
 }
 
-impl Drop for RedisCluster {
-    fn drop(&mut self) {
-        for node in &mut self.nodes {
-            if let Some(mut child) = node.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
+impl ClusterNode {
+    /// Starts one node on ports just found free, and waits until it answers. Tests run side
+    /// by side, and another one may take a port between our finding it and the node
+    /// binding it: the node then exits (or another server answers there), and it is
+    /// started again on other ports.
+    fn start() -> Self {
+        for _ in 0..5 {
+            let mut node = Self::spawn();
+            if node.answers(Duration::from_secs(10)) {
+                return node;
             }
-            let _ = std::fs::remove_dir_all(&node.dir);
         }
+        panic!("no Redis Cluster node would start on a free port in five tries");
+    }
+
+    fn spawn() -> Self {
+        let port = free_port();
+        let dir = scratch_dir("redis-cluster");
+        // The cluster bus port is given: the default, port + 10000, may be taken or past
+        // 65535 for an ephemeral port.
+        let bus_port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--cluster-port", &bus_port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            // Replicas sync at once rather than after the default 5 s.
+            .args(["--repl-diskless-sync-delay", "0"])
+            .args(["--cluster-enabled", "yes", "--cluster-node-timeout"])
+            .arg(CLUSTER_NODE_TIMEOUT_MS.to_string())
+            .arg("--cluster-config-file")
+            .arg(dir.join("nodes.conf"))
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--logfile")
+            .arg(dir.join("redis.log"))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        Self {
+            port,
+            dir,
+            child: Some(child),
+        }
+    }
+
+    /// Whether this node (not whatever else may listen on its port) answers `PING` within
+    /// `timeout`; false as soon as it has exited.
+    fn answers(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self
+                .child
+                .as_mut()
+                .is_none_or(|c| c.try_wait().ok().flatten().is_some())
+            {
+                return false;
+            }
+            if pong(self.port) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Whether a Redis server answers `PING` on `port`.
+fn pong(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) =
+        std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+    else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut answer = [0u8; 5];
+    stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut answer).is_ok() && &answer == b"+PONG"
+}
+
+/// Each node is stopped and its directory removed with it, the cluster's or one that
+/// failed to start.
+impl Drop for ClusterNode {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -492,4 +539,34 @@ fn chown_postgres(dir: &Path) {
         .status()
         .expect("run chown");
     assert!(status.success(), "chown postgres {} failed", dir.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_redis_that_answers_counts_as_a_started_node() {
+        // Something else listening on the port (another test's server) is not our node.
+        let other = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = other.local_addr().unwrap().port();
+        let answer = std::thread::spawn(move || {
+            let (mut conn, _) = other.accept().unwrap();
+            std::io::Write::write_all(&mut conn, b"HTTP/1.1 400 Bad Request\r\n\r\n").unwrap();
+        });
+        assert!(!pong(port));
+        answer.join().unwrap();
+
+        // A node that has exited (as one does when its port was taken) is seen to have,
+        // whatever listens on its port.
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut node = ClusterNode::spawn();
+        node.port = taken.local_addr().unwrap().port();
+        node.child.as_mut().unwrap().kill().unwrap();
+        assert!(!node.answers(Duration::from_secs(10)));
+
+        // And a node that starts answers.
+        let mut node = ClusterNode::start();
+        assert!(node.answers(Duration::from_secs(1)));
+    }
 }
