@@ -15,10 +15,6 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn port_open(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
-}
-
 /// Waits for a condition that settles on the server's time (a port opening), failing the
 /// test with `what` after `timeout`.
 fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
@@ -85,8 +81,9 @@ impl Redis {
             .spawn()
             .expect("start redis-server");
         self.child = Some(child);
+        // Its answer, not an open port: another test's server may listen there.
         let port = self.port;
-        wait_until("redis-server to listen", Duration::from_secs(10), || port_open(port));
+        wait_until("redis-server to answer", Duration::from_secs(10), || pong(port));
     }
 
     /// Stops the server and starts it again on the same port after `down_for`. With
@@ -289,10 +286,7 @@ impl RedisCluster {
             .iter_mut()
             .find(|n| n.port == port)
             .expect("a node of this cluster");
-        if let Some(mut child) = node.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        node.kill();
     }
 }
 
@@ -340,6 +334,13 @@ impl ClusterNode {
         }
     }
 
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Whether this node (not whatever else may listen on its port) answers `PING` within
     /// `timeout`; false as soon as it has exited.
     fn answers(&mut self, timeout: Duration) -> bool {
@@ -380,10 +381,7 @@ fn pong(port: u16) -> bool {
 /// failed to start.
 impl Drop for ClusterNode {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
