@@ -23,6 +23,8 @@
 # would stop the other); GATEWAY_<i>_SC_* and SERVICE_<i>_SC_* ones go to gateway i or
 # message service i only. Such a variable wins over what the script sets itself (the
 # message services' endpoints, the Redis URL): the tests point one process at a relay.
+# Each process runs one worker thread (SC_RUNTIME__WORKER_THREADS=1) unless the environment
+# says otherwise: they all share this machine's cores.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state="${CLUSTER_DIR:-$root/.cluster}"
@@ -231,6 +233,11 @@ cmd_up() {
     [ -n "${REDIS_URL:-}" ] || start_redis $((port + 401))
   fi
   local secret="${SC_AUTH__SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+  # Every process here shares the machine's cores: one worker thread each, so that a
+  # message's hand-offs inside a process do not wake a second thread (lower latency and
+  # CPU at moderate load, docs/benchmarks.md). SC_RUNTIME__WORKER_THREADS=0 gives each its
+  # default of one per core.
+  export SC_RUNTIME__WORKER_THREADS="${SC_RUNTIME__WORKER_THREADS:-1}"
 
   local endpoints=()
   for i in $(seq 1 "$services"); do

@@ -4,6 +4,7 @@
 //! port of its own), and fan-out still reads the bus.
 
 use chat_bus::in_process::InProcessBus;
+use chat_common::runtime::RuntimeSettings;
 use chat_common::settings::{SettingsError, rule};
 use chat_common::telemetry::{LogSettings, TelemetrySettings};
 use gateway::Gateway;
@@ -81,12 +82,14 @@ pub struct Settings {
     pub mail: gateway::settings::MailSettings,
     pub log: LogSettings,
     pub telemetry: TelemetrySettings,
+    pub runtime: RuntimeSettings,
 }
 
 impl Settings {
     pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
         let settings: Self = chat_common::settings::load(DEFAULTS, file)?;
         settings.telemetry.validate()?;
+        settings.runtime.validate()?;
         if settings.bus_capacity == 0 {
             return Err(rule("bus_capacity", "must be at least 1"));
         }

@@ -24,11 +24,15 @@ struct Args {
     command: Option<AdminCommand>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings =
         all_in_one::Settings::load(args.service.config.as_deref()).context("failed to load configuration")?;
+    let runtime = settings.runtime.build().context("cannot start the runtime")?;
+    runtime.block_on(run(args, settings))
+}
+
+async fn run(args: Args, settings: all_in_one::Settings) -> anyhow::Result<()> {
     if let OneShot::Done(result) = args.service.one_shot(&settings, settings.ops_listen).await {
         return result.map_err(anyhow::Error::msg);
     }

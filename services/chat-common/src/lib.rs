@@ -9,9 +9,11 @@
 //! * [`startup`]: waiting for dependencies, so services start in any order.
 //! * [`ops`]: `/healthz`, `/readyz` and `/metrics`, the same on every service, and the probe
 //!   that asks them.
+//! * [`runtime`]: the tokio runtime, sized by `runtime.worker_threads`.
 
 pub mod cli;
 pub mod ops;
+pub mod runtime;
 pub mod settings;
 pub mod shutdown;
 pub mod startup;

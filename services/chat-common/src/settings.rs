@@ -21,8 +21,9 @@ pub enum SettingsError {
 }
 
 /// Loads settings from `defaults` (TOML), the optional `file`, and the environment.
-/// The defaults every binary shares (`[log]` and `[telemetry]`), as a string literal to
-/// `concat!` onto a binary's own `DEFAULTS`, so the three binaries cannot drift apart.
+/// The defaults every binary shares (`[log]`, `[telemetry]` and `[runtime]`), as a string
+/// literal to `concat!` onto a binary's own `DEFAULTS`, so the three binaries cannot drift
+/// apart.
 #[macro_export]
 macro_rules! shared_defaults {
     () => {
@@ -36,6 +37,8 @@ otlp_protocol = "grpc"
 sampling_ratio = 1.0
 environment = "development"
 instance_id = ""
+[runtime]
+worker_threads = 0
 "#
     };
 }

@@ -3,6 +3,7 @@
 
 use crate::client_addr::TrustedProxies;
 use chat_bus::redis_streams::RedisStreamsConfig;
+use chat_common::runtime::RuntimeSettings;
 use chat_common::settings::{DatabaseSettings, SettingsError, rule};
 use chat_common::telemetry::{LogSettings, TelemetrySettings};
 use serde::Deserialize;
@@ -139,6 +140,7 @@ pub struct Settings {
     pub redis: RedisStreamsConfig,
     pub log: LogSettings,
     pub telemetry: TelemetrySettings,
+    pub runtime: RuntimeSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -354,6 +356,7 @@ impl Settings {
 
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.telemetry.validate()?;
+        self.runtime.validate()?;
         self.redis.validate().map_err(|problem| rule("redis", problem))?;
         if self.auth.secret.len() < 32 {
             return Err(rule("auth.secret", "must be set, at least 32 bytes (SC_AUTH__SECRET)"));

@@ -295,6 +295,8 @@ impl ScriptCluster {
             .arg(&bin)
             .arg(self.dir.join("logs").join(format!("{name}.log")))
             .arg(self.dir.join("pids").join(format!("{name}.pid")))
+            // cluster.sh's default, which the test's own settings may override.
+            .env("SC_RUNTIME__WORKER_THREADS", "1")
             .envs(
                 self.env
                     .iter()

@@ -96,6 +96,9 @@ pub struct ClientReport {
     pub refused: u64,
     /// Error frames by code (for sends: each try that failed).
     pub errors: BTreeMap<String, u64>,
+    /// The first error frame's message for each code: what a failing assertion about the
+    /// codes shows, so a rare one says where it came from.
+    pub error_messages: BTreeMap<String, String>,
     /// Anything a correct server never sends this client: the test fails on it.
     pub unexpected: Vec<String>,
 }
@@ -329,6 +332,17 @@ impl Report {
         for client in &self.clients {
             for (code, n) in &client.errors {
                 *all.entry(code.clone()).or_default() += n;
+            }
+        }
+        all
+    }
+
+    /// For each error code seen, the first message that came with it.
+    pub fn error_messages(&self) -> BTreeMap<String, String> {
+        let mut all = BTreeMap::new();
+        for client in &self.clients {
+            for (code, message) in &client.error_messages {
+                all.entry(code.clone()).or_insert_with(|| message.clone());
             }
         }
         all

@@ -2,6 +2,7 @@
 //! in `docs/configuration.md`.
 
 use chat_bus::redis_streams::RedisStreamsConfig;
+use chat_common::runtime::RuntimeSettings;
 use chat_common::settings::{SettingsError, rule};
 use chat_common::telemetry::{LogSettings, TelemetrySettings};
 use serde::Deserialize;
@@ -58,6 +59,7 @@ pub struct Settings {
     pub search: SearchSettings,
     pub log: LogSettings,
     pub telemetry: TelemetrySettings,
+    pub runtime: RuntimeSettings,
 }
 
 pub use chat_common::settings::DatabaseSettings;
@@ -107,6 +109,7 @@ impl Settings {
 
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.telemetry.validate()?;
+        self.runtime.validate()?;
         if self.commit.max_batch == 0 {
             return Err(rule("commit.max_batch", "must be at least 1"));
         }

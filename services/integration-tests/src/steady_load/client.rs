@@ -273,6 +273,10 @@ impl Client {
     fn count_error(&mut self, frame: &Value) -> String {
         let code = frame["code"].as_str().unwrap_or("?").to_owned();
         *self.report.errors.entry(code.clone()).or_default() += 1;
+        if !self.report.error_messages.contains_key(&code) {
+            let message = frame["message"].as_str().unwrap_or_default().to_owned();
+            self.report.error_messages.insert(code.clone(), message);
+        }
         if code == "unavailable" {
             self.shared.unavailable.fetch_add(1, Ordering::SeqCst);
             self.shared.changed.notify_waiters();

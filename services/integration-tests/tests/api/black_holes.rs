@@ -117,7 +117,8 @@ async fn a_gateway_cut_off_from_the_message_services_refuses_sends_clearly_and_l
     let errors = run.report.errors();
     assert!(
         errors.keys().all(|code| code == "unavailable"),
-        "sends failed other than as unavailable: {errors:?}"
+        "sends failed other than as unavailable: {errors:?}, first messages {:?}",
+        run.report.error_messages()
     );
     drop(run.cluster);
 }

@@ -26,6 +26,7 @@ fn a_file_overrides_defaults_the_environment_overrides_the_file_and_bad_values_n
         &[
             ("SC_GATEWAY__MAX_ROOMS_PER_CONNECTION", "9"),
             ("SC_REDIS__URL", "redis://:hunter2@cache:6379"),
+            ("SC_RUNTIME__WORKER_THREADS", "1"),
         ],
     );
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -45,6 +46,7 @@ fn a_file_overrides_defaults_the_environment_overrides_the_file_and_bad_values_n
         Some(1024),
         "a default"
     );
+    assert_eq!(printed["runtime"]["worker_threads"].as_integer(), Some(1));
     assert_eq!(printed["auth"]["secret"].as_str(), Some("[redacted]"));
     assert_eq!(printed["redis"]["url"].as_str(), Some("redis://:[redacted]@cache:6379"));
 
@@ -56,6 +58,7 @@ fn a_file_overrides_defaults_the_environment_overrides_the_file_and_bad_values_n
         ),
         ("SC_TELEMETRY__SAMPLING_RATIO", "2.5", "telemetry.sampling_ratio"),
         ("SC_GATEWAY__MAX_ROOM", "4", "max_room"),
+        ("SC_RUNTIME__WORKER_THREADS", "5000", "runtime.worker_threads"),
     ] {
         let output = gateway(&file, &[(key, value)]);
         assert!(!output.status.success(), "{key}={value} must stop the gateway");

@@ -130,7 +130,8 @@ async fn a_message_service_killed_mid_batch_gives_no_duplicate_and_no_false_ack(
     let errors = report.errors();
     assert!(
         errors.keys().all(|code| code == "unavailable"),
-        "sends failed other than as unavailable: {errors:?}"
+        "sends failed other than as unavailable: {errors:?}, first messages {:?}",
+        report.error_messages()
     );
 }
 
