@@ -59,12 +59,17 @@ pub fn error_code(status: &Status) -> ErrorCode {
         Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => ErrorCode::InvalidArgument,
         Code::Unauthenticated => ErrorCode::Unauthorized,
         Code::PermissionDenied => ErrorCode::Forbidden,
-        Code::ResourceExhausted => ErrorCode::RateLimited,
         // Without our metadata, `Unknown` is how tonic reports a connection that broke
-        // mid-call (a message service killed): the service is unavailable, not wrong.
-        Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => {
-            ErrorCode::Unavailable
-        }
+        // mid-call (a message service killed), and `ResourceExhausted` an HTTP/2 peer that
+        // shut the connection with ENHANCE_YOUR_CALM (too many streams reset at once, as
+        // when calls time out together across a network cut): the service is unavailable,
+        // not wrong, and the caller is not sending too fast.
+        Code::Unavailable
+        | Code::Unknown
+        | Code::ResourceExhausted
+        | Code::DeadlineExceeded
+        | Code::Cancelled
+        | Code::Aborted => ErrorCode::Unavailable,
         _ => ErrorCode::Internal,
     }
 }
@@ -334,8 +339,15 @@ mod tests {
             assert_eq!(error_code(&status(code, "x")), code);
         }
         assert_eq!(error_code(&Status::unavailable("conn refused")), ErrorCode::Unavailable);
-        // A connection that broke mid-call, as tonic reports it.
+        // A connection that broke mid-call, and one the peer shut for resetting too many
+        // streams at once, as tonic reports them.
         assert_eq!(error_code(&Status::unknown("transport error")), ErrorCode::Unavailable);
+        assert_eq!(
+            error_code(&Status::resource_exhausted("h2 protocol error: http2 error")),
+            ErrorCode::Unavailable
+        );
+        // Our own refusal keeps its code.
+        assert_eq!(error_code(&status(ErrorCode::RateLimited, "x")), ErrorCode::RateLimited);
         assert_eq!(error_code(&Status::internal("?")), ErrorCode::Internal);
     }
 

@@ -520,10 +520,13 @@ fn send_request(
 
 fn retryable(status: &tonic::Status) -> bool {
     // Only transport failures (the service's own answers carry our error code): a refused
-    // connection, or one that broke mid-call. A call that may have acted is safe to repeat:
-    // every call is a read, an idempotent room entry, or a send keyed by its client_msg_id.
-    matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
-        && status.metadata().get(chat_proto::ERROR_CODE_KEY).is_none()
+    // connection, one that broke mid-call, or one the service shut with ENHANCE_YOUR_CALM.
+    // A call that may have acted is safe to repeat: every call is a read, an idempotent
+    // room entry, or a send keyed by its client_msg_id.
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::ResourceExhausted
+    ) && status.metadata().get(chat_proto::ERROR_CODE_KEY).is_none()
 }
 
 fn room_info(room: v1::Room) -> Result<RoomInfo, GatewayError> {
@@ -544,5 +547,23 @@ fn room_info(room: v1::Room) -> Result<RoomInfo, GatewayError> {
 impl History for Upstream {
     async fn after(&self, room: &RoomName, after_seq: u64, limit: u32) -> Result<Vec<TimelineEvent>, GatewayError> {
         Ok(self.history_after(room, after_seq, limit).await?.messages)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_failures_are_retried_and_the_services_own_answers_are_not() {
+        assert!(retryable(&tonic::Status::unavailable("connection refused")));
+        assert!(retryable(&tonic::Status::unknown("transport error")));
+        // An HTTP/2 GOAWAY with ENHANCE_YOUR_CALM, as tonic reports it.
+        assert!(retryable(&tonic::Status::resource_exhausted(
+            "h2 protocol error: http2 error"
+        )));
+        assert!(!retryable(&chat_proto::status(ErrorCode::Unavailable, "database down")));
+        assert!(!retryable(&chat_proto::status(ErrorCode::RateLimited, "slow down")));
+        assert!(!retryable(&tonic::Status::invalid_argument("bad")));
     }
 }
