@@ -1,16 +1,17 @@
 //! Logs and traces.
 //!
 //! * Logs: readable text for people or JSON lines for machines; the level comes from
-//!   configuration unless `RUST_LOG` is set. Every line written inside a traced operation
+//!   configuration unless `RUST_LOG` is set. Every line written inside a recorded trace
 //!   carries `trace_id` and `span_id`, so a log search finds the trace and back.
 //! * Traces: spans of the message path use the target [`TRACE_TARGET`] and are exported
 //!   with OTLP (gRPC or HTTP) to `telemetry.otlp_endpoint`, sampled at
-//!   `telemetry.sampling_ratio` (parent-based: a sampled caller keeps its trace whole).
+//!   `telemetry.sampling_ratio`, decided where a trace starts before any of its spans is
+//!   built ([`MessageTrace`]): a trace is recorded whole or not at all.
 //!   With no endpoint, those spans are disabled at their call sites and cost next to
 //!   nothing.
 //! * Propagation: W3C `traceparent`, in gRPC metadata and in bus entries.
 
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -18,6 +19,7 @@ use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -217,9 +219,9 @@ pub fn init(
             .build();
         let sdk = SdkTracerProvider::builder()
             .with_span_processor(batch)
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                telemetry.sampling_ratio,
-            ))))
+            // Roots are sampled before they are built (`MessageTrace`), so the SDK records
+            // every root it is given and follows the parent otherwise.
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
             .with_resource(identity.resource(&telemetry.environment))
             .build();
         let tracer = sdk.tracer(identity.service.clone());
@@ -227,10 +229,24 @@ pub fn init(
         Some(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
-                .with_filter(Targets::new().with_target(TRACE_TARGET, LevelFilter::TRACE)),
+                // INFO, the level of every message-path span, not TRACE: the most verbose
+                // level any layer takes becomes the process's level hint, which the `log`
+                // bridge copies, and at TRACE every `log::trace!` in the dependencies (a
+                // websocket frame's, a Redis reply's) is built and offered to the filters,
+                // 3% of a gateway's CPU at 2,000 msg/s.
+                .with_filter(Targets::new().with_target(TRACE_TARGET, LevelFilter::INFO)),
         )
     };
-    let _ = tracing_subscriber::registry().with(logs).with(traces).try_init();
+    let exporting = traces.is_some();
+    if tracing_subscriber::registry()
+        .with(logs)
+        .with(traces)
+        .try_init()
+        .is_ok()
+        && exporting
+    {
+        let _ = NEW_TRACE_RATIO.set(telemetry.sampling_ratio);
+    }
     Ok(TelemetryGuard { provider })
 }
 
@@ -245,23 +261,20 @@ pub fn current_ids() -> Option<(String, String)> {
 }
 
 /// The W3C `traceparent` of a span, to carry it across a process boundary.
-pub fn traceparent(span: &tracing::Span) -> Option<String> {
+fn traceparent(span: &tracing::Span) -> Option<String> {
     let mut carrier = HashMap::new();
     TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
     carrier.remove("traceparent")
 }
 
-/// Whether `span` belongs to a trace that is being recorded. Spans of a trace the sampler
-/// left out are built all the same (the OpenTelemetry layer sees every span), so a hot
-/// path asks this before making the children it would only throw away: at 1 % sampling
-/// they had cost nearly what recording every trace does (docs/benchmarks.md).
+/// Whether `span` belongs to a trace that is being recorded.
 pub fn is_sampled(span: &tracing::Span) -> bool {
     span.context().span().span_context().is_sampled()
 }
 
 /// Whether a W3C `traceparent` says its trace is recorded (the `sampled` flag). A
 /// malformed one says no.
-pub fn traceparent_is_sampled(traceparent: &str) -> bool {
+fn traceparent_is_sampled(traceparent: &str) -> bool {
     traceparent
         .rsplit('-')
         .next()
@@ -269,50 +282,150 @@ pub fn traceparent_is_sampled(traceparent: &str) -> bool {
         .is_some_and(|flags| flags & 1 == 1)
 }
 
+/// The share of new traces recorded, set once the exporter is installed; unset, tracing is
+/// off and no span of the message path is built.
+static NEW_TRACE_RATIO: OnceLock<f64> = OnceLock::new();
+
+/// Where a message's trace stands at one hop: the span this hop's work runs in, when the
+/// trace is recorded, or else the `traceparent` to pass on, which says it is not.
+///
+/// Whether a trace is recorded is decided once, where it starts, before any of its spans
+/// is built, and then travels in its `traceparent`: a hop whose trace is left out builds
+/// no span at all. Built and thrown away, the spans of the traces that 1% sampling leaves
+/// out had cost 15% of the throughput at the ceiling (docs/benchmarks/history.md). Because
+/// every root is decided here, the exporter's sampler records every root it is given.
+#[derive(Debug)]
+pub struct MessageTrace {
+    /// `Span::none()` when the trace is not recorded.
+    span: tracing::Span,
+    /// What to pass on when it is not: the caller's own `traceparent`, or a new one that
+    /// says "not sampled", so that no later hop starts a trace of its own for the message.
+    passed_on: Option<String>,
+}
+
+impl MessageTrace {
+    /// The trace of a message that arrives with `incoming` (a W3C `traceparent`, if any):
+    /// `span()` is `make()`, as a child of the caller's span, when the caller records its
+    /// trace; when there is no caller's trace, a new trace is started with the configured
+    /// sampling ratio and `make()` is its root. `make` must build a span without a
+    /// contextual parent (`parent: None`).
+    pub fn continue_or_start(incoming: Option<String>, make: impl FnOnce() -> tracing::Span) -> Self {
+        let Some(&ratio) = NEW_TRACE_RATIO.get() else {
+            return Self::left_out(incoming);
+        };
+        match incoming {
+            Some(traceparent) if traceparent_is_sampled(&traceparent) => {
+                let span = make();
+                set_parent_from_traceparent(&span, &traceparent);
+                Self::recorded(span)
+            }
+            Some(traceparent) => Self::left_out(Some(traceparent)),
+            None => match new_trace(ratio) {
+                NewTrace::Recorded => Self::recorded(make()),
+                NewTrace::LeftOut(traceparent) => Self::left_out(Some(traceparent)),
+            },
+        }
+    }
+
+    /// The trace of work done for `parent`'s: `make(Some(parent))`, its child, when that is
+    /// recorded; otherwise a new trace, whose root is `make(None)` if it is recorded.
+    pub fn within(parent: &tracing::Span, make: impl FnOnce(Option<&tracing::Span>) -> tracing::Span) -> Self {
+        if is_sampled(parent) {
+            Self::recorded(make(Some(parent)))
+        } else {
+            Self::continue_or_start(None, || make(None))
+        }
+    }
+
+    /// A trace that is not recorded and has nothing to pass on (tests, tracing off).
+    pub fn none() -> Self {
+        Self::left_out(None)
+    }
+
+    fn recorded(span: tracing::Span) -> Self {
+        Self { span, passed_on: None }
+    }
+
+    fn left_out(passed_on: Option<String>) -> Self {
+        Self {
+            span: tracing::Span::none(),
+            passed_on,
+        }
+    }
+
+    /// This hop's span: `Span::none()` when the trace is not recorded.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// Whether the trace is recorded: only then are spans made in it.
+    pub fn is_recorded(&self) -> bool {
+        !self.span.is_disabled()
+    }
+
+    /// The `traceparent` to pass on when this hop's own span (not a child) is the parent.
+    pub fn traceparent(&self) -> Option<String> {
+        self.traceparent_through(&self.span)
+    }
+
+    /// The `traceparent` to pass on: `child`'s (a span of this hop made inside
+    /// [`MessageTrace::span`]) when the trace is recorded, else the one that came in.
+    pub fn traceparent_through(&self, child: &tracing::Span) -> Option<String> {
+        if self.is_recorded() {
+            traceparent(child)
+        } else {
+            self.passed_on.clone()
+        }
+    }
+}
+
+enum NewTrace {
+    Recorded,
+    /// With the `traceparent` that says so.
+    LeftOut(String),
+}
+
+/// Decides whether a new trace is recorded, the way OpenTelemetry's ratio sampler does, from
+/// a new random trace id.
+fn new_trace(ratio: f64) -> NewTrace {
+    use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
+    let ids = RandomIdGenerator::default();
+    let trace_id = ids.new_trace_id();
+    if trace_id_is_sampled(trace_id, ratio) {
+        return NewTrace::Recorded;
+    }
+    // Written out by hand: `format!` with the ids' `Display` took 0.6% of a gateway.
+    let mut traceparent = String::with_capacity(55);
+    traceparent.push_str("00-");
+    push_hex(&mut traceparent, &trace_id.to_bytes());
+    traceparent.push('-');
+    push_hex(&mut traceparent, &ids.new_span_id().to_bytes());
+    traceparent.push_str("-00");
+    NewTrace::LeftOut(traceparent)
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 0xf)] as char);
+    }
+}
+
+/// OpenTelemetry's `TraceIdRatioBased` rule: the trace id's low 63 bits below `ratio` of
+/// their range.
+fn trace_id_is_sampled(trace_id: opentelemetry::trace::TraceId, ratio: f64) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    let bound = (ratio.max(0.0) * (1u64 << 63) as f64) as u64;
+    ((u128::from_be_bytes(trace_id.to_bytes()) as u64) >> 1) < bound
+}
+
 /// Makes `traceparent` (if valid) the parent of `span`.
-pub fn set_parent_from_traceparent(span: &tracing::Span, traceparent: &str) {
+fn set_parent_from_traceparent(span: &tracing::Span, traceparent: &str) {
     let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
     let context = TraceContextPropagator::new().extract(&carrier);
-    if context.span().span_context().is_valid() {
-        let _ = span.set_parent(context);
-    }
-}
-
-/// Injects the current span's context into gRPC metadata (a tonic client interceptor).
-pub fn inject_into_metadata(metadata: &mut tonic::metadata::MetadataMap) {
-    struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
-    impl Injector for MetadataInjector<'_> {
-        fn set(&mut self, key: &str, value: String) {
-            if let (Ok(key), Ok(value)) = (
-                tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
-                tonic::metadata::MetadataValue::try_from(&value),
-            ) {
-                self.0.insert(key, value);
-            }
-        }
-    }
-    let context = tracing::Span::current().context();
-    TraceContextPropagator::new().inject_context(&context, &mut MetadataInjector(metadata));
-}
-
-/// Makes the caller's context, from gRPC metadata, the parent of `span` (server side).
-pub fn set_parent_from_metadata(span: &tracing::Span, metadata: &tonic::metadata::MetadataMap) {
-    struct MetadataExtractor<'a>(&'a tonic::metadata::MetadataMap);
-    impl Extractor for MetadataExtractor<'_> {
-        fn get(&self, key: &str) -> Option<&str> {
-            self.0.get(key).and_then(|v| v.to_str().ok())
-        }
-        fn keys(&self) -> Vec<&str> {
-            self.0
-                .keys()
-                .filter_map(|k| match k {
-                    tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
-                    tonic::metadata::KeyRef::Binary(_) => None,
-                })
-                .collect()
-        }
-    }
-    let context = TraceContextPropagator::new().extract(&MetadataExtractor(metadata));
     if context.span().span_context().is_valid() {
         let _ = span.set_parent(context);
     }
@@ -443,6 +556,49 @@ mod tests {
         assert!(!traceparent_is_sampled(&format!("{id}-00")));
         assert!(!traceparent_is_sampled(&format!("{id}-zz")));
         assert!(!traceparent_is_sampled(""));
+    }
+
+    #[test]
+    fn new_traces_are_sampled_by_their_id_at_the_ratio() {
+        use opentelemetry::trace::TraceId;
+        // The low 63 bits decide, as in OpenTelemetry's ratio sampler.
+        let low = TraceId::from(0xffff_0000_0000_0000_0000_0000_0000_0002_u128);
+        let high = TraceId::from(0x0000_0000_0000_0000_ffff_ffff_ffff_fffe_u128);
+        assert!(trace_id_is_sampled(low, 0.01));
+        assert!(!trace_id_is_sampled(high, 0.99));
+        assert!(trace_id_is_sampled(high, 1.0));
+        assert!(!trace_id_is_sampled(low, 0.0));
+        // Left out, a new trace still passes on a valid `traceparent`, one that says so.
+        let NewTrace::LeftOut(traceparent) = new_trace(0.0) else {
+            panic!("a trace sampled at 0.0");
+        };
+        let parts: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!(
+            (parts[0], parts[1].len(), parts[2].len(), parts[3]),
+            ("00", 32, 16, "00")
+        );
+        assert_ne!(parts[1], "0".repeat(32));
+        assert!(
+            parts[1..3]
+                .iter()
+                .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        );
+        let mut hex = String::new();
+        push_hex(&mut hex, &[0x00, 0x9f, 0xa0, 0xff]);
+        assert_eq!(hex, "009fa0ff");
+        assert!(!traceparent_is_sampled(&traceparent));
+        assert!(matches!(new_trace(1.0), NewTrace::Recorded));
+    }
+
+    #[test]
+    fn with_tracing_off_no_span_is_made_and_the_callers_context_passes_through() {
+        // No test in this crate installs an exporter.
+        let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned();
+        let trace = MessageTrace::continue_or_start(Some(incoming.clone()), || panic!("a span was made"));
+        assert!(!trace.is_recorded());
+        assert_eq!(trace.traceparent(), Some(incoming));
+        let trace = MessageTrace::continue_or_start(None, || panic!("a span was made"));
+        assert_eq!(trace.traceparent(), None);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::outbox::{Outbox, Pushed, text};
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use chat_bus::{BusEvent, Interest};
-use chat_common::telemetry::{TRACE_TARGET, is_sampled, set_parent_from_traceparent, traceparent_is_sampled};
+use chat_common::telemetry::{MessageTrace, TRACE_TARGET, is_sampled};
 use chat_domain::{RoomName, TimelineEvent};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -217,30 +217,24 @@ impl Fanout {
 
     /// An event from the bus. Rooms without local members are skipped at once. Returns
     /// whether the room has members here.
-    pub fn deliver(&self, event: BusEvent) -> bool {
+    pub fn deliver(&self, mut event: BusEvent) -> bool {
         let Some(hub) = self.hub(&event.room) else {
             return false;
         };
         // The fan-out of this entry on this gateway, a child of the publish that the entry's
         // traceparent names: one trace from the sender to every receiver. None for a trace
         // the sampler left out.
-        let span = match &event.traceparent {
-            Some(traceparent) if !traceparent_is_sampled(traceparent) => tracing::Span::none(),
-            parent => {
-                let span = tracing::info_span!(
-                    target: TRACE_TARGET,
-                    "fan-out",
-                    room = %event.room,
-                    seq = event.seq,
-                    gateway = %self.inner.instance,
-                );
-                if let Some(traceparent) = parent {
-                    set_parent_from_traceparent(&span, traceparent);
-                }
-                span
-            }
-        };
-        let _entered = span.enter();
+        let trace = MessageTrace::continue_or_start(event.traceparent.take(), || {
+            tracing::info_span!(
+                target: TRACE_TARGET,
+                parent: None,
+                "fan-out",
+                room = %event.room,
+                seq = event.seq,
+                gateway = %self.inner.instance,
+            )
+        });
+        let _entered = trace.span().enter();
         if let Some(published) = event.published_at_ms {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

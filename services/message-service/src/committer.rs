@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::publisher::Publication;
 use crate::settings::CommitSettings;
 use chat_bus::BusEvent;
-use chat_common::telemetry::{TRACE_TARGET, is_sampled, traceparent};
+use chat_common::telemetry::{MessageTrace, TRACE_TARGET};
 use chat_domain::{ChangeError, TimelineEvent};
 use chat_store::{AppendOutcome, NewEvent, Store};
 use opentelemetry::trace::TraceContextExt;
@@ -57,9 +57,9 @@ pub enum CommitError {
 struct Request {
     event: NewEvent,
     reply: oneshot::Sender<Result<Committed, CommitError>>,
-    /// The handler's span: the message's own trace, which the database write and the
-    /// publish join.
-    span: tracing::Span,
+    /// The message's trace, from the handler's span, which the database write and the
+    /// publish join when it is recorded.
+    trace: MessageTrace,
     /// When it was queued: its wait for the group commit is measured from here.
     queued: Instant,
 }
@@ -67,9 +67,7 @@ struct Request {
 /// What a sender waits on while its message is in a batch.
 struct Waiter {
     reply: oneshot::Sender<Result<Committed, CommitError>>,
-    span: tracing::Span,
-    /// Its trace is recorded: only then does the commit make spans in it.
-    sampled: bool,
+    trace: MessageTrace,
 }
 
 /// Submits sends to the committer. Cloned into every gRPC handler; when the last clone is
@@ -81,9 +79,9 @@ pub struct CommitHandle {
 }
 
 impl CommitHandle {
-    /// Commits one event, in the current span's trace.
-    pub async fn commit(&self, event: NewEvent) -> Result<Committed, CommitError> {
-        self.submit(event, tracing::Span::current())?.await
+    /// Commits one event, in its trace.
+    pub async fn commit(&self, event: NewEvent, trace: MessageTrace) -> Result<Committed, CommitError> {
+        self.submit(event, trace)?.await
     }
 
     /// Queues a message for the next group commit of its room's lane now, and returns the
@@ -92,7 +90,7 @@ impl CommitHandle {
     pub fn submit(
         &self,
         event: NewEvent,
-        span: tracing::Span,
+        trace: MessageTrace,
     ) -> Result<impl std::future::Future<Output = Result<Committed, CommitError>> + use<>, CommitError> {
         let (reply, answer) = oneshot::channel();
         let queued = Instant::now();
@@ -101,7 +99,7 @@ impl CommitHandle {
             .try_send(Request {
                 event,
                 reply,
-                span,
+                trace,
                 queued,
             })
             .map_err(|e| match e {
@@ -150,12 +148,12 @@ async fn run(
     let mut messages: Vec<NewEvent> = Vec::with_capacity(max_batch);
     let mut waiters: Vec<Waiter> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
-        // The store takes the messages as a slice; each sender keeps its reply and span.
+        // The store takes the messages as a slice; each sender keeps its reply and trace.
         let taken = Instant::now();
         for Request {
             event,
             reply,
-            span,
+            trace,
             queued,
         } in batch.drain(..)
         {
@@ -163,25 +161,25 @@ async fn run(
                 .commit_wait_seconds
                 .observe(taken.duration_since(queued).as_secs_f64());
             messages.push(event);
-            let sampled = is_sampled(&span);
-            waiters.push(Waiter { reply, span, sampled });
+            waiters.push(Waiter { reply, trace });
         }
         metrics.batch_size.observe(messages.len() as f64);
         // One span for the transaction, linked to every message it carries, and a
         // `db.write` span in each message's own trace for the same time.
-        // Only for the messages whose traces are recorded: the others' spans would be built
-        // and thrown away (a trace the sampler left out stays out downstream too).
-        let batch_span = if waiters.iter().any(|w| w.sampled) {
+        // Only for the messages whose traces are recorded (a trace the sampler left out
+        // stays out downstream too).
+        let batch_span = if waiters.iter().any(|w| w.trace.is_recorded()) {
             tracing::info_span!(target: TRACE_TARGET, "group commit", batch_size = messages.len())
         } else {
             tracing::Span::none()
         };
         let writes: Vec<tracing::Span> = waiters
             .iter()
-            .filter(|w| w.sampled)
+            .filter(|w| w.trace.is_recorded())
             .map(|w| {
-                batch_span.add_link(w.span.context().span().span_context().clone());
-                tracing::info_span!(target: TRACE_TARGET, parent: &w.span, "db.write", batch_size = messages.len())
+                let span = w.trace.span();
+                batch_span.add_link(span.context().span().span_context().clone());
+                tracing::info_span!(target: TRACE_TARGET, parent: span, "db.write", batch_size = messages.len())
             })
             .collect();
         let started = Instant::now();
@@ -213,10 +211,10 @@ async fn run(
                         // Duplicates are published again too: if the first publish was lost
                         // (a crash between commit and publish), the retry repairs delivery,
                         // and gateways drop the repeat by seq.
-                        let publish = if request.sampled {
+                        let publish = if request.trace.is_recorded() {
                             tracing::info_span!(
                                 target: TRACE_TARGET,
-                                parent: &request.span,
+                                parent: request.trace.span(),
                                 "xadd",
                                 room = %committed.event.room(),
                                 seq = committed.event.seq(),
@@ -229,7 +227,7 @@ async fn run(
                             room: committed.event.room().clone(),
                             seq: committed.event.seq(),
                             payload: committed.event.to_frame(),
-                            traceparent: traceparent(if request.sampled { &publish } else { &request.span }),
+                            traceparent: request.trace.traceparent_through(&publish),
                             published_at_ms: None,
                         });
                         if !publish.is_disabled() {

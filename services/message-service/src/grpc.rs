@@ -3,7 +3,7 @@
 
 use crate::committer::{CommitError, CommitHandle, Committed};
 use crate::settings::HistorySettings;
-use chat_common::telemetry::{TRACE_TARGET, set_parent_from_metadata, set_parent_from_traceparent};
+use chat_common::telemetry::{MessageTrace, TRACE_TARGET};
 use chat_domain::{
     Author, ClientMsgId, ErrorCode, ImageSize, MessageBody, MessageKind, MessageText, NameError, RoomName, UploadId,
 };
@@ -30,10 +30,14 @@ impl ChatGrpc {
         }
     }
 
-    /// Commits one send; runs inside the `grpc server` span.
-    async fn send(&self, request: v1::SendMessageRequest) -> Result<Response<v1::SendMessageResponse>, Status> {
+    /// Commits one send in its trace; runs inside the `grpc server` span.
+    async fn send(
+        &self,
+        request: v1::SendMessageRequest,
+        trace: MessageTrace,
+    ) -> Result<Response<v1::SendMessageResponse>, Status> {
         let event = new_event(request)?;
-        sent(self.commits.commit(event).await).map(Response::new)
+        sent(self.commits.commit(event, trace).await).map(Response::new)
     }
 
     /// Commits a batch. Every valid send is queued for the committer first, in the
@@ -48,15 +52,17 @@ impl ChatGrpc {
         }
         let mut pending = Vec::with_capacity(request.sends.len());
         for item in request.sends {
-            let span = tracing::info_span!(target: TRACE_TARGET, "grpc server", rpc.method = "SendMessages");
-            if !item.traceparent.is_empty() {
-                set_parent_from_traceparent(&span, &item.traceparent);
-            }
+            let incoming = Some(item.traceparent).filter(|t| !t.is_empty());
+            let trace = MessageTrace::continue_or_start(
+                incoming,
+                || tracing::info_span!(target: TRACE_TARGET, parent: None, "grpc server", rpc.method = "SendMessages"),
+            );
+            let span = trace.span().clone();
             let submitted = item
                 .send
                 .ok_or_else(|| status(ErrorCode::MissingField, "missing send"))
                 .and_then(new_event)
-                .and_then(|event| self.commits.submit(event, span.clone()).map_err(commit_status));
+                .and_then(|event| self.commits.submit(event, trace).map_err(commit_status));
             pending.push((submitted, span));
         }
         let mut results = Vec::with_capacity(pending.len());
@@ -256,9 +262,13 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<v1::SendMessageRequest>,
     ) -> Result<Response<v1::SendMessageResponse>, Status> {
-        let span = tracing::info_span!(target: TRACE_TARGET, "grpc server", rpc.method = "SendMessage");
-        set_parent_from_metadata(&span, request.metadata());
-        self.send(request.into_inner()).instrument(span).await
+        let incoming = request.metadata().get("traceparent").and_then(|t| t.to_str().ok());
+        let trace = MessageTrace::continue_or_start(
+            incoming.map(str::to_owned),
+            || tracing::info_span!(target: TRACE_TARGET, parent: None, "grpc server", rpc.method = "SendMessage"),
+        );
+        let span = trace.span().clone();
+        self.send(request.into_inner(), trace).instrument(span).await
     }
 
     async fn send_messages(

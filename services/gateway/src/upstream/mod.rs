@@ -7,7 +7,7 @@ mod endpoints;
 use crate::error::GatewayError;
 use crate::fanout::History;
 use crate::settings::UpstreamSettings;
-use chat_common::telemetry::TRACE_TARGET;
+use chat_common::telemetry::{MessageTrace, TRACE_TARGET};
 use chat_domain::{
     Author, Change, ChatMessage, ClientMsgId, ErrorCode, ImageSize, MessageBody, RoomName, TimelineEvent, UploadId,
 };
@@ -86,9 +86,25 @@ fn client(channel: Channel) -> Client {
     ChatServiceClient::with_interceptor(channel, inject_trace_context as fn(_) -> _)
 }
 
-/// Puts the current span's trace context into each call's metadata.
+tokio::task_local! {
+    /// The `traceparent` of the call being made, which [`Rpc::call`] sets around it.
+    static CALL_TRACEPARENT: Option<String>;
+}
+
+/// Puts the call's `traceparent` into its metadata: the message service continues the
+/// trace, or leaves it out as the gateway did.
 fn inject_trace_context(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-    chat_common::telemetry::inject_into_metadata(request.metadata_mut());
+    let value = CALL_TRACEPARENT
+        .try_with(|traceparent| {
+            traceparent
+                .as_deref()
+                .and_then(|t| tonic::metadata::MetadataValue::try_from(t).ok())
+        })
+        .ok()
+        .flatten();
+    if let Some(value) = value {
+        request.metadata_mut().insert("traceparent", value);
+    }
     Ok(request)
 }
 
@@ -333,14 +349,20 @@ impl Rpc {
             let Some(member) = self.endpoints.pick(route, attempt) else {
                 return Err(unavailable());
             };
-            let span = tracing::info_span!(
-                target: TRACE_TARGET,
-                "grpc client",
-                rpc.method = method,
-                attempt,
-                peer = %member.addr,
-            );
-            let result = tokio::time::timeout(self.timeout, f(member.client.clone()).instrument(span))
+            // In the caller's trace if that is recorded, else a trace of its own.
+            let trace = MessageTrace::within(&tracing::Span::current(), |parent| {
+                tracing::info_span!(
+                    target: TRACE_TARGET,
+                    parent: parent.and_then(tracing::Span::id),
+                    "grpc client",
+                    rpc.method = method,
+                    attempt,
+                    peer = %member.addr,
+                )
+            });
+            let call = f(member.client.clone()).instrument(trace.span().clone());
+            let call = CALL_TRACEPARENT.scope(trace.traceparent(), call);
+            let result = tokio::time::timeout(self.timeout, call)
                 .await
                 .unwrap_or_else(|_| Err(tonic::Status::unavailable("no message service answered in time")));
             match result {

@@ -27,7 +27,7 @@ use crate::state::AppState;
 use crate::upstream::Proposal;
 use axum::extract::ws::{Message, WebSocket};
 use chat_bus::{Signal, SignalKind};
-use chat_common::telemetry::{TRACE_TARGET, set_parent_from_traceparent};
+use chat_common::telemetry::{MessageTrace, TRACE_TARGET};
 use chat_domain::protocol::{ClientFrame, HistoryItem, ReadMarker, RemovedReason, ServerFrame, TypingFrame};
 use chat_domain::{AccessError, ClientMsgId, CloseCode, ErrorCode, RoomName, TimelineEvent, UserId};
 use futures::stream::{SplitStream, StreamExt};
@@ -456,22 +456,22 @@ impl Connection {
             );
             return self.error(&error, Some(client_msg_id.as_str()));
         }
-        let span = tracing::info_span!(
-            target: TRACE_TARGET,
-            "ws receive",
-            room = %room,
-            client_msg_id = %client_msg_id,
-            gateway = %self.app.instance(),
-        );
-        if let Some(traceparent) = &traceparent {
-            set_parent_from_traceparent(&span, traceparent);
-        }
+        let trace = MessageTrace::continue_or_start(traceparent, || {
+            tracing::info_span!(
+                target: TRACE_TARGET,
+                parent: None,
+                "ws receive",
+                room = %room,
+                client_msg_id = %client_msg_id,
+                gateway = %self.app.instance(),
+            )
+        });
         let request = Box::new(SendRequest {
             room,
             proposal,
             client_msg_id,
             received: Instant::now(),
-            span,
+            trace,
         });
         let sender = self.sender.get_or_insert_with(|| {
             let (queue, pending) = queue::bounded(self.app.settings().gateway.send_queue);

@@ -8,7 +8,7 @@ use crate::outbox::{Outbox, text};
 use crate::queue;
 use crate::state::AppState;
 use crate::upstream::{GroupSend, MAX_GROUP, Proposal};
-use chat_common::telemetry::{TRACE_TARGET, is_sampled, traceparent};
+use chat_common::telemetry::{MessageTrace, TRACE_TARGET};
 use chat_domain::protocol::ServerFrame;
 use chat_domain::{ClientMsgId, RoomName};
 use std::time::Instant;
@@ -20,8 +20,9 @@ pub(super) struct SendRequest {
     pub proposal: Proposal,
     pub client_msg_id: ClientMsgId,
     pub received: Instant,
-    /// The `ws receive` span: the root of the message's trace (or a child of the browser's).
-    pub span: tracing::Span,
+    /// Its trace: the `ws receive` span, the root of the trace (or a child of the
+    /// browser's), when the trace is recorded.
+    pub trace: MessageTrace,
 }
 
 /// Sends in the order the client sent them, so that a person's messages keep their order:
@@ -41,19 +42,20 @@ pub(super) async fn send_loop(
         let mut refused = Vec::with_capacity(requests.len());
         for request in &mut requests {
             let check = Box::pin(
-                prepare(&app, &principal, &request.room, &mut request.proposal).instrument(request.span.clone()),
+                prepare(&app, &principal, &request.room, &mut request.proposal)
+                    .instrument(request.trace.span().clone()),
             )
             .await
             .err();
             refused.push(check);
         }
         // Each send's own `grpc client` span, from the batch until its answer, if its trace
-        // is recorded; one that is not passes on its own context, which says so.
+        // is recorded; one that is not passes on the `traceparent` that says so.
         let calls: Vec<tracing::Span> = requests
             .iter()
             .map(|r| {
-                if is_sampled(&r.span) {
-                    tracing::info_span!(target: TRACE_TARGET, parent: &r.span, "grpc client", rpc.method = "send_messages")
+                if r.trace.is_recorded() {
+                    tracing::info_span!(target: TRACE_TARGET, parent: r.trace.span(), "grpc client", rpc.method = "send_messages")
                 } else {
                     tracing::Span::none()
                 }
@@ -68,7 +70,7 @@ pub(super) async fn send_loop(
                 room: &request.room,
                 proposal: &request.proposal,
                 client_msg_id: &request.client_msg_id,
-                traceparent: traceparent(if call.is_disabled() { &request.span } else { call }),
+                traceparent: request.trace.traceparent_through(call),
             });
         // Boxed like the reader's frame handling: an idle socket holds no room for a call.
         let mut answers = Box::pin(app.upstream().send_group(&principal.author, sends))
@@ -82,7 +84,7 @@ pub(super) async fn send_loop(
             };
             let frame = match result {
                 Ok((event, duplicate)) => {
-                    request.span.in_scope(|| {
+                    request.trace.span().in_scope(|| {
                         tracing::debug!(room = %event.room(), seq = event.seq(), "send acknowledged");
                     });
                     metrics.acks.inc();

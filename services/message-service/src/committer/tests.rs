@@ -132,7 +132,9 @@ impl Harness {
         room: &str,
         id: &str,
     ) -> impl std::future::Future<Output = Result<Committed, CommitError>> + use<> {
-        self.handle.submit(send(room, id), tracing::Span::none()).unwrap()
+        self.handle
+            .submit(send(room, id), chat_common::telemetry::MessageTrace::none())
+            .unwrap()
     }
 
     /// Lets the commit in progress finish.
