@@ -25,6 +25,13 @@ const TRANSIENT: &[&str] = &["unavailable", "internal", "overloaded", "rate_limi
 /// How long a sender waits before retrying a refused send.
 const BACKOFF: Duration = Duration::from_millis(150);
 
+/// How long a connect, and each frame before `joined`, may take before the member gives up
+/// and reconnects. A bound on liveness: when thousands join one debug gateway at once a
+/// join can take longer than ten seconds on a slow machine, and members that gave up then
+/// came back as new arrivals, more work for the gateway, until setup took minutes
+/// (2026-12-07).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The reconnect backoff: full jitter over an exponential bound.
 const RECONNECT_BASE: Duration = Duration::from_millis(100);
 const RECONNECT_CAP: Duration = Duration::from_secs(2);
@@ -113,7 +120,7 @@ impl Client {
             .read_buffer_size(CLIENT_BUFFER_BYTES)
             .write_buffer_size(CLIENT_BUFFER_BYTES);
         let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
-        let mut socket = match tokio::time::timeout(Duration::from_secs(10), connect).await {
+        let mut socket = match tokio::time::timeout(JOIN_TIMEOUT, connect).await {
             Ok(Ok((socket, _))) => socket,
             Ok(Err(tokio_tungstenite::tungstenite::Error::Http(_))) => {
                 self.report.refused += 1;
@@ -124,9 +131,7 @@ impl Client {
         let join = json!({"type": "join", "room": self.room, "since_seq": self.report.last_seq});
         socket.send(Message::Text(join.to_string().into())).await.ok()?;
         loop {
-            let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-                .await
-                .ok()??;
+            let message = tokio::time::timeout(JOIN_TIMEOUT, socket.next()).await.ok()??;
             let Ok(Message::Text(text)) = message else {
                 if matches!(message, Ok(Message::Ping(_) | Message::Pong(_))) {
                     continue;
