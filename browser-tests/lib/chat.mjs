@@ -23,7 +23,11 @@ export async function twoInRoom(browser, prefix, route = null) {
   return { room, a, b };
 }
 
-/** Signs up through the sign-up page; resolves on the panel. */
+/**
+ * Signs up through the sign-up page; resolves on the panel. The wait for the panel is a
+ * bound on liveness, longer than Playwright's 30 s: three sign-ups at once hash three
+ * passwords, and on a slower machine (2026-12-07) that once took longer.
+ */
 export async function signUp(page, username) {
   await page.goto('/signup.html');
   await page.getByLabel('Username').fill(username);
@@ -32,7 +36,7 @@ export async function signUp(page, username) {
   await page.getByLabel('Last name').fill(username);
   await page.getByLabel('Password').fill(PASSWORD);
   await Promise.all([
-    page.waitForURL((url) => url.pathname === '/'),
+    page.waitForURL((url) => url.pathname === '/', { timeout: 120_000 }),
     page.getByRole('button', { name: 'Create account' }).click(),
   ]);
   await page.getByRole('heading', { name: `Hello, ${username}` }).waitFor();
