@@ -27,8 +27,11 @@ use crate::search::IndexRound;
 use crate::store::{AppendOutcome, NewEvent, RoomInfo, Store};
 use chat_domain::{ChatMessage, RoomName, TimelineEvent};
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
+use std::sync::Mutex;
+use std::time::Instant;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -46,6 +49,13 @@ const PING_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(crate) struct PgStore {
     pub(crate) pool: PgPool,
+    /// The connection an append kept for the next one, with when its last statement ended.
+    /// sqlx pings every connection it takes back, a round trip (and a wake-up of the
+    /// Postgres backend) after every statement; under load that was one ping per commit.
+    /// One connection, not one per commit lane: whoever waits for the pool (another lane, a
+    /// history read) must not wait while connections sit here unused. So with one lane,
+    /// the default, every commit runs on it; with more, the others go through the pool.
+    kept: Mutex<Vec<(PoolConnection<Postgres>, Instant)>>,
 }
 
 impl PgStore {
@@ -83,7 +93,34 @@ impl PgStore {
         }
         drop(conn);
         tracing::debug!(backend = "postgres", "database migrated");
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            kept: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A connection for an append: a kept one in recent use, else one from the pool. A kept
+    /// connection idle for [`PING_IDLE_AFTER`] or more goes back to the pool instead, which
+    /// pings it then and before it hands it out again, as it does any idle connection.
+    async fn append_connection(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        let kept = self.kept.lock().expect("kept connections lock").pop();
+        if let Some((conn, last_used)) = kept
+            && last_used.elapsed() < PING_IDLE_AFTER
+        {
+            return Ok(conn);
+        }
+        self.pool.acquire().await
+    }
+
+    /// Keeps the connection of an append that succeeded, for the next one, unless one is
+    /// kept already or the pool has no other (reads would wait for it while it sits here).
+    /// After a failure the connection is dropped instead: the pool's ping on its return
+    /// closes it if it is broken, and flushes a rollback left pending.
+    fn keep(&self, conn: PoolConnection<Postgres>) {
+        let mut kept = self.kept.lock().expect("kept connections lock");
+        if kept.is_empty() && self.pool.options().get_max_connections() > 1 {
+            kept.push((conn, Instant::now()));
+        }
     }
 
     /// The reactions standing on a page of rows, oldest first.
@@ -127,6 +164,7 @@ impl PgStore {
     /// the two sides by nested loop (160,000 comparisons for 400 messages). The numbering is
     /// plain to repeat here: each room's messages in batch order, after its `last_seq`.
     async fn append_new(&self, batch: &[NewEvent]) -> Result<Option<Vec<AppendOutcome>>, StoreError> {
+        let mut conn = self.append_connection().await?;
         let returned: Result<Vec<batch::NewBatchRow>, sqlx::Error> = sqlx::query_as(include_str!("append_new.sql"))
             .bind(batch.iter().map(|m| m.room().as_str()).collect::<Vec<_>>())
             .bind(batch.iter().map(|m| m.author().id.as_str()).collect::<Vec<_>>())
@@ -137,10 +175,13 @@ impl PgStore {
             .bind(batch.iter().map(NewEvent::attachment).collect::<Vec<_>>())
             .bind(batch::room_names(batch))
             .bind(batch.iter().map(NewEvent::mentions).collect::<Vec<_>>())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await;
         let returned = match returned {
-            Ok(rows) => rows,
+            Ok(rows) => {
+                self.keep(conn);
+                rows
+            }
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
@@ -152,7 +193,8 @@ impl PgStore {
     /// once; then the messages its changes and replies name, so each is decided against
     /// what is committed.
     async fn append_checked(&self, batch: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.append_connection().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
 
         let locked: Vec<RoomRow> = sqlx::query_as(concat!(
             "SELECT ",
@@ -235,6 +277,7 @@ impl PgStore {
 
         let outcomes = assigned.finish(inserted)?;
         tx.commit().await?;
+        self.keep(conn);
         Ok(outcomes)
     }
 }
@@ -568,3 +611,6 @@ fn unzip3<A: Copy, B: Copy, C: Copy>(items: &[(A, B, C)]) -> (Vec<A>, Vec<B>, Ve
     }
     (a, b, c)
 }
+
+#[cfg(test)]
+mod tests;
