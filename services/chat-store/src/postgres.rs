@@ -55,7 +55,7 @@ pub(crate) struct PgStore {
     /// One connection, not one per commit lane: whoever waits for the pool (another lane, a
     /// history read) must not wait while connections sit here unused. So with one lane,
     /// the default, every commit runs on it; with more, the others go through the pool.
-    kept: Mutex<Vec<(PoolConnection<Postgres>, Instant)>>,
+    kept: Mutex<Option<(PoolConnection<Postgres>, Instant)>>,
 }
 
 impl PgStore {
@@ -95,7 +95,7 @@ impl PgStore {
         tracing::debug!(backend = "postgres", "database migrated");
         Ok(Self {
             pool,
-            kept: Mutex::new(Vec::new()),
+            kept: Mutex::new(None),
         })
     }
 
@@ -103,7 +103,7 @@ impl PgStore {
     /// connection idle for [`PING_IDLE_AFTER`] or more goes back to the pool instead, which
     /// pings it then and before it hands it out again, as it does any idle connection.
     async fn append_connection(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
-        let kept = self.kept.lock().expect("kept connections lock").pop();
+        let kept = self.kept.lock().expect("kept connections lock").take();
         if let Some((conn, last_used)) = kept
             && last_used.elapsed() < PING_IDLE_AFTER
         {
@@ -118,8 +118,8 @@ impl PgStore {
     /// closes it if it is broken, and flushes a rollback left pending.
     fn keep(&self, conn: PoolConnection<Postgres>) {
         let mut kept = self.kept.lock().expect("kept connections lock");
-        if kept.is_empty() && self.pool.options().get_max_connections() > 1 {
-            kept.push((conn, Instant::now()));
+        if kept.is_none() && self.pool.options().get_max_connections() > 1 {
+            *kept = Some((conn, Instant::now()));
         }
     }
 
