@@ -18,6 +18,8 @@
 //!   the batch's rooms are locked.
 //! * `rows`: rows as selected from either database, and their one conversion into domain
 //!   values (a row that breaks a domain rule is [`StoreError::Corrupt`]).
+//! * `kept`: the connection PostgreSQL's appends keep from one batch to the next, so that
+//!   a commit does not pay for the pool's ping of a returned connection.
 //! * `postgres` and `sqlite`: the SQL of each backend, its pool and its migrations
 //!   (`migrations/postgres`, `migrations/sqlite`, embedded at compile time).
 //! * [`search`](MessageSearch): full-text search over the rooms a person may read; the
@@ -30,6 +32,7 @@ mod credentials;
 mod directory;
 mod directory_sql;
 mod error;
+mod kept;
 mod postgres;
 mod rooms;
 mod rows;

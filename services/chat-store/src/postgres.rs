@@ -19,6 +19,7 @@
 use crate::ConnectOptions;
 use crate::batch::{self, Effects, Plan, Targets};
 use crate::error::StoreError;
+use crate::kept::{Kept, PING_IDLE_AFTER};
 use crate::rows::{
     InsertedRow, MessageRow, ReactionRow, RoomRow, into_events, into_messages, message_columns, reaction_columns,
     room_columns, seq_span, to_db,
@@ -27,11 +28,8 @@ use crate::search::IndexRound;
 use crate::store::{AppendOutcome, NewEvent, RoomInfo, Store};
 use chat_domain::{ChatMessage, RoomName, TimelineEvent};
 use sqlx::migrate::Migrator;
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
-use std::sync::Mutex;
-use std::time::Instant;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -44,18 +42,10 @@ macro_rules! now_ms {
     };
 }
 
-/// A pooled connection idle this long is pinged before it is handed out.
-const PING_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
-
 pub(crate) struct PgStore {
     pub(crate) pool: PgPool,
-    /// The connection an append kept for the next one, with when its last statement ended.
-    /// sqlx pings every connection it takes back, a round trip (and a wake-up of the
-    /// Postgres backend) after every statement; under load that was one ping per commit.
-    /// One connection, not one per commit lane: whoever waits for the pool (another lane, a
-    /// history read) must not wait while connections sit here unused. So with one lane,
-    /// the default, every commit runs on it; with more, the others go through the pool.
-    kept: Mutex<Option<(PoolConnection<Postgres>, Instant)>>,
+    /// The connection an append kept for the next one.
+    kept: Kept<Postgres>,
 }
 
 impl PgStore {
@@ -95,32 +85,8 @@ impl PgStore {
         tracing::debug!(backend = "postgres", "database migrated");
         Ok(Self {
             pool,
-            kept: Mutex::new(None),
+            kept: Kept::new(),
         })
-    }
-
-    /// A connection for an append: a kept one in recent use, else one from the pool. A kept
-    /// connection idle for [`PING_IDLE_AFTER`] or more goes back to the pool instead, which
-    /// pings it then and before it hands it out again, as it does any idle connection.
-    async fn append_connection(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
-        let kept = self.kept.lock().expect("kept connections lock").take();
-        if let Some((conn, last_used)) = kept
-            && last_used.elapsed() < PING_IDLE_AFTER
-        {
-            return Ok(conn);
-        }
-        self.pool.acquire().await
-    }
-
-    /// Keeps the connection of an append that succeeded, for the next one, unless one is
-    /// kept already or the pool has no other (reads would wait for it while it sits here).
-    /// After a failure the connection is dropped instead: the pool's ping on its return
-    /// closes it if it is broken, and flushes a rollback left pending.
-    fn keep(&self, conn: PoolConnection<Postgres>) {
-        let mut kept = self.kept.lock().expect("kept connections lock");
-        if kept.is_none() && self.pool.options().get_max_connections() > 1 {
-            *kept = Some((conn, Instant::now()));
-        }
     }
 
     /// The reactions standing on a page of rows, oldest first.
@@ -164,7 +130,7 @@ impl PgStore {
     /// the two sides by nested loop (160,000 comparisons for 400 messages). The numbering is
     /// plain to repeat here: each room's messages in batch order, after its `last_seq`.
     async fn append_new(&self, batch: &[NewEvent]) -> Result<Option<Vec<AppendOutcome>>, StoreError> {
-        let mut conn = self.append_connection().await?;
+        let mut conn = self.kept.take(&self.pool).await?;
         let returned: Result<Vec<batch::NewBatchRow>, sqlx::Error> = sqlx::query_as(include_str!("append_new.sql"))
             .bind(batch.iter().map(|m| m.room().as_str()).collect::<Vec<_>>())
             .bind(batch.iter().map(|m| m.author().id.as_str()).collect::<Vec<_>>())
@@ -179,7 +145,7 @@ impl PgStore {
             .await;
         let returned = match returned {
             Ok(rows) => {
-                self.keep(conn);
+                self.kept.keep(&self.pool, conn);
                 rows
             }
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
@@ -193,7 +159,7 @@ impl PgStore {
     /// once; then the messages its changes and replies name, so each is decided against
     /// what is committed.
     async fn append_checked(&self, batch: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
-        let mut conn = self.append_connection().await?;
+        let mut conn = self.kept.take(&self.pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
 
         let locked: Vec<RoomRow> = sqlx::query_as(concat!(
@@ -277,7 +243,7 @@ impl PgStore {
 
         let outcomes = assigned.finish(inserted)?;
         tx.commit().await?;
-        self.keep(conn);
+        self.kept.keep(&self.pool, conn);
         Ok(outcomes)
     }
 }

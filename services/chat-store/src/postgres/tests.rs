@@ -1,10 +1,10 @@
-//! The connections appends keep ([`PgStore::keep`]), on a real server: what is kept, what
-//! is dropped, and that a kept connection that died costs one append at most.
+//! The connection appends keep ([`Kept`]), on a real server: what is kept, what is
+//! dropped, and that a kept connection that died costs one append at most.
 
 use super::*;
 use crate::store::NewMessage;
 use chat_domain::{Author, ClientMsgId, DisplayName, MessageKind, MessageText, UserId};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use test_database::TestDb;
 
 async fn store(db: &TestDb) -> PgStore {
@@ -38,12 +38,12 @@ fn message(n: u32) -> NewEvent {
 
 /// The backend process of the one kept connection, which stays kept.
 async fn kept_backend(store: &PgStore) -> i32 {
-    let mut kept = store.kept.lock().unwrap().take().expect("a kept connection");
+    let mut kept = store.kept.slot().take().expect("a kept connection");
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(&mut *kept.0)
         .await
         .unwrap();
-    *store.kept.lock().unwrap() = Some(kept);
+    *store.kept.slot() = Some(kept);
     pid
 }
 
@@ -68,7 +68,7 @@ async fn an_append_keeps_its_connection_and_a_dead_one_fails_once() {
     let db = TestDb::create().await;
     let store = store(&db).await;
     assert!(stored(&store.append_batch(&[message(1)]).await.unwrap()));
-    assert!(store.kept.lock().unwrap().is_some(), "the append's connection is kept");
+    assert!(store.kept.slot().is_some(), "the append's connection is kept");
     let first = kept_backend(&store).await;
     assert!(stored(&store.append_batch(&[message(2)]).await.unwrap()));
     assert_eq!(
@@ -80,10 +80,7 @@ async fn an_append_keeps_its_connection_and_a_dead_one_fails_once() {
     terminate(&store, first).await;
     let error = store.append_batch(&[message(3)]).await.unwrap_err();
     assert!(error.is_unavailable(), "{error:?}");
-    assert!(
-        store.kept.lock().unwrap().is_none(),
-        "a failed append's connection is not kept"
-    );
+    assert!(store.kept.slot().is_none(), "a failed append's connection is not kept");
     assert!(stored(&store.append_batch(&[message(3)]).await.unwrap()));
     assert_ne!(kept_backend(&store).await, first);
 }
@@ -102,7 +99,7 @@ async fn a_kept_connection_idle_a_while_is_not_used_unchecked() {
     let long_ago = Instant::now()
         .checked_sub(PING_IDLE_AFTER + Duration::from_millis(1))
         .unwrap();
-    store.kept.lock().unwrap().as_mut().expect("a kept connection").1 = long_ago;
+    store.kept.slot().as_mut().expect("a kept connection").1 = long_ago;
     assert!(stored(&store.append_batch(&[message(2)]).await.unwrap()));
     assert_ne!(kept_backend(&store).await, first);
 }
@@ -127,7 +124,7 @@ async fn parallel_appends_never_wait_on_kept_connections() {
             assert!(stored(&done.unwrap().unwrap()));
         }
     }
-    assert!(store.kept.lock().unwrap().is_some());
+    assert!(store.kept.slot().is_some());
 }
 
 /// With a pool of one connection nothing is kept: a read would wait for it otherwise.
@@ -139,7 +136,7 @@ async fn a_pool_of_one_keeps_nothing() {
     let store = PgStore::connect(&options).await.expect("connect");
     store.enter_room(&room()).await.expect("enter");
     assert!(stored(&store.append_batch(&[message(1)]).await.unwrap()));
-    assert!(store.kept.lock().unwrap().is_none());
+    assert!(store.kept.slot().is_none());
     store
         .history_after(&room(), 0, 10)
         .await
