@@ -105,8 +105,9 @@ async fn a_kept_connection_idle_a_while_is_not_used_unchecked() {
 }
 
 /// Appends in parallel beyond the pool's size all complete: only one connection is kept
-/// out of the pool, so those waiting for it get the others. (Keeping one per append, four
-/// connections sat kept while six appends waited for the pool until it timed out.)
+/// out of the pool, so those waiting for it get the others. (A first version kept one per
+/// append: once every connection of the pool sat kept, appends waiting for the pool timed
+/// out.)
 #[tokio::test]
 async fn parallel_appends_never_wait_on_kept_connections() {
     let db = TestDb::create().await;
