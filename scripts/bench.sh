@@ -143,11 +143,15 @@ hop_mean() {
 }
 
 # Where a message's time went in one run, from the scrapes before ($1) and after ($2):
-# the gateway's frame → ack (the commit's wait, the commit, its batch), the commit's end
-# → XADD done, and XADD → fan-out on a gateway; means, in ms.
+# the gateway's frame → ack, its SendMessages call and the same call inside the message
+# service (the difference: between the two processes, both ways), the commit's wait, the
+# commit and its batch; the commit's end → XADD done, and XADD → fan-out on a gateway;
+# means, in ms.
 hops() {
-  printf 'frame→ack %s ms (commit wait %s, commit %s, batch %s sends); commit→XADD done %s ms; XADD→fan-out %s ms' \
+  printf 'frame→ack %s ms (call %s, in the service %s; commit wait %s, commit %s, batch %s sends); commit→XADD done %s ms; XADD→fan-out %s ms' \
     "$(hop_mean "$1" "$2" sc_gateway_send_seconds)" \
+    "$(hop_mean "$1" "$2" sc_gateway_send_call_seconds)" \
+    "$(hop_mean "$1" "$2" sc_message_service_send_seconds)" \
     "$(hop_mean "$1" "$2" sc_message_service_commit_wait_seconds)" \
     "$(hop_mean "$1" "$2" sc_message_service_commit_seconds)" \
     "$(hop_mean "$1" "$2" sc_message_service_commit_batch_size 1)" \

@@ -154,7 +154,8 @@ impl Gateway {
 
         let mut registry = Registry::default();
         let metrics = metrics::Metrics::register(&mut registry);
-        let upstream = upstream::Upstream::new(&settings.message_service).map_err(StartError::Config)?;
+        let upstream = upstream::Upstream::new(&settings.message_service, metrics.send_call_seconds.clone())
+            .map_err(StartError::Config)?;
         let mailer = mail::Mailer::new(&settings.mail).map_err(|e| StartError::Config(e.to_string()))?;
         let instance = instance_name(addr);
         // What the bus reader reads: the partitions of rooms served here.

@@ -52,6 +52,9 @@ pub struct Metrics {
     pub bus_connections_lost: Counter,
     pub bus_redirects: Counter,
     pub send_seconds: Histogram,
+    /// The `SendMessages` calls alone, from the gateway's side: with the message service's
+    /// own `send_seconds`, it tells the time spent between the two processes.
+    pub send_call_seconds: Histogram,
     /// Signals heard on the bus, by kind.
     pub signals_in: Family<SignalLabel, Counter>,
     /// Signal frames queued to sockets, by kind.
@@ -96,6 +99,7 @@ impl Metrics {
             bus_connections_lost: Counter::default(),
             bus_redirects: Counter::default(),
             send_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
+            send_call_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
             signals_in: Family::default(),
             signals_out: Family::default(),
             typing_dropped: Counter::default(),
@@ -244,6 +248,11 @@ impl Metrics {
             "send_seconds",
             "Send frame received to ack queued",
             m.send_seconds.clone(),
+        );
+        r.register(
+            "send_call_seconds",
+            "SendMessages calls to the message services, from the call's start to its answer",
+            m.send_call_seconds.clone(),
         );
         m
     }

@@ -11,6 +11,7 @@ use chat_proto::v1::chat_service_server::ChatService;
 use chat_proto::v1::{self, read_history_request::Position};
 use chat_proto::{WireKind, kind_from_wire, status};
 use chat_store::{NewChange, NewEvent, NewMessage, Store, StoreError};
+use prometheus_client::metrics::histogram::Histogram;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -19,14 +20,22 @@ pub struct ChatGrpc {
     store: Arc<dyn Store>,
     commits: CommitHandle,
     history: HistorySettings,
+    /// How long each `SendMessages` call takes here (`sc_message_service_send_seconds`).
+    send_seconds: Histogram,
 }
 
 impl ChatGrpc {
-    pub fn new(store: Arc<dyn Store>, commits: CommitHandle, history: HistorySettings) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        commits: CommitHandle,
+        history: HistorySettings,
+        send_seconds: Histogram,
+    ) -> Self {
         Self {
             store,
             commits,
             history,
+            send_seconds,
         }
     }
 
@@ -275,7 +284,10 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<v1::SendMessagesRequest>,
     ) -> Result<Response<v1::SendMessagesResponse>, Status> {
-        self.send_batch(request.into_inner()).await.map(Response::new)
+        let started = std::time::Instant::now();
+        let answer = self.send_batch(request.into_inner()).await;
+        self.send_seconds.observe(started.elapsed().as_secs_f64());
+        answer.map(Response::new)
     }
 
     async fn read_history(

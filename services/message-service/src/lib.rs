@@ -92,8 +92,9 @@ impl MessageService {
         let give_up = CancellationToken::new();
         let (publish, publisher) = publisher::spawn(bus.clone(), metrics.clone(), give_up.clone());
         let indexer = indexer::spawn(store.clone(), &settings.search, metrics.clone(), shutdown.clone());
+        let send_seconds = metrics.send_seconds.clone();
         let (commits, committer) = committer::spawn(store.clone(), publish, &settings.commit, metrics);
-        let service = grpc::ChatGrpc::new(store.clone(), commits, settings.history.clone());
+        let service = grpc::ChatGrpc::new(store.clone(), commits, settings.history.clone(), send_seconds);
 
         let registry = Arc::new(registry);
         let ops = ops::OpsServer::spawn(

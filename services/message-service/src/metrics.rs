@@ -15,6 +15,9 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     pub commit_wait_seconds: Histogram,
     pub publish_seconds: Histogram,
+    /// `SendMessages` calls as this service sees them, from the decoded request to the
+    /// answer: against the gateway's `send_call_seconds`, the time between the processes.
+    pub send_seconds: Histogram,
     pub search_indexed: Counter,
     pub search_index_errors: Counter,
 }
@@ -31,6 +34,7 @@ impl Metrics {
             commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             commit_wait_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             publish_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            send_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             search_indexed: Counter::default(),
             search_index_errors: Counter::default(),
         };
@@ -75,6 +79,11 @@ impl Metrics {
             "publish_seconds",
             "Time from a group commit's end until its messages are in the bus",
             metrics.publish_seconds.clone(),
+        );
+        r.register(
+            "send_seconds",
+            "SendMessages calls handled, from the decoded request to its answer",
+            metrics.send_seconds.clone(),
         );
         r.register(
             "search_indexed",

@@ -14,6 +14,7 @@ use chat_domain::{
 use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::{self, read_history_request::Position};
 use endpoints::{Connect, Endpoints, Route, Target};
+use prometheus_client::metrics::histogram::Histogram;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -120,6 +121,8 @@ pub struct Upstream {
 struct Rpc {
     endpoints: Endpoints,
     timeout: Duration,
+    /// How long each `SendMessages` call takes (`sc_gateway_send_call_seconds`).
+    send_calls: Histogram,
 }
 
 /// One send of a socket's group, as [`Upstream::send_group`] takes it.
@@ -167,7 +170,7 @@ impl Upstream {
     /// Connects to every address the configured endpoints resolve to, re-resolved every
     /// few seconds. Connects lazily: calls wait (up to the timeout) for a first endpoint,
     /// and a message service that is down is tried again after a moment.
-    pub fn new(settings: &UpstreamSettings) -> Result<Self, String> {
+    pub fn new(settings: &UpstreamSettings, send_calls: Histogram) -> Result<Self, String> {
         let targets = settings
             .endpoints
             .iter()
@@ -194,7 +197,11 @@ impl Upstream {
                 client,
             },
         );
-        let rpc = Rpc { endpoints, timeout };
+        let rpc = Rpc {
+            endpoints,
+            timeout,
+            send_calls,
+        };
         let (groups, queue) = mpsc::channel(GROUP_QUEUE);
         tokio::spawn(batch_sends(rpc.clone(), queue));
         Ok(Self { rpc, groups })
@@ -460,12 +467,14 @@ async fn send_call(rpc: &Rpc, sends: Vec<v1::BatchedSend>) -> Vec<SendOutcome> {
         .map(|s| s.room.clone())
         .unwrap_or_default();
     let request = v1::SendMessagesRequest { sends };
+    let started = std::time::Instant::now();
     let answer = rpc
         .call("send_messages", Route::Room(&room), |mut c| {
             let request = request.clone();
             async move { c.send_messages(request).await }
         })
         .await;
+    rpc.send_calls.observe(started.elapsed().as_secs_f64());
     match answer {
         Ok(response) if response.results.len() == count => response.results.into_iter().map(send_outcome).collect(),
         Ok(response) => {

@@ -266,6 +266,16 @@ async fn metrics_match_the_traffic() {
     assert_eq!(metric(&gw0, "sc_gateway_connections"), 2.0);
     assert_eq!(metric(&gw1, "sc_gateway_rooms"), 1.0);
     assert_eq!(metric(&gw0, "sc_gateway_send_seconds_count"), SENDS as f64);
+    // Each SendMessages call (one or more sends) timed on both of its ends, once each.
+    let calls = metric(&gw0, "sc_gateway_send_call_seconds_count");
+    assert!((1.0..=SENDS as f64).contains(&calls), "{calls} calls for {SENDS} sends");
+    assert_eq!(metric(&gw1, "sc_gateway_send_call_seconds_count"), 0.0);
+    assert_eq!(metric(&service, "sc_message_service_send_seconds_count"), calls);
+    // A call takes at least what the service spent on it.
+    assert!(
+        metric(&gw0, "sc_gateway_send_call_seconds_sum") >= metric(&service, "sc_message_service_send_seconds_sum"),
+        "the calls took less time than the service spent answering them"
+    );
     assert_eq!(
         total("sc_gateway_fanout_lag_seconds_count"),
         (SENDS * 2) as f64,
