@@ -5,6 +5,11 @@
 #
 #   scripts/bench.sh [--quick] [--only cluster|all-in-one] [--scenarios "light saturation bigroom reactions typing idle tracing"]
 #                    [--port P] [--idle-connections N] [--saturation-rates "5 10 20"]
+#                    [--gateways N] [--services M]
+#
+# The cluster has 2 gateways and 2 message services unless --gateways and --services say
+# otherwise: on one small machine, fewer processes wait less for a core at moderate load
+# (docs/benchmarks.md), so the topology is part of what a figure measures.
 #
 #   light       10 rooms x 10 members, 1 sender per room at 10 msg/s
 #   saturation  50 rooms x 4 members, all sending; the rate steps up until anything is lost,
@@ -37,6 +42,7 @@ LOG_PREFIX=bench
 . scripts/lib.sh
 
 quick=0 only="" scenarios="light saturation bigroom reactions typing idle tracing" port=18080 idle_connections=""
+gateways=2 services=2
 rates_chosen=""
 while [ $# -gt 0 ]; do
   case $1 in
@@ -46,7 +52,9 @@ while [ $# -gt 0 ]; do
     --port) port=$2; shift 2 ;;
     --idle-connections) idle_connections=$2; shift 2 ;;
     --saturation-rates) rates_chosen=$2; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0" >&2; exit 0 ;;
+    --gateways) gateways=$2; shift 2 ;;
+    --services) services=$2; shift 2 ;;
+    -h|--help) sed -n '2,34p' "$0" >&2; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -286,16 +294,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts the cluster (2 gateways, 2 message services), with any further VAR=value settings
-# given, and sets $watch to the processes the load generator reports on.
+# Starts the cluster ($gateways gateways, $services message services), with any further
+# VAR=value settings given, and sets $watch to the processes the load generator reports on.
 start_cluster() {
   export CLUSTER_DIR="$out/.cluster-state"
-  log "cluster: 2 gateways, 2 message services on port $port${*:+ ($*)}"
+  log "cluster: $gateways gateways, $services message services on port $port${*:+ ($*)}"
   # The load generator's senders go past the per-socket rate meant for people; the idle
   # scenario's users are minted as external tokens.
   env GATEWAY_SC_GATEWAY__SEND_RATE_PER_SEC=1000000 GATEWAY_SC_GATEWAY__SEND_BURST=1000000 \
     GATEWAY_SC_GATEWAY__MAX_CONNECTIONS=1000000 GATEWAY_SC_AUTH__JWT_SECRET="$jwt_secret" "$@" \
-    CLUSTER_BIN_DIR="$target_dir/release" scripts/cluster.sh up --gateways 2 --services 2 --port "$port"
+    CLUSTER_BIN_DIR="$target_dir/release" scripts/cluster.sh up --gateways "$gateways" --services "$services" --port "$port"
   cluster_up=1
   watch=""
   for f in "$CLUSTER_DIR"/pids/*.pid; do
@@ -311,8 +319,12 @@ start_cluster() {
 
 # Runs the chosen scenarios ($scenarios) against the cluster, as target $1.
 cluster_scenarios() {
-  run_scenarios "$1" "ws://127.0.0.1:$((port + 1)) ws://127.0.0.1:$((port + 2))" "$watch" gateway- \
-    "127.0.0.1:$((port + 101)) 127.0.0.1:$((port + 102)) 127.0.0.1:$((port + 301)) 127.0.0.1:$((port + 302))"
+  local urls="" ops="" i
+  for i in $(seq 1 "$gateways"); do
+    urls="$urls ws://127.0.0.1:$((port + i))" ops="$ops 127.0.0.1:$((port + 100 + i))"
+  done
+  for i in $(seq 1 "$services"); do ops="$ops 127.0.0.1:$((port + 300 + i))"; done
+  run_scenarios "$1" "${urls# }" "$watch" gateway- "${ops# }"
 }
 
 # Stops the cluster, keeping its logs with target $1's results.
