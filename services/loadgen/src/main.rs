@@ -102,6 +102,11 @@ struct LoadArgs {
     /// frame per read, and an idle connection holds its buffer all along.
     #[arg(long, default_value_t = 4096)]
     read_buffer_bytes: usize,
+    /// Read the clients that only read through one io_uring (one completion per read, no
+    /// system call per delivery) rather than as tokio tasks; `false` for the tokio path.
+    /// Without io_uring in the kernel, tokio it is, with a warning in the report.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    receive_ring: bool,
 }
 
 #[derive(Args)]
@@ -188,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
                 max_in_flight: args.max_in_flight,
                 text_bytes: args.text_bytes,
                 read_buffer_bytes: args.read_buffer_bytes,
+                receive_ring: args.receive_ring,
             };
             let report = loadgen::run::run_load(&scenario).await.context("load run failed")?;
             print!("{}", report.summary());

@@ -49,6 +49,9 @@ pub struct LoadConfig {
     pub max_in_flight: usize,
     pub text_bytes: usize,
     pub source_addrs: u8,
+    /// Clients that only read and read through the io_uring (`--receive-ring`); the
+    /// others run as tokio tasks.
+    pub receivers_on_ring: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

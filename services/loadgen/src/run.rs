@@ -1,8 +1,10 @@
 //! A load run: set up every client (session, connection, join), send at a paced rate for
 //! warm-up plus the measured window, drain, then account.
 //!
-//! Each client is one task that owns its socket and its own ledger; nothing is shared on
-//! the hot path but relaxed counters and, every few hundred samples, a latency histogram.
+//! Each client that sends, reacts or types is one task that owns its socket and its own
+//! ledger; the clients that only read are read by one io_uring on a thread of its own
+//! ([`ring`]), each with the same ledger. Nothing is shared on the hot path but relaxed
+//! counters and, every few hundred samples, a latency histogram.
 //! The drain waits for facts, not for time: every sender's acks, then every member's
 //! contiguous `seq` reaching the highest acked one, with a timeout as the only bound.
 
@@ -23,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use verdict::{account, warnings};
 
 mod client;
+mod ring;
 #[cfg(test)]
 mod tests;
 mod verdict;
@@ -255,6 +258,16 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
     });
     let period = Duration::from_secs_f64(1.0 / scenario.rate_per_sender);
     let total_senders = (scenario.rooms * scenario.senders_per_room) as u32;
+    // The receive-only clients read through one io_uring when this kernel has one.
+    let receive_only = ready.iter().filter(|c| !c.placement.sends).count();
+    let (ring, ring_unavailable) = match scenario.receive_ring && receive_only > 0 {
+        true => match ring::Ring::new(receive_only) {
+            Ok(ring) => (Some(ring), None),
+            Err(e) => (None, Some(e)),
+        },
+        false => (None, None),
+    };
+    let mut receivers = Vec::new();
     let mut stops = Vec::with_capacity(ready.len());
     let mut tasks = Vec::with_capacity(ready.len());
     let mut progress = Vec::with_capacity(ready.len());
@@ -297,8 +310,6 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
             .contiguous_plus_one
             .store(c.first_seq, Ordering::Release);
         progress.push((p, sender, client_progress.clone()));
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        stops.push(stop);
         let client = Client {
             room: room_name(p.room).into(),
             shared: shared.clone(),
@@ -311,8 +322,21 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
             reacted_on: None,
             reactions_in_flight: 0,
         };
+        if ring.is_some() && plan.is_none() && reactions.is_none() && typing.is_none() {
+            let receiver = ring::Receiver::new(client, c.ws).expect("a connected socket leaves tokio's reactor");
+            receivers.push(receiver);
+            continue;
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        stops.push(stop);
         tasks.push(tokio::spawn(client.drive(c.ws, plan, (reactions, typing), stopped)));
     }
+    let receivers_on_ring = receivers.len();
+    let ring_stop = Arc::new(AtomicBool::new(false));
+    let ring_task = ring.map(|ring| {
+        let stop = ring_stop.clone();
+        tokio::task::spawn_blocking(move || ring.run(receivers, stop))
+    });
 
     monitor.set_phase(if scenario.warmup.is_zero() {
         Phase::Measure
@@ -333,9 +357,13 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
     for stop in stops {
         let _ = stop.send(());
     }
-    let mut outcomes = Vec::with_capacity(tasks.len());
+    ring_stop.store(true, Ordering::Release);
+    let mut outcomes = Vec::with_capacity(tasks.len() + receivers_on_ring);
     for task in tasks {
         outcomes.push(task.await.expect("client tasks do not panic"));
+    }
+    if let Some(task) = ring_task {
+        outcomes.extend(task.await.expect("the ring's thread does not panic"));
     }
     monitor.set_phase(Phase::Done);
 
@@ -406,6 +434,7 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
             max_in_flight: scenario.max_in_flight,
             text_bytes: scenario.text_bytes,
             source_addrs: common.source_addrs,
+            receivers_on_ring,
         },
         setup: Setup {
             sessions_seconds,
@@ -427,6 +456,11 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
         warnings: Vec::new(),
     };
     report.warnings = warnings(&report);
+    if let Some(e) = ring_unavailable {
+        report.warnings.push(format!(
+            "no io_uring here ({e}): the receive-only clients read through tokio"
+        ));
+    }
     Ok(report)
 }
 

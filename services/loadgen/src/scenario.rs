@@ -84,6 +84,8 @@ pub struct LoadScenario {
     pub text_bytes: usize,
     /// Per-connection read buffer.
     pub read_buffer_bytes: usize,
+    /// The clients that only read do so through one io_uring, where the kernel has it.
+    pub receive_ring: bool,
 }
 
 /// How often a typist says it is typing: what the web client does while a person types.
@@ -234,6 +236,7 @@ mod tests {
             max_in_flight: 64,
             text_bytes: 64,
             read_buffer_bytes: 4096,
+            receive_ring: true,
         }
     }
 

@@ -14,6 +14,7 @@
 use base64::Engine;
 use sha1::Digest;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -63,6 +64,14 @@ pub enum Frame<'a> {
 /// A websocket client connection over a TCP stream.
 pub struct Ws {
     stream: TcpStream,
+    frames: Frames,
+    out: Vec<u8>,
+}
+
+/// What a connection has read and not yet handed out, apart from its socket: the load
+/// generator's receive-only clients read theirs through an io_uring
+/// (`run::ring`) and feed the bytes here with [`Frames::push`].
+pub struct Frames {
     /// Bytes read and not yet parsed are `buf[start..end]`.
     buf: Vec<u8>,
     start: usize,
@@ -75,7 +84,6 @@ pub struct Ws {
     pongs: Vec<u8>,
     /// Each outgoing frame's mask comes from this xorshift state.
     mask_state: u64,
-    out: Vec<u8>,
 }
 
 impl Ws {
@@ -124,24 +132,78 @@ impl Ws {
         let seed = u64::from_le_bytes(random[..8].try_into().expect("16 bytes")) | 1;
         Ok(Self {
             stream,
-            end: early.len(),
-            buf,
-            start: 0,
-            fragments: None,
-            assembled: Vec::new(),
-            pongs: Vec::new(),
-            mask_state: seed,
+            frames: Frames {
+                end: early.len(),
+                buf,
+                start: 0,
+                fragments: None,
+                assembled: Vec::new(),
+                pongs: Vec::new(),
+                mask_state: seed,
+            },
             out: Vec::new(),
         })
+    }
+
+    /// The socket and what was read from it, apart: for a reader other than tokio.
+    pub fn into_parts(self) -> (TcpStream, Frames) {
+        (self.stream, self.frames)
+    }
+
+    pub fn frames(&mut self) -> &mut Frames {
+        &mut self.frames
     }
 
     /// Reads once from the socket into the buffer: how many bytes came. Cancel-safe (one
     /// `read`), so it can stand in a `select!`. An end of stream is [`WireError::Eof`].
     pub async fn fill(&mut self) -> Result<usize, WireError> {
+        let n = self.stream.read(self.frames.spare()?).await?;
+        if n == 0 {
+            return Err(WireError::Eof);
+        }
+        self.frames.end += n;
+        delayed_ack(self.stream.as_fd());
+        Ok(n)
+    }
+
+    /// The next whole frame read, if one is there: see [`Frames::next_frame`].
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, WireError> {
+        self.frames.next_frame()
+    }
+
+    /// Writes the pongs owed, if any.
+    pub async fn flush_pongs(&mut self) -> Result<(), WireError> {
+        if !self.frames.pongs.is_empty() {
+            self.stream.write_all(&self.frames.pongs).await?;
+            self.frames.pongs.clear();
+        }
+        Ok(())
+    }
+
+    /// Sends one text frame.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), WireError> {
+        let mask = self.frames.next_mask();
+        self.out.clear();
+        encode(&mut self.out, OP_TEXT, text.as_bytes(), mask);
+        self.stream.write_all(&self.out).await?;
+        Ok(())
+    }
+
+    /// Sends a close frame (1000, normal closure). The caller bounds the wait.
+    pub async fn close(&mut self) -> Result<(), WireError> {
+        self.out = self.frames.close_frame();
+        self.stream.write_all(&self.out).await?;
+        Ok(())
+    }
+}
+
+impl Frames {
+    /// The free end of the buffer, after moving a partial frame to the front or growing
+    /// the buffer for a large one: where the next read goes.
+    fn spare(&mut self) -> Result<&mut [u8], WireError> {
         if self.start == self.end {
             (self.start, self.end) = (0, 0);
         } else if self.end == self.buf.len() {
-            // Move the partial frame to the front, or grow the buffer for a large one.
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
                 (self.start, self.end) = (0, self.end - self.start);
@@ -151,17 +213,40 @@ impl Ws {
                 self.buf.resize((self.buf.len() * 2).min(MAX_FRAME + 14), 0);
             }
         }
-        let n = self.stream.read(&mut self.buf[self.end..]).await?;
-        if n == 0 {
-            return Err(WireError::Eof);
+        Ok(&mut self.buf[self.end..])
+    }
+
+    /// Appends bytes read from the socket elsewhere.
+    pub fn push(&mut self, mut bytes: &[u8]) -> Result<(), WireError> {
+        while !bytes.is_empty() {
+            let spare = self.spare()?;
+            let n = spare.len().min(bytes.len());
+            spare[..n].copy_from_slice(&bytes[..n]);
+            self.end += n;
+            bytes = &bytes[n..];
         }
-        self.end += n;
-        delayed_ack(&self.stream);
-        Ok(n)
+        Ok(())
+    }
+
+    /// Pongs owed, as whole frames ready to write; [`Frames::pongs_sent`] once written.
+    pub fn pongs(&self) -> &[u8] {
+        &self.pongs
+    }
+
+    pub fn pongs_sent(&mut self) {
+        self.pongs.clear();
+    }
+
+    /// A close frame (1000, normal closure), masked.
+    pub fn close_frame(&mut self) -> Vec<u8> {
+        let mask = self.next_mask();
+        let mut out = Vec::with_capacity(8);
+        encode(&mut out, OP_CLOSE, &1000u16.to_be_bytes(), mask);
+        out
     }
 
     /// The next whole frame in the buffer, if one is there. A ping is answered by queueing
-    /// its pong for [`Ws::flush_pongs`].
+    /// its pong, which [`Ws::flush_pongs`] or the caller writes ([`Frames::pongs`]).
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, WireError> {
         loop {
             let Some(header) = parse_header(&self.buf[self.start..self.end])? else {
@@ -208,33 +293,6 @@ impl Ws {
                 _ => return Err(WireError::Protocol("unknown opcode")),
             }
         }
-    }
-
-    /// Writes the pongs owed, if any.
-    pub async fn flush_pongs(&mut self) -> Result<(), WireError> {
-        if !self.pongs.is_empty() {
-            self.stream.write_all(&self.pongs).await?;
-            self.pongs.clear();
-        }
-        Ok(())
-    }
-
-    /// Sends one text frame.
-    pub async fn send_text(&mut self, text: &str) -> Result<(), WireError> {
-        let mask = self.next_mask();
-        self.out.clear();
-        encode(&mut self.out, OP_TEXT, text.as_bytes(), mask);
-        self.stream.write_all(&self.out).await?;
-        Ok(())
-    }
-
-    /// Sends a close frame (1000, normal closure). The caller bounds the wait.
-    pub async fn close(&mut self) -> Result<(), WireError> {
-        let mask = self.next_mask();
-        self.out.clear();
-        encode(&mut self.out, OP_CLOSE, &1000u16.to_be_bytes(), mask);
-        self.stream.write_all(&self.out).await?;
-        Ok(())
     }
 
     fn next_mask(&mut self) -> [u8; 4] {
@@ -379,13 +437,12 @@ fn check_response(head: &[u8], key: &str) -> Result<(), WireError> {
 /// so no send of its waits on these ACKs. Measured in docs/benchmarks.md: 7.6 against
 /// 8.1-8.6 CPU-s per million deliveries in the big room, the gateways' cost unchanged.
 #[allow(unsafe_code)]
-fn delayed_ack(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
+pub fn delayed_ack(socket: BorrowedFd<'_>) {
     let off: libc::c_int = 0;
     // SAFETY: a valid socket descriptor, and a pointer to an int that outlives the call.
     unsafe {
         libc::setsockopt(
-            stream.as_raw_fd(),
+            socket.as_raw_fd(),
             libc::IPPROTO_TCP,
             libc::TCP_QUICKACK,
             (&raw const off).cast(),

@@ -178,6 +178,8 @@ async fn a_load_run_over_two_gateways_reports_everything() {
     }
     assert_eq!(field(&report, "config.gateways").as_array().unwrap().len(), 2);
     assert_eq!(number(&report, "setup.connected"), 8.0);
+    // The four members that only read did so through the io_uring.
+    assert_eq!(number(&report, "config.receivers_on_ring"), 4.0, "{report:#}");
     // Every send was acked and every acked message reached all four members of its room.
     let acked = number(&report, "totals.acked");
     assert!(acked > 0.0);
@@ -208,6 +210,20 @@ async fn a_load_run_over_two_gateways_reports_everything() {
     assert!(svg.starts_with("<svg") && svg.contains("<polyline"));
     let summary = std::fs::read_to_string(dir.path().join("load.txt")).expect("the summary is written");
     assert!(summary.contains("CLEAN"));
+
+    // The same run with every client a tokio task accounts the same way.
+    let tokio_json = dir.path().join("tokio.json");
+    let at = args.iter().position(|a| a == "--out").unwrap();
+    args.truncate(at);
+    args.extend(["--receive-ring", "false", "--out"].map(String::from));
+    args.push(tokio_json.display().to_string());
+    loadgen(&args).await;
+    let report = read_json(&tokio_json);
+    assert_eq!(number(&report, "config.receivers_on_ring"), 0.0);
+    assert_eq!(field(&report, "correctness.clean"), true, "{report:#}");
+    let acked = number(&report, "totals.acked");
+    assert!(acked > 0.0);
+    assert_eq!(number(&report, "correctness.by_seq.delivered"), acked * 4.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

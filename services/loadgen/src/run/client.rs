@@ -5,7 +5,7 @@ use crate::accounting::{Stamp, StreamCheck};
 use crate::connect::Ws;
 use crate::monitor::Counters;
 use crate::protocol::{self, Incoming};
-use crate::wire::{Frame, WireError};
+use crate::wire::{Frame, Frames, WireError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -164,7 +164,7 @@ impl Client {
                         WireError::Eof => "eof".to_owned(),
                         e => format!("error: {e}"),
                     });
-                    if let Err(cause) = read.and_then(|_| self.take_frames(&mut ws)) {
+                    if let Err(cause) = read.and_then(|_| self.take_frames(ws.frames())) {
                         self.outcome.disconnect = Some(cause);
                         break;
                     }
@@ -175,18 +175,23 @@ impl Client {
                 }
             }
         }
-        self.progress.ended.store(true, Ordering::Release);
-        self.flush_latencies();
-        self.outcome.unacked = self.pending.len() as u64;
         if stopped {
             let _ = tokio::time::timeout(Duration::from_secs(1), ws.close()).await;
         }
+        self.finish()
+    }
+
+    /// The client's part of the run is over: what it holds goes into its outcome.
+    pub(super) fn finish(mut self) -> Outcome {
+        self.progress.ended.store(true, Ordering::Release);
+        self.flush_latencies();
+        self.outcome.unacked = self.pending.len() as u64;
         self.outcome
     }
 
     /// Handles every whole frame read so far. An error is why the connection ends.
-    fn take_frames(&mut self, ws: &mut Ws) -> Result<(), String> {
-        while let Some(frame) = ws.next_frame().map_err(|e| format!("error: {e}"))? {
+    pub(super) fn take_frames(&mut self, frames: &mut Frames) -> Result<(), String> {
+        while let Some(frame) = frames.next_frame().map_err(|e| format!("error: {e}"))? {
             match frame {
                 Frame::Text(text) => self.handle(text),
                 Frame::Close(code) => return Err(code.map_or_else(|| "close".to_owned(), |c| format!("close {c}"))),

@@ -115,6 +115,59 @@ async fn a_fragmented_message_is_put_together_and_a_ping_is_answered() {
     server.await.unwrap();
 }
 
+/// The io_uring's receivers read their sockets themselves and push what came into
+/// [`Frames`]: a few bytes at a time, frames of every length class still come whole, a
+/// ping's pong is there to write, and the close frame is one the server accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_read_elsewhere_and_pushed_make_the_same_frames() {
+    let texts = vec!["hi".to_owned(), "y".repeat(300), "x".repeat(70_000)];
+    let sent = texts.clone();
+    let (ws, server) = pair(move |mut server| async move {
+        for text in sent {
+            server.send(Message::Text(text.into())).await.unwrap();
+        }
+        server.send(Message::Ping("p2".into())).await.unwrap();
+        match server.next().await {
+            Some(Ok(Message::Pong(body))) => assert_eq!(&body[..], b"p2"),
+            other => panic!("expected the pong, got {other:?}"),
+        }
+        match server.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Normal),
+            other => panic!("expected the close, got {other:?}"),
+        }
+    })
+    .await;
+    let (stream, mut frames) = ws.into_parts();
+    let seen = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 7];
+        loop {
+            match frames.next_frame().unwrap() {
+                Some(Frame::Text(bytes)) => seen.push(String::from_utf8(bytes.to_vec()).unwrap()),
+                Some(Frame::Control) => {
+                    stream.write_all(frames.pongs()).unwrap();
+                    frames.pongs_sent();
+                    stream.write_all(&frames.close_frame()).unwrap();
+                    return seen;
+                }
+                Some(other) => panic!("expected text or the ping, got {other:?}"),
+                None => {
+                    let n = stream.read(&mut chunk).unwrap();
+                    assert!(n > 0, "the server closed early");
+                    frames.push(&chunk[..n]).unwrap();
+                }
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, texts);
+    server.await.unwrap();
+}
+
 #[tokio::test]
 async fn a_refused_handshake_reports_its_status_and_retry_after() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
