@@ -150,6 +150,7 @@ impl Ws {
         (self.stream, self.frames)
     }
 
+    /// What was read and not yet handed out.
     pub fn frames(&mut self) -> &mut Frames {
         &mut self.frames
     }

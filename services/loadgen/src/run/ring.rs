@@ -101,7 +101,10 @@ impl Receiver {
 struct Buffers {
     entries: *mut types::BufRingEntry,
     layout: Layout,
-    data: Vec<u8>,
+    /// The buffers' memory, only ever reached through `base`: the kernel writes into
+    /// it behind our back, so no reference to more than a finished buffer is made.
+    _data: Box<[u8]>,
+    base: *mut u8,
     count: u16,
     tail: u16,
 }
@@ -115,10 +118,13 @@ impl Buffers {
         if entries.is_null() {
             std::alloc::handle_alloc_error(layout);
         }
+        let mut data = vec![0u8; usize::from(count) * BUFFER_BYTES].into_boxed_slice();
+        let base = data.as_mut_ptr();
         let mut buffers = Self {
             entries,
             layout,
-            data: vec![0; usize::from(count) * BUFFER_BYTES],
+            _data: data,
+            base,
             count,
             tail: 0,
         };
@@ -132,7 +138,7 @@ impl Buffers {
     /// Puts buffer `id` at the ring's tail; the kernel sees it at the next [`Buffers::publish`].
     fn give_back(&mut self, id: u16) {
         let slot = usize::from(self.tail & (self.count - 1));
-        let addr = self.data[usize::from(id) * BUFFER_BYTES..].as_mut_ptr() as u64;
+        let addr = self.base.wrapping_add(usize::from(id) * BUFFER_BYTES) as u64;
         // SAFETY: `slot` < `count`, the ring's length. The kernel reads only the entries
         // between its head and the published tail, and this one is past the tail.
         let entry = unsafe { &mut *self.entries.add(slot) };
@@ -149,10 +155,12 @@ impl Buffers {
         tail.store(self.tail, Ordering::Release);
     }
 
-    /// What the kernel wrote into buffer `id`.
+    /// What the kernel wrote into buffer `id`, which it has handed back with a completion
+    /// and will not touch again until [`Buffers::give_back`].
     fn read(&self, id: u16, len: usize) -> &[u8] {
-        let start = usize::from(id) * BUFFER_BYTES;
-        &self.data[start..start + len.min(BUFFER_BYTES)]
+        assert!(id < self.count, "the kernel names one of our buffers");
+        // SAFETY: buffer `id` lies inside the allocation, and the kernel is done with it.
+        unsafe { std::slice::from_raw_parts(self.base.add(usize::from(id) * BUFFER_BYTES), len.min(BUFFER_BYTES)) }
     }
 }
 
@@ -164,8 +172,8 @@ impl Drop for Buffers {
     }
 }
 
-// SAFETY: the entries' memory is owned by `Buffers` alone, moved with it to the ring's
-// thread and used only there.
+// SAFETY: the memory both pointers reach is owned by `Buffers` alone, moved with it to
+// the ring's thread and used only there.
 unsafe impl Send for Buffers {}
 
 /// An io_uring set up for the receivers, not yet running.
