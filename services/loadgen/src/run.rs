@@ -258,16 +258,8 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
     });
     let period = Duration::from_secs_f64(1.0 / scenario.rate_per_sender);
     let total_senders = (scenario.rooms * scenario.senders_per_room) as u32;
-    // The receive-only clients read through one io_uring when this kernel has one.
-    let receive_only = ready.iter().filter(|c| !c.placement.sends).count();
-    let (ring, ring_unavailable) = match scenario.receive_ring && receive_only > 0 {
-        true => match ring::Ring::new(receive_only) {
-            Ok(ring) => (Some(ring), None),
-            Err(e) => (None, Some(e)),
-        },
-        false => (None, None),
-    };
-    let mut receivers = Vec::new();
+    // Clients that only read, for the io_uring (or for tokio, after all, without one).
+    let mut receive_only: Vec<(Client, Ws)> = Vec::new();
     let mut stops = Vec::with_capacity(ready.len());
     let mut tasks = Vec::with_capacity(ready.len());
     let mut progress = Vec::with_capacity(ready.len());
@@ -322,21 +314,41 @@ async fn run_with_monitor(scenario: &LoadScenario, id: &str, monitor: &Arc<Monit
             reacted_on: None,
             reactions_in_flight: 0,
         };
-        if ring.is_some() && plan.is_none() && reactions.is_none() && typing.is_none() {
-            let receiver = ring::Receiver::new(client, c.ws).expect("a connected socket leaves tokio's reactor");
-            receivers.push(receiver);
+        if scenario.receive_ring && plan.is_none() && reactions.is_none() && typing.is_none() {
+            receive_only.push((client, c.ws));
             continue;
         }
         let (stop, stopped) = tokio::sync::oneshot::channel();
         stops.push(stop);
         tasks.push(tokio::spawn(client.drive(c.ws, plan, (reactions, typing), stopped)));
     }
-    let receivers_on_ring = receivers.len();
+    let (ring, ring_unavailable) = match receive_only.is_empty() {
+        true => (None, None),
+        false => match ring::Ring::new(receive_only.len()) {
+            Ok(ring) => (Some(ring), None),
+            Err(e) => (None, Some(e)),
+        },
+    };
+    let receivers_on_ring = if ring.is_some() { receive_only.len() } else { 0 };
     let ring_stop = Arc::new(AtomicBool::new(false));
-    let ring_task = ring.map(|ring| {
-        let stop = ring_stop.clone();
-        tokio::task::spawn_blocking(move || ring.run(receivers, stop))
-    });
+    let ring_task = match ring {
+        Some(ring) => {
+            let receivers: Vec<_> = receive_only
+                .into_iter()
+                .map(|(client, ws)| ring::Receiver::new(client, ws).expect("a connected socket leaves tokio's reactor"))
+                .collect();
+            let stop = ring_stop.clone();
+            Some(tokio::task::spawn_blocking(move || ring.run(receivers, stop)))
+        }
+        None => {
+            for (client, ws) in receive_only {
+                let (stop, stopped) = tokio::sync::oneshot::channel();
+                stops.push(stop);
+                tasks.push(tokio::spawn(client.drive(ws, None, (None, None), stopped)));
+            }
+            None
+        }
+    };
 
     monitor.set_phase(if scenario.warmup.is_zero() {
         Phase::Measure
