@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # How many messages a second PostgreSQL alone can store on this machine, with nothing else
-# running: pgbench runs the message service's append statement
-# (services/chat-store/src/append_new.sql, the one PgStore::append_new runs) on our own
-# schema, with durable commits, from C clients for S seconds each. Each client has rooms of
-# its own, as each message service has (rooms are routed to one service each): clients
-# never wait on each other's room locks.
+# running: pgbench runs the message service's append statement (the one PgStore::append_new
+# runs: services/chat-store/src/append_new.sql, or append_one.sql for a batch of one) on
+# our own schema, with durable commits, from C clients for S seconds each. Each client has
+# rooms of its own, as each message service has (rooms are routed to one service each):
+# clients never wait on each other's room locks.
 #
 #   scripts/pg-ceiling.sh [--batch B] [--rooms R per client] [--seconds S] [--clients "1 2 4"]
 #
@@ -51,8 +51,19 @@ CREATE SEQUENCE pg_ceiling_keys;
 SQL
 
 # One transaction: a batch of $batch new messages over the client's rooms, as the committer
-# sends it. The batch's arrays are built first (\gset keeps them as variables p1-p8), then
+# sends it. The batch's values are built first (\gset keeps them as variables p1-p9), then
 # the append statement itself runs with them as its parameters.
+if [ "$batch" = 1 ]; then
+  # The service's statement for a batch of one takes each value alone; no attachment.
+  cat >"$work/append.sql" <<SQL
+SELECT 'room-' || (:client_id * $rooms + 1 % $rooms) AS p1, 'u1' AS p2, 'User 1' AS p3,
+       repeat('x', 64) AS p4, 'text' AS p5, 'k' || nextval('pg_ceiling_keys') AS p6, '' AS p8
+\gset
+SQL
+  grep -v '^--' "$root/services/chat-store/src/append_one.sql" \
+    | sed -e 's/\$7/NULL::bigint/' -e 's/\$\([0-9]\)/:p\1/g' >>"$work/append.sql"
+  echo ';' >>"$work/append.sql"
+else
 cat >"$work/append.sql" <<SQL
 SELECT array_agg('room-' || (:client_id * $rooms + g % $rooms) ORDER BY g) AS p1,
        array_fill('u1'::text, ARRAY[$batch]) AS p2,
@@ -68,6 +79,7 @@ FROM generate_series(1, $batch) g
 SQL
 grep -v '^--' "$root/services/chat-store/src/append_new.sql" | sed 's/\$\([0-9]\)/:p\1/g' >>"$work/append.sql"
 echo ';' >>"$work/append.sql"
+fi
 
 printf 'batch %s messages over %s rooms per client, %s s per run\n' "$batch" "$rooms" "$seconds"
 for c in $clients; do

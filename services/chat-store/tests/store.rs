@@ -232,6 +232,7 @@ suite! {
         a_repeated_client_msg_id_across_batches_returns_the_original,
         the_same_client_msg_id_from_two_authors_is_two_messages,
         a_missing_room_fails_only_its_own_messages,
+        a_batch_of_one_is_numbered_and_stored_as_larger_batches_are,
         history_pages_forward_and_back,
         changes_keep_the_rules_and_history_shows_the_result,
         an_edit_replaces_the_mentions_and_a_deletion_erases_its_text,

@@ -207,6 +207,57 @@ pub(crate) async fn the_same_client_msg_id_from_two_authors_is_two_messages(stor
     assert_eq!(texts, ["from ann", "from bob", "from cat"]);
 }
 
+/// A batch of one takes a statement of its own on Postgres (`append_one.sql`): between
+/// batches of several, in the same room, it takes the next seq, stores every field as the
+/// batch statement does, and is refused as a repeat the same way.
+pub(crate) async fn a_batch_of_one_is_numbered_and_stored_as_larger_batches_are(store: Arc<dyn Store>) {
+    enter(&store, &["lobby"]).await;
+    let two = store
+        .append_batch(&[msg("lobby", "ann", "a", "one"), msg("lobby", "bob", "b", "two")])
+        .await
+        .unwrap();
+    let mut third = new_message("lobby", "cat", "c", "three, for @bob");
+    third.mentions = vec![author("bob")];
+    let one = store.append_batch(&[NewEvent::Message(third)]).await.unwrap();
+    let next = store
+        .append_batch(&[msg("lobby", "ann", "d", "four"), msg("lobby", "ann", "e", "five")])
+        .await
+        .unwrap();
+    let last = store.append_batch(&[msg("lobby", "bob", "f", "six")]).await.unwrap();
+    let written: Vec<ChatMessage> = [two, one.clone(), next, last.clone()]
+        .iter()
+        .flatten()
+        .map(|o| stored(o).clone())
+        .collect();
+    assert_eq!(seqs(&written), [1, 2, 3, 4, 5, 6]);
+    let three = stored(&one[0]);
+    assert_eq!(
+        (three.author.clone(), three.text.as_str(), three.mentions.clone()),
+        (author("cat"), "three, for @bob", vec![author("bob")])
+    );
+    assert!(
+        written.windows(2).all(|w| w[0].sent_at_ms <= w[1].sent_at_ms),
+        "{written:?}"
+    );
+    assert_eq!(
+        all_history(&store, "lobby").await,
+        written,
+        "what was returned is what was stored"
+    );
+
+    // A repeat of a stored key, alone in its batch: the original, and no seq taken.
+    let again = store
+        .append_batch(&[msg("lobby", "cat", "c", "changed text")])
+        .await
+        .unwrap();
+    assert_eq!(duplicate(&again[0]), three);
+    let after = store.append_batch(&[msg("lobby", "cat", "g", "seven")]).await.unwrap();
+    assert_eq!(stored(&after[0]).seq, 7);
+    assert_eq!(stored(&last[0]).seq, 6);
+    let (info, _) = store.enter_room(&room("lobby")).await.unwrap();
+    assert_eq!(info.last_seq, 7);
+}
+
 pub(crate) async fn a_missing_room_fails_only_its_own_messages(store: Arc<dyn Store>) {
     enter(&store, &["lobby"]).await;
     let outcomes = store
