@@ -30,6 +30,9 @@ while [ $# -gt 0 ]; do
     *) log "unknown option $1"; exit 2 ;;
   esac
 done
+# Without TLS, as the services connect (sqlx is built without it): libpq would otherwise
+# prefer TLS to a server that offers it, and pgbench's side of every statement would cost more.
+export PGSSLMODE="${PGSSLMODE:-disable}"
 command -v pgbench >/dev/null 2>&1 || die "pgbench is needed (Debian: apt-get install postgresql-contrib)"
 
 max_clients=$(printf '%s\n' $clients | sort -n | tail -n 1)
