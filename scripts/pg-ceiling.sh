@@ -54,7 +54,7 @@ CREATE SEQUENCE pg_ceiling_keys;
 SQL
 
 # One transaction: a batch of $batch new messages over the client's rooms, as the committer
-# sends it. The batch's values are built first (\gset keeps them as variables p1-p9), then
+# sends it. The batch's values are built first (\gset keeps them as variables p1, p2, …), then
 # the append statement itself runs with them as its parameters.
 if [ "$batch" = 1 ]; then
   # The service's statement for a batch of one takes each value alone; no attachment.

@@ -434,8 +434,8 @@ impl Store for PgStore {
 }
 
 /// The append of one new message (`append_one.sql`): the rows `append_new.sql` hands back
-/// for a batch of one, at a sixth less of Postgres's CPU per commit, the arrays and the
-/// batch numbering being what costs it.
+/// for a batch of one, for about a sixth less of Postgres's CPU per commit, the arrays and
+/// the batch numbering being what costs it.
 fn one_new_message(
     message: &NewEvent,
 ) -> sqlx::query::QueryAs<'_, Postgres, batch::NewBatchRow, sqlx::postgres::PgArguments> {
