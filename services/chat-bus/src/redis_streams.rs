@@ -2,9 +2,10 @@
 //! partition chosen by a stable hash of its name ([`crate::partition`]), and one control
 //! stream (`{prefix}:control`) for what every gateway needs. Publishers pipeline
 //! `XADD … MAXLEN ~ N`. Each gateway reads the control stream and the partitions its
-//! [`Interest`] wants, with one `XREAD BLOCK` from its last seen ids; it starts a partition
-//! from its current end when a room there is first held, and after a lost connection
-//! resumes every stream from the same ids.
+//! [`Interest`] wants, with `XREAD BLOCK`s from its last seen ids, the streams spread over
+//! a few connections (`read_connections`); it starts a partition from its current end when
+//! a room there is first held, and after a lost connection resumes every stream from the
+//! same ids.
 //!
 //! Ephemeral signals go over Pub/Sub on one channel, `{prefix}:signals`: published on the
 //! same connection as the streams, heard on a connection of each listener's own.
@@ -20,6 +21,8 @@ use crate::presence::{Presence, RedisPresence};
 use crate::{Bus, BusError, BusEvent, BusItem, BusReader, EventKind, Interest, Link, Signal, SignalReader};
 use bytes::Bytes;
 use chat_domain::RoomName;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster::ClusterClient;
@@ -29,6 +32,17 @@ use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Connections a reader spreads its reads over on one Redis unless configured: about 8
+/// streams a read with 64 partitions.
+pub const DEFAULT_READ_CONNECTIONS: u32 = 8;
+
+/// The most read connections a setting may ask for.
+pub const MAX_READ_CONNECTIONS: u32 = 64;
+
+fn default_read_connections() -> u32 {
+    DEFAULT_READ_CONNECTIONS
+}
 
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +63,12 @@ pub struct RedisStreamsConfig {
     pub max_len: u64,
     /// How long one `XREAD BLOCK` waits, in milliseconds, before it is issued again.
     pub block_ms: u64,
+    /// On one Redis, how many connections a gateway's reader spreads its partitions over,
+    /// each with one `XREAD BLOCK` in flight, from 1 to 64. Redis runs a read by the number
+    /// of streams it names, and again whenever one of them grows, so narrower reads cost
+    /// it less at moderate load. A Redis Cluster reads each stream on its own.
+    #[serde(default = "default_read_connections")]
+    pub read_connections: u32,
     /// Seed nodes of a Redis Cluster (`redis://host:port`, a few masters or replicas; the
     /// rest are discovered). Empty: one Redis at `url`.
     #[serde(default)]
@@ -63,6 +83,7 @@ impl RedisStreamsConfig {
             partitions: 64,
             max_len: 100_000,
             block_ms: 2000,
+            read_connections: DEFAULT_READ_CONNECTIONS,
             cluster_nodes: Vec::new(),
         }
     }
@@ -71,6 +92,9 @@ impl RedisStreamsConfig {
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=MAX_PARTITIONS).contains(&self.partitions) {
             return Err(format!("partitions must be from 1 to {MAX_PARTITIONS}"));
+        }
+        if !(1..=MAX_READ_CONNECTIONS).contains(&self.read_connections) {
+            return Err(format!("read_connections must be from 1 to {MAX_READ_CONNECTIONS}"));
         }
         if self.key_prefix.contains(['{', '}']) {
             return Err("key_prefix must not contain `{` or `}` (the partitions' hash tags)".into());
@@ -316,31 +340,13 @@ impl Bus for RedisStreamsBus {
             .await?;
             return Ok(Box::new(reader));
         }
-        let mut reader = RedisReader {
-            client: self.clients[0].clone(),
-            config: self.config.clone(),
-            keys: self.keys.clone(),
+        let reader = RedisReader::start(
+            self.clients[0].clone(),
+            self.config.clone(),
+            self.keys.clone(),
             interest,
-            conn: None,
-            streams: Vec::new(),
-            by_key: HashMap::new(),
-            missed: false,
-            planned_at: Instant::now(),
-            link: Arc::new(Link::default()),
-        };
-        let mut conn = reader.connect().await?;
-        let control = [reader.keys.control.clone()];
-        let end = current_ends(&mut conn, &control).await?;
-        reader.streams.push(Stream {
-            partition: None,
-            key: reader.keys.control.clone(),
-            last_id: end.into_iter().next().expect("one end per key"),
-        });
-        reader.conn = Some(conn);
-        // Indexed now, not only when the interest changes: a gateway that holds no room
-        // yet still files the control stream's entries and moves past them.
-        reader.index();
-        reader.apply_interest().await?;
+        )
+        .await?;
         Ok(Box::new(reader))
     }
 
@@ -488,30 +494,58 @@ async fn current_ends(conn: &mut MultiplexedConnection, keys: &[String]) -> Resu
         .collect())
 }
 
+/// The reader on one Redis. Its streams are spread over `read_connections` groups by
+/// partition (the control stream in the first), and each group has one `XREAD BLOCK` in
+/// flight on a connection of its own. One Redis runs an `XREAD` by the number of streams it
+/// names, and runs it again in full whenever one of them grows: at moderate load every
+/// message wakes a read, and a narrow one costs a third of a read of every stream.
 struct RedisReader {
     client: Client,
     config: RedisStreamsConfig,
     keys: Arc<Keys>,
     interest: Arc<Interest>,
-    /// A connection of its own: `XREAD BLOCK` holds it for the length of the block.
-    conn: Option<MultiplexedConnection>,
+    /// `None` after a connection broke, until every one is back.
+    conns: Option<Connections>,
     /// What it reads, the control stream first, each with the last id seen.
     streams: Vec<Stream>,
     /// Index into `streams` by key, to file a reply's entries.
     by_key: HashMap<String, usize>,
-    /// The connection broke since the last batch: entries may have been missed.
+    /// The reads in flight, and reads since superseded, whose answers are dropped.
+    reads: FuturesUnordered<BoxFuture<'static, GroupRead>>,
+    /// Per group, the number of its read in flight; `None` when it has none.
+    reading: Vec<Option<u64>>,
+    /// The number the next read is given.
+    next_read: u64,
+    /// A connection broke since the last batch: entries may have been missed.
     missed: bool,
     /// When the interest was last applied: partitions are stopped at most this often.
     planned_at: Instant,
     link: Arc<Link>,
 }
 
+/// The reader's connections to the one Redis.
+struct Connections {
+    /// For the stream ends: never blocked, so it answers at once.
+    lookup: MultiplexedConnection,
+    /// One per group: a blocked `XREAD` holds its connection for the length of the block.
+    groups: Vec<MultiplexedConnection>,
+}
+
 /// A stream being read, and where reading resumes.
 struct Stream {
     /// `None` for the control stream.
     partition: Option<u32>,
+    /// The read it belongs to.
+    group: usize,
     key: String,
     last_id: String,
+}
+
+/// A group's finished read.
+struct GroupRead {
+    group: usize,
+    number: u64,
+    outcome: Result<Value, redis::RedisError>,
 }
 
 /// How often the reader looks for partitions to stop reading (starting one wakes it).
@@ -521,21 +555,49 @@ const PLAN_EVERY: Duration = Duration::from_secs(1);
 const READ_COUNT: usize = 1000;
 
 impl RedisReader {
-    async fn connect(&self) -> Result<MultiplexedConnection, BusError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(self.config.block() + Duration::from_secs(5)));
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        // Named so that operators (and tests) can find the readers in CLIENT LIST.
-        redis::cmd("CLIENT")
-            .arg("SETNAME")
-            .arg(format!("{}-reader", self.config.key_prefix.replace(' ', "_")))
-            .query_async::<()>(&mut conn)
-            .await?;
-        Ok(conn)
+    async fn start(
+        client: Client,
+        config: RedisStreamsConfig,
+        keys: Arc<Keys>,
+        interest: Arc<Interest>,
+    ) -> Result<Self, BusError> {
+        // More connections than partitions would have nothing to read.
+        let groups = config.read_connections.min(config.partitions) as usize;
+        let mut reader = Self {
+            client,
+            config,
+            keys,
+            interest,
+            conns: None,
+            streams: Vec::new(),
+            by_key: HashMap::new(),
+            reads: FuturesUnordered::new(),
+            reading: vec![None; groups],
+            next_read: 0,
+            missed: false,
+            planned_at: Instant::now(),
+            link: Arc::new(Link::default()),
+        };
+        let mut conns = connect_all(&reader.client, &reader.config, groups).await?;
+        let control = [reader.keys.control.clone()];
+        let end = current_ends(&mut conns.lookup, &control).await?;
+        reader.streams.push(Stream {
+            partition: None,
+            group: 0,
+            key: reader.keys.control.clone(),
+            last_id: end.into_iter().next().expect("one end per key"),
+        });
+        reader.conns = Some(conns);
+        // Indexed now, not only when the interest changes: a gateway that holds no room
+        // yet still files the control stream's entries and moves past them.
+        reader.index();
+        reader.apply_interest().await?;
+        Ok(reader)
+    }
+
+    /// The group that reads a partition.
+    fn group_of(&self, partition: u32) -> usize {
+        partition as usize % self.reading.len()
     }
 
     /// Starts the partitions the interest wants and does not read yet, from their current
@@ -549,16 +611,32 @@ impl RedisReader {
         self.streams
             .retain(|s| s.partition.is_none_or(|p| !plan.stop.contains(&p)));
         if !plan.start.is_empty() {
+            // A group given a stream reads again, on a fresh connection: its read in flight
+            // holds the old one until it returns. Everything that can fail comes first, so
+            // that a failure leaves the partitions to be started again.
+            let mut restarted: Vec<usize> = plan.start.iter().map(|&p| self.group_of(p)).collect();
+            restarted.sort_unstable();
+            restarted.dedup();
+            let (client, config) = (&self.client, &self.config);
+            let fresh =
+                futures::future::try_join_all(restarted.iter().map(|_| connect_reader(client, config, "reader")))
+                    .await?;
             let keys: Vec<String> = plan
                 .start
                 .iter()
                 .map(|&p| self.keys.partitions[p as usize].clone())
                 .collect();
-            let conn = self.conn.as_mut().expect("connected before applying the interest");
-            let ends = current_ends(conn, &keys).await?;
+            let conns = self.conns.as_mut().expect("connected before applying the interest");
+            let ends = current_ends(&mut conns.lookup, &keys).await?;
+            for (group, conn) in restarted.into_iter().zip(fresh) {
+                conns.groups[group] = conn;
+                self.reading[group] = None;
+            }
             for ((&partition, key), last_id) in plan.start.iter().zip(keys).zip(ends) {
+                let group = self.group_of(partition);
                 self.streams.push(Stream {
                     partition: Some(partition),
+                    group,
                     key,
                     last_id,
                 });
@@ -584,10 +662,10 @@ impl RedisReader {
     async fn reconnect(&mut self) {
         let mut backoff = Duration::from_millis(50);
         loop {
-            match self.connect().await {
-                Ok(conn) => {
+            match connect_all(&self.client, &self.config, self.reading.len()).await {
+                Ok(conns) => {
                     tracing::info!(prefix = %self.config.key_prefix, "bus reader reconnected to redis");
-                    self.conn = Some(conn);
+                    self.conns = Some(conns);
                     return;
                 }
                 Err(error) => {
@@ -600,17 +678,100 @@ impl RedisReader {
         }
     }
 
-    /// Files a reply's entries under their streams, moving each one's last id on.
-    fn parse(&mut self, reply: Value) -> Vec<BusItem> {
-        let mut items = Vec::new();
-        for (key, entries) in read_reply(reply) {
-            let Some(&index) = self.by_key.get(&key) else { continue };
-            if let Some(last) = take_entries(&key, entries, &mut items) {
-                self.streams[index].last_id = last;
+    /// A connection broke: every read in flight is dropped, entries may have been missed,
+    /// and reading resumes from the same ids once every connection is back.
+    fn lost(&mut self) {
+        self.conns = None;
+        self.reading.fill(None);
+        self.missed = true;
+    }
+
+    /// Sends an `XREAD` for each group that reads something and has none in flight.
+    fn read_every_group(&mut self) {
+        let Some(conns) = &self.conns else { return };
+        for (group, reading) in self.reading.iter_mut().enumerate() {
+            if reading.is_some() {
+                continue;
+            }
+            let streams: Vec<&Stream> = self.streams.iter().filter(|s| s.group == group).collect();
+            if streams.is_empty() {
+                continue;
+            }
+            let mut command = redis::cmd("XREAD");
+            command
+                .arg("COUNT")
+                .arg(READ_COUNT)
+                .arg("BLOCK")
+                .arg(self.config.block_ms)
+                .arg("STREAMS");
+            for stream in &streams {
+                command.arg(&stream.key);
+            }
+            for stream in &streams {
+                command.arg(&stream.last_id);
+            }
+            self.next_read += 1;
+            let number = self.next_read;
+            *reading = Some(number);
+            let mut conn = conns.groups[group].clone();
+            self.reads.push(Box::pin(async move {
+                let outcome = command.query_async::<Value>(&mut conn).await;
+                GroupRead { group, number, outcome }
+            }));
+        }
+    }
+
+    /// Files a finished read's entries under their streams, moving each one's last id on;
+    /// drops a superseded read's.
+    fn finish(&mut self, read: GroupRead, items: &mut Vec<BusItem>) {
+        if self.reading[read.group] != Some(read.number) {
+            return;
+        }
+        self.reading[read.group] = None;
+        match read.outcome {
+            Ok(reply) => {
+                self.link.up();
+                for (key, entries) in read_reply(reply) {
+                    let Some(&index) = self.by_key.get(&key) else { continue };
+                    if let Some(last) = take_entries(&key, entries, items) {
+                        self.streams[index].last_id = last;
+                    }
+                }
+            }
+            Err(error) => {
+                self.link.down();
+                self.link.connection_lost();
+                tracing::warn!(%error, "bus reader lost its redis connection");
+                self.lost();
             }
         }
-        items
     }
+}
+
+/// One of a reader's connections, named `<prefix>-<role>` so that operators (and tests)
+/// can find the readers in `CLIENT LIST`. A reply may take the length of a block.
+async fn connect_reader(
+    client: &Client,
+    config: &RedisStreamsConfig,
+    role: &str,
+) -> Result<MultiplexedConnection, BusError> {
+    let settings = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(config.block() + Duration::from_secs(5)));
+    let mut conn = client.get_multiplexed_async_connection_with_config(&settings).await?;
+    redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(format!("{}-{role}", config.key_prefix.replace(' ', "_")))
+        .query_async::<()>(&mut conn)
+        .await?;
+    Ok(conn)
+}
+
+/// A reader's connections: one to look up stream ends, and one per group.
+async fn connect_all(client: &Client, config: &RedisStreamsConfig, groups: usize) -> Result<Connections, BusError> {
+    let lookup = connect_reader(client, config, "reader-lookup").await?;
+    let groups = futures::future::try_join_all((0..groups).map(|_| connect_reader(client, config, "reader"))).await?;
+    Ok(Connections { lookup, groups })
 }
 
 /// One stream entry: its id, and its event unless malformed.
@@ -719,7 +880,7 @@ fn parse_entry(fields: Value) -> Option<BusEvent> {
 impl BusReader for RedisReader {
     async fn next_batch(&mut self) -> Vec<BusItem> {
         loop {
-            if self.conn.is_none() {
+            if self.conns.is_none() {
                 self.reconnect().await;
             }
             if self.missed {
@@ -730,63 +891,26 @@ impl BusReader for RedisReader {
                 && let Err(error) = self.apply_interest().await
             {
                 tracing::warn!(%error, "bus reader lost its redis connection");
-                self.conn = None;
-                self.missed = true;
+                self.lost();
                 continue;
             }
+            self.read_every_group();
             let interest = self.interest.clone();
-            let mut conn = self.conn.clone().expect("connected above");
-            let mut command = redis::cmd("XREAD");
-            command
-                .arg("COUNT")
-                .arg(READ_COUNT)
-                .arg("BLOCK")
-                .arg(self.config.block_ms)
-                .arg("STREAMS");
-            for stream in &self.streams {
-                command.arg(&stream.key);
-            }
-            for stream in &self.streams {
-                command.arg(&stream.last_id);
-            }
-            let outcome = {
-                let read = command.query_async::<Value>(&mut conn);
-                tokio::pin!(read);
-                // A room held on a partition not read yet cuts the wait short: the join
-                // that held it waits for the partition to be read.
-                loop {
-                    tokio::select! {
-                        biased;
-                        result = &mut read => break Some(result),
-                        () = interest.changed() => if interest.behind() { break None },
-                    }
-                }
+            // A room held on a partition not read yet cuts the wait short: the join that
+            // held it waits for the partition to be read.
+            let read = tokio::select! {
+                biased;
+                Some(read) = self.reads.next() => read,
+                () = interest.changed() => continue,
             };
-            match outcome {
-                // The connection is still blocked in that read: a fresh one is quicker
-                // than the wait, and the ids read from are unchanged, so nothing is missed.
-                None => match self.connect().await {
-                    Ok(conn) => self.conn = Some(conn),
-                    Err(error) => {
-                        tracing::warn!(%error, "bus reader lost its redis connection");
-                        self.conn = None;
-                        self.missed = true;
-                    }
-                },
-                Some(Ok(reply)) => {
-                    self.link.up();
-                    let items = self.parse(reply);
-                    if !items.is_empty() {
-                        return items;
-                    }
-                }
-                Some(Err(error)) => {
-                    self.link.down();
-                    self.link.connection_lost();
-                    tracing::warn!(%error, "bus reader lost its redis connection");
-                    self.conn = None;
-                    self.missed = true;
-                }
+            let mut items = Vec::new();
+            self.finish(read, &mut items);
+            // What the other groups have read already joins the batch.
+            while let Some(Some(read)) = self.reads.next().now_or_never() {
+                self.finish(read, &mut items);
+            }
+            if !items.is_empty() {
+                return items;
             }
         }
     }
@@ -798,7 +922,20 @@ impl BusReader for RedisReader {
 
 #[cfg(test)]
 mod tests {
-    use super::by_key;
+    use super::{MAX_READ_CONNECTIONS, RedisStreamsConfig, by_key};
+
+    #[test]
+    fn read_connections_are_from_one_to_the_bound() {
+        let mut config = RedisStreamsConfig::new("redis://127.0.0.1:6379", "sc");
+        for good in [1, 8, MAX_READ_CONNECTIONS] {
+            config.read_connections = good;
+            assert_eq!(config.validate(), Ok(()));
+        }
+        for bad in [0, MAX_READ_CONNECTIONS + 1] {
+            config.read_connections = bad;
+            assert!(config.validate().unwrap_err().contains("read_connections"), "{bad}");
+        }
+    }
 
     #[test]
     fn groups_keep_the_items_order_within_each_key_and_first_appearance_across() {

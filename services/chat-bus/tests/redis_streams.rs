@@ -79,7 +79,15 @@ async fn read_events(reader: &mut Box<dyn BusReader>, n: usize) -> (Vec<BusEvent
 
 #[tokio::test]
 async fn every_reader_gets_every_event_with_per_room_order_and_intact_fields() {
-    let config = config();
+    // One read of every stream, reads that share streams, and a read per partition.
+    for read_connections in [1, 3, 8] {
+        every_event_in_order_over(read_connections).await;
+    }
+}
+
+async fn every_event_in_order_over(read_connections: u32) {
+    let mut config = config();
+    config.read_connections = read_connections;
     let bus = RedisStreamsBus::connect(config.clone()).await.unwrap();
     bus.publish(&[event("before", 1)]).await.unwrap();
     let mut a = subscribe_all(&bus).await;
@@ -95,8 +103,12 @@ async fn every_reader_gets_every_event_with_per_room_order_and_intact_fields() {
     }
     for reader in [&mut a, &mut b] {
         let (events, resyncs) = read_events(reader, published.len()).await;
-        assert_eq!(resyncs, 0);
-        assert_eq!(events.len(), published.len(), "no event lost or repeated");
+        assert_eq!(resyncs, 0, "over {read_connections} connections");
+        assert_eq!(
+            events.len(),
+            published.len(),
+            "no event lost or repeated over {read_connections} connections"
+        );
         assert!(
             events.iter().all(|e| e.room.as_str() != "before"),
             "subscribed at the end"
@@ -139,21 +151,27 @@ async fn a_reader_resumes_from_its_last_id_after_its_connection_is_killed() {
     let (first, _) = read_events(&mut reader, 1).await;
     assert_eq!(first[0].seq, 1);
 
-    // Kill the reader's connection, by the name it gave itself, then publish while it is down.
+    // Kill the reader's connections, by the name they gave themselves, then publish while
+    // they are down.
     let client = redis::Client::open(redis_url()).unwrap();
     let mut admin = client.get_multiplexed_async_connection().await.unwrap();
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("USER")
-        .arg("default")
-        .arg("SKIPME")
-        .arg("yes")
-        .arg("ID")
-        .arg(reader_client_id(&mut admin, &format!("{}-reader", config.key_prefix)).await)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    assert_eq!(killed, 1);
+    let ids = reader_client_ids(&mut admin, &format!("{}-reader", config.key_prefix)).await;
+    let reads = config.read_connections.min(config.partitions) as usize;
+    assert_eq!(ids.len(), reads, "one connection per read");
+    for id in ids {
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("USER")
+            .arg("default")
+            .arg("SKIPME")
+            .arg("yes")
+            .arg("ID")
+            .arg(id)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(killed, 1);
+    }
     bus.publish(&[event("room", 2), event("room", 3)]).await.unwrap();
 
     let (events, resyncs) = read_events(&mut reader, 2).await;
@@ -162,14 +180,13 @@ async fn a_reader_resumes_from_its_last_id_after_its_connection_is_killed() {
     cleanup(&config).await;
 }
 
-async fn reader_client_id(admin: &mut redis::aio::MultiplexedConnection, name: &str) -> i64 {
+async fn reader_client_ids(admin: &mut redis::aio::MultiplexedConnection, name: &str) -> Vec<i64> {
     let list: String = redis::cmd("CLIENT").arg("LIST").query_async(admin).await.unwrap();
     list.lines()
-        .find(|line| line.split(' ').any(|f| f == format!("name={name}")))
-        .and_then(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
-        .expect("the reader's named connection is listed")
-        .parse()
-        .unwrap()
+        .filter(|line| line.split(' ').any(|f| f == format!("name={name}")))
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .map(|id| id.parse().unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -286,6 +303,57 @@ async fn a_reader_reads_the_partitions_of_rooms_it_holds_and_every_broadcast() {
     let event = next_event(&mut events).await;
     assert_eq!((event.room, event.seq), (elsewhere.clone(), 2));
     assert!(events.try_recv().is_err(), "nothing else arrived");
+    cleanup(&config).await;
+}
+
+#[tokio::test]
+async fn a_partition_joining_a_read_in_flight_is_read_at_once_and_its_neighbours_once() {
+    let mut config = config();
+    config.partitions = 8;
+    config.read_connections = 2;
+    // Far longer than the test may take: the read must be sent again at once.
+    config.block_ms = 120_000;
+    let bus = RedisStreamsBus::connect(config.clone()).await.unwrap();
+    let interest = bus.interest();
+    let here = RoomName::parse("here").unwrap();
+    // On another partition read by the same connection.
+    let neighbour = (0..)
+        .map(|i| RoomName::parse(&format!("neighbour-{i}")).unwrap())
+        .find(|room| {
+            let (mine, theirs) = (interest.partition_of(&here), interest.partition_of(room));
+            mine != theirs && mine % 2 == theirs % 2
+        })
+        .unwrap();
+    interest.hold(&here);
+    let mut events = run_reader(bus.subscribe(interest.clone()).await.unwrap());
+    bus.publish(&[sequenced(EventKind::Message, &here, 1)]).await.unwrap();
+    assert_eq!(next_event(&mut events).await.seq, 1);
+
+    // The read of `here` is blocked again; the neighbour joins it.
+    interest.hold(&neighbour);
+    tokio::time::timeout(Duration::from_secs(20), interest.ready(&neighbour))
+        .await
+        .expect("the reader starts a newly held partition at once");
+    bus.publish(&[sequenced(EventKind::Message, &neighbour, 1)])
+        .await
+        .unwrap();
+    let event = next_event(&mut events).await;
+    assert_eq!(
+        (&event.room, event.seq),
+        (&neighbour, 1),
+        "read without waiting out the block"
+    );
+
+    // The read the neighbour's replaced is still blocked on `here`: what it gets is dropped.
+    bus.publish(&[sequenced(EventKind::Message, &here, 2)]).await.unwrap();
+    bus.publish(&[sequenced(EventKind::Message, &here, 3)]).await.unwrap();
+    let mut got = Vec::new();
+    while got.last() != Some(&3) {
+        let event = next_event(&mut events).await;
+        assert_eq!(event.room, here);
+        got.push(event.seq);
+    }
+    assert_eq!(got, [2, 3], "each once, in order");
     cleanup(&config).await;
 }
 
