@@ -2,10 +2,10 @@
 //! partition chosen by a stable hash of its name ([`crate::partition`]), and one control
 //! stream (`{prefix}:control`) for what every gateway needs. Publishers pipeline
 //! `XADD … MAXLEN ~ N`. Each gateway reads the control stream and the partitions its
-//! [`Interest`] wants, with `XREAD BLOCK`s from its last seen ids, the streams spread over
-//! a few connections (`read_connections`); it starts a partition from its current end when
-//! a room there is first held, and after a lost connection resumes every stream from the
-//! same ids.
+//! [`Interest`] wants, with `XREAD BLOCK`s from its last seen ids (one read of every
+//! stream, or reads spread over `read_connections`); it starts a partition from its current
+//! end when a room there is first held, and after a lost connection resumes every stream
+//! from the same ids.
 //!
 //! Ephemeral signals go over Pub/Sub on one channel, `{prefix}:signals`: published on the
 //! same connection as the streams, heard on a connection of each listener's own.
@@ -33,9 +33,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Connections a reader spreads its reads over on one Redis unless configured: about 8
-/// streams a read with 64 partitions.
-pub const DEFAULT_READ_CONNECTIONS: u32 = 8;
+/// Connections a reader spreads its reads over on one Redis unless configured: one read of
+/// every stream. Narrower reads cost Redis less at moderate load and more near the ceiling,
+/// where each wide read returns many entries (`docs/benchmarks.md`).
+pub const DEFAULT_READ_CONNECTIONS: u32 = 1;
 
 /// The most read connections a setting may ask for.
 pub const MAX_READ_CONNECTIONS: u32 = 64;
@@ -66,7 +67,8 @@ pub struct RedisStreamsConfig {
     /// On one Redis, how many connections a gateway's reader spreads its partitions over,
     /// each with one `XREAD BLOCK` in flight, from 1 to 64. Redis runs a read by the number
     /// of streams it names, and again whenever one of them grows, so narrower reads cost
-    /// it less at moderate load. A Redis Cluster reads each stream on its own.
+    /// it less at moderate load; near the ceiling they cost more, as many small reads
+    /// replace a few large ones. A Redis Cluster reads each stream on its own.
     #[serde(default = "default_read_connections")]
     pub read_connections: u32,
     /// Seed nodes of a Redis Cluster (`redis://host:port`, a few masters or replicas; the
@@ -498,7 +500,7 @@ async fn current_ends(conn: &mut MultiplexedConnection, keys: &[String]) -> Resu
 /// partition (the control stream in the first), and each group has one `XREAD BLOCK` in
 /// flight on a connection of its own. One Redis runs an `XREAD` by the number of streams it
 /// names, and runs it again in full whenever one of them grows: at moderate load every
-/// message wakes a read, and a narrow one costs a third of a read of every stream.
+/// message wakes a read, and a read of an eighth of the streams costs a third as much.
 struct RedisReader {
     client: Client,
     config: RedisStreamsConfig,
