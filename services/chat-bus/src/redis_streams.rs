@@ -2,10 +2,10 @@
 //! partition chosen by a stable hash of its name ([`crate::partition`]), and one control
 //! stream (`{prefix}:control`) for what every gateway needs. Publishers pipeline
 //! `XADD … MAXLEN ~ N`. Each gateway reads the control stream and the partitions its
-//! [`Interest`] wants, with `XREAD BLOCK`s from its last seen ids (one read of every
-//! stream, or reads spread over `read_connections`); it starts a partition from its current
-//! end when a room there is first held, and after a lost connection resumes every stream
-//! from the same ids.
+//! [`Interest`] wants, with `XREAD BLOCK`s from its last seen ids (spread over up to
+//! `read_connections` while the bus is quiet, one read of every stream while it is busy);
+//! it starts a partition from its current end when a room there is first held, and after a
+//! lost connection resumes every stream from the same ids.
 //!
 //! Ephemeral signals go over Pub/Sub on one channel, `{prefix}:signals`: published on the
 //! same connection as the streams, heard on a connection of each listener's own.
@@ -33,10 +33,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Connections a reader spreads its reads over on one Redis unless configured: one read of
-/// every stream. Narrower reads cost Redis less at moderate load and more near the ceiling,
-/// where each wide read returns many entries (`docs/benchmarks.md`).
-pub const DEFAULT_READ_CONNECTIONS: u32 = 1;
+/// The most connections a reader spreads its reads over on one Redis unless configured:
+/// about 8 streams a read with 64 partitions, a third of the cost of one read of them all
+/// at moderate load (`docs/benchmarks.md`).
+pub const DEFAULT_READ_CONNECTIONS: u32 = 8;
 
 /// The most read connections a setting may ask for.
 pub const MAX_READ_CONNECTIONS: u32 = 64;
@@ -64,11 +64,12 @@ pub struct RedisStreamsConfig {
     pub max_len: u64,
     /// How long one `XREAD BLOCK` waits, in milliseconds, before it is issued again.
     pub block_ms: u64,
-    /// On one Redis, how many connections a gateway's reader spreads its partitions over,
-    /// each with one `XREAD BLOCK` in flight, from 1 to 64. Redis runs a read by the number
-    /// of streams it names, and again whenever one of them grows, so narrower reads cost
-    /// it less at moderate load; near the ceiling they cost more, as many small reads
-    /// replace a few large ones. A Redis Cluster reads each stream on its own.
+    /// On one Redis, the most connections a gateway's reader spreads its partitions over,
+    /// each with one `XREAD BLOCK` in flight, from 1 to 64 (1: always one read). Redis runs
+    /// a read by the number of streams it names, and again whenever one of them grows, so
+    /// narrower reads cost it less at moderate load; on a busy bus one wide read returns
+    /// many entries for one call, and the reader gathers its reads into one while they come
+    /// back full. A Redis Cluster reads each stream on its own.
     #[serde(default = "default_read_connections")]
     pub read_connections: u32,
     /// Seed nodes of a Redis Cluster (`redis://host:port`, a few masters or replicas; the
@@ -496,11 +497,14 @@ async fn current_ends(conn: &mut MultiplexedConnection, keys: &[String]) -> Resu
         .collect())
 }
 
-/// The reader on one Redis. Its streams are spread over `read_connections` groups by
+/// The reader on one Redis. Its streams are spread over up to `read_connections` groups by
 /// partition (the control stream in the first), and each group has one `XREAD BLOCK` in
 /// flight on a connection of its own. One Redis runs an `XREAD` by the number of streams it
 /// names, and runs it again in full whenever one of them grows: at moderate load every
-/// message wakes a read, and a read of an eighth of the streams costs a third as much.
+/// message wakes a read, and a read of an eighth of the streams costs a third as much. On a
+/// busy bus one wide read returns many entries for one call where narrow ones would return
+/// a few each, so the reader gathers its streams into one read while reads come back full
+/// and spreads them again when they come back with an entry or so ([`width_for`]).
 struct RedisReader {
     client: Client,
     config: RedisStreamsConfig,
@@ -518,6 +522,10 @@ struct RedisReader {
     reading: Vec<Option<u64>>,
     /// The number the next read is given.
     next_read: u64,
+    /// The most groups it spreads its streams over.
+    widest: usize,
+    /// Reads and their entries since the width was last chosen.
+    load: Load,
     /// A connection broke since the last batch: entries may have been missed.
     missed: bool,
     /// When the interest was last applied: partitions are stopped at most this often.
@@ -541,6 +549,32 @@ struct Stream {
     group: usize,
     key: String,
     last_id: String,
+}
+
+/// Reads finished and the entries they brought.
+#[derive(Debug, Default, Clone, Copy)]
+struct Load {
+    reads: u64,
+    entries: u64,
+}
+
+/// Reads in a period below which the width stays as it is: too few to judge by.
+const READS_TO_JUDGE: u64 = 100;
+
+/// The groups to read with next, from `width` now, at most `widest`, and the load since it
+/// was chosen. Spread reads that bring two entries each or more mean a busy bus: one read.
+/// One read that brings fewer than one and a half means a quiet one: spread again. Between
+/// the two it stays, so that it does not swing back and forth.
+fn width_for(width: usize, widest: usize, load: Load) -> usize {
+    if widest == 1 || load.reads < READS_TO_JUDGE {
+        width
+    } else if width > 1 && load.entries >= 2 * load.reads {
+        1
+    } else if width == 1 && 2 * load.entries < 3 * load.reads {
+        widest
+    } else {
+        width
+    }
 }
 
 /// A group's finished read.
@@ -576,6 +610,8 @@ impl RedisReader {
             reads: FuturesUnordered::new(),
             reading: vec![None; groups],
             next_read: 0,
+            widest: groups,
+            load: Load::default(),
             missed: false,
             planned_at: Instant::now(),
             link: Arc::new(Link::default()),
@@ -600,6 +636,38 @@ impl RedisReader {
     /// The group that reads a partition.
     fn group_of(&self, partition: u32) -> usize {
         partition as usize % self.reading.len()
+    }
+
+    /// Chooses how many reads to spread the streams over from the load since the last
+    /// choice ([`width_for`]).
+    async fn choose_width(&mut self) -> Result<(), BusError> {
+        let load = std::mem::take(&mut self.load);
+        let width = width_for(self.reading.len(), self.widest, load);
+        if width != self.reading.len() {
+            tracing::debug!(
+                width,
+                reads = load.reads,
+                entries = load.entries,
+                "bus reader respreads its reads"
+            );
+            self.respread(width).await?;
+        }
+        Ok(())
+    }
+
+    /// Spreads the streams over `width` reads, each on a fresh connection: every read in
+    /// flight is superseded (its connection stays blocked until it returns, and what it
+    /// returns is dropped), and the new reads start from the same ids.
+    async fn respread(&mut self, width: usize) -> Result<(), BusError> {
+        let (client, config) = (&self.client, &self.config);
+        let fresh = futures::future::try_join_all((0..width).map(|_| connect_reader(client, config, "reader"))).await?;
+        let conns = self.conns.as_mut().expect("connected before spreading the reads");
+        conns.groups = fresh;
+        self.reading = vec![None; width];
+        for stream in &mut self.streams {
+            stream.group = stream.partition.map_or(0, |p| p as usize % width);
+        }
+        Ok(())
     }
 
     /// Starts the partitions the interest wants and does not read yet, from their current
@@ -726,19 +794,22 @@ impl RedisReader {
     /// Files a finished read's entries under their streams, moving each one's last id on;
     /// drops a superseded read's.
     fn finish(&mut self, read: GroupRead, items: &mut Vec<BusItem>) {
-        if self.reading[read.group] != Some(read.number) {
+        if self.reading.get(read.group) != Some(&Some(read.number)) {
             return;
         }
         self.reading[read.group] = None;
         match read.outcome {
             Ok(reply) => {
                 self.link.up();
+                let before = items.len();
                 for (key, entries) in read_reply(reply) {
                     let Some(&index) = self.by_key.get(&key) else { continue };
                     if let Some(last) = take_entries(&key, entries, items) {
                         self.streams[index].last_id = last;
                     }
                 }
+                self.load.reads += 1;
+                self.load.entries += (items.len() - before) as u64;
             }
             Err(error) => {
                 self.link.down();
@@ -889,6 +960,13 @@ impl BusReader for RedisReader {
                 self.missed = false;
                 return vec![BusItem::Resync];
             }
+            if self.planned_at.elapsed() >= PLAN_EVERY
+                && let Err(error) = self.choose_width().await
+            {
+                tracing::warn!(%error, "bus reader lost its redis connection");
+                self.lost();
+                continue;
+            }
             if (self.interest.behind() || self.planned_at.elapsed() >= PLAN_EVERY)
                 && let Err(error) = self.apply_interest().await
             {
@@ -924,7 +1002,88 @@ impl BusReader for RedisReader {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_READ_CONNECTIONS, RedisStreamsConfig, by_key};
+    use super::{Load, MAX_READ_CONNECTIONS, RedisReader, RedisStreamsBus, RedisStreamsConfig, by_key, width_for};
+    use crate::{Bus, BusEvent, BusItem, BusReader, EventKind};
+    use bytes::Bytes;
+    use chat_domain::RoomName;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    #[test]
+    fn reads_gather_when_they_come_back_full_and_spread_when_they_come_back_nearly_empty() {
+        let load = |reads, entries| Load { reads, entries };
+        assert_eq!(width_for(8, 8, load(1000, 2000)), 1, "two entries a read: one read");
+        assert_eq!(width_for(8, 8, load(1000, 1999)), 8);
+        assert_eq!(width_for(1, 8, load(1000, 1499)), 8, "under one and a half: spread");
+        assert_eq!(width_for(1, 8, load(1000, 1500)), 1);
+        assert_eq!(width_for(1, 8, load(99, 0)), 1, "too few reads to judge");
+        assert_eq!(width_for(8, 8, load(99, 990)), 8, "too few reads to judge");
+        assert_eq!(width_for(1, 1, load(1000, 0)), 1, "one connection: always one read");
+    }
+
+    /// Against a real Redis (`REDIS_URL`, default 127.0.0.1:6379), with a key prefix of its
+    /// own: the reader is respread while every group's read is blocked, and the events
+    /// published next wake those superseded reads as well as the new ones.
+    #[tokio::test]
+    async fn reads_respread_between_batches_lose_and_repeat_nothing() {
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let mut config = RedisStreamsConfig::new(url, format!("test-{}", uuid::Uuid::new_v4().simple()));
+        config.partitions = 8;
+        config.read_connections = 4;
+        // Far longer than the test may take: no read returns but for an entry.
+        config.block_ms = 120_000;
+        let bus = RedisStreamsBus::connect(config.clone()).await.unwrap();
+        let interest = bus.interest();
+        interest.hold_everything();
+        let mut reader = RedisReader::start(bus.clients[0].clone(), config.clone(), bus.keys.clone(), interest)
+            .await
+            .unwrap();
+        let rooms: Vec<RoomName> = (0..16)
+            .map(|i| RoomName::parse(&format!("room-{i}")).unwrap())
+            .collect();
+        let mut got: HashMap<RoomName, Vec<u64>> = HashMap::new();
+        let widths = [Some(1), Some(4), Some(2), Some(1), Some(3), None];
+        for (round, width) in widths.into_iter().enumerate() {
+            let seq = round as u64 + 1;
+            let events: Vec<BusEvent> = rooms
+                .iter()
+                .map(|room| BusEvent {
+                    kind: EventKind::Message,
+                    room: room.clone(),
+                    seq,
+                    payload: Bytes::from_static(b"{}"),
+                    traceparent: None,
+                    published_at_ms: None,
+                })
+                .collect();
+            bus.publish(&events).await.unwrap();
+            while rooms
+                .iter()
+                .any(|room| got.get(room).and_then(|s| s.last()) != Some(&seq))
+            {
+                let batch = tokio::time::timeout(Duration::from_secs(20), reader.next_batch())
+                    .await
+                    .expect("the round's events in time");
+                for item in batch {
+                    let BusItem::Event(event) = item else {
+                        panic!("no connection was lost")
+                    };
+                    got.entry(event.room.clone()).or_default().push(event.seq);
+                }
+            }
+            if let Some(width) = width {
+                // Every group blocked in a read, each to be superseded.
+                reader.read_every_group();
+                assert!(reader.reading.iter().all(Option::is_some));
+                reader.respread(width).await.unwrap();
+                assert_eq!(reader.reading.len(), width);
+            }
+        }
+        let every: Vec<u64> = (1..=widths.len() as u64).collect();
+        for room in &rooms {
+            assert_eq!(got[room], every, "{room:?}: each once, in order");
+        }
+    }
 
     #[test]
     fn read_connections_are_from_one_to_the_bound() {

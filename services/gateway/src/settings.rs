@@ -114,7 +114,7 @@ key_prefix = "sc"
 partitions = 64
 max_len = 100000
 block_ms = 2000
-read_connections = 1
+read_connections = 8
 "#,
     chat_common::shared_defaults!()
 );
