@@ -2,7 +2,8 @@
 //! asks how long the bus has been out of reach and, past a bound, stops pretending to
 //! serve: it fails `/readyz` and sends its clients to a gateway that can deliver. The
 //! reader also counts what it met on the way, for the gateway's metrics: connections lost
-//! mid-read (a node killed, failed over or cut off) and redirects followed on a cluster.
+//! mid-read (a node killed, failed over or cut off) and redirects followed on a cluster,
+//! and says how many reads it keeps in flight.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +15,8 @@ pub struct Link {
     lost_at: Mutex<Option<Instant>>,
     connections_lost: AtomicU64,
     redirects: AtomicU64,
+    /// Reads the reader keeps in flight now; 0 for one that has none of its own.
+    reads: AtomicU64,
 }
 
 impl Link {
@@ -40,6 +43,16 @@ impl Link {
     /// A cluster node answered `MOVED` or `ASK` for a slot whose master had changed.
     pub fn redirected(&self) {
         self.redirects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The reader keeps `reads` reads in flight from now on.
+    pub fn set_reads(&self, reads: usize) {
+        self.reads.store(reads as u64, Ordering::Relaxed);
+    }
+
+    /// The reads the reader keeps in flight now.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// Connections lost and redirects followed so far.

@@ -626,6 +626,7 @@ impl RedisReader {
             last_id: end.into_iter().next().expect("one end per key"),
         });
         reader.conns = Some(conns);
+        reader.link.set_reads(groups);
         // Indexed now, not only when the interest changes: a gateway that holds no room
         // yet still files the control stream's entries and moves past them.
         reader.index();
@@ -667,6 +668,7 @@ impl RedisReader {
         for stream in &mut self.streams {
             stream.group = stream.partition.map_or(0, |p| p as usize % width);
         }
+        self.link.set_reads(width);
         Ok(())
     }
 
@@ -1077,6 +1079,7 @@ mod tests {
                 assert!(reader.reading.iter().all(Option::is_some));
                 reader.respread(width).await.unwrap();
                 assert_eq!(reader.reading.len(), width);
+                assert_eq!(reader.link.reads(), width as u64, "what the gateway's metrics show");
             }
         }
         let every: Vec<u64> = (1..=widths.len() as u64).collect();

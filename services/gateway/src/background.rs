@@ -135,6 +135,7 @@ pub async fn bus_watch(
         metrics.bus_redirects.inc_by(redirects - counted.1);
         counted = (lost, redirects);
         metrics.bus_partitions.set(interest.read_count() as i64);
+        metrics.bus_reads.set(link.reads() as i64);
         if let Some(down) = link.down_for().filter(|&down| down >= cutoff) {
             let closed = people.close_all(CloseCode::ServiceRestart);
             if closed > 0 {

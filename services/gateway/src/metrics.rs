@@ -42,6 +42,7 @@ pub struct Metrics {
     pub bus_resyncs: Counter,
     /// Stream partitions the bus reader reads now (the control stream not counted).
     pub bus_partitions: Gauge,
+    pub bus_reads: Gauge,
     /// Entries the bus reader took in: what this gateway's share of the traffic costs.
     pub bus_entries_read: Counter,
     /// Entries read that concerned someone here (a room with members or watchers here).
@@ -93,6 +94,7 @@ impl Metrics {
             gap_fills: Counter::default(),
             bus_resyncs: Counter::default(),
             bus_partitions: Gauge::default(),
+            bus_reads: Gauge::default(),
             bus_entries_read: Counter::default(),
             bus_entries_delivered: Counter::default(),
             bus_cutoff_closes: Counter::default(),
@@ -203,6 +205,11 @@ impl Metrics {
             "bus_partitions",
             "Stream partitions the bus reader reads now (those holding rooms served here)",
             m.bus_partitions.clone(),
+        );
+        r.register(
+            "bus_reads",
+            "Reads the bus reader keeps in flight now: on one Redis, 1 while the bus is busy and up to redis.read_connections while it is quiet; on a Redis Cluster, one per stream",
+            m.bus_reads.clone(),
         );
         r.register(
             "bus_entries_read",

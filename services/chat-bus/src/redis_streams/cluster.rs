@@ -281,6 +281,7 @@ impl ClusterReader {
         let plan = self.interest.plan(self.planned_at);
         self.streams
             .retain(|_, stream| stream.partition.is_none_or(|p| !plan.stop.contains(&p)));
+        self.link.set_reads(self.streams.len());
         if plan.start.is_empty() {
             return Ok(());
         }
@@ -294,6 +295,7 @@ impl ClusterReader {
             self.begin(key, Some(partition), last_id);
         }
         self.interest.started(&plan.start);
+        self.link.set_reads(self.streams.len());
         Ok(())
     }
 

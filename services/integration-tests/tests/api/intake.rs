@@ -66,6 +66,8 @@ async fn each_gateway_reads_the_partitions_it_serves_and_notify_still_crosses_ga
         watched, 1.0,
         "gateway 0 reads the partition of the room nora belongs to"
     );
+    let reads = metric_until(ops(0), "sc_gateway_bus_reads", |v| v == 8.0).await;
+    assert_eq!(reads, 8.0, "a quiet bus is read over eight connections");
 
     // A sender and a listener in each room, on the gateway that serves it.
     let mut pairs: Vec<(WsClient, WsClient)> = Vec::new();
