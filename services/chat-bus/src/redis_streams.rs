@@ -551,6 +551,12 @@ struct Stream {
     last_id: String,
 }
 
+/// The group of `width` that reads a stream: partition *p* in group *p* mod `width`, the
+/// control stream (`None`) in the first.
+fn group_of(partition: Option<u32>, width: usize) -> usize {
+    partition.map_or(0, |p| p as usize % width)
+}
+
 /// Reads finished and the entries they brought.
 #[derive(Debug, Default, Clone, Copy)]
 struct Load {
@@ -621,7 +627,7 @@ impl RedisReader {
         let end = current_ends(&mut conns.lookup, &control).await?;
         reader.streams.push(Stream {
             partition: None,
-            group: 0,
+            group: group_of(None, groups),
             key: reader.keys.control.clone(),
             last_id: end.into_iter().next().expect("one end per key"),
         });
@@ -632,11 +638,6 @@ impl RedisReader {
         reader.index();
         reader.apply_interest().await?;
         Ok(reader)
-    }
-
-    /// The group that reads a partition.
-    fn group_of(&self, partition: u32) -> usize {
-        partition as usize % self.reading.len()
     }
 
     /// Chooses how many reads to spread the streams over from the load since the last
@@ -666,7 +667,7 @@ impl RedisReader {
         conns.groups = fresh;
         self.reading = vec![None; width];
         for stream in &mut self.streams {
-            stream.group = stream.partition.map_or(0, |p| p as usize % width);
+            stream.group = group_of(stream.partition, width);
         }
         self.link.set_reads(width);
         Ok(())
@@ -686,7 +687,8 @@ impl RedisReader {
             // A group given a stream reads again, on a fresh connection: its read in flight
             // holds the old one until it returns. Everything that can fail comes first, so
             // that a failure leaves the partitions to be started again.
-            let mut restarted: Vec<usize> = plan.start.iter().map(|&p| self.group_of(p)).collect();
+            let width = self.reading.len();
+            let mut restarted: Vec<usize> = plan.start.iter().map(|&p| group_of(Some(p), width)).collect();
             restarted.sort_unstable();
             restarted.dedup();
             let (client, config) = (&self.client, &self.config);
@@ -705,10 +707,9 @@ impl RedisReader {
                 self.reading[group] = None;
             }
             for ((&partition, key), last_id) in plan.start.iter().zip(keys).zip(ends) {
-                let group = self.group_of(partition);
                 self.streams.push(Stream {
                     partition: Some(partition),
-                    group,
+                    group: group_of(Some(partition), width),
                     key,
                     last_id,
                 });
